@@ -1,0 +1,24 @@
+"""nox sessions: tests, lint, bench. Each installs the project as the README says."""
+
+import nox
+
+nox.options.sessions = ["tests", "lint"]
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    session.install("-e", ".[dev]")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    session.install("ruff")
+    session.run("ruff", "check", "srbench", "tests", "noxfile.py")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    session.install("-e", ".[dev]")
+    session.run("pytest", "benchmarks", "--benchmark-only", "--benchmark-columns=min,mean,median,rounds",
+                 *session.posargs)

@@ -1,0 +1,220 @@
+"""Benchmark datasets: named sets under a data root, the two real-world layouts, plain folders, and an
+embedded set built from scikit-image's photographs.
+
+Layouts read:
+- EDSR "benchmark": ``<Set>/HR/<name>.png`` with ``<Set>/LR_bicubic/X<s>/<name>x<s>.png``;
+- SelfExSR: ``<Set>/image_SRF_<s>/img_NNN_SRF_<s>_HR.png`` and ``..._LR.png``;
+- a plain folder of HR images.
+
+HR images are cropped to a multiple of the scale (top-left, ``modcrop``) before pairing, as every
+published table does. Where a set ships no LR for the scale, LR is made with MATLAB ``imresize`` (uint8,
+symmetric borders) from the cropped HR.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from srbench import paths
+from srbench.errors import BadInputError, DatasetNotFoundError
+from srbench.images import file_sha256, is_image_file, read_image
+from srbench.matlab import imresize, modcrop
+
+# Where each named set is looked for under a data root, in order (folder names seen in the wild).
+KNOWN_SETS: dict[str, tuple[str, ...]] = {
+    "set5": ("Set5", "benchmark/Set5", "selfexsr/Set5"),
+    "set14": ("Set14", "benchmark/Set14", "selfexsr/Set14"),
+    "bsd100": ("BSD100", "B100", "benchmark/B100", "benchmark/BSD100", "selfexsr/BSD100"),
+    "urban100": ("Urban100", "benchmark/Urban100", "selfexsr/Urban100"),
+    "pirm-val": ("PIRM_val", "pirm-val", "PIRM/val", "PIRM/Validation", "benchmark/PIRM_val"),
+    "div2k-val": ("DIV2K_valid_HR", "DIV2K/valid", "DIV2K/DIV2K_valid_HR", "benchmark/DIV2K_valid"),
+}
+EMBEDDED = "skimage"
+# scikit-image ships these natural RGB photographs inside its wheel (no download).
+SKIMAGE_PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "motorcycle_left.png")
+
+_SELFEXSR_DIR = re.compile(r"^image_SRF_(\d+)$")
+_SELFEXSR_HR = re.compile(r"^(?P<name>.+)_SRF_(?P<scale>\d+)_HR$")
+
+
+@dataclass(frozen=True)
+class Item:
+    """One HR image of a dataset and, where the set ships them, its LR files by scale."""
+
+    name: str
+    hr_path: Path
+    lr_paths: dict[int, Path] = field(default_factory=dict)
+
+    def read_hr(self) -> np.ndarray:
+        return read_image(self.hr_path)
+
+
+@dataclass(frozen=True)
+class Pair:
+    name: str
+    hr: np.ndarray  # cropped to a multiple of the scale
+    lr: np.ndarray
+    lr_source: str  # "file" or "imresize"
+    cropped_from: tuple[int, int] | None  # the original HR size when modcrop changed it
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    location: str
+    layout: str  # "benchmark", "selfexsr", "folder" or "embedded"
+    items: tuple[Item, ...]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def item(self, name: str) -> Item:
+        for it in self.items:
+            if it.name == name:
+                return it
+        raise KeyError(name)
+
+    def fingerprint(self) -> str:
+        """sha256 over item names and the bytes of every HR and LR file."""
+        h = hashlib.sha256(f"{self.layout}\n".encode())
+        for it in self.items:
+            h.update(f"{it.name}:{file_sha256(it.hr_path)}\n".encode())
+            for scale, lr in sorted(it.lr_paths.items()):
+                h.update(f"{it.name}:x{scale}:{file_sha256(lr)}\n".encode())
+        return h.hexdigest()
+
+    def load_pair(self, item: Item, scale: int) -> Pair:
+        """HR cropped to a multiple of ``scale`` and its LR (the set's file, else MATLAB imresize)."""
+        hr_full = item.read_hr()
+        where = item.hr_path
+        h, w = hr_full.shape[:2]
+        if h < scale or w < scale:
+            raise BadInputError(f"{where}: HR is {h}x{w}, smaller than the scale x{scale}")
+        hr = modcrop(hr_full, scale)
+        cropped = (h, w) if hr.shape != hr_full.shape else None
+        lr_path = item.lr_paths.get(scale)
+        if lr_path is None:
+            return Pair(item.name, hr, imresize(hr, 1.0 / scale), "imresize", cropped)
+        lr = read_image(lr_path)
+        expected = (hr.shape[0] // scale, hr.shape[1] // scale)
+        if lr.shape[:2] != expected:
+            raise BadInputError(
+                f"{lr_path}: LR is {lr.shape[0]}x{lr.shape[1]}, but HR {where} ({h}x{w}) at x{scale} "
+                f"needs {expected[0]}x{expected[1]}"
+            )
+        if lr.ndim != hr.ndim:
+            raise BadInputError(f"{lr_path}: LR has {_channels(lr)} but HR {where} has {_channels(hr)}")
+        return Pair(item.name, hr, lr, "file", cropped)
+
+
+def _channels(img: np.ndarray) -> str:
+    return "1 channel (grayscale)" if img.ndim == 2 else f"{img.shape[2]} channels"
+
+
+def _images_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if is_image_file(p))
+
+
+def _benchmark_layout(folder: Path, name: str) -> Dataset:
+    hr_dir = folder / "HR"
+    items = []
+    for hr in _images_in(hr_dir):
+        lr_paths = {}
+        lr_root = folder / "LR_bicubic"
+        if lr_root.is_dir():
+            for sub in sorted(lr_root.iterdir()):
+                m = re.fullmatch(r"X(\d+)", sub.name)
+                if not (m and sub.is_dir()):
+                    continue
+                scale = int(m.group(1))
+                for candidate in (sub / f"{hr.stem}x{scale}{hr.suffix}", sub / f"{hr.stem}{hr.suffix}"):
+                    if candidate.is_file():
+                        lr_paths[scale] = candidate
+                        break
+        items.append(Item(hr.stem, hr, lr_paths))
+    return Dataset(name, str(folder), "benchmark", tuple(items))
+
+
+def _selfexsr_layout(folder: Path, name: str, scale_dirs: dict[int, Path]) -> Dataset:
+    by_name: dict[str, tuple[Path, dict[int, Path]]] = {}
+    # The HR copies of different SRF folders are crops of one image; take the smallest scale's, which is
+    # cropped least, and pair each scale with its own LR.
+    for scale in sorted(scale_dirs):
+        for path in _images_in(scale_dirs[scale]):
+            m = _SELFEXSR_HR.fullmatch(path.stem)
+            if not m:
+                continue
+            lr = path.with_name(f"{m['name']}_SRF_{m['scale']}_LR{path.suffix}")
+            hr, lrs = by_name.setdefault(m["name"], (path, {}))
+            if lr.is_file():
+                lrs[scale] = lr
+    items = [Item(n, hr, lrs) for n, (hr, lrs) in sorted(by_name.items())]
+    return Dataset(name, str(folder), "selfexsr", tuple(items))
+
+
+def open_folder(folder: str | os.PathLike, name: str | None = None) -> Dataset:
+    """A dataset from a folder in any supported layout."""
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        raise DatasetNotFoundError(f"{folder}: no such folder")
+    name = name or folder.name
+    if (folder / "HR").is_dir():
+        ds = _benchmark_layout(folder, name)
+    else:
+        scale_dirs = {
+            int(m.group(1)): p for p in folder.iterdir() if p.is_dir() and (m := _SELFEXSR_DIR.fullmatch(p.name))
+        }
+        if scale_dirs:
+            ds = _selfexsr_layout(folder, name, scale_dirs)
+        else:
+            ds = Dataset(name, str(folder), "folder", tuple(Item(p.stem, p) for p in _images_in(folder)))
+    if not ds.items:
+        raise BadInputError(
+            f"{folder}: no images found (expected HR/ + LR_bicubic/X<s>/, image_SRF_<s>/, or image files)"
+        )
+    return ds
+
+
+def embedded_skimage() -> Dataset:
+    """The natural RGB photographs that scikit-image ships, so evaluation runs with no data at all."""
+    import skimage.data
+
+    folder = Path(skimage.data.data_dir)
+    items = tuple(Item(Path(p).stem, folder / p) for p in SKIMAGE_PHOTOS)
+    return Dataset(EMBEDDED, str(folder), "embedded", items)
+
+
+def available_names() -> list[str]:
+    return [*KNOWN_SETS, EMBEDDED]
+
+
+def resolve(name_or_folder: str, data_root: str | os.PathLike | None = None) -> Dataset:
+    """A dataset by name (``set5``, ``bsd100``, ..., ``skimage``) or by folder path."""
+    key = name_or_folder.lower()
+    if key == EMBEDDED:
+        return embedded_skimage()
+    if key in KNOWN_SETS:
+        roots = paths.data_roots(data_root)
+        for root in roots:
+            for rel in KNOWN_SETS[key]:
+                if (root / rel).is_dir():
+                    return open_folder(root / rel, key)
+        looked = ", ".join(str(r / rel) for r in roots for rel in KNOWN_SETS[key])
+        raise DatasetNotFoundError(
+            f"dataset {key!r} not found (looked in: {looked}). Put it under a data root (--data-root or "
+            f"{paths.DATA_ENV}, default {paths.DATASETS_DIR}) as {KNOWN_SETS[key][0]}/HR/*.png with optional "
+            f"{KNOWN_SETS[key][0]}/LR_bicubic/X4/<name>x4.png, or in the SelfExSR layout "
+            f"{KNOWN_SETS[key][0]}/image_SRF_4/img_001_SRF_4_HR.png, or as a plain folder of HR images"
+        )
+    path = Path(name_or_folder).expanduser()
+    if path.is_dir():
+        return open_folder(path)
+    raise DatasetNotFoundError(
+        f"{name_or_folder!r} is neither a known dataset ({', '.join(available_names())}) nor a folder"
+    )

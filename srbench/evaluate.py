@@ -1,0 +1,293 @@
+"""Evaluate a model (bicubic, or a folder of SR images) on datasets under a protocol.
+
+Bad images never stop the run: each is reported with the file and the problem, the rest is evaluated.
+Metrics whose downloaded weights are missing fail before any work, unless the caller asks to report them
+as unavailable instead.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import re
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+import srbench
+from srbench import datasets as D
+from srbench.errors import BadInputError, WeightsUnavailableError
+from srbench.images import atomic_write_text, is_image_file, read_image
+from srbench.matlab import imresize, modcrop
+from srbench.protocols import Protocol, get_protocol
+
+Progress = Callable[[str, int, int], None]
+
+
+class BicubicModel:
+    """MATLAB bicubic upsampling of the LR (uint8, symmetric borders): the baseline of every table."""
+
+    name = "bicubic"
+
+    def describe(self) -> dict:
+        return {"kind": "bicubic", "implementation": "srbench.matlab.imresize (uint8, symmetric)"}
+
+    def predict(self, pair: D.Pair, item: D.Item, scale: int) -> np.ndarray:
+        return imresize(pair.lr, scale)
+
+
+_SEPARATORS = ("_", "-", ".", "x", "X")
+
+
+class FolderModel:
+    """A folder of SR images made elsewhere, matched to HR images by name (the PIRM use case).
+
+    An SR file matches an HR image when its stem equals the HR name or HR file stem (a trailing ``_HR``
+    dropped), or starts with one of them followed by a separator (``baby_x4_SR.png``, ``img_001_SRF_4_SR.png``).
+    """
+
+    def __init__(self, folder: str | os.PathLike) -> None:
+        self.folder = Path(folder).expanduser()
+        if not self.folder.is_dir():
+            raise BadInputError(f"{folder}: the model is neither 'bicubic' nor a folder of SR images")
+        self.files = sorted(p for p in self.folder.rglob("*") if is_image_file(p))
+        if not self.files:
+            raise BadInputError(f"{self.folder}: the SR folder holds no images")
+        self.name = self.folder.name
+
+    def describe(self) -> dict:
+        return {"kind": "folder", "path": str(self.folder), "n_files": len(self.files)}
+
+    def match(self, item: D.Item) -> Path:
+        keys = {item.name}
+        keys.add(item.hr_path.stem)
+        keys.add(re.sub(r"_HR$", "", item.hr_path.stem))
+        exact = [p for p in self.files if p.stem in keys]
+        if len(exact) == 1:
+            return exact[0]
+        if len(exact) > 1:
+            raise BadInputError(f"{item.name}: several SR files match: {', '.join(str(p) for p in exact)}")
+        prefixed = [
+            p for p in self.files if any(p.stem.startswith(k) and p.stem[len(k)] in _SEPARATORS for k in keys
+                                          if len(p.stem) > len(k))
+        ]
+        # The longest key wins so that img_001 does not claim img_0011's file.
+        prefixed = [p for p in prefixed if not any(q is not p and q.stem.startswith(p.stem) for q in prefixed)]
+        if len(prefixed) == 1:
+            return prefixed[0]
+        if len(prefixed) > 1:
+            raise BadInputError(f"{item.name}: several SR files match: {', '.join(str(p) for p in prefixed)}")
+        raise BadInputError(f"{item.name}: no SR image for it in {self.folder}")
+
+    def predict(self, pair: D.Pair, item: D.Item, scale: int) -> np.ndarray:
+        path = self.match(item)
+        sr = read_image(path)
+        if sr.shape == pair.hr.shape:
+            return sr
+        if pair.cropped_from is not None and sr.shape[:2] == pair.cropped_from:
+            # A full-size SR of an HR that is not a multiple of the scale: crop it the same way.
+            sr = modcrop(sr, scale)
+            if sr.shape == pair.hr.shape:
+                return sr
+        hr_desc = f"{pair.hr.shape[0]}x{pair.hr.shape[1]}"
+        if pair.cropped_from is not None:
+            hr_desc += f" (cropped from {pair.cropped_from[0]}x{pair.cropped_from[1]})"
+        channels = "grayscale" if sr.ndim == 2 else f"{sr.shape[2]} channels"
+        hr_channels = "grayscale" if pair.hr.ndim == 2 else f"{pair.hr.shape[2]} channels"
+        raise BadInputError(
+            f"{path}: SR is {sr.shape[0]}x{sr.shape[1]} {channels}, HR is {hr_desc} {hr_channels}"
+        )
+
+
+def open_model(model: str) -> BicubicModel | FolderModel:
+    if model == "bicubic":
+        return BicubicModel()
+    return FolderModel(model)
+
+
+@dataclass
+class EvalResult:
+    model: str
+    dataset: str
+    protocol: str
+    scale: int
+    metrics: list[str]
+    summary: dict[str, float | None]
+    per_image: list[dict]
+    skipped: list[dict] = field(default_factory=list)
+    unavailable: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    provenance: dict = field(default_factory=dict)
+
+    @property
+    def n_images(self) -> int:
+        return len(self.per_image)
+
+    def to_dict(self) -> dict:
+        row: dict = {
+            "model": self.model,
+            "dataset": self.dataset,
+            "n_images": self.n_images,
+            "protocol": self.protocol,
+            "scale": self.scale,
+        }
+        for name in self.metrics:
+            row[name] = _json_number(self.summary.get(name))
+        row["n_skipped"] = len(self.skipped)
+        row["skipped"] = self.skipped
+        row["unavailable"] = self.unavailable
+        row["warnings"] = self.warnings
+        row["provenance"] = self.provenance
+        return row
+
+    def per_image_frame(self):
+        import pandas as pd
+
+        return pd.DataFrame(self.per_image)
+
+
+def _json_number(value: float | None) -> float | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return value
+
+
+def _versions() -> dict[str, str]:
+    out = {"srbench": srbench.__version__, "python": platform.python_version()}
+    for pkg in ("numpy", "scipy", "pillow", "scikit-image"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def check_weights(
+    protocol: Protocol, names: Sequence[str], weights_dir: str | None, *, raise_missing: bool = False
+) -> dict[str, str]:
+    """Metrics whose downloaded file is missing -> the message saying where to put it.
+
+    With ``raise_missing`` the first missing file raises its :class:`WeightsUnavailableError` instead.
+    """
+    from srbench.metrics.lpips import alexnet_path
+    from srbench.metrics.ma import nrqm_model_path
+
+    finders = {"ma": nrqm_model_path, "lpips": alexnet_path}
+    missing: dict[str, str] = {}
+    for name in names:
+        base = protocol.metric(name).base
+        if base in finders:
+            try:
+                finders[base](weights_dir)
+            except WeightsUnavailableError as exc:
+                if raise_missing:
+                    raise
+                missing[name] = str(exc)
+    for name in names:
+        if any(r in missing for r in protocol.metric(name).requires) and name not in missing:
+            missing[name] = f"needs {', '.join(r for r in protocol.metric(name).requires if r in missing)}"
+    return missing
+
+
+def evaluate_dataset(
+    model: BicubicModel | FolderModel,
+    dataset: D.Dataset,
+    *,
+    scale: int = 4,
+    protocol: str = "sr",
+    metrics: Sequence[str] | None = None,
+    weights_dir: str | None = None,
+    skip_unavailable: bool = False,
+    progress: Progress | None = None,
+) -> EvalResult:
+    proto = get_protocol(protocol)
+    if scale < 1:
+        raise BadInputError(f"scale must be a positive integer, got {scale}")
+    names = proto.resolve_metrics(metrics)
+    missing = check_weights(proto, names, weights_dir, raise_missing=not skip_unavailable)
+    computable = [n for n in names if n not in missing]
+    options = {"weights_dir": weights_dir}
+    rows: list[dict] = []
+    skipped: list[dict] = []
+    warnings: list[str] = []
+    cropped = 0
+    lr_sources: dict[str, int] = {}
+    for i, item in enumerate(dataset.items):
+        if progress:
+            progress(f"{model.name} / {dataset.name}", i, len(dataset.items))
+        try:
+            pair = dataset.load_pair(item, scale)
+            sr = model.predict(pair, item, scale)
+            values = proto.per_image(sr, pair.hr, scale, computable, options) if computable else {}
+        except BadInputError as exc:
+            skipped.append({"image": item.name, "file": str(item.hr_path), "error": str(exc)})
+            continue
+        cropped += pair.cropped_from is not None
+        lr_sources[pair.lr_source] = lr_sources.get(pair.lr_source, 0) + 1
+        if values.get("niqe_spread", 0.0) > 1e-3:
+            warnings.append(
+                f"{item.name}: NIQE is ill-conditioned (flat areas; {values['niqe']:.4f} could be anywhere in "
+                f"+-{values['niqe_spread']:.3f} under another summation order, MATLAB's included)"
+            )
+        rows.append({"image": item.name, **values})
+    if progress:
+        progress(f"{model.name} / {dataset.name}", len(dataset.items), len(dataset.items))
+    summary: dict[str, float | None] = dict.fromkeys(names)
+    if rows and computable:
+        summary.update(proto.aggregate(rows, computable))
+    if cropped:
+        warnings.append(f"{cropped} HR image(s) cropped to a multiple of {scale} (modcrop) before pairing")
+    provenance = {
+        "dataset_location": dataset.location,
+        "dataset_layout": dataset.layout,
+        "dataset_sha256": dataset.fingerprint(),
+        "lr_source": lr_sources,
+        "model": model.describe(),
+        "metric_versions": proto.versions(names),
+        "protocol_description": proto.description,
+        "versions": _versions(),
+    }
+    return EvalResult(model.name, dataset.name, proto.name, scale, names, summary, rows, skipped,
+                      missing, warnings, provenance)
+
+
+def evaluate(
+    model: str,
+    datasets: Sequence[str],
+    *,
+    scale: int = 4,
+    protocol: str = "sr",
+    metrics: Sequence[str] | None = None,
+    data_root: str | None = None,
+    weights_dir: str | None = None,
+    skip_unavailable: bool = False,
+    progress: Progress | None = None,
+) -> Iterator[EvalResult]:
+    """One :class:`EvalResult` per dataset, yielded as each finishes (nothing is lost on a later error)."""
+    sr_model = open_model(model)
+    get_protocol(protocol).resolve_metrics(metrics)  # fail on unknown names before any work
+    resolved = [D.resolve(name, data_root) for name in datasets]
+    for ds in resolved:
+        yield evaluate_dataset(sr_model, ds, scale=scale, protocol=protocol, metrics=metrics,
+                               weights_dir=weights_dir, skip_unavailable=skip_unavailable,
+                               progress=progress)
+
+
+def write_outputs(result: EvalResult, out_dir: str | os.PathLike) -> list[Path]:
+    """Per-image CSV and the summary JSON of one result, written atomically."""
+    out = Path(out_dir)
+    stem = f"{_safe(result.model)}__{_safe(result.dataset)}__{result.protocol}_x{result.scale}"
+    csv_path = out / f"{stem}.csv"
+    json_path = out / f"{stem}.json"
+    atomic_write_text(csv_path, result.per_image_frame().to_csv(index=False))
+    atomic_write_text(json_path, json.dumps(result.to_dict(), indent=2, allow_nan=False) + "\n")
+    return [csv_path, json_path]
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name)

@@ -1,0 +1,251 @@
+"""Manifests of known dataset copies, and telling which copy a folder is.
+
+Several versions of each benchmark set circulate (grayscale conversions, crops to a multiple of the scale,
+re-encodings), and each gives different numbers. A manifest (``datasets/<name>.json``) records, for every
+known copy, each file's sha256, its decoded-pixel hash, and hashes of the usual derived versions (grayscale
+by MATLAB ``rgb2gray``, PIL ``convert('L')`` or the Y channel; top-left crops to multiples of 2, 3, 4 and 8),
+so ``srbench datasets verify`` can say not only *that* a file differs but *how*.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from srbench import paths
+from srbench.errors import BadInputError
+from srbench.images import atomic_write_text, file_sha256, is_image_file, pixel_sha256, read_image
+from srbench.matlab import modcrop, rgb2gray, rgb2y
+
+VARIANT_HASH_CHARS = 16
+CROP_SCALES = (2, 3, 4, 8)
+GRAY_CONVERSIONS = {
+    "rgb2gray": lambda img: rgb2gray(img),
+    # PIL's 'L' conversion: ITU-R 601-2 luma with integer arithmetic (what ``Image.convert('L')`` writes).
+    "pil-L": lambda img: _pil_gray(img),
+    "y": lambda img: rgb2y(img),
+}
+
+
+def _pil_gray(img: np.ndarray) -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(img).convert("L"))
+
+
+def _short(img: np.ndarray) -> str:
+    return pixel_sha256(img)[:VARIANT_HASH_CHARS]
+
+
+def variant_hashes(img: np.ndarray) -> dict[str, str]:
+    """Short pixel hashes of the derived versions of an HR image that circulate in the wild."""
+    bases = {"": img}
+    if img.ndim == 3:
+        for name, fn in GRAY_CONVERSIONS.items():
+            bases[f"gray:{name}"] = fn(img)
+    out = {}
+    for base_name, base in bases.items():
+        if base_name:
+            out[base_name] = _short(base)
+        for s in CROP_SCALES:
+            cropped = modcrop(base, s)
+            if cropped.shape != base.shape:
+                out[f"{base_name}+modcrop{s}".lstrip("+")] = _short(cropped)
+    return out
+
+
+def describe_file(path: Path, with_variants: bool) -> dict:
+    img = read_image(path)
+    entry = {"sha256": file_sha256(path), "shape": list(img.shape), "pixels": pixel_sha256(img)}
+    if with_variants:
+        entry["variants"] = variant_hashes(img)
+    return entry
+
+
+def _is_lr(rel: str) -> bool:
+    return "LR_bicubic/" in rel or rel.endswith("_LR" + Path(rel).suffix)
+
+
+def scan_copy(folder: str | Path) -> dict[str, dict]:
+    folder = Path(folder)
+    files = sorted(p for p in folder.rglob("*") if is_image_file(p))
+    if not files:
+        raise BadInputError(f"{folder}: no image files to record")
+    return {p.relative_to(folder).as_posix(): describe_file(p, not _is_lr(p.relative_to(folder).as_posix()))
+            for p in files}
+
+
+def manifest_path(name: str, manifest_dir: Path | None = None) -> Path:
+    return (manifest_dir or paths.DATASETS_DIR) / f"{name}.json"
+
+
+def load_manifests(manifest_dir: Path | None = None) -> dict[str, dict]:
+    folder = manifest_dir or paths.DATASETS_DIR
+    out = {}
+    if folder.is_dir():
+        for path in sorted(folder.glob("*.json")):
+            try:
+                out[path.stem] = json.loads(path.read_text(encoding="utf-8"))
+            except json.JSONDecodeError as exc:
+                raise BadInputError(f"{path}: not a valid manifest ({exc})") from None
+    return out
+
+
+def add_copy(folder: str | Path, name: str, copy_id: str, source: str, manifest_dir: Path | None = None) -> Path:
+    """Record (or re-record) ``folder`` as copy ``copy_id`` of dataset ``name``."""
+    path = manifest_path(name, manifest_dir)
+    manifest = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {"name": name, "copies": []}
+    manifest["copies"] = [c for c in manifest["copies"] if c["id"] != copy_id]
+    manifest["copies"].append({"id": copy_id, "source": source, "files": scan_copy(folder)})
+    manifest["copies"].sort(key=lambda c: c["id"])
+    atomic_write_text(path, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    return path
+
+
+@dataclass
+class FileFinding:
+    file: str  # relative to the verified folder ("" for a missing file)
+    known: str  # the known copy's relative path ("" for an extra file)
+    status: str  # identical, re-encoded, derived, different, missing, extra
+    detail: str = ""
+
+
+@dataclass
+class VerifyReport:
+    folder: str
+    dataset: str | None
+    copy: str | None
+    source: str | None
+    findings: list[FileFinding] = field(default_factory=list)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return dict(Counter(f.status for f in self.findings))
+
+    @property
+    def identical(self) -> bool:
+        return self.copy is not None and all(f.status == "identical" for f in self.findings)
+
+    def to_dict(self) -> dict:
+        return {
+            "folder": self.folder, "dataset": self.dataset, "copy": self.copy, "source": self.source,
+            "identical": self.identical, "counts": self.counts,
+            "files": [f.__dict__ for f in self.findings],
+        }
+
+    def describe(self) -> str:
+        if self.copy is None:
+            return f"{self.folder}: matches no known copy of any dataset (no file or pixel hash in common)"
+        head = f"{self.folder}: {self.dataset} / copy '{self.copy}' ({self.source})"
+        if self.identical:
+            return f"{head}: identical, {len(self.findings)} files"
+        counts = ", ".join(f"{n} {s}" for s, n in sorted(self.counts.items()))
+        lines = [f"{head}: differs ({counts})"]
+        for f in self.findings:
+            if f.status != "identical":
+                label = f.file or f.known
+                lines.append(f"  {f.status:10s} {label}" + (f" <- {f.known}" if f.file and f.known else "")
+                             + (f": {f.detail}" if f.detail else ""))
+        return "\n".join(lines)
+
+
+def _describe_variant(variant: str) -> str:
+    parts = []
+    for part in variant.split("+"):
+        if part.startswith("gray:"):
+            parts.append(f"grayscale conversion ({part[5:]})")
+        elif part.startswith("modcrop"):
+            parts.append(f"cropped to a multiple of {part[7:]}")
+    return " and ".join(parts)
+
+
+def verify_folder(folder: str | Path, manifest_dir: Path | None = None) -> VerifyReport:
+    """Which known copy ``folder`` is, file by file: identical, re-encoded, derived (how), different."""
+    folder = Path(folder)
+    manifests = load_manifests(manifest_dir)
+    files = sorted(p for p in folder.rglob("*") if is_image_file(p))
+    if not files:
+        raise BadInputError(f"{folder}: no image files to verify")
+    by_sha: dict[str, list[tuple[str, str, str]]] = {}
+    by_pixels: dict[str, list[tuple[str, str, str, str]]] = {}
+    for ds_name, manifest in manifests.items():
+        for copy in manifest["copies"]:
+            for rel, entry in copy["files"].items():
+                by_sha.setdefault(entry["sha256"], []).append((ds_name, copy["id"], rel))
+                by_pixels.setdefault(entry["pixels"][:VARIANT_HASH_CHARS], []).append(
+                    (ds_name, copy["id"], rel, ""))
+                for variant, h in entry.get("variants", {}).items():
+                    by_pixels.setdefault(h, []).append((ds_name, copy["id"], rel, variant))
+
+    unreadable: dict[str, str] = {}  # folder rel -> error
+    votes: Counter = Counter()
+    # folder rel -> candidate (status, dataset, copy id, known rel, detail) tuples
+    pending: dict[str, list[tuple[str, str, str, str, str]]] = {}
+    for path in files:
+        rel = path.relative_to(folder).as_posix()
+        sha = file_sha256(path)
+        if sha in by_sha:
+            pending[rel] = [("identical", ds, cp, known, "") for ds, cp, known in by_sha[sha]]
+        else:
+            try:
+                img = read_image(path)
+            except BadInputError as exc:
+                pending[rel] = []
+                unreadable[rel] = str(exc)
+                continue
+            hits = by_pixels.get(_short(img), [])
+            pending[rel] = [
+                ("re-encoded" if not v else "derived", ds, cp, known,
+                 "same pixels, different file bytes" if not v else _describe_variant(v))
+                for ds, cp, known, v in hits
+            ]
+        for _, ds, cp, _, _ in pending[rel]:
+            votes[(ds, cp)] += 1
+    if not votes:
+        return VerifyReport(str(folder), None, None, None, [
+            FileFinding(rel, "", "unknown") for rel in pending])
+    (ds_name, copy_id), _ = votes.most_common(1)[0]
+    copy = next(c for c in manifests[ds_name]["copies"] if c["id"] == copy_id)
+    findings: list[FileFinding] = []
+    seen_known = set()
+    for rel, candidates in pending.items():
+        mine = [c for c in candidates if c[1] == ds_name and c[2] == copy_id]
+        if mine:
+            status, _, _, known, detail = mine[0]
+            seen_known.add(known)
+            findings.append(FileFinding(rel, known, status, detail))
+        elif rel in unreadable:
+            seen_known.add(rel)
+            findings.append(FileFinding(rel, rel if rel in copy["files"] else "", "unreadable", unreadable[rel]))
+        elif (known := _same_name(rel, copy["files"])) is not None:
+            seen_known.add(known)
+            findings.append(FileFinding(rel, known, "different", _size_note(folder / rel, copy["files"][known])))
+        else:
+            findings.append(FileFinding(rel, "", "extra", "not in this copy"))
+    for known in copy["files"]:
+        if known not in seen_known:
+            findings.append(FileFinding("", known, "missing"))
+    return VerifyReport(str(folder), ds_name, copy_id, copy["source"], findings)
+
+
+def _same_name(rel: str, known_files: dict[str, dict]) -> str | None:
+    """The known file a differing file stands for: same relative path, else the one HR file of that stem."""
+    if rel in known_files:
+        return rel
+    stem = Path(rel).stem
+    same = [k for k in known_files if Path(k).stem == stem and not _is_lr(k)]
+    return same[0] if len(same) == 1 else None
+
+
+def _size_note(path: Path, entry: dict) -> str:
+    try:
+        shape = list(read_image(path).shape)
+    except BadInputError as exc:
+        return str(exc)
+    if shape != entry["shape"]:
+        return f"shape {shape} vs known {entry['shape']}"
+    return "same size, different pixels"

@@ -1,0 +1,68 @@
+"""LPIPS v0.1 (AlexNet) through the ``lpips`` package.
+
+The linear calibration layers ship inside ``lpips``; the AlexNet backbone is torchvision's ImageNet
+download. srbench never downloads it: it looks in the weights folder and torch.hub's cache.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from srbench import paths
+from srbench.errors import WeightsUnavailableError
+
+ALEXNET_FILENAME = "alexnet-owt-7be5be79.pth"
+ALEXNET_ORIGIN = "torchvision's AlexNet ImageNet weights (torchvision.models.AlexNet_Weights.IMAGENET1K_V1)"
+
+
+def alexnet_path(explicit: str | os.PathLike | None = None) -> Path:
+    path, searched = paths.find_weight(ALEXNET_FILENAME, [paths.torch_hub_dir() / "checkpoints"], explicit)
+    if path is None:
+        raise WeightsUnavailableError(
+            "LPIPS (AlexNet backbone)", ALEXNET_FILENAME, str(searched[0]), [str(p) for p in searched],
+            ALEXNET_ORIGIN,
+        )
+    return path
+
+
+@functools.cache
+def _model(backbone: str) -> Any:
+    import lpips as lpips_pkg
+    import torch
+
+    # pnet_rand avoids torchvision's download; the ImageNet backbone is then loaded from the local file.
+    model = lpips_pkg.LPIPS(net="alex", version="0.1", pnet_rand=True, verbose=False)
+    state = torch.load(backbone, map_location="cpu", weights_only=True)
+    for block in (model.net.slice1, model.net.slice2, model.net.slice3, model.net.slice4, model.net.slice5):
+        for index, layer in block.named_children():
+            if hasattr(layer, "weight"):
+                layer.weight.data.copy_(state[f"features.{index}.weight"])
+                layer.bias.data.copy_(state[f"features.{index}.bias"])
+    return model.eval()
+
+
+def _to_tensor(img: np.ndarray) -> Any:
+    import torch
+
+    x = np.asarray(img, dtype=np.float64)
+    if x.ndim == 2:
+        x = np.repeat(x[..., None], 3, axis=2)
+    if x.ndim != 3 or x.shape[2] != 3:
+        raise ValueError(f"lpips expects HxW or HxWx3 images, got shape {x.shape}")
+    return torch.from_numpy(x / 127.5 - 1.0).permute(2, 0, 1)[None].float()
+
+
+def lpips(a: np.ndarray, b: np.ndarray, *, weights_dir: str | os.PathLike | None = None) -> float:
+    """LPIPS distance of two images in 0..255 (lower is more similar)."""
+    import torch
+
+    if np.shape(a) != np.shape(b):
+        raise ValueError(f"lpips: images differ in size, {np.shape(a)} vs {np.shape(b)}")
+    model = _model(str(alexnet_path(weights_dir)))
+    with torch.no_grad():
+        return float(model(_to_tensor(a), _to_tensor(b)).item())

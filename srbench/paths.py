@@ -1,0 +1,70 @@
+"""The one place that decides where data, weights and caches live.
+
+Precedence everywhere: an explicit argument (CLI option), then the environment variable, then the
+default. Nothing is resolved against the working directory.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DATA_ENV = "SRBENCH_DATA"
+WEIGHTS_ENV = "SRBENCH_WEIGHTS"
+CACHE_ENV = "SRBENCH_CACHE"
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# A source checkout's datasets/ folder holds the manifests of known copies and is the default data root
+# (its images are git-ignored).
+DATASETS_DIR = PROJECT_ROOT / "datasets"
+
+
+def _user_cache() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+
+
+def data_roots(explicit: str | os.PathLike | None = None) -> list[Path]:
+    """Folders searched for named datasets, in order."""
+    if explicit is not None:
+        return [Path(explicit).expanduser()]
+    env = os.environ.get(DATA_ENV)
+    if env:
+        return [Path(p).expanduser() for p in env.split(os.pathsep) if p]
+    return [DATASETS_DIR]
+
+
+def weights_dir(explicit: str | os.PathLike | None = None) -> Path:
+    """Where srbench looks first for downloaded weights (NRQM model, VGG19, LPIPS backbones)."""
+    if explicit is not None:
+        return Path(explicit).expanduser()
+    env = os.environ.get(WEIGHTS_ENV)
+    if env:
+        return Path(env).expanduser()
+    return _user_cache() / "srbench" / "weights"
+
+
+def cache_dir(explicit: str | os.PathLike | None = None) -> Path:
+    if explicit is not None:
+        return Path(explicit).expanduser()
+    env = os.environ.get(CACHE_ENV)
+    if env:
+        return Path(env).expanduser()
+    return _user_cache() / "srbench"
+
+
+def torch_hub_dir() -> Path:
+    """torch.hub's folder (``$TORCH_HOME/hub``), computed without importing torch."""
+    torch_home = os.environ.get("TORCH_HOME")
+    base = Path(torch_home).expanduser() if torch_home else _user_cache() / "torch"
+    return base / "hub"
+
+
+def find_weight(filename: str, extra_dirs: list[Path] = (), explicit: str | os.PathLike | None = None
+                ) -> tuple[Path | None, list[Path]]:
+    """First existing ``filename`` in the weights dir then ``extra_dirs``; also returns where it looked."""
+    searched = [weights_dir(explicit), *extra_dirs]
+    for folder in searched:
+        candidate = folder / filename
+        if candidate.is_file():
+            return candidate, searched
+    return None, searched

@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = Path(os.environ.get("SRBENCH_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The read-only reference data beside the checkout (../shared/data)."""
+    if not (SHARED_DATA / "README.md").is_file():
+        pytest.skip(f"reference data not found at {SHARED_DATA} (CI provides it as ../shared/data)")
+    return SHARED_DATA
+
+
+@pytest.fixture(autouse=True)
+def _isolated_weights(tmp_path_factory, monkeypatch):
+    """No test may find (or write) weights in the user's real caches."""
+    empty = tmp_path_factory.mktemp("weights")
+    monkeypatch.setenv("SRBENCH_WEIGHTS", str(empty))
+    monkeypatch.setenv("TORCH_HOME", str(empty / "torch"))
+    monkeypatch.delenv("SRBENCH_DATA", raising=False)
