@@ -49,11 +49,11 @@ def _format_table(rows: list[dict], metric_names: list[str]) -> str:
     frame = pd.DataFrame(rows)
     cols = ["model", "dataset", "n_images", "protocol", "scale", *metric_names]
     frame = frame[[c for c in cols if c in frame.columns]]
-    formats = {}
     for name in metric_names:
-        digits = 4 if name.startswith("ssim") or name == "lpips" else 2 if name.startswith("psnr") else 3
-        formats[name] = lambda v, d=digits: "n/a" if v is None or v != v else f"{v:.{d}f}"
-    return frame.to_string(index=False, formatters=formats)
+        if name in frame.columns:
+            digits = 4 if name.startswith("ssim") or name == "lpips" else 2 if name.startswith("psnr") else 3
+            frame[name] = [("n/a" if v is None or v != v else f"{v:.{digits}f}") for v in frame[name]]
+    return frame.to_string(index=False)
 
 
 @main.command()
@@ -76,7 +76,8 @@ def _format_table(rows: list[dict], metric_names: list[str]) -> str:
 def evaluate(model, datasets, scale, protocol, metrics, as_json, out, data_root, weights_dir,
              skip_unavailable, skip_bad) -> None:
     """Evaluate MODEL on datasets under a named protocol (sr or pirm)."""
-    from srbench.evaluate import evaluate as run, write_outputs
+    from srbench.evaluate import evaluate as run
+    from srbench.evaluate import write_outputs
 
     results = []
     try:

@@ -174,8 +174,8 @@ def check_weights(
 
     With ``raise_missing`` the first missing file raises its :class:`WeightsUnavailableError` instead.
     """
-    from srbench.metrics.lpips import alexnet_path
-    from srbench.metrics.ma import nrqm_model_path
+    from srbench.metrics.lpips_alex import alexnet_path
+    from srbench.metrics.nrqm import nrqm_model_path
 
     finders = {"ma": nrqm_model_path, "lpips": alexnet_path}
     missing: dict[str, str] = {}
@@ -223,7 +223,10 @@ def evaluate_dataset(
         try:
             pair = dataset.load_pair(item, scale)
             sr = model.predict(pair, item, scale)
-            values = proto.per_image(sr, pair.hr, scale, computable, options) if computable else {}
+            try:
+                values = proto.per_image(sr, pair.hr, scale, computable, options) if computable else {}
+            except BadInputError as exc:
+                raise BadInputError(f"{item.hr_path}: {exc}") from None
         except BadInputError as exc:
             skipped.append({"image": item.name, "file": str(item.hr_path), "error": str(exc)})
             continue
@@ -231,8 +234,8 @@ def evaluate_dataset(
         lr_sources[pair.lr_source] = lr_sources.get(pair.lr_source, 0) + 1
         if values.get("niqe_spread", 0.0) > 1e-3:
             warnings.append(
-                f"{item.name}: NIQE is ill-conditioned (flat areas; {values['niqe']:.4f} could be anywhere in "
-                f"+-{values['niqe_spread']:.3f} under another summation order, MATLAB's included)"
+                f"{item.name}: NIQE {values['niqe']:.4f} is ill-conditioned: flat areas make it move within "
+                f"{values['niqe_spread']:.3f} under another summation order (MATLAB's included)"
             )
         rows.append({"image": item.name, **values})
     if progress:

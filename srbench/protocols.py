@@ -86,12 +86,11 @@ class Protocol:
         return [m.name for m in self.metrics if m.name in wanted]
 
     def versions(self, names: Sequence[str]) -> dict[str, str]:
-        """Implementation version of each reported metric (derived ones: those they are made of)."""
+        """Implementation version of each reported metric (derived ones include what they are made of)."""
         out = {}
         for n in names:
             m = self.metric(n)
-            parts = [self.metric(r).spec.version for r in m.requires] if m.requires else [m.spec.version]
-            out[n] = "+".join(parts)
+            out[n] = "+".join([m.spec.version, *(self.metric(r).spec.version for r in m.requires)])
         return out
 
 
@@ -181,7 +180,7 @@ PROTOCOLS: dict[str, Protocol] = {
             ProtocolMetric("rmse", "mse"),
             ProtocolMetric("niqe", "niqe"),
             ProtocolMetric("ma", "ma"),
-            ProtocolMetric("pi", "ma", requires=("niqe", "ma")),
+            ProtocolMetric("pi", "pi", requires=("niqe", "ma")),
             ProtocolMetric("lpips", "lpips"),
         ),
         ("rmse", "niqe", "ma", "pi"),

@@ -18,16 +18,25 @@ from srbench.metrics.niqe import NiqeConditioning, niqe, niqe_conditioning
 
 def ma(img: np.ndarray, **kwargs) -> float:
     """Ma et al.'s score (pyiqa's ``nrqm``) of a 2-D plane; needs ``NRQM_model.mat``."""
-    from srbench.metrics.ma import ma as _ma
+    from srbench.metrics.nrqm import ma as _ma
 
     return _ma(img, **kwargs)
 
 
 def lpips(a: np.ndarray, b: np.ndarray, **kwargs) -> float:
     """LPIPS v0.1 (AlexNet); needs torchvision's AlexNet ImageNet weights."""
-    from srbench.metrics.lpips import lpips as _lpips
+    from srbench.metrics.lpips_alex import lpips as _lpips
 
     return _lpips(a, b, **kwargs)
+
+
+def perceptual_index(img: np.ndarray, **kwargs) -> float:
+    """PIRM-SR 2018 perceptual index of one plane: ((10 - Ma) + NIQE) / 2, lower is better.
+
+    A dataset's PI is built from the *means* of Ma and NIQE (see ``srbench.protocols``), which equals the
+    mean of this per-image value because both are linear.
+    """
+    return ((10.0 - ma(img, **kwargs)) + niqe(img)) / 2.0
 
 
 @dataclass(frozen=True)
@@ -53,6 +62,8 @@ METRICS: dict[str, MetricSpec] = {
     "niqe": MetricSpec("niqe", niqe, False, False, "live-1",
                        "NIQE as the LIVE MATLAB release (96x96 blocks, pristine LIVE model)"),
     "ma": MetricSpec("ma", ma, True, False, "pyiqa-nrqm-1", "Ma et al. NRQM via pyiqa", "NRQM_model.mat"),
+    "pi": MetricSpec("pi", perceptual_index, False, False, "pirm2018-1",
+                     "perceptual index ((10 - Ma) + NIQE) / 2", "NRQM_model.mat"),
     "lpips": MetricSpec("lpips", lpips, False, True, "lpips-0.1-alex-1", "LPIPS v0.1, AlexNet",
                         "alexnet-owt-7be5be79.pth"),
 }
@@ -67,5 +78,5 @@ def get_metric(name: str) -> MetricSpec:
 
 __all__ = [
     "METRICS", "MetricSpec", "NiqeConditioning", "get_metric", "lpips", "ma", "mse", "niqe",
-    "niqe_conditioning", "psnr", "ssim",
+    "niqe_conditioning", "perceptual_index", "psnr", "ssim",
 ]

@@ -8,6 +8,8 @@ import math
 import numpy as np
 from scipy import ndimage
 
+from srbench.errors import BadInputError
+
 SSIM_K1, SSIM_K2, SSIM_L = 0.01, 0.03, 255.0
 SSIM_WINDOW, SSIM_SIGMA = 11, 1.5
 
@@ -16,9 +18,9 @@ def _pair(a: np.ndarray, b: np.ndarray, fn: str) -> tuple[np.ndarray, np.ndarray
     a = np.asarray(a)
     b = np.asarray(b)
     if a.shape != b.shape:
-        raise ValueError(f"{fn}: images differ in size, {a.shape} vs {b.shape}")
+        raise BadInputError(f"{fn}: images differ in size, {a.shape} vs {b.shape}")
     if a.ndim not in (2, 3):
-        raise ValueError(f"{fn}: expected HxW or HxWxC images, got shape {a.shape}")
+        raise BadInputError(f"{fn}: expected HxW or HxWxC images, got shape {a.shape}")
     return a.astype(np.float64), b.astype(np.float64)
 
 
@@ -72,7 +74,7 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
     'valid' filtering, no downsampling, mean of the map. Colour images: mean of the per-channel values."""
     a, b = _pair(a, b, "ssim")
     if min(a.shape[:2]) < SSIM_WINDOW:
-        raise ValueError(f"ssim: images must be at least {SSIM_WINDOW}x{SSIM_WINDOW}, got {a.shape[:2]}")
+        raise BadInputError(f"ssim: images must be at least {SSIM_WINDOW}x{SSIM_WINDOW}, got {a.shape[:2]}")
     if a.ndim == 2:
         return _ssim_plane(a, b)
     return float(np.mean([_ssim_plane(a[..., c], b[..., c]) for c in range(a.shape[2])]))

@@ -25,6 +25,7 @@ from importlib import resources
 import numpy as np
 from scipy import ndimage, special
 
+from srbench.errors import BadInputError
 from srbench.matlab import imresize, rgb2gray, to_uint8
 
 BLOCK = 96
@@ -144,10 +145,11 @@ def prepare_plane(img: np.ndarray) -> np.ndarray:
     elif img.ndim == 3 and img.shape[2] == 1:
         img = img[..., 0]
     if img.ndim != 2:
-        raise ValueError(f"NIQE expects a 2-D plane or an RGB image, got shape {img.shape}")
+        raise BadInputError(f"NIQE expects a 2-D plane or an RGB image, got shape {img.shape}")
     h, w = img.shape
-    if h < BLOCK or w < BLOCK:
-        raise ValueError(f"NIQE needs at least one {BLOCK}x{BLOCK} block, the image is {h}x{w}")
+    if (h // BLOCK) * (w // BLOCK) < 2:
+        # The distortion model is a Gaussian fitted over blocks: one block has no covariance.
+        raise BadInputError(f"NIQE needs at least two {BLOCK}x{BLOCK} blocks, the plane is {h}x{w}")
     return img[: h - h % BLOCK, : w - w % BLOCK].astype(np.float64)
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from srbench import paths
-from srbench.errors import WeightsUnavailableError
+from srbench.errors import BadInputError, WeightsUnavailableError
 
 ALEXNET_FILENAME = "alexnet-owt-7be5be79.pth"
 ALEXNET_ORIGIN = "torchvision's AlexNet ImageNet weights (torchvision.models.AlexNet_Weights.IMAGENET1K_V1)"
@@ -32,11 +32,15 @@ def alexnet_path(explicit: str | os.PathLike | None = None) -> Path:
 
 @functools.cache
 def _model(backbone: str) -> Any:
+    import warnings
+
     import lpips as lpips_pkg
     import torch
 
     # pnet_rand avoids torchvision's download; the ImageNet backbone is then loaded from the local file.
-    model = lpips_pkg.LPIPS(net="alex", version="0.1", pnet_rand=True, verbose=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # lpips passes torchvision's deprecated `pretrained`
+        model = lpips_pkg.LPIPS(net="alex", version="0.1", pnet_rand=True, verbose=False)
     state = torch.load(backbone, map_location="cpu", weights_only=True)
     for block in (model.net.slice1, model.net.slice2, model.net.slice3, model.net.slice4, model.net.slice5):
         for index, layer in block.named_children():
@@ -53,7 +57,7 @@ def _to_tensor(img: np.ndarray) -> Any:
     if x.ndim == 2:
         x = np.repeat(x[..., None], 3, axis=2)
     if x.ndim != 3 or x.shape[2] != 3:
-        raise ValueError(f"lpips expects HxW or HxWx3 images, got shape {x.shape}")
+        raise BadInputError(f"lpips expects HxW or HxWx3 images, got shape {x.shape}")
     return torch.from_numpy(x / 127.5 - 1.0).permute(2, 0, 1)[None].float()
 
 
@@ -62,7 +66,7 @@ def lpips(a: np.ndarray, b: np.ndarray, *, weights_dir: str | os.PathLike | None
     import torch
 
     if np.shape(a) != np.shape(b):
-        raise ValueError(f"lpips: images differ in size, {np.shape(a)} vs {np.shape(b)}")
+        raise BadInputError(f"lpips: images differ in size, {np.shape(a)} vs {np.shape(b)}")
     model = _model(str(alexnet_path(weights_dir)))
     with torch.no_grad():
         return float(model(_to_tensor(a), _to_tensor(b)).item())

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from srbench import paths
-from srbench.errors import WeightsUnavailableError
+from srbench.errors import BadInputError, WeightsUnavailableError
 
 NRQM_FILENAME = "NRQM_model.mat"
 NRQM_ORIGIN = "pyiqa's model release (the file pyiqa caches as NRQM_model.mat) or chaoma99/sr-metric"
@@ -47,8 +47,15 @@ def ma(img: np.ndarray, *, weights_dir: str | os.PathLike | None = None) -> floa
 
     plane = np.asarray(img)
     if plane.ndim != 2:
-        raise ValueError(f"ma expects a 2-D plane (Y or gray) in 0..255, got shape {plane.shape}")
+        raise BadInputError(f"ma expects a 2-D plane (Y or gray) in 0..255, got shape {plane.shape}")
     linear, forests = _load_model(str(nrqm_model_path(weights_dir)))
     tensor = torch.from_numpy(plane.astype(np.float64))[None, None]
     with torch.no_grad():
-        return float(nrqm(tensor, linear, forests))
+        try:
+            return float(nrqm(tensor, linear, forests))
+        except torch.linalg.LinAlgError:
+            # Flat images make the GSM covariance singular; Ma's score has no value there.
+            raise BadInputError(
+                f"Ma's score is undefined for this {plane.shape[0]}x{plane.shape[1]} plane: it has too little "
+                "texture (the steerable-pyramid covariance is singular)"
+            ) from None

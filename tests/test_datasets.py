@@ -1,0 +1,115 @@
+"""Dataset layouts, name resolution, the embedded set and known-copy verification."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from srbench import datasets as D
+from srbench.errors import BadInputError, DatasetNotFoundError
+from srbench.images import read_image
+from srbench.manifests import verify_folder
+
+
+def test_benchmark_layout_pairs_hr_with_matlab_lr(shared_data):
+    ds = D.open_folder(shared_data / "benchmark/Set5")
+    assert ds.layout == "benchmark"
+    assert [it.name for it in ds.items] == ["baby", "bird", "butterfly", "head", "woman"]
+    assert sorted(ds.item("woman").lr_paths) == [2, 3, 4, 8]
+    pair = ds.load_pair(ds.item("woman"), 3)
+    assert pair.lr_source == "file" and pair.cropped_from == (344, 228)
+    assert pair.hr.shape == (342, 228, 3) and pair.lr.shape == (114, 76, 3)
+
+
+def test_selfexsr_layout(shared_data):
+    ds = D.open_folder(shared_data / "selfexsr/Set14")
+    assert ds.layout == "selfexsr" and len(ds) == 14
+    it = ds.item("img_003")
+    pair = ds.load_pair(it, 4)
+    assert pair.hr.ndim == 2 and pair.lr.shape == (128, 128)  # bridge is single-channel
+    assert pair.lr_source == "file"
+    # No x2 files: LR is made with MATLAB imresize from the (already cropped) HR.
+    assert ds.load_pair(it, 2).lr_source == "imresize"
+
+
+def test_plain_folder_makes_lr_with_matlab_imresize(shared_data, tmp_path):
+    shutil.copy(shared_data / "benchmark/Set5/HR/bird.png", tmp_path / "bird.png")
+    ds = D.open_folder(tmp_path)
+    assert ds.layout == "folder"
+    pair = ds.load_pair(ds.items[0], 4)
+    lr = read_image(shared_data / "benchmark/Set5/LR_bicubic/X4/birdx4.png")
+    assert pair.lr_source == "imresize"
+    np.testing.assert_array_equal(pair.lr, lr)
+
+
+def test_named_sets_resolve_under_a_data_root(shared_data, monkeypatch):
+    assert D.resolve("set5", shared_data).location == str(shared_data / "benchmark/Set5")
+    assert D.resolve("BSD100", shared_data).layout == "selfexsr"
+    monkeypatch.setenv("SRBENCH_DATA", str(shared_data))
+    assert len(D.resolve("set14")) == 14
+
+
+def test_missing_named_set_says_where_it_looked(tmp_path):
+    with pytest.raises(DatasetNotFoundError) as err:
+        D.resolve("urban100", tmp_path)
+    msg = str(err.value)
+    assert str(tmp_path / "Urban100") in msg and "LR_bicubic/X4" in msg and "image_SRF_4" in msg
+    with pytest.raises(DatasetNotFoundError, match="neither a known dataset"):
+        D.resolve("no-such-set-or-folder")
+
+
+def test_empty_folder_is_bad_input(tmp_path):
+    with pytest.raises(BadInputError, match="no images found"):
+        D.open_folder(tmp_path)
+
+
+def test_embedded_skimage_set_needs_no_data():
+    ds = D.resolve("skimage")
+    assert [it.name for it in ds.items] == ["astronaut", "chelsea", "coffee", "rocket", "motorcycle_left"]
+    pair = ds.load_pair(ds.item("chelsea"), 4)
+    assert pair.hr.shape == (300, 448, 3) and pair.lr.shape == (75, 112, 3)
+    assert len(ds.fingerprint()) == 64
+
+
+def test_wrong_size_lr_file_is_named(shared_data, tmp_path):
+    root = tmp_path / "Set1"
+    (root / "HR").mkdir(parents=True)
+    (root / "LR_bicubic/X4").mkdir(parents=True)
+    shutil.copy(shared_data / "benchmark/Set5/HR/bird.png", root / "HR/bird.png")
+    shutil.copy(shared_data / "benchmark/Set5/LR_bicubic/X3/birdx3.png", root / "LR_bicubic/X4/birdx4.png")
+    ds = D.open_folder(root)
+    with pytest.raises(BadInputError, match=r"birdx4.png: LR is 96x96.*needs 72x72"):
+        ds.load_pair(ds.items[0], 4)
+
+
+def test_verify_recognises_known_copies(shared_data):
+    report = verify_folder(shared_data / "selfexsr/Set14")
+    assert report.identical and report.dataset == "set14" and report.copy == "selfexsr"
+    assert len(report.findings) == 28
+
+
+def test_verify_explains_grayscale_crops_and_edits(shared_data, tmp_path):
+    for p in (shared_data / "benchmark/Set14/HR").glob("*.png"):
+        shutil.copy(p, tmp_path / p.name)
+    Image.open(tmp_path / "baboon.png").convert("L").save(tmp_path / "baboon.png")
+    comic = read_image(tmp_path / "comic.png")
+    Image.fromarray(comic[: comic.shape[0] // 4 * 4, : comic.shape[1] // 4 * 4]).save(tmp_path / "comic.png")
+    zebra = read_image(tmp_path / "zebra.png").copy()
+    zebra[0, 0, 0] ^= 1
+    Image.fromarray(zebra).save(tmp_path / "zebra.png")
+    Image.open(tmp_path / "lenna.png").save(tmp_path / "lenna.bmp")
+    (tmp_path / "lenna.png").unlink()
+    (tmp_path / "ppt3.png").unlink()
+    report = verify_folder(tmp_path)
+    assert (report.dataset, report.copy) == ("set14", "benchmark")
+    assert not report.identical
+    by_file = {f.file or f.known: f for f in report.findings}
+    assert by_file["baboon.png"].status == "derived" and "pil-L" in by_file["baboon.png"].detail
+    assert by_file["comic.png"].detail == "cropped to a multiple of 4"
+    assert by_file["lenna.bmp"].status == "re-encoded"
+    assert by_file["zebra.png"].status == "different"
+    assert by_file["HR/ppt3.png"].status == "missing"
+    assert report.counts["identical"] == 9
