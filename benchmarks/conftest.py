@@ -1,0 +1,54 @@
+"""Benchmarks report each srbench timing as a ratio against a baseline measured in the same run.
+
+Machines here are shared and noisy: absolute seconds mean little, the ratio of two functions timed side by
+side in one session does. Each group holds an ``srbench`` benchmark and, where one exists, a ``baseline``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = ROOT.parent / "shared" / "data"
+# Targets from the foundation issue, checked on the median of the srbench run.
+TARGET_RATIO = {"niqe": 1.0}  # srbench / pyiqa must not exceed this
+TARGET_SECONDS = {"bsd100-bicubic-sr": 20.0}
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not (SHARED_DATA / "README.md").is_file():
+        pytest.skip(f"reference data not found at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    session = getattr(config, "_benchmarksession", None)
+    if session is None or not session.benchmarks:
+        return
+    groups: dict[str, dict[str, float]] = {}
+    for bench in session.benchmarks:
+        role = "baseline" if "baseline" in bench.name else "srbench"
+        groups.setdefault(bench.group, {})[role] = bench.stats.median
+    write = terminalreporter.write_line
+    write("")
+    write("srbench vs baseline (median seconds, same run):")
+    for group, roles in sorted(groups.items()):
+        ours = roles.get("srbench")
+        base = roles.get("baseline")
+        line = f"  {group:22s} srbench {ours:.4f}s" if ours is not None else f"  {group:22s}"
+        verdict = ""
+        if ours is not None and base is not None:
+            ratio = ours / base
+            line += f"  baseline {base:.4f}s  ratio {ratio:.2f}x ({1 / ratio:.1f}x faster)"
+            if group in TARGET_RATIO:
+                verdict = "meets" if ratio <= TARGET_RATIO[group] else "MISSES"
+                verdict = f"  target ratio <= {TARGET_RATIO[group]}: {verdict}"
+        if ours is not None and group in TARGET_SECONDS:
+            ok = "meets" if ours <= TARGET_SECONDS[group] else "MISSES"
+            verdict = f"  target <= {TARGET_SECONDS[group]:.0f}s: {ok}"
+        write(line + verdict)
+    sys.stdout.flush()
