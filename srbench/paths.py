@@ -59,12 +59,18 @@ def torch_hub_dir() -> Path:
     return base / "hub"
 
 
-def find_weight(filename: str, extra_dirs: list[Path] = (), explicit: str | os.PathLike | None = None
-                ) -> tuple[Path | None, list[Path]]:
-    """First existing ``filename`` in the weights dir then ``extra_dirs``; also returns where it looked."""
+def require_weight(
+    filename: str, what: str, origin: str, extra_dirs: list[Path] = (), explicit: str | os.PathLike | None = None
+) -> Path:
+    """The first existing ``filename`` in the weights dir, then ``extra_dirs`` (other tools' caches).
+
+    Raises :class:`WeightsUnavailableError` naming the file, where it looked and where to put it.
+    """
+    from srbench.errors import WeightsUnavailableError
+
     searched = [weights_dir(explicit), *extra_dirs]
     for folder in searched:
         candidate = folder / filename
         if candidate.is_file():
-            return candidate, searched
-    return None, searched
+            return candidate
+    raise WeightsUnavailableError(what, filename, str(searched[0]), [str(p) for p in searched], origin)

@@ -14,20 +14,16 @@ from typing import Any
 import numpy as np
 
 from srbench import paths
-from srbench.errors import BadInputError, WeightsUnavailableError
+from srbench.errors import BadInputError
 
 ALEXNET_FILENAME = "alexnet-owt-7be5be79.pth"
 ALEXNET_ORIGIN = "torchvision's AlexNet ImageNet weights (torchvision.models.AlexNet_Weights.IMAGENET1K_V1)"
 
 
 def alexnet_path(explicit: str | os.PathLike | None = None) -> Path:
-    path, searched = paths.find_weight(ALEXNET_FILENAME, [paths.torch_hub_dir() / "checkpoints"], explicit)
-    if path is None:
-        raise WeightsUnavailableError(
-            "LPIPS (AlexNet backbone)", ALEXNET_FILENAME, str(searched[0]), [str(p) for p in searched],
-            ALEXNET_ORIGIN,
-        )
-    return path
+    """Where the AlexNet backbone is, or a :class:`WeightsUnavailableError` saying where to put it."""
+    return paths.require_weight(ALEXNET_FILENAME, "LPIPS (AlexNet backbone)", ALEXNET_ORIGIN,
+                                [paths.torch_hub_dir() / "checkpoints"], explicit)
 
 
 @functools.cache

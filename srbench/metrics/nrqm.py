@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from srbench import paths
-from srbench.errors import BadInputError, WeightsUnavailableError
+from srbench.errors import BadInputError
 
 NRQM_FILENAME = "NRQM_model.mat"
 NRQM_ORIGIN = "pyiqa's model release (the file pyiqa caches as NRQM_model.mat) or chaoma99/sr-metric"
@@ -23,13 +23,8 @@ NRQM_ORIGIN = "pyiqa's model release (the file pyiqa caches as NRQM_model.mat) o
 
 def nrqm_model_path(explicit: str | os.PathLike | None = None) -> Path:
     """Where ``NRQM_model.mat`` is, or a :class:`WeightsUnavailableError` saying where to put it."""
-    path, searched = paths.find_weight(NRQM_FILENAME, [paths.torch_hub_dir() / "pyiqa"], explicit)
-    if path is None:
-        raise WeightsUnavailableError(
-            "Ma's score (ma, and pi which uses it)", NRQM_FILENAME, str(searched[0]),
-            [str(p) for p in searched], NRQM_ORIGIN,
-        )
-    return path
+    return paths.require_weight(NRQM_FILENAME, "Ma's score (ma, and pi which uses it)", NRQM_ORIGIN,
+                                [paths.torch_hub_dir() / "pyiqa"], explicit)
 
 
 @functools.cache
