@@ -57,7 +57,8 @@ def _format_table(rows: list[dict], metric_names: list[str]) -> str:
 
 
 @main.command()
-@click.option("--model", required=True, help="'bicubic' or a folder of SR images matched to HR by name.")
+@click.option("--model", required=True,
+              help="'bicubic', a generator checkpoint or variant name, or a folder of SR images matched by name.")
 @click.option("--dataset", "datasets", multiple=True, required=True,
               help="A dataset name (set5, set14, bsd100, urban100, pirm-val, div2k-val, skimage) or a folder; "
                    "repeat for several.")
@@ -73,8 +74,10 @@ def _format_table(rows: list[dict], metric_names: list[str]) -> str:
 @click.option("--skip-unavailable", is_flag=True,
               help="Report metrics whose weights are missing as unavailable instead of failing.")
 @click.option("--skip-bad", is_flag=True, help="Exit 0 even if some images were skipped as bad input.")
+@click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]))
+@click.option("--tile", type=click.IntRange(min=1), help="Tile size (LR pixels) for generator inference.")
 def evaluate(model, datasets, scale, protocol, metrics, as_json, out, data_root, weights_dir,
-             skip_unavailable, skip_bad) -> None:
+             skip_unavailable, skip_bad, device, tile) -> None:
     """Evaluate MODEL on datasets under a named protocol (sr or pirm)."""
     from srbench.evaluate import evaluate as run
     from srbench.evaluate import write_outputs
@@ -83,7 +86,7 @@ def evaluate(model, datasets, scale, protocol, metrics, as_json, out, data_root,
     try:
         for result in run(model, list(datasets), scale=scale, protocol=protocol, metrics=_split_csv(metrics),
                           data_root=data_root, weights_dir=weights_dir, skip_unavailable=skip_unavailable,
-                          progress=_progress):
+                          progress=_progress, device=device, tile=tile):
             results.append(result)
             if out:
                 write_outputs(result, out)
@@ -175,6 +178,106 @@ def metrics_list() -> None:
     for proto in PROTOCOLS.values():
         click.echo(f"protocol {proto.name}: {proto.description}; metrics "
                    f"{', '.join(m.name for m in proto.metrics)} (default {', '.join(proto.default_metrics)})")
+
+
+@main.group()
+def models() -> None:
+    """Generator variants and the checkpoints srbench can load."""
+
+
+@models.command("list")
+def models_list() -> None:
+    """Show the named variants and the published checkpoints srbench loads."""
+    from srbench.archs import VARIANTS, count_parameters
+    from srbench.checkpoints import PUBLISHED
+
+    click.echo("variants:")
+    for v in VARIANTS.values():
+        click.echo(f"  {v.name:26s} {v.arch:9s} {count_parameters(v.build()):>11,d} params  {v.description}")
+    click.echo("published checkpoints (put the file anywhere and pass its path):")
+    for c in PUBLISHED.values():
+        digest = c.sha256 or (f"sha256 {c.sha256_prefix}..." if c.sha256_prefix else "sha256 unknown")
+        click.echo(f"  {c.name:22s} {c.filename:46s} {c.variant:8s} {c.layout:10s} {digest:18s} {c.where}")
+
+
+@models.command("inspect")
+@click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False))
+@click.option("--arch", help="Variant or architecture name, if it cannot be inferred.")
+@click.option("--json", "as_json", is_flag=True)
+def models_inspect(checkpoint, arch, as_json) -> None:
+    """Print a checkpoint's detected layout, architecture, parameter count and metadata."""
+    from srbench.checkpoints import load_generator
+
+    info = dict(load_generator(checkpoint, arch).srbench_info)
+    if as_json:
+        click.echo(json.dumps(info, indent=2, default=str))
+        return
+    click.echo(f"file:       {info['source']}")
+    click.echo(f"sha256:     {info['sha256']}")
+    click.echo(f"layout:     {info['layout']}" + (f" ({'; '.join(info['notes'])})" if info["notes"] else ""))
+    click.echo(f"arch:       {info['arch']} {info['config']}" + (f" = {info['variant']}" if info["variant"] else ""))
+    click.echo(f"parameters: {info['parameters']:,d}")
+    if info["metadata"]:
+        meta = info["metadata"]
+        click.echo(f"metadata:   stage={meta.get('stage')} iteration={meta.get('iteration')} "
+                   f"srbench={meta.get('srbench_version')} created={meta.get('created')}")
+
+
+def _parse_alphas(text: str) -> list[float]:
+    try:
+        alphas = [float(a) for a in text.split(",") if a.strip()]
+    except ValueError:
+        raise click.BadParameter(f"not a comma-separated list of numbers: {text!r}") from None
+    if not alphas or len(set(alphas)) != len(alphas):
+        raise click.BadParameter("give each alpha once")
+    return alphas
+
+
+@main.command()
+@click.argument("psnr", type=click.Path(exists=True, dir_okay=False))
+@click.argument("gan", type=click.Path(exists=True, dir_okay=False))
+@click.option("--alpha", "alpha_text", default="0,0.2,0.4,0.6,0.8,1", show_default=True)
+@click.option("--out", required=True, type=click.Path(file_okay=False))
+def interp(psnr, gan, alpha_text, out) -> None:
+    """Network interpolation: (1 - alpha) PSNR + alpha GAN, one checkpoint per alpha in OUT."""
+    from pathlib import Path
+
+    from srbench.checkpoints import alpha_label, interpolate, load_generator, save_checkpoint
+
+    info = load_generator(gan).srbench_info  # validates the architecture once
+    for alpha in _parse_alphas(alpha_text):
+        state = interpolate(psnr, gan, alpha)
+        path = save_checkpoint(state, Path(out) / f"{alpha_label(alpha)}.safetensors", arch=info["arch"],
+                               config=info["config"], variant=info["variant"], stage="interp",
+                               extra={"alpha": alpha, "psnr": str(psnr), "gan": str(gan)})
+        click.echo(str(path))
+
+
+@main.command()
+@click.argument("model")
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("--out", required=True, type=click.Path(file_okay=False))
+@click.option("--tile", type=click.IntRange(min=1), help="Tile size in LR pixels (bounds memory).")
+@click.option("--tile-pad", default=16, show_default=True, type=click.IntRange(min=0))
+@click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]))
+@click.option("--half", is_flag=True, help="float16 on CUDA.")
+def infer(model, inputs, out, tile, tile_pad, device, half) -> None:
+    """Upscale images or folders INPUTS with MODEL (checkpoint or variant) into OUT as PNG."""
+    from tqdm import tqdm
+
+    from srbench.infer import Runner, collect_inputs, infer_files, resolve_generator
+
+    files = collect_inputs(list(inputs))
+    runner = Runner.create(resolve_generator(model), device=device, half=half, tile=tile, tile_pad=tile_pad)
+    with tqdm(total=len(files), unit="img", disable=None, file=sys.stderr) as bar:
+        written, notes, errors = infer_files(runner, files, out, progress=lambda _: bar.update(1))
+    for note in notes:
+        click.echo(f"note: {note}", err=True)
+    for error in errors:
+        click.echo(f"skipped: {error}", err=True)
+    click.echo(f"wrote {len(written)} image(s) to {out} (x{runner.scale}, {runner.device})")
+    if errors:
+        sys.exit(1)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -104,9 +104,40 @@ class FolderModel:
         )
 
 
-def open_model(model: str) -> BicubicModel | FolderModel:
+class GeneratorModel:
+    """A generator network (checkpoint file or variant with a checkpoint in the models folder)."""
+
+    def __init__(self, ckpt_or_variant: str, *, device: str = "auto", tile: int | None = None,
+                 tile_pad: int = 16) -> None:
+        from srbench.infer import Runner, resolve_generator
+
+        module = resolve_generator(ckpt_or_variant)
+        self.info = module.srbench_info
+        self.runner = Runner.create(module, device=device, tile=tile, tile_pad=tile_pad)
+        self.name = self.info["variant"] or Path(ckpt_or_variant).stem
+
+    def describe(self) -> dict:
+        info = {k: self.info[k] for k in ("arch", "config", "variant", "layout", "source", "sha256")}
+        return {"kind": "generator", **info, "device": str(self.runner.device)}
+
+    def predict(self, pair: D.Pair, item: D.Item, scale: int) -> np.ndarray:
+        if self.runner.scale != scale:
+            raise BadInputError(f"{self.info['source']} is a x{self.runner.scale} model, evaluation asks x{scale}")
+        return self.runner.upscale(pair.lr)
+
+
+SRModel = BicubicModel | FolderModel | GeneratorModel
+
+
+def open_model(model: str, *, device: str = "auto", tile: int | None = None) -> SRModel:
+    """``bicubic``, a checkpoint file or variant name, or a folder of SR images."""
+    from srbench.archs import VARIANTS
+
     if model == "bicubic":
         return BicubicModel()
+    path = Path(model).expanduser()
+    if path.is_file() or model in VARIANTS:
+        return GeneratorModel(model, device=device, tile=tile)
     return FolderModel(model)
 
 
@@ -195,7 +226,7 @@ def check_weights(
 
 
 def evaluate_dataset(
-    model: BicubicModel | FolderModel,
+    model: SRModel,
     dataset: D.Dataset,
     *,
     scale: int = 4,
@@ -270,9 +301,11 @@ def evaluate(
     weights_dir: str | None = None,
     skip_unavailable: bool = False,
     progress: Progress | None = None,
+    device: str = "auto",
+    tile: int | None = None,
 ) -> Iterator[EvalResult]:
     """One :class:`EvalResult` per dataset, yielded as each finishes (nothing is lost on a later error)."""
-    sr_model = open_model(model)
+    sr_model = open_model(model, device=device, tile=tile)
     get_protocol(protocol).resolve_metrics(metrics)  # fail on unknown names before any work
     resolved = [D.resolve(name, data_root) for name in datasets]
     for ds in resolved:

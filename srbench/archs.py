@@ -1,0 +1,334 @@
+"""Networks of the ESRGAN ablation: RRDBNet, SRResNet (with a BatchNorm switch), the VGG-style
+discriminator and VGG19 feature extraction, plus the registry of named variants.
+
+Every generator takes and returns N x C x H x W tensors in [0, 1] (no clamping inside) and has uniform
+argument names: ``num_in_ch``, ``num_out_ch``, ``num_feat``, ``num_block``, ``scale``.
+State-dict key names follow BasicSR (``conv_first``, ``body.N.rdb1.conv1``, ``conv_body``, ``conv_up1``,
+...), the most common layout of published weights; ``srbench.checkpoints`` converts the others.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from srbench import paths
+from srbench.errors import BadInputError
+
+log = logging.getLogger(__name__)
+
+
+@torch.no_grad()
+def _scaled_kaiming_(modules: Sequence[nn.Module], scale: float) -> None:
+    """Kaiming-normal init scaled down (ESRGAN: 0.1) so that deep residual stacks start near identity."""
+    for module in modules:
+        for m in module.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                nn.init.kaiming_normal_(m.weight)
+                m.weight.mul_(scale)
+                if m.bias is not None:
+                    m.bias.zero_()
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.constant_(m.weight, 1)
+                nn.init.zeros_(m.bias)
+
+
+class ResidualDenseBlock(nn.Module):
+    """Five 3x3 convs with dense connections; LeakyReLU after the first four; output scaled by 0.2."""
+
+    def __init__(self, num_feat: int = 64, num_grow_ch: int = 32) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(num_feat, num_grow_ch, 3, 1, 1)
+        self.conv2 = nn.Conv2d(num_feat + num_grow_ch, num_grow_ch, 3, 1, 1)
+        self.conv3 = nn.Conv2d(num_feat + 2 * num_grow_ch, num_grow_ch, 3, 1, 1)
+        self.conv4 = nn.Conv2d(num_feat + 3 * num_grow_ch, num_grow_ch, 3, 1, 1)
+        self.conv5 = nn.Conv2d(num_feat + 4 * num_grow_ch, num_feat, 3, 1, 1)
+        self.lrelu = nn.LeakyReLU(0.2, inplace=True)
+        _scaled_kaiming_([self.conv1, self.conv2, self.conv3, self.conv4, self.conv5], 0.1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x1 = self.lrelu(self.conv1(x))
+        x2 = self.lrelu(self.conv2(torch.cat((x, x1), 1)))
+        x3 = self.lrelu(self.conv3(torch.cat((x, x1, x2), 1)))
+        x4 = self.lrelu(self.conv4(torch.cat((x, x1, x2, x3), 1)))
+        x5 = self.conv5(torch.cat((x, x1, x2, x3, x4), 1))
+        return x5 * 0.2 + x
+
+
+class RRDB(nn.Module):
+    """Residual-in-residual dense block: three dense blocks, residual scaled by 0.2."""
+
+    def __init__(self, num_feat: int, num_grow_ch: int = 32) -> None:
+        super().__init__()
+        self.rdb1 = ResidualDenseBlock(num_feat, num_grow_ch)
+        self.rdb2 = ResidualDenseBlock(num_feat, num_grow_ch)
+        self.rdb3 = ResidualDenseBlock(num_feat, num_grow_ch)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.rdb3(self.rdb2(self.rdb1(x))) * 0.2 + x
+
+
+class RRDBNet(nn.Module):
+    """The ESRGAN generator: 23 RRDBs, no BatchNorm, two nearest-x2 + conv upsampling stages.
+
+    ``scale`` 4 is the paper's network; 2 and 1 pixel-unshuffle the input first (the BasicSR convention
+    used by published x2 weights), so the body always runs at 1/4 of the output resolution.
+    """
+
+    def __init__(self, num_in_ch: int = 3, num_out_ch: int = 3, scale: int = 4, num_feat: int = 64,
+                 num_block: int = 23, num_grow_ch: int = 32) -> None:
+        super().__init__()
+        if scale not in (1, 2, 4):
+            raise BadInputError(f"RRDBNet supports scale 1, 2 or 4, not {scale}")
+        self.scale = scale
+        self.unshuffle = {4: 1, 2: 2, 1: 4}[scale]
+        self.conv_first = nn.Conv2d(num_in_ch * self.unshuffle**2, num_feat, 3, 1, 1)
+        self.body = nn.Sequential(*[RRDB(num_feat, num_grow_ch) for _ in range(num_block)])
+        self.conv_body = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
+        self.conv_up1 = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
+        self.conv_up2 = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
+        self.conv_hr = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
+        self.conv_last = nn.Conv2d(num_feat, num_out_ch, 3, 1, 1)
+        self.lrelu = nn.LeakyReLU(0.2, inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.unshuffle > 1:
+            x = F.pixel_unshuffle(x, self.unshuffle)
+        feat = self.conv_first(x)
+        feat = feat + self.conv_body(self.body(feat))
+        feat = self.lrelu(self.conv_up1(F.interpolate(feat, scale_factor=2, mode="nearest")))
+        feat = self.lrelu(self.conv_up2(F.interpolate(feat, scale_factor=2, mode="nearest")))
+        return self.conv_last(self.lrelu(self.conv_hr(feat)))
+
+
+class SRResBlock(nn.Module):
+    """conv-BN-ReLU-conv-BN with an identity skip (BN optional: the ablation's "BN removed")."""
+
+    def __init__(self, num_feat: int, norm: str | None) -> None:
+        super().__init__()
+        use_bn = norm == "batch"
+        self.conv1 = nn.Conv2d(num_feat, num_feat, 3, 1, 1, bias=not use_bn)
+        self.bn1 = nn.BatchNorm2d(num_feat) if use_bn else nn.Identity()
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(num_feat, num_feat, 3, 1, 1, bias=not use_bn)
+        self.bn2 = nn.BatchNorm2d(num_feat) if use_bn else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x)))))
+
+
+class SRResNet(nn.Module):
+    """The SRGAN generator (Ledig et al. 2017): 9x9 head with PReLU, residual blocks, a conv(-BN) closing
+    the body with a long skip, log2(scale) stages of conv -> PixelShuffle(2) -> PReLU, 9x9 tail.
+
+    ``norm="batch"`` is SRGAN; ``norm=None`` removes every BatchNorm (and gives the convs a bias).
+    """
+
+    def __init__(self, num_in_ch: int = 3, num_out_ch: int = 3, scale: int = 4, num_feat: int = 64,
+                 num_block: int = 16, norm: str | None = "batch") -> None:
+        super().__init__()
+        if norm not in ("batch", None):
+            raise BadInputError(f"SRResNet norm must be 'batch' or None, not {norm!r}")
+        if scale not in (2, 4, 8):
+            raise BadInputError(f"SRResNet supports scale 2, 4 or 8, not {scale}")
+        self.scale = scale
+        use_bn = norm == "batch"
+        self.conv_first = nn.Conv2d(num_in_ch, num_feat, 9, 1, 4)
+        self.act_first = nn.PReLU(num_feat)
+        self.body = nn.Sequential(*[SRResBlock(num_feat, norm) for _ in range(num_block)])
+        self.conv_body = nn.Conv2d(num_feat, num_feat, 3, 1, 1, bias=not use_bn)
+        self.bn_body = nn.BatchNorm2d(num_feat) if use_bn else nn.Identity()
+        stages = []
+        for _ in range(scale.bit_length() - 1):
+            stages += [nn.Conv2d(num_feat, num_feat * 4, 3, 1, 1), nn.PixelShuffle(2), nn.PReLU(num_feat)]
+        self.upsample = nn.Sequential(*stages)
+        self.conv_last = nn.Conv2d(num_feat, num_out_ch, 9, 1, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        feat = self.act_first(self.conv_first(x))
+        feat = feat + self.bn_body(self.conv_body(self.body(feat)))
+        return self.conv_last(self.upsample(feat))
+
+
+class VGGStyleDiscriminator(nn.Module):
+    """The SRGAN/ESRGAN discriminator for ``input_size`` x ``input_size`` patches, one logit per patch."""
+
+    def __init__(self, num_in_ch: int = 3, num_feat: int = 64, input_size: int = 128) -> None:
+        super().__init__()
+        if input_size % 32 or input_size < 32:
+            raise BadInputError(f"VGGStyleDiscriminator input_size must be a multiple of 32, not {input_size}")
+        self.input_size = input_size
+        widths = [num_feat, num_feat * 2, num_feat * 4, num_feat * 8, num_feat * 8]
+        self.conv0_0 = nn.Conv2d(num_in_ch, num_feat, 3, 1, 1)
+        self.conv0_1 = nn.Conv2d(num_feat, num_feat, 4, 2, 1, bias=False)
+        self.bn0_1 = nn.BatchNorm2d(num_feat)
+        for i in range(1, 5):
+            setattr(self, f"conv{i}_0", nn.Conv2d(widths[i - 1], widths[i], 3, 1, 1, bias=False))
+            setattr(self, f"bn{i}_0", nn.BatchNorm2d(widths[i]))
+            setattr(self, f"conv{i}_1", nn.Conv2d(widths[i], widths[i], 4, 2, 1, bias=False))
+            setattr(self, f"bn{i}_1", nn.BatchNorm2d(widths[i]))
+        side = input_size // 32
+        self.linear1 = nn.Linear(widths[4] * side * side, 100)
+        self.linear2 = nn.Linear(100, 1)
+        self.lrelu = nn.LeakyReLU(0.2, inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-2:] != (self.input_size, self.input_size):
+            raise BadInputError(
+                f"the discriminator takes {self.input_size}x{self.input_size} patches, got "
+                f"{x.shape[-2]}x{x.shape[-1]}: set the HR patch size and input_size to the same value"
+            )
+        feat = self.lrelu(self.conv0_0(x))
+        feat = self.lrelu(self.bn0_1(self.conv0_1(feat)))
+        for i in range(1, 5):
+            feat = self.lrelu(getattr(self, f"bn{i}_0")(getattr(self, f"conv{i}_0")(feat)))
+            feat = self.lrelu(getattr(self, f"bn{i}_1")(getattr(self, f"conv{i}_1")(feat)))
+        feat = self.lrelu(self.linear1(feat.flatten(1)))
+        return self.linear2(feat)
+
+
+# VGG19 "features" layer names in torchvision's order.
+def _vgg19_layer_names() -> list[str]:
+    names = []
+    for block, convs in enumerate((2, 2, 4, 4, 4), start=1):
+        for i in range(1, convs + 1):
+            names += [f"conv{block}_{i}", f"relu{block}_{i}"]
+        names.append(f"pool{block}")
+    return names
+
+
+VGG19_LAYERS = tuple(_vgg19_layer_names())
+VGG19_FILENAME = "vgg19-dcbb9e9d.pth"
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class VGGFeatures(nn.Module):
+    """Frozen VGG19 features by layer name (``conv5_4`` is before its ReLU, ``relu5_4`` after).
+
+    Input is RGB in [0, 1]; ImageNet normalisation happens inside. ``weights``: ``"imagenet"`` (torchvision's
+    VGG19 ImageNet file, looked up locally, never downloaded here), a path to a state dict, or ``None`` for
+    random initialisation (tests and smoke runs only; it is logged).
+    """
+
+    def __init__(self, layers: Sequence[str] = ("conv5_4",), weights: str | os.PathLike | None = "imagenet",
+                 weights_dir: str | os.PathLike | None = None) -> None:
+        super().__init__()
+        from torchvision.models import vgg19
+
+        unknown = [name for name in layers if name not in VGG19_LAYERS]
+        if unknown or not layers:
+            raise BadInputError(f"unknown VGG19 layer(s) {unknown or list(layers)}; known: {', '.join(VGG19_LAYERS)}")
+        self.layers = tuple(layers)
+        last = max(VGG19_LAYERS.index(name) for name in layers)
+        net = vgg19(weights=None)
+        if weights is None:
+            log.warning("VGGFeatures: random initialisation (weights=None); perceptual losses are not ImageNet's")
+            self.weights_source = "random"
+        else:
+            path = self._weights_path(weights, weights_dir)
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            features = {k.removeprefix("features."): v for k, v in state.items() if k.startswith("features.")}
+            if not features:
+                raise BadInputError(f"{path}: no 'features.*' tensors, not a VGG19 state dict")
+            net.features.load_state_dict(features)
+            self.weights_source = str(path)
+        self.features = net.features[: last + 1]
+        # In-place ReLUs would overwrite a conv output that is itself requested (conv5_4 before relu5_4).
+        for m in self.features:
+            if isinstance(m, nn.ReLU):
+                m.inplace = False
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+        self.requires_grad_(False)
+        self.eval()
+
+    @staticmethod
+    def _weights_path(weights: str | os.PathLike, weights_dir: str | os.PathLike | None) -> Path:
+        if weights == "imagenet":
+            return paths.require_weight(
+                VGG19_FILENAME, "VGG19 perceptual features (ImageNet)",
+                "torchvision's VGG19_Weights.IMAGENET1K_V1 (online, torchvision.models.vgg19(weights='IMAGENET1K_V1') "
+                "caches it in torch.hub's checkpoints folder)",
+                [paths.torch_hub_dir() / "checkpoints"], weights_dir,
+            )
+        path = Path(weights).expanduser()
+        if not path.is_file():
+            raise BadInputError(f"{path}: VGG19 weights file not found")
+        return path
+
+    def train(self, mode: bool = True) -> VGGFeatures:
+        # Frozen: always in eval mode, whatever the enclosing model does.
+        return super().train(False)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        h = (x - self.mean) / self.std
+        out = {}
+        for name, layer in zip(VGG19_LAYERS, self.features, strict=False):  # features is truncated
+            h = layer(h)
+            if name in self.layers:
+                out[name] = h
+        return out
+
+
+ARCHS: dict[str, type[nn.Module]] = {"rrdbnet": RRDBNet, "srresnet": SRResNet}
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A named generator configuration."""
+
+    name: str
+    arch: str
+    config: dict = field(default_factory=dict)
+    description: str = ""
+
+    def build(self) -> nn.Module:
+        return ARCHS[self.arch](**self.config)
+
+
+_SMOKE = {"num_feat": 16}
+VARIANTS: dict[str, Variant] = {
+    v.name: v
+    for v in (
+        Variant("srgan_srresnet16_bn", "srresnet", {"num_block": 16, "num_feat": 64, "norm": "batch"},
+                "SRGAN baseline: SRResNet, 16 blocks, BatchNorm"),
+        Variant("srresnet16", "srresnet", {"num_block": 16, "num_feat": 64, "norm": None},
+                "SRResNet, 16 blocks, BatchNorm removed"),
+        Variant("rrdb23", "rrdbnet", {"num_block": 23, "num_feat": 64, "num_grow_ch": 32},
+                "ESRGAN generator: RRDBNet, 23 RRDBs"),
+        Variant("srgan_srresnet16_bn-smoke", "srresnet", {"num_block": 2, **_SMOKE, "norm": "batch"},
+                "CPU smoke version of srgan_srresnet16_bn (2 blocks, 16 features)"),
+        Variant("srresnet16-smoke", "srresnet", {"num_block": 2, **_SMOKE, "norm": None},
+                "CPU smoke version of srresnet16 (2 blocks, 16 features)"),
+        Variant("rrdb23-smoke", "rrdbnet", {"num_block": 2, **_SMOKE, "num_grow_ch": 8},
+                "CPU smoke version of rrdb23 (2 RRDBs, 16 features, growth 8)"),
+    )
+}
+
+
+def get_variant(name: str) -> Variant:
+    try:
+        return VARIANTS[name]
+    except KeyError:
+        raise BadInputError(f"unknown variant {name!r}; known: {', '.join(VARIANTS)}") from None
+
+
+def build_generator(arch: str, config: dict) -> nn.Module:
+    if arch not in ARCHS:
+        raise BadInputError(f"unknown architecture {arch!r}; known: {', '.join(ARCHS)}")
+    try:
+        return ARCHS[arch](**config)
+    except TypeError as exc:
+        raise BadInputError(f"bad {arch} configuration {config}: {exc}") from None
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())

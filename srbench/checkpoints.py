@@ -1,0 +1,406 @@
+"""Loading every generator checkpoint layout users bring, and srbench's own safe checkpoint format.
+
+Layouts recognised (after unwrapping BasicSR's ``params``/``params_ema``, ``state_dict`` containers,
+mmagic's ``generator.``/``generator_ema.`` prefixes and DDP's ``module.``):
+
+- ``official``: the ESRGAN repository (``conv_first``, ``RRDB_trunk.N.RDB1.conv1``, ``trunk_conv``,
+  ``upconv1``, ``upconv2``, ``HRconv``, ``conv_last``);
+- ``sequential``: the older ESRGAN/BasicSR sequential model (``model.0``, ``model.1.sub.N.RDB1.conv1.0``,
+  ``model.1.sub.23``, ``model.3``, ``model.6``, ``model.8``, ``model.10``);
+- ``basicsr``: BasicSR and mmagic (``body.N.rdb1.conv1``, ``conv_body``, ``conv_up1``, ...), also srbench's
+  own RRDBNet naming;
+- ``srbench-srresnet``: srbench's SRResNet.
+
+``.pth`` files are read with ``weights_only=True``: a file that needs arbitrary pickled code to load is
+refused. srbench writes safetensors plus a JSON sidecar, atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import torch
+from torch import nn
+
+import srbench
+from srbench.archs import VARIANTS, build_generator, count_parameters, get_variant
+from srbench.errors import BadInputError, SrbenchError
+
+FORMAT = "srbench-checkpoint"
+FORMAT_VERSION = 1
+
+
+class CheckpointError(SrbenchError):
+    """A checkpoint cannot be read or does not fit the requested architecture."""
+
+
+@dataclass(frozen=True)
+class PublishedCheckpoint:
+    name: str
+    filename: str
+    variant: str
+    layout: str
+    where: str
+    sha256: str | None = None  # full digest where known
+    sha256_prefix: str | None = None  # the 8 hex digits some projects put in the file name
+
+
+PUBLISHED: dict[str, PublishedCheckpoint] = {
+    c.name: c
+    for c in (
+        PublishedCheckpoint("esrgan-official", "RRDB_ESRGAN_x4.pth", "rrdb23", "official",
+                            "xinntao/ESRGAN, models/README.md (Google Drive / Baidu links)"),
+        PublishedCheckpoint("esrgan-psnr-official", "RRDB_PSNR_x4.pth", "rrdb23", "official",
+                            "xinntao/ESRGAN, models/README.md (Google Drive / Baidu links)"),
+        PublishedCheckpoint("esrgan-basicsr", "ESRGAN_SRx4_DF2KOST_official-ff704c30.pth", "rrdb23", "basicsr",
+                            "BasicSR model zoo (docs/ModelZoo.md)", sha256_prefix="ff704c30"),
+        PublishedCheckpoint("esrgan-psnr-basicsr", "RRDBNet_PSNR_SRx4_DF2K_official-150ff491.pth", "rrdb23",
+                            "basicsr", "BasicSR model zoo (docs/ModelZoo.md)", sha256_prefix="150ff491"),
+    )
+}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Reading
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def sidecar_path(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    return path.with_name(path.name + ".json") if path.suffix != ".safetensors" else path.with_suffix(".json")
+
+
+def read_metadata(path: str | os.PathLike) -> dict | None:
+    side = sidecar_path(path)
+    if not side.is_file():
+        return None
+    try:
+        return json.loads(side.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{side}: corrupt checkpoint sidecar ({exc})") from None
+
+
+def _read_file(path: Path) -> object:
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(path))
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise CheckpointError(f"{path}: corrupt or truncated safetensors file ({exc})") from None
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises a zoo of types for bad pickles and zip archives
+        text = str(exc)
+        if "Weights only load failed" in text or "weights_only" in text:
+            raise CheckpointError(
+                f"{path}: refused: loading it would execute pickled code (it stores Python objects, not just "
+                "tensors). If you trust its source, re-save its state dict with torch.save(model.state_dict()) "
+                "and load that"
+            ) from None
+        raise CheckpointError(f"{path}: corrupt or truncated checkpoint ({type(exc).__name__}: {text[:200]})") from None
+
+
+def _unwrap(obj: object, origin: str) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """The generator's tensors from whatever container they came in, and how they were found."""
+    notes: list[str] = []
+    if not isinstance(obj, Mapping):
+        raise CheckpointError(f"{origin}: holds a {type(obj).__name__}, not a state dict")
+    for key in ("params_ema", "params"):
+        if key in obj and isinstance(obj[key], Mapping):
+            notes.append(f"BasicSR container, using '{key}'")
+            obj = obj[key]
+            break
+    else:
+        if "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
+            notes.append("'state_dict' container")
+            obj = obj["state_dict"]
+    keys = list(obj)
+    for prefix in ("generator_ema.", "generator."):
+        if any(k.startswith(prefix) for k in keys):
+            notes.append(f"mmagic '{prefix}' prefix")
+            obj = {k[len(prefix):]: v for k, v in obj.items() if k.startswith(prefix)}
+            break
+    if obj and all(k.startswith("module.") for k in obj):
+        notes.append("DDP 'module.' prefix")
+        obj = {k[len("module."):]: v for k, v in obj.items()}
+    tensors = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+    if not tensors:
+        raise CheckpointError(f"{origin}: no tensors found (keys: {', '.join(list(obj)[:8])})")
+    return tensors, notes
+
+
+_OFFICIAL = [
+    (re.compile(r"^RRDB_trunk\.(\d+)\.RDB(\d)\.conv(\d)\.(weight|bias)$"), r"body.\1.rdb\2.conv\3.\4"),
+    (re.compile(r"^trunk_conv\.(weight|bias)$"), r"conv_body.\1"),
+    (re.compile(r"^upconv1\.(weight|bias)$"), r"conv_up1.\1"),
+    (re.compile(r"^upconv2\.(weight|bias)$"), r"conv_up2.\1"),
+    (re.compile(r"^HRconv\.(weight|bias)$"), r"conv_hr.\1"),
+]
+_SEQUENTIAL = [
+    (re.compile(r"^model\.0\.(weight|bias)$"), r"conv_first.\1"),
+    (re.compile(r"^model\.1\.sub\.(\d+)\.RDB(\d)\.conv(\d)\.0\.(weight|bias)$"), r"body.\1.rdb\2.conv\3.\4"),
+    (re.compile(r"^model\.3\.(weight|bias)$"), r"conv_up1.\1"),
+    (re.compile(r"^model\.6\.(weight|bias)$"), r"conv_up2.\1"),
+    (re.compile(r"^model\.8\.(weight|bias)$"), r"conv_hr.\1"),
+    (re.compile(r"^model\.10\.(weight|bias)$"), r"conv_last.\1"),
+]
+
+
+def detect_layout(keys: list[str]) -> str:
+    if any(k.startswith("RRDB_trunk.") for k in keys):
+        return "official"
+    if any(k.startswith("model.1.sub.") for k in keys):
+        return "sequential"
+    if any(re.match(r"^body\.\d+\.rdb\d\.", k) for k in keys):
+        return "basicsr"
+    if any(k.startswith("act_first.") for k in keys):
+        return "srbench-srresnet"
+    return "unknown"
+
+
+def _rename(state: dict[str, torch.Tensor], rules) -> dict[str, torch.Tensor]:
+    out = {}
+    for key, value in state.items():
+        for pattern, replacement in rules:
+            if pattern.match(key):
+                key = pattern.sub(replacement, key)
+                break
+        out[key] = value
+    return out
+
+
+def to_canonical(state: dict[str, torch.Tensor], layout: str) -> dict[str, torch.Tensor]:
+    """Rename a state dict of ``layout`` to srbench's (BasicSR) key names."""
+    if layout == "official":
+        return _rename(state, _OFFICIAL)
+    if layout == "sequential":
+        trunk = [int(m.group(1)) for k in state if (m := re.match(r"^model\.1\.sub\.(\d+)\.(weight|bias)$", k))]
+        rules = list(_SEQUENTIAL)
+        if trunk:  # the trunk conv closes the sequential body: model.1.sub.<num_block>
+            rules.append((re.compile(rf"^model\.1\.sub\.{max(trunk)}\.(weight|bias)$"), r"conv_body.\1"))
+        return _rename(state, rules)
+    return dict(state)
+
+
+def infer_config(state: dict[str, torch.Tensor]) -> tuple[str, dict]:
+    """Architecture and configuration from canonical tensor shapes (scale 4 assumed for RRDBNet)."""
+    if "conv_first.weight" not in state:
+        raise CheckpointError("cannot infer the architecture: no conv_first.weight")
+    first = state["conv_first.weight"]
+    if any(k.startswith("body.0.rdb1.") for k in state):
+        blocks = {int(k.split(".")[1]) for k in state if k.startswith("body.")}
+        return "rrdbnet", {
+            "num_in_ch": first.shape[1], "num_out_ch": state["conv_last.weight"].shape[0], "scale": 4,
+            "num_feat": first.shape[0], "num_block": len(blocks),
+            "num_grow_ch": state["body.0.rdb1.conv1.weight"].shape[0],
+        }
+    if "act_first.weight" in state:
+        blocks = {int(k.split(".")[1]) for k in state if k.startswith("body.")}
+        stages = sum(1 for k in state if re.match(r"^upsample\.\d+\.weight$", k) and state[k].ndim == 4)
+        return "srresnet", {
+            "num_in_ch": first.shape[1], "num_out_ch": state["conv_last.weight"].shape[0], "scale": 2**stages,
+            "num_feat": first.shape[0], "num_block": len(blocks),
+            "norm": "batch" if "bn_body.weight" in state else None,
+        }
+    raise CheckpointError("cannot infer the architecture from these keys")
+
+
+@dataclass
+class LoadedCheckpoint:
+    """A state dict in srbench's key names, with what was learnt while reading it."""
+
+    state: dict[str, torch.Tensor]
+    layout: str
+    notes: list[str] = field(default_factory=list)
+    metadata: dict | None = None
+    source: str = "<state dict>"
+    sha256: str | None = None
+
+
+def load_state(path_or_state: str | os.PathLike | Mapping) -> LoadedCheckpoint:
+    """Read, unwrap and canonicalise a generator checkpoint (file or in-memory state dict)."""
+    metadata = None
+    sha = None
+    if isinstance(path_or_state, Mapping):
+        origin = "<state dict>"
+        obj: object = path_or_state
+    else:
+        path = Path(path_or_state).expanduser()
+        origin = str(path)
+        obj = _read_file(path)
+        sha = _sha256(path)
+        metadata = read_metadata(path)
+        if metadata is not None and metadata.get("sha256") not in (None, sha):
+            raise CheckpointError(
+                f"{path}: sha256 {sha[:12]}... differs from its sidecar's {metadata['sha256'][:12]}...: the "
+                "weights changed after the sidecar was written"
+            )
+    tensors, notes = _unwrap(obj, origin)
+    layout = detect_layout(list(tensors))
+    return LoadedCheckpoint(to_canonical(tensors, layout), layout, notes, metadata, origin, sha)
+
+
+def _resolve_arch(arch: str | None, loaded: LoadedCheckpoint, scale: int | None) -> tuple[str, dict, str | None]:
+    if arch in VARIANTS:
+        variant = get_variant(arch)
+        return variant.arch, dict(variant.config), variant.name
+    if loaded.metadata is not None and arch is None:
+        return loaded.metadata["arch"], dict(loaded.metadata["config"]), loaded.metadata.get("variant")
+    try:
+        inferred_arch, config = infer_config(loaded.state)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{loaded.source}: {exc} (layout guessed: {loaded.layout})") from None
+    if arch is not None and arch != inferred_arch:
+        raise CheckpointError(
+            f"{loaded.source}: holds a {inferred_arch} (layout guessed: {loaded.layout}), not a {arch}"
+        )
+    if scale is not None:
+        config["scale"] = scale
+    return inferred_arch, config, None
+
+
+def load_generator(
+    path_or_state: str | os.PathLike | Mapping, arch: str | None = None, *, scale: int | None = None
+) -> nn.Module:
+    """A generator in eval mode from any supported checkpoint; strict, with a precise error on mismatch.
+
+    ``arch`` is a variant name (``rrdb23``), an architecture name (``rrdbnet``) or None (from the sidecar, or
+    inferred from tensor shapes). The module gets ``srbench_info`` describing what was loaded.
+    """
+    loaded = load_state(path_or_state)
+    arch_name, config, variant = _resolve_arch(arch, loaded, scale)
+    model = build_generator(arch_name, config)
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(loaded.state))
+    unexpected = sorted(set(loaded.state) - set(expected))
+    wrong_shape = sorted(
+        f"{k} {tuple(loaded.state[k].shape)} vs {tuple(expected[k].shape)}"
+        for k in set(expected) & set(loaded.state) if loaded.state[k].shape != expected[k].shape
+    )
+    if missing or unexpected or wrong_shape:
+        parts = []
+        if missing:
+            parts.append(f"missing {len(missing)}: {', '.join(missing[:6])}{' ...' if len(missing) > 6 else ''}")
+        if unexpected:
+            parts.append(f"unexpected {len(unexpected)}: {', '.join(unexpected[:6])}"
+                         f"{' ...' if len(unexpected) > 6 else ''}")
+        if wrong_shape:
+            parts.append(f"wrong shape: {', '.join(wrong_shape[:4])}")
+        raise CheckpointError(
+            f"{loaded.source} does not fit {variant or arch_name} {config} (layout guessed: {loaded.layout}); "
+            + "; ".join(parts)
+        )
+    model.load_state_dict(loaded.state, strict=True)
+    model.eval()
+    model.srbench_info = {
+        "arch": arch_name, "config": config, "variant": variant, "layout": loaded.layout, "notes": loaded.notes,
+        "source": loaded.source, "sha256": loaded.sha256, "metadata": loaded.metadata,
+        "parameters": count_parameters(model),
+    }
+    return model
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Writing
+
+
+def _atomic_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        current = os.umask(0)
+        os.umask(current)
+        os.chmod(tmp, 0o666 & ~current)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_checkpoint(
+    module_or_state: nn.Module | Mapping[str, torch.Tensor],
+    path: str | os.PathLike,
+    *,
+    arch: str,
+    config: dict,
+    variant: str | None = None,
+    stage: str | None = None,
+    iteration: int | None = None,
+    extra: dict | None = None,
+) -> Path:
+    """Write ``path`` (safetensors) and its JSON sidecar, each atomically; returns the weights path."""
+    from safetensors.torch import save
+
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        path = path.with_name(path.name + ".safetensors")
+    state = module_or_state.state_dict() if isinstance(module_or_state, nn.Module) else dict(module_or_state)
+    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items()}
+    data = save(tensors, metadata={"format": FORMAT, "arch": arch})
+    _atomic_bytes(path, data)
+    meta = {
+        "format": FORMAT, "format_version": FORMAT_VERSION, "arch": arch, "config": config, "variant": variant,
+        "stage": stage, "iteration": iteration, "sha256": hashlib.sha256(data).hexdigest(),
+        "srbench_version": srbench.__version__, "torch_version": torch.__version__,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"), "extra": extra or {},
+    }
+    _atomic_bytes(sidecar_path(path), (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode())
+    return path
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Network interpolation
+
+
+def interpolate(psnr_ckpt, gan_ckpt, alpha: float) -> dict[str, torch.Tensor]:
+    """theta = (1 - alpha) theta_PSNR + alpha theta_GAN over floating tensors (Wang et al. 2018, Sec. 3.4).
+
+    Both checkpoints must have the same keys and shapes. Non-floating tensors (BatchNorm counters) are
+    taken from the GAN model.
+    """
+    if not 0.0 <= alpha <= 1.0:
+        raise BadInputError(f"alpha must be in [0, 1], got {alpha}")
+    a = load_state(psnr_ckpt).state
+    b = load_state(gan_ckpt).state
+    if set(a) != set(b):
+        only_a = sorted(set(a) - set(b))[:5]
+        only_b = sorted(set(b) - set(a))[:5]
+        raise CheckpointError(f"cannot interpolate: different keys (only in PSNR: {only_a}; only in GAN: {only_b})")
+    out = {}
+    for key in a:
+        if a[key].shape != b[key].shape:
+            raise CheckpointError(
+                f"cannot interpolate: {key} is {tuple(a[key].shape)} in PSNR, {tuple(b[key].shape)} in GAN")
+        if a[key].is_floating_point():
+            out[key] = (1.0 - alpha) * a[key] + alpha * b[key]
+        else:
+            out[key] = b[key].clone()
+    return out
+
+
+def alpha_label(alpha: float) -> str:
+    """File-name label of an interpolation weight: the shortest text that round-trips (never rounded)."""
+    return f"alpha{float(alpha)!r}"

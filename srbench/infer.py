@@ -1,0 +1,230 @@
+"""Running a generator on images of any size: device choice, tiling with overlap, odd inputs.
+
+Tiled inference splits the LR into ``tile`` x ``tile`` pieces, runs each with ``tile_pad`` pixels of real
+context around it and keeps only the centre. When the pad covers the network's receptive field the stitched
+result equals the untiled one (up to float summation order); peak memory is bounded by the tile, not by the
+image.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from srbench import paths
+from srbench.archs import VARIANTS
+from srbench.errors import BadInputError
+from srbench.matlab import imresize, rgb2gray, to_uint8
+
+
+def select_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise BadInputError("--device cuda was requested but no CUDA device is available")
+    if device not in ("cpu", "cuda"):
+        raise BadInputError(f"unknown device {device!r}: use auto, cpu or cuda")
+    return torch.device(device)
+
+
+@dataclass
+class Runner:
+    """A generator prepared for inference on one device."""
+
+    model: nn.Module
+    scale: int
+    device: torch.device
+    half: bool = False
+    tile: int | None = None
+    tile_pad: int = 16
+    notes: list[str] = field(default_factory=list)
+
+    @classmethod
+    def create(cls, model: nn.Module, *, device: str = "auto", half: bool = False, tile: int | None = None,
+               tile_pad: int = 16) -> Runner:
+        dev = select_device(device)
+        notes = []
+        if half and dev.type != "cuda":
+            notes.append("--half ignored on CPU (float16 convolutions there are slow and inexact)")
+            half = False
+        if tile is not None and tile < 1:
+            raise BadInputError(f"--tile must be positive, got {tile}")
+        if tile_pad < 0:
+            raise BadInputError(f"--tile-pad must be non-negative, got {tile_pad}")
+        model = model.eval().to(dev)
+        if dev.type == "cuda":
+            model = model.to(memory_format=torch.channels_last)
+        if half:
+            model = model.half()
+        scale = int(getattr(model, "scale", 4))
+        return cls(model, scale, dev, half, tile, tile_pad, notes)
+
+    @property
+    def _multiple(self) -> int:
+        # Pixel-unshuffle generators (RRDBNet x2, x1) need LR sizes divisible by their factor.
+        return int(getattr(self.model, "unshuffle", 1))
+
+    @torch.no_grad()
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(self.device, dtype=torch.float16 if self.half else torch.float32)
+        if self.device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.model(x).float().cpu()
+
+    def upscale_tensor(self, x: torch.Tensor) -> torch.Tensor:
+        """N x C x H x W in [0, 1] (CPU) -> N x C x sH x sW, unclamped, on the CPU."""
+        m = self._multiple
+        h, w = x.shape[-2:]
+        pad_h, pad_w = (-h) % m, (-w) % m
+        if pad_h or pad_w:
+            x = torch.nn.functional.pad(x, (0, pad_w, 0, pad_h), mode="reflect")
+        if self.tile is None or (x.shape[-2] <= self.tile and x.shape[-1] <= self.tile):
+            out = self._forward(x)
+        else:
+            out = self._tiled(x)
+        return out[..., : h * self.scale, : w * self.scale]
+
+    def _tiled(self, x: torch.Tensor) -> torch.Tensor:
+        m = self._multiple
+        tile = math.ceil(self.tile / m) * m
+        pad = math.ceil(self.tile_pad / m) * m
+        n, _, h, w = x.shape
+        s = self.scale
+        out = None
+        for y0 in range(0, h, tile):
+            for x0 in range(0, w, tile):
+                y1, x1 = min(y0 + tile, h), min(x0 + tile, w)
+                py0, px0 = max(y0 - pad, 0), max(x0 - pad, 0)
+                py1, px1 = min(y1 + pad, h), min(x1 + pad, w)
+                piece = self._forward(x[..., py0:py1, px0:px1])
+                if out is None:
+                    out = torch.empty((n, piece.shape[1], h * s, w * s), dtype=torch.float32)
+                oy, ox = (y0 - py0) * s, (x0 - px0) * s
+                out[..., y0 * s : y1 * s, x0 * s : x1 * s] = piece[..., oy : oy + (y1 - y0) * s,
+                                                                   ox : ox + (x1 - x0) * s]
+        return out
+
+    def upscale(self, img: np.ndarray) -> np.ndarray:
+        """uint8 HxW, HxWx3 or HxWx4 in, uint8 of the same kind out.
+
+        Grayscale goes through the network as three equal channels and comes back with rgb2gray; an alpha
+        channel is upscaled separately with MATLAB bicubic (networks are trained on RGB only).
+        """
+        img = np.asarray(img)
+        if img.dtype != np.uint8:
+            raise BadInputError(f"upscale expects uint8 images, got {img.dtype}")
+        alpha = None
+        if img.ndim == 3 and img.shape[2] == 4:
+            img, alpha = img[..., :3], img[..., 3]
+        gray = img.ndim == 2
+        rgb = np.repeat(img[..., None], 3, axis=2) if gray else img
+        if rgb.ndim != 3 or rgb.shape[2] != 3:
+            raise BadInputError(f"upscale expects HxW, HxWx3 or HxWx4 images, got shape {img.shape}")
+        x = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).float().div_(255.0)[None]
+        y = self.upscale_tensor(x)[0].numpy().transpose(1, 2, 0)
+        out = to_uint8(np.clip(y, 0.0, 1.0) * 255.0)
+        if gray:
+            out = rgb2gray(out)
+        if alpha is not None:
+            out = np.dstack([out, imresize(alpha, self.scale)])
+        return out
+
+
+def read_any_image(path: str | os.PathLike) -> tuple[np.ndarray, list[str]]:
+    """Any common image as uint8 (HxW, HxWx3 or HxWx4), with notes on conversions made (16-bit -> 8-bit)."""
+    import imageio.v3 as iio
+
+    path = Path(path)
+    notes: list[str] = []
+    try:
+        img = np.asarray(iio.imread(path))
+    except FileNotFoundError:
+        raise BadInputError(f"{path}: no such file") from None
+    except Exception as exc:  # imageio's plugins raise many types for unreadable files
+        raise BadInputError(f"{path}: not a readable image ({type(exc).__name__}: {str(exc)[:120]})") from None
+    if img.ndim == 3 and img.shape[2] == 2:  # gray + alpha
+        img = np.dstack([img[..., 0]] * 3 + [img[..., 1]])
+    if img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] not in (3, 4)):
+        raise BadInputError(f"{path}: unsupported image shape {img.shape}")
+    if img.dtype == np.uint16:
+        img = to_uint8(img.astype(np.float64) / 257.0)
+        notes.append(f"{path.name}: 16-bit input, output written as 8-bit")
+    elif img.dtype == bool:
+        img = img.astype(np.uint8) * 255
+    elif img.dtype != np.uint8:
+        raise BadInputError(f"{path}: unsupported pixel type {img.dtype}")
+    return img, notes
+
+
+def models_dir() -> Path:
+    env = os.environ.get("SRBENCH_MODELS")
+    return Path(env).expanduser() if env else paths.PROJECT_ROOT / "models"
+
+
+def resolve_generator(ckpt_or_variant: str, scale: int | None = None) -> nn.Module:
+    """A loaded generator from a checkpoint path, or from ``<models dir>/<variant>.safetensors``."""
+    from srbench.checkpoints import load_generator
+
+    path = Path(ckpt_or_variant).expanduser()
+    if path.is_file():
+        return load_generator(path, scale=scale)
+    if ckpt_or_variant in VARIANTS:
+        candidate = models_dir() / f"{ckpt_or_variant}.safetensors"
+        if candidate.is_file():
+            return load_generator(candidate, ckpt_or_variant)
+        raise BadInputError(
+            f"variant {ckpt_or_variant!r} has no checkpoint: looked for {candidate} (set SRBENCH_MODELS or pass "
+            "a checkpoint file)"
+        )
+    raise BadInputError(f"{ckpt_or_variant!r} is neither a checkpoint file nor a variant ({', '.join(VARIANTS)})")
+
+
+def collect_inputs(inputs: list[str]) -> list[Path]:
+    from srbench.images import is_image_file
+
+    files: list[Path] = []
+    for item in inputs:
+        p = Path(item).expanduser()
+        if p.is_dir():
+            found = sorted(q for q in p.iterdir() if is_image_file(q))
+            if not found:
+                raise BadInputError(f"{p}: no images in this folder")
+            files += found
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise BadInputError(f"{p}: no such file or folder")
+    stems: dict[str, Path] = {}
+    for f in files:
+        if f.stem in stems:
+            raise BadInputError(f"{f} and {stems[f.stem]} would both be written as {f.stem}.png")
+        stems[f.stem] = f
+    return files
+
+
+def infer_files(runner: Runner, files: list[Path], out_dir: str | os.PathLike,
+                progress: Callable[[Path], None] | None = None) -> tuple[list[Path], list[str], list[str]]:
+    """Upscale every file into ``out_dir`` as PNG; returns (written, notes, errors). Bad files are skipped."""
+    from srbench.images import write_png
+
+    out = Path(out_dir)
+    written, notes, errors = [], list(runner.notes), []
+    for f in files:
+        try:
+            img, file_notes = read_any_image(f)
+            notes += file_notes
+            target = out / f"{f.stem}.png"
+            write_png(target, runner.upscale(img))
+            written.append(target)
+        except BadInputError as exc:
+            errors.append(str(exc))
+        if progress:
+            progress(f)
+    return written, notes, errors
