@@ -14,7 +14,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
 # Targets from the foundation issue, checked on the median of the srbench run.
-TARGET_RATIO = {"niqe": 1.0}  # srbench / pyiqa must not exceed this
+TARGET_RATIO = {"niqe": 1.0, "infer-rrdb23-128": 1.10}  # srbench / baseline must not exceed this
 TARGET_SECONDS = {"bsd100-bicubic-sr": 20.0}
 
 

@@ -94,3 +94,76 @@ def test_bsd100_bicubic_sr_srbench(benchmark, shared_data):
 
     result = benchmark.pedantic(run, rounds=1, iterations=1)
     assert result.n_images == 100 and abs(result.summary["psnr_y"] - 25.96) < 0.015
+
+
+# ---- generator inference (model-zoo issue) ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def rrdb23(torch):
+    from srbench.archs import get_variant
+
+    torch.manual_seed(0)
+    return get_variant("rrdb23").build().eval()
+
+
+@pytest.fixture(scope="module")
+def lr128(tmp_path_factory, photo):
+    from srbench.images import write_png
+
+    path = tmp_path_factory.mktemp("lr") / "lr128.png"
+    write_png(path, photo[:128, :128])
+    return path
+
+
+@pytest.mark.benchmark(group="infer-rrdb23-128")
+def test_infer_end_to_end_srbench(benchmark, rrdb23, lr128, tmp_path):
+    from srbench.infer import Runner, infer_files
+
+    runner = Runner.create(rrdb23, device="cpu")
+    written, _, errors = benchmark.pedantic(infer_files, args=(runner, [lr128], tmp_path), rounds=3, iterations=1,
+                                            warmup_rounds=1)
+    assert not errors and written[0].is_file()
+
+
+@pytest.mark.benchmark(group="infer-rrdb23-128")
+def test_infer_bare_forward_baseline(benchmark, rrdb23, photo, torch):
+    x = torch.from_numpy(photo[:128, :128].transpose(2, 0, 1).copy()).float().div(255)[None]
+
+    def forward():
+        with torch.no_grad():
+            return rrdb23(x)
+
+    out = benchmark.pedantic(forward, rounds=3, iterations=1, warmup_rounds=1)
+    assert out.shape == (1, 3, 512, 512)
+
+
+_PEAK_SCRIPT = """
+import resource, sys, time, numpy as np, torch
+from srbench.archs import get_variant
+from srbench.infer import Runner
+torch.manual_seed(0)
+tile = None if sys.argv[1] == "none" else int(sys.argv[1])
+runner = Runner.create(get_variant("rrdb23-smoke").build(), device="cpu", tile=tile)
+img = np.random.default_rng(0).integers(0, 256, (1024, 1024, 3)).astype(np.uint8)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+start = time.perf_counter()
+runner.upscale(img)
+print(time.perf_counter() - start, (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)
+"""
+
+
+@pytest.mark.benchmark(group="infer-1024-tiled-vs-untiled")
+@pytest.mark.parametrize("tile", ["none", "256"], ids=["untiled-baseline", "tiled256"])
+def test_tiled_vs_untiled_1024_peak_memory(benchmark, tile):
+    """rrdb23-smoke on a 1024x1024 LR (4096x4096 out): time and peak RSS growth, each in a fresh process."""
+    import subprocess
+    import sys
+
+    def run():
+        out = subprocess.run([sys.executable, "-c", _PEAK_SCRIPT, tile], capture_output=True, text=True, check=True)
+        return [float(v) for v in out.stdout.split()]
+
+    seconds, peak_mib = benchmark.pedantic(run, rounds=1, iterations=1)
+    benchmark.extra_info.update({"peak_rss_growth_mib": round(peak_mib), "inference_seconds": round(seconds, 2)})
+    print(f"\n1024x1024 LR, tile={tile}: {seconds:.1f}s, peak RSS +{peak_mib:.0f} MiB")

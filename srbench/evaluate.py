@@ -306,6 +306,8 @@ def evaluate(
 ) -> Iterator[EvalResult]:
     """One :class:`EvalResult` per dataset, yielded as each finishes (nothing is lost on a later error)."""
     sr_model = open_model(model, device=device, tile=tile)
+    if isinstance(sr_model, GeneratorModel) and sr_model.runner.scale != scale:
+        raise BadInputError(f"{model} is a x{sr_model.runner.scale} model, evaluation asks x{scale} (--scale)")
     get_protocol(protocol).resolve_metrics(metrics)  # fail on unknown names before any work
     resolved = [D.resolve(name, data_root) for name in datasets]
     for ds in resolved:

@@ -128,8 +128,9 @@ class Runner:
         if rgb.ndim != 3 or rgb.shape[2] != 3:
             raise BadInputError(f"upscale expects HxW, HxWx3 or HxWx4 images, got shape {img.shape}")
         x = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).float().div_(255.0)[None]
-        y = self.upscale_tensor(x)[0].numpy().transpose(1, 2, 0)
-        out = to_uint8(np.clip(y, 0.0, 1.0) * 255.0)
+        y = self.upscale_tensor(x)[0]
+        # Quantise as when saving a PNG (clamp, x255, round half up), in place to keep peak memory low.
+        out = y.clamp_(0.0, 1.0).mul_(255.0).add_(0.5).floor_().to(torch.uint8).permute(1, 2, 0).numpy()
         if gray:
             out = rgb2gray(out)
         if alpha is not None:
