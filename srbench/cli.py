@@ -280,5 +280,51 @@ def infer(model, inputs, out, tile, tile_pad, device, half) -> None:
         sys.exit(1)
 
 
+@main.command()
+@click.option("--variant", required=True,
+              help="A training variant (srgan, ..., esrgan), a generator variant (rrdb23, ...) or a config.toml.")
+@click.option("--stage", required=True, type=click.Choice(["psnr", "gan"]))
+@click.option("--preset", default="paper", show_default=True, type=click.Choice(["smoke", "short", "paper"]))
+@click.option("--init", type=click.Path(exists=True, dir_okay=False),
+              help="Generator checkpoint to start from (the gan stage defaults to OUT/psnr/g_final.safetensors).")
+@click.option("--data", help="Training images: a named set, a folder or 'skimage' (overrides data.train).")
+@click.option("--val", help="Held-out images for the validation L1 (default: the last training image).")
+@click.option("--data-root", type=click.Path(file_okay=False))
+@click.option("--out", type=click.Path(file_okay=False), help="Run folder (default: reports/runs/<name>).")
+@click.option("--iters", type=click.IntRange(min=1), help="Iterations of this stage (overrides the preset).")
+@click.option("--set", "sets", multiple=True, metavar="SECTION.KEY=VALUE",
+              help="Override any configuration value, e.g. --set loss.adversarial=standard --set gan.lr=5e-5.")
+@click.option("--resume", is_flag=True, help="Continue from OUT/<stage>/state.pt.")
+@click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]))
+@click.option("--seed", type=int)
+def train(variant, stage, preset, init, data, val, data_root, out, iters, sets, resume, device, seed) -> None:
+    """Train one stage of a variant (run under torchrun for several GPUs or nodes)."""
+    from pathlib import Path
+
+    from srbench import paths
+    from srbench.config import resolve_config
+    from srbench.train import train as run
+
+    overrides: dict = {"data": {}}
+    if data:
+        overrides["data"]["train"] = data
+    if val:
+        overrides["data"]["val"] = val
+    if data_root:
+        overrides["data"]["data_root"] = data_root
+    if iters:
+        overrides[stage] = {"iters": iters}
+    if seed is not None:
+        overrides["seed"] = seed
+    config = resolve_config(variant, preset, list(sets), overrides)
+    out_dir = Path(out) if out else paths.PROJECT_ROOT / "reports" / "runs" / config.name
+    result = run(config, stage, out_dir, init=init, resume=resume, device=device)
+    if result.final is not None:
+        click.echo(f"{config.name}/{stage}: {result.iterations} iterations; generator {result.final}")
+        if result.val_l1:
+            first, last = result.val_l1[0], result.val_l1[-1]
+            click.echo(f"held-out L1: {first[1]:.4f} (iteration {first[0]}) -> {last[1]:.4f} (iteration {last[0]})")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -1,0 +1,135 @@
+"""Training: configuration layering, the smoke preset learning, exact resume, NaN stop, DDP on CPU."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from srbench import losses as L
+from srbench.config import resolve_config
+from srbench.errors import BadInputError
+from srbench.train import Trainer, TrainingDiverged, TrainingInterrupted, train
+
+
+def test_config_layers_and_rejects_unknown_keys(tmp_path):
+    cfg = resolve_config("esrgan", "smoke")
+    assert cfg.generator == "rrdb23-smoke" and cfg.loss.adversarial == "ragan"
+    assert cfg.loss.perceptual_layer == "conv5_4" and cfg.loss.vgg_weights == "random"
+    assert cfg.data.patch_size == 32 and cfg.psnr.iters == 400
+    paper = resolve_config("srgan", "paper")
+    assert paper.generator == "srgan_srresnet16_bn" and paper.loss.perceptual_layer == "relu5_4"
+    assert paper.loss.adversarial == "standard" and paper.gan.milestones == (50_000, 100_000, 200_000, 300_000)
+    assert paper.psnr.lr == 2e-4 and paper.gan.lr == 1e-4 and paper.data.batch_size == 16
+    toml = tmp_path / "mine.toml"
+    toml.write_text('name = "mine"\ngenerator = "rrdb23"\n[generator_config]\nnum_block = 2\n'
+                    '[loss]\nadversarial = "wgan-gp"\n[gan]\nlr = 5e-5\n')
+    mine = resolve_config(str(toml), "smoke", ["gan.iters=7", "loss.fft_weight=0.1"])
+    assert mine.name == "mine" and mine.generator_config == {"num_block": 2}
+    assert mine.loss.adversarial == "wgan-gp" and mine.gan.lr == 5e-5 and mine.gan.iters == 7
+    assert mine.loss.fft_weight == 0.1
+    assert resolve_config("esrgan", "smoke").gan.iters == 300  # presets are never mutated by a resolution
+    toml.write_text('generator = "rrdb23"\n[loss]\nadversarial_wieght = 1\n')
+    with pytest.raises(BadInputError, match="unknown configuration key 'loss.adversarial_wieght'"):
+        resolve_config(str(toml))
+    with pytest.raises(BadInputError, match="expected a number"):
+        resolve_config("esrgan", sets=["gan.lr=fast"])
+    with pytest.raises(BadInputError, match="multiple of 32"):
+        resolve_config("esrgan", sets=["data.patch_size=48"])
+
+
+@pytest.mark.parametrize("variant", ["srgan", "esrgan"])
+def test_smoke_preset_learns_and_runs_both_stages(tmp_path, variant):
+    cfg = resolve_config(variant, "smoke")
+    psnr = train(cfg, "psnr", tmp_path, progress=False)
+    first, last = psnr.val_l1[0][1], psnr.val_l1[-1][1]
+    assert last < 0.7 * first, psnr.val_l1
+    meta = json.loads((tmp_path / "psnr/g_final.json").read_text())
+    # The resolved config travels with the weights.
+    assert meta["extra"]["train_config"] == json.loads(json.dumps(cfg.to_dict()))
+    assert meta["iteration"] == 400 and meta["stage"] == "psnr"
+    short = resolve_config(variant, "smoke", ["gan.iters=12"])
+    gan = train(short, "gan", tmp_path, progress=False)
+    assert gan.iterations == 12 and gan.final_ema.is_file()
+    assert json.loads((tmp_path / "gan/g_final.json").read_text())["extra"]["init"].endswith("g_final.safetensors")
+    header = (tmp_path / "gan/log.csv").read_text().splitlines()[0].split(",")
+    assert {"l_pix", "l_percep", "l_g_adv", "l_d", "val_l1"} <= set(header)
+
+
+def _tiny(adversarial="ragan", **stage):
+    sets = [f"loss.adversarial={json.dumps(adversarial)}", "data.batch_size=2", "gan.iters=9", "psnr.iters=9",
+            "gan.checkpoint_every=3", "psnr.checkpoint_every=3", "gan.val_every=100", "psnr.val_every=100"]
+    sets += [f"{k}={v}" for k, v in stage.items()]
+    return resolve_config("rrdb23-smoke", "smoke", sets)
+
+
+@pytest.mark.parametrize("adversarial", ["ragan", "ragp"])
+def test_resume_after_interrupt_gives_identical_weights(tmp_path, adversarial):
+    cfg = _tiny(adversarial)
+    train(cfg, "psnr", tmp_path / "a", progress=False)
+    train(cfg, "gan", tmp_path / "a", progress=False)
+    init = str(tmp_path / "a/psnr/g_final.safetensors")
+
+    def interrupt_at_5(iteration, logs):
+        if iteration == 5:
+            raise KeyboardInterrupt
+
+    with pytest.raises(TrainingInterrupted, match="interrupted at iteration 5"):
+        Trainer(cfg, "gan", tmp_path / "b", init=init, progress=False).run(on_iteration=interrupt_at_5)
+    state = torch.load(tmp_path / "b/gan/state.pt", weights_only=True)
+    assert state["iteration"] == 5
+    Trainer(cfg, "gan", tmp_path / "b", init=init, progress=False).run(resume=True)
+    for name in ("g_final", "g_ema_final"):
+        a = load_file(tmp_path / f"a/gan/{name}.safetensors")
+        b = load_file(tmp_path / f"b/gan/{name}.safetensors")
+        assert a.keys() == b.keys()
+        for key in a:
+            assert torch.equal(a[key], b[key]), f"{name}:{key}"
+    import csv
+
+    def logged(run):
+        with open(tmp_path / run / "gan/log.csv", newline="") as fh:
+            return [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(fh)]
+
+    assert logged("b") == logged("a")  # the losses logged across the interruption are the uninterrupted ones
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    cfg = _tiny()
+    real = L.pixel_loss
+    calls = {"n": 0}
+
+    def poisoned(sr, hr, kind="l1"):
+        calls["n"] += 1
+        value = real(sr, hr, kind)
+        return value * float("nan") if calls["n"] == 7 else value
+
+    monkeypatch.setattr(L, "pixel_loss", poisoned)
+    with pytest.raises(TrainingDiverged, match="iteration 7: loss l_pix is nan"):
+        train(cfg, "psnr", tmp_path, progress=False)
+    state = torch.load(tmp_path / "psnr/state.pt", weights_only=True)
+    assert state["iteration"] == 6
+    assert torch.isfinite(torch.cat([v.flatten() for v in state["g"].values() if v.is_floating_point()])).all()
+
+
+def test_gan_stage_needs_a_psnr_start(tmp_path):
+    with pytest.raises(BadInputError, match="starts from a psnr checkpoint"):
+        train(_tiny(), "gan", tmp_path, progress=False)
+
+
+def test_two_process_ddp_ends_with_identical_weights(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    common = ["--variant", "rrdb23-smoke", "--preset", "smoke", "--out", str(tmp_path), "--device", "cpu",
+              "--set", "data.batch_size=2"]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+           "-m", "srbench", "train", "--stage", "psnr", "--iters", "6", *common]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    digests = json.loads((tmp_path / "psnr/ddp_ranks.json").read_text())
+    assert len(digests) == 2 and digests[0] == digests[1]
+    assert json.loads((tmp_path / "psnr/g_final.json").read_text())["iteration"] == 6
