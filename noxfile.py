@@ -20,5 +20,5 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     session.install("-e", ".[dev]")
-    session.run("pytest", "benchmarks", "--benchmark-only", "--benchmark-columns=min,mean,median,rounds",
+    session.run("pytest", "benchmarks", "--benchmark-only", "--benchmark-columns=min,mean,median,ops,rounds",
                  *session.posargs)

@@ -167,3 +167,43 @@ def test_tiled_vs_untiled_1024_peak_memory(benchmark, tile):
     seconds, peak_mib = benchmark.pedantic(run, rounds=1, iterations=1)
     benchmark.extra_info.update({"peak_rss_growth_mib": round(peak_mib), "inference_seconds": round(seconds, 2)})
     print(f"\n1024x1024 LR, tile={tile}: {seconds:.1f}s, peak RSS +{peak_mib:.0f} MiB")
+
+
+# ---- training iterations (training issue) --------------------------------------------------------------
+
+TRAIN_CASES = {
+    # name: (variant, preset, extra settings); full-size runs use the paper's 128 px patch at batch 2 on CPU.
+    "smoke-srgan": ("srgan", "smoke", []),
+    "smoke-esrgan": ("esrgan", "smoke", []),
+    "full-srgan": ("srgan", "paper", ["data.batch_size=2", "loss.vgg_weights=\"random\""]),
+    "full-esrgan": ("esrgan", "paper", ["data.batch_size=2", "loss.vgg_weights=\"random\""]),
+}
+
+
+@pytest.mark.parametrize("stage", ["psnr", "gan"])
+@pytest.mark.parametrize("case", sorted(TRAIN_CASES))
+def test_training_iteration(benchmark, tmp_path, case, stage, torch):
+    from srbench.archs import VARIANTS, build_generator
+    from srbench.checkpoints import save_checkpoint
+    from srbench.config import resolve_config
+    from srbench.train import PatchDataset, Trainer, load_hr_images
+
+    variant, preset, sets = TRAIN_CASES[case]
+    cfg = resolve_config(variant, preset, sets)
+    init = None
+    if stage == "gan":
+        spec = VARIANTS[cfg.generator]
+        gen_config = {**spec.config, "scale": 4}
+        init = save_checkpoint(build_generator(spec.arch, gen_config), tmp_path / "init.safetensors",
+                               arch=spec.arch, config=gen_config)
+    trainer = Trainer(cfg, stage, tmp_path / "run", init=init and str(init), device="cpu", progress=False)
+    ds = PatchDataset(load_hr_images("skimage", None), 4, cfg.data.patch_size, seed=0)
+    samples = [ds[i] for i in range(cfg.data.batch_size)]
+    lr = torch.stack([s[0] for s in samples])
+    hr = torch.stack([s[1] for s in samples])
+    benchmark.group = f"train-{stage}-{case}"
+    logs = benchmark.pedantic(trainer.step, args=(lr, hr), rounds=3 if case.startswith("smoke") else 1,
+                              iterations=1, warmup_rounds=1)
+    benchmark.extra_info["batch_size"] = cfg.data.batch_size
+    benchmark.extra_info["patch_size"] = cfg.data.patch_size
+    assert all(v == v for v in logs.values())  # finite numbers came out
