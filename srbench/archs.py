@@ -43,21 +43,26 @@ def _scaled_kaiming_(modules: Sequence[nn.Module], scale: float) -> None:
 class ResidualDenseBlock(nn.Module):
     """Five 3x3 convs with dense connections; LeakyReLU after the first four; output scaled by 0.2."""
 
-    def __init__(self, num_feat: int = 64, num_grow_ch: int = 32) -> None:
+    def __init__(self, num_feat: int = 64, num_grow_ch: int = 32, norm: str | None = None) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(num_feat, num_grow_ch, 3, 1, 1)
         self.conv2 = nn.Conv2d(num_feat + num_grow_ch, num_grow_ch, 3, 1, 1)
         self.conv3 = nn.Conv2d(num_feat + 2 * num_grow_ch, num_grow_ch, 3, 1, 1)
         self.conv4 = nn.Conv2d(num_feat + 3 * num_grow_ch, num_grow_ch, 3, 1, 1)
         self.conv5 = nn.Conv2d(num_feat + 4 * num_grow_ch, num_feat, 3, 1, 1)
+        # Only for the full-factorial ablation grid (ESRGAN itself has no BN): BN after convs 1-4.
+        self.norms = nn.ModuleList([nn.BatchNorm2d(num_grow_ch) for _ in range(4)]) if norm == "batch" else None
         self.lrelu = nn.LeakyReLU(0.2, inplace=True)
         _scaled_kaiming_([self.conv1, self.conv2, self.conv3, self.conv4, self.conv5], 0.1)
 
+    def _act(self, i: int, x: torch.Tensor) -> torch.Tensor:
+        return self.lrelu(self.norms[i](x) if self.norms is not None else x)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x1 = self.lrelu(self.conv1(x))
-        x2 = self.lrelu(self.conv2(torch.cat((x, x1), 1)))
-        x3 = self.lrelu(self.conv3(torch.cat((x, x1, x2), 1)))
-        x4 = self.lrelu(self.conv4(torch.cat((x, x1, x2, x3), 1)))
+        x1 = self._act(0, self.conv1(x))
+        x2 = self._act(1, self.conv2(torch.cat((x, x1), 1)))
+        x3 = self._act(2, self.conv3(torch.cat((x, x1, x2), 1)))
+        x4 = self._act(3, self.conv4(torch.cat((x, x1, x2, x3), 1)))
         x5 = self.conv5(torch.cat((x, x1, x2, x3, x4), 1))
         return x5 * 0.2 + x
 
@@ -65,11 +70,11 @@ class ResidualDenseBlock(nn.Module):
 class RRDB(nn.Module):
     """Residual-in-residual dense block: three dense blocks, residual scaled by 0.2."""
 
-    def __init__(self, num_feat: int, num_grow_ch: int = 32) -> None:
+    def __init__(self, num_feat: int, num_grow_ch: int = 32, norm: str | None = None) -> None:
         super().__init__()
-        self.rdb1 = ResidualDenseBlock(num_feat, num_grow_ch)
-        self.rdb2 = ResidualDenseBlock(num_feat, num_grow_ch)
-        self.rdb3 = ResidualDenseBlock(num_feat, num_grow_ch)
+        self.rdb1 = ResidualDenseBlock(num_feat, num_grow_ch, norm)
+        self.rdb2 = ResidualDenseBlock(num_feat, num_grow_ch, norm)
+        self.rdb3 = ResidualDenseBlock(num_feat, num_grow_ch, norm)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.rdb3(self.rdb2(self.rdb1(x))) * 0.2 + x
@@ -83,14 +88,16 @@ class RRDBNet(nn.Module):
     """
 
     def __init__(self, num_in_ch: int = 3, num_out_ch: int = 3, scale: int = 4, num_feat: int = 64,
-                 num_block: int = 23, num_grow_ch: int = 32) -> None:
+                 num_block: int = 23, num_grow_ch: int = 32, norm: str | None = None) -> None:
         super().__init__()
         if scale not in (1, 2, 4):
             raise BadInputError(f"RRDBNet supports scale 1, 2 or 4, not {scale}")
+        if norm not in ("batch", "none", None):  # "none": TOML has no null
+            raise BadInputError(f"RRDBNet norm must be 'batch' or None, not {norm!r}")
         self.scale = scale
         self.unshuffle = {4: 1, 2: 2, 1: 4}[scale]
         self.conv_first = nn.Conv2d(num_in_ch * self.unshuffle**2, num_feat, 3, 1, 1)
-        self.body = nn.Sequential(*[RRDB(num_feat, num_grow_ch) for _ in range(num_block)])
+        self.body = nn.Sequential(*[RRDB(num_feat, num_grow_ch, norm) for _ in range(num_block)])
         self.conv_body = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
         self.conv_up1 = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
         self.conv_up2 = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
@@ -134,7 +141,7 @@ class SRResNet(nn.Module):
     def __init__(self, num_in_ch: int = 3, num_out_ch: int = 3, scale: int = 4, num_feat: int = 64,
                  num_block: int = 16, norm: str | None = "batch") -> None:
         super().__init__()
-        if norm not in ("batch", None):
+        if norm not in ("batch", "none", None):  # "none": TOML has no null
             raise BadInputError(f"SRResNet norm must be 'batch' or None, not {norm!r}")
         if scale not in (2, 4, 8):
             raise BadInputError(f"SRResNet supports scale 2, 4 or 8, not {scale}")

@@ -212,6 +212,7 @@ def infer_config(state: dict[str, torch.Tensor]) -> tuple[str, dict]:
             "num_in_ch": first.shape[1], "num_out_ch": state["conv_last.weight"].shape[0], "scale": 4,
             "num_feat": first.shape[0], "num_block": len(blocks),
             "num_grow_ch": state["body.0.rdb1.conv1.weight"].shape[0],
+            **({"norm": "batch"} if "body.0.rdb1.norms.0.weight" in state else {}),
         }
     if "act_first.weight" in state:
         blocks = {int(k.split(".")[1]) for k in state if k.startswith("body.")}

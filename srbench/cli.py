@@ -326,5 +326,182 @@ def train(variant, stage, preset, init, data, val, data_root, out, iters, sets, 
             click.echo(f"held-out L1: {first[1]:.4f} (iteration {first[0]}) -> {last[1]:.4f} (iteration {last[0]})")
 
 
+@main.group()
+def suites() -> None:
+    """Ablation suites shipped with srbench."""
+
+
+@suites.command("list")
+def suites_list() -> None:
+    """Show the shipped suites and their variants."""
+    from srbench.ablate import SUITE_FILES, load_suite
+
+    for name in SUITE_FILES:
+        suite = load_suite(name)
+        click.echo(f"{suite.name}: {suite.description}")
+        for v in suite.variants:
+            click.echo(f"  {v.name:32s} {v.label}")
+        if suite.interp_variant:
+            alphas = ", ".join(f"{a:g}" for a in suite.alphas)
+            click.echo(f"  + interpolation of {suite.interp_variant}: alpha {alphas}")
+
+
+@main.command()
+@click.option("--suite", "suite_name", default="esrgan", show_default=True, help="Suite name or TOML file.")
+@click.option("--preset", type=click.Choice(["smoke", "short", "paper"]),
+              help="Training preset (default: smoke without a data root, paper with one).")
+@click.option("--datasets", help="Comma-separated datasets (default: the suite's, or skimage without a data root).")
+@click.option("--checkpoints", type=click.Path(file_okay=False),
+              help="Folder of existing checkpoints: <variant>/<stage>/g_final.safetensors or <variant>-<stage>.pth.")
+@click.option("--store", "store_path", type=click.Path(dir_okay=False), help="Results store (SQLite).")
+@click.option("--out", type=click.Path(file_okay=False), help="Report folder (default: reports/<suite>).")
+@click.option("--data-root", type=click.Path(file_okay=False))
+@click.option("--weights-dir", type=click.Path(file_okay=False))
+@click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]))
+def ablate(suite_name, preset, datasets, checkpoints, store_path, out, data_root, weights_dir, device) -> None:
+    """Train or load every variant of a suite, evaluate under both protocols, write the report."""
+    from srbench.ablate import ablate as run
+
+    report = run(suite_name, preset=preset, datasets=_split_csv(datasets), checkpoints=checkpoints,
+                 store_path=store_path, out=out, data_root=data_root, weights_dir=weights_dir, device=device,
+                 log=lambda msg: click.echo(msg, err=True))
+    table = report.out_dir / "table.md"
+    if table.is_file():
+        click.echo(table.read_text())
+    click.echo(f"report: {report.out_dir}")
+    for failure in report.failures:
+        click.echo(f"failed: {failure}", err=True)
+    if report.failures:
+        sys.exit(1)
+
+
+@main.command()
+@click.option("--store", "store_path", type=click.Path(dir_okay=False))
+@click.option("--suite", help="Only this suite's labelled models.")
+def results(store_path, suite) -> None:
+    """List what the results store holds."""
+    from srbench.report import tidy_from_store
+    from srbench.store import Store
+
+    with Store(store_path) as store:
+        tidy = tidy_from_store(store.values(suite))
+        click.echo(f"{store.path}: {len(store.runs())} runs, {len(store.all_values())} per-image values")
+    if tidy.empty:
+        click.echo("no labelled results")
+    else:
+        wide = tidy.pivot_table(index=["model", "dataset"], columns="metric", values="value", aggfunc="first")
+        click.echo(wide.to_string(float_format=lambda v: f"{v:.4f}"))
+
+
+@main.command()
+@click.option("--store", "store_path", type=click.Path(dir_okay=False))
+@click.option("--format", "fmt", default="csv", show_default=True, type=click.Choice(["csv", "parquet"]))
+@click.option("--out", required=True, type=click.Path(dir_okay=False))
+@click.option("--per-image", is_flag=True, help="Every stored per-image value instead of dataset aggregates.")
+def export(store_path, fmt, out, per_image) -> None:
+    """Dump the results store (tidy: one row per model x dataset x protocol x metric)."""
+    import pandas as pd
+
+    from srbench.report import tidy_from_store
+    from srbench.store import Store
+
+    with Store(store_path) as store:
+        frame = pd.DataFrame(store.values()) if per_image else tidy_from_store(store.values())
+    if fmt == "csv":
+        from srbench.images import atomic_write_text
+
+        atomic_write_text(out, frame.to_csv(index=False))
+    else:
+        try:
+            frame.to_parquet(out, index=False)
+        except ImportError as exc:
+            raise click.ClickException(f"parquet needs pyarrow: {exc}") from None
+    click.echo(f"wrote {len(frame)} rows to {out}")
+
+
+@main.command()
+@click.option("--suite", required=True)
+@click.option("--metrics", default="psnr_y,ssim_y,niqe,pi", show_default=True)
+@click.option("--datasets", help="Comma-separated datasets (default: all stored).")
+@click.option("--format", "fmt", default="markdown", show_default=True, type=click.Choice(["markdown", "latex", "csv"]))
+@click.option("--store", "store_path", type=click.Path(dir_okay=False))
+def table(suite, metrics, datasets, fmt, store_path) -> None:
+    """A paper-style table of a suite from the results store."""
+    from srbench.report import paper_table, tidy_from_store
+    from srbench.store import Store
+
+    with Store(store_path) as store:
+        tidy = tidy_from_store(store.values(suite))
+    if tidy.empty:
+        raise click.ClickException(f"no results for suite {suite!r} in the store: run srbench ablate first")
+    click.echo(paper_table(tidy, _split_csv(metrics), fmt, datasets=_split_csv(datasets)))
+
+
+@main.command("pirm-plane")
+@click.option("--suite", default="esrgan", show_default=True)
+@click.option("--dataset", default="pirm-val", show_default=True)
+@click.option("--out", default="plane.png", show_default=True, type=click.Path(dir_okay=False))
+@click.option("--store", "store_path", type=click.Path(dir_okay=False))
+def pirm_plane_cmd(suite, dataset, out, store_path) -> None:
+    """Draw the perception-distortion plane (RMSE vs PI) of a suite from the results store."""
+    from srbench.plots import pirm_plane, plane_points, region_winners
+    from srbench.report import tidy_from_store
+    from srbench.store import Store
+
+    with Store(store_path) as store:
+        tidy = tidy_from_store(store.values(suite))
+    try:
+        points, y_metric = plane_points(tidy, dataset)
+    except ValueError as exc:
+        raise click.ClickException(f"{exc} in suite {suite!r}: run srbench ablate first") from None
+    path = pirm_plane(tidy, out, dataset=dataset)
+    if y_metric != "pi":
+        click.echo("note: PI is unavailable (no Ma weights): NIQE is on the y axis", err=True)
+    for region, model in sorted(region_winners(points).items()):
+        click.echo(f"best in {region}: {model}")
+    click.echo(f"wrote {path}")
+
+
+def _parse_tolerances(values: tuple[str, ...]) -> dict[str, float]:
+    out = {}
+    for item in values:
+        name, _, number = item.partition("=")
+        try:
+            out[name.strip()] = float(number)
+        except ValueError:
+            raise click.BadParameter(f"--tolerance expects metric=number, got {item!r}") from None
+    return out
+
+
+@main.command()
+@click.option("--baseline", type=click.Path(dir_okay=False),
+              help="Baseline JSON (default: reports/baselines/default.json).")
+@click.option("--tolerance", "tolerances", multiple=True, metavar="METRIC=ABS", help="Override a tolerance.")
+@click.option("--update", is_flag=True, help="Write the current numbers as the new baseline.")
+@click.option("--data-root", type=click.Path(file_okay=False), help="Where Set5 is (it is checked when found).")
+def check(baseline, tolerances, update, data_root) -> None:
+    """Recompute reference metric values and compare them with the committed baseline (metric drift)."""
+    from srbench.check import DEFAULT_BASELINE, compare, compute_reference, format_rows, load_baseline, write_baseline
+
+    path = baseline or DEFAULT_BASELINE
+    tol = _parse_tolerances(tolerances)
+    entries, unavailable = compute_reference(data_root)
+    for line in unavailable:
+        click.echo(f"not checked: {line}", err=True)
+    if update:
+        write_baseline(path, entries, tol)
+        click.echo(f"wrote {len(entries)} reference values to {path}")
+        return
+    rows = compare(load_baseline(path), entries, tol)
+    skipped_sets = {u.split(":", 1)[0] for u in unavailable}
+    failing = [r for r in rows if r.status == "DRIFT" or (r.status == "missing" and r.dataset not in skipped_sets)]
+    click.echo(format_rows(rows))
+    if failing:
+        click.echo(f"error: {len(failing)} value(s) moved beyond tolerance or went missing; if the change is "
+                   f"intended, run srbench check --update", err=True)
+        sys.exit(1)
+    click.echo(f"no drift: {sum(r.status == 'ok' for r in rows)} values within tolerance of {path}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

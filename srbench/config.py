@@ -117,7 +117,7 @@ PRESET_OVERRIDES: dict[str, dict[str, Any]] = {
     },
     "smoke": {
         "loss": {"vgg_weights": "random"},
-        "data": {"patch_size": 32, "batch_size": 8, "workers": 0, "val_crop": 96},
+        "data": {"train": "skimage-train", "patch_size": 32, "batch_size": 8, "workers": 0, "val_crop": 96},
         "psnr": {"iters": 400, "lr": 5e-4, "milestones": [300], "checkpoint_every": 100, "val_every": 100,
                  "log_every": 10},
         "gan": {"iters": 300, "milestones": [200], "checkpoint_every": 100, "val_every": 100, "log_every": 10,
@@ -219,10 +219,15 @@ def _deep_update(target: dict, source: dict) -> dict:
     return target
 
 
-def load_variant(variant: str) -> tuple[str, dict[str, Any]]:
-    """A training variant name, a generator variant name, or a TOML file -> (name, TOML-shaped dict)."""
+def load_variant(variant: str | dict) -> tuple[str, dict[str, Any]]:
+    """A training variant name, a generator variant name, a TOML file, or an inline table (suites)
+    -> (name, TOML-shaped dict)."""
     from srbench.archs import VARIANTS
 
+    if isinstance(variant, dict):
+        base_name, base = load_variant(variant["variant"]) if "variant" in variant else ("", {})
+        rest = {k: v for k, v in variant.items() if k != "variant"}
+        return rest.get("name", base_name), _deep_update(copy.deepcopy(base), rest)
     path = Path(variant).expanduser()
     if variant.endswith(".toml") or path.is_file():
         if not path.is_file():
@@ -240,7 +245,7 @@ def load_variant(variant: str) -> tuple[str, dict[str, Any]]:
     raise BadInputError(f"unknown variant {variant!r} (not a TOML file either); known: {known}")
 
 
-def resolve_config(variant: str, preset: str = "paper", sets: list[str] = (),
+def resolve_config(variant: str | dict, preset: str = "paper", sets: list[str] = (),
                    overrides: dict[str, Any] | None = None) -> TrainConfig:
     """The full configuration of a training run (see the module docstring for the layering)."""
     from srbench.archs import VARIANTS

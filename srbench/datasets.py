@@ -36,8 +36,11 @@ KNOWN_SETS: dict[str, tuple[str, ...]] = {
     "div2k-val": ("DIV2K_valid_HR", "DIV2K/valid", "DIV2K/DIV2K_valid_HR", "benchmark/DIV2K_valid"),
 }
 EMBEDDED = "skimage"
+EMBEDDED_TRAIN = "skimage-train"
 # scikit-image ships these natural RGB photographs inside its wheel (no download).
 SKIMAGE_PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "motorcycle_left.png")
+# Other RGB images it ships, disjoint from the evaluation set: the smoke preset trains on these.
+SKIMAGE_TRAIN = ("motorcycle_right.png", "hubble_deep_field.jpg", "retina.jpg", "ihc.png")
 
 _SELFEXSR_DIR = re.compile(r"^image_SRF_(\d+)$")
 _SELFEXSR_HR = re.compile(r"^(?P<name>.+)_SRF_(?P<scale>\d+)_HR$")
@@ -181,24 +184,26 @@ def open_folder(folder: str | os.PathLike, name: str | None = None) -> Dataset:
     return ds
 
 
-def embedded_skimage() -> Dataset:
-    """The natural RGB photographs that scikit-image ships, so evaluation runs with no data at all."""
+def embedded_skimage(name: str = EMBEDDED) -> Dataset:
+    """The RGB photographs that scikit-image ships, so everything runs with no data at all: ``skimage`` for
+    evaluation, ``skimage-train`` (other images) for smoke training."""
     import skimage.data
 
     folder = Path(skimage.data.data_dir)
-    items = tuple(Item(Path(p).stem, folder / p) for p in SKIMAGE_PHOTOS)
-    return Dataset(EMBEDDED, str(folder), "embedded", items)
+    files = SKIMAGE_PHOTOS if name == EMBEDDED else SKIMAGE_TRAIN
+    items = tuple(Item(Path(p).stem, folder / p) for p in files)
+    return Dataset(name, str(folder), "embedded", items)
 
 
 def available_names() -> list[str]:
-    return [*KNOWN_SETS, EMBEDDED]
+    return [*KNOWN_SETS, EMBEDDED, EMBEDDED_TRAIN]
 
 
 def resolve(name_or_folder: str, data_root: str | os.PathLike | None = None) -> Dataset:
     """A dataset by name (``set5``, ``bsd100``, ..., ``skimage``) or by folder path."""
     key = name_or_folder.lower()
-    if key == EMBEDDED:
-        return embedded_skimage()
+    if key in (EMBEDDED, EMBEDDED_TRAIN):
+        return embedded_skimage(key)
     if key in KNOWN_SETS:
         roots = paths.data_roots(data_root)
         for root in roots:

@@ -7,12 +7,16 @@ as unavailable instead.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import math
 import os
 import platform
 import re
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -22,9 +26,10 @@ import numpy as np
 import srbench
 from srbench import datasets as D
 from srbench.errors import BadInputError, WeightsUnavailableError
-from srbench.images import atomic_write_text, is_image_file, read_image
+from srbench.images import atomic_write_text, file_sha256, is_image_file, read_image
 from srbench.matlab import imresize, modcrop
 from srbench.protocols import Protocol, get_protocol
+from srbench.store import Store
 
 Progress = Callable[[str, int, int], None]
 
@@ -33,6 +38,7 @@ class BicubicModel:
     """MATLAB bicubic upsampling of the LR (uint8, symmetric borders): the baseline of every table."""
 
     name = "bicubic"
+    key = "bicubic:matlab-imresize-uint8-symmetric"
 
     def describe(self) -> dict:
         return {"kind": "bicubic", "implementation": "srbench.matlab.imresize (uint8, symmetric)"}
@@ -59,6 +65,13 @@ class FolderModel:
         if not self.files:
             raise BadInputError(f"{self.folder}: the SR folder holds no images")
         self.name = self.folder.name
+
+    @functools.cached_property
+    def key(self) -> str:
+        h = hashlib.sha256()
+        for p in self.files:
+            h.update(f"{p.relative_to(self.folder).as_posix()}:{file_sha256(p)}\n".encode())
+        return f"folder:{h.hexdigest()}"
 
     def describe(self) -> dict:
         return {"kind": "folder", "path": str(self.folder), "n_files": len(self.files)}
@@ -115,6 +128,10 @@ class GeneratorModel:
         self.info = module.srbench_info
         self.runner = Runner.create(module, device=device, tile=tile, tile_pad=tile_pad)
         self.name = self.info["variant"] or Path(ckpt_or_variant).stem
+        r = self.runner
+        # Device, precision and tiling change the output in its last bits: they are part of the identity.
+        self.key = (f"generator:{self.info['sha256']}:{r.device.type}{':half' if r.half else ''}"
+                    f"{f':tile{r.tile}-{r.tile_pad}' if r.tile else ''}")
 
     def describe(self) -> dict:
         info = {k: self.info[k] for k in ("arch", "config", "variant", "layout", "source", "sha256")}
@@ -190,7 +207,7 @@ def _json_number(value: float | None) -> float | None:
 
 def _versions() -> dict[str, str]:
     out = {"srbench": srbench.__version__, "python": platform.python_version()}
-    for pkg in ("numpy", "scipy", "pillow", "scikit-image"):
+    for pkg in ("numpy", "scipy", "pillow", "scikit-image", "torch", "pyiqa"):
         try:
             out[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
@@ -235,42 +252,78 @@ def evaluate_dataset(
     weights_dir: str | None = None,
     skip_unavailable: bool = False,
     progress: Progress | None = None,
+    store: Store | None = None,
+    suite: str | None = None,
+    workers: int = 2,
 ) -> EvalResult:
+    """Evaluate one model on one dataset. With a ``store``, values already computed for the same model,
+    dataset, protocol, scale and metric versions are reused and only the missing ones computed; metric
+    computation runs in ``workers`` threads while the model produces the next SR image."""
     proto = get_protocol(protocol)
     if scale < 1:
         raise BadInputError(f"scale must be a positive integer, got {scale}")
     names = proto.resolve_metrics(metrics)
     missing = check_weights(proto, names, weights_dir, raise_missing=not skip_unavailable)
     computable = [n for n in names if n not in missing]
+    versions = proto.output_versions(computable)
     options = {"weights_dir": weights_dir}
-    rows: list[dict] = []
+    dataset_key = dataset.fingerprint()
+    cached = store.cached(model.key, dataset_key, proto.name, scale, versions) if store else {}
+    values_by_image: dict[str, dict] = {}
     skipped: list[dict] = []
-    warnings: list[str] = []
     cropped = 0
     lr_sources: dict[str, int] = {}
-    for i, item in enumerate(dataset.items):
-        if progress:
-            progress(f"{model.name} / {dataset.name}", i, len(dataset.items))
+    run_id: int | None = None
+    from_cache = 0
+    pending: deque[tuple[D.Item, set[str], Future]] = deque()
+
+    def collect(item: D.Item, have: dict, future: Future) -> None:
         try:
-            pair = dataset.load_pair(item, scale)
-            sr = model.predict(pair, item, scale)
-            try:
-                values = proto.per_image(sr, pair.hr, scale, computable, options) if computable else {}
-            except BadInputError as exc:
-                raise BadInputError(f"{item.hr_path}: {exc}") from None
+            new = future.result()
         except BadInputError as exc:
-            skipped.append({"image": item.name, "file": str(item.hr_path), "error": str(exc)})
-            continue
-        cropped += pair.cropped_from is not None
-        lr_sources[pair.lr_source] = lr_sources.get(pair.lr_source, 0) + 1
-        if values.get("niqe_spread", 0.0) > 1e-3:
-            warnings.append(
-                f"{item.name}: NIQE {values['niqe']:.4f} is ill-conditioned: flat areas make it move within "
-                f"{values['niqe_spread']:.3f} under another summation order (MATLAB's included)"
-            )
-        rows.append({"image": item.name, **values})
+            skipped.append({"image": item.name, "file": str(item.hr_path), "error": f"{item.hr_path}: {exc}"})
+            return
+        if store is not None:
+            store.put(model.key, dataset_key, proto.name, scale, item.name, new, versions, run_id)
+        values_by_image[item.name] = {**have, **new}
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        for i, item in enumerate(dataset.items):
+            if progress:
+                progress(f"{model.name} / {dataset.name}", i, len(dataset.items))
+            have = cached.get(item.name, {})
+            need = [n for n in computable if not all(k in have for k in proto.metric(n).outputs)]
+            if not need:
+                values_by_image[item.name] = have
+                from_cache += 1
+                continue
+            need = proto.resolve_metrics(need)  # derived metrics bring what they are made of
+            if store is not None and run_id is None:
+                run_id = store.start_run(**_run_fields(model, dataset, dataset_key, proto.name, scale, suite))
+            try:
+                pair = dataset.load_pair(item, scale)
+                sr = model.predict(pair, item, scale)
+            except BadInputError as exc:
+                skipped.append({"image": item.name, "file": str(item.hr_path), "error": str(exc)})
+                continue
+            cropped += pair.cropped_from is not None
+            lr_sources[pair.lr_source] = lr_sources.get(pair.lr_source, 0) + 1
+            future = pool.submit(proto.per_image, sr, pair.hr, scale, need, options)
+            pending.append((item, have, future))
+            while len(pending) > 2 * max(1, workers):  # bound the SR images held in memory
+                collect(*pending.popleft())
+        while pending:
+            collect(*pending.popleft())
+    if store is not None and run_id is not None:
+        store.finish_run(run_id)
     if progress:
         progress(f"{model.name} / {dataset.name}", len(dataset.items), len(dataset.items))
+    rows = [{"image": it.name, **values_by_image[it.name]} for it in dataset.items if it.name in values_by_image]
+    warnings = [
+        f"{r['image']}: NIQE {r['niqe']:.4f} is ill-conditioned: flat areas make it move within "
+        f"{r['niqe_spread']:.3f} under another summation order (MATLAB's included)"
+        for r in rows if (r.get("niqe_spread") or 0.0) > 1e-3
+    ]
     summary: dict[str, float | None] = dict.fromkeys(names)
     if rows and computable:
         summary.update(proto.aggregate(rows, computable))
@@ -279,15 +332,45 @@ def evaluate_dataset(
     provenance = {
         "dataset_location": dataset.location,
         "dataset_layout": dataset.layout,
-        "dataset_sha256": dataset.fingerprint(),
+        "dataset_sha256": dataset_key,
         "lr_source": lr_sources,
         "model": model.describe(),
+        "model_key": model.key,
         "metric_versions": proto.versions(names),
         "protocol_description": proto.description,
         "versions": _versions(),
+        "cached_images": from_cache,
     }
     return EvalResult(model.name, dataset.name, proto.name, scale, names, summary, rows, skipped,
                       missing, warnings, provenance)
+
+
+@functools.cache
+def git_commit() -> str | None:
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "-C", str(Path(__file__).resolve().parent.parent), "rev-parse", "HEAD"],
+                             capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def _run_fields(model: SRModel, dataset: D.Dataset, dataset_key: str, protocol: str, scale: int,
+                suite: str | None) -> dict:
+    info = getattr(model, "info", {}) or {}
+    meta = info.get("metadata") or {}
+    versions = _versions()
+    return {
+        "suite": suite, "model": model.name, "model_key": model.key, "dataset": dataset.name,
+        "dataset_key": dataset_key, "protocol": protocol, "scale": scale,
+        "config": {"model": model.describe(), "train_config": meta.get("extra", {}).get("train_config")},
+        "checkpoint_sha256": info.get("sha256"), "srbench_version": versions["srbench"],
+        "torch_version": versions.get("torch"), "git_commit": git_commit(),
+        "device": str(getattr(getattr(model, "runner", None), "device", "cpu")),
+        "seed": (meta.get("extra", {}).get("train_config") or {}).get("seed"),
+    }
 
 
 def evaluate(
@@ -303,6 +386,8 @@ def evaluate(
     progress: Progress | None = None,
     device: str = "auto",
     tile: int | None = None,
+    store: Store | None = None,
+    suite: str | None = None,
 ) -> Iterator[EvalResult]:
     """One :class:`EvalResult` per dataset, yielded as each finishes (nothing is lost on a later error)."""
     sr_model = open_model(model, device=device, tile=tile)
@@ -313,7 +398,7 @@ def evaluate(
     for ds in resolved:
         yield evaluate_dataset(sr_model, ds, scale=scale, protocol=protocol, metrics=metrics,
                                weights_dir=weights_dir, skip_unavailable=skip_unavailable,
-                               progress=progress)
+                               progress=progress, store=store, suite=suite)
 
 
 def write_outputs(result: EvalResult, out_dir: str | os.PathLike) -> list[Path]:

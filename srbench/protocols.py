@@ -32,6 +32,11 @@ class ProtocolMetric:
     name: str
     base: str  # key into srbench.metrics.METRICS
     requires: tuple[str, ...] = ()  # other protocol metrics it is derived from
+    extra_outputs: tuple[str, ...] = ()  # per-image values it also produces (aggregation inputs, diagnostics)
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        return (self.name, *self.extra_outputs)
 
     @property
     def spec(self) -> M.MetricSpec:
@@ -84,6 +89,11 @@ class Protocol:
         for name in list(wanted):
             wanted.update(self.metric(name).requires)
         return [m.name for m in self.metrics if m.name in wanted]
+
+    def output_versions(self, names: Sequence[str]) -> dict[str, str]:
+        """Version of every per-image value the metrics ``names`` produce (what the store caches)."""
+        versions = self.versions(names)
+        return {out: versions[n] for n in names for out in self.metric(n).outputs}
 
     def versions(self, names: Sequence[str]) -> dict[str, str]:
         """Implementation version of each reported metric (derived ones include what they are made of)."""
@@ -177,8 +187,8 @@ PROTOCOLS: dict[str, Protocol] = {
         "pirm",
         "PIRM-SR 2018: rounded uint8 Y, shave 4; RMSE = sqrt(mean MSE); PI = ((10 - Ma) + NIQE) / 2",
         (
-            ProtocolMetric("rmse", "mse"),
-            ProtocolMetric("niqe", "niqe"),
+            ProtocolMetric("rmse", "mse", extra_outputs=("mse",)),
+            ProtocolMetric("niqe", "niqe", extra_outputs=("niqe_spread",)),
             ProtocolMetric("ma", "ma"),
             ProtocolMetric("pi", "pi", requires=("niqe", "ma")),
             ProtocolMetric("lpips", "lpips"),

@@ -1,0 +1,89 @@
+"""The PIRM perception-distortion plane (Blau et al. 2018; ESRGAN paper Fig. 2)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from srbench.protocols import PIRM_REGIONS
+
+_ALPHA = re.compile(r"-interp-alpha([0-9.]+)$")
+
+
+def plane_points(tidy: pd.DataFrame, dataset: str) -> tuple[pd.DataFrame, str]:
+    """(model, rmse, y) for one dataset, and which quantity y is: ``pi``, or ``niqe`` when PI is missing."""
+    sub = tidy[(tidy["dataset"] == dataset) & (tidy["protocol"] == "pirm")]
+    wide = sub.pivot_table(index="model", columns="metric", values="value", aggfunc="first")
+    if "rmse" not in wide:
+        raise ValueError(f"no pirm-protocol RMSE for dataset {dataset!r}")
+    y_metric = "pi" if "pi" in wide and wide["pi"].notna().any() else "niqe"
+    if y_metric not in wide:
+        raise ValueError(f"neither PI nor NIQE for dataset {dataset!r}")
+    points = wide[["rmse", y_metric]].dropna().rename(columns={y_metric: "y"}).reset_index()
+    return points, y_metric
+
+
+def region_winners(points: pd.DataFrame) -> dict[str, str]:
+    """PIRM region -> the model with the lowest y inside it."""
+    from srbench.protocols import pirm_region
+
+    winners: dict[str, tuple[float, str]] = {}
+    for _, p in points.iterrows():
+        region = pirm_region(p["rmse"])
+        if region and (region not in winners or p["y"] < winners[region][0]):
+            winners[region] = (p["y"], p["model"])
+    return {r: m for r, (_, m) in winners.items()}
+
+
+def pirm_plane(tidy: pd.DataFrame, out: str | Path, *, dataset: str, title: str | None = None) -> Path:
+    """Draw RMSE (x) against PI (y, lower is better) with the three PIRM regions shaded."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points, y_metric = plane_points(tidy, dataset)
+    y_label = "PI (lower is better)" if y_metric == "pi" else "NIQE (lower is better) — PI unavailable: no Ma weights"
+    fig, ax = plt.subplots(figsize=(7.5, 5.5), dpi=120)
+    lo_x = min(float(points["rmse"].min()) - 0.5, 10.5)
+    x_max = max(16.5, float(points["rmse"].max()) + 0.5)
+    low = lo_x
+    colours = ("#d9f0d3", "#fee8c8", "#deebf7")
+    for (name, high), colour in zip(PIRM_REGIONS, colours, strict=True):
+        ax.axvspan(low, high, color=colour, alpha=0.7, zorder=0)
+        ax.text((low + high) / 2, 1.0, f"{name}\nRMSE ≤ {high}", transform=ax.get_xaxis_transform(), ha="center",
+                va="top", fontsize=8)
+        low = high
+    interp = points[points["model"].str.contains("-interp-alpha")].copy()
+    if not interp.empty:
+        interp["alpha"] = interp["model"].map(lambda m: float(_ALPHA.search(m).group(1)))
+        interp = interp.sort_values("alpha")
+        ax.plot(interp["rmse"], interp["y"], "-o", color="#555555", ms=4, zorder=2, label="network interpolation")
+        for _, p in interp.iterrows():
+            ax.annotate(f"α={p['alpha']:g}", (p["rmse"], p["y"]), fontsize=7, xytext=(4, -8),
+                        textcoords="offset points")
+    others = points[~points["model"].str.contains("-interp-alpha")]
+    ax.scatter(others["rmse"], others["y"], color="#1f77b4", zorder=3, label="models")
+    for _, p in others.iterrows():
+        ax.annotate(p["model"], (p["rmse"], p["y"]), fontsize=8, xytext=(4, 4), textcoords="offset points")
+    winners = region_winners(points)
+    for region, model in winners.items():
+        p = points[points["model"] == model].iloc[0]
+        ax.scatter([p["rmse"]], [p["y"]], marker="*", s=220, color="#d62728", zorder=4,
+                   label="best in region" if region == next(iter(winners)) else None)
+    ax.set_xlim(lo_x, x_max)
+    ax.set_xlabel("RMSE (pirm protocol, lower is better)")
+    ax.set_ylabel(y_label)
+    what = "PI" if y_metric == "pi" else "NIQE (PI unavailable)"
+    ax.set_title(title or f"Perception-distortion plane, {dataset}: RMSE vs {what}")
+    ax.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.stem}.tmp{out.suffix}")
+    fig.savefig(tmp)
+    plt.close(fig)
+    tmp.replace(out)
+    return out

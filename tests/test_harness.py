@@ -1,0 +1,172 @@
+"""The harness: suites, the results store (cache, concurrency), paper tables, the plane, drift checks."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from srbench.ablate import load_suite, parse_suite
+from srbench.errors import BadInputError
+from srbench.evaluate import evaluate
+from srbench.report import paper_table, tidy_from_store
+from srbench.store import Store
+
+
+def test_shipped_suites():
+    esrgan = load_suite("esrgan")
+    assert [v.name for v in esrgan.variants] == [
+        "srgan", "srgan-nobn", "srgan-nobn-preact", "srgan-nobn-preact-ragan", "esrgan"]
+    assert esrgan.interp_variant == "esrgan" and esrgan.alphas == (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+    assert esrgan.baselines == ("bicubic",)
+    grid = load_suite("esrgan-grid")
+    assert len(grid.variants) == 16 and len({v.name for v in grid.variants}) == 16
+    from srbench.config import resolve_config
+
+    for v in grid.variants:  # every grid cell resolves to a valid configuration
+        resolve_config(v.training, "smoke")
+
+
+def test_suite_errors_are_named():
+    with pytest.raises(BadInputError, match="unknown key.*colour"):
+        parse_suite({"name": "x", "colour": "red"}, "x.toml")
+    with pytest.raises(BadInputError, match=r"variants\[0\]: unknown key"):
+        parse_suite({"variants": [{"name": "a", "training": "srgan", "lr": 1}]}, "x.toml")
+    with pytest.raises(BadInputError, match="not a variant of the suite"):
+        parse_suite({"variants": [{"name": "a", "training": "srgan"}], "interpolation": {"variant": "b"}}, "x.toml")
+    with pytest.raises(BadInputError, match="unknown suite"):
+        load_suite("no-such-suite")
+
+
+def test_store_caches_per_image_and_recomputes_only_new_metrics(shared_data, tmp_path, monkeypatch):
+    store = Store(tmp_path / "s.sqlite")
+    ds = str(shared_data / "benchmark/Set5")
+    (first,) = evaluate("bicubic", [ds], store=store, suite="t")
+    assert first.provenance["cached_images"] == 0
+    calls = {"n": 0}
+    import srbench.metrics as M
+
+    real_ssim = M.ssim
+
+    def counting(a, b):
+        calls["n"] += 1
+        return real_ssim(a, b)
+
+    monkeypatch.setattr(M, "ssim", counting)
+    (again,) = evaluate("bicubic", [ds], store=store, suite="t")
+    assert again.provenance["cached_images"] == 5 and calls["n"] == 0
+    assert again.summary == first.summary
+    # A new metric version is a different number: recomputed, the old one kept.
+    monkeypatch.setitem(M.METRICS, "ssim", M.METRICS["ssim"].__class__(
+        **{**M.METRICS["ssim"].__dict__, "version": "wang2004-2"}))
+    (bumped,) = evaluate("bicubic", [ds], store=store, suite="t")
+    assert calls["n"] == 5 and bumped.provenance["cached_images"] == 0
+    versions = {r["metric_version"] for r in store.all_values() if r["metric"] == "ssim_y"}
+    assert versions == {"wang2004-1", "wang2004-2"}
+    runs = store.runs()
+    assert len(runs) == 2 and runs[0]["dataset_key"] == first.provenance["dataset_sha256"]
+    assert runs[0]["srbench_version"] and runs[0]["finished"]
+
+
+def _writer(path: str, worker: int, n: int) -> None:
+    store = Store(path)
+    for i in range(n):
+        store.put(f"model{worker}", "ds", "sr", 4, f"img{i}", {"psnr_y": float(i)}, {"psnr_y": "1"}, None)
+    store.close()
+
+
+def test_concurrent_writers_lose_no_rows(tmp_path):
+    path = str(tmp_path / "s.sqlite")
+    Store(path).close()
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_writer, args=(path, w, 60)) for w in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    rows = Store(path).all_values()
+    assert len(rows) == 4 * 60
+    assert {r["model_key"] for r in rows} == {f"model{w}" for w in range(4)}
+
+
+def _tidy():
+    rows = []
+    for model, psnr, pi in (("bicubic", 25.0, 6.5), ("srgan-gan", 26.0, 2.5), ("esrgan-gan", 26.5, None)):
+        rows.append({"model": model, "dataset": "set5", "protocol": "sr", "scale": 4, "metric": "psnr_y",
+                     "value": psnr, "n_images": 5, "higher_is_better": True, "version": "1"})
+        if pi is not None:
+            rows.append({"model": model, "dataset": "set5", "protocol": "pirm", "scale": 4, "metric": "pi",
+                         "value": pi, "n_images": 5, "higher_is_better": False, "version": "x"})
+    return pd.DataFrame(rows)
+
+
+def test_paper_table_marks_best_second_and_missing():
+    md = paper_table(_tidy(), ["psnr_y", "pi"], "markdown")
+    assert "| set5 PSNR-Y ↑ | set5 PI ↓ |" in md
+    assert "| esrgan-gan | **26.50** | – |" in md  # missing PI shown as missing, never as zero
+    assert "| srgan-gan | <u>26.00</u> | **2.500** |" in md
+    assert "| bicubic | 25.00 | <u>6.500</u> |" in md
+    assert "sr protocol" in md and "pirm protocol" in md
+    tex = paper_table(_tidy(), ["psnr_y", "pi"], "latex")
+    assert "\\textbf{26.50}" in tex and "\\underline{26.00}" in tex and "$\\downarrow$" in tex
+    assert "esrgan-gan & \\textbf{26.50} & -- \\\\" in tex.replace("esrgan\\_gan", "esrgan-gan")
+    assert "\\caption{" in tex
+
+
+def test_pirm_plane_draws_and_finds_region_winners(tmp_path):
+    from srbench.plots import pirm_plane, plane_points, region_winners
+
+    rows = []
+    for model, rmse, niqe in (("bicubic", 11.0, 7.0), ("a", 12.0, 4.0), ("b", 12.3, 3.0), ("c", 15.0, 2.0),
+                              ("esrgan-interp-alpha0.0", 11.2, 5.0), ("esrgan-interp-alpha1.0", 15.5, 2.5)):
+        for metric, value in (("rmse", rmse), ("niqe", niqe)):
+            rows.append({"model": model, "dataset": "d", "protocol": "pirm", "scale": 4, "metric": metric,
+                         "value": value, "n_images": 1, "higher_is_better": False, "version": "1"})
+    tidy = pd.DataFrame(rows)
+    points, y = plane_points(tidy, "d")
+    assert y == "niqe"  # PI unavailable: NIQE is drawn instead, and said so
+    assert region_winners(points) == {"R1": "esrgan-interp-alpha0.0", "R2": "b", "R3": "c"}
+    path = pirm_plane(tidy, tmp_path / "plane.png", dataset="d")
+    from PIL import Image
+
+    with Image.open(path) as im:
+        assert im.size[0] > 600 and im.size[1] > 400
+
+
+def test_drift_check_catches_an_injected_metric_change(tmp_path, monkeypatch):
+    import srbench.metrics as M
+    from srbench import check
+
+    entries, unavailable = check.compute_reference(None, ("skimage",), tmp_path)
+    baseline = check.write_baseline(tmp_path / "b.json", entries)
+    rows = check.compare(check.load_baseline(baseline), check.compute_reference(None, ("skimage",), tmp_path)[0])
+    assert rows and all(r.status == "ok" for r in rows)
+    real = M.psnr
+    monkeypatch.setattr(M, "psnr", lambda a, b: real(a, b) + 0.01)
+    drifted = check.compare(check.load_baseline(baseline), check.compute_reference(None, ("skimage",), tmp_path)[0])
+    moved = {(r.model, r.metric) for r in drifted if r.status == "DRIFT"}
+    assert moved == {("bicubic", "psnr_y"), ("rrdb23-smoke", "psnr_y")}
+
+
+def test_committed_baseline_has_reference_numbers():
+    from srbench.check import DEFAULT_BASELINE
+
+    data = json.loads(DEFAULT_BASELINE.read_text())
+    bicubic = {(e["dataset"], e["metric"]): e["value"] for e in data["entries"] if e["model"] == "bicubic"}
+    assert abs(bicubic[("set5", "psnr_y")] - 28.42) < 0.015  # the published figure anchors the baseline
+    assert abs(bicubic[("set5", "ssim_y")] - 0.8104) < 0.001
+    assert not np.isnan(bicubic[("skimage", "niqe")])
+
+
+def test_tidy_from_store_reaggregates_with_the_protocol_rules(tmp_path):
+    store = Store(tmp_path / "s.sqlite")
+    for image, mse in (("a", 100.0), ("b", 400.0)):
+        store.put("k", "d", "pirm", 4, image, {"mse": mse, "rmse": mse**0.5}, {"mse": "1", "rmse": "1"}, None)
+    store.label("suite", "m", "k", "dset", "d")
+    tidy = tidy_from_store(store.values("suite"))
+    rmse = tidy[tidy["metric"] == "rmse"]["value"].item()
+    assert rmse == pytest.approx(250.0**0.5)  # sqrt(mean MSE), not mean RMSE (15)
