@@ -103,6 +103,7 @@ class AblationReport:
     models: dict[str, str] = field(default_factory=dict)  # model name -> checkpoint or "bicubic"
     failures: list[str] = field(default_factory=list)
     out_dir: Path | None = None
+    data_root: str | None = None
 
 
 def _find_checkpoint(folder: Path | None, variant: str, stage: str) -> Path | None:
@@ -144,7 +145,7 @@ def ablate(
     out_dir = Path(out).expanduser() if out else paths.PROJECT_ROOT / "reports" / suite.name
     runs_dir = out_dir / "runs" / preset
     ckpt_dir = Path(checkpoints).expanduser() if checkpoints else None
-    report = AblationReport(suite, preset, datasets, out_dir=out_dir)
+    report = AblationReport(suite, preset, datasets, out_dir=out_dir, data_root=data_root)
     log(f"suite {suite.name}: {len(suite.variants)} variants, preset {preset}, datasets {', '.join(datasets)}")
 
     for baseline in suite.baselines:

@@ -176,4 +176,164 @@ def write_suite_report(report) -> list[Path]:
     if report.failures:
         atomic_write_text(out / "failures.txt", "\n".join(report.failures) + "\n")
         written.append(out / "failures.txt")
+    planes = [p for p in written if p.suffix == ".png"]
+    written.append(write_html(report, tidy, planes, getattr(report, "data_root", None)))
     return written
+
+
+# ---------------------------------------------------------------------------------------------------------
+# HTML report
+
+_PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }}
+table.results {{ border-collapse: collapse; font-size: 14px; }}
+table.results th, table.results td {{ border-bottom: 1px solid #ddd; padding: 4px 10px; text-align: right; }}
+table.results th:first-child, table.results td:first-child {{ text-align: left; }}
+.crops {{ display: flex; flex-wrap: wrap; gap: 10px; margin-bottom: 1.5em; }}
+figure {{ margin: 0; text-align: center; font-size: 12px; }}
+figure img {{ image-rendering: pixelated; width: {zoom_w}px; height: {zoom_h}px; border: 1px solid #999; }}
+.note {{ color: #666; font-size: 13px; }}
+</style></head>
+<body data-images-expected="{n_images}">
+<h1>{title}</h1>
+<p>{description}</p>
+<p class="note">Preset <b>{preset}</b>; datasets {datasets}. {caption}</p>
+<h2>Results</h2>
+{table}
+{failures}
+<h2>Perception-distortion plane</h2>
+{planes}
+<h2>Visual comparison</h2>
+<p class="note">The same {crop_h}x{crop_w} crop of each image, shown at 3x. Under each crop: PSNR-Y of the crop
+(sr protocol) and {nr_label} of the crop (pirm protocol Y plane).</p>
+{crops}
+<script>
+window.addEventListener("load", function () {{
+  var imgs = Array.prototype.slice.call(document.images);
+  var ok = imgs.filter(function (i) {{ return i.complete && i.naturalWidth > 0; }}).length;
+  document.body.setAttribute("data-images-loaded", String(ok));
+}});
+</script>
+</body></html>
+"""
+
+CROP_H, CROP_W = 96, 192  # NIQE needs two 96x96 blocks
+
+
+def _png_data_uri(img) -> str:
+    import base64
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def html_table(tidy: pd.DataFrame, metrics: Sequence[str], models: Sequence[str]) -> str:
+    import html
+
+    md = paper_table(tidy, metrics, "markdown", models=models)
+    lines = [line for line in md.splitlines() if line.startswith("|")]
+    head = [c.strip() for c in lines[0].strip("|").split("|")]
+    out = ['<table class="results"><thead><tr>' + "".join(f"<th>{html.escape(h)}</th>" for h in head)
+           + "</tr></thead><tbody>"]
+    for line in lines[2:]:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        rendered = []
+        for c in cells:
+            text = html.escape(c.replace("**", "").replace("<u>", "").replace("</u>", ""))
+            if c.startswith("**"):
+                text = f"<b>{text}</b>"
+            elif c.startswith("<u>"):
+                text = f"<u>{text}</u>"
+            rendered.append(f"<td>{text}</td>")
+        out.append("<tr>" + "".join(rendered) + "</tr>")
+    out.append("</tbody></table>")
+    return "\n".join(out)
+
+
+def visual_comparison(models: dict, dataset: str, data_root: str | None, n_images: int = 3,
+                      device: str = "cpu") -> tuple[str, int, str]:
+    """HTML of crops (HR, then every model) for the first images of ``dataset``; (html, n_img_tags, NR label)."""
+    import html
+
+    from srbench import metrics as M
+    from srbench.datasets import resolve
+    from srbench.evaluate import open_model
+    from srbench.matlab import rgb2y
+    from srbench.metrics.nrqm import nrqm_model_path
+
+    try:
+        nrqm_model_path()
+        nr_label, use_pi = "PI", True
+    except Exception:
+        nr_label, use_pi = "NIQE (PI unavailable: no Ma weights)", False
+    ds = resolve(dataset, data_root)
+    opened = {}
+    for name, source in models.items():
+        try:
+            opened[name] = open_model(str(source), device=device)
+        except Exception:  # a model that cannot load is listed in failures already
+            continue
+    blocks, count = [], 0
+    for item in ds.items[:n_images]:
+        pair = ds.load_pair(item, 4)
+        h, w = pair.hr.shape[:2]
+        if h < CROP_H or w < CROP_W:
+            continue
+        top, left = (h - CROP_H) // 2, (w - CROP_W) // 2
+        figures = []
+        hr_crop = pair.hr[top : top + CROP_H, left : left + CROP_W]
+        candidates = [("HR", hr_crop)]
+        for name, model in opened.items():
+            sr = model.predict(pair, item, 4)
+            candidates.append((name, sr[top : top + CROP_H, left : left + CROP_W]))
+        for name, crop in candidates:
+            y = rgb2y(crop.astype(float)) if crop.ndim == 3 else crop.astype(float)
+            y_hr = rgb2y(hr_crop.astype(float)) if hr_crop.ndim == 3 else hr_crop.astype(float)
+            psnr = M.psnr(y, y_hr)
+            y8 = rgb2y(crop) if crop.ndim == 3 else crop
+            nr = M.perceptual_index(y8) if use_pi else M.niqe(y8)
+            psnr_text = "∞" if psnr == float("inf") else f"{psnr:.2f} dB"
+            figures.append(f'<figure><img alt="{html.escape(name)}" src="{_png_data_uri(crop)}"><figcaption>'
+                           f"{html.escape(name)}<br>{psnr_text} / {nr:.2f}</figcaption></figure>")
+            count += 1
+        blocks.append(f"<h3>{html.escape(item.name)}</h3><div class=\"crops\">{''.join(figures)}</div>")
+    return "\n".join(blocks), count, nr_label
+
+
+def write_html(report, tidy: pd.DataFrame, planes: list[Path], data_root: str | None = None) -> Path:
+    import html
+
+    metrics = [m for m in ("psnr_y", "ssim_y", "rmse", "niqe", "ma", "pi") if m in set(tidy["metric"])]
+    table = html_table(tidy, metrics, list(report.models)) if metrics else "<p>No results.</p>"
+    plane_html = "\n".join(f'<img alt="{html.escape(p.name)}" style="max-width:100%" src="{_png_data_uri(_load(p))}">'
+                           for p in planes)
+    shown = {k: v for k, v in report.models.items() if k == "bicubic" or k.endswith("-gan")}
+    crops, n_crops, nr_label = visual_comparison(shown, report.datasets[0], data_root)
+    failures = ""
+    if report.failures:
+        items = "".join(f"<li>{html.escape(f)}</li>" for f in report.failures)
+        failures = f"<h3>Failures</h3><ul>{items}</ul>"
+    page = _PAGE.format(
+        title=html.escape(f"srbench: suite {report.suite.name}"), description=html.escape(report.suite.description),
+        preset=html.escape(report.preset), datasets=html.escape(", ".join(report.datasets)),
+        caption=html.escape(_caption(["sr", "pirm"])), table=table, failures=failures,
+        planes=plane_html or "<p>No pirm-protocol results.</p>", crops=crops, n_images=n_crops + len(planes),
+        crop_h=CROP_H, crop_w=CROP_W, zoom_h=CROP_H * 3 // 2, zoom_w=CROP_W * 3 // 2, nr_label=html.escape(nr_label),
+    )
+    path = report.out_dir / "index.html"
+    atomic_write_text(path, page)
+    return path
+
+
+def _load(path: Path):
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"))

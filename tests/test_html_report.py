@@ -1,0 +1,60 @@
+"""The suite's HTML report renders in a real browser with all its images."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+
+import pytest
+import torch
+
+from srbench.ablate import AblationReport, load_suite
+from srbench.archs import get_variant
+from srbench.checkpoints import save_checkpoint
+from srbench.evaluate import evaluate
+from srbench.report import write_suite_report
+
+
+def _chromium() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("chromium is missing: .ci/run installs Debian's chromium for this test")
+        pytest.skip("chromium not installed (apt-get install chromium)")
+    return path
+
+
+def test_html_report_renders_with_its_images(tmp_path):
+    torch.manual_seed(0)
+    net = get_variant("rrdb23-smoke").build()
+    ckpt = save_checkpoint(net, tmp_path / "esrgan-gan.safetensors", arch="rrdbnet",
+                           config={**get_variant("rrdb23-smoke").config, "scale": 4}, variant="rrdb23-smoke")
+    report = AblationReport(load_suite("esrgan"), "smoke", ["skimage"], out_dir=tmp_path / "report")
+    report.models = {"bicubic": "bicubic", "esrgan-gan": ckpt}
+    for name, source in report.models.items():
+        for protocol in ("sr", "pirm"):
+            (result,) = evaluate(str(source), ["skimage"], protocol=protocol, skip_unavailable=True, device="cpu")
+            result.model = name
+            report.results.append(result)
+    written = write_suite_report(report)
+    page = tmp_path / "report/index.html"
+    assert page in written and (tmp_path / "report/table.md").is_file() and (tmp_path / "report/table.tex").is_file()
+    assert (tmp_path / "report/pirm_plane_skimage.png").is_file()
+    text = page.read_text()
+    assert "esrgan-gan" in text and "PSNR-Y" in text and "NIQE (PI unavailable" in text
+    browser = _chromium()
+    proc = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'chrome'}",
+         "--virtual-time-budget=10000", "--dump-dom", page.as_uri()],
+        capture_output=True, text=True, timeout=120,
+    )
+    dom = proc.stdout
+    expected = re.search(r'data-images-expected="(\d+)"', dom)
+    loaded = re.search(r'data-images-loaded="(\d+)"', dom)
+    assert expected and loaded, proc.stderr[-2000:]
+    # 3 images x (HR, bicubic, esrgan-gan) crops and the plane, all decoded by the browser
+    assert int(expected.group(1)) == 3 * 3 + 1
+    assert loaded.group(1) == expected.group(1)
