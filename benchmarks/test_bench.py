@@ -207,3 +207,54 @@ def test_training_iteration(benchmark, tmp_path, case, stage, torch):
     benchmark.extra_info["batch_size"] = cfg.data.batch_size
     benchmark.extra_info["patch_size"] = cfg.data.patch_size
     assert all(v == v for v in logs.values())  # finite numbers came out
+
+
+# ---- the harness (harness issue) -----------------------------------------------------------------------
+
+
+@pytest.mark.benchmark(group="evaluate-set14-both-protocols")
+def test_evaluate_set14_sr_and_pirm(benchmark, shared_data, tmp_path):
+    """bicubic on Set14 under sr and pirm (rmse, niqe; Ma needs weights that are not here), no cache."""
+
+    def run():
+        out = []
+        for protocol, metrics in (("sr", None), ("pirm", ["rmse", "niqe"])):
+            (r,) = evaluate("bicubic", [str(shared_data / "selfexsr/Set14")], protocol=protocol, metrics=metrics)
+            out.append(r)
+        return out
+
+    sr, pirm = benchmark.pedantic(run, rounds=2, iterations=1)
+    assert sr.n_images == 14 and pirm.n_images == 14
+
+
+@pytest.fixture(scope="module")
+def smoke_checkpoints(tmp_path_factory, torch):
+    """Stand-in checkpoints for every variant and stage of the esrgan suite (smoke sizes, random weights), so
+    the benchmark measures the harness, not training."""
+    from srbench.ablate import load_suite
+    from srbench.archs import VARIANTS, build_generator
+    from srbench.checkpoints import save_checkpoint
+    from srbench.config import resolve_config
+
+    root = tmp_path_factory.mktemp("ckpts")
+    torch.manual_seed(0)
+    for variant in load_suite("esrgan").variants:
+        cfg = resolve_config(variant.training, "smoke")
+        spec = VARIANTS[cfg.generator]
+        config = {**spec.config, "scale": 4}
+        for stage in ("psnr", "gan"):
+            save_checkpoint(build_generator(spec.arch, config), root / variant.name / stage / "g_final.safetensors",
+                            arch=spec.arch, config=config, variant=cfg.generator, stage=stage)
+    return root
+
+
+@pytest.mark.benchmark(group="ablate-smoke-cached-rerun")
+def test_ablate_cached_rerun(benchmark, smoke_checkpoints, tmp_path):
+    from srbench.ablate import ablate
+
+    kwargs = dict(checkpoints=str(smoke_checkpoints), store_path=str(tmp_path / "s.sqlite"), out=str(tmp_path / "r"),
+                  device="cpu", log=lambda _: None)
+    first = ablate("esrgan", **kwargs)  # fills the store
+    report = benchmark.pedantic(ablate, args=("esrgan",), kwargs=kwargs, rounds=2, iterations=1)
+    assert len(report.results) == len(first.results) > 0
+    assert all(r.provenance["cached_images"] == r.n_images for r in report.results)

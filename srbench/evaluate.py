@@ -205,6 +205,7 @@ def _json_number(value: float | None) -> float | None:
     return value
 
 
+@functools.cache
 def _versions() -> dict[str, str]:
     out = {"srbench": srbench.__version__, "python": platform.python_version()}
     for pkg in ("numpy", "scipy", "pillow", "scikit-image", "torch", "pyiqa"):
@@ -324,6 +325,10 @@ def evaluate_dataset(
         f"{r['niqe_spread']:.3f} under another summation order (MATLAB's included)"
         for r in rows if (r.get("niqe_spread") or 0.0) > 1e-3
     ]
+    for r in rows:
+        undefined = [k for k in computable if isinstance(r.get(k), float) and math.isnan(r[k])]
+        if undefined:
+            warnings.append(f"{r['image']}: {', '.join(undefined)} undefined (NaN) for this image, e.g. a flat output")
     summary: dict[str, float | None] = dict.fromkeys(names)
     if rows and computable:
         summary.update(proto.aggregate(rows, computable))
@@ -338,7 +343,7 @@ def evaluate_dataset(
         "model_key": model.key,
         "metric_versions": proto.versions(names),
         "protocol_description": proto.description,
-        "versions": _versions(),
+        "versions": dict(_versions()),
         "cached_images": from_cache,
     }
     return EvalResult(model.name, dataset.name, proto.name, scale, names, summary, rows, skipped,

@@ -52,9 +52,8 @@ def pirm_plane(tidy: pd.DataFrame, out: str | Path, *, dataset: str, title: str 
     low = lo_x
     colours = ("#d9f0d3", "#fee8c8", "#deebf7")
     for (name, high), colour in zip(PIRM_REGIONS, colours, strict=True):
-        ax.axvspan(low, high, color=colour, alpha=0.7, zorder=0)
-        ax.text((low + high) / 2, 1.0, f"{name}\nRMSE ≤ {high}", transform=ax.get_xaxis_transform(), ha="center",
-                va="top", fontsize=8)
+        ax.axvspan(low, high, color=colour, alpha=0.7, zorder=0, label=f"{name}: RMSE ≤ {high}")
+        ax.text((low + high) / 2, 0.99, name, transform=ax.get_xaxis_transform(), ha="center", va="top", fontsize=8)
         low = high
     interp = points[points["model"].str.contains("-interp-alpha")].copy()
     if not interp.empty:

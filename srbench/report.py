@@ -7,6 +7,7 @@ PI from the mean Ma and NIQE), using only values of the current metric versions.
 
 from __future__ import annotations
 
+import json
 import math
 from collections import defaultdict
 from collections.abc import Sequence
@@ -153,14 +154,26 @@ def _caption(protocols: list[str]) -> str:
 
 def write_suite_report(report) -> list[Path]:
     """Tidy CSV, Markdown and LaTeX tables, the perception-distortion plane and the HTML page of a suite run."""
+    import hashlib
+
+    import srbench
+
     out = report.out_dir
     out.mkdir(parents=True, exist_ok=True)
     tidy = tidy_from_results(report.results)
+    # Same numbers, models and failures as the report on disk: nothing to redo (a cached re-run stays fast).
+    digest = hashlib.sha256(json.dumps(
+        [srbench.__version__, tidy.to_csv(index=False), {k: str(v) for k, v in report.models.items()},
+         report.failures, report.datasets], sort_keys=True).encode()).hexdigest()
+    stamp = out / ".report.sha256"
+    if stamp.is_file() and stamp.read_text().strip() == digest and (out / "index.html").is_file():
+        return sorted(p for p in out.iterdir() if p.is_file() and not p.name.startswith("."))
     written = []
     atomic_write_text(out / "results.csv", tidy.to_csv(index=False))
     written.append(out / "results.csv")
-    metrics = [m for m in ("psnr_y", "ssim_y", "rmse", "niqe", "ma", "pi") if m in set(tidy["metric"])]
-    if metrics:
+    # PI stays in the table when it could not be computed: a missing column would hide that it is missing.
+    metrics = [m for m in ("psnr_y", "ssim_y", "rmse", "niqe", "ma", "pi") if m in set(tidy["metric"]) or m == "pi"]
+    if not tidy.empty:
         for fmt, suffix in (("markdown", "md"), ("latex", "tex")):
             text = paper_table(tidy, metrics, fmt, models=list(report.models))
             atomic_write_text(out / f"table.{suffix}", text)
@@ -178,6 +191,7 @@ def write_suite_report(report) -> list[Path]:
         written.append(out / "failures.txt")
     planes = [p for p in written if p.suffix == ".png"]
     written.append(write_html(report, tidy, planes, getattr(report, "data_root", None)))
+    atomic_write_text(stamp, digest + "\n")
     return written
 
 
@@ -309,7 +323,7 @@ def visual_comparison(models: dict, dataset: str, data_root: str | None, n_image
 def write_html(report, tidy: pd.DataFrame, planes: list[Path], data_root: str | None = None) -> Path:
     import html
 
-    metrics = [m for m in ("psnr_y", "ssim_y", "rmse", "niqe", "ma", "pi") if m in set(tidy["metric"])]
+    metrics = [m for m in ("psnr_y", "ssim_y", "rmse", "niqe", "ma", "pi") if m in set(tidy["metric"]) or m == "pi"]
     table = html_table(tidy, metrics, list(report.models)) if metrics else "<p>No results.</p>"
     plane_html = "\n".join(f'<img alt="{html.escape(p.name)}" style="max-width:100%" src="{_png_data_uri(_load(p))}">'
                            for p in planes)

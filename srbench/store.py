@@ -12,10 +12,11 @@ transactions keep the file consistent and lose no row.
 from __future__ import annotations
 
 import json
+import math
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -116,7 +117,8 @@ class Store:
             (model_key, dataset_key, protocol, scale)).fetchall())
         for image, metric, version, value in rows:
             if versions.get(metric) == version:
-                out.setdefault(image, {})[metric] = value
+                # SQLite stores NaN (an undefined metric, e.g. NIQE of a flat image) as NULL.
+                out.setdefault(image, {})[metric] = math.nan if value is None else value
         return out
 
     def put(self, model_key: str, dataset_key: str, protocol: str, scale: int, image: str,
@@ -159,8 +161,3 @@ class Store:
         cur = self._conn.execute("SELECT * FROM metric_values")
         names = [d[0] for d in cur.description]
         return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
-
-
-def put_many(store: Store, rows: Iterable[tuple]) -> None:  # pragma: no cover - convenience for scripts
-    for row in rows:
-        store.put(*row)
