@@ -77,6 +77,8 @@ def pirm_plane(tidy: pd.DataFrame, out: str | Path, *, dataset: str, title: str 
     ax.set_ylabel(y_label)
     what = "PI" if y_metric == "pi" else "NIQE (PI unavailable)"
     ax.set_title(title or f"Perception-distortion plane, {dataset}: RMSE vs {what}")
+    if y_metric != "pi":
+        ax.plot([], [], " ", label="y axis: NIQE, PI unavailable (no Ma weights)")
     ax.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
     out = Path(out)

@@ -1,0 +1,114 @@
+"""`srbench ablate` end to end with given checkpoints: report, store, CLI views, failures, cached re-run."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+import torch
+from click.testing import CliRunner
+
+from srbench.archs import VARIANTS, build_generator
+from srbench.checkpoints import save_checkpoint
+from srbench.cli import main
+
+SUITE = """
+name = "mini"
+description = "two variants and an interpolation, for tests"
+baselines = ["bicubic"]
+[[variants]]
+name = "plain"
+training = "srgan-nobn"
+[[variants]]
+name = "dense"
+training = "esrgan"
+[[variants]]
+name = "broken"
+training = "esrgan"
+[interpolation]
+variant = "dense"
+alphas = [0.0, 0.5, 1.0]
+"""
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ablate")
+    (root / "mini.toml").write_text(SUITE)
+    torch.manual_seed(0)
+    for name, generator in (("plain", "srresnet16-smoke"), ("dense", "rrdb23-smoke"), ("broken", "rrdb23-smoke")):
+        spec = VARIANTS[generator]
+        config = {**spec.config, "scale": 4}
+        for stage in ("psnr", "gan"):
+            save_checkpoint(build_generator(spec.arch, config), root / "ckpt" / name / stage / "g_final.safetensors",
+                            arch=spec.arch, config=config, variant=generator, stage=stage)
+    gan = root / "ckpt/broken/gan/g_final.safetensors"
+    gan.write_bytes(gan.read_bytes()[:2000])  # a checkpoint that fails to load
+    args = ["ablate", "--suite", str(root / "mini.toml"), "--checkpoints", str(root / "ckpt"),
+            "--store", str(root / "s.sqlite"), "--out", str(root / "report"), "--device", "cpu"]
+    first = CliRunner().invoke(main, args)
+    return root, args, first
+
+
+def test_ablate_reports_every_model_and_lists_failures(setup):
+    root, _, res = setup
+    assert res.exit_code == 1  # one variant's checkpoint is broken: reported, the rest still ran
+    assert "broken-gan" in res.stderr and "corrupt or truncated" in res.stderr
+    tidy = pd.read_csv(root / "report/results.csv")
+    models = set(tidy["model"])
+    assert {"bicubic", "plain-psnr", "plain-gan", "dense-psnr", "dense-gan", "broken-psnr",
+            "dense-interp-alpha0.0", "dense-interp-alpha0.5", "dense-interp-alpha1.0"} <= models
+    assert "broken-gan" not in models
+    for name in ("table.md", "table.tex", "index.html", "pirm_plane_skimage.png", "failures.txt"):
+        assert (root / "report" / name).is_file(), name
+    # interpolation endpoints are the endpoint models themselves
+    psnr = tidy[tidy["metric"] == "psnr_y"].set_index("model")["value"]
+    assert psnr["dense-interp-alpha0.0"] == psnr["dense-psnr"] and psnr["dense-interp-alpha1.0"] == psnr["dense-gan"]
+    bicubic = tidy[(tidy["model"] == "bicubic") & (tidy["metric"] == "psnr_y")]["value"].item()
+    assert bicubic == pytest.approx(28.190998, abs=1e-5)  # the embedded set's committed drift baseline value
+
+
+def test_rerun_reads_everything_from_the_store(setup):
+    root, args, _ = setup
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 1
+    evaluated = [line for line in res.stderr.splitlines() if line.startswith("evaluated")]
+    assert evaluated and all("5 from the store" in line for line in evaluated)
+    assert not any(line.startswith("training") for line in res.stderr.splitlines())
+
+
+def test_table_results_export_and_plane_from_the_store(setup, tmp_path):
+    root, _, _ = setup
+    store = ["--store", str(root / "s.sqlite")]
+    res = CliRunner().invoke(main, ["table", "--suite", "mini", "--metrics", "psnr_y,niqe,pi", *store])
+    assert res.exit_code == 0, res.output
+    assert "| Model | skimage PSNR-Y ↑ | skimage NIQE ↓ | skimage PI ↓ |" in res.stdout
+    assert "| bicubic | **28.19** |" in res.stdout
+    res = CliRunner().invoke(main, ["table", "--suite", "mini", "--format", "latex", *store])
+    assert "\\begin{tabular}" in res.stdout
+    res = CliRunner().invoke(main, ["results", "--suite", "mini", *store])
+    assert res.exit_code == 0 and "dense-gan" in res.stdout
+    res = CliRunner().invoke(main, ["export", "--format", "csv", "--out", str(tmp_path / "all.csv"), *store])
+    assert res.exit_code == 0
+    exported = pd.read_csv(tmp_path / "all.csv")
+    assert {"model", "dataset", "protocol", "metric", "value"} <= set(exported.columns)
+    res = CliRunner().invoke(main, ["pirm-plane", "--suite", "mini", "--dataset", "skimage", "--out",
+                                    str(tmp_path / "plane.svg"), *store])
+    assert res.exit_code == 0, res.output
+    assert "NIQE is on the y axis" in res.stderr and (tmp_path / "plane.svg").read_text().startswith("<?xml")
+    runs = CliRunner().invoke(main, ["table", "--suite", "nothing-here", *store])
+    assert runs.exit_code != 0 and "no results for suite 'nothing-here'" in runs.output
+
+
+def test_store_rows_carry_provenance(setup):
+    import sqlite3
+
+    root, _, _ = setup
+    conn = sqlite3.connect(root / "s.sqlite")
+    rows = conn.execute("SELECT model, checkpoint_sha256, dataset_key, srbench_version, torch_version, config "
+                        "FROM runs WHERE model != 'bicubic'").fetchall()
+    assert rows
+    for _model, sha, dataset_key, version, torch_version, config in rows:
+        assert len(sha) == 64 and len(dataset_key) == 64 and version and torch_version
+        assert json.loads(config)["model"]["kind"] == "generator"
