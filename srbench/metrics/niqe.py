@@ -19,6 +19,7 @@ far the score moves when those signs are resolved differently.
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 from importlib import resources
 
@@ -96,7 +97,7 @@ def aggd_fit(vecs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     sq = vecs * vecs
     left_std = np.sqrt(_nanmean_rows(sq, vecs < 0))
     right_std = np.sqrt(_nanmean_rows(sq, vecs > 0))
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):  # degenerate blocks give NaN, as in MATLAB
         gamma_hat = left_std / right_std
         r_hat = np.mean(np.abs(vecs), axis=1) ** 2 / np.mean(sq, axis=1)
         r_hat_norm = r_hat * (gamma_hat**3 + 1) * (gamma_hat + 1) / (gamma_hat**2 + 1) ** 2
@@ -229,5 +230,8 @@ def niqe_conditioning(img: np.ndarray) -> NiqeConditioning:
     flat_fraction = float(_flat_mask(plane).mean())
     if flat_fraction == 0.0:
         return NiqeConditioning(value, 0.0, value, value)
-    variants = [value] + [_mvg_distance(niqe_features(plane, sign)) for sign in (0.0, 1.0, -1.0)]
-    return NiqeConditioning(value, flat_fraction, float(np.nanmin(variants)), float(np.nanmax(variants)))
+    variants = np.array([value] + [_mvg_distance(niqe_features(plane, sign)) for sign in (0.0, 1.0, -1.0)])
+    finite = variants[~np.isnan(variants)]
+    if finite.size == 0:  # NIQE is undefined for this image whichever way the signs fall
+        return NiqeConditioning(value, flat_fraction, math.nan, math.nan)
+    return NiqeConditioning(value, flat_fraction, float(finite.min()), float(finite.max()))
