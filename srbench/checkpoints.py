@@ -21,7 +21,6 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -33,6 +32,7 @@ from torch import nn
 import srbench
 from srbench.archs import VARIANTS, build_generator, count_parameters, get_variant
 from srbench.errors import BadInputError, SrbenchError
+from srbench.images import atomic_write_bytes
 
 FORMAT = "srbench-checkpoint"
 FORMAT_VERSION = 1
@@ -324,23 +324,6 @@ def load_generator(
 # Writing
 
 
-def _atomic_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        current = os.umask(0)
-        os.umask(current)
-        os.chmod(tmp, 0o666 & ~current)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_checkpoint(
     module_or_state: nn.Module | Mapping[str, torch.Tensor],
     path: str | os.PathLike,
@@ -361,14 +344,14 @@ def save_checkpoint(
     state = module_or_state.state_dict() if isinstance(module_or_state, nn.Module) else dict(module_or_state)
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items()}
     data = save(tensors, metadata={"format": FORMAT, "arch": arch})
-    _atomic_bytes(path, data)
+    atomic_write_bytes(path, data)
     meta = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "arch": arch, "config": config, "variant": variant,
         "stage": stage, "iteration": iteration, "sha256": hashlib.sha256(data).hexdigest(),
         "srbench_version": srbench.__version__, "torch_version": torch.__version__,
         "created": datetime.now(UTC).isoformat(timespec="seconds"), "extra": extra or {},
     }
-    _atomic_bytes(sidecar_path(path), (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode())
+    atomic_write_bytes(sidecar_path(path), (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode())
     return path
 
 

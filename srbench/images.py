@@ -61,19 +61,13 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
 
 def write_png(path: str | os.PathLike, img: np.ndarray) -> None:
     """Write a uint8 image as PNG atomically (a crash never leaves a half-written file)."""
+    import io
+
     from PIL import Image
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(fd)
-    os.chmod(tmp, _umask_mode())
-    try:
-        Image.fromarray(np.asarray(img, dtype=np.uint8)).save(tmp, format="PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    buf = io.BytesIO()
+    Image.fromarray(np.asarray(img, dtype=np.uint8)).save(buf, format="PNG")
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def _umask_mode() -> int:
@@ -83,19 +77,25 @@ def _umask_mode() -> int:
     return 0o666 & ~current
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write text via a temporary file and rename, so readers never see a partial file."""
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write via a temporary file in the same folder, fsync, then rename: readers never see a partial file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.chmod(tmp, _umask_mode())
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, _umask_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def file_sha256(path: str | os.PathLike) -> str:

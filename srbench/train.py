@@ -32,7 +32,7 @@ from srbench.archs import VARIANTS, VGGStyleDiscriminator, build_generator
 from srbench.checkpoints import CheckpointError, load_generator, save_checkpoint
 from srbench.config import TrainConfig
 from srbench.errors import BadInputError, SrbenchError
-from srbench.images import atomic_write_text
+from srbench.images import atomic_write_bytes, atomic_write_text
 from srbench.matlab import imresize, modcrop
 
 log = logging.getLogger(__name__)
@@ -210,16 +210,11 @@ def _unwrap(module: nn.Module) -> nn.Module:
 
 
 def _atomic_torch_save(obj: dict, path: Path) -> None:
-    import tempfile
+    import io
 
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    atomic_write_bytes(path, buf.getvalue())
 
 
 class Trainer:
