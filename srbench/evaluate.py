@@ -85,12 +85,11 @@ class FolderModel:
             return exact[0]
         if len(exact) > 1:
             raise BadInputError(f"{item.name}: several SR files match: {', '.join(str(p) for p in exact)}")
+        # A separator must follow the key, so that img_001 does not claim img_0011's file.
         prefixed = [
             p for p in self.files if any(p.stem.startswith(k) and p.stem[len(k)] in _SEPARATORS for k in keys
                                           if len(p.stem) > len(k))
         ]
-        # The longest key wins so that img_001 does not claim img_0011's file.
-        prefixed = [p for p in prefixed if not any(q is not p and q.stem.startswith(p.stem) for q in prefixed)]
         if len(prefixed) == 1:
             return prefixed[0]
         if len(prefixed) > 1:

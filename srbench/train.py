@@ -428,6 +428,14 @@ class Trainer:
                     p_ema.copy_(p)
         return logs
 
+    def _sync_buffers(self) -> None:
+        """Give every rank rank 0's buffers. DDP broadcasts BatchNorm statistics at the start of each forward,
+        but each rank's last forward then updates them with its own batch, so they end up slightly different."""
+        modules = [_unwrap(self.g)] + [m for m in (self.d and _unwrap(self.d), self.ema) if m is not None]
+        for module in modules:
+            for buf in module.buffers():
+                dist.broadcast(buf.data, src=0)
+
     # -- the loop ----------------------------------------------------------------------------------------
     def run(self, resume: bool = False, on_iteration: Callable[[int, dict], None] | None = None) -> TrainResult:
         if resume:
@@ -488,6 +496,8 @@ class Trainer:
             bar.close()
             if tb is not None:
                 tb.close()
+        if self.dist.world > 1:
+            self._sync_buffers()
         self.save(final=True)
         result.iterations = self.iteration
         result.final = self.dir / "g_final.safetensors"
