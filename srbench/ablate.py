@@ -104,6 +104,7 @@ class AblationReport:
     failures: list[str] = field(default_factory=list)
     out_dir: Path | None = None
     data_root: str | None = None
+    weights_dir: str | None = None
 
 
 def _find_checkpoint(folder: Path | None, variant: str, stage: str) -> Path | None:
@@ -136,7 +137,7 @@ def ablate(
     from srbench.config import resolve_config
     from srbench.evaluate import evaluate
     from srbench.store import Store
-    from srbench.train import Trainer
+    from srbench.train import Trainer, TrainingInterrupted
 
     suite = load_suite(suite_name)
     no_data = not _has_data_root(data_root)
@@ -145,7 +146,7 @@ def ablate(
     out_dir = Path(out).expanduser() if out else paths.PROJECT_ROOT / "reports" / suite.name
     runs_dir = out_dir / "runs" / preset
     ckpt_dir = Path(checkpoints).expanduser() if checkpoints else None
-    report = AblationReport(suite, preset, datasets, out_dir=out_dir, data_root=data_root)
+    report = AblationReport(suite, preset, datasets, out_dir=out_dir, data_root=data_root, weights_dir=weights_dir)
     log(f"suite {suite.name}: {len(suite.variants)} variants, preset {preset}, datasets {', '.join(datasets)}")
 
     for baseline in suite.baselines:
@@ -164,6 +165,8 @@ def ablate(
                                       progress=True)
                     found = trainer.run(resume=resume).final
                 report.models[f"{variant.name}-{stage}"] = found
+        except TrainingInterrupted:
+            raise
         except SrbenchError as exc:
             report.failures.append(f"{variant.name}: {exc}")
             log(f"FAILED {variant.name}: {exc}")

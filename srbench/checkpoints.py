@@ -208,8 +208,10 @@ def infer_config(state: dict[str, torch.Tensor]) -> tuple[str, dict]:
     first = state["conv_first.weight"]
     if any(k.startswith("body.0.rdb1.") for k in state):
         blocks = {int(k.split(".")[1]) for k in state if k.startswith("body.")}
+        # x2 and x1 RRDBNets pixel-unshuffle an RGB input into 12 or 48 channels first.
+        num_in_ch, scale = {12: (3, 2), 48: (3, 1)}.get(first.shape[1], (first.shape[1], 4))
         return "rrdbnet", {
-            "num_in_ch": first.shape[1], "num_out_ch": state["conv_last.weight"].shape[0], "scale": 4,
+            "num_in_ch": num_in_ch, "num_out_ch": state["conv_last.weight"].shape[0], "scale": scale,
             "num_feat": first.shape[0], "num_block": len(blocks),
             "num_grow_ch": state["body.0.rdb1.conv1.weight"].shape[0],
             **({"norm": "batch"} if "body.0.rdb1.norms.0.weight" in state else {}),
@@ -264,7 +266,7 @@ def _resolve_arch(arch: str | None, loaded: LoadedCheckpoint, scale: int | None)
     if arch in VARIANTS:
         variant = get_variant(arch)
         return variant.arch, dict(variant.config), variant.name
-    if loaded.metadata is not None and arch is None:
+    if loaded.metadata is not None and arch in (None, loaded.metadata.get("arch")):
         return loaded.metadata["arch"], dict(loaded.metadata["config"]), loaded.metadata.get("variant")
     try:
         inferred_arch, config = infer_config(loaded.state)

@@ -280,6 +280,13 @@ def _validate(config: TrainConfig) -> None:
     from srbench.losses import ADVERSARIAL_KINDS
 
     loss, data = config.loss, config.data
+    for key in ("scale", "batch_size", "val_crop", "patch_size"):
+        if getattr(data, key) < 1:
+            raise BadInputError(f"data.{key} must be positive, got {getattr(data, key)}")
+    if data.val is None and data.holdout < 1:
+        raise BadInputError("data.holdout must be at least 1 when no data.val set is given")
+    if data.workers < 0:
+        raise BadInputError(f"data.workers must be >= 0, got {data.workers}")
     if loss.adversarial not in ADVERSARIAL_KINDS:
         raise BadInputError(f"loss.adversarial {loss.adversarial!r}; known: {', '.join(ADVERSARIAL_KINDS)}")
     if loss.perceptual_layer not in VGG19_LAYERS:

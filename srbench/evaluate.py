@@ -90,6 +90,10 @@ class FolderModel:
             p for p in self.files if any(p.stem.startswith(k) and p.stem[len(k)] in _SEPARATORS for k in keys
                                           if len(p.stem) > len(k))
         ]
+        if len(prefixed) > 1:
+            # baby_SR.png and baby_2_SR.png both start with "baby_": the shorter name is this image's.
+            shortest = min(len(p.stem) for p in prefixed)
+            prefixed = [p for p in prefixed if len(p.stem) == shortest]
         if len(prefixed) == 1:
             return prefixed[0]
         if len(prefixed) > 1:
@@ -287,35 +291,37 @@ def evaluate_dataset(
             store.put(model.key, dataset_key, proto.name, scale, item.name, new, versions, run_id)
         values_by_image[item.name] = {**have, **new}
 
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        for i, item in enumerate(dataset.items):
-            if progress:
-                progress(f"{model.name} / {dataset.name}", i, len(dataset.items))
-            have = cached.get(item.name, {})
-            need = [n for n in computable if not all(k in have for k in proto.metric(n).outputs)]
-            if not need:
-                values_by_image[item.name] = have
-                from_cache += 1
-                continue
-            need = proto.resolve_metrics(need)  # derived metrics bring what they are made of
-            if store is not None and run_id is None:
-                run_id = store.start_run(**_run_fields(model, dataset, dataset_key, proto.name, scale, suite))
-            try:
-                pair = dataset.load_pair(item, scale)
-                sr = model.predict(pair, item, scale)
-            except BadInputError as exc:
-                skipped.append({"image": item.name, "file": str(item.hr_path), "error": str(exc)})
-                continue
-            cropped += pair.cropped_from is not None
-            lr_sources[pair.lr_source] = lr_sources.get(pair.lr_source, 0) + 1
-            future = pool.submit(proto.per_image, sr, pair.hr, scale, need, options)
-            pending.append((item, have, future))
-            while len(pending) > 2 * max(1, workers):  # bound the SR images held in memory
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            for i, item in enumerate(dataset.items):
+                if progress:
+                    progress(f"{model.name} / {dataset.name}", i, len(dataset.items))
+                have = cached.get(item.name, {})
+                need = [n for n in computable if not all(k in have for k in proto.metric(n).outputs)]
+                if not need:
+                    values_by_image[item.name] = have
+                    from_cache += 1
+                    continue
+                need = proto.resolve_metrics(need)  # derived metrics bring what they are made of
+                if store is not None and run_id is None:
+                    run_id = store.start_run(**_run_fields(model, dataset, dataset_key, proto.name, scale, suite))
+                try:
+                    pair = dataset.load_pair(item, scale)
+                    sr = model.predict(pair, item, scale)
+                except BadInputError as exc:
+                    skipped.append({"image": item.name, "file": str(item.hr_path), "error": str(exc)})
+                    continue
+                cropped += pair.cropped_from is not None
+                lr_sources[pair.lr_source] = lr_sources.get(pair.lr_source, 0) + 1
+                future = pool.submit(proto.per_image, sr, pair.hr, scale, need, options)
+                pending.append((item, have, future))
+                while len(pending) > 2 * max(1, workers):  # bound the SR images held in memory
+                    collect(*pending.popleft())
+            while pending:
                 collect(*pending.popleft())
-        while pending:
-            collect(*pending.popleft())
-    if store is not None and run_id is not None:
-        store.finish_run(run_id)
+    finally:  # the run is closed even when something unexpected stops it
+        if store is not None and run_id is not None:
+            store.finish_run(run_id)
     if progress:
         progress(f"{model.name} / {dataset.name}", len(dataset.items), len(dataset.items))
     rows = [{"image": it.name, **values_by_image[it.name]} for it in dataset.items if it.name in values_by_image]

@@ -39,10 +39,11 @@ def tidy_from_store(store_rows: list[dict]) -> pd.DataFrame:
             versions = proto.output_versions([metric.name, *metric.requires])
             rows = []
             for values in images.values():
-                row = {name: values.get((name, v)) for name, v in versions.items()}
-                if any(v is None for v in row.values()):
+                if any((name, v) not in values for name, v in versions.items()):
                     break  # not every image has it: the metric was not computed for this model
-                rows.append(row)
+                # A stored NULL is a NaN (undefined for that image), not a missing value.
+                rows.append({name: math.nan if values[(name, v)] is None else values[(name, v)]
+                             for name, v in versions.items()})
             else:
                 if rows:
                     value = proto.aggregate(rows, [metric.name])[metric.name]
@@ -180,7 +181,7 @@ def write_suite_report(report) -> list[Path]:
             written.append(out / f"table.{suffix}")
         from srbench.plots import pirm_plane
 
-        for dataset in report.datasets:
+        for dataset in dict.fromkeys(tidy["dataset"]):  # resolved names (a folder's name, not its path)
             try:
                 path = pirm_plane(tidy, out / f"pirm_plane_{dataset}.png", dataset=dataset)
                 written.append(path)
@@ -271,31 +272,38 @@ def html_table(tidy: pd.DataFrame, metrics: Sequence[str], models: Sequence[str]
 
 
 def visual_comparison(models: dict, dataset: str, data_root: str | None, n_images: int = 3,
-                      device: str = "cpu") -> tuple[str, int, str]:
+                      device: str = "cpu", scale: int = 4, weights_dir: str | None = None) -> tuple[str, int, str]:
     """HTML of crops (HR, then every model) for the first images of ``dataset``; (html, n_img_tags, NR label)."""
     import html
 
     from srbench import metrics as M
     from srbench.datasets import resolve
+    from srbench.errors import SrbenchError
     from srbench.evaluate import open_model
     from srbench.matlab import rgb2y
     from srbench.metrics.nrqm import nrqm_model_path
 
     try:
-        nrqm_model_path()
+        nrqm_model_path(weights_dir)
         nr_label, use_pi = "PI", True
-    except Exception:
+    except SrbenchError:
         nr_label, use_pi = "NIQE (PI unavailable: no Ma weights)", False
-    ds = resolve(dataset, data_root)
+    try:
+        ds = resolve(dataset, data_root)
+    except SrbenchError as exc:
+        return f"<p>No visual comparison: {html.escape(str(exc))}</p>", 0, nr_label
     opened = {}
     for name, source in models.items():
         try:
             opened[name] = open_model(str(source), device=device)
-        except Exception:  # a model that cannot load is listed in failures already
+        except SrbenchError:  # a model that cannot load is listed in the failures already
             continue
     blocks, count = [], 0
     for item in ds.items[:n_images]:
-        pair = ds.load_pair(item, 4)
+        try:
+            pair = ds.load_pair(item, scale)
+        except SrbenchError:  # a bad image is listed in the failures already
+            continue
         h, w = pair.hr.shape[:2]
         if h < CROP_H or w < CROP_W:
             continue
@@ -304,14 +312,17 @@ def visual_comparison(models: dict, dataset: str, data_root: str | None, n_image
         hr_crop = pair.hr[top : top + CROP_H, left : left + CROP_W]
         candidates = [("HR", hr_crop)]
         for name, model in opened.items():
-            sr = model.predict(pair, item, 4)
+            try:
+                sr = model.predict(pair, item, scale)
+            except SrbenchError:
+                continue
             candidates.append((name, sr[top : top + CROP_H, left : left + CROP_W]))
         for name, crop in candidates:
             y = rgb2y(crop.astype(float)) if crop.ndim == 3 else crop.astype(float)
             y_hr = rgb2y(hr_crop.astype(float)) if hr_crop.ndim == 3 else hr_crop.astype(float)
             psnr = M.psnr(y, y_hr)
             y8 = rgb2y(crop) if crop.ndim == 3 else crop
-            nr = M.perceptual_index(y8) if use_pi else M.niqe(y8)
+            nr = M.perceptual_index(y8, weights_dir=weights_dir) if use_pi else M.niqe(y8)
             psnr_text = "∞" if psnr == float("inf") else f"{psnr:.2f} dB"
             figures.append(f'<figure><img alt="{html.escape(name)}" src="{_png_data_uri(crop)}"><figcaption>'
                            f"{html.escape(name)}<br>{psnr_text} / {nr:.2f}</figcaption></figure>")
@@ -328,7 +339,8 @@ def write_html(report, tidy: pd.DataFrame, planes: list[Path], data_root: str | 
     plane_html = "\n".join(f'<img alt="{html.escape(p.name)}" style="max-width:100%" src="{_png_data_uri(_load(p))}">'
                            for p in planes)
     shown = {k: v for k, v in report.models.items() if k == "bicubic" or k.endswith("-gan")}
-    crops, n_crops, nr_label = visual_comparison(shown, report.datasets[0], data_root)
+    crops, n_crops, nr_label = visual_comparison(shown, report.datasets[0], data_root,
+                                                 weights_dir=getattr(report, "weights_dir", None))
     failures = ""
     if report.failures:
         items = "".join(f"<li>{html.escape(f)}</li>" for f in report.failures)

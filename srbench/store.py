@@ -138,7 +138,7 @@ class Store:
 
     # -- reading -----------------------------------------------------------------------------------------
     def runs(self) -> list[dict]:
-        cur = self._conn.execute("SELECT * FROM runs ORDER BY id")
+        cur = self._retry(lambda: self._conn.execute("SELECT * FROM runs ORDER BY id"))
         names = [d[0] for d in cur.description]
         return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
@@ -153,11 +153,11 @@ class Store:
         if suite is not None:
             query += " WHERE l.suite = ?"
             args = (suite,)
-        cur = self._conn.execute(query, args)
+        cur = self._retry(lambda: self._conn.execute(query, args))
         names = [d[0] for d in cur.description]
         return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
     def all_values(self) -> list[dict]:
-        cur = self._conn.execute("SELECT * FROM metric_values")
+        cur = self._retry(lambda: self._conn.execute("SELECT * FROM metric_values"))
         names = [d[0] for d in cur.description]
         return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]

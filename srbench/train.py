@@ -17,6 +17,8 @@ import json
 import logging
 import math
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -449,6 +451,8 @@ class Trainer:
             atomic_write_text(self.dir / "config.json",
                               json.dumps({"stage": self.stage, **self.config.to_dict()}, indent=2) + "\n")
         loader, val = self._data()
+        if self.dist.is_main and not resume:
+            (self.dir / "log.csv").unlink(missing_ok=True)  # left by a run that died before its first checkpoint
         csv_log = _CsvLog(self.dir / "log.csv", self.iteration) if self.dist.is_main else None
         tb = _tensorboard(self.dir / "tb") if self.dist.is_main else None
         result = TrainResult(self.dir, self.stage, self.iteration, None, None)
@@ -463,6 +467,18 @@ class Trainer:
         if self.d is not None:
             self.d.train()
         start = time.perf_counter()
+        # Ctrl-C is deferred to the end of the current step, so the saved state is never a half-applied update;
+        # a second Ctrl-C stops at once without saving (the last periodic checkpoint stays).
+        sigint = {"pressed": 0}
+
+        def on_sigint(signum, frame):
+            sigint["pressed"] += 1
+            if sigint["pressed"] > 1:
+                raise KeyboardInterrupt
+
+        previous = None
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.signal(signal.SIGINT, on_sigint)
         try:
             for lr, hr in loader:
                 logs = self.step(lr, hr)
@@ -487,12 +503,21 @@ class Trainer:
                                 tb.add_scalar(f"{self.stage}/{k}", v, self.iteration)
                 if self.iteration % self.sc.checkpoint_every == 0 and self.iteration < self.sc.iters:
                     self.save()
+                if sigint["pressed"]:
+                    raise KeyboardInterrupt
         except KeyboardInterrupt:
+            if sigint["pressed"] > 1:
+                raise TrainingInterrupted(
+                    f"stopped during iteration {self.iteration + 1} without saving; --resume continues from the "
+                    f"last checkpoint in {self.dir}"
+                ) from None
             self.save()
             raise TrainingInterrupted(
                 f"interrupted at iteration {self.iteration}; saved {self.state_path}, continue with --resume"
             ) from None
         finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
             bar.close()
             if tb is not None:
                 tb.close()
@@ -525,7 +550,8 @@ class _CsvLog:
                 reader = csv.DictReader(fh)
                 self.fields = reader.fieldnames
                 rows = [r for r in reader if int(r["iteration"]) <= resumed_at]
-            self._rewrite(rows)
+            if self.fields:
+                self._rewrite(rows)
 
     def _rewrite(self, rows: list[dict]) -> None:
         tmp = self.path.with_name(f".{self.path.name}.tmp")

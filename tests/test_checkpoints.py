@@ -184,3 +184,13 @@ def test_models_inspect_and_list(net, tmp_path):
     assert f"parameters: {sum(p.numel() for p in net.parameters()):,d}" in res.stdout
     res = CliRunner().invoke(main, ["models", "list"])
     assert "rrdb23 " in res.stdout and "16,697,987" in res.stdout and "RRDB_ESRGAN_x4.pth" in res.stdout
+
+
+def test_x2_rrdbnet_roundtrip_keeps_its_scale(tmp_path):
+    torch.manual_seed(0)
+    net = RRDBNet(scale=2, **CONFIG)
+    torch.save(net.state_dict(), tmp_path / "x2.pth")
+    assert load_generator(tmp_path / "x2.pth").srbench_info["config"]["scale"] == 2
+    path = save_checkpoint(net, tmp_path / "x2", arch="rrdbnet", config={**CONFIG, "scale": 2})
+    info = load_generator(path, "rrdbnet").srbench_info  # an architecture name still uses the sidecar
+    assert info["config"] == {**CONFIG, "scale": 2}

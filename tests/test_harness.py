@@ -170,3 +170,14 @@ def test_tidy_from_store_reaggregates_with_the_protocol_rules(tmp_path):
     tidy = tidy_from_store(store.values("suite"))
     rmse = tidy[tidy["metric"] == "rmse"]["value"].item()
     assert rmse == pytest.approx(250.0**0.5)  # sqrt(mean MSE), not mean RMSE (15)
+
+
+def test_stored_nan_stays_a_nan_not_a_missing_metric(tmp_path):
+    store = Store(tmp_path / "s.sqlite")
+    for image, niqe in (("a", 3.0), ("b", float("nan"))):
+        store.put("k", "d", "pirm", 4, image, {"niqe": niqe, "niqe_spread": 0.0}, {"niqe": "live-1",
+                                                                                    "niqe_spread": "live-1"}, None)
+    store.label("suite", "m", "k", "dset", "d")
+    tidy = tidy_from_store(store.values("suite"))
+    row = tidy[tidy["metric"] == "niqe"]
+    assert len(row) == 1 and np.isnan(row["value"].item())

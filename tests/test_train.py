@@ -136,3 +136,23 @@ def test_two_process_ddp_ends_with_identical_weights(tmp_path):
         digests = json.loads((tmp_path / stage / "ddp_ranks.json").read_text())
         assert len(digests) == 2 and digests[0] == digests[1], stage
         assert json.loads((tmp_path / stage / "g_final.json").read_text())["iteration"] == iters
+
+
+def test_sigint_is_deferred_to_the_end_of_the_step(tmp_path):
+    """A real SIGINT in the middle of an iteration saves the state after that iteration, never a half update."""
+    import signal
+
+    cfg = _tiny()
+    trainer = Trainer(cfg, "psnr", tmp_path, progress=False)
+    real_step = trainer.step
+
+    def step_with_signal(lr, hr):
+        if trainer.iteration == 3:  # during the 4th iteration
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_step(lr, hr)
+
+    trainer.step = step_with_signal
+    with pytest.raises(TrainingInterrupted, match="interrupted at iteration 4"):
+        trainer.run()
+    assert torch.load(tmp_path / "psnr/state.pt", weights_only=True)["iteration"] == 4
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
