@@ -301,6 +301,10 @@ def evaluate_dataset(
                 if not need:
                     values_by_image[item.name] = have
                     from_cache += 1
+                    # Provenance stays the same whether values were computed now or read from the store.
+                    source = "file" if scale in item.lr_paths else "imresize"
+                    lr_sources[source] = lr_sources.get(source, 0) + 1
+                    cropped += _needs_modcrop(item.hr_path, scale)
                     continue
                 need = proto.resolve_metrics(need)  # derived metrics bring what they are made of
                 if store is not None and run_id is None:
@@ -353,6 +357,18 @@ def evaluate_dataset(
     }
     return EvalResult(model.name, dataset.name, proto.name, scale, names, summary, rows, skipped,
                       missing, warnings, provenance)
+
+
+def _needs_modcrop(path: Path, scale: int) -> bool:
+    """Whether an HR file's size is not a multiple of the scale, read from its header only."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+    except OSError:
+        return False
+    return h % scale != 0 or w % scale != 0
 
 
 @functools.cache

@@ -181,3 +181,12 @@ def test_stored_nan_stays_a_nan_not_a_missing_metric(tmp_path):
     tidy = tidy_from_store(store.values("suite"))
     row = tidy[tidy["metric"] == "niqe"]
     assert len(row) == 1 and np.isnan(row["value"].item())
+
+
+def test_cached_evaluation_keeps_the_same_provenance(tmp_path):
+    store = Store(tmp_path / "s.sqlite")
+    (fresh,) = evaluate("bicubic", ["skimage"], store=store)
+    (cached,) = evaluate("bicubic", ["skimage"], store=store)
+    assert cached.provenance["cached_images"] == 5
+    assert cached.provenance["lr_source"] == fresh.provenance["lr_source"] == {"imresize": 5}
+    assert cached.warnings == fresh.warnings and any("modcrop" in w for w in cached.warnings)
