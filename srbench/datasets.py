@@ -23,7 +23,7 @@ import numpy as np
 
 from srbench import paths
 from srbench.errors import BadInputError, DatasetNotFoundError
-from srbench.images import file_sha256, is_image_file, read_image
+from srbench.images import describe_channels, file_sha256, is_image_file, read_image
 from srbench.matlab import imresize, modcrop
 
 # Where each named set is looked for under a data root, in order (folder names seen in the wild).
@@ -112,12 +112,9 @@ class Dataset:
                 f"needs {expected[0]}x{expected[1]}"
             )
         if lr.ndim != hr.ndim:
-            raise BadInputError(f"{lr_path}: LR has {_channels(lr)} but HR {where} has {_channels(hr)}")
+            raise BadInputError(
+                f"{lr_path}: LR is {describe_channels(lr)} but HR {where} is {describe_channels(hr)}")
         return Pair(item.name, hr, lr, "file", cropped)
-
-
-def _channels(img: np.ndarray) -> str:
-    return "1 channel (grayscale)" if img.ndim == 2 else f"{img.shape[2]} channels"
 
 
 def _images_in(folder: Path) -> list[Path]:

@@ -26,7 +26,7 @@ import numpy as np
 import srbench
 from srbench import datasets as D
 from srbench.errors import BadInputError, WeightsUnavailableError
-from srbench.images import atomic_write_text, file_sha256, is_image_file, read_image
+from srbench.images import atomic_write_text, describe_channels, file_sha256, is_image_file, read_image
 from srbench.matlab import imresize, modcrop
 from srbench.protocols import Protocol, get_protocol
 from srbench.store import Store
@@ -113,10 +113,9 @@ class FolderModel:
         hr_desc = f"{pair.hr.shape[0]}x{pair.hr.shape[1]}"
         if pair.cropped_from is not None:
             hr_desc += f" (cropped from {pair.cropped_from[0]}x{pair.cropped_from[1]})"
-        channels = "grayscale" if sr.ndim == 2 else f"{sr.shape[2]} channels"
-        hr_channels = "grayscale" if pair.hr.ndim == 2 else f"{pair.hr.shape[2]} channels"
         raise BadInputError(
-            f"{path}: SR is {sr.shape[0]}x{sr.shape[1]} {channels}, HR is {hr_desc} {hr_channels}"
+            f"{path}: SR is {sr.shape[0]}x{sr.shape[1]} {describe_channels(sr)}, "
+            f"HR is {hr_desc} {describe_channels(pair.hr)}"
         )
 
 

@@ -98,6 +98,11 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def describe_channels(img: np.ndarray) -> str:
+    """'grayscale' or 'N channels', for error messages."""
+    return "grayscale" if img.ndim == 2 else f"{img.shape[2]} channels"
+
+
 def file_sha256(path: str | os.PathLike) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:

@@ -18,6 +18,7 @@ import numpy as np
 
 from srbench import metrics as M
 from srbench.errors import BadInputError
+from srbench.images import describe_channels
 from srbench.matlab import rgb2y, shave, to_uint8
 
 PIRM_SHAVE = 4
@@ -56,7 +57,7 @@ def _check_pair(sr: np.ndarray, hr: np.ndarray) -> None:
 
 def _describe(img: np.ndarray) -> str:
     h, w = img.shape[:2]
-    return f"{h}x{w} " + ("grayscale" if img.ndim == 2 else f"with {img.shape[2]} channels")
+    return f"{h}x{w} {describe_channels(img)}"
 
 
 def _luma(img: np.ndarray, *, rounded: bool) -> np.ndarray:
