@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from srbench import paths
+from srbench.config import shown
 from srbench.errors import BadInputError, SrbenchError
 
 SUITE_KEYS = {"name", "description", "datasets", "baselines", "variants", "interpolation"}
@@ -44,51 +45,120 @@ class Suite:
 
 
 def _reject_unknown(table: dict, known: set[str], where: str) -> None:
-    unknown = sorted(set(table) - known)
+    unknown = sorted(shown(k, 40) for k in set(table) - known)
     if unknown:
         raise BadInputError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
 
 
+def _names(data: dict, key: str, where: str, default: list[str]) -> tuple[str, ...]:
+    """``key`` as a list of unique non-empty strings (a bare string would iterate into its letters)."""
+    value = data.get(key, default)
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise BadInputError(f"{where}: {key} = {shown(value)}: expected a list of names, e.g. {key} = [\"a\", \"b\"]")
+    repeated = sorted({v for v in value if value.count(v) > 1})
+    if repeated:
+        raise BadInputError(f"{where}: {key} repeats {', '.join(map(repr, repeated))}")
+    return tuple(value)
+
+
+def _text(table: dict, key: str, where: str, default: str | None = None, *, name: bool = False) -> str:
+    from srbench.config import SAFE_NAME, SAFE_NAME_TEXT
+
+    value = table.get(key, default)
+    if not isinstance(value, str) or (name and not SAFE_NAME.fullmatch(value)):
+        allowed = SAFE_NAME_TEXT if name else "a string"
+        raise BadInputError(f"{where}: {key} = {shown(value)}; allowed: {allowed}")
+    return value
+
+
 def parse_suite(data: dict, origin: str) -> Suite:
+    """A suite from its TOML table; every key's type is checked, errors are one line naming ``origin`` and the
+    key."""
+    if not isinstance(data, dict):
+        raise BadInputError(f"{origin}: a suite is a TOML table, got {type(data).__name__}")
     _reject_unknown(data, SUITE_KEYS, origin)
+    name = _text(data, "name", origin, Path(origin).stem, name=True)
+    description = _text(data, "description", origin, "")
+    datasets = _names(data, "datasets", origin, ["skimage"])
+    if not datasets:
+        raise BadInputError(f"{origin}: datasets is empty; name at least one dataset")
+    baselines = _names(data, "baselines", origin, [])
+    unknown_baselines = [b for b in baselines if b != "bicubic"]
+    if unknown_baselines:
+        raise BadInputError(f"{origin}: unknown baseline(s) {unknown_baselines}; known: bicubic")
+    tables = data.get("variants", [])
+    if not isinstance(tables, list) or not all(isinstance(v, dict) for v in tables):
+        raise BadInputError(f"{origin}: variants = {shown(tables)}: expected an array of tables ([[variants]] entries)")
     variants = []
-    for i, v in enumerate(data.get("variants", [])):
-        _reject_unknown(v, VARIANT_KEYS, f"{origin}: variants[{i}]")
+    for i, v in enumerate(tables):
+        where = f"{origin}: variants[{i}]"
+        _reject_unknown(v, VARIANT_KEYS, where)
         if "name" not in v or "training" not in v:
-            raise BadInputError(f"{origin}: variants[{i}] needs a name and a training entry")
-        variants.append(SuiteVariant(v["name"], v.get("label", v["name"]), v["training"]))
+            raise BadInputError(f"{where} needs a name and a training entry")
+        vname = _text(v, "name", where, name=True)
+        training = v["training"]
+        if not isinstance(training, (str, dict)) or (isinstance(training, dict)
+                                                     and not isinstance(training.get("variant", ""), str)):
+            raise BadInputError(f"{where}: training = {shown(training)}: expected a training variant name, a .toml "
+                                "path or a table (whose 'variant' is a name)")
+        variants.append(SuiteVariant(vname, _text(v, "label", where, vname), training))
     names = [v.name for v in variants]
     if len(set(names)) != len(names):
         raise BadInputError(f"{origin}: variant names repeat")
     interp = data.get("interpolation", {})
+    if not isinstance(interp, dict):
+        raise BadInputError(f"{origin}: interpolation = {shown(interp)}: expected a table with variant and alphas")
     _reject_unknown(interp, INTERP_KEYS, f"{origin}: interpolation")
     if interp and interp.get("variant") not in names:
-        raise BadInputError(f"{origin}: interpolation.variant {interp.get('variant')!r} is not a variant of the suite")
-    unknown_baselines = [b for b in data.get("baselines", []) if b != "bicubic"]
-    if unknown_baselines:
-        raise BadInputError(f"{origin}: unknown baseline(s) {unknown_baselines}; known: bicubic")
+        raise BadInputError(f"{origin}: interpolation.variant {shown(interp.get('variant'))} is not a variant of "
+                            "the suite")
+    alphas = interp.get("alphas", [])
+    if not isinstance(alphas, list) or not all(
+            isinstance(a, (int, float)) and not isinstance(a, bool) and 0.0 <= a <= 1.0 for a in alphas):
+        raise BadInputError(f"{origin}: interpolation.alphas = {shown(alphas)}; allowed: a list of numbers in [0, 1]")
+    alphas = [float(a) for a in alphas]
+    if len(set(alphas)) != len(alphas):
+        raise BadInputError(f"{origin}: interpolation.alphas repeats a value: {alphas}")
     return Suite(
-        name=data.get("name", Path(origin).stem), description=data.get("description", ""),
-        datasets=tuple(data.get("datasets", ["skimage"])), baselines=tuple(data.get("baselines", [])),
-        variants=tuple(variants), interp_variant=interp.get("variant"),
-        alphas=tuple(float(a) for a in interp.get("alphas", [])),
+        name=name, description=description, datasets=datasets, baselines=baselines, variants=tuple(variants),
+        interp_variant=interp.get("variant"), alphas=tuple(alphas),
     )
 
 
 def load_suite(name_or_path: str) -> Suite:
     """A shipped suite by name (``srbench suites list``) or a suite TOML file."""
+    from srbench.config import read_toml, user_path
+
     if name_or_path in SUITE_FILES:
         text = resources.files("srbench.suites").joinpath(SUITE_FILES[name_or_path]).read_text(encoding="utf-8")
-        origin = f"suite {name_or_path!r}"
-    else:
-        path = Path(name_or_path).expanduser()
-        if not path.is_file():
-            raise BadInputError(f"unknown suite {name_or_path!r}; shipped: {', '.join(SUITE_FILES)} (or a .toml path)")
-        text, origin = path.read_text(encoding="utf-8"), str(path)
+        origin = f"suite {shown(name_or_path)}"
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise BadInputError(f"{origin}: invalid TOML ({exc})") from None
+        return parse_suite(data, origin)
+    path = user_path(name_or_path, "--suite")
     try:
-        return parse_suite(tomllib.loads(text), origin)
-    except tomllib.TOMLDecodeError as exc:
-        raise BadInputError(f"{origin}: invalid TOML ({exc})") from None
+        is_file = path.is_file()
+    except (OSError, ValueError):  # a name too long for the file system, or with a NUL in it
+        is_file = False
+    if not is_file:
+        raise BadInputError(f"unknown suite {shown(name_or_path)}; shipped: {', '.join(SUITE_FILES)} (or a .toml path)")
+    return parse_suite(read_toml(path, "suite file"), str(path))
+
+
+def resolve_suite_configs(suite: Suite, preset: str) -> dict:
+    """Every variant's training configuration under ``preset`` (name -> TrainConfig), resolved as ``ablate``
+    resolves them, so that a bad one is found before the first variant trains; errors name the variant."""
+    from srbench.config import resolve_config
+
+    configs = {}
+    for variant in suite.variants:
+        try:
+            configs[variant.name] = resolve_config(variant.training, preset, overrides={"name": variant.name})
+        except BadInputError as exc:
+            raise BadInputError(f"suite {suite.name}: variant {variant.name}: {exc}") from None
+    return configs
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -134,78 +204,94 @@ def ablate(
 ) -> AblationReport:
     """Run a suite end to end; see the module docstring. Failures of one variant do not stop the others."""
     from srbench.checkpoints import alpha_label, interpolate, load_generator, save_checkpoint
-    from srbench.config import resolve_config
+    from srbench.errors import OutputError, RunInUseError, StoreError
     from srbench.evaluate import evaluate
+    from srbench.images import ensure_writable_dir
     from srbench.store import Store
     from srbench.train import Trainer, TrainingInterrupted
 
+    # Errors of the machine, not of one variant: they stop the suite instead of failing every variant in turn.
+    fatal = (TrainingInterrupted, OutputError, StoreError, RunInUseError)
     suite = load_suite(suite_name)
     no_data = not _has_data_root(data_root)
     preset = preset or ("smoke" if no_data else "paper")
+    configs = resolve_suite_configs(suite, preset)  # a bad variant fails now, not after the others trained
     datasets = list(datasets or (["skimage"] if no_data else suite.datasets))
     out_dir = Path(out).expanduser() if out else paths.PROJECT_ROOT / "reports" / suite.name
     runs_dir = out_dir / "runs" / preset
     ckpt_dir = Path(checkpoints).expanduser() if checkpoints else None
     report = AblationReport(suite, preset, datasets, out_dir=out_dir, data_root=data_root, weights_dir=weights_dir)
-    log(f"suite {suite.name}: {len(suite.variants)} variants, preset {preset}, datasets {', '.join(datasets)}")
 
-    for baseline in suite.baselines:
-        report.models[baseline] = baseline
-    for variant in suite.variants:
-        try:
-            config = resolve_config(variant.training, preset, overrides={"name": variant.name})
-            for stage in ("psnr", "gan"):
-                found = _find_checkpoint(ckpt_dir, variant.name, stage) or _find_checkpoint(runs_dir, variant.name,
-                                                                                             stage)
-                if found is None:
-                    resume = (runs_dir / variant.name / stage / "state.pt").is_file()
-                    log(f"training {variant.name} / {stage} ({preset}{', resuming' if resume else ''})")
-                    init = str(report.models[f"{variant.name}-psnr"]) if stage == "gan" else None
-                    trainer = Trainer(config, stage, runs_dir / variant.name, init=init, device=device,
-                                      progress=True)
-                    found = trainer.run(resume=resume).final
-                report.models[f"{variant.name}-{stage}"] = found
-        except TrainingInterrupted:
-            raise
-        except SrbenchError as exc:
-            report.failures.append(f"{variant.name}: {exc}")
-            log(f"FAILED {variant.name}: {exc}")
+    # Every output location, and the store, is checked before the first training step: a bad --store or a
+    # read-only --out found after hours of training would waste them.
+    ensure_writable_dir(out_dir)
+    if any(_find_checkpoint(ckpt_dir, v.name, stage) is None and _find_checkpoint(runs_dir, v.name, stage) is None
+           for v in suite.variants for stage in ("psnr", "gan")):
+        ensure_writable_dir(runs_dir)
     if suite.interp_variant:
-        psnr = report.models.get(f"{suite.interp_variant}-psnr")
-        gan = report.models.get(f"{suite.interp_variant}-gan")
-        if psnr and gan:
+        ensure_writable_dir(out_dir / "interp" / preset)
+    store = Store(store_path)
+    try:
+        log(f"suite {suite.name}: {len(suite.variants)} variants, preset {preset}, datasets {', '.join(datasets)}")
+        for baseline in suite.baselines:
+            report.models[baseline] = baseline
+        for variant in suite.variants:
             try:
-                info = load_generator(gan).srbench_info
-                for alpha in suite.alphas:
-                    path = out_dir / "interp" / preset / f"{suite.interp_variant}-{alpha_label(alpha)}.safetensors"
-                    if not path.is_file():
-                        save_checkpoint(interpolate(psnr, gan, alpha), path, arch=info["arch"], config=info["config"],
-                                        variant=info["variant"], stage="interp",
-                                        extra={"alpha": alpha, "psnr": str(psnr), "gan": str(gan)})
-                    report.models[f"{suite.interp_variant}-interp-{alpha_label(alpha)}"] = path
+                config = configs[variant.name]
+                for stage in ("psnr", "gan"):
+                    found = (_find_checkpoint(ckpt_dir, variant.name, stage)
+                             or _find_checkpoint(runs_dir, variant.name, stage))
+                    if found is None:
+                        resume = (runs_dir / variant.name / stage / "state.pt").is_file()
+                        log(f"training {variant.name} / {stage} ({preset}{', resuming' if resume else ''})")
+                        init = str(report.models[f"{variant.name}-psnr"]) if stage == "gan" else None
+                        trainer = Trainer(config, stage, runs_dir / variant.name, init=init, device=device,
+                                          progress=True)
+                        found = trainer.run(resume=resume).final
+                    report.models[f"{variant.name}-{stage}"] = found
+            except fatal:
+                raise
             except SrbenchError as exc:
-                report.failures.append(f"interpolation: {exc}")
+                report.failures.append(f"{variant.name}: {exc}")
+                log(f"FAILED {variant.name}: {exc}")
+        if suite.interp_variant:
+            psnr = report.models.get(f"{suite.interp_variant}-psnr")
+            gan = report.models.get(f"{suite.interp_variant}-gan")
+            if psnr and gan:
+                try:
+                    info = load_generator(gan).srbench_info
+                    for alpha in suite.alphas:
+                        path = out_dir / "interp" / preset / f"{suite.interp_variant}-{alpha_label(alpha)}.safetensors"
+                        if not path.is_file():
+                            save_checkpoint(interpolate(psnr, gan, alpha), path, arch=info["arch"],
+                                            config=info["config"], variant=info["variant"], stage="interp",
+                                            extra={"alpha": alpha, "psnr": str(psnr), "gan": str(gan)})
+                        report.models[f"{suite.interp_variant}-interp-{alpha_label(alpha)}"] = path
+                except fatal:
+                    raise
+                except SrbenchError as exc:
+                    report.failures.append(f"interpolation: {exc}")
 
-    with Store(store_path) as store:
         for model_name, source in report.models.items():
             for dataset in datasets:
                 for protocol in PROTOCOLS:
                     try:
                         for result in evaluate(str(source), [dataset], protocol=protocol, data_root=data_root,
                                                weights_dir=weights_dir, skip_unavailable=True, device=device,
-                                               store=store, suite=suite.name):
-                            result.model = model_name
-                            store.label(suite.name, model_name, result.provenance["model_key"], result.dataset,
-                                        result.provenance["dataset_sha256"])
+                                               store=store, suite=suite.name, name=model_name):
                             report.results.append(result)
                             cached = result.provenance["cached_images"]
                             log(f"evaluated {model_name} on {dataset} ({protocol}): {result.n_images} images"
                                 f"{f', {cached} from the store' if cached else ''}")
                             for bad in result.skipped:
                                 report.failures.append(f"{model_name} / {dataset}: {bad['error']}")
+                    except fatal:
+                        raise
                     except SrbenchError as exc:
                         report.failures.append(f"{model_name} / {dataset} / {protocol}: {exc}")
                         log(f"FAILED {model_name} on {dataset} ({protocol}): {exc}")
+    finally:
+        store.close()
     from srbench.report import write_suite_report
 
     write_suite_report(report)

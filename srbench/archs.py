@@ -9,6 +9,7 @@ State-dict key names follow BasicSR (``conv_first``, ``body.N.rdb1.conv1``, ``co
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 from collections.abc import Sequence
@@ -217,6 +218,31 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+def _vgg19_features_state(path: Path, expected: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The ``features.*`` tensors of a VGG19 weights file, refused with one line unless they fit exactly."""
+    from srbench.checkpoints import CheckpointError, read_weights
+
+    try:
+        state = read_weights(path)  # the checkpoint reader's refusals: pickled code, not a checkpoint, truncated
+    except CheckpointError as exc:
+        raise BadInputError(f"VGG19 weights: {exc}") from None
+    if not isinstance(state, dict):
+        raise BadInputError(f"{path}: holds a {type(state).__name__}, not a VGG19 state dict")
+    features = {k.removeprefix("features."): v for k, v in state.items()
+                if isinstance(k, str) and k.startswith("features.") and isinstance(v, torch.Tensor)}
+    if not features:
+        raise BadInputError(f"{path}: no 'features.*' tensors, not a VGG19 state dict")
+    missing = sorted(set(expected) - set(features))
+    wrong = sorted(f"{k} {tuple(features[k].shape)} vs {tuple(v.shape)}" for k, v in expected.items()
+                   if k in features and features[k].shape != v.shape)
+    if missing or wrong:
+        problem = f"missing features.{', features.'.join(missing[:4])}" if missing else f"wrong shape: {wrong[0]}"
+        raise BadInputError(f"{path}: not a VGG19 state dict ({problem})")
+    if not all(features[k].is_floating_point() for k in expected):
+        raise BadInputError(f"{path}: not a VGG19 state dict (non-floating tensors)")
+    return {k: features[k] for k in expected}
+
+
 class VGGFeatures(nn.Module):
     """Frozen VGG19 features by layer name (``conv5_4`` is before its ReLU, ``relu5_4`` after).
 
@@ -235,17 +261,18 @@ class VGGFeatures(nn.Module):
             raise BadInputError(f"unknown VGG19 layer(s) {unknown or list(layers)}; known: {', '.join(VGG19_LAYERS)}")
         self.layers = tuple(layers)
         last = max(VGG19_LAYERS.index(name) for name in layers)
+        state = None
+        if weights is not None:
+            path = self._weights_path(weights, weights_dir)
+            with torch.device("meta"):  # the expected shapes, without initialising 20M weights for a refusal
+                expected = vgg19(weights=None).features.state_dict()
+            state = _vgg19_features_state(path, expected)
         net = vgg19(weights=None)
-        if weights is None:
+        if state is None:
             log.warning("VGGFeatures: random initialisation (weights=None); perceptual losses are not ImageNet's")
             self.weights_source = "random"
         else:
-            path = self._weights_path(weights, weights_dir)
-            state = torch.load(path, map_location="cpu", weights_only=True)
-            features = {k.removeprefix("features."): v for k, v in state.items() if k.startswith("features.")}
-            if not features:
-                raise BadInputError(f"{path}: no 'features.*' tensors, not a VGG19 state dict")
-            net.features.load_state_dict(features)
+            net.features.load_state_dict(state)
             self.weights_source = str(path)
         self.features = net.features[: last + 1]
         # In-place ReLUs would overwrite a conv output that is itself requested (conv5_4 before relu5_4).
@@ -266,7 +293,9 @@ class VGGFeatures(nn.Module):
                 "caches it in torch.hub's checkpoints folder)",
                 [paths.torch_hub_dir() / "checkpoints"], weights_dir,
             )
-        path = Path(weights).expanduser()
+        from srbench.config import user_path
+
+        path = user_path(weights, "VGG19 weights")
         if not path.is_file():
             raise BadInputError(f"{path}: VGG19 weights file not found")
         return path
@@ -329,13 +358,57 @@ def get_variant(name: str) -> Variant:
         raise BadInputError(f"unknown variant {name!r}; known: {', '.join(VARIANTS)}") from None
 
 
-def build_generator(arch: str, config: dict) -> nn.Module:
+# What each generator constructor argument accepts: the one table behind training configs
+# (``generator_config``), checkpoint sidecars and configurations inferred from tensor shapes. The upper
+# bounds are far above any published network; they keep a typo or a hostile sidecar from allocating terabytes.
+GENERATOR_INT_ARGS: dict[str, tuple[int, int]] = {
+    "num_in_ch": (1, 64), "num_out_ch": (1, 64), "num_feat": (1, 4096), "num_block": (1, 512),
+    "num_grow_ch": (1, 4096),
+}
+GENERATOR_SCALES: dict[str, tuple[int, ...]] = {"rrdbnet": (1, 2, 4), "srresnet": (2, 4, 8)}
+GENERATOR_NORMS = ("batch", "none", None)  # "none": TOML has no null
+
+
+def generator_defaults(arch: str) -> dict:
+    """The constructor's keyword arguments of ``arch`` with their default values."""
     if arch not in ARCHS:
         raise BadInputError(f"unknown architecture {arch!r}; known: {', '.join(ARCHS)}")
-    try:
-        return ARCHS[arch](**config)
-    except TypeError as exc:
-        raise BadInputError(f"bad {arch} configuration {config}: {exc}") from None
+    params = inspect.signature(ARCHS[arch]).parameters
+    return {name: p.default for name, p in params.items() if p.default is not inspect.Parameter.empty}
+
+
+def validate_generator_config(arch: str, config: object, where: str = "generator_config") -> dict:
+    """``config`` checked key by key against ``arch``'s constructor; one-line BadInputError naming
+    ``where.key``, the value and what is allowed."""
+    from srbench.config import shown
+
+    known = generator_defaults(arch)
+    if not isinstance(config, dict):
+        raise BadInputError(f"{where}: expected a table of {arch} arguments, got {shown(config)}")
+    for key, value in config.items():
+        path = f"{where}.{key}"
+        if key not in known:
+            raise BadInputError(f"{where}: unknown {arch} argument {shown(key)}; known: {', '.join(known)}")
+        if key == "norm":
+            if value not in GENERATOR_NORMS:
+                raise BadInputError(f"{path}: {shown(value)} is not allowed; allowed: 'batch' or 'none'")
+            continue
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise BadInputError(f"{path}: expected an integer, got {shown(value)}")
+        if key == "scale":
+            if value not in GENERATOR_SCALES[arch]:
+                allowed = ", ".join(map(str, GENERATOR_SCALES[arch]))
+                raise BadInputError(f"{path}: {value} is not allowed; {arch} supports scale {allowed}")
+            continue
+        lo, hi = GENERATOR_INT_ARGS[key]
+        if not lo <= value <= hi:
+            raise BadInputError(f"{path}: {value} is out of range; allowed: an integer in [{lo}, {hi}]")
+    return dict(config)
+
+
+def build_generator(arch: str, config: dict) -> nn.Module:
+    validate_generator_config(arch, config, f"{arch} configuration")
+    return ARCHS[arch](**config)
 
 
 def count_parameters(module: nn.Module) -> int:

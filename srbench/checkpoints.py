@@ -30,7 +30,16 @@ import torch
 from torch import nn
 
 import srbench
-from srbench.archs import VARIANTS, build_generator, count_parameters, get_variant
+from srbench.archs import (
+    ARCHS,
+    VARIANTS,
+    build_generator,
+    count_parameters,
+    generator_defaults,
+    get_variant,
+    validate_generator_config,
+)
+from srbench.config import shown
 from srbench.errors import BadInputError, SrbenchError
 from srbench.images import atomic_write_bytes
 
@@ -85,38 +94,264 @@ def sidecar_path(path: str | os.PathLike) -> Path:
     return path.with_name(path.name + ".json") if path.suffix != ".safetensors" else path.with_suffix(".json")
 
 
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+# Sidecar fields srbench reads, with the types it accepts (others are kept, unread, for newer versions).
+_SIDECAR_OPTIONAL = {"variant": str, "stage": str, "iteration": int, "sha256": str, "format": str,
+                     "srbench_version": str, "torch_version": str, "created": str}
+
+
+def _check_sidecar(meta: object, side: Path) -> dict:
+    """A parsed sidecar as load_generator and the reports use it, or a CheckpointError naming the problem."""
+    fix = "fix it, or move it away to load the weights by their tensor shapes"
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{side}: checkpoint sidecar holds a JSON {type(meta).__name__}, not an object; {fix}")
+    if meta.get("format", FORMAT) != FORMAT:
+        raise CheckpointError(f"{side}: format {shown(meta['format'])} is not {shown(FORMAT)}; {fix}")
+    for key in ("arch", "config"):
+        if key not in meta:
+            raise CheckpointError(f"{side}: checkpoint sidecar has no {shown(key)}; {fix}")
+    if not isinstance(meta["arch"], str) or meta["arch"] not in ARCHS:
+        raise CheckpointError(f"{side}: unknown arch {shown(meta['arch'])}; known: {', '.join(ARCHS)}")
+    try:
+        validate_generator_config(meta["arch"], meta["config"], "config")
+    except BadInputError as exc:
+        raise CheckpointError(f"{side}: {exc}") from None
+    for key, kind in _SIDECAR_OPTIONAL.items():
+        value = meta.get(key)
+        if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+            raise CheckpointError(f"{side}: {key} = {shown(value)} is not a {kind.__name__}; {fix}")
+    if meta.get("sha256") is not None and not _SHA256.match(meta["sha256"]):
+        raise CheckpointError(f"{side}: sha256 {shown(meta['sha256'])} is not 64 lowercase hex digits; {fix}")
+    extra = meta.get("extra", {})
+    if not isinstance(extra, dict) or not isinstance(extra.get("train_config", {}), dict | None):
+        raise CheckpointError(f"{side}: 'extra' must be an object whose train_config is an object; {fix}")
+    return meta
+
+
 def read_metadata(path: str | os.PathLike) -> dict | None:
+    """The checked JSON sidecar of ``path``, or None when it has none."""
     side = sidecar_path(path)
     if not side.is_file():
         return None
     try:
-        return json.loads(side.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"{side}: corrupt checkpoint sidecar ({exc})") from None
+        meta = json.loads(side.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        reason = "not UTF-8" if isinstance(exc, UnicodeDecodeError) else str(exc) or type(exc).__name__
+        raise CheckpointError(f"{side}: corrupt checkpoint sidecar ({reason})") from None
+    except OSError as exc:
+        raise CheckpointError(f"{side}: cannot read checkpoint sidecar ({exc.strerror or exc})") from None
+    return _check_sidecar(meta, side)
 
 
-def _read_file(path: Path) -> object:
+# -- what a .pth file is, when torch.load refuses it ------------------------------------------------------
+
+_ZIP_MAGIC = b"PK\x03\x04"
+_SCAN_LIMIT = 64 << 20  # the pickle part of a checkpoint is small; tensors live elsewhere
+# Opcodes that make the unpickler import or call something by name.
+_IMPORTING = {"GLOBAL", "STACK_GLOBAL", "INST", "EXT1", "EXT2", "EXT4"}
+_STRING_PUSHES = {"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "STRING", "BINSTRING",
+                  "SHORT_BINSTRING"}
+
+
+def _py3_name(module: str, name: str) -> str:
+    """``module.name`` as Python 3 spells it (protocol-2 pickles, torch's, say ``__builtin__``)."""
+    import _compat_pickle
+
+    module, name = _compat_pickle.NAME_MAPPING.get((module, name), (module, name))
+    return f"{_compat_pickle.IMPORT_MAPPING.get(module, module)}.{name}"
+
+
+def _scan_pickles(data: bytes, max_pickles: int = 5) -> tuple[int, list[str]]:
+    """(complete pickles at the start of ``data``, the names they import). A legacy torch file is five
+    pickles followed by raw storage bytes (never scanned: they could parse as anything)."""
+    import io
+    import pickletools
+
+    stream = io.BytesIO(data)
+    complete, names = 0, []
+    while complete < max_pickles and stream.tell() < len(data):
+        found: list[str] = []
+        stack: list[object] = []  # only as deep as STACK_GLOBAL looks: the strings just pushed
+        memo: dict[int, object] = {}
+        try:
+            for opcode, arg, _ in pickletools.genops(stream):
+                name = opcode.name
+                if name in _STRING_PUSHES:
+                    stack.append(arg)
+                elif name in ("BINPUT", "LONG_BINPUT", "PUT"):
+                    memo[int(arg)] = stack[-1] if stack else None
+                elif name == "MEMOIZE":
+                    memo[len(memo)] = stack[-1] if stack else None
+                elif name in ("BINGET", "LONG_BINGET", "GET"):
+                    stack.append(memo.get(int(arg)))
+                elif name in ("GLOBAL", "INST"):
+                    found.append(_py3_name(*str(arg).split(" ", 1)) if " " in str(arg) else str(arg))
+                elif name == "STACK_GLOBAL":
+                    module, attr = (stack[-2], stack[-1]) if len(stack) >= 2 else ("?", "?")
+                    found.append(_py3_name(str(module), str(attr)))
+                elif name in _IMPORTING:
+                    found.append(f"<extension code {arg}>")
+                elif opcode.stack_after:
+                    stack.append(None)
+                del stack[:-2]
+        except Exception:  # noqa: BLE001 - any malformed opcode or argument ends the pickle: it is incomplete
+            break
+        complete += 1
+        names += found
+    return complete, names
+
+
+def _allowed_globals() -> set[str]:
+    try:  # what torch's weights_only unpickler itself accepts
+        from torch._weights_only_unpickler import _get_allowed_globals
+
+        return set(_get_allowed_globals())
+    except (ImportError, AttributeError, TypeError):  # a private API: fall back to state dicts' needs
+        return {"collections.OrderedDict", "torch._utils._rebuild_tensor_v2", "torch._utils._rebuild_parameter",
+                *(f"torch.{t}Storage" for t in ("Float", "Double", "Half", "BFloat16", "Long", "Int", "Short",
+                                                 "Char", "Byte", "Bool"))}
+
+
+def _unsafe_globals(names: list[str]) -> list[str]:
+    allowed = _allowed_globals()
+    return sorted({n for n in names if n not in allowed})
+
+
+def _refuse_code(path: Path, names: list[str]) -> CheckpointError:
+    shown = ", ".join(names[:3]) + (" ..." if len(names) > 3 else "")
+    return CheckpointError(
+        f"{path}: refused: loading it would execute pickled code (it imports {shown}, not just tensors). If you "
+        "trust its source, re-save its state dict with torch.save(model.state_dict()) and load that"
+    )
+
+
+def _key(name: str) -> str:
+    """A state-dict key as printed in a one-line message (quoted when it holds odd characters)."""
+    return name if name.isprintable() and name.strip() == name and name else repr(name)
+
+
+def _one_line(text: str, limit: int = 200) -> str:
+    text = " ".join(text.split())
+    return text[:limit] + ("..." if len(text) > limit else "")
+
+
+def _container(path: Path) -> str:
+    """"zip" (torch.save's default), "pickle" (torch's legacy format) or "" (neither: not a checkpoint)."""
+    with open(path, "rb") as fh:
+        head = fh.read(2)
+    if head.startswith(_ZIP_MAGIC[:2]):
+        return "zip"
+    if len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5:  # PROTO 2..5: torch writes protocol 2
+        return "pickle"
+    return ""
+
+
+def _pickle_part(path: Path, container: str) -> bytes:
+    """The bytes that hold a weights file's pickle: a zip archive's data.pkl, else the file's start."""
+    import zipfile
+
+    if container != "zip":
+        with open(path, "rb") as fh:
+            return fh.read(_SCAN_LIMIT)
+    try:
+        with zipfile.ZipFile(path) as zf:
+            member = next((n for n in zf.namelist() if n == "data.pkl" or n.endswith("/data.pkl")), None)
+            if member is None:
+                raise CheckpointError(f"{path}: a zip archive but not a PyTorch checkpoint (no data.pkl)")
+            with zf.open(member) as fh:
+                return fh.read(_SCAN_LIMIT)
+    except CheckpointError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - zipfile raises many types for damaged archives
+        raise CheckpointError(f"{path}: corrupt or truncated checkpoint (PyTorch zip archive: "
+                              f"{_one_line(str(exc) or type(exc).__name__)})") from None
+
+
+def _diagnose(path: Path, container: str, exc: Exception | None) -> CheckpointError:
+    """Why torch.load failed on ``path`` (or would fail, if exc is None): pickled code, or not a checkpoint."""
+    torch_said = _one_line(f"{type(exc).__name__}: {exc}" if str(exc) else f"{type(exc).__name__}, the file ends "
+                           "early") if exc is not None else ""
+    try:
+        data = _pickle_part(path, container)
+    except CheckpointError as err:
+        return err
+    except OSError as err:
+        return CheckpointError(f"{path}: cannot read checkpoint ({err.strerror or err})")
+    complete, names = _scan_pickles(data)
+    unsafe = _unsafe_globals(names)
+    unsupported = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc or ""))
+    if unsafe or unsupported:  # torch's own refusal covers what the scan cannot see
+        return _refuse_code(path, unsafe or [unsupported.group(1)])
+    if container == "":
+        if complete:
+            return CheckpointError(f"{path}: not a checkpoint (a pickle, but neither a PyTorch zip archive nor "
+                                   "torch's pickle format)")
+        return CheckpointError(f"{path}: not a checkpoint (neither a PyTorch zip archive nor a pickle; it starts "
+                               f"with {data[:8]!r})")
+    why = re.search(r"WeightsUnpickler error: (.+?)(?:\n\n|$)", str(exc or ""), re.S)
+    if why and complete:  # a whole pickle, without code, that holds something other than tensors
+        return CheckpointError(f"{path}: not a checkpoint torch can read as plain tensors "
+                               f"({_one_line(why.group(1))})")
+    return CheckpointError(f"{path}: corrupt or truncated checkpoint ({torch_said})")
+
+
+def check_weights_file(path: str | os.PathLike) -> None:
+    """Refuse, without loading any tensor, a weights file that is missing, not a checkpoint, or whose pickle
+    would run code (cheap: for configuration checks; read_weights still checks everything when loading)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors import safe_open
+
+            try:
+                with safe_open(str(path), "pt"):
+                    return
+            except Exception as exc:  # noqa: BLE001 - safetensors raises several types for bad headers
+                raise CheckpointError(f"{path}: corrupt or truncated safetensors file "
+                                      f"({_one_line(str(exc) or type(exc).__name__)})") from None
+        container = _container(path)
+        if not container:
+            raise _diagnose(path, container, None)
+        complete, names = _scan_pickles(_pickle_part(path, container))
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot read checkpoint ({exc.strerror or exc})") from None
+    unsafe = _unsafe_globals(names)
+    if unsafe:
+        raise _refuse_code(path, unsafe)
+    if not complete:
+        raise CheckpointError(f"{path}: corrupt or truncated checkpoint (its pickle ends early or is malformed)")
+
+
+def read_weights(path: str | os.PathLike) -> object:
+    """What a weights file holds (.safetensors: a dict of tensors; anything else: torch.load with
+    ``weights_only=True``), or one CheckpointError saying whether it is missing, truncated, not a checkpoint
+    at all, or refused because loading it would run pickled code."""
+    path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
     if path.suffix == ".safetensors":
-        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
         try:
             return load_file(str(path))
-        except (SafetensorError, OSError, ValueError) as exc:
-            raise CheckpointError(f"{path}: corrupt or truncated safetensors file ({exc})") from None
+        except Exception as exc:  # noqa: BLE001 - safetensors and the OS raise several types for bad files
+            raise CheckpointError(f"{path}: corrupt or truncated safetensors file "
+                                  f"({_one_line(str(exc) or type(exc).__name__)})") from None
+    try:
+        container = _container(path)
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot read checkpoint ({exc.strerror or exc})") from None
+    if not container:
+        raise _diagnose(path, container, None)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises a zoo of types for bad pickles and zip archives
-        text = str(exc)
-        if "Weights only load failed" in text or "weights_only" in text:
-            raise CheckpointError(
-                f"{path}: refused: loading it would execute pickled code (it stores Python objects, not just "
-                "tensors). If you trust its source, re-save its state dict with torch.save(model.state_dict()) "
-                "and load that"
-            ) from None
-        raise CheckpointError(f"{path}: corrupt or truncated checkpoint ({type(exc).__name__}: {text[:200]})") from None
+        raise _diagnose(path, container, exc) from None
+
+
+_read_file = read_weights
 
 
 def _unwrap(obj: object, origin: str) -> tuple[dict[str, torch.Tensor], list[str]]:
@@ -133,6 +368,7 @@ def _unwrap(obj: object, origin: str) -> tuple[dict[str, torch.Tensor], list[str
         if "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
             notes.append("'state_dict' container")
             obj = obj["state_dict"]
+    obj = {k: v for k, v in obj.items() if isinstance(k, str)}  # parameter names are strings; others are not ours
     keys = list(obj)
     for prefix in ("generator_ema.", "generator."):
         if any(k.startswith(prefix) for k in keys):
@@ -142,9 +378,11 @@ def _unwrap(obj: object, origin: str) -> tuple[dict[str, torch.Tensor], list[str
     if obj and all(k.startswith("module.") for k in obj):
         notes.append("DDP 'module.' prefix")
         obj = {k[len("module."):]: v for k, v in obj.items()}
-    tensors = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+    # Only dense real tensors can be a generator's weights (torch.load also rebuilds sparse and meta ones).
+    tensors = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor) and v.layout == torch.strided
+               and v.device.type != "meta" and not v.is_complex()}
     if not tensors:
-        raise CheckpointError(f"{origin}: no tensors found (keys: {', '.join(list(obj)[:8])})")
+        raise CheckpointError(f"{origin}: no tensors found (keys: {', '.join(map(_key, list(obj)[:8]))})")
     return tensors, notes
 
 
@@ -201,13 +439,26 @@ def to_canonical(state: dict[str, torch.Tensor], layout: str) -> dict[str, torch
     return dict(state)
 
 
+def _block_indices(state: Mapping[str, torch.Tensor]) -> set[int]:
+    return {int(m.group(1)) for k in state if (m := re.match(r"^body\.(\d+)\.", k))}
+
+
 def infer_config(state: dict[str, torch.Tensor]) -> tuple[str, dict]:
     """Architecture and configuration from canonical tensor shapes (scale 4 assumed for RRDBNet)."""
+    try:
+        return _infer_config(state)
+    except KeyError as exc:
+        raise CheckpointError(f"cannot infer the architecture: no {exc.args[0]}") from None
+    except IndexError:
+        raise CheckpointError("cannot infer the architecture: a tensor it needs has too few dimensions") from None
+
+
+def _infer_config(state: dict[str, torch.Tensor]) -> tuple[str, dict]:
     if "conv_first.weight" not in state:
         raise CheckpointError("cannot infer the architecture: no conv_first.weight")
     first = state["conv_first.weight"]
     if any(k.startswith("body.0.rdb1.") for k in state):
-        blocks = {int(k.split(".")[1]) for k in state if k.startswith("body.")}
+        blocks = _block_indices(state)
         # x2 and x1 RRDBNets pixel-unshuffle an RGB input into 12 or 48 channels first.
         num_in_ch, scale = {12: (3, 2), 48: (3, 1)}.get(first.shape[1], (first.shape[1], 4))
         return "rrdbnet", {
@@ -217,7 +468,7 @@ def infer_config(state: dict[str, torch.Tensor]) -> tuple[str, dict]:
             **({"norm": "batch"} if "body.0.rdb1.norms.0.weight" in state else {}),
         }
     if "act_first.weight" in state:
-        blocks = {int(k.split(".")[1]) for k in state if k.startswith("body.")}
+        blocks = _block_indices(state)
         stages = sum(1 for k in state if re.match(r"^upsample\.\d+\.weight$", k) and state[k].ndim == 4)
         return "srresnet", {
             "num_in_ch": first.shape[1], "num_out_ch": state["conv_last.weight"].shape[0], "scale": 2**stages,
@@ -281,6 +532,17 @@ def _resolve_arch(arch: str | None, loaded: LoadedCheckpoint, scale: int | None)
     return inferred_arch, config, None
 
 
+def _sizes_agree(arch: str, config: dict, state: dict[str, torch.Tensor]) -> bool:
+    """Whether the width and depth ``config`` asks for are those of the tensors (so building it is cheap)."""
+    try:
+        inferred_arch, inferred = infer_config(state)
+    except CheckpointError:
+        return False
+    full = {**generator_defaults(arch), **config}
+    return inferred_arch == arch and all(full.get(k) == inferred.get(k) for k in ("num_feat", "num_block",
+                                                                                  "num_grow_ch"))
+
+
 def load_generator(
     path_or_state: str | os.PathLike | Mapping, arch: str | None = None, *, scale: int | None = None
 ) -> nn.Module:
@@ -291,8 +553,26 @@ def load_generator(
     """
     loaded = load_state(path_or_state)
     arch_name, config, variant = _resolve_arch(arch, loaded, scale)
-    model = build_generator(arch_name, config)
-    expected = model.state_dict()
+    try:
+        validate_generator_config(arch_name, config, "config")
+    except BadInputError as exc:
+        raise CheckpointError(f"{loaded.source}: {exc}") from None
+    model = None
+    if arch in VARIANTS or _sizes_agree(arch_name, config, loaded.state):
+        model = build_generator(arch_name, config)
+        expected = model.state_dict()
+    else:
+        # A configuration from a sidecar or from shapes that disagree with the tensors is compared on the meta
+        # device first, so that a wrong one fails at once instead of allocating (up to terabytes) for nothing;
+        # a wrong depth is told without building at all (hundreds of blocks take seconds even there).
+        want = {**generator_defaults(arch_name), **config}["num_block"]
+        blocks = len(_block_indices(loaded.state))
+        if want != blocks:
+            raise CheckpointError(
+                f"{loaded.source} does not fit {variant or arch_name} {config} (layout guessed: {loaded.layout}); "
+                f"{want} blocks in the configuration, {blocks} in the file")
+        with torch.device("meta"):
+            expected = build_generator(arch_name, config).state_dict()
     missing = sorted(set(expected) - set(loaded.state))
     unexpected = sorted(set(loaded.state) - set(expected))
     wrong_shape = sorted(
@@ -304,7 +584,7 @@ def load_generator(
         if missing:
             parts.append(f"missing {len(missing)}: {', '.join(missing[:6])}{' ...' if len(missing) > 6 else ''}")
         if unexpected:
-            parts.append(f"unexpected {len(unexpected)}: {', '.join(unexpected[:6])}"
+            parts.append(f"unexpected {len(unexpected)}: {', '.join(map(_key, unexpected[:6]))}"
                          f"{' ...' if len(unexpected) > 6 else ''}")
         if wrong_shape:
             parts.append(f"wrong shape: {', '.join(wrong_shape[:4])}")
@@ -312,7 +592,13 @@ def load_generator(
             f"{loaded.source} does not fit {variant or arch_name} {config} (layout guessed: {loaded.layout}); "
             + "; ".join(parts)
         )
-    model.load_state_dict(loaded.state, strict=True)
+    if model is None:
+        model = build_generator(arch_name, config)
+    try:
+        model.load_state_dict(loaded.state, strict=True)
+    except (RuntimeError, TypeError, ValueError, NotImplementedError) as exc:  # dtypes torch cannot copy in
+        raise CheckpointError(f"{loaded.source}: its tensors cannot be loaded into {variant or arch_name} "
+                              f"({_one_line(str(exc))})") from None
     model.eval()
     model.srbench_info = {
         "arch": arch_name, "config": config, "variant": variant, "layout": loaded.layout, "notes": loaded.notes,

@@ -16,10 +16,20 @@ class _Group(click.Group):
     """Turns srbench's user-facing errors into one line on stderr instead of a traceback."""
 
     def invoke(self, ctx: click.Context):
+        import errno
+
         try:
             return super().invoke(ctx)
         except SrbenchError as exc:
             click.echo(f"error: {exc}", err=True)
+            ctx.exit(1)
+        except OSError as exc:
+            # A last line of defence: a file operation srbench does not wrap yet is still one line, not a
+            # traceback. A closed stdout pipe (srbench ... | head) stays click's own business.
+            if exc.errno == errno.EPIPE:
+                raise
+            where = f"{exc.filename}: " if exc.filename else ""
+            click.echo(f"error: {where}{exc.strerror or exc}", err=True)
             ctx.exit(1)
 
 
@@ -46,13 +56,15 @@ def _progress(label: str, done: int, total: int) -> None:
 def _format_table(rows: list[dict], metric_names: list[str]) -> str:
     import pandas as pd
 
+    from srbench.report import format_value
+
     frame = pd.DataFrame(rows)
     cols = ["model", "dataset", "n_images", "protocol", "scale", *metric_names]
     frame = frame[[c for c in cols if c in frame.columns]]
     for name in metric_names:
         if name in frame.columns:
             digits = 4 if name.startswith("ssim") or name == "lpips" else 2 if name.startswith("psnr") else 3
-            frame[name] = [("n/a" if v is None or v != v else f"{v:.{digits}f}") for v in frame[name]]
+            frame[name] = [("n/a" if v is None or v != v else format_value(float(v), digits)) for v in frame[name]]
     return frame.to_string(index=False)
 
 
@@ -76,22 +88,50 @@ def _format_table(rows: list[dict], metric_names: list[str]) -> str:
 @click.option("--skip-bad", is_flag=True, help="Exit 0 even if some images were skipped as bad input.")
 @click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]))
 @click.option("--tile", type=click.IntRange(min=1), help="Tile size (LR pixels) for generator inference.")
+@click.option("--store", "store_path", type=click.Path(dir_okay=False),
+              help="Results store (SQLite, created if missing): reuse cached values, record provenance, and label "
+                   "the results for srbench results/table/pirm-plane.")
+@click.option("--name", help="The model's name in the store and the output (default: the folder, variant or "
+                             "checkpoint name).")
+@click.option("--suite", "suite_name", default="evaluate", show_default=True,
+              help="The suite the results are labelled under in the store (--suite of table and pirm-plane).")
+@click.option("--max-pixels", type=click.IntRange(min=1),
+              help="Largest image (width x height) read; larger ones are skipped as bad input.")
 def evaluate(model, datasets, scale, protocol, metrics, as_json, out, data_root, weights_dir,
-             skip_unavailable, skip_bad, device, tile) -> None:
+             skip_unavailable, skip_bad, device, tile, store_path, name, suite_name, max_pixels) -> None:
     """Evaluate MODEL on datasets under a named protocol (sr or pirm)."""
+    from contextlib import nullcontext
+
     from srbench.evaluate import evaluate as run
     from srbench.evaluate import write_outputs
+    from srbench.images import ensure_writable_dir, set_max_pixels
 
+    set_max_pixels(max_pixels)
+    if out:
+        ensure_writable_dir(out)
     results = []
-    try:
-        for result in run(model, list(datasets), scale=scale, protocol=protocol, metrics=_split_csv(metrics),
-                          data_root=data_root, weights_dir=weights_dir, skip_unavailable=skip_unavailable,
-                          progress=_progress, device=device, tile=tile):
-            results.append(result)
-            if out:
-                write_outputs(result, out)
-    finally:
-        _report(results, as_json)
+    if store_path:
+        from srbench.store import Store
+
+        store_cm = Store(store_path)
+    else:
+        store_cm = nullcontext()
+    with store_cm as store:
+        try:
+            for result in run(model, list(datasets), scale=scale, protocol=protocol, metrics=_split_csv(metrics),
+                              data_root=data_root, weights_dir=weights_dir, skip_unavailable=skip_unavailable,
+                              progress=_progress, device=device, tile=tile, store=store,
+                              suite=suite_name if store is not None else None, name=name):
+                results.append(result)
+                if out:
+                    write_outputs(result, out)
+        finally:
+            _report(results, as_json)
+    empty = [r.dataset for r in results if not r.per_image]
+    if empty:
+        click.echo(f"error: nothing was evaluated on {', '.join(empty)}: every image was skipped (see above)",
+                   err=True)
+        sys.exit(1)
     skipped = sum(len(r.skipped) for r in results)
     if skipped and not skip_bad:
         click.echo(f"error: {skipped} image(s) skipped as bad input (see above); --skip-bad accepts that",
@@ -243,9 +283,12 @@ def interp(psnr, gan, alpha_text, out) -> None:
     from pathlib import Path
 
     from srbench.checkpoints import alpha_label, interpolate, load_generator, save_checkpoint
+    from srbench.images import ensure_writable_dir
 
+    alphas = _parse_alphas(alpha_text)
+    ensure_writable_dir(out)
     info = load_generator(gan).srbench_info  # validates the architecture once
-    for alpha in _parse_alphas(alpha_text):
+    for alpha in alphas:
         state = interpolate(psnr, gan, alpha)
         path = save_checkpoint(state, Path(out) / f"{alpha_label(alpha)}.safetensors", arch=info["arch"],
                                config=info["config"], variant=info["variant"], stage="interp",
@@ -261,12 +304,17 @@ def interp(psnr, gan, alpha_text, out) -> None:
 @click.option("--tile-pad", default=16, show_default=True, type=click.IntRange(min=0))
 @click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]))
 @click.option("--half", is_flag=True, help="float16 on CUDA.")
-def infer(model, inputs, out, tile, tile_pad, device, half) -> None:
+@click.option("--max-pixels", type=click.IntRange(min=1),
+              help="Largest image (width x height) read; larger ones are skipped as bad input "
+                   "[default: 134217728, a 16K frame fits].")
+def infer(model, inputs, out, tile, tile_pad, device, half, max_pixels) -> None:
     """Upscale images or folders INPUTS with MODEL (checkpoint or variant) into OUT as PNG."""
     from tqdm import tqdm
 
+    from srbench.images import set_max_pixels
     from srbench.infer import Runner, collect_inputs, infer_files, resolve_generator
 
+    set_max_pixels(max_pixels)
     files = collect_inputs(list(inputs))
     runner = Runner.create(resolve_generator(model), device=device, half=half, tile=tile, tile_pad=tile_pad)
     with tqdm(total=len(files), unit="img", disable=None, file=sys.stderr) as bar:
@@ -291,10 +339,12 @@ def infer(model, inputs, out, tile, tile_pad, device, half) -> None:
 @click.option("--val", help="Held-out images for the validation L1 (default: the last training image).")
 @click.option("--data-root", type=click.Path(file_okay=False))
 @click.option("--out", type=click.Path(file_okay=False), help="Run folder (default: reports/runs/<name>).")
-@click.option("--iters", type=click.IntRange(min=1), help="Iterations of this stage (overrides the preset).")
+@click.option("--iters", type=click.IntRange(min=1),
+              help="Iterations of this stage (overrides the preset); with --resume, a larger value extends the run.")
 @click.option("--set", "sets", multiple=True, metavar="SECTION.KEY=VALUE",
               help="Override any configuration value, e.g. --set loss.adversarial=standard --set gan.lr=5e-5.")
-@click.option("--resume", is_flag=True, help="Continue from OUT/<stage>/state.pt.")
+@click.option("--resume", is_flag=True,
+              help="Continue from OUT/<stage>/state.pt, to the run's own length unless --iters is given.")
 @click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]))
 @click.option("--seed", type=int)
 def train(variant, stage, preset, init, data, val, data_root, out, iters, sets, resume, device, seed) -> None:
@@ -303,6 +353,7 @@ def train(variant, stage, preset, init, data, val, data_root, out, iters, sets, 
 
     from srbench import paths
     from srbench.config import resolve_config
+    from srbench.images import ensure_writable_dir
     from srbench.train import train as run
 
     overrides: dict = {"data": {}}
@@ -318,6 +369,17 @@ def train(variant, stage, preset, init, data, val, data_root, out, iters, sets, 
         overrides["seed"] = seed
     config = resolve_config(variant, preset, list(sets), overrides)
     out_dir = Path(out) if out else paths.PROJECT_ROOT / "reports" / "runs" / config.name
+    if resume and not iters and not any(s.strip().startswith(f"{stage}.iters") for s in sets):
+        # A resumed run keeps its own length: now that a larger --iters extends a run, falling back to the
+        # preset's length would silently train an interrupted --iters 1000 run to a million iterations.
+        try:
+            saved = json.loads((out_dir / stage / "config.json").read_text(encoding="utf-8"))[stage]["iters"]
+        except (OSError, ValueError, KeyError, TypeError):
+            saved = None  # no readable record: the state's own check decides
+        if isinstance(saved, int) and not isinstance(saved, bool) and saved != config.stage(stage).iters:
+            overrides[stage] = {"iters": saved}
+            config = resolve_config(variant, preset, list(sets), overrides)
+    ensure_writable_dir(out_dir)  # before the networks are built and the data loaded
     result = run(config, stage, out_dir, init=init, resume=resume, device=device)
     if result.final is not None:
         click.echo(f"{config.name}/{stage}: {result.iterations} iterations; generator {result.final}")
@@ -383,7 +445,7 @@ def results(store_path, suite) -> None:
     from srbench.report import tidy_from_store
     from srbench.store import Store
 
-    with Store(store_path) as store:
+    with Store.open_existing(store_path) as store:
         tidy = tidy_from_store(store.values(suite))
         click.echo(f"{store.path}: {len(store.runs())} runs, {len(store.all_values())} per-image values")
     if tidy.empty:
@@ -400,22 +462,28 @@ def results(store_path, suite) -> None:
 @click.option("--per-image", is_flag=True, help="Every stored per-image value instead of dataset aggregates.")
 def export(store_path, fmt, out, per_image) -> None:
     """Dump the results store (tidy: one row per model x dataset x protocol x metric)."""
+    from pathlib import Path
+
     import pandas as pd
 
+    from srbench.images import atomic_write_bytes, atomic_write_text, ensure_writable_dir
     from srbench.report import tidy_from_store
     from srbench.store import Store
 
-    with Store(store_path) as store:
+    with Store.open_existing(store_path) as store:
+        ensure_writable_dir(Path(out).expanduser().parent)
         frame = pd.DataFrame(store.values()) if per_image else tidy_from_store(store.values())
     if fmt == "csv":
-        from srbench.images import atomic_write_text
-
         atomic_write_text(out, frame.to_csv(index=False))
     else:
+        import io
+
+        buf = io.BytesIO()  # then written atomically: a failing disk leaves no half-written parquet file
         try:
-            frame.to_parquet(out, index=False)
+            frame.to_parquet(buf, index=False)
         except ImportError as exc:
             raise click.ClickException(f"parquet needs pyarrow: {exc}") from None
+        atomic_write_bytes(out, buf.getvalue())
     click.echo(f"wrote {len(frame)} rows to {out}")
 
 
@@ -430,7 +498,7 @@ def table(suite, metrics, datasets, fmt, store_path) -> None:
     from srbench.report import paper_table, tidy_from_store
     from srbench.store import Store
 
-    with Store(store_path) as store:
+    with Store.open_existing(store_path) as store:
         tidy = tidy_from_store(store.values(suite))
     if tidy.empty:
         raise click.ClickException(f"no results for suite {suite!r} in the store: run srbench ablate first")
@@ -444,12 +512,16 @@ def table(suite, metrics, datasets, fmt, store_path) -> None:
 @click.option("--store", "store_path", type=click.Path(dir_okay=False))
 def pirm_plane_cmd(suite, dataset, out, store_path) -> None:
     """Draw the perception-distortion plane (RMSE vs PI) of a suite from the results store."""
+    from pathlib import Path
+
+    from srbench.images import ensure_writable_dir
     from srbench.plots import pirm_plane, plane_points, region_winners
     from srbench.report import tidy_from_store
     from srbench.store import Store
 
-    with Store(store_path) as store:
+    with Store.open_existing(store_path) as store:
         tidy = tidy_from_store(store.values(suite))
+    ensure_writable_dir(Path(out).expanduser().parent)
     try:
         points, y_metric = plane_points(tidy, dataset)
     except ValueError as exc:
@@ -485,6 +557,12 @@ def check(baseline, tolerances, update, data_root) -> None:
 
     path = baseline or DEFAULT_BASELINE
     tol = _parse_tolerances(tolerances)
+    if update:
+        from pathlib import Path
+
+        from srbench.images import ensure_writable_dir
+
+        ensure_writable_dir(Path(path).expanduser().parent)  # before the reference values are computed
     entries, unavailable = compute_reference(data_root)
     for line in unavailable:
         click.echo(f"not checked: {line}", err=True)

@@ -25,9 +25,12 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
+import re
 import tomllib
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,65 +39,217 @@ from srbench.errors import BadInputError
 
 STAGES = ("psnr", "gan")
 PRESETS = ("smoke", "short", "paper")
+INT64_MAX = 2**63 - 1  # seeds and counters end up in JSON, SQLite and numpy: all 64-bit
+# Run and suite names become folder names: one path component, never a way out of the output folder.
+SAFE_NAME = re.compile(r"(?!\.{1,2}\Z)[^/\\\x00-\x1f]{1,200}")  # used with fullmatch
+SAFE_NAME_TEXT = ("a name usable as one folder name (no '/', '\\' or control characters, not '.' or '..', "
+                  "1 to 200 characters)")
+PIXEL_LOSSES = ("l1", "l2")  # srbench.losses.pixel_loss
+VGG_WEIGHTS_NAMED = ("imagenet", "random")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# What each field accepts. Every field of the dataclasses below carries a Rule in its metadata, and
+# `check_fields` is the one validator that reads them; a field without a rule is a test failure.
+
+
+@dataclass(frozen=True)
+class Rule:
+    """The values one configuration field accepts (after TOML types are coerced to the field's type)."""
+
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False
+    hi_open: bool = False
+    choices: tuple | Callable[[], tuple] | None = None  # a callable defers heavy imports (torch) to load time
+    length: int | None = None  # sequences: exactly this many items
+    increasing: bool = False  # sequences: strictly increasing
+    text: bool = False  # a non-empty string
+    safe_name: bool = False  # usable as one folder name (runs are stored under it)
+    extra: Callable[[Any, str], None] | None = None  # a check the table cannot express
+
+    def allowed(self, integer: bool) -> str:
+        if self.choices is not None:
+            return ", ".join(repr(c) for c in self._choices())
+        kind = "an integer" if integer else "a finite number"
+        if self.lo is not None and self.hi is not None and self.hi != math.inf:
+            return (f"{kind} in {'(' if self.lo_open else '['}{_num(self.lo)}, {_num(self.hi)}"
+                    f"{')' if self.hi_open else ']'}")
+        if self.lo is not None:
+            return f"{kind} {'>' if self.lo_open else '>='} {_num(self.lo)}"
+        return kind
+
+    def _choices(self) -> tuple:
+        return self.choices() if callable(self.choices) else self.choices
+
+    def check(self, value: Any, path: str) -> None:
+        if value is None:
+            return  # only Optional fields can hold None (the coercion refused it elsewhere)
+        if isinstance(value, tuple):
+            self._check_items(value, path)
+            return
+        if self.choices is not None and value not in self._choices():
+            raise BadInputError(f"{path}: {shown(value)} is not allowed; allowed: {self.allowed(False)}")
+        if isinstance(value, str):
+            if self.text and not value.strip():
+                raise BadInputError(f"{path}: must not be empty")
+            if self.safe_name and not SAFE_NAME.fullmatch(value):
+                raise BadInputError(f"{path}: {shown(value)} is not allowed; allowed: {SAFE_NAME_TEXT}")
+        elif isinstance(value, (int, float)):
+            self._check_number(value, path)
+        if self.extra is not None:
+            self.extra(value, path)
+
+    def _check_number(self, value: float, path: str, what: str = "") -> None:
+        integer = isinstance(value, int)
+        if not integer and not math.isfinite(value):
+            raise BadInputError(f"{path}: {what}{shown(value)} is not allowed; allowed: {self.allowed(integer)}")
+        low = self.lo is not None and (value <= self.lo if self.lo_open else value < self.lo)
+        high = self.hi is not None and (value >= self.hi if self.hi_open else value > self.hi)
+        if low or high:
+            raise BadInputError(f"{path}: {what}{shown(value)} is out of range; allowed: {self.allowed(integer)}")
+
+    def _check_items(self, items: tuple, path: str) -> None:
+        integer = all(isinstance(v, int) for v in items)
+        if self.length is not None and len(items) != self.length:
+            raise BadInputError(f"{path}: {shown(list(items))} has {len(items)} item(s); allowed: exactly "
+                                f"{self.length}, each {self.allowed(integer)}")
+        for i, v in enumerate(items):
+            self._check_number(v, path, f"item {i} = ")
+        if self.increasing and any(b <= a for a, b in zip(items, items[1:], strict=False)):
+            raise BadInputError(f"{path}: {shown(list(items))} is not strictly increasing; allowed: strictly "
+                                f"increasing values, each {self.allowed(integer)}")
+
+
+def shown(value: Any, limit: int = 80) -> str:
+    """``repr(value)`` cut to ``limit`` characters: error messages stay one readable line."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _num(x: float) -> str:
+    return f"{x:g}" if isinstance(x, float) else str(x)
+
+
+def _f(default: Any = dataclasses.MISSING, *, default_factory: Any = dataclasses.MISSING, **rule: Any) -> Any:
+    """A dataclass field with its Rule."""
+    return field(default=default, default_factory=default_factory, metadata={"rule": Rule(**rule)})
+
+
+POSITIVE_INT = {"lo": 1, "hi": INT64_MAX}
+WEIGHT = {"lo": 0.0, "hi": math.inf}  # a loss weight: zero switches the term off, negative would maximise it
+RATE = {"lo": 0.0, "lo_open": True, "hi": math.inf}
+
+
+def _vgg_layers() -> tuple:
+    from srbench.archs import VGG19_LAYERS
+
+    return VGG19_LAYERS
+
+
+def _adversarial_kinds() -> tuple:
+    from srbench.losses import ADVERSARIAL_KINDS
+
+    return ADVERSARIAL_KINDS
+
+
+def _generators() -> tuple:
+    from srbench.archs import VARIANTS
+
+    return tuple(VARIANTS)
+
+
+def _check_vgg_weights(value: str, path: str) -> None:
+    if value in VGG_WEIGHTS_NAMED:
+        return
+    allowed = "'imagenet', 'random' or the path of a VGG19 state-dict file"
+    file = user_path(value, path)
+    if not _is_file(file):
+        raise BadInputError(f"{path}: {shown(value)} is not allowed: no such file; allowed: {allowed}")
+    from srbench.checkpoints import CheckpointError, check_weights_file
+
+    try:  # reads only the file's pickle, not its tensors: pickled code and non-checkpoints fail here, not hours later
+        check_weights_file(file)
+    except CheckpointError as exc:
+        raise BadInputError(f"{path}: {exc}") from None
+
+
+def user_path(text: str | Path, what: str) -> Path:
+    """``Path(text).expanduser()``, with an unknown ``~user`` as a one-line error instead of a RuntimeError."""
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:
+        raise BadInputError(f"{what}: cannot expand {shown(str(text))}: no such user's home folder") from None
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):  # a name too long for the file system, or with a NUL in it
+        return False
 
 
 @dataclass(frozen=True)
 class LossConfig:
-    pixel: str = "l1"
-    pixel_weight: float = 1e-2  # gan stage; the psnr stage uses the pixel loss alone with weight 1
-    perceptual_layer: str = "conv5_4"
-    perceptual_weight: float = 1.0
-    vgg_weights: str = "imagenet"  # "imagenet", a file path, or "random" (smoke runs only, logged)
-    adversarial: str = "ragan"
-    adversarial_weight: float = 5e-3
-    gp_weight: float = 10.0
-    lpips_weight: float = 0.0
-    fft_weight: float = 0.0
+    pixel: str = _f("l1", choices=PIXEL_LOSSES)
+    # gan stage; the psnr stage uses the pixel loss alone with weight 1
+    pixel_weight: float = _f(1e-2, **WEIGHT)
+    perceptual_layer: str = _f("conv5_4", choices=_vgg_layers)
+    perceptual_weight: float = _f(1.0, **WEIGHT)
+    # "imagenet", a file path, or "random" (smoke runs only, logged)
+    vgg_weights: str = _f("imagenet", text=True, extra=_check_vgg_weights)
+    adversarial: str = _f("ragan", choices=_adversarial_kinds)
+    adversarial_weight: float = _f(5e-3, **WEIGHT)
+    gp_weight: float = _f(10.0, **WEIGHT)
+    lpips_weight: float = _f(0.0, **WEIGHT)
+    fft_weight: float = _f(0.0, **WEIGHT)
 
 
 @dataclass(frozen=True)
 class DataConfig:
-    train: str = "skimage"
-    val: str | None = None  # None: hold out the last `holdout` training images
-    holdout: int = 1
-    val_crop: int = 128  # HR size of the central crop each held-out image is scored on
-    data_root: str | None = None
-    patch_size: int = 128  # HR patch; the discriminator's input size follows
-    batch_size: int = 16
-    workers: int = 0
-    scale: int = 4
+    train: str = _f("skimage", text=True)
+    val: str | None = _f(None, text=True)  # None: hold out the last `holdout` training images
+    holdout: int = _f(1, lo=0, hi=INT64_MAX)  # at least 1 without `val` (checked in _check_cross)
+    # HR size of the central crop each held-out image is scored on (at least one LR pixel: _check_cross)
+    val_crop: int = _f(128, **POSITIVE_INT)
+    data_root: str | None = _f(None, text=True)
+    patch_size: int = _f(128, lo=32, hi=INT64_MAX)  # HR patch; the discriminator's input size follows
+    batch_size: int = _f(16, **POSITIVE_INT)
+    workers: int = _f(0, lo=0, hi=1024)
+    scale: int = _f(4, lo=1, hi=8)  # the generator's own scales are checked in _check_cross
 
 
 @dataclass(frozen=True)
 class StageConfig:
-    iters: int
-    lr: float
-    milestones: tuple[int, ...]
-    gamma: float = 0.5
-    betas: tuple[float, float] = (0.9, 0.999)
-    d_lr: float = 1e-4
-    d_num_feat: int = 64
-    ema_decay: float = 0.999
-    checkpoint_every: int = 5000
-    val_every: int = 5000
-    log_every: int = 100
+    iters: int = _f(**POSITIVE_INT)
+    lr: float = _f(**RATE)
+    milestones: tuple[int, ...] = _f(increasing=True, **POSITIVE_INT)
+    gamma: float = _f(0.5, lo=0.0, lo_open=True, hi=1.0)  # MultiStepLR's factor: > 1 would raise the rate
+    betas: tuple[float, float] = _f((0.9, 0.999), length=2, lo=0.0, hi=1.0, hi_open=True)  # Adam's
+    d_lr: float = _f(1e-4, **RATE)
+    d_num_feat: int = _f(64, lo=1, hi=4096)
+    ema_decay: float = _f(0.999, lo=0.0, hi=1.0)
+    checkpoint_every: int = _f(5000, **POSITIVE_INT)
+    val_every: int = _f(5000, **POSITIVE_INT)
+    log_every: int = _f(100, **POSITIVE_INT)
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    name: str
-    generator: str
-    generator_config: dict = field(default_factory=dict)
+    name: str = _f(text=True, safe_name=True)
+    generator: str = _f(choices=_generators)
+    # checked against the generator's constructor (srbench.archs.validate_generator_config) in _check_cross
+    generator_config: dict = _f(default_factory=dict)
     loss: LossConfig = field(default_factory=LossConfig)
     data: DataConfig = field(default_factory=DataConfig)
     psnr: StageConfig = field(default_factory=lambda: PAPER_STAGES["psnr"])
     gan: StageConfig = field(default_factory=lambda: PAPER_STAGES["gan"])
-    seed: int = 0
-    preset: str = "paper"
+    seed: int = _f(0, lo=0, hi=INT64_MAX)
+    preset: str = _f("paper", choices=PRESETS)
 
     def stage(self, name: str) -> StageConfig:
         if name not in STAGES:
-            raise BadInputError(f"unknown stage {name!r}: use psnr or gan")
+            raise BadInputError(f"unknown stage {shown(name)}: use psnr or gan")
         return getattr(self, name)
 
     def to_dict(self) -> dict:
@@ -148,24 +303,27 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
         return _coerce(value, inner[0], where)
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
-            raise BadInputError(f"{where}: expected a list, got {value!r}")
+            raise BadInputError(f"{where}: expected a list, got {shown(value)}")
         item = args[0]
-        return tuple(_coerce(v, item, where) for v in value)
+        return tuple(_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value))
     if annotation is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise BadInputError(f"{where}: expected a number, got {value!r}")
-        return float(value)
+            raise BadInputError(f"{where}: expected a number, got {shown(value)}")
+        try:
+            return float(value)
+        except OverflowError:  # a Python int beyond float range (TOML's are 64-bit)
+            raise BadInputError(f"{where}: {value} is too large for a number") from None
     if annotation is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise BadInputError(f"{where}: expected an integer, got {value!r}")
+            raise BadInputError(f"{where}: expected an integer, got {shown(value)}")
         return value
     if annotation is str:
         if not isinstance(value, str):
-            raise BadInputError(f"{where}: expected a string, got {value!r}")
+            raise BadInputError(f"{where}: expected a string, got {shown(value)}")
         return value
     if annotation is dict or origin is dict:
         if not isinstance(value, dict):
-            raise BadInputError(f"{where}: expected a table, got {value!r}")
+            raise BadInputError(f"{where}: expected a table, got {shown(value)}")
         return dict(value)
     return value
 
@@ -176,13 +334,13 @@ def _merge(base: Any, overrides: dict[str, Any], where: str) -> Any:
     known = {f.name for f in dataclasses.fields(base)}
     changes = {}
     for key, value in overrides.items():
-        path = f"{where}.{key}" if where else key
+        path = f"{where}.{key}" if where else str(key)
         if key not in known:
-            raise BadInputError(f"unknown configuration key {path!r}; known here: {', '.join(sorted(known))}")
+            raise BadInputError(f"unknown configuration key {shown(path)}; known here: {', '.join(sorted(known))}")
         current = getattr(base, key)
         if dataclasses.is_dataclass(current):
             if not isinstance(value, dict):
-                raise BadInputError(f"{path}: expected a table")
+                raise BadInputError(f"{path}: expected a table, got {shown(value)}")
             changes[key] = _merge(current, value, path)
         elif key == "generator_config":
             changes[key] = {**current, **_coerce(value, dict, path)}
@@ -191,21 +349,34 @@ def _merge(base: Any, overrides: dict[str, Any], where: str) -> Any:
     return dataclasses.replace(base, **changes)
 
 
+def check_fields(obj: Any, where: str = "") -> None:
+    """Check every field of a configuration dataclass (recursively) against the Rule it declares."""
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        path = f"{where}.{f.name}" if where else f.name
+        if dataclasses.is_dataclass(value):
+            check_fields(value, path)
+        elif "rule" in f.metadata:
+            f.metadata["rule"].check(value, path)
+
+
 def _parse_set(assignment: str) -> dict[str, Any]:
     """``section.key=value`` (value in TOML syntax) -> nested dict."""
     if "=" not in assignment:
-        raise BadInputError(f"--set expects section.key=value, got {assignment!r}")
+        raise BadInputError(f"--set expects section.key=value, got {shown(assignment)}")
     dotted, raw = assignment.split("=", 1)
     try:
         value = tomllib.loads(f"v = {raw.strip()}")["v"]
-    except tomllib.TOMLDecodeError:
+    except (tomllib.TOMLDecodeError, RecursionError):
         value = raw.strip()  # a bare word is a string
+    parts = dotted.strip().split(".")
+    if not all(part.strip() for part in parts):
+        raise BadInputError(f"--set expects section.key=value, got {shown(assignment)}")
     out: dict[str, Any] = {}
     node = out
-    parts = dotted.strip().split(".")
     for part in parts[:-1]:
-        node = node.setdefault(part, {})
-    node[parts[-1]] = value
+        node = node.setdefault(part.strip(), {})
+    node[parts[-1].strip()] = value
     return out
 
 
@@ -219,39 +390,63 @@ def _deep_update(target: dict, source: dict) -> dict:
     return target
 
 
+def read_toml(path: Path, what: str = "config file") -> dict[str, Any]:
+    """A TOML file's table, or one BadInputError naming the file: missing, unreadable, not UTF-8, invalid."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise BadInputError(f"{path}: cannot read {what} ({exc.strerror or exc})") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadInputError(f"{path}: {what} is not UTF-8 text (byte offset {exc.start}); TOML files are "
+                            "UTF-8") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise BadInputError(f"{path}: invalid TOML ({exc})") from None
+    except RecursionError:
+        raise BadInputError(f"{path}: invalid TOML (nested too deeply)") from None
+
+
 def load_variant(variant: str | dict) -> tuple[str, dict[str, Any]]:
     """A training variant name, a generator variant name, a TOML file, or an inline table (suites)
     -> (name, TOML-shaped dict)."""
     from srbench.archs import VARIANTS
 
     if isinstance(variant, dict):
-        base_name, base = load_variant(variant["variant"]) if "variant" in variant else ("", {})
+        base = variant.get("variant")
+        if base is not None and not isinstance(base, str):
+            raise BadInputError(f"variant: expected the name of a training variant or a .toml path, got {shown(base)}")
+        base_name, data = load_variant(base) if base is not None else ("", {})
         rest = {k: v for k, v in variant.items() if k != "variant"}
-        return rest.get("name", base_name), _deep_update(copy.deepcopy(base), rest)
-    path = Path(variant).expanduser()
-    if variant.endswith(".toml") or path.is_file():
-        if not path.is_file():
+        generator = rest.get("generator", data.get("generator"))
+        default = base_name or (generator if isinstance(generator, str) else "")  # an inline table names no run
+        return rest.get("name", default), _deep_update(copy.deepcopy(data), rest)
+    if not isinstance(variant, str):
+        raise BadInputError(f"variant: expected a name, a .toml path or a table, got {shown(variant)}")
+    path = user_path(variant, "variant")
+    if variant.endswith(".toml") or _is_file(path):
+        if not _is_file(path):
             raise BadInputError(f"{path}: no such config file")
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as exc:
-            raise BadInputError(f"{path}: invalid TOML ({exc})") from None
+        data = read_toml(path)
         return data.get("name", path.stem), data
     if variant in TRAINING_VARIANTS:
-        return variant, dict(TRAINING_VARIANTS[variant])
+        return variant, copy.deepcopy(TRAINING_VARIANTS[variant])
     if variant in VARIANTS:
         return variant, {"generator": variant}
     known = ", ".join([*TRAINING_VARIANTS, *VARIANTS])
-    raise BadInputError(f"unknown variant {variant!r} (not a TOML file either); known: {known}")
+    raise BadInputError(f"unknown variant {shown(variant)} (not a TOML file either); known: {known}")
 
 
 def resolve_config(variant: str | dict, preset: str = "paper", sets: list[str] = (),
                    overrides: dict[str, Any] | None = None) -> TrainConfig:
-    """The full configuration of a training run (see the module docstring for the layering)."""
+    """The full configuration of a training run (see the module docstring for the layering), every field
+    checked against its Rule and the fields against each other; errors are one-line BadInputErrors."""
     from srbench.archs import VARIANTS
 
     if preset not in PRESETS:
-        raise BadInputError(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
+        raise BadInputError(f"unknown preset {shown(preset)}; known: {', '.join(PRESETS)}")
     name, data = load_variant(variant)
     layered: dict[str, Any] = {}
     _deep_update(layered, PRESET_OVERRIDES[preset])
@@ -259,42 +454,55 @@ def resolve_config(variant: str | dict, preset: str = "paper", sets: list[str] =
     for assignment in sets:
         _deep_update(layered, _parse_set(assignment))
     _deep_update(layered, overrides or {})
+    if layered.get("preset", preset) != preset:
+        # The preset chose every number below; recording another one would misreport the run.
+        raise BadInputError(f"preset = {shown(layered['preset'])} in the configuration contradicts the preset in use "
+                            f"({shown(preset)}): choose the preset with --preset {shown(layered['preset'])}")
     layered["name"] = layered.get("name", name)
     generator = layered.get("generator")
     if generator is None:
-        raise BadInputError(f"variant {variant!r} names no generator")
+        raise BadInputError(f"variant {shown(variant)} names no generator")
+    if not isinstance(generator, str) or generator not in VARIANTS:
+        raise BadInputError(f"generator: {shown(generator)} is not allowed; allowed: {', '.join(map(repr, VARIANTS))}")
     if preset == "smoke" and not generator.endswith("-smoke") and f"{generator}-smoke" in VARIANTS:
         # Smoke runs keep the architecture's kind (blocks, BN) at CPU-friendly width and depth.
         layered["generator"] = f"{generator}-smoke"
-    if layered["generator"] not in VARIANTS:
-        raise BadInputError(f"unknown generator {layered['generator']!r}; known: {', '.join(VARIANTS)}")
+    if not isinstance(layered["name"], str):
+        raise BadInputError(f"name: expected a string, got {shown(layered['name'])}")
     base = TrainConfig(name=layered["name"], generator=layered["generator"], preset=preset)
     rest = {k: v for k, v in layered.items() if k not in ("name", "generator")}
     config = _merge(base, rest, "")
-    _validate(config)
+    check_fields(config)
+    _check_cross(config)
     return config
 
 
-def _validate(config: TrainConfig) -> None:
-    from srbench.archs import VGG19_LAYERS
-    from srbench.losses import ADVERSARIAL_KINDS
+def _check_cross(config: TrainConfig) -> None:
+    """What no single field's Rule can say: fields that constrain each other."""
+    from srbench.archs import GENERATOR_SCALES, VARIANTS, validate_generator_config
 
-    loss, data = config.loss, config.data
-    for key in ("scale", "batch_size", "val_crop", "patch_size"):
-        if getattr(data, key) < 1:
-            raise BadInputError(f"data.{key} must be positive, got {getattr(data, key)}")
+    data = config.data
+    variant = VARIANTS[config.generator]
+    scale = config.generator_config.get("scale", data.scale)
+    if scale != data.scale:  # the trainer builds the generator at data.scale: another value would be ignored
+        raise BadInputError(f"generator_config.scale: {shown(scale)} differs from data.scale ({data.scale}), which "
+                            f"sets the scale of the run: set data.scale instead")
+    validate_generator_config(variant.arch, config.generator_config)
+    scales = GENERATOR_SCALES[variant.arch]
+    if data.scale not in scales:
+        raise BadInputError(f"data.scale: {data.scale} is not allowed for {config.generator} ({variant.arch}); "
+                            f"allowed: {', '.join(map(str, scales))}")
     if data.val is None and data.holdout < 1:
         raise BadInputError("data.holdout must be at least 1 when no data.val set is given")
-    if data.workers < 0:
-        raise BadInputError(f"data.workers must be >= 0, got {data.workers}")
-    if loss.adversarial not in ADVERSARIAL_KINDS:
-        raise BadInputError(f"loss.adversarial {loss.adversarial!r}; known: {', '.join(ADVERSARIAL_KINDS)}")
-    if loss.perceptual_layer not in VGG19_LAYERS:
-        raise BadInputError(f"loss.perceptual_layer {loss.perceptual_layer!r} is not a VGG19 layer")
-    if data.patch_size % (32 * 1) or data.patch_size % data.scale:
+    if data.patch_size % 32 or data.patch_size % data.scale:
         raise BadInputError(
             f"data.patch_size {data.patch_size} must be a multiple of 32 (the discriminator) and of the scale")
-    for stage in STAGES:
-        s = config.stage(stage)
-        if s.iters < 1 or s.checkpoint_every < 1 or s.val_every < 1 or s.log_every < 1:
-            raise BadInputError(f"{stage}: iters, checkpoint_every, val_every and log_every must be positive")
+    if data.val_crop < data.scale:
+        raise BadInputError(f"data.val_crop: {data.val_crop} is out of range; allowed: at least data.scale "
+                            f"({data.scale}), so that the held-out LR crop has a pixel")
+    # RRDBNet pixel-unshuffles x2 and x1 inputs by 2 and 4: the LR crop must divide evenly.
+    unshuffle = {"rrdbnet": {2: 2, 1: 4}}.get(variant.arch, {}).get(data.scale, 1)
+    if (data.val_crop // data.scale) % unshuffle:
+        raise BadInputError(f"data.val_crop: {data.val_crop} gives a {data.val_crop // data.scale}-pixel LR crop, "
+                            f"which {variant.arch} at x{data.scale} cannot pixel-unshuffle; allowed: a multiple "
+                            f"of {unshuffle * data.scale}")

@@ -23,7 +23,7 @@ import numpy as np
 
 from srbench import paths
 from srbench.errors import BadInputError, DatasetNotFoundError
-from srbench.images import describe_channels, file_sha256, is_image_file, read_image
+from srbench.images import content_sha256, decode_image, describe_channels, image_files, read_image
 from srbench.matlab import imresize, modcrop
 
 # Where each named set is looked for under a data root, in order (folder names seen in the wild).
@@ -65,6 +65,16 @@ class Pair:
     lr: np.ndarray
     lr_source: str  # "file" or "imresize"
     cropped_from: tuple[int, int] | None  # the original HR size when modcrop changed it
+    notes: tuple[str, ...] = ()  # conversions the reader made (16-bit read as 8-bit, EXIF ignored, ...)
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A file of a dataset that cannot be one of its images (e.g. two files share one image name)."""
+
+    name: str
+    path: Path
+    error: str
 
 
 @dataclass(frozen=True)
@@ -73,6 +83,7 @@ class Dataset:
     location: str
     layout: str  # "benchmark", "selfexsr", "folder" or "embedded"
     items: tuple[Item, ...]
+    rejected: tuple[Rejected, ...] = ()
 
     def __len__(self) -> int:
         return len(self.items)
@@ -84,17 +95,25 @@ class Dataset:
         raise KeyError(name)
 
     def fingerprint(self) -> str:
-        """sha256 over item names and the bytes of every HR and LR file."""
+        """sha256 over item names and the bytes of every HR and LR file (an unreadable file by its error)."""
         h = hashlib.sha256(f"{self.layout}\n".encode())
         for it in self.items:
-            h.update(f"{it.name}:{file_sha256(it.hr_path)}\n".encode())
+            h.update(f"{it.name}:{content_sha256(it.hr_path)}\n".encode())
             for scale, lr in sorted(it.lr_paths.items()):
-                h.update(f"{it.name}:x{scale}:{file_sha256(lr)}\n".encode())
+                h.update(f"{it.name}:x{scale}:{content_sha256(lr)}\n".encode())
         return h.hexdigest()
+
+    def lr_files_missing(self, scale: int) -> list[str]:
+        """Images without an LR file at ``scale`` in a set that ships LR files for it: their LR is made by
+        imresize instead, which changes their numbers (SelfExSR LR files use replicated borders)."""
+        if not any(scale in it.lr_paths for it in self.items):
+            return []
+        return [it.name for it in self.items if scale not in it.lr_paths]
 
     def load_pair(self, item: Item, scale: int) -> Pair:
         """HR cropped to a multiple of ``scale`` and its LR (the set's file, else MATLAB imresize)."""
-        hr_full = item.read_hr()
+        decoded = decode_image(item.hr_path)
+        hr_full, notes = decoded.pixels, decoded.notes
         where = item.hr_path
         h, w = hr_full.shape[:2]
         if h < scale or w < scale:
@@ -103,8 +122,9 @@ class Dataset:
         cropped = (h, w) if hr.shape != hr_full.shape else None
         lr_path = item.lr_paths.get(scale)
         if lr_path is None:
-            return Pair(item.name, hr, imresize(hr, 1.0 / scale), "imresize", cropped)
-        lr = read_image(lr_path)
+            return Pair(item.name, hr, imresize(hr, 1.0 / scale), "imresize", cropped, notes)
+        decoded = decode_image(lr_path)
+        lr, notes = decoded.pixels, notes + decoded.notes
         expected = (hr.shape[0] // scale, hr.shape[1] // scale)
         if lr.shape[:2] != expected:
             raise BadInputError(
@@ -114,11 +134,29 @@ class Dataset:
         if lr.ndim != hr.ndim:
             raise BadInputError(
                 f"{lr_path}: LR is {describe_channels(lr)} but HR {where} is {describe_channels(hr)}")
-        return Pair(item.name, hr, lr, "file", cropped)
+        return Pair(item.name, hr, lr, "file", cropped, notes)
 
 
 def _images_in(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if is_image_file(p))
+    return image_files(folder)
+
+
+def _without_clashes(items: list[Item]) -> tuple[tuple[Item, ...], tuple[Rejected, ...]]:
+    """Items whose names are unique; two files with one image name (a.png, a.bmp) are both rejected, since
+    results are keyed by name and one would silently take the other's values."""
+    by_name: dict[str, list[Item]] = {}
+    for it in items:
+        by_name.setdefault(it.name, []).append(it)
+    kept, rejected = [], []
+    for name, group in by_name.items():
+        if len(group) == 1:
+            kept.append(group[0])
+            continue
+        files = " and ".join(str(it.hr_path) for it in group)
+        for it in group:
+            rejected.append(Rejected(name, it.hr_path, f"{files} share the image name {name!r}; rename or "
+                                                       f"remove one (results are keyed by name)"))
+    return tuple(kept), tuple(rejected)
 
 
 def _benchmark_layout(folder: Path, name: str) -> Dataset:
@@ -138,24 +176,32 @@ def _benchmark_layout(folder: Path, name: str) -> Dataset:
                         lr_paths[scale] = candidate
                         break
         items.append(Item(hr.stem, hr, lr_paths))
-    return Dataset(name, str(folder), "benchmark", tuple(items))
+    return Dataset(name, str(folder), "benchmark", *_without_clashes(items))
 
 
 def _selfexsr_layout(folder: Path, name: str, scale_dirs: dict[int, Path]) -> Dataset:
     by_name: dict[str, tuple[Path, dict[int, Path]]] = {}
+    clashes: list[Item] = []
     # The HR copies of different SRF folders are crops of one image; take the smallest scale's, which is
     # cropped least, and pair each scale with its own LR.
     for scale in sorted(scale_dirs):
+        seen: dict[str, Path] = {}
         for path in _images_in(scale_dirs[scale]):
             m = _SELFEXSR_HR.fullmatch(path.stem)
             if not m:
                 continue
+            if m["name"] in seen:  # img_001_SRF_4_HR.png beside img_001_SRF_4_HR.bmp
+                clashes += [Item(m["name"], seen[m["name"]]), Item(m["name"], path)]
+                continue
+            seen[m["name"]] = path
             lr = path.with_name(f"{m['name']}_SRF_{m['scale']}_LR{path.suffix}")
             hr, lrs = by_name.setdefault(m["name"], (path, {}))
             if lr.is_file():
                 lrs[scale] = lr
-    items = [Item(n, hr, lrs) for n, (hr, lrs) in sorted(by_name.items())]
-    return Dataset(name, str(folder), "selfexsr", tuple(items))
+    clashing = {it.name for it in clashes}
+    items = [Item(n, hr, lrs) for n, (hr, lrs) in sorted(by_name.items()) if n not in clashing]
+    _, rejected = _without_clashes(clashes)
+    return Dataset(name, str(folder), "selfexsr", tuple(items), rejected)
 
 
 def open_folder(folder: str | os.PathLike, name: str | None = None) -> Dataset:
@@ -173,8 +219,8 @@ def open_folder(folder: str | os.PathLike, name: str | None = None) -> Dataset:
         if scale_dirs:
             ds = _selfexsr_layout(folder, name, scale_dirs)
         else:
-            ds = Dataset(name, str(folder), "folder", tuple(Item(p.stem, p) for p in _images_in(folder)))
-    if not ds.items:
+            ds = Dataset(name, str(folder), "folder", *_without_clashes([Item(p.stem, p) for p in _images_in(folder)]))
+    if not ds.items and not ds.rejected:
         raise BadInputError(
             f"{folder}: no images found (expected HR/ + LR_bicubic/X<s>/, image_SRF_<s>/, or image files)"
         )

@@ -28,3 +28,32 @@ class WeightsUnavailableError(SrbenchError):
             f"{what} needs {filename}, which is not on this machine (looked in: {looked}). "
             f"Get it from {origin} and put it in {folder} (or set SRBENCH_WEIGHTS to its folder)."
         )
+
+
+class OutputError(SrbenchError):
+    """An output file or folder cannot be written (read-only, full disk, a file where a folder should be...)."""
+
+    @classmethod
+    def from_os_error(cls, path, exc: OSError, verb: str = "write") -> OutputError:
+        """'cannot <verb> <path>: <the OS's reason>', naming the file that stands where a folder should be."""
+        from pathlib import Path
+
+        reason = exc.strerror or str(exc)
+        if isinstance(exc, (FileExistsError, NotADirectoryError)):
+            # mkdir only says "File exists" or "Not a directory": name the culprit, the nearest existing ancestor.
+            for parent in Path(path).parents:
+                if parent.exists() or parent.is_symlink():
+                    if parent.is_file():
+                        reason = f"{parent} is a file, not a folder"
+                    elif not parent.is_dir():
+                        reason = f"{parent} is not a folder"
+                    break
+        return cls(f"cannot {verb} {path}: {reason}")
+
+
+class StoreError(SrbenchError):
+    """The results store is missing, not an SQLite database, truncated, corrupt or unusable."""
+
+
+class RunInUseError(SrbenchError):
+    """Another process is training into the same run folder."""

@@ -26,7 +26,8 @@ import numpy as np
 import srbench
 from srbench import datasets as D
 from srbench.errors import BadInputError, WeightsUnavailableError
-from srbench.images import atomic_write_text, describe_channels, file_sha256, is_image_file, read_image
+from srbench.images import atomic_write_text, content_sha256, decode_image, describe_channels, image_files
+from srbench.matching import SRIndex, describe_ambiguity, hr_names
 from srbench.matlab import imresize, modcrop
 from srbench.protocols import Protocol, get_protocol
 from srbench.store import Store
@@ -46,63 +47,59 @@ class BicubicModel:
     def predict(self, pair: D.Pair, item: D.Item, scale: int) -> np.ndarray:
         return imresize(pair.lr, scale)
 
-
-_SEPARATORS = ("_", "-", ".", "x", "X")
+    def take_notes(self, image: str) -> tuple[str, ...]:
+        return ()
 
 
 class FolderModel:
     """A folder of SR images made elsewhere, matched to HR images by name (the PIRM use case).
 
-    An SR file matches an HR image when its stem equals the HR name or HR file stem (a trailing ``_HR``
-    dropped), or starts with one of them followed by a separator (``baby_x4_SR.png``, ``img_001_SRF_4_SR.png``).
+    Matching is exact on the stem after stripping at most one known suffix (:mod:`srbench.matching`): a
+    missing or ambiguous SR file skips that image with its reason, it is never paired by a guess.
     """
 
     def __init__(self, folder: str | os.PathLike) -> None:
         self.folder = Path(folder).expanduser()
         if not self.folder.is_dir():
             raise BadInputError(f"{folder}: the model is neither 'bicubic' nor a folder of SR images")
-        self.files = sorted(p for p in self.folder.rglob("*") if is_image_file(p))
+        self.files = image_files(self.folder, recursive=True)
         if not self.files:
             raise BadInputError(f"{self.folder}: the SR folder holds no images")
         self.name = self.folder.name
+        self._indexes: dict[int, SRIndex] = {}
+        self._notes: dict[str, tuple[str, ...]] = {}
+
+    def take_notes(self, image: str) -> tuple[str, ...]:
+        """What the reader noted about the SR file of ``image`` (16-bit read as 8-bit, EXIF ignored...)."""
+        return self._notes.pop(image, ())
 
     @functools.cached_property
     def key(self) -> str:
         h = hashlib.sha256()
         for p in self.files:
-            h.update(f"{p.relative_to(self.folder).as_posix()}:{file_sha256(p)}\n".encode())
+            h.update(f"{p.relative_to(self.folder).as_posix()}:{content_sha256(p)}\n".encode())
         return f"folder:{h.hexdigest()}"
 
     def describe(self) -> dict:
         return {"kind": "folder", "path": str(self.folder), "n_files": len(self.files)}
 
-    def match(self, item: D.Item) -> Path:
-        keys = {item.name}
-        keys.add(item.hr_path.stem)
-        keys.add(re.sub(r"_HR$", "", item.hr_path.stem))
-        exact = [p for p in self.files if p.stem in keys]
-        if len(exact) == 1:
-            return exact[0]
-        if len(exact) > 1:
-            raise BadInputError(f"{item.name}: several SR files match: {', '.join(str(p) for p in exact)}")
-        # A separator must follow the key, so that img_001 does not claim img_0011's file.
-        prefixed = [
-            p for p in self.files if any(p.stem.startswith(k) and p.stem[len(k)] in _SEPARATORS for k in keys
-                                          if len(p.stem) > len(k))
-        ]
-        if len(prefixed) > 1:
-            # baby_SR.png and baby_2_SR.png both start with "baby_": the shorter name is this image's.
-            shortest = min(len(p.stem) for p in prefixed)
-            prefixed = [p for p in prefixed if len(p.stem) == shortest]
-        if len(prefixed) == 1:
-            return prefixed[0]
-        if len(prefixed) > 1:
-            raise BadInputError(f"{item.name}: several SR files match: {', '.join(str(p) for p in prefixed)}")
-        raise BadInputError(f"{item.name}: no SR image for it in {self.folder}")
+    def match(self, item: D.Item, scale: int = 4) -> Path:
+        if scale not in self._indexes:
+            self._indexes[scale] = SRIndex(self.files, scale)
+        found = self._indexes[scale].matches(hr_names(item.name, item.hr_path.stem))
+        if len(found) == 1:
+            return found[0]
+        if found:
+            raise BadInputError(describe_ambiguity(item.name, found))
+        raise BadInputError(f"{item.name}: no SR image for it in {self.folder} (names tried: "
+                            f"{', '.join(sorted(hr_names(item.name, item.hr_path.stem)))}, with the suffixes "
+                            f"of srbench.matching.SR_SUFFIXES)")
 
     def predict(self, pair: D.Pair, item: D.Item, scale: int) -> np.ndarray:
-        path = self.match(item)
-        sr = read_image(path)
+        path = self.match(item, scale)
+        decoded = decode_image(path)
+        sr = decoded.pixels
+        self._notes[item.name] = decoded.notes
         if sr.shape == pair.hr.shape:
             return sr
         if pair.cropped_from is not None and sr.shape[:2] == pair.cropped_from:
@@ -143,6 +140,9 @@ class GeneratorModel:
         if self.runner.scale != scale:
             raise BadInputError(f"{self.info['source']} is a x{self.runner.scale} model, evaluation asks x{scale}")
         return self.runner.upscale(pair.lr)
+
+    def take_notes(self, image: str) -> tuple[str, ...]:
+        return ()
 
 
 SRModel = BicubicModel | FolderModel | GeneratorModel
@@ -187,7 +187,7 @@ class EvalResult:
             "scale": self.scale,
         }
         for name in self.metrics:
-            row[name] = _json_number(self.summary.get(name))
+            row[name] = json_number(self.summary.get(name))
         row["n_skipped"] = len(self.skipped)
         row["skipped"] = self.skipped
         row["unavailable"] = self.unavailable
@@ -201,9 +201,13 @@ class EvalResult:
         return pd.DataFrame(self.per_image)
 
 
-def _json_number(value: float | None) -> float | None:
+def json_number(value: float | None) -> float | str | None:
+    """A value as JSON has it: NaN (undefined) is null, infinity is the string "inf" or "-inf" (PSNR of an
+    SR identical to its HR); JSON itself has no infinity."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
+    if isinstance(value, float) and math.isinf(value):
+        return "inf" if value > 0 else "-inf"
     return value
 
 
@@ -273,9 +277,10 @@ def evaluate_dataset(
     dataset_key = dataset.fingerprint()
     cached = store.cached(model.key, dataset_key, proto.name, scale, versions) if store else {}
     values_by_image: dict[str, dict] = {}
-    skipped: list[dict] = []
+    skipped: list[dict] = [{"image": r.name, "file": str(r.path), "error": r.error} for r in dataset.rejected]
     cropped = 0
     lr_sources: dict[str, int] = {}
+    read_notes: list[str] = []
     run_id: int | None = None
     from_cache = 0
     pending: deque[tuple[D.Item, set[str], Future]] = deque()
@@ -315,6 +320,7 @@ def evaluate_dataset(
                     skipped.append({"image": item.name, "file": str(item.hr_path), "error": str(exc)})
                     continue
                 cropped += pair.cropped_from is not None
+                read_notes += [*pair.notes, *model.take_notes(item.name)]
                 lr_sources[pair.lr_source] = lr_sources.get(pair.lr_source, 0) + 1
                 future = pool.submit(proto.per_image, sr, pair.hr, scale, need, options)
                 pending.append((item, have, future))
@@ -336,17 +342,28 @@ def evaluate_dataset(
     for r in rows:
         undefined = [k for k in computable if isinstance(r.get(k), float) and math.isnan(r[k])]
         if undefined:
-            warnings.append(f"{r['image']}: {', '.join(undefined)} undefined (NaN) for this image, e.g. a flat output")
+            warnings.append(f"{r['image']}: {', '.join(undefined)} undefined (NaN) for this image (NIQE needs two "
+                            f"96x96 blocks after the shave; a flat output has no NIQE or Ma)")
     summary: dict[str, float | None] = dict.fromkeys(names)
     if rows and computable:
         summary.update(proto.aggregate(rows, computable))
     if cropped:
         warnings.append(f"{cropped} HR image(s) cropped to a multiple of {scale} (modcrop) before pairing")
+    warnings += read_notes
+    lr_missing = dataset.lr_files_missing(scale)
+    if lr_missing:
+        warnings.append(
+            f"{len(lr_missing)} image(s) have no x{scale} LR file although the set ships them "
+            f"({', '.join(lr_missing[:5])}{' ...' if len(lr_missing) > 5 else ''}): their LR was made with "
+            f"imresize (uint8, symmetric borders), which changes their numbers")
     provenance = {
         "dataset_location": dataset.location,
         "dataset_layout": dataset.layout,
         "dataset_sha256": dataset_key,
         "lr_source": lr_sources,
+        "lr_file_missing": lr_missing,
+        # Conversions made while reading the files evaluated in this run (cached images were not read again).
+        "read_notes": read_notes,
         "model": model.describe(),
         "model_key": model.key,
         "metric_versions": proto.versions(names),
@@ -413,17 +430,28 @@ def evaluate(
     tile: int | None = None,
     store: Store | None = None,
     suite: str | None = None,
+    name: str | None = None,
 ) -> Iterator[EvalResult]:
-    """One :class:`EvalResult` per dataset, yielded as each finishes (nothing is lost on a later error)."""
+    """One :class:`EvalResult` per dataset, yielded as each finishes (nothing is lost on a later error).
+
+    With a ``store`` and a ``suite``, each result is also labelled there as model ``name`` (default: the
+    model's own name) of that suite, so ``srbench results``, ``table`` and ``pirm-plane`` show it.
+    """
     sr_model = open_model(model, device=device, tile=tile)
+    if name:
+        sr_model.name = name
     if isinstance(sr_model, GeneratorModel) and sr_model.runner.scale != scale:
         raise BadInputError(f"{model} is a x{sr_model.runner.scale} model, evaluation asks x{scale} (--scale)")
     get_protocol(protocol).resolve_metrics(metrics)  # fail on unknown names before any work
     resolved = [D.resolve(name, data_root) for name in datasets]
     for ds in resolved:
-        yield evaluate_dataset(sr_model, ds, scale=scale, protocol=protocol, metrics=metrics,
-                               weights_dir=weights_dir, skip_unavailable=skip_unavailable,
-                               progress=progress, store=store, suite=suite)
+        result = evaluate_dataset(sr_model, ds, scale=scale, protocol=protocol, metrics=metrics,
+                                  weights_dir=weights_dir, skip_unavailable=skip_unavailable,
+                                  progress=progress, store=store, suite=suite)
+        if store is not None and suite is not None and result.per_image:
+            store.label(suite, result.model, result.provenance["model_key"], result.dataset,
+                        result.provenance["dataset_sha256"])
+        yield result
 
 
 def write_outputs(result: EvalResult, out_dir: str | os.PathLike) -> list[Path]:

@@ -21,7 +21,7 @@ from torch import nn
 from srbench import paths
 from srbench.archs import VARIANTS
 from srbench.errors import BadInputError
-from srbench.matlab import imresize, rgb2gray, to_uint8
+from srbench.matlab import imresize, rgb2gray
 
 
 def select_device(device: str = "auto") -> torch.device:
@@ -138,32 +138,6 @@ class Runner:
         return out
 
 
-def read_any_image(path: str | os.PathLike) -> tuple[np.ndarray, list[str]]:
-    """Any common image as uint8 (HxW, HxWx3 or HxWx4), with notes on conversions made (16-bit -> 8-bit)."""
-    import imageio.v3 as iio
-
-    path = Path(path)
-    notes: list[str] = []
-    try:
-        img = np.asarray(iio.imread(path))
-    except FileNotFoundError:
-        raise BadInputError(f"{path}: no such file") from None
-    except Exception as exc:  # imageio's plugins raise many types for unreadable files
-        raise BadInputError(f"{path}: not a readable image ({type(exc).__name__}: {str(exc)[:120]})") from None
-    if img.ndim == 3 and img.shape[2] == 2:  # gray + alpha
-        img = np.dstack([img[..., 0]] * 3 + [img[..., 1]])
-    if img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] not in (3, 4)):
-        raise BadInputError(f"{path}: unsupported image shape {img.shape}")
-    if img.dtype == np.uint16:
-        img = to_uint8(img.astype(np.float64) / 257.0)
-        notes.append(f"{path.name}: 16-bit input, output written as 8-bit")
-    elif img.dtype == bool:
-        img = img.astype(np.uint8) * 255
-    elif img.dtype != np.uint8:
-        raise BadInputError(f"{path}: unsupported pixel type {img.dtype}")
-    return img, notes
-
-
 def models_dir() -> Path:
     env = os.environ.get("SRBENCH_MODELS")
     return Path(env).expanduser() if env else paths.PROJECT_ROOT / "models"
@@ -188,17 +162,22 @@ def resolve_generator(ckpt_or_variant: str, scale: int | None = None) -> nn.Modu
 
 
 def collect_inputs(inputs: list[str]) -> list[Path]:
-    from srbench.images import is_image_file
+    """The files to upscale: files as given, and the image-named files of folders.
+
+    Dangling or looping symbolic links (named like images in a folder, or given by name) are kept, so that
+    infer_files reports each as skipped with its reason instead of dropping it silently.
+    """
+    from srbench.images import is_image_candidate
 
     files: list[Path] = []
     for item in inputs:
         p = Path(item).expanduser()
         if p.is_dir():
-            found = sorted(q for q in p.iterdir() if is_image_file(q))
+            found = sorted(q for q in p.iterdir() if is_image_candidate(q))
             if not found:
                 raise BadInputError(f"{p}: no images in this folder")
             files += found
-        elif p.is_file():
+        elif p.is_file() or p.is_symlink():
             files.append(p)
         else:
             raise BadInputError(f"{p}: no such file or folder")
@@ -212,17 +191,21 @@ def collect_inputs(inputs: list[str]) -> list[Path]:
 
 def infer_files(runner: Runner, files: list[Path], out_dir: str | os.PathLike,
                 progress: Callable[[Path], None] | None = None) -> tuple[list[Path], list[str], list[str]]:
-    """Upscale every file into ``out_dir`` as PNG; returns (written, notes, errors). Bad files are skipped."""
-    from srbench.images import write_png
+    """Upscale every file into ``out_dir`` as PNG; returns (written, notes, errors). Bad files are skipped.
+
+    Files are read by srbench.images.decode_image, the reader every command uses (see MODES there), with a
+    non-opaque alpha channel kept: it is upscaled separately.
+    """
+    from srbench.images import decode_image, write_png
 
     out = Path(out_dir)
     written, notes, errors = [], list(runner.notes), []
     for f in files:
         try:
-            img, file_notes = read_any_image(f)
-            notes += file_notes
+            decoded = decode_image(f, allow_alpha=True)
+            notes += decoded.notes
             target = out / f"{f.stem}.png"
-            write_png(target, runner.upscale(img))
+            write_png(target, runner.upscale(decoded.pixels))
             written.append(target)
         except BadInputError as exc:
             errors.append(str(exc))

@@ -18,7 +18,15 @@ import numpy as np
 
 from srbench import paths
 from srbench.errors import BadInputError
-from srbench.images import atomic_write_text, file_sha256, is_image_file, pixel_sha256, read_image
+from srbench.images import (
+    atomic_write_text,
+    content_sha256,
+    file_sha256,
+    image_files,
+    is_image_file,
+    pixel_sha256,
+    read_image,
+)
 from srbench.matlab import modcrop, rgb2gray, rgb2y
 
 VARIANT_HASH_CHARS = 16
@@ -167,7 +175,7 @@ def verify_folder(folder: str | Path, manifest_dir: Path | None = None) -> Verif
     """Which known copy ``folder`` is, file by file: identical, re-encoded, derived (how), different."""
     folder = Path(folder)
     manifests = load_manifests(manifest_dir)
-    files = sorted(p for p in folder.rglob("*") if is_image_file(p))
+    files = image_files(folder, recursive=True)  # broken links included: reported as unreadable
     if not files:
         raise BadInputError(f"{folder}: no image files to verify")
     by_sha: dict[str, list[tuple[str, str, str]]] = {}
@@ -187,7 +195,7 @@ def verify_folder(folder: str | Path, manifest_dir: Path | None = None) -> Verif
     pending: dict[str, list[tuple[str, str, str, str, str]]] = {}
     for path in files:
         rel = path.relative_to(folder).as_posix()
-        sha = file_sha256(path)
+        sha = content_sha256(path)
         if sha in by_sha:
             pending[rel] = [("identical", ds, cp, known, "") for ds, cp, known in by_sha[sha]]
         else:

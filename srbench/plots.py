@@ -44,6 +44,14 @@ def pirm_plane(tidy: pd.DataFrame, out: str | Path, *, dataset: str, title: str 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    fmt = Path(out).suffix[1:].lower() or "png"
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    supported = FigureCanvasBase.get_supported_filetypes()
+    if fmt not in supported:
+        from srbench.errors import BadInputError
+
+        raise BadInputError(f"{out}: cannot draw a .{fmt} file; use one of {', '.join(sorted(supported))}")
     points, y_metric = plane_points(tidy, dataset)
     y_label = "PI (lower is better)" if y_metric == "pi" else "NIQE (lower is better) — PI unavailable: no Ma weights"
     fig, ax = plt.subplots(figsize=(7.5, 5.5), dpi=120)
@@ -81,10 +89,17 @@ def pirm_plane(tidy: pd.DataFrame, out: str | Path, *, dataset: str, title: str 
         ax.plot([], [], " ", label="y axis: NIQE, PI unavailable (no Ma weights)")
     ax.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
+    import io
+
+    from srbench.images import atomic_write_bytes
+
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.stem}.tmp{out.suffix}")
-    fig.savefig(tmp)
-    plt.close(fig)
-    tmp.replace(out)
+    # Rendered in memory, then written atomically: a read-only folder or a full disk is one OutputError
+    # naming the file, and never leaves a half-written image or a temporary file behind.
+    buf = io.BytesIO()
+    try:
+        fig.savefig(buf, format=fmt)
+    finally:
+        plt.close(fig)
+    atomic_write_bytes(out, buf.getvalue())
     return out

@@ -140,9 +140,15 @@ def _pirm_per_image(sr, hr, scale, names, options) -> dict[str, float]:
         out["mse"] = M.mse(y_sr, y_hr)
         out["rmse"] = math.sqrt(out["mse"])
     if "niqe" in names:
-        cond = M.niqe_conditioning(y_sr)
-        out["niqe"] = cond.value
-        out["niqe_spread"] = cond.spread
+        try:
+            cond = M.niqe_conditioning(y_sr)
+        except BadInputError:
+            # Too small for two 96x96 blocks: NIQE (and PI) are undefined here, while RMSE and Ma still are;
+            # the image stays, with NaN marking what it lacks.
+            out["niqe"] = out["niqe_spread"] = math.nan
+        else:
+            out["niqe"] = cond.value
+            out["niqe_spread"] = cond.spread
     if "ma" in names:
         out["ma"] = M.ma(y_sr, weights_dir=options.get("weights_dir"))
     if "pi" in names:

@@ -115,7 +115,7 @@ def paper_table(tidy: pd.DataFrame, metrics: Sequence[str], fmt: str = "markdown
             if v is None or pd.isna(v):
                 col[model] = "–" if fmt == "markdown" else "--"
                 continue
-            text = f"{v:.{DIGITS[m]}f}"
+            text = format_value(v, DIGITS[m], fmt)
             if marks.get(model) == 1:
                 text = f"**{text}**" if fmt == "markdown" else f"\\textbf{{{text}}}"
             elif marks.get(model) == 2:
@@ -138,6 +138,15 @@ def paper_table(tidy: pd.DataFrame, metrics: Sequence[str], fmt: str = "markdown
     lines += [_tex(model) + " & " + " & ".join(cells[c][model] for c in columns) + " \\\\" for model in models]
     lines += ["\\bottomrule", "\\end{tabular}", "\\end{table}", ""]
     return "\n".join(lines)
+
+
+def format_value(value: float, digits: int, fmt: str = "text") -> str:
+    """A metric value for a table: fixed digits; infinity (PSNR of an SR identical to its HR) spelled out
+    as such in every format (``inf`` in text and CSV, ``∞`` in Markdown, ``$\\infty$`` in LaTeX)."""
+    if math.isinf(value):
+        sign = "-" if value < 0 else ""
+        return sign + {"markdown": "∞", "latex": "$\\infty$"}.get(fmt, "inf")
+    return f"{value:.{digits}f}"
 
 
 def _tex(text: str) -> str:

@@ -7,10 +7,15 @@ recomputed differently. Every evaluation is also recorded as a run with its prov
 
 Several processes may write at once: WAL journaling, a busy timeout, and short ``INSERT OR IGNORE``
 transactions keep the file consistent and lose no row.
+
+Commands that write results create a missing store; commands that only read it (results, table, pirm-plane,
+export) open an existing one (``Store.open_existing``) and never create or modify a file. A path that is not a
+results store (a folder, not SQLite, truncated, corrupt, another program's database) is one StoreError.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -22,6 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from srbench import paths
+from srbench.errors import StoreError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -53,17 +59,146 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+SQLITE_MAGIC = b"SQLite format 3\x00"
+TABLES = ("runs", "metric_values", "labels")
+CREATE_HINT = "srbench ablate or srbench evaluate --store create one"
+
+
+def _what_it_is(head: bytes) -> str:
+    """A few words on what a file that is not an SQLite database holds, for the error message."""
+    if not head:
+        return "an empty file"
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 3:  # not just a character cut at the end of the sample
+            return "binary data"
+    return "binary data" if b"\0" in head else "a text file"
+
+
+def _translate_errors(method):
+    """Turn SQLite errors inside a store operation into one StoreError naming the file."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None
+
+    return wrapper
+
+
 class Store:
-    def __init__(self, path: str | os.PathLike | None = None) -> None:
-        self.path = Path(path) if path is not None else default_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
-        self._conn.execute("PRAGMA busy_timeout = 60000")
-        self._retry(lambda: self._conn.execute("PRAGMA journal_mode = WAL"))
-        self._retry(lambda: self._conn.executescript(SCHEMA))
+    """The results store at ``path`` (default: $SRBENCH_STORE, else reports/srbench.sqlite).
+
+    With ``create=True`` (commands that write results) a missing store is created; with ``create=False``
+    (commands that only read: results, table, pirm-plane, export) a missing one is a StoreError and nothing is
+    created or modified. Either way a path that is a folder, not an SQLite database, truncated, corrupt or not
+    an srbench store is refused at once with one StoreError naming the file and what it is.
+    """
+
+    def __init__(self, path: str | os.PathLike | None = None, *, create: bool = True) -> None:
+        self.path = Path(path).expanduser() if path is not None else default_path()
+        self._conn: sqlite3.Connection | None = None
+        self._check_file(create)
+        try:
+            self._connect(create)
+        except BaseException:
+            self.close()
+            raise
+
+    @classmethod
+    def open_existing(cls, path: str | os.PathLike | None = None) -> Store:
+        """The store at ``path``, which must exist; see :class:`Store`."""
+        return cls(path, create=False)
+
+    def _check_file(self, create: bool) -> None:
+        path = self.path
+        if path.is_dir():
+            raise StoreError(f"results store {path} is a folder; --store takes an SQLite file")
+        if not path.exists():
+            if path.is_symlink():
+                raise StoreError(f"results store {path} is a broken symbolic link")
+            if not create:
+                raise StoreError(f"no results store at {path} ({CREATE_HINT})")
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                # Created here rather than by SQLite, whose "unable to open database file" omits the reason.
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o666))
+            except OSError as exc:
+                from srbench.errors import OutputError
+
+                raise StoreError(str(OutputError.from_os_error(path, exc, verb="create results store"))) from None
+            return
+        if not path.is_file():  # a device or a pipe (reading a pipe would wait forever)
+            raise StoreError(f"results store {path} is not a regular file; --store takes an SQLite file")
+        try:
+            with open(path, "rb") as fh:
+                head = fh.read(100)
+        except OSError as exc:
+            raise StoreError(f"cannot read results store {path}: {exc.strerror or exc}") from None
+        if not head and create:
+            return  # an empty file is a valid empty database to SQLite: it becomes the store
+        if not head.startswith(SQLITE_MAGIC):
+            raise StoreError(f"results store {path} is not an SQLite database ({_what_it_is(head)}); "
+                             f"is --store the right file?")
+        if len(head) < 100:
+            raise StoreError(f"results store {path} is truncated ({len(head)} bytes, shorter than an SQLite "
+                             f"header); restore it from a backup or use another --store")
+
+    def _connect(self, create: bool) -> None:
+        # mode=rw never creates the file, even if it vanished since the check above.
+        uri = f"{self.path.resolve().as_uri()}?mode={'rwc' if create else 'rw'}"
+        try:
+            self._conn = sqlite3.connect(uri, uri=True, timeout=60.0, isolation_level=None)
+            self._conn.execute("PRAGMA busy_timeout = 60000")
+            tables = {r[0] for r in self._retry(lambda: self._conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'").fetchall())}
+            ours = set(TABLES) & tables
+            if tables - {"sqlite_sequence"} and not ours:
+                raise StoreError(f"results store {self.path} is an SQLite database of something else (tables: "
+                                 f"{', '.join(sorted(tables))}), not an srbench results store")
+            if not create and ours != set(TABLES):
+                raise StoreError(f"results store {self.path} is not a complete srbench results store (missing "
+                                 f"table(s): {', '.join(t for t in TABLES if t not in ours)})")
+            if ours:
+                self._integrity_check()
+            if create:
+                self._retry(lambda: self._conn.execute("PRAGMA journal_mode = WAL"))
+                self._retry(lambda: self._conn.executescript(SCHEMA))
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None
+
+    def _integrity_check(self) -> None:
+        # A truncated or damaged file often opens fine and fails only on the first query that reaches a lost
+        # page; quick_check reads every page once (a fraction of a second for a million values).
+        try:
+            rows = self._retry(lambda: self._conn.execute("PRAGMA quick_check(3)").fetchall())
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc) or "busy" in str(exc)):
+                raise
+            rows = [(str(exc),)]
+        problems = [r[0] for r in rows if r[0] != "ok"]
+        if problems:
+            raise StoreError(f"results store {self.path} is truncated or corrupt (integrity check failed: "
+                             f"{'; '.join(problems)[:200]}); restore it from a backup or use another --store")
+
+    def _error(self, exc: sqlite3.Error) -> StoreError:
+        text = str(exc)
+        if isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text):
+            return StoreError(f"results store {self.path} stayed locked by another process ({text}); try again")
+        if "not a database" in text:
+            return StoreError(f"results store {self.path} is not an SQLite database (encrypted or damaged)")
+        if "malformed" in text or "corrupt" in text:
+            return StoreError(f"results store {self.path} is truncated or corrupt ({text}); restore it from a "
+                              f"backup or use another --store")
+        return StoreError(f"results store {self.path}: {text}")
 
     def close(self) -> None:
-        self._conn.close()
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
     def __enter__(self) -> Store:
         return self
@@ -87,12 +222,16 @@ class Store:
         try:
             yield self._conn
         except BaseException:
-            self._conn.execute("ROLLBACK")
+            try:
+                self._conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass  # the failed statement already ended the transaction; its error is the one to report
             raise
         else:
             self._retry(lambda: self._conn.execute("COMMIT"))
 
     # -- runs --------------------------------------------------------------------------------------------
+    @_translate_errors
     def start_run(self, **fields) -> int:
         fields = {**fields, "started": _now()}
         if isinstance(fields.get("config"), dict):
@@ -102,11 +241,13 @@ class Store:
         with self._transaction() as conn:
             return conn.execute(f"INSERT INTO runs ({cols}) VALUES ({marks})", list(fields.values())).lastrowid
 
+    @_translate_errors
     def finish_run(self, run_id: int) -> None:
         with self._transaction() as conn:
             conn.execute("UPDATE runs SET finished = ? WHERE id = ?", (_now(), run_id))
 
     # -- values ------------------------------------------------------------------------------------------
+    @_translate_errors
     def cached(self, model_key: str, dataset_key: str, protocol: str, scale: int,
                versions: dict[str, str]) -> dict[str, dict[str, float | None]]:
         """image -> {metric: value} for the given metric versions."""
@@ -121,6 +262,7 @@ class Store:
                 out.setdefault(image, {})[metric] = math.nan if value is None else value
         return out
 
+    @_translate_errors
     def put(self, model_key: str, dataset_key: str, protocol: str, scale: int, image: str,
             values: dict[str, float], versions: dict[str, str], run_id: int | None) -> None:
         rows = [(model_key, dataset_key, protocol, scale, image, m, versions[m], v, run_id)
@@ -130,6 +272,7 @@ class Store:
                 "INSERT OR IGNORE INTO metric_values (model_key, dataset_key, protocol, scale, image, metric, "
                 "metric_version, value, run_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
+    @_translate_errors
     def label(self, suite: str, model: str, model_key: str, dataset: str, dataset_key: str) -> None:
         """Name ``model_key`` as ``model`` of ``suite`` (the newest fingerprint wins)."""
         with self._transaction() as conn:
@@ -137,11 +280,13 @@ class Store:
                          (model_key, suite, model, dataset, dataset_key))
 
     # -- reading -----------------------------------------------------------------------------------------
+    @_translate_errors
     def runs(self) -> list[dict]:
         cur = self._retry(lambda: self._conn.execute("SELECT * FROM runs ORDER BY id"))
         names = [d[0] for d in cur.description]
         return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
+    @_translate_errors
     def values(self, suite: str | None = None) -> list[dict]:
         """Every stored value, with the suite's model names where labelled."""
         query = (
@@ -157,6 +302,7 @@ class Store:
         names = [d[0] for d in cur.description]
         return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
+    @_translate_errors
     def all_values(self) -> list[dict]:
         cur = self._retry(lambda: self._conn.execute("SELECT * FROM metric_values"))
         names = [d[0] for d in cur.description]

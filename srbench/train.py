@@ -21,6 +21,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,8 +34,8 @@ from srbench import losses as L
 from srbench.archs import VARIANTS, VGGStyleDiscriminator, build_generator
 from srbench.checkpoints import CheckpointError, load_generator, save_checkpoint
 from srbench.config import TrainConfig
-from srbench.errors import BadInputError, SrbenchError
-from srbench.images import atomic_write_bytes, atomic_write_text
+from srbench.errors import BadInputError, OutputError, RunInUseError, SrbenchError
+from srbench.images import atomic_write_bytes, atomic_write_text, ensure_writable_dir
 from srbench.matlab import imresize, modcrop
 
 log = logging.getLogger(__name__)
@@ -137,10 +138,15 @@ def validation_pairs(config: TrainConfig, train_images: list) -> tuple[list, lis
                 f"{data.train}: {len(train_images)} image(s) cannot spare {data.holdout} for validation")
         train_images, held = train_images[: -data.holdout], train_images[-data.holdout :]
     out = []
+    # A multiple of 4 in LR pixels too: x2 and x1 RRDBNets pixel-unshuffle their input by 2 and 4.
+    multiple = math.lcm(data.scale, 4)
     for name, hr in held:
         h, w = hr.shape[:2]
-        c = min(data.val_crop, h - h % data.scale, w - w % data.scale)
-        c -= c % data.scale
+        c = min(data.val_crop, h, w)
+        c -= c % multiple
+        if c == 0:
+            raise BadInputError(f"held-out image {name!r} is {h}x{w}: too small for a validation crop at "
+                                f"x{data.scale} (at least {multiple}x{multiple}); choose another data.val")
         top, left = (h - c) // 2, (w - c) // 2
         crop = hr[top : top + c, left : left + c]
         out.append((name, crop, imresize(crop, 1.0 / data.scale)))
@@ -186,6 +192,92 @@ def init_distributed() -> Dist:
 
 
 # ---------------------------------------------------------------------------------------------------------
+# One trainer per run folder
+
+LOCK_NAME = ".srbench.lock"
+
+
+def _command_line() -> str:
+    import shlex
+    import sys
+
+    if not sys.argv or not sys.argv[0]:
+        return "?"
+    program = Path(sys.argv[0])
+    name = program.parent.name if program.name == "__main__.py" else program.name  # python -m srbench
+    return shlex.join([name, *sys.argv[1:]])
+
+
+def _lock_holder(fd: int) -> dict | None:
+    """What the lock file says about its holder; None while the holder has not written it yet."""
+    try:
+        os.lseek(fd, 0, os.SEEK_SET)
+        raw = os.read(fd, 65536)
+        info = json.loads(raw.decode("utf-8"))
+    except (OSError, ValueError):
+        return None
+    return info if isinstance(info, dict) else None
+
+
+@contextmanager
+def lock_run_folder(folder: str | os.PathLike) -> Iterator[Path]:
+    """Hold an exclusive lock on the run folder ``folder`` (created if needed) for the ``with`` block.
+
+    An flock on ``folder/.srbench.lock``, which also records the holder (pid, host, start time, command). The
+    kernel drops the lock when its process ends, however it ends (kill -9 included), so a lock is never stale.
+    A second process gets RunInUseError at once, naming the holder, and touches nothing in the folder.
+    """
+    import fcntl
+    import socket
+    from datetime import datetime
+
+    folder = Path(folder).expanduser()
+    path = folder / LOCK_NAME
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as exc:
+        raise OutputError.from_os_error(path, exc) from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = None
+            for _ in range(20):  # the holder writes its details just after taking the lock
+                holder = _lock_holder(fd)
+                if holder is not None:
+                    break
+                time.sleep(0.05)
+            if holder is None:
+                who = "another process (it recorded no details)"
+            else:
+                command = str(holder.get("command", "?"))
+                command = command if len(command) <= 160 else command[:157] + "..."
+                who = (f"pid {holder.get('pid', '?')} on {holder.get('host', '?')} since {holder.get('since', '?')} "
+                       f"({command})")
+            raise RunInUseError(f"{folder} is in use by {who}; wait for it or use another --out") from None
+        except OSError as exc:
+            raise OutputError(f"cannot lock {path}: {exc.strerror or exc}") from None
+        info = {"pid": os.getpid(), "host": socket.gethostname(),
+                "since": datetime.now().astimezone().isoformat(timespec="seconds"),
+                "command": _command_line()}
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
+        except OSError as exc:
+            raise OutputError.from_os_error(path, exc) from None
+        try:
+            yield folder
+        finally:
+            try:
+                os.ftruncate(fd, 0)  # no stale details for the next holder's first instant
+            except OSError:
+                pass
+    finally:
+        os.close(fd)  # releases the flock
+
+
+# ---------------------------------------------------------------------------------------------------------
 # The trainer
 
 
@@ -217,6 +309,34 @@ def _atomic_torch_save(obj: dict, path: Path) -> None:
     buf = io.BytesIO()
     torch.save(obj, buf)
     atomic_write_bytes(path, buf.getvalue())
+
+
+def _config_diff(a: object, b: object, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two nested configuration dicts."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for key in sorted(set(a) | set(b), key=str):
+            dotted = f"{prefix}.{key}" if prefix else str(key)
+            if key not in a or key not in b:
+                out.append(dotted)
+            else:
+                out += _config_diff(a[key], b[key], dotted)
+        return out
+    return [] if a == b else [prefix]
+
+
+class _Absent:
+    def __repr__(self) -> str:
+        return "absent"
+
+
+def _dotted(config: dict, key: str) -> object:
+    node: object = config
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return _Absent()
+        node = node[part]
+    return node
 
 
 class Trainer:
@@ -322,10 +442,30 @@ class Trainer:
             state = torch.load(path, map_location=self.device, weights_only=True)
         except Exception as exc:
             raise CheckpointError(f"{path}: cannot resume from it ({type(exc).__name__}: {str(exc)[:160]})") from None
+        if not isinstance(state, dict):
+            raise CheckpointError(f"{path}: not a training state (a {type(state).__name__})")
         if state.get("stage") != self.stage:
             raise CheckpointError(f"{path}: a {state.get('stage')} stage state, not {self.stage}")
-        if json.loads(state["config"]) != json.loads(json.dumps(self.config.to_dict())):
-            raise CheckpointError(f"{path}: written with another configuration; resume with the same options")
+        try:
+            saved = json.loads(state["config"])
+            done = int(state["iteration"])
+        except (KeyError, TypeError, ValueError):
+            raise CheckpointError(f"{path}: not a training state written by srbench (no config or iteration)") from None
+        # Only this stage's length may change: a larger --iters extends a run (the schedule and the samples
+        # depend on the iteration number alone, so the result is the one a longer run gives).
+        ours = json.loads(json.dumps(self.config.to_dict()))
+        extendable = f"{self.stage}.iters"
+        differing = [k for k in _config_diff(saved, ours) if k != extendable]
+        if differing:
+            shown = "; ".join(f"{k}: {_dotted(saved, k)!r} there, {_dotted(ours, k)!r} now" for k in differing[:6])
+            more = f" and {len(differing) - 6} more" if len(differing) > 6 else ""
+            raise CheckpointError(
+                f"{path}: written with another configuration ({shown}{more}); resume with the same options "
+                f"(only {extendable} may change, to extend the run)")
+        if done > self.sc.iters:
+            raise BadInputError(
+                f"--iters {self.sc.iters}: {path} is already at iteration {done} and a run cannot be shortened; "
+                f"use --iters {done} or more (earlier weights are in its g_iter*.safetensors checkpoints)")
         _unwrap(self.g).load_state_dict(state["g"])
         self.opt_g.load_state_dict(state["opt_g"])
         self.sched_g.load_state_dict(state["sched_g"])
@@ -334,12 +474,15 @@ class Trainer:
             self.opt_d.load_state_dict(state["opt_d"])
             self.sched_d.load_state_dict(state["sched_d"])
             self.ema.load_state_dict(state["ema"])
-        self.iteration = int(state["iteration"])
+        self.iteration = done
 
     def save(self, final: bool = False) -> None:
         if not self.dist.is_main:
             return
-        self.dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError.from_os_error(self.state_path, exc) from None
         _atomic_torch_save(self.state(), self.state_path)
         meta = {"arch": self.arch, "config": self.gen_config, "variant": self.config.generator, "stage": self.stage,
                 "iteration": self.iteration, "extra": {"train_config": self.config.to_dict(),
@@ -440,6 +583,12 @@ class Trainer:
 
     # -- the loop ----------------------------------------------------------------------------------------
     def run(self, resume: bool = False, on_iteration: Callable[[int, dict], None] | None = None) -> TrainResult:
+        """Train to ``iters`` (from the saved state with ``resume``, which also extends a finished run to a
+        larger ``iters``). Rank 0 holds the run folder's lock throughout: a second trainer fails at once."""
+        with lock_run_folder(self.run_dir) if self.dist.is_main else nullcontext():
+            return self._run(resume, on_iteration)
+
+    def _run(self, resume: bool, on_iteration: Callable[[int, dict], None] | None) -> TrainResult:
         if resume:
             if not self.state_path.is_file():
                 raise BadInputError(f"--resume: no training state at {self.state_path}")
@@ -447,7 +596,7 @@ class Trainer:
         elif self.dist.is_main and self.state_path.exists():
             raise BadInputError(f"{self.dir} already holds a run; use --resume to continue it or another --out")
         if self.dist.is_main:
-            self.dir.mkdir(parents=True, exist_ok=True)
+            ensure_writable_dir(self.dir)  # before the data is loaded
             atomic_write_text(self.dir / "config.json",
                               json.dumps({"stage": self.stage, **self.config.to_dict()}, indent=2) + "\n")
         loader, val = self._data()
@@ -554,12 +703,13 @@ class _CsvLog:
                 self._rewrite(rows)
 
     def _rewrite(self, rows: list[dict]) -> None:
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        with open(tmp, "w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=self.fields)
-            writer.writeheader()
-            writer.writerows(rows)
-        os.replace(tmp, self.path)
+        import io
+
+        buf = io.StringIO(newline="")
+        writer = csv.DictWriter(buf, fieldnames=self.fields)
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_write_text(self.path, buf.getvalue())
 
     def write(self, row: dict) -> None:
         if self.fields is None:
@@ -570,8 +720,11 @@ class _CsvLog:
                 rows = list(csv.DictReader(fh))
             self.fields = list(dict.fromkeys([*self.fields, *row]))
             self._rewrite(rows)
-        with open(self.path, "a", newline="") as fh:
-            csv.DictWriter(fh, fieldnames=self.fields, restval="", extrasaction="ignore").writerow(row)
+        try:
+            with open(self.path, "a", newline="") as fh:
+                csv.DictWriter(fh, fieldnames=self.fields, restval="", extrasaction="ignore").writerow(row)
+        except OSError as exc:
+            raise OutputError.from_os_error(self.path, exc) from None
 
 
 def _tensorboard(path: Path):

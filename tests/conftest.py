@@ -24,3 +24,12 @@ def _isolated_weights(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("SRBENCH_WEIGHTS", str(empty))
     monkeypatch.setenv("TORCH_HOME", str(empty / "torch"))
     monkeypatch.delenv("SRBENCH_DATA", raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _default_max_pixels():
+    """--max-pixels sets a process-wide limit (as Pillow's own is): no test may leave it changed for the next."""
+    from srbench.images import set_max_pixels
+
+    yield
+    set_max_pixels(None)

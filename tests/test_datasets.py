@@ -91,6 +91,15 @@ def test_verify_recognises_known_copies(shared_data):
     assert len(report.findings) == 28
 
 
+def test_urban100_resolves_and_is_the_recorded_selfexsr_copy(shared_data):
+    ds = D.resolve("urban100", shared_data)
+    assert ds.layout == "selfexsr" and len(ds) == 100 and not ds.rejected
+    assert all(4 in it.lr_paths for it in ds.items)
+    report = verify_folder(shared_data / "selfexsr/Urban100")
+    assert report.identical and report.dataset == "urban100" and report.copy == "selfexsr"
+    assert len(report.findings) == 200
+
+
 def test_verify_explains_grayscale_crops_and_edits(shared_data, tmp_path):
     for p in (shared_data / "benchmark/Set14/HR").glob("*.png"):
         shutil.copy(p, tmp_path / p.name)

@@ -101,7 +101,7 @@ def test_infer_command_handles_gray_alpha_and_16_bit(smoke_net, tmp_path):
     with Image.open(out / "rgba.png") as im:
         assert im.mode == "RGBA" and im.size == (72, 80)
         assert (np.asarray(im)[..., 3] == 200).all()
-    assert "deep.png: 16-bit input, output written as 8-bit" in res.stderr
+    assert "deep.png: gray 16-bit image read as 8-bit exactly" in res.stderr
     runner = Runner.create(smoke_net, device="cpu")
     np.testing.assert_array_equal(read_image(out / "gray.png"),
                                   rgb2gray(runner.upscale(np.repeat(rgb[..., :1], 3, axis=2))))

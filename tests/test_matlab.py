@@ -40,7 +40,7 @@ def test_double_imresize_reproduces_matlab_x8_bit_for_bit(shared_data, name):
     np.testing.assert_array_equal(to_uint8(out), lr)
 
 
-@pytest.mark.parametrize("subset", ["Set5", "Set14", "BSD100"])
+@pytest.mark.parametrize("subset", ["Set5", "Set14", "BSD100", pytest.param("Urban100", marks=pytest.mark.slow)])
 def test_replicate_border_reproduces_selfexsr_lr_bit_for_bit(shared_data, subset):
     pairs = sorted((shared_data / "selfexsr" / subset / "image_SRF_4").glob("*_HR.png"))
     assert pairs, "no SelfExSR files"
