@@ -311,11 +311,12 @@ def infer(model, inputs, out, tile, tile_pad, device, half, max_pixels) -> None:
     """Upscale images or folders INPUTS with MODEL (checkpoint or variant) into OUT as PNG."""
     from tqdm import tqdm
 
-    from srbench.images import set_max_pixels
+    from srbench.images import ensure_writable_dir, set_max_pixels
     from srbench.infer import Runner, collect_inputs, infer_files, resolve_generator
 
     set_max_pixels(max_pixels)
     files = collect_inputs(list(inputs))
+    ensure_writable_dir(out)  # before the network is loaded
     runner = Runner.create(resolve_generator(model), device=device, half=half, tile=tile, tile_pad=tile_pad)
     with tqdm(total=len(files), unit="img", disable=None, file=sys.stderr) as bar:
         written, notes, errors = infer_files(runner, files, out, progress=lambda _: bar.update(1))

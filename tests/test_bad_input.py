@@ -250,3 +250,43 @@ def test_readme_states_the_reader_table_and_the_suffixes_the_code_applies():
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
     assert modes_markdown() in readme
     assert ", ".join(f"`{s}`" for s in SR_SUFFIXES) in readme
+
+
+def test_a_decompression_bomb_is_skipped_and_the_good_images_scored(shared_data, tmp_path):
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    ds = _hr_set(shared_data, tmp_path / "ds", names=("bird", "butterfly"))
+    # A header claiming 100000 x 100000 gray pixels (above Pillow's own bomb limit), one row of data.
+    ihdr = struct.pack(">IIBBBBB", 100000, 100000, 8, 0, 0, 0, 0)
+    (ds / "bomb.png").write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
+                                  + chunk(b"IDAT", zlib.compress(b"\0" * 100001)) + chunk(b"IEND", b""))
+    (res,) = evaluate("bicubic", [str(ds)])
+    assert [r["image"] for r in res.per_image] == ["bird", "butterfly"]
+    (bad,) = res.skipped
+    assert bad["image"] == "bomb" and "100000x100000" in bad["error"] and "--max-pixels" in bad["error"]
+    (good,) = evaluate("bicubic", [str(_hr_set(shared_data, tmp_path / "good", names=("bird", "butterfly")))])
+    assert res.summary == good.summary
+
+
+def test_evaluate_and_infer_check_their_out_folder_before_any_work(shared_data, tmp_path, monkeypatch):
+    import srbench.evaluate as E
+    import srbench.infer as I
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("did work before checking --out")
+
+    monkeypatch.setattr(E, "open_model", must_not_run)
+    monkeypatch.setattr(I, "resolve_generator", must_not_run)
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file, not a folder")
+    ds = _hr_set(shared_data, tmp_path / "ds", names=("bird",))
+    for args in (["evaluate", "--model", "bicubic", "--dataset", ds, "--out", blocker / "out"],
+                 ["infer", "rrdb23", ds, "--out", blocker / "out"]):
+        res = _cli(*args)
+        assert res.exit_code == 1 and isinstance(res.exception, SystemExit)
+        assert res.output.strip() == f"error: cannot write to {blocker / 'out'}: {blocker} is a file, not a folder"
+    assert blocker.read_text() == "a file, not a folder"

@@ -220,3 +220,25 @@ def test_datasets_verify_names_each_bad_file_once_and_the_rest_identical(shared_
     (line,) = _lines_naming(res.stdout, bad)
     assert line.split()[0] == "unreadable", line
     assert "25 identical" in res.stdout.splitlines()[0]
+
+
+SIDECARS = {"empty-object": "{}", "array": "[]", "null-config": '{"arch": "rrdbnet", "config": null}',
+            "string-config": '{"arch": "rrdbnet", "config": "x4"}', "unknown-arch": '{"arch": "swinir", "config": {}}',
+            "not-json": "{arch: rrdbnet", "number": "5"}
+
+
+@pytest.mark.parametrize("shape", sorted(SIDECARS))
+def test_a_checkpoint_sidecar_of_the_wrong_shape_is_one_line_in_evaluate_and_infer(shared_data, tmp_path, shape,
+                                                                                   smoke_ckpt):
+    ckpt = tmp_path / "net.safetensors"
+    shutil.copy(smoke_ckpt, ckpt)
+    sidecar = tmp_path / "net.json"
+    sidecar.write_text(SIDECARS[shape])
+    folder = _good_folder(shared_data, tmp_path / "in")
+    for args in (["evaluate", "--model", ckpt, "--dataset", folder, "--device", "cpu"],
+                 ["infer", ckpt, folder, "--out", tmp_path / "out", "--device", "cpu"]):
+        res = _cli(*args)
+        assert res.exit_code == 1 and "Traceback" not in res.output and isinstance(res.exception, SystemExit)
+        lines = [ln for ln in res.output.splitlines() if ln.strip()]
+        assert len(lines) == 1 and lines[0].startswith(f"error: {sidecar}"), res.output
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

@@ -140,6 +140,32 @@ def test_missing_lpips_backbone_is_one_clear_error(tmp_path, monkeypatch):
     assert "alexnet-owt-7be5be79.pth" in str(err.value) and str(tmp_path / "w") in str(err.value)
 
 
+@pytest.mark.parametrize("kind", ["random-bytes", "pickled-code", "wrong-network"])
+def test_a_bad_lpips_backbone_file_is_one_clear_error(tmp_path, monkeypatch, kind):
+    import os
+    import pickle
+
+    torch = pytest.importorskip("torch")
+    from srbench.checkpoints import CheckpointError
+
+    path = tmp_path / "alexnet-owt-7be5be79.pth"
+    if kind == "random-bytes":
+        path.write_bytes(np.random.default_rng(3).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+        expected = "not a checkpoint"
+    elif kind == "pickled-code":
+        path.write_bytes(pickle.dumps({"features.0.weight": os.system}))
+        expected = "pickled code"
+    else:
+        torch.save({"features.0.weight": torch.zeros(3, 3)}, path)
+        expected = "not torchvision's AlexNet (features.0.weight is torch.Size([3, 3])"
+    monkeypatch.setenv("SRBENCH_WEIGHTS", str(tmp_path))
+    a, b = _rng_pair((32, 32, 3))
+    with pytest.raises(CheckpointError) as err:
+        M.lpips(a, b)
+    message = str(err.value)
+    assert message.startswith(str(path)) and expected in message and "\n" not in message
+
+
 def test_lpips_uses_a_local_backbone_file(tmp_path, monkeypatch):
     torch = pytest.importorskip("torch")
     torchvision = pytest.importorskip("torchvision")

@@ -37,12 +37,20 @@ def _model(backbone: str) -> Any:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # lpips passes torchvision's deprecated `pretrained`
         model = lpips_pkg.LPIPS(net="alex", version="0.1", pnet_rand=True, verbose=False)
-    state = torch.load(backbone, map_location="cpu", weights_only=True)
+    from srbench.checkpoints import CheckpointError, read_weights
+
+    state = read_weights(backbone)  # refuses pickled code and says what a non-checkpoint is
     for block in (model.net.slice1, model.net.slice2, model.net.slice3, model.net.slice4, model.net.slice5):
         for index, layer in block.named_children():
             if hasattr(layer, "weight"):
-                layer.weight.data.copy_(state[f"features.{index}.weight"])
-                layer.bias.data.copy_(state[f"features.{index}.bias"])
+                for name, param in (("weight", layer.weight), ("bias", layer.bias)):
+                    key = f"features.{index}.{name}"
+                    value = state.get(key) if isinstance(state, dict) else None
+                    if not isinstance(value, torch.Tensor) or value.shape != param.shape:
+                        found = "missing" if value is None else f"{getattr(value, 'shape', type(value).__name__)}"
+                        raise CheckpointError(f"{backbone}: not torchvision's AlexNet ({key} is {found}, "
+                                              f"expected {tuple(param.shape)})")
+                    param.data.copy_(value)
     return model.eval()
 
 
