@@ -355,6 +355,7 @@ def train(variant, stage, preset, init, data, val, data_root, out, iters, sets, 
     from srbench import paths
     from srbench.config import resolve_config
     from srbench.images import ensure_writable_dir
+    from srbench.train import recorded_iters
     from srbench.train import train as run
 
     overrides: dict = {"data": {}}
@@ -371,13 +372,8 @@ def train(variant, stage, preset, init, data, val, data_root, out, iters, sets, 
     config = resolve_config(variant, preset, list(sets), overrides)
     out_dir = Path(out) if out else paths.PROJECT_ROOT / "reports" / "runs" / config.name
     if resume and not iters and not any(s.strip().startswith(f"{stage}.iters") for s in sets):
-        # A resumed run keeps its own length: now that a larger --iters extends a run, falling back to the
-        # preset's length would silently train an interrupted --iters 1000 run to a million iterations.
-        try:
-            saved = json.loads((out_dir / stage / "config.json").read_text(encoding="utf-8"))[stage]["iters"]
-        except (OSError, ValueError, KeyError, TypeError):
-            saved = None  # no readable record: the state's own check decides
-        if isinstance(saved, int) and not isinstance(saved, bool) and saved != config.stage(stage).iters:
+        saved = recorded_iters(out_dir, stage)
+        if saved is not None and saved != config.stage(stage).iters:
             overrides[stage] = {"iters": saved}
             config = resolve_config(variant, preset, list(sets), overrides)
     ensure_writable_dir(out_dir)  # before the networks are built and the data loaded

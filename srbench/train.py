@@ -735,6 +735,19 @@ def _tensorboard(path: Path):
     return SummaryWriter(str(path))
 
 
+def recorded_iters(out_dir: str | os.PathLike, stage: str) -> int | None:
+    """The length a run folder's stage was started with (None when there is no readable record).
+
+    A resume without a new length keeps this one: now that a larger ``--iters`` extends a run, falling back to
+    the preset's length would silently train an interrupted ``--iters 1000`` run to a million iterations.
+    """
+    try:
+        saved = json.loads((Path(out_dir) / stage / "config.json").read_text(encoding="utf-8"))[stage]["iters"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # the training state's own check decides
+    return saved if isinstance(saved, int) and not isinstance(saved, bool) else None
+
+
 def train(config: TrainConfig, stage: str, out_dir: str | os.PathLike, *, init: str | None = None,
           resume: bool = False, device: str = "auto", progress: bool = True) -> TrainResult:
     """Train one stage of one variant; see :class:`Trainer`."""
