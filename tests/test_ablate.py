@@ -102,13 +102,26 @@ def test_table_results_export_and_plane_from_the_store(setup, tmp_path):
 
 
 def test_store_rows_carry_provenance(setup):
+    import hashlib
     import sqlite3
+    from importlib import metadata
+
+    import srbench
+    from srbench import datasets as D
 
     root, _, _ = setup
     conn = sqlite3.connect(root / "s.sqlite")
     rows = conn.execute("SELECT model, checkpoint_sha256, dataset_key, srbench_version, torch_version, config "
-                        "FROM runs WHERE model != 'bicubic'").fetchall()
-    assert rows
-    for _model, sha, dataset_key, version, torch_version, config in rows:
-        assert len(sha) == 64 and len(dataset_key) == 64 and version and torch_version
-        assert json.loads(config)["model"]["kind"] == "generator"
+                        "FROM runs WHERE model IN ('plain-psnr', 'dense-gan')").fetchall()
+    assert sorted({r[0] for r in rows}) == ["dense-gan", "plain-psnr"]
+    skimage_key = D.resolve("skimage").fingerprint()
+    for model, sha, dataset_key, version, torch_version, config in rows:
+        variant, stage = model.split("-")
+        ckpt = root / "ckpt" / variant / stage / "g_final.safetensors"
+        # The recorded digest is the file that was evaluated, the dataset key the set's own fingerprint.
+        assert sha == hashlib.sha256(ckpt.read_bytes()).hexdigest()
+        assert dataset_key == skimage_key
+        assert version == srbench.__version__ and torch_version == metadata.version("torch")
+        recorded = json.loads(config)["model"]
+        assert recorded["kind"] == "generator" and recorded["sha256"] == sha
+        assert recorded["variant"] == ("srresnet16-smoke" if variant == "plain" else "rrdb23-smoke")

@@ -66,6 +66,28 @@ def test_empty_folder_is_bad_input(tmp_path):
         D.open_folder(tmp_path)
 
 
+def test_fingerprint_follows_every_file_and_nothing_else(shared_data, tmp_path):
+    copy = tmp_path / "a" / "Set5"
+    shutil.copytree(shared_data / "benchmark/Set5", copy)
+    original = D.open_folder(copy).fingerprint()
+    assert original == D.open_folder(shared_data / "benchmark/Set5").fingerprint()  # not tied to the location
+    moved = tmp_path / "b" / "Set5"
+    shutil.move(copy, moved)
+    assert D.open_folder(moved).fingerprint() == original
+    lr = moved / "LR_bicubic/X4/birdx4.png"
+    data = bytearray(lr.read_bytes())
+    data[-20] ^= 1  # one bit of one LR file
+    lr.write_bytes(bytes(data))
+    edited_lr = D.open_folder(moved).fingerprint()
+    assert edited_lr != original
+    lr.unlink()
+    assert D.open_folder(moved).fingerprint() not in (original, edited_lr)  # a missing LR file counts too
+    shutil.copy(shared_data / "benchmark/Set5/LR_bicubic/X4/birdx4.png", lr)
+    assert D.open_folder(moved).fingerprint() == original
+    Image.open(moved / "HR/baby.png").save(moved / "HR/baby.png", compress_level=1)  # same pixels, new bytes
+    assert D.open_folder(moved).fingerprint() != original
+
+
 def test_embedded_skimage_set_needs_no_data():
     ds = D.resolve("skimage")
     assert [it.name for it in ds.items] == ["astronaut", "chelsea", "coffee", "rocket", "motorcycle_left"]
