@@ -1,4 +1,7 @@
-"""nox sessions: tests, lint, bench. Each installs the project as the README says."""
+"""nox sessions: tests, lint, bench. Each installs the project as the README says.
+
+``nox -s tests -- -m "not slow"`` is the quick path; CI runs every test.
+"""
 
 import nox
 
@@ -14,7 +17,7 @@ def tests(session: nox.Session) -> None:
 @nox.session
 def lint(session: nox.Session) -> None:
     session.install("ruff")
-    session.run("ruff", "check", "srbench", "tests", "noxfile.py")
+    session.run("ruff", "check", "srbench", "tests", "benchmarks", "noxfile.py")
 
 
 @nox.session
