@@ -23,7 +23,12 @@ SUITE_KEYS = {"name", "description", "datasets", "baselines", "variants", "inter
 VARIANT_KEYS = {"name", "label", "training"}
 INTERP_KEYS = {"variant", "alphas"}
 PROTOCOLS = ("sr", "pirm")
-SUITE_FILES = {"esrgan": "esrgan.toml", "esrgan-grid": "esrgan-grid.toml"}
+
+
+def shipped_suites() -> dict[str, str]:
+    """name -> file of every suite shipped in the package's ``suites/`` folder (a new suite is one new file)."""
+    files = [entry.name for entry in resources.files("srbench.suites").iterdir() if entry.name.endswith(".toml")]
+    return {name[: -len(".toml")]: name for name in sorted(files, key=lambda n: n[: -len(".toml")])}
 
 
 @dataclass(frozen=True)
@@ -129,8 +134,9 @@ def load_suite(name_or_path: str) -> Suite:
     """A shipped suite by name (``srbench suites list``) or a suite TOML file."""
     from srbench.config import read_toml, user_path
 
-    if name_or_path in SUITE_FILES:
-        text = resources.files("srbench.suites").joinpath(SUITE_FILES[name_or_path]).read_text(encoding="utf-8")
+    shipped = shipped_suites()
+    if name_or_path in shipped:
+        text = resources.files("srbench.suites").joinpath(shipped[name_or_path]).read_text(encoding="utf-8")
         origin = f"suite {shown(name_or_path)}"
         try:
             data = tomllib.loads(text)
@@ -143,7 +149,7 @@ def load_suite(name_or_path: str) -> Suite:
     except (OSError, ValueError):  # a name too long for the file system, or with a NUL in it
         is_file = False
     if not is_file:
-        raise BadInputError(f"unknown suite {shown(name_or_path)}; shipped: {', '.join(SUITE_FILES)} (or a .toml path)")
+        raise BadInputError(f"unknown suite {shown(name_or_path)}; shipped: {', '.join(shipped)} (or a .toml path)")
     return parse_suite(read_toml(path, "suite file"), str(path))
 
 
@@ -217,7 +223,7 @@ def ablate(
     preset = preset or ("smoke" if no_data else "paper")
     configs = resolve_suite_configs(suite, preset)  # a bad variant fails now, not after the others trained
     datasets = list(datasets or (["skimage"] if no_data else suite.datasets))
-    out_dir = Path(out).expanduser() if out else paths.PROJECT_ROOT / "reports" / suite.name
+    out_dir = Path(out).expanduser() if out else paths.reports_dir() / suite.name
     runs_dir = out_dir / "runs" / preset
     ckpt_dir = Path(checkpoints).expanduser() if checkpoints else None
     report = AblationReport(suite, preset, datasets, out_dir=out_dir, data_root=data_root, weights_dir=weights_dir)

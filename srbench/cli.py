@@ -370,7 +370,7 @@ def train(variant, stage, preset, init, data, val, data_root, out, iters, sets, 
     if seed is not None:
         overrides["seed"] = seed
     config = resolve_config(variant, preset, list(sets), overrides)
-    out_dir = Path(out) if out else paths.PROJECT_ROOT / "reports" / "runs" / config.name
+    out_dir = Path(out) if out else paths.reports_dir() / "runs" / config.name
     if resume and not iters and not any(s.strip().startswith(f"{stage}.iters") for s in sets):
         saved = recorded_iters(out_dir, stage)
         if saved is not None and saved != config.stage(stage).iters:
@@ -393,9 +393,9 @@ def suites() -> None:
 @suites.command("list")
 def suites_list() -> None:
     """Show the shipped suites and their variants."""
-    from srbench.ablate import SUITE_FILES, load_suite
+    from srbench.ablate import load_suite, shipped_suites
 
-    for name in SUITE_FILES:
+    for name in shipped_suites():
         suite = load_suite(name)
         click.echo(f"{suite.name}: {suite.description}")
         for v in suite.variants:

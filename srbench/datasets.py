@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -204,22 +205,30 @@ def _selfexsr_layout(folder: Path, name: str, scale_dirs: dict[int, Path]) -> Da
     return Dataset(name, str(folder), "selfexsr", tuple(items), rejected)
 
 
+def _selfexsr_scale_dirs(folder: Path) -> dict[int, Path]:
+    return {int(m.group(1)): p for p in folder.iterdir() if p.is_dir() and (m := _SELFEXSR_DIR.fullmatch(p.name))}
+
+
+def _folder_layout(folder: Path, name: str) -> Dataset:
+    return Dataset(name, str(folder), "folder", *_without_clashes([Item(p.stem, p) for p in _images_in(folder)]))
+
+
+# The layouts a folder is read in, tried in order: (is it this layout?, open it). A new layout is one entry.
+LAYOUTS: tuple[tuple[Callable[[Path], bool], Callable[[Path, str], Dataset]], ...] = (
+    (lambda folder: (folder / "HR").is_dir(), _benchmark_layout),
+    (lambda folder: bool(_selfexsr_scale_dirs(folder)),
+     lambda folder, name: _selfexsr_layout(folder, name, _selfexsr_scale_dirs(folder))),
+    (lambda folder: True, _folder_layout),
+)
+
+
 def open_folder(folder: str | os.PathLike, name: str | None = None) -> Dataset:
-    """A dataset from a folder in any supported layout."""
+    """A dataset from a folder in the first of :data:`LAYOUTS` it fits."""
     folder = Path(folder).expanduser()
     if not folder.is_dir():
         raise DatasetNotFoundError(f"{folder}: no such folder")
-    name = name or folder.name
-    if (folder / "HR").is_dir():
-        ds = _benchmark_layout(folder, name)
-    else:
-        scale_dirs = {
-            int(m.group(1)): p for p in folder.iterdir() if p.is_dir() and (m := _SELFEXSR_DIR.fullmatch(p.name))
-        }
-        if scale_dirs:
-            ds = _selfexsr_layout(folder, name, scale_dirs)
-        else:
-            ds = Dataset(name, str(folder), "folder", *_without_clashes([Item(p.stem, p) for p in _images_in(folder)]))
+    opener = next(open_ for detect, open_ in LAYOUTS if detect(folder))
+    ds = opener(folder, name or folder.name)
     if not ds.items and not ds.rejected:
         raise BadInputError(
             f"{folder}: no images found (expected HR/ + LR_bicubic/X<s>/, image_SRF_<s>/, or image files)"

@@ -138,11 +138,6 @@ class Runner:
         return out
 
 
-def models_dir() -> Path:
-    env = os.environ.get("SRBENCH_MODELS")
-    return Path(env).expanduser() if env else paths.PROJECT_ROOT / "models"
-
-
 def resolve_generator(ckpt_or_variant: str, scale: int | None = None) -> nn.Module:
     """A loaded generator from a checkpoint path, or from ``<models dir>/<variant>.safetensors``."""
     from srbench.checkpoints import load_generator
@@ -151,7 +146,7 @@ def resolve_generator(ckpt_or_variant: str, scale: int | None = None) -> nn.Modu
     if path.is_file():
         return load_generator(path, scale=scale)
     if ckpt_or_variant in VARIANTS:
-        candidate = models_dir() / f"{ckpt_or_variant}.safetensors"
+        candidate = paths.models_dir() / f"{ckpt_or_variant}.safetensors"
         if candidate.is_file():
             return load_generator(candidate, ckpt_or_variant)
         raise BadInputError(

@@ -12,6 +12,9 @@ from pathlib import Path
 DATA_ENV = "SRBENCH_DATA"
 WEIGHTS_ENV = "SRBENCH_WEIGHTS"
 CACHE_ENV = "SRBENCH_CACHE"
+MODELS_ENV = "SRBENCH_MODELS"
+STORE_ENV = "SRBENCH_STORE"
+REPORTS_ENV = "SRBENCH_REPORTS"
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # A source checkout's datasets/ folder holds the manifests of known copies and is the default data root
@@ -50,6 +53,28 @@ def cache_dir(explicit: str | os.PathLike | None = None) -> Path:
     if env:
         return Path(env).expanduser()
     return _user_cache() / "srbench"
+
+
+def _explicit_env_default(explicit: str | os.PathLike | None, env: str, default: Path) -> Path:
+    if explicit is not None:
+        return Path(explicit).expanduser()
+    value = os.environ.get(env)
+    return Path(value).expanduser() if value else default
+
+
+def models_dir(explicit: str | os.PathLike | None = None) -> Path:
+    """Where ``<variant>.safetensors`` checkpoints named by variant are looked for."""
+    return _explicit_env_default(explicit, MODELS_ENV, PROJECT_ROOT / "models")
+
+
+def reports_dir(explicit: str | os.PathLike | None = None) -> Path:
+    """The default parent of suite reports and training runs (``--out`` overrides it per command)."""
+    return _explicit_env_default(explicit, REPORTS_ENV, PROJECT_ROOT / "reports")
+
+
+def store_path(explicit: str | os.PathLike | None = None) -> Path:
+    """The results store: ``--store``, else ``$SRBENCH_STORE``, else ``srbench.sqlite`` in the reports folder."""
+    return _explicit_env_default(explicit, STORE_ENV, reports_dir() / "srbench.sqlite")
 
 
 def torch_hub_dir() -> Path:

@@ -52,7 +52,7 @@ CREATE TABLE IF NOT EXISTS labels (
 
 
 def default_path() -> Path:
-    return Path(os.environ.get("SRBENCH_STORE", paths.PROJECT_ROOT / "reports" / "srbench.sqlite"))
+    return paths.store_path()
 
 
 def _now() -> str:

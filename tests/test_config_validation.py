@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from srbench.ablate import SUITE_FILES, load_suite, parse_suite, resolve_suite_configs
+from srbench.ablate import load_suite, parse_suite, resolve_suite_configs, shipped_suites
 from srbench.archs import VARIANTS
 from srbench.config import (
     PRESETS,
@@ -269,7 +269,7 @@ def test_good_values_keep_their_values():
 
 
 @pytest.mark.parametrize("preset", PRESETS)
-@pytest.mark.parametrize("suite", list(SUITE_FILES))
+@pytest.mark.parametrize("suite", list(shipped_suites()))
 def test_shipped_suites_validate_under_every_preset(suite, preset):
     configs = resolve_suite_configs(load_suite(suite), preset)
     assert len(configs) == {"esrgan": 5, "esrgan-grid": 16}[suite]
