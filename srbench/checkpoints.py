@@ -41,7 +41,7 @@ from srbench.archs import (
 )
 from srbench.config import shown
 from srbench.errors import BadInputError, SrbenchError
-from srbench.images import atomic_write_bytes
+from srbench.images import atomic_write_bytes, file_sha256
 
 FORMAT = "srbench-checkpoint"
 FORMAT_VERSION = 1
@@ -79,14 +79,6 @@ PUBLISHED: dict[str, PublishedCheckpoint] = {
 
 # ---------------------------------------------------------------------------------------------------------
 # Reading
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def sidecar_path(path: str | os.PathLike) -> Path:
@@ -501,7 +493,7 @@ def load_state(path_or_state: str | os.PathLike | Mapping) -> LoadedCheckpoint:
         path = Path(path_or_state).expanduser()
         origin = str(path)
         obj = _read_file(path)
-        sha = _sha256(path)
+        sha = file_sha256(path)
         metadata = read_metadata(path)
         if metadata is not None and metadata.get("sha256") not in (None, sha):
             raise CheckpointError(
