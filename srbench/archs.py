@@ -12,7 +12,8 @@ from __future__ import annotations
 import inspect
 import logging
 import os
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -314,7 +315,59 @@ class VGGFeatures(nn.Module):
         return out
 
 
-ARCHS: dict[str, type[nn.Module]] = {"rrdbnet": RRDBNet, "srresnet": SRResNet}
+def block_indices(state: Mapping[str, torch.Tensor]) -> set[int]:
+    return {int(m.group(1)) for k in state if (m := re.match(r"^body\.(\d+)\.", k))}
+
+
+def _rrdbnet_config(state: Mapping[str, torch.Tensor]) -> dict:
+    first = state["conv_first.weight"]
+    # x2 and x1 RRDBNets pixel-unshuffle an RGB input into 12 or 48 channels first.
+    num_in_ch, scale = {12: (3, 2), 48: (3, 1)}.get(first.shape[1], (first.shape[1], 4))
+    return {
+        "num_in_ch": num_in_ch, "num_out_ch": state["conv_last.weight"].shape[0], "scale": scale,
+        "num_feat": first.shape[0], "num_block": len(block_indices(state)),
+        "num_grow_ch": state["body.0.rdb1.conv1.weight"].shape[0],
+        **({"norm": "batch"} if "body.0.rdb1.norms.0.weight" in state else {}),
+    }
+
+
+def _srresnet_config(state: Mapping[str, torch.Tensor]) -> dict:
+    first = state["conv_first.weight"]
+    stages = sum(1 for k in state if re.match(r"^upsample\.\d+\.weight$", k) and state[k].ndim == 4)
+    return {
+        "num_in_ch": first.shape[1], "num_out_ch": state["conv_last.weight"].shape[0], "scale": 2**stages,
+        "num_feat": first.shape[0], "num_block": len(block_indices(state)),
+        "norm": "batch" if "bn_body.weight" in state else None,
+    }
+
+
+@dataclass(frozen=True)
+class Arch:
+    """What the rest of srbench needs to know about a generator architecture, in one entry: checkpoints
+    dispatch on ``detect``/``infer_config`` (canonical key names), inference pads inputs to ``input_multiple``."""
+
+    name: str
+    module: type[nn.Module]
+    scales: tuple[int, ...]
+    detect: Callable[[Mapping[str, torch.Tensor]], bool]
+    infer_config: Callable[[Mapping[str, torch.Tensor]], dict]
+    input_multiple: Callable[[nn.Module], int] = lambda module: 1
+
+
+ARCHS: dict[str, Arch] = {
+    a.name: a
+    for a in (
+        Arch("rrdbnet", RRDBNet, (1, 2, 4), lambda state: any(k.startswith("body.0.rdb1.") for k in state),
+             _rrdbnet_config, input_multiple=lambda module: module.unshuffle),
+        Arch("srresnet", SRResNet, (2, 4, 8), lambda state: "act_first.weight" in state, _srresnet_config),
+    )
+}
+
+
+def input_multiple(module: nn.Module) -> int:
+    """The multiple an LR size must be for ``module`` (pixel-unshuffle generators need their factor)."""
+    arch = next((a for a in ARCHS.values() if isinstance(module, a.module)), None)
+    return int(arch.input_multiple(module)) if arch is not None else 1
 
 
 @dataclass(frozen=True)
@@ -327,7 +380,7 @@ class Variant:
     description: str = ""
 
     def build(self) -> nn.Module:
-        return ARCHS[self.arch](**self.config)
+        return ARCHS[self.arch].module(**self.config)
 
 
 # Smoke versions keep each architecture's kind (SRResNet's plain residual blocks with or without BN vs
@@ -365,7 +418,6 @@ GENERATOR_INT_ARGS: dict[str, tuple[int, int]] = {
     "num_in_ch": (1, 64), "num_out_ch": (1, 64), "num_feat": (1, 4096), "num_block": (1, 512),
     "num_grow_ch": (1, 4096),
 }
-GENERATOR_SCALES: dict[str, tuple[int, ...]] = {"rrdbnet": (1, 2, 4), "srresnet": (2, 4, 8)}
 GENERATOR_NORMS = ("batch", "none", None)  # "none": TOML has no null
 
 
@@ -373,7 +425,7 @@ def generator_defaults(arch: str) -> dict:
     """The constructor's keyword arguments of ``arch`` with their default values."""
     if arch not in ARCHS:
         raise BadInputError(f"unknown architecture {arch!r}; known: {', '.join(ARCHS)}")
-    params = inspect.signature(ARCHS[arch]).parameters
+    params = inspect.signature(ARCHS[arch].module).parameters
     return {name: p.default for name, p in params.items() if p.default is not inspect.Parameter.empty}
 
 
@@ -396,8 +448,8 @@ def validate_generator_config(arch: str, config: object, where: str = "generator
         if isinstance(value, bool) or not isinstance(value, int):
             raise BadInputError(f"{path}: expected an integer, got {shown(value)}")
         if key == "scale":
-            if value not in GENERATOR_SCALES[arch]:
-                allowed = ", ".join(map(str, GENERATOR_SCALES[arch]))
+            if value not in ARCHS[arch].scales:
+                allowed = ", ".join(map(str, ARCHS[arch].scales))
                 raise BadInputError(f"{path}: {value} is not allowed; {arch} supports scale {allowed}")
             continue
         lo, hi = GENERATOR_INT_ARGS[key]
@@ -408,7 +460,7 @@ def validate_generator_config(arch: str, config: object, where: str = "generator
 
 def build_generator(arch: str, config: dict) -> nn.Module:
     validate_generator_config(arch, config, f"{arch} configuration")
-    return ARCHS[arch](**config)
+    return ARCHS[arch].module(**config)
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -33,6 +33,7 @@ import srbench
 from srbench.archs import (
     ARCHS,
     VARIANTS,
+    block_indices,
     build_generator,
     count_parameters,
     generator_defaults,
@@ -431,10 +432,6 @@ def to_canonical(state: dict[str, torch.Tensor], layout: str) -> dict[str, torch
     return dict(state)
 
 
-def _block_indices(state: Mapping[str, torch.Tensor]) -> set[int]:
-    return {int(m.group(1)) for k in state if (m := re.match(r"^body\.(\d+)\.", k))}
-
-
 def infer_config(state: dict[str, torch.Tensor]) -> tuple[str, dict]:
     """Architecture and configuration from canonical tensor shapes (scale 4 assumed for RRDBNet)."""
     try:
@@ -446,27 +443,11 @@ def infer_config(state: dict[str, torch.Tensor]) -> tuple[str, dict]:
 
 
 def _infer_config(state: dict[str, torch.Tensor]) -> tuple[str, dict]:
+    for arch in ARCHS.values():
+        if arch.detect(state):
+            return arch.name, arch.infer_config(state)
     if "conv_first.weight" not in state:
         raise CheckpointError("cannot infer the architecture: no conv_first.weight")
-    first = state["conv_first.weight"]
-    if any(k.startswith("body.0.rdb1.") for k in state):
-        blocks = _block_indices(state)
-        # x2 and x1 RRDBNets pixel-unshuffle an RGB input into 12 or 48 channels first.
-        num_in_ch, scale = {12: (3, 2), 48: (3, 1)}.get(first.shape[1], (first.shape[1], 4))
-        return "rrdbnet", {
-            "num_in_ch": num_in_ch, "num_out_ch": state["conv_last.weight"].shape[0], "scale": scale,
-            "num_feat": first.shape[0], "num_block": len(blocks),
-            "num_grow_ch": state["body.0.rdb1.conv1.weight"].shape[0],
-            **({"norm": "batch"} if "body.0.rdb1.norms.0.weight" in state else {}),
-        }
-    if "act_first.weight" in state:
-        blocks = _block_indices(state)
-        stages = sum(1 for k in state if re.match(r"^upsample\.\d+\.weight$", k) and state[k].ndim == 4)
-        return "srresnet", {
-            "num_in_ch": first.shape[1], "num_out_ch": state["conv_last.weight"].shape[0], "scale": 2**stages,
-            "num_feat": first.shape[0], "num_block": len(blocks),
-            "norm": "batch" if "bn_body.weight" in state else None,
-        }
     raise CheckpointError("cannot infer the architecture from these keys")
 
 
@@ -557,9 +538,9 @@ def load_generator(
         # A configuration from a sidecar or from shapes that disagree with the tensors is compared on the meta
         # device first, so that a wrong one fails at once instead of allocating (up to terabytes) for nothing;
         # a wrong depth is told without building at all (hundreds of blocks take seconds even there).
-        want = {**generator_defaults(arch_name), **config}["num_block"]
-        blocks = len(_block_indices(loaded.state))
-        if want != blocks:
+        want = {**generator_defaults(arch_name), **config}.get("num_block")
+        blocks = len(block_indices(loaded.state))
+        if want is not None and want != blocks:
             raise CheckpointError(
                 f"{loaded.source} does not fit {variant or arch_name} {config} (layout guessed: {loaded.layout}); "
                 f"{want} blocks in the configuration, {blocks} in the file")

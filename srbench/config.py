@@ -479,7 +479,7 @@ def resolve_config(variant: str | dict, preset: str = "paper", sets: list[str] =
 
 def _check_cross(config: TrainConfig) -> None:
     """What no single field's Rule can say: fields that constrain each other."""
-    from srbench.archs import GENERATOR_SCALES, VARIANTS, validate_generator_config
+    from srbench.archs import ARCHS, VARIANTS, validate_generator_config
 
     data = config.data
     variant = VARIANTS[config.generator]
@@ -488,7 +488,7 @@ def _check_cross(config: TrainConfig) -> None:
         raise BadInputError(f"generator_config.scale: {shown(scale)} differs from data.scale ({data.scale}), which "
                             f"sets the scale of the run: set data.scale instead")
     validate_generator_config(variant.arch, config.generator_config)
-    scales = GENERATOR_SCALES[variant.arch]
+    scales = ARCHS[variant.arch].scales
     if data.scale not in scales:
         raise BadInputError(f"data.scale: {data.scale} is not allowed for {config.generator} ({variant.arch}); "
                             f"allowed: {', '.join(map(str, scales))}")

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from srbench import paths
-from srbench.archs import VARIANTS
+from srbench.archs import VARIANTS, input_multiple
 from srbench.errors import BadInputError
 from srbench.matlab import imresize, rgb2gray
 
@@ -68,8 +68,7 @@ class Runner:
 
     @property
     def _multiple(self) -> int:
-        # Pixel-unshuffle generators (RRDBNet x2, x1) need LR sizes divisible by their factor.
-        return int(getattr(self.model, "unshuffle", 1))
+        return input_multiple(self.model)
 
     @torch.no_grad()
     def _forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -108,3 +108,42 @@ def test_vgg_features_weights_from_a_local_file_and_missing_imagenet(tmp_path):
         VGGFeatures(weights="imagenet")
     with pytest.raises(BadInputError, match="unknown VGG19 layer"):
         VGGFeatures(("conv6_1",), weights=None)
+
+
+class _ToyUnshuffleNet(torch.nn.Module):
+    """An architecture srbench does not ship, with an input multiple of 2 (it pixel-unshuffles first)."""
+
+    def __init__(self, num_in_ch: int = 3, num_out_ch: int = 3, num_feat: int = 8, scale: int = 2) -> None:
+        super().__init__()
+        self.toy_in = torch.nn.Conv2d(num_in_ch * 4, num_feat, 3, 1, 1)
+        self.toy_out = torch.nn.Conv2d(num_feat, num_out_ch * (2 * scale) ** 2, 3, 1, 1)
+        self.scale = scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.toy_out(torch.relu(self.toy_in(torch.nn.functional.pixel_unshuffle(x, 2))))
+        return torch.nn.functional.pixel_shuffle(y, 2 * self.scale)
+
+
+def test_an_architecture_is_one_registry_entry_for_checkpoints_and_inference(tmp_path, monkeypatch):
+    import numpy as np
+
+    from srbench.archs import ARCHS, Arch, input_multiple
+    from srbench.checkpoints import load_generator
+    from srbench.infer import Runner
+
+    def config_of(state):
+        return {"num_in_ch": state["toy_in.weight"].shape[1] // 4, "num_feat": state["toy_in.weight"].shape[0],
+                "num_out_ch": 3, "scale": int((state["toy_out.weight"].shape[0] // 3) ** 0.5) // 2}
+
+    monkeypatch.setitem(ARCHS, "toy", Arch("toy", _ToyUnshuffleNet, (2, 4), lambda s: "toy_in.weight" in s,
+                                           config_of, input_multiple=lambda module: 2))
+    torch.manual_seed(0)
+    net = _ToyUnshuffleNet(num_feat=5, scale=4).eval()
+    torch.save(net.state_dict(), tmp_path / "toy.pth")
+    loaded = load_generator(tmp_path / "toy.pth")  # detected and configured from its tensors alone
+    assert loaded.srbench_info["arch"] == "toy"
+    assert loaded.srbench_info["config"] == {"num_in_ch": 3, "num_feat": 5, "num_out_ch": 3, "scale": 4}
+    assert input_multiple(loaded) == 2
+    runner = Runner.create(loaded, device="cpu")
+    odd = np.random.default_rng(0).integers(0, 256, (7, 9, 3)).astype(np.uint8)  # padded to 8 x 10 inside
+    assert runner.upscale(odd).shape == (28, 36, 3)
