@@ -76,21 +76,7 @@ def _text(table: dict, key: str, where: str, default: str | None = None, *, name
     return value
 
 
-def parse_suite(data: dict, origin: str) -> Suite:
-    """A suite from its TOML table; every key's type is checked, errors are one line naming ``origin`` and the
-    key."""
-    if not isinstance(data, dict):
-        raise BadInputError(f"{origin}: a suite is a TOML table, got {type(data).__name__}")
-    _reject_unknown(data, SUITE_KEYS, origin)
-    name = _text(data, "name", origin, Path(origin).stem, name=True)
-    description = _text(data, "description", origin, "")
-    datasets = _names(data, "datasets", origin, ["skimage"])
-    if not datasets:
-        raise BadInputError(f"{origin}: datasets is empty; name at least one dataset")
-    baselines = _names(data, "baselines", origin, [])
-    unknown_baselines = [b for b in baselines if b != "bicubic"]
-    if unknown_baselines:
-        raise BadInputError(f"{origin}: unknown baseline(s) {unknown_baselines}; known: bicubic")
+def _parse_variants(data: dict, origin: str) -> tuple[SuiteVariant, ...]:
     tables = data.get("variants", [])
     if not isinstance(tables, list) or not all(isinstance(v, dict) for v in tables):
         raise BadInputError(f"{origin}: variants = {shown(tables)}: expected an array of tables ([[variants]] entries)")
@@ -110,6 +96,10 @@ def parse_suite(data: dict, origin: str) -> Suite:
     names = [v.name for v in variants]
     if len(set(names)) != len(names):
         raise BadInputError(f"{origin}: variant names repeat")
+    return tuple(variants)
+
+
+def _parse_interpolation(data: dict, origin: str, names: list[str]) -> tuple[str | None, tuple[float, ...]]:
     interp = data.get("interpolation", {})
     if not isinstance(interp, dict):
         raise BadInputError(f"{origin}: interpolation = {shown(interp)}: expected a table with variant and alphas")
@@ -124,9 +114,28 @@ def parse_suite(data: dict, origin: str) -> Suite:
     alphas = [float(a) for a in alphas]
     if len(set(alphas)) != len(alphas):
         raise BadInputError(f"{origin}: interpolation.alphas repeats a value: {alphas}")
+    return interp.get("variant"), tuple(alphas)
+
+
+def parse_suite(data: dict, origin: str) -> Suite:
+    """A suite from its TOML table; every key's type is checked, errors are one line naming ``origin`` and the
+    key."""
+    if not isinstance(data, dict):
+        raise BadInputError(f"{origin}: a suite is a TOML table, got {type(data).__name__}")
+    _reject_unknown(data, SUITE_KEYS, origin)
+    datasets = _names(data, "datasets", origin, ["skimage"])
+    if not datasets:
+        raise BadInputError(f"{origin}: datasets is empty; name at least one dataset")
+    baselines = _names(data, "baselines", origin, [])
+    unknown_baselines = [b for b in baselines if b != "bicubic"]
+    if unknown_baselines:
+        raise BadInputError(f"{origin}: unknown baseline(s) {unknown_baselines}; known: bicubic")
+    variants = _parse_variants(data, origin)
+    interp_variant, alphas = _parse_interpolation(data, origin, [v.name for v in variants])
     return Suite(
-        name=name, description=description, datasets=datasets, baselines=baselines, variants=tuple(variants),
-        interp_variant=interp.get("variant"), alphas=tuple(alphas),
+        name=_text(data, "name", origin, Path(origin).stem, name=True),
+        description=_text(data, "description", origin, ""), datasets=datasets, baselines=baselines,
+        variants=variants, interp_variant=interp_variant, alphas=alphas,
     )
 
 
@@ -195,6 +204,106 @@ def _has_data_root(data_root: str | None) -> bool:
     return data_root is not None or bool(os.environ.get(paths.DATA_ENV))
 
 
+def _fatal() -> tuple[type[BaseException], ...]:
+    """Errors of the machine, not of one variant: they stop the suite instead of failing every variant in turn."""
+    from srbench.errors import OutputError, RunInUseError, StoreError
+    from srbench.train import TrainingInterrupted
+
+    return (TrainingInterrupted, OutputError, StoreError, RunInUseError)
+
+
+@dataclass
+class _Plan:
+    """Where one ablation run reads and writes."""
+
+    suite: Suite
+    preset: str
+    out_dir: Path
+    runs_dir: Path
+    ckpt_dir: Path | None
+    device: str
+    log: Callable[[str], None]
+
+    def existing(self, variant: str, stage: str) -> Path | None:
+        return _find_checkpoint(self.ckpt_dir, variant, stage) or _find_checkpoint(self.runs_dir, variant, stage)
+
+    def check_outputs(self) -> None:
+        """Every output location is checked before the first training step: a read-only --out found after
+        hours of training would waste them."""
+        from srbench.images import ensure_writable_dir
+
+        ensure_writable_dir(self.out_dir)
+        if any(self.existing(v.name, stage) is None for v in self.suite.variants for stage in ("psnr", "gan")):
+            ensure_writable_dir(self.runs_dir)
+        if self.suite.interp_variant:
+            ensure_writable_dir(self.out_dir / "interp" / self.preset)
+
+
+def _train_variant(plan: _Plan, report: AblationReport, name: str, config) -> None:
+    """Both stages of one variant: an existing checkpoint, else training (resumed where a state exists)."""
+    from srbench.train import Trainer
+
+    for stage in ("psnr", "gan"):
+        found = plan.existing(name, stage)
+        if found is None:
+            resume = (plan.runs_dir / name / stage / "state.pt").is_file()
+            plan.log(f"training {name} / {stage} ({plan.preset}{', resuming' if resume else ''})")
+            init = str(report.models[f"{name}-psnr"]) if stage == "gan" else None
+            trainer = Trainer(config, stage, plan.runs_dir / name, init=init, device=plan.device, progress=True)
+            found = trainer.run(resume=resume).final
+        report.models[f"{name}-{stage}"] = found
+
+
+def _interpolate(plan: _Plan, report: AblationReport) -> None:
+    from srbench.checkpoints import alpha_label, interpolate, load_generator, save_checkpoint
+
+    name = plan.suite.interp_variant
+    psnr, gan = report.models.get(f"{name}-psnr"), report.models.get(f"{name}-gan")
+    if not (psnr and gan):
+        return
+    info = load_generator(gan).srbench_info
+    for alpha in plan.suite.alphas:
+        path = plan.out_dir / "interp" / plan.preset / f"{name}-{alpha_label(alpha)}.safetensors"
+        if not path.is_file():
+            save_checkpoint(interpolate(psnr, gan, alpha), path, arch=info["arch"], config=info["config"],
+                            variant=info["variant"], stage="interp",
+                            extra={"alpha": alpha, "psnr": str(psnr), "gan": str(gan)})
+        report.models[f"{name}-interp-{alpha_label(alpha)}"] = path
+
+
+def _evaluate_model(plan: _Plan, report: AblationReport, store, model_name: str, source) -> None:
+    from srbench.evaluate import evaluate
+
+    for dataset in report.datasets:
+        for protocol in PROTOCOLS:
+            try:
+                for result in evaluate(str(source), [dataset], protocol=protocol, data_root=report.data_root,
+                                       weights_dir=report.weights_dir, skip_unavailable=True, device=plan.device,
+                                       store=store, suite=plan.suite.name, name=model_name):
+                    report.results.append(result)
+                    cached = result.provenance["cached_images"]
+                    plan.log(f"evaluated {model_name} on {dataset} ({protocol}): {result.n_images} images"
+                             f"{f', {cached} from the store' if cached else ''}")
+                    report.failures += [f"{model_name} / {dataset}: {bad['error']}" for bad in result.skipped]
+            except _fatal():
+                raise
+            except SrbenchError as exc:
+                report.failures.append(f"{model_name} / {dataset} / {protocol}: {exc}")
+                plan.log(f"FAILED {model_name} on {dataset} ({protocol}): {exc}")
+
+
+def _each_failing_alone(report: AblationReport, what: str, step: Callable[[], None],
+                        log: Callable[[str], None]) -> None:
+    """Run ``step``; a failure of its own is recorded and the suite goes on, a fatal one stops the suite."""
+    try:
+        step()
+    except _fatal():
+        raise
+    except SrbenchError as exc:
+        report.failures.append(f"{what}: {exc}")
+        log(f"FAILED {what}: {exc}")
+
+
 def ablate(
     suite_name: str,
     *,
@@ -209,96 +318,31 @@ def ablate(
     log: Callable[[str], None] = print,
 ) -> AblationReport:
     """Run a suite end to end; see the module docstring. Failures of one variant do not stop the others."""
-    from srbench.checkpoints import alpha_label, interpolate, load_generator, save_checkpoint
-    from srbench.errors import OutputError, RunInUseError, StoreError
-    from srbench.evaluate import evaluate
-    from srbench.images import ensure_writable_dir
+    from srbench.report import write_suite_report
     from srbench.store import Store
-    from srbench.train import Trainer, TrainingInterrupted
 
-    # Errors of the machine, not of one variant: they stop the suite instead of failing every variant in turn.
-    fatal = (TrainingInterrupted, OutputError, StoreError, RunInUseError)
     suite = load_suite(suite_name)
     no_data = not _has_data_root(data_root)
     preset = preset or ("smoke" if no_data else "paper")
     configs = resolve_suite_configs(suite, preset)  # a bad variant fails now, not after the others trained
     datasets = list(datasets or (["skimage"] if no_data else suite.datasets))
     out_dir = Path(out).expanduser() if out else paths.reports_dir() / suite.name
-    runs_dir = out_dir / "runs" / preset
-    ckpt_dir = Path(checkpoints).expanduser() if checkpoints else None
+    plan = _Plan(suite, preset, out_dir, out_dir / "runs" / preset,
+                 Path(checkpoints).expanduser() if checkpoints else None, device, log)
     report = AblationReport(suite, preset, datasets, out_dir=out_dir, data_root=data_root, weights_dir=weights_dir)
-
-    # Every output location, and the store, is checked before the first training step: a bad --store or a
-    # read-only --out found after hours of training would waste them.
-    ensure_writable_dir(out_dir)
-    if any(_find_checkpoint(ckpt_dir, v.name, stage) is None and _find_checkpoint(runs_dir, v.name, stage) is None
-           for v in suite.variants for stage in ("psnr", "gan")):
-        ensure_writable_dir(runs_dir)
-    if suite.interp_variant:
-        ensure_writable_dir(out_dir / "interp" / preset)
-    store = Store(store_path)
+    plan.check_outputs()
+    store = Store(store_path)  # opened (and checked) before any training too
     try:
         log(f"suite {suite.name}: {len(suite.variants)} variants, preset {preset}, datasets {', '.join(datasets)}")
-        for baseline in suite.baselines:
-            report.models[baseline] = baseline
+        report.models.update({baseline: baseline for baseline in suite.baselines})
         for variant in suite.variants:
-            try:
-                config = configs[variant.name]
-                for stage in ("psnr", "gan"):
-                    found = (_find_checkpoint(ckpt_dir, variant.name, stage)
-                             or _find_checkpoint(runs_dir, variant.name, stage))
-                    if found is None:
-                        resume = (runs_dir / variant.name / stage / "state.pt").is_file()
-                        log(f"training {variant.name} / {stage} ({preset}{', resuming' if resume else ''})")
-                        init = str(report.models[f"{variant.name}-psnr"]) if stage == "gan" else None
-                        trainer = Trainer(config, stage, runs_dir / variant.name, init=init, device=device,
-                                          progress=True)
-                        found = trainer.run(resume=resume).final
-                    report.models[f"{variant.name}-{stage}"] = found
-            except fatal:
-                raise
-            except SrbenchError as exc:
-                report.failures.append(f"{variant.name}: {exc}")
-                log(f"FAILED {variant.name}: {exc}")
+            _each_failing_alone(report, variant.name,
+                                lambda v=variant: _train_variant(plan, report, v.name, configs[v.name]), log)
         if suite.interp_variant:
-            psnr = report.models.get(f"{suite.interp_variant}-psnr")
-            gan = report.models.get(f"{suite.interp_variant}-gan")
-            if psnr and gan:
-                try:
-                    info = load_generator(gan).srbench_info
-                    for alpha in suite.alphas:
-                        path = out_dir / "interp" / preset / f"{suite.interp_variant}-{alpha_label(alpha)}.safetensors"
-                        if not path.is_file():
-                            save_checkpoint(interpolate(psnr, gan, alpha), path, arch=info["arch"],
-                                            config=info["config"], variant=info["variant"], stage="interp",
-                                            extra={"alpha": alpha, "psnr": str(psnr), "gan": str(gan)})
-                        report.models[f"{suite.interp_variant}-interp-{alpha_label(alpha)}"] = path
-                except fatal:
-                    raise
-                except SrbenchError as exc:
-                    report.failures.append(f"interpolation: {exc}")
-
+            _each_failing_alone(report, "interpolation", lambda: _interpolate(plan, report), log)
         for model_name, source in report.models.items():
-            for dataset in datasets:
-                for protocol in PROTOCOLS:
-                    try:
-                        for result in evaluate(str(source), [dataset], protocol=protocol, data_root=data_root,
-                                               weights_dir=weights_dir, skip_unavailable=True, device=device,
-                                               store=store, suite=suite.name, name=model_name):
-                            report.results.append(result)
-                            cached = result.provenance["cached_images"]
-                            log(f"evaluated {model_name} on {dataset} ({protocol}): {result.n_images} images"
-                                f"{f', {cached} from the store' if cached else ''}")
-                            for bad in result.skipped:
-                                report.failures.append(f"{model_name} / {dataset}: {bad['error']}")
-                    except fatal:
-                        raise
-                    except SrbenchError as exc:
-                        report.failures.append(f"{model_name} / {dataset} / {protocol}: {exc}")
-                        log(f"FAILED {model_name} on {dataset} ({protocol}): {exc}")
+            _evaluate_model(plan, report, store, model_name, source)
     finally:
         store.close()
-    from srbench.report import write_suite_report
-
     write_suite_report(report)
     return report
