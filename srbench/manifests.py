@@ -171,6 +171,38 @@ def _describe_variant(variant: str) -> str:
     return " and ".join(parts)
 
 
+Candidate = tuple[str, str, str, str, str]  # (status, dataset, copy id, known rel, detail)
+
+
+@dataclass
+class _KnownHashes:
+    """Every known file by its sha256, and by the short pixel hash of itself and its derived versions."""
+
+    by_sha: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)
+    by_pixels: dict[str, list[tuple[str, str, str, str]]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, manifests: dict[str, dict]) -> _KnownHashes:
+        known = cls()
+        for ds_name, manifest in manifests.items():
+            for copy in manifest["copies"]:
+                for rel, entry in copy["files"].items():
+                    known.by_sha.setdefault(entry["sha256"], []).append((ds_name, copy["id"], rel))
+                    derived = {"": entry["pixels"][:VARIANT_HASH_CHARS], **entry.get("variants", {})}
+                    for variant, h in derived.items():
+                        known.by_pixels.setdefault(h, []).append((ds_name, copy["id"], rel, variant))
+        return known
+
+    def candidates(self, path: Path) -> list[Candidate]:
+        """What a file may be; raises BadInputError for a file that is not a readable image."""
+        sha = content_sha256(path)
+        if sha in self.by_sha:
+            return [("identical", ds, cp, known, "") for ds, cp, known in self.by_sha[sha]]
+        hits = self.by_pixels.get(_short(read_image(path)), [])
+        return [("re-encoded" if not v else "derived", ds, cp, known,
+                 "same pixels, different file bytes" if not v else _describe_variant(v)) for ds, cp, known, v in hits]
+
+
 def verify_folder(folder: str | Path, manifest_dir: Path | None = None) -> VerifyReport:
     """Which known copy ``folder`` is, file by file: identical, re-encoded, derived (how), different."""
     folder = Path(folder)
@@ -178,66 +210,38 @@ def verify_folder(folder: str | Path, manifest_dir: Path | None = None) -> Verif
     files = image_files(folder, recursive=True)  # broken links included: reported as unreadable
     if not files:
         raise BadInputError(f"{folder}: no image files to verify")
-    by_sha: dict[str, list[tuple[str, str, str]]] = {}
-    by_pixels: dict[str, list[tuple[str, str, str, str]]] = {}
-    for ds_name, manifest in manifests.items():
-        for copy in manifest["copies"]:
-            for rel, entry in copy["files"].items():
-                by_sha.setdefault(entry["sha256"], []).append((ds_name, copy["id"], rel))
-                by_pixels.setdefault(entry["pixels"][:VARIANT_HASH_CHARS], []).append(
-                    (ds_name, copy["id"], rel, ""))
-                for variant, h in entry.get("variants", {}).items():
-                    by_pixels.setdefault(h, []).append((ds_name, copy["id"], rel, variant))
-
+    known = _KnownHashes.of(manifests)
     unreadable: dict[str, str] = {}  # folder rel -> error
-    votes: Counter = Counter()
-    # folder rel -> candidate (status, dataset, copy id, known rel, detail) tuples
-    pending: dict[str, list[tuple[str, str, str, str, str]]] = {}
+    pending: dict[str, list[Candidate]] = {}
     for path in files:
         rel = path.relative_to(folder).as_posix()
-        sha = content_sha256(path)
-        if sha in by_sha:
-            pending[rel] = [("identical", ds, cp, known, "") for ds, cp, known in by_sha[sha]]
-        else:
-            try:
-                img = read_image(path)
-            except BadInputError as exc:
-                pending[rel] = []
-                unreadable[rel] = str(exc)
-                continue
-            hits = by_pixels.get(_short(img), [])
-            pending[rel] = [
-                ("re-encoded" if not v else "derived", ds, cp, known,
-                 "same pixels, different file bytes" if not v else _describe_variant(v))
-                for ds, cp, known, v in hits
-            ]
-        for _, ds, cp, _, _ in pending[rel]:
-            votes[(ds, cp)] += 1
+        try:
+            pending[rel] = known.candidates(path)
+        except BadInputError as exc:
+            pending[rel], unreadable[rel] = [], str(exc)
+    votes = Counter((ds, cp) for candidates in pending.values() for _, ds, cp, _, _ in candidates)
     if not votes:
-        return VerifyReport(str(folder), None, None, None, [
-            FileFinding(rel, "", "unknown") for rel in pending])
+        return VerifyReport(str(folder), None, None, None, [FileFinding(rel, "", "unknown") for rel in pending])
     (ds_name, copy_id), _ = votes.most_common(1)[0]
     copy = next(c for c in manifests[ds_name]["copies"] if c["id"] == copy_id)
-    findings: list[FileFinding] = []
-    seen_known = set()
-    for rel, candidates in pending.items():
-        mine = [c for c in candidates if c[1] == ds_name and c[2] == copy_id]
-        if mine:
-            status, _, _, known, detail = mine[0]
-            seen_known.add(known)
-            findings.append(FileFinding(rel, known, status, detail))
-        elif rel in unreadable:
-            seen_known.add(rel)
-            findings.append(FileFinding(rel, rel if rel in copy["files"] else "", "unreadable", unreadable[rel]))
-        elif (known := _same_name(rel, copy["files"])) is not None:
-            seen_known.add(known)
-            findings.append(FileFinding(rel, known, "different", _size_note(folder / rel, copy["files"][known])))
-        else:
-            findings.append(FileFinding(rel, "", "extra", "not in this copy"))
-    for known in copy["files"]:
-        if known not in seen_known:
-            findings.append(FileFinding("", known, "missing"))
+    findings = [_finding(folder, rel, [c for c in candidates if c[1] == ds_name and c[2] == copy_id],
+                         unreadable.get(rel), copy["files"]) for rel, candidates in pending.items()]
+    seen_known = {f.known for f in findings}
+    findings += [FileFinding("", k, "missing") for k in copy["files"] if k not in seen_known]
     return VerifyReport(str(folder), ds_name, copy_id, copy["source"], findings)
+
+
+def _finding(folder: Path, rel: str, mine: list[Candidate], unreadable: str | None,
+             known_files: dict[str, dict]) -> FileFinding:
+    """What one file of the folder is, against the copy the folder was found to be."""
+    if mine:
+        status, _, _, known, detail = mine[0]
+        return FileFinding(rel, known, status, detail)
+    if unreadable is not None:
+        return FileFinding(rel, rel if rel in known_files else "", "unreadable", unreadable)
+    if (known := _same_name(rel, known_files)) is not None:
+        return FileFinding(rel, known, "different", _size_note(folder / rel, known_files[known]))
+    return FileFinding(rel, "", "extra", "not in this copy")
 
 
 def _same_name(rel: str, known_files: dict[str, dict]) -> str | None:
