@@ -337,60 +337,71 @@ def _exact_16bit(path: Path, fh, high_bytes: np.ndarray, stored_as: str) -> np.n
     return out.astype(np.uint32)
 
 
-def _classify(path: Path, im, head: bytes) -> tuple[str, str, int, int | None]:
-    """(MODES key, kind, bits per sample, PNM maxval) from the file's own header, not from Pillow's mode."""
+def _tiff_tuple(im, tag: int, default: tuple) -> tuple:
+    value = im.tag_v2.get(tag, default)
+    return tuple(value) if isinstance(value, (tuple, list)) else (value,)
+
+
+def _tiff_depth(path: Path, im, kind: str) -> int:
+    bits, sample_format = _tiff_tuple(im, 258, (1,)), _tiff_tuple(im, 339, (1,))
+    if len(set(bits)) != 1:
+        raise _refuse(path, f"TIFF with mixed bit depths {bits}", "other")
+    if set(sample_format) != {1}:
+        raise _refuse(path, f"TIFF with signed or floating-point samples (SampleFormat {sample_format})", "other")
+    if kind == "gray" and bits[0] == 16 and im.tag_v2.get(262) == 0:
+        raise _refuse(path, "16-bit white-is-zero TIFF image", "other")
+    return bits[0]
+
+
+def _check_bmp(path: Path, head: bytes) -> None:
+    header_size = int.from_bytes(head[14:18], "little")
+    bpp = int.from_bytes(head[28:30] if header_size >= 40 else head[24:26], "little")
+    if bpp == 16:
+        raise _refuse(path, "16-bit BMP (5 or 6 bits per colour)", "other")
+
+
+def _kind_and_depth(path: Path, im, head: bytes) -> tuple[str, int, int | None]:
+    """(kind, bits per sample, PNM maxval) from the file's own header, not from Pillow's mode."""
     fmt, mode = im.format, im.mode
-    maxval = None
     if fmt == "PNG":
         if head[:8] != _PNG_SIGNATURE or head[12:16] != b"IHDR" or head[25] not in _PNG_KINDS:
             raise ValueError("malformed PNG header")
-        depth, kind = head[24], _PNG_KINDS[head[25]]
-    elif fmt == "PPM":
+        return _PNG_KINDS[head[25]], head[24], None
+    if fmt == "PPM":
         if head[:2] in (b"Pf", b"PF"):
             raise _refuse(path, "32-bit float PFM image", "other")
         magic, _, _, maxval, _ = _pnm_header(head)
-        kind = "RGB" if magic in (b"P3", b"P6") else "gray"
-        depth = 8 if maxval == 255 else maxval.bit_length()
-    else:
-        if mode not in _MODE_KINDS:
-            raise _refuse(path, f"{_describe_mode(mode)} image", "other")
-        kind, depth = _MODE_KINDS[mode]
-        if fmt == "TIFF":
-            bits = im.tag_v2.get(258, (1,))
-            bits = tuple(bits) if isinstance(bits, (tuple, list)) else (bits,)
-            sample_format = im.tag_v2.get(339, (1,))
-            sample_format = tuple(sample_format) if isinstance(sample_format, (tuple, list)) else (sample_format,)
-            if len(set(bits)) != 1:
-                raise _refuse(path, f"TIFF with mixed bit depths {bits}", "other")
-            if set(sample_format) != {1}:
-                raise _refuse(path, f"TIFF with signed or floating-point samples (SampleFormat {sample_format})",
-                              "other")
-            depth = bits[0]
-            if kind == "gray" and depth == 16 and im.tag_v2.get(262) == 0:
-                raise _refuse(path, "16-bit white-is-zero TIFF image", "other")
-        elif fmt == "BMP" and head[:2] == b"BM":
-            header_size = int.from_bytes(head[14:18], "little")
-            bpp = int.from_bytes(head[28:30] if header_size >= 40 else head[24:26], "little")
-            if bpp == 16:
-                raise _refuse(path, "16-bit BMP (5 or 6 bits per colour)", "other")
-        if kind == "CMYK" and fmt == "JPEG" and im.info.get("adobe_transform") == 2:
-            kind = "YCCK"
+        return ("RGB" if magic in (b"P3", b"P6") else "gray"), (8 if maxval == 255 else maxval.bit_length()), maxval
+    if mode not in _MODE_KINDS:
+        raise _refuse(path, f"{_describe_mode(mode)} image", "other")
+    kind, depth = _MODE_KINDS[mode]
+    if fmt == "TIFF":
+        depth = _tiff_depth(path, im, kind)
+    elif fmt == "BMP" and head[:2] == b"BM":
+        _check_bmp(path, head)
+    if kind == "CMYK" and fmt == "JPEG" and im.info.get("adobe_transform") == 2:
+        kind = "YCCK"
+    return kind, depth, None
+
+
+def _classify(path: Path, im, head: bytes) -> tuple[str, str, int, int | None]:
+    """(MODES key, kind, bits per sample, PNM maxval)."""
+    kind, depth, maxval = _kind_and_depth(path, im, head)
+    fmt = im.format
     if kind in ("CMYK", "YCCK"):
         raise _refuse(path, f"{kind} {fmt} image", "CMYK")
     if kind == "palette":
         key = "palette"
-    elif depth == 1 and mode == "1":
+    elif depth == 1 and im.mode == "1":
         key = "1-bit"
     elif depth == 8:
         key = "8-bit"
     elif maxval is not None:
         key = "low-bit" if maxval < 255 else "high-bit"
-    elif fmt == "PNG" and depth in (2, 4) and kind == "gray":
-        key = "low-bit"
-    elif fmt in ("PNG", "TIFF") and depth == 16:
-        key = "high-bit"
+    elif (fmt == "PNG" and depth in (2, 4) and kind == "gray") or (fmt in ("PNG", "TIFF") and depth == 16):
+        key = "low-bit" if depth < 8 else "high-bit"
     else:
-        raise _refuse(path, f"{kind} {depth}-bit {fmt} image ({_describe_mode(mode)})", "other")
+        raise _refuse(path, f"{kind} {depth}-bit {fmt} image ({_describe_mode(im.mode)})", "other")
     return key, kind, depth, maxval
 
 
@@ -444,59 +455,89 @@ def _decode_raw(path: Path, fh, limit: int) -> _Raw:
     return raw
 
 
-def _decode_samples(path: Path, im, head: bytes, fh) -> _Raw:
-    notes: list[str] = []
+def _frame_notes(path: Path, im) -> list[str]:
     frames = getattr(im, "n_frames", 1)
-    if frames > 1:
-        if im.format != "MPO":
-            raise _refuse(path, f"{im.format} with {frames} frames", "frames")
-        notes.append(f"{path}: holds {frames} pictures (MPO); the first, primary one is used.")
+    if frames == 1:
+        return []
+    if im.format != "MPO":
+        raise _refuse(path, f"{im.format} with {frames} frames", "frames")
+    return [f"{path}: holds {frames} pictures (MPO); the first, primary one is used."]
+
+
+def _orientation_notes(path: Path, im) -> list[str]:
+    try:
+        orientation = im.getexif().get(0x0112)
+    except Exception:  # unreadable EXIF changes nothing: the orientation is ignored anyway
+        orientation = None
+    if orientation is None or orientation == 1:
+        return []
+    return [f"{path}: EXIF orientation {orientation} ignored: pixels are used as stored, as MATLAB's imread does."]
+
+
+@dataclass
+class _Layout:
+    """What the header says, updated by the decoder where decoding tells more (palette transparency)."""
+
+    kind: str
+    depth: int
+    maxval: int | None
+    stored_as: str
+
+
+def _read_samples(path: Path, im, fh, handling: str, layout: _Layout, notes: list[str]) -> np.ndarray:
+    """The samples by the rule ``handling`` of MODES; sets ``layout.maxval`` to their range."""
+    if handling == "palette":
+        layout.kind = "RGBA" if ("transparency" in im.info or im.mode == "PA") else "RGB"
+        if layout.kind == "RGBA":
+            layout.stored_as = "palette with transparency"
+        layout.maxval = 255
+        return np.asarray(im.convert(layout.kind))
+    if handling == "to 0/255":
+        notes.append(f"{path}: 1-bit image read as 8-bit gray (0 and 1 become 0 and 255).")
+        layout.maxval = 255
+        return np.asarray(im.convert("L"))
+    if handling == "as stored":
+        layout.maxval = 255
+        return np.asarray(im)
+    if handling != "exact scaling":
+        raise AssertionError(f"MODES has no decoder for {handling!r}")
+    return _exact_samples(path, im, fh, layout, notes)
+
+
+def _exact_samples(path: Path, im, fh, layout: _Layout, notes: list[str]) -> np.ndarray:
+    if layout.maxval is not None:  # PGM/PPM whose maxval is not 255: Pillow would rescale them, rounding
+        fh.seek(0)
+        layout.stored_as = f"{layout.kind} {layout.depth}-bit (maxval {layout.maxval})"
+        return _pnm_samples(fh.read())
+    if layout.depth < 8:  # PNG 2- and 4-bit gray: Pillow's bit replication is exactly v * 255 / (2**depth - 1)
+        layout.maxval = 255
+        notes.append(f"{path}: {layout.depth}-bit gray image scaled exactly to 8 bits "
+                     f"(v * {255 // (2**layout.depth - 1)}).")
+        return np.asarray(im)
+    layout.maxval = 65535
+    if layout.kind == "gray":  # Pillow keeps 16-bit gray (I;16) exactly
+        return np.asarray(im).astype(np.uint32)
+    high = np.asarray(im)  # gray+alpha 16-bit PNG comes as RGBA from Pillow, gray in R, G and B
+    samples = _exact_16bit(path, fh, high, layout.stored_as)
+    return samples[..., [0, 3]] if layout.kind == "gray+alpha" else samples
+
+
+def _decode_samples(path: Path, im, head: bytes, fh) -> _Raw:
+    notes = _frame_notes(path, im)
     key, kind, depth, maxval = _classify(path, im, head)
-    handling = MODES[key].handling
     if im.format == "PNG":
         damage = _png_damage(fh)
         if damage:
             raise BadInputError(f"{path}: corrupt or truncated image ({damage}); re-save it or remove it")
         fh.seek(0)
-    stored_as = "palette" if key == "palette" else f"{kind} {depth}-bit"
+    layout = _Layout(kind, depth, maxval, "palette" if key == "palette" else f"{kind} {depth}-bit")
     premultiplied = im.mode in ("La", "RGBa")
     im.load()
-    if handling == "palette":
-        kind = "RGBA" if ("transparency" in im.info or im.mode == "PA") else "RGB"
-        if kind == "RGBA":
-            stored_as = "palette with transparency"
-        samples, maxval = np.asarray(im.convert(kind)), 255
-    elif handling == "to 0/255":
-        samples, maxval = np.asarray(im.convert("L")), 255
-        notes.append(f"{path}: 1-bit image read as 8-bit gray (0 and 1 become 0 and 255).")
-    elif handling == "as stored":
-        samples, maxval = np.asarray(im), 255
-    elif handling != "exact scaling":
-        raise AssertionError(f"MODES[{key!r}] has no decoder")
-    elif maxval is not None:  # PGM/PPM whose maxval is not 255: Pillow would rescale them, rounding
-        fh.seek(0)
-        samples = _pnm_samples(fh.read())
-        stored_as = f"{kind} {depth}-bit (maxval {maxval})"
-    elif depth < 8:  # PNG 2- and 4-bit gray: Pillow's bit replication is exactly v * 255 / (2**depth - 1)
-        samples, maxval = np.asarray(im), 255
-        notes.append(f"{path}: {depth}-bit gray image scaled exactly to 8 bits (v * {255 // (2**depth - 1)}).")
-    elif kind == "gray":  # Pillow keeps 16-bit gray (I;16) exactly
-        samples, maxval = np.asarray(im).astype(np.uint32), 65535
-    else:
-        high = np.asarray(im)  # gray+alpha 16-bit PNG comes as RGBA from Pillow, gray in R, G and B
-        samples, maxval = _exact_16bit(path, fh, high, stored_as), 65535
-        if kind == "gray+alpha":
-            samples = samples[..., [0, 3]]
+    samples = _read_samples(path, im, fh, MODES[key].handling, layout, notes)
     if samples.ndim not in (2, 3) or samples.shape[:2] != (im.size[1], im.size[0]):
         raise ValueError(f"decoded shape {samples.shape} does not match the header's {im.size[0]}x{im.size[1]}")
-    try:
-        orientation = im.getexif().get(0x0112)
-    except Exception:  # unreadable EXIF changes nothing: the orientation is ignored anyway
-        orientation = None
-    if orientation is not None and orientation != 1:
-        notes.append(f"{path}: EXIF orientation {orientation} ignored: pixels are used as stored, as MATLAB's "
-                     "imread does.")
-    return _Raw(samples, maxval, kind, stored_as, premultiplied, notes)
+    notes += _orientation_notes(path, im)
+    return _Raw(samples, layout.maxval, layout.kind, layout.stored_as, premultiplied, notes)
 
 
 def _finish(path: Path, raw: _Raw, allow_alpha: bool) -> DecodedImage:
