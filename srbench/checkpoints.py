@@ -109,6 +109,11 @@ def _check_sidecar(meta: object, side: Path) -> dict:
         validate_generator_config(meta["arch"], meta["config"], "config")
     except BadInputError as exc:
         raise CheckpointError(f"{side}: {exc}") from None
+    _check_optional_fields(meta, side, fix)
+    return meta
+
+
+def _check_optional_fields(meta: dict, side: Path, fix: str) -> None:
     for key, kind in _SIDECAR_OPTIONAL.items():
         value = meta.get(key)
         if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
@@ -118,7 +123,6 @@ def _check_sidecar(meta: object, side: Path) -> dict:
     extra = meta.get("extra", {})
     if not isinstance(extra, dict) or not isinstance(extra.get("train_config", {}), dict | None):
         raise CheckpointError(f"{side}: 'extra' must be an object whose train_config is an object; {fix}")
-    return meta
 
 
 def read_metadata(path: str | os.PathLike) -> dict | None:
@@ -154,6 +158,37 @@ def _py3_name(module: str, name: str) -> str:
     return f"{_compat_pickle.IMPORT_MAPPING.get(module, module)}.{name}"
 
 
+class _ImportScan:
+    """Follows one pickle's opcodes just far enough to name what it imports (GLOBAL, STACK_GLOBAL, ...)."""
+
+    def __init__(self) -> None:
+        self.found: list[str] = []
+        self.stack: list[object] = []  # only as deep as STACK_GLOBAL looks: the strings just pushed
+        self.memo: dict[int, object] = {}
+
+    def feed(self, opcode, arg) -> None:
+        name = opcode.name
+        if name in _STRING_PUSHES:
+            self.stack.append(arg)
+        elif name in ("BINPUT", "LONG_BINPUT", "PUT", "MEMOIZE"):
+            self.memo[len(self.memo) if name == "MEMOIZE" else int(arg)] = self.stack[-1] if self.stack else None
+        elif name in ("BINGET", "LONG_BINGET", "GET"):
+            self.stack.append(self.memo.get(int(arg)))
+        elif name in _IMPORTING:
+            self.found.append(self._imported(name, arg))
+        elif opcode.stack_after:
+            self.stack.append(None)
+        del self.stack[:-2]
+
+    def _imported(self, name: str, arg) -> str:
+        if name == "STACK_GLOBAL":
+            module, attr = (self.stack[-2], self.stack[-1]) if len(self.stack) >= 2 else ("?", "?")
+            return _py3_name(str(module), str(attr))
+        if name.startswith("EXT"):
+            return f"<extension code {arg}>"
+        return _py3_name(*str(arg).split(" ", 1)) if " " in str(arg) else str(arg)
+
+
 def _scan_pickles(data: bytes, max_pickles: int = 5) -> tuple[int, list[str]]:
     """(complete pickles at the start of ``data``, the names they import). A legacy torch file is five
     pickles followed by raw storage bytes (never scanned: they could parse as anything)."""
@@ -163,34 +198,14 @@ def _scan_pickles(data: bytes, max_pickles: int = 5) -> tuple[int, list[str]]:
     stream = io.BytesIO(data)
     complete, names = 0, []
     while complete < max_pickles and stream.tell() < len(data):
-        found: list[str] = []
-        stack: list[object] = []  # only as deep as STACK_GLOBAL looks: the strings just pushed
-        memo: dict[int, object] = {}
+        scan = _ImportScan()
         try:
             for opcode, arg, _ in pickletools.genops(stream):
-                name = opcode.name
-                if name in _STRING_PUSHES:
-                    stack.append(arg)
-                elif name in ("BINPUT", "LONG_BINPUT", "PUT"):
-                    memo[int(arg)] = stack[-1] if stack else None
-                elif name == "MEMOIZE":
-                    memo[len(memo)] = stack[-1] if stack else None
-                elif name in ("BINGET", "LONG_BINGET", "GET"):
-                    stack.append(memo.get(int(arg)))
-                elif name in ("GLOBAL", "INST"):
-                    found.append(_py3_name(*str(arg).split(" ", 1)) if " " in str(arg) else str(arg))
-                elif name == "STACK_GLOBAL":
-                    module, attr = (stack[-2], stack[-1]) if len(stack) >= 2 else ("?", "?")
-                    found.append(_py3_name(str(module), str(attr)))
-                elif name in _IMPORTING:
-                    found.append(f"<extension code {arg}>")
-                elif opcode.stack_after:
-                    stack.append(None)
-                del stack[:-2]
+                scan.feed(opcode, arg)
         except Exception:  # noqa: BLE001 - any malformed opcode or argument ends the pickle: it is incomplete
             break
         complete += 1
-        names += found
+        names += scan.found
     return complete, names
 
 
