@@ -293,6 +293,29 @@ TRAINING_VARIANTS: dict[str, dict[str, Any]] = {
 }
 
 
+def _as_float(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise BadInputError(f"{where}: expected a number, got {shown(value)}")
+    try:
+        return float(value)
+    except OverflowError:  # a Python int beyond float range (TOML's are 64-bit)
+        raise BadInputError(f"{where}: {value} is too large for a number") from None
+
+
+def _of_type(kind: type, words: str) -> Callable[[Any, str], Any]:
+    def check(value: Any, where: str) -> Any:
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+            raise BadInputError(f"{where}: expected {words}, got {shown(value)}")
+        return dict(value) if kind is dict else value
+    return check
+
+
+# Plain field types -> how a TOML value becomes one (bool is an int in Python, never a number here).
+_SCALARS: dict[Any, Callable[[Any, str], Any]] = {
+    float: _as_float, int: _of_type(int, "an integer"), str: _of_type(str, "a string"), dict: _of_type(dict, "a table"),
+}
+
+
 def _coerce(value: Any, annotation: Any, where: str) -> Any:
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
@@ -304,28 +327,9 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
             raise BadInputError(f"{where}: expected a list, got {shown(value)}")
-        item = args[0]
-        return tuple(_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value))
-    if annotation is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise BadInputError(f"{where}: expected a number, got {shown(value)}")
-        try:
-            return float(value)
-        except OverflowError:  # a Python int beyond float range (TOML's are 64-bit)
-            raise BadInputError(f"{where}: {value} is too large for a number") from None
-    if annotation is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise BadInputError(f"{where}: expected an integer, got {shown(value)}")
-        return value
-    if annotation is str:
-        if not isinstance(value, str):
-            raise BadInputError(f"{where}: expected a string, got {shown(value)}")
-        return value
-    if annotation is dict or origin is dict:
-        if not isinstance(value, dict):
-            raise BadInputError(f"{where}: expected a table, got {shown(value)}")
-        return dict(value)
-    return value
+        return tuple(_coerce(v, args[0], f"{where}[{i}]") for i, v in enumerate(value))
+    convert = _SCALARS.get(dict if origin is dict else annotation)
+    return convert(value, where) if convert is not None else value
 
 
 def _merge(base: Any, overrides: dict[str, Any], where: str) -> Any:
