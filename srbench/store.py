@@ -118,18 +118,7 @@ class Store:
         if path.is_dir():
             raise StoreError(f"results store {path} is a folder; --store takes an SQLite file")
         if not path.exists():
-            if path.is_symlink():
-                raise StoreError(f"results store {path} is a broken symbolic link")
-            if not create:
-                raise StoreError(f"no results store at {path} ({CREATE_HINT})")
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                # Created here rather than by SQLite, whose "unable to open database file" omits the reason.
-                os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o666))
-            except OSError as exc:
-                from srbench.errors import OutputError
-
-                raise StoreError(str(OutputError.from_os_error(path, exc, verb="create results store"))) from None
+            self._create(create)
             return
         if not path.is_file():  # a device or a pipe (reading a pipe would wait forever)
             raise StoreError(f"results store {path} is not a regular file; --store takes an SQLite file")
@@ -146,6 +135,21 @@ class Store:
         if len(head) < 100:
             raise StoreError(f"results store {path} is truncated ({len(head)} bytes, shorter than an SQLite "
                              f"header); restore it from a backup or use another --store")
+
+    def _create(self, create: bool) -> None:
+        path = self.path
+        if path.is_symlink():
+            raise StoreError(f"results store {path} is a broken symbolic link")
+        if not create:
+            raise StoreError(f"no results store at {path} ({CREATE_HINT})")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # Created here rather than by SQLite, whose "unable to open database file" omits the reason.
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o666))
+        except OSError as exc:
+            from srbench.errors import OutputError
+
+            raise StoreError(str(OutputError.from_os_error(path, exc, verb="create results store"))) from None
 
     def _connect(self, create: bool) -> None:
         # mode=rw never creates the file, even if it vanished since the check above.
