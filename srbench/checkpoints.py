@@ -202,7 +202,7 @@ def _scan_pickles(data: bytes, max_pickles: int = 5) -> tuple[int, list[str]]:
         try:
             for opcode, arg, _ in pickletools.genops(stream):
                 scan.feed(opcode, arg)
-        except Exception:  # noqa: BLE001 - any malformed opcode or argument ends the pickle: it is incomplete
+        except Exception:
             break
         complete += 1
         names += scan.found
@@ -270,7 +270,7 @@ def _pickle_part(path: Path, container: str) -> bytes:
                 return fh.read(_SCAN_LIMIT)
     except CheckpointError:
         raise
-    except Exception as exc:  # noqa: BLE001 - zipfile raises many types for damaged archives
+    except Exception as exc:
         raise CheckpointError(f"{path}: corrupt or truncated checkpoint (PyTorch zip archive: "
                               f"{_one_line(str(exc) or type(exc).__name__)})") from None
 
@@ -316,7 +316,7 @@ def check_weights_file(path: str | os.PathLike) -> None:
             try:
                 with safe_open(str(path), "pt"):
                     return
-            except Exception as exc:  # noqa: BLE001 - safetensors raises several types for bad headers
+            except Exception as exc:
                 raise CheckpointError(f"{path}: corrupt or truncated safetensors file "
                                       f"({_one_line(str(exc) or type(exc).__name__)})") from None
         container = _container(path)
@@ -344,7 +344,7 @@ def read_weights(path: str | os.PathLike) -> object:
 
         try:
             return load_file(str(path))
-        except Exception as exc:  # noqa: BLE001 - safetensors and the OS raise several types for bad files
+        except Exception as exc:
             raise CheckpointError(f"{path}: corrupt or truncated safetensors file "
                                   f"({_one_line(str(exc) or type(exc).__name__)})") from None
     try:

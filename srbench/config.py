@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import itertools
 import math
 import re
 import tomllib
@@ -116,7 +117,7 @@ class Rule:
                                 f"{self.length}, each {self.allowed(integer)}")
         for i, v in enumerate(items):
             self._check_number(v, path, f"item {i} = ")
-        if self.increasing and any(b <= a for a, b in zip(items, items[1:], strict=False)):
+        if self.increasing and any(b <= a for a, b in itertools.pairwise(items)):
             raise BadInputError(f"{path}: {shown(list(items))} is not strictly increasing; allowed: strictly "
                                 f"increasing values, each {self.allowed(integer)}")
 

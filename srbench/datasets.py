@@ -196,7 +196,7 @@ def _selfexsr_layout(folder: Path, name: str, scale_dirs: dict[int, Path]) -> Da
                 continue
             seen[m["name"]] = path
             lr = path.with_name(f"{m['name']}_SRF_{m['scale']}_LR{path.suffix}")
-            hr, lrs = by_name.setdefault(m["name"], (path, {}))
+            _, lrs = by_name.setdefault(m["name"], (path, {}))
             if lr.is_file():
                 lrs[scale] = lr
     clashing = {it.name for it in clashes}

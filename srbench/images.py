@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import math
@@ -158,7 +159,7 @@ def decode_image(path: str | os.PathLike, *, allow_alpha: bool = False,
     limit = max_pixels if max_pixels is not None else _max_pixels
     _check_path(path)
     try:
-        fh = open(path, "rb")  # closed by the with below, after Pillow is done with it
+        fh = open(path, "rb")  # noqa: SIM115 - closed by the with below; opening apart names an OSError's file
     except OSError as exc:
         raise BadInputError(_os_problem(path, exc)) from None
     with fh:
@@ -614,10 +615,9 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         os.replace(tmp, path)
     except BaseException as exc:
         if tmp is not None:
-            try:
+            # Already gone, or the folder refuses even that: the first error is the one to report.
+            with contextlib.suppress(OSError):
                 os.unlink(tmp)
-            except OSError:
-                pass  # already gone, or the folder refuses even that: the first error is the one to report
         if isinstance(exc, OSError):
             raise OutputError.from_os_error(path, exc) from None
         raise
@@ -645,10 +645,8 @@ def ensure_writable_dir(folder: str | os.PathLike) -> Path:
         raise OutputError.from_os_error(folder, exc, verb="write to") from None
     finally:
         if tmp is not None:
-            try:
+            with contextlib.suppress(OSError):
                 os.unlink(tmp)
-            except OSError:
-                pass
     return folder
 
 

@@ -66,7 +66,7 @@ def resize_weights(
     x = np.arange(1, out_length + 1, dtype=np.float64)
     u = x / scale + 0.5 * (1.0 - 1.0 / scale)
     left = np.floor(u - kernel_width / 2.0)
-    taps = int(math.ceil(kernel_width)) + 2
+    taps = math.ceil(kernel_width) + 2
     indices = left[:, None] + np.arange(taps, dtype=np.float64)[None, :]
     weights = kernel(u[:, None] - indices)
     weights = weights / weights.sum(axis=1, keepdims=True)
@@ -85,10 +85,10 @@ def resize_weights(
 
 def _resize_axis(img: np.ndarray, axis: int, scale: float, border: Border, as_uint8: bool) -> np.ndarray:
     in_length = img.shape[axis]
-    out_length = int(math.ceil(in_length * scale))
+    out_length = math.ceil(in_length * scale)
     weights, indices = resize_weights(in_length, out_length, scale, border)
     src = np.moveaxis(img, axis, 0).astype(np.float64, copy=False)
-    out = np.zeros((out_length,) + src.shape[1:], dtype=np.float64)
+    out = np.zeros((out_length, *src.shape[1:]), dtype=np.float64)
     extra = (slice(None),) + (None,) * (src.ndim - 1)
     # Tap by tap, in MATLAB's order, so the double sums round the same way before quantisation.
     for k in range(weights.shape[1]):

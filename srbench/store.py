@@ -15,6 +15,7 @@ results store (a folder, not SQLite, truncated, corrupt, another program's datab
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import math
@@ -216,7 +217,7 @@ class Store:
             try:
                 return fn()
             except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) and "busy" not in str(exc) or i == attempts - 1:
+                if ("locked" not in str(exc) and "busy" not in str(exc)) or i == attempts - 1:
                     raise
                 time.sleep(0.05 * (i + 1))
 
@@ -226,10 +227,9 @@ class Store:
         try:
             yield self._conn
         except BaseException:
-            try:
+            # The failed statement may already have ended the transaction; its error is the one to report.
+            with contextlib.suppress(sqlite3.Error):
                 self._conn.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass  # the failed statement already ended the transaction; its error is the one to report
             raise
         else:
             self._retry(lambda: self._conn.execute("COMMIT"))

@@ -70,7 +70,7 @@ def test_ablate_reports_every_model_and_lists_failures(setup):
 
 
 def test_rerun_reads_everything_from_the_store(setup):
-    root, args, _ = setup
+    _, args, _ = setup
     res = CliRunner().invoke(main, args)
     assert res.exit_code == 1
     evaluated = [line for line in res.stderr.splitlines() if line.startswith("evaluated")]

@@ -104,7 +104,7 @@ def test_vgg_features_weights_from_a_local_file_and_missing_imagenet(tmp_path):
     mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
     std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
     torch.testing.assert_close(feats(x)["conv1_1"], net.features[0]((x - mean) / std))
-    with pytest.raises(WeightsUnavailableError, match="vgg19-dcbb9e9d.pth"):
+    with pytest.raises(WeightsUnavailableError, match=r"vgg19-dcbb9e9d\.pth"):
         VGGFeatures(weights="imagenet")
     with pytest.raises(BadInputError, match="unknown VGG19 layer"):
         VGGFeatures(("conv6_1",), weights=None)

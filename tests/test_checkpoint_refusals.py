@@ -71,7 +71,7 @@ def _refusal(path, kind=CheckpointError) -> str:
 
 
 def test_the_valid_sidecar_loads(saved, tmp_path):
-    path, side = _copy(saved, tmp_path, saved[1])
+    path, _ = _copy(saved, tmp_path, saved[1])
     info = load_generator(path).srbench_info
     assert info["config"] == CONFIG and info["variant"] == "tiny" and info["metadata"]["iteration"] == 3
 
@@ -249,7 +249,7 @@ def _loads_or_refuses(path) -> None:
     try:
         model = load_generator(path)
     except (CheckpointError, BadInputError) as exc:
-        assert "\n" not in str(exc), str(exc)
+        assert "\n" not in str(exc), str(exc)  # noqa: PT017 - the property: whatever is refused, in one line
         return
     assert isinstance(model, torch.nn.Module) and model.srbench_info["arch"] in ("rrdbnet", "srresnet")
 

@@ -111,7 +111,7 @@ def test_sidecar_hash_mismatch_is_refused(net, tmp_path):
 def test_truncated_file(net, tmp_path):
     torch.save(net.state_dict(), tmp_path / "full.pth")
     (tmp_path / "cut.pth").write_bytes((tmp_path / "full.pth").read_bytes()[:5000])
-    with pytest.raises(CheckpointError, match="cut.pth: corrupt or truncated"):
+    with pytest.raises(CheckpointError, match=r"cut\.pth: corrupt or truncated"):
         load_generator(tmp_path / "cut.pth")
     path = save_checkpoint(net, tmp_path / "g.safetensors", arch="rrdbnet", config=CONFIG)
     path.write_bytes(path.read_bytes()[:3000])
@@ -144,7 +144,7 @@ def test_other_architecture_names_missing_and_unexpected_keys(tmp_path):
 
 def test_wrong_width_is_a_shape_error(net, tmp_path):
     torch.save(net.state_dict(), tmp_path / "g.pth")
-    with pytest.raises(CheckpointError, match="does not fit rrdb23.*missing"):
+    with pytest.raises(CheckpointError, match=r"does not fit rrdb23.*missing"):
         load_generator(tmp_path / "g.pth", "rrdb23")
 
 

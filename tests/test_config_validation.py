@@ -188,7 +188,7 @@ def test_val_crop_minimum_gives_a_non_empty_crop():
     for scale, crop in ((4, 4), (2, 4), (1, 4)):
         cfg = resolve_config("esrgan", "smoke", [f"data.scale={scale}", f"data.val_crop={crop}"])
         _, held = validation_pairs(cfg, images)
-        name, hr, lr = held[0]
+        _, hr, lr = held[0]
         assert hr.shape == (crop, crop, 3) and lr.shape == (crop // scale, crop // scale, 3)
     # x2 RRDBNet pixel-unshuffles its LR input by 2: a 3-pixel LR crop would crash validation
     assert "allowed: a multiple of 4" in _refused(["data.scale=2", "data.val_crop=6"])
@@ -475,7 +475,7 @@ def _outcome(call) -> TrainConfig | None:
     try:
         return call()
     except BadInputError as exc:
-        assert "\n" not in str(exc), str(exc)
+        assert "\n" not in str(exc), str(exc)  # noqa: PT017 - the property: whatever is refused, in one line
         return None
 
 
@@ -537,7 +537,7 @@ def test_property_suites_parse_or_raise_one_bad_input_error(data):
     try:
         suite = parse_suite(data, "fuzz.toml")
     except BadInputError as exc:
-        assert "\n" not in str(exc)
+        assert "\n" not in str(exc)  # noqa: PT017 - the property: whatever is refused, in one line
         return
     assert all(isinstance(d, str) and d for d in suite.datasets)
     assert all(isinstance(a, float) and 0 <= a <= 1 for a in suite.alphas)

@@ -15,7 +15,7 @@ torchvision = pytest.importorskip("torchvision")
 lpips_pkg = pytest.importorskip("lpips")
 
 
-@pytest.fixture()
+@pytest.fixture
 def backbone(tmp_path, monkeypatch):
     torch.manual_seed(1)
     state = torchvision.models.alexnet().state_dict()
