@@ -23,13 +23,26 @@ from srbench.errors import BadInputError, SrbenchError
 from srbench.images import atomic_write_text
 
 DEFAULT_BASELINE = paths.PROJECT_ROOT / "reports" / "baselines" / "default.json"
-# Absolute tolerances. Bicubic numbers are float64 numpy and reproduce exactly; the small model runs float32
-# convolutions whose last bits differ between CPU kernels, which can flip a rounded pixel now and then.
-DEFAULT_TOLERANCES = {"psnr_y": 2e-3, "ssim_y": 2e-5, "rmse": 2e-3, "niqe": 2e-3, "ma": 2e-3, "pi": 2e-3,
-                      "lpips": 1e-4}
-CHECK_METRICS = {"sr": ["psnr_y", "ssim_y"], "pirm": ["rmse", "niqe"]}
 CHECK_DATASETS = ("skimage", "set5")
 SMALL_MODEL = "rrdb23-smoke"
+
+
+def default_tolerances() -> dict[str, float]:
+    """Absolute tolerance of every registered metric, from its descriptor (a baseline file may override).
+
+    Bicubic numbers are float64 numpy and reproduce exactly; the small model runs float32 convolutions whose
+    last bits differ between CPU kernels, which can flip a rounded pixel now and then: hence non-zero.
+    """
+    from srbench.metrics import all_metrics
+
+    return {name: m.tolerance for name, m in all_metrics().items()}
+
+
+def check_metrics() -> dict[str, list[str]]:
+    """Protocol -> the metrics of the reference set (descriptors marked ``drift_check``)."""
+    from srbench.protocols import PROTOCOLS
+
+    return {name: [m.name for m in proto.metrics if m.drift_check] for name, proto in PROTOCOLS.items()}
 
 
 def small_model_checkpoint(folder: Path) -> Path:
@@ -95,7 +108,7 @@ def compute_reference(data_root: str | None = None, datasets: tuple[str, ...] = 
             unavailable.append(f"{dataset}: {exc}")
             continue
         for model_name, model in (("bicubic", "bicubic"), (SMALL_MODEL, str(small))):
-            for protocol, metrics in CHECK_METRICS.items():
+            for protocol, metrics in check_metrics().items():
                 (result,) = evaluate(model, [dataset], protocol=protocol, metrics=metrics, data_root=data_root,
                                      device="cpu")
                 if result.skipped:
@@ -117,7 +130,7 @@ def load_baseline(path: str | os.PathLike) -> dict:
 
 
 def compare(baseline: dict, entries: list[dict], tolerances: dict[str, float] | None = None) -> list[CheckRow]:
-    tol = {**DEFAULT_TOLERANCES, **baseline.get("tolerances", {}), **(tolerances or {})}
+    tol = {**default_tolerances(), **baseline.get("tolerances", {}), **(tolerances or {})}
     now = {(e["model"], e["dataset"], e["protocol"], e["metric"]): e["value"] for e in entries}
     rows = []
     for e in baseline["entries"]:
@@ -131,7 +144,7 @@ def write_baseline(path: str | os.PathLike, entries: list[dict], tolerances: dic
     path = Path(path)
     data = {
         "srbench_version": srbench.__version__, "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "tolerances": {**DEFAULT_TOLERANCES, **(tolerances or {})}, "entries": entries,
+        "tolerances": {**default_tolerances(), **(tolerances or {})}, "entries": entries,
     }
     atomic_write_text(path, json.dumps(data, indent=1) + "\n")
     return path

@@ -56,6 +56,7 @@ def _progress(label: str, done: int, total: int) -> None:
 def _format_table(rows: list[dict], metric_names: list[str]) -> str:
     import pandas as pd
 
+    from srbench.metrics import get_metric
     from srbench.report import format_value
 
     frame = pd.DataFrame(rows)
@@ -63,7 +64,7 @@ def _format_table(rows: list[dict], metric_names: list[str]) -> str:
     frame = frame[[c for c in cols if c in frame.columns]]
     for name in metric_names:
         if name in frame.columns:
-            digits = 4 if name.startswith("ssim") or name == "lpips" else 2 if name.startswith("psnr") else 3
+            digits = get_metric(name).digits
             frame[name] = [("n/a" if v is None or v != v else format_value(float(v), digits)) for v in frame[name]]
     return frame.to_string(index=False)
 
@@ -207,14 +208,15 @@ def datasets_manifest(folder, name, copy_id, source) -> None:
 @main.command("metrics")
 def metrics_list() -> None:
     """List the metrics, their direction, reference need and implementation version."""
-    from srbench.metrics import METRICS
+    from srbench.metrics import all_metrics
     from srbench.protocols import PROTOCOLS
 
-    for spec in METRICS.values():
+    for spec in all_metrics().values():
         ref = "full-reference" if spec.needs_reference else "no-reference"
+        where = ",".join(spec.protocols) if spec.protocols else "any"
         weights = f"  needs {spec.weights}" if spec.weights else ""
-        click.echo(f"{spec.name:6s} {spec.direction:6s} is better  {ref:14s} v{spec.version:16s} "
-                   f"{spec.description}{weights}")
+        click.echo(f"{spec.name:6s} {spec.direction:6s} is better  {ref:14s} v{spec.version:16s} {where:9s} "
+                   f"{spec.description}; dataset value: {spec.aggregation}{weights}")
     for proto in PROTOCOLS.values():
         click.echo(f"protocol {proto.name}: {proto.description}; metrics "
                    f"{', '.join(m.name for m in proto.metrics)} (default {', '.join(proto.default_metrics)})")

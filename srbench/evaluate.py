@@ -7,6 +7,7 @@ as unavailable instead.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -29,6 +30,7 @@ from srbench.errors import BadInputError, WeightsUnavailableError
 from srbench.images import atomic_write_text, content_sha256, decode_image, describe_channels, image_files
 from srbench.matching import SRIndex, describe_ambiguity, hr_names
 from srbench.matlab import imresize, modcrop
+from srbench.metrics.niqe import ILL_CONDITIONED_SPREAD
 from srbench.protocols import Protocol, get_protocol
 from srbench.store import Store
 
@@ -215,10 +217,8 @@ def json_number(value: float | None) -> float | str | None:
 def _versions() -> dict[str, str]:
     out = {"srbench": srbench.__version__, "python": platform.python_version()}
     for pkg in ("numpy", "scipy", "pillow", "scikit-image", "torch", "pyiqa"):
-        try:
+        with contextlib.suppress(metadata.PackageNotFoundError):  # absent packages are simply not listed
             out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            pass
     return out
 
 
@@ -229,20 +229,17 @@ def check_weights(
 
     With ``raise_missing`` the first missing file raises its :class:`WeightsUnavailableError` instead.
     """
-    from srbench.metrics.lpips_alex import alexnet_path
-    from srbench.metrics.nrqm import nrqm_model_path
-
-    finders = {"ma": nrqm_model_path, "lpips": alexnet_path}
     missing: dict[str, str] = {}
     for name in names:
-        base = protocol.metric(name).base
-        if base in finders:
-            try:
-                finders[base](weights_dir)
-            except WeightsUnavailableError as exc:
-                if raise_missing:
-                    raise
-                missing[name] = str(exc)
+        finder = protocol.metric(name).find_weights
+        if finder is None:
+            continue
+        try:
+            finder(weights_dir)
+        except WeightsUnavailableError as exc:
+            if raise_missing:
+                raise
+            missing[name] = str(exc)
     for name in names:
         if any(r in missing for r in protocol.metric(name).requires) and name not in missing:
             missing[name] = f"needs {', '.join(r for r in protocol.metric(name).requires if r in missing)}"
@@ -337,7 +334,7 @@ def evaluate_dataset(
     warnings = [
         f"{r['image']}: NIQE {r['niqe']:.4f} is ill-conditioned: flat areas make it move within "
         f"{r['niqe_spread']:.3f} under another summation order (MATLAB's included)"
-        for r in rows if (r.get("niqe_spread") or 0.0) > 1e-3
+        for r in rows if (r.get("niqe_spread") or 0.0) > ILL_CONDITIONED_SPREAD
     ]
     for r in rows:
         undefined = [k for k in computable if isinstance(r.get(k), float) and math.isnan(r[k])]

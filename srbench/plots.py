@@ -44,6 +44,8 @@ def pirm_plane(tidy: pd.DataFrame, out: str | Path, *, dataset: str, title: str 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from srbench.metrics import get_metric
+
     fmt = Path(out).suffix[1:].lower() or "png"
     from matplotlib.backend_bases import FigureCanvasBase
 
@@ -53,7 +55,10 @@ def pirm_plane(tidy: pd.DataFrame, out: str | Path, *, dataset: str, title: str 
 
         raise BadInputError(f"{out}: cannot draw a .{fmt} file; use one of {', '.join(sorted(supported))}")
     points, y_metric = plane_points(tidy, dataset)
-    y_label = "PI (lower is better)" if y_metric == "pi" else "NIQE (lower is better) — PI unavailable: no Ma weights"
+    x_spec, y_spec = get_metric("rmse"), get_metric(y_metric)  # labels and directions from the descriptors
+    y_label = f"{y_spec.label} ({y_spec.direction} is better)"
+    if y_metric != "pi":
+        y_label += " — PI unavailable: no Ma weights"
     fig, ax = plt.subplots(figsize=(7.5, 5.5), dpi=120)
     lo_x = min(float(points["rmse"].min()) - 0.5, 10.5)
     x_max = max(16.5, float(points["rmse"].max()) + 0.5)
@@ -81,7 +86,7 @@ def pirm_plane(tidy: pd.DataFrame, out: str | Path, *, dataset: str, title: str 
         ax.scatter([p["rmse"]], [p["y"]], marker="*", s=220, color="#d62728", zorder=4,
                    label="best in region" if region == next(iter(winners)) else None)
     ax.set_xlim(lo_x, x_max)
-    ax.set_xlabel("RMSE (pirm protocol, lower is better)")
+    ax.set_xlabel(f"{x_spec.label} (pirm protocol, {x_spec.direction} is better)")
     ax.set_ylabel(y_label)
     what = "PI" if y_metric == "pi" else "NIQE (PI unavailable)"
     ax.set_title(title or f"Perception-distortion plane, {dataset}: RMSE vs {what}")

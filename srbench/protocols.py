@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,28 +20,11 @@ from srbench import metrics as M
 from srbench.errors import BadInputError
 from srbench.images import describe_channels
 from srbench.matlab import rgb2y, shave, to_uint8
+from srbench.metrics.registry import mean_of
 
 PIRM_SHAVE = 4
 # PIRM-SR 2018 regions of the perception-distortion plane, by dataset RMSE (upper bounds, inclusive).
 PIRM_REGIONS = (("R1", 11.5), ("R2", 12.5), ("R3", 16.0))
-
-
-@dataclass(frozen=True)
-class ProtocolMetric:
-    """A number a protocol reports, tied to the base metric that computes it."""
-
-    name: str
-    base: str  # key into srbench.metrics.METRICS
-    requires: tuple[str, ...] = ()  # other protocol metrics it is derived from
-    extra_outputs: tuple[str, ...] = ()  # per-image values it also produces (aggregation inputs, diagnostics)
-
-    @property
-    def outputs(self) -> tuple[str, ...]:
-        return (self.name, *self.extra_outputs)
-
-    @property
-    def spec(self) -> M.MetricSpec:
-        return M.METRICS[self.base]
 
 
 def quantize(img: np.ndarray) -> np.ndarray:
@@ -68,21 +51,52 @@ def _luma(img: np.ndarray, *, rounded: bool) -> np.ndarray:
     raise BadInputError(f"expected a grayscale or RGB image, got shape {img.shape}")
 
 
+class _Planes:
+    """The planes of one SR/HR pair a protocol hands its metrics, each made once and only when asked."""
+
+    def __init__(self, sr: np.ndarray, hr: np.ndarray, border: int, rounded: bool) -> None:
+        self._images = {"sr": sr, "hr": hr}
+        self._border = border
+        self._rounded = rounded
+        self._cache: dict[tuple[str, str], np.ndarray | None] = {}
+
+    def get(self, plane: str, which: str) -> np.ndarray | None:
+        key = (plane, which)
+        if key not in self._cache:
+            img = self._images[which]
+            if plane == "y":
+                self._cache[key] = shave(_luma(img, rounded=self._rounded), self._border)
+            elif plane == "rgb":
+                self._cache[key] = shave(img, self._border)
+            else:
+                self._cache[key] = None
+        return self._cache[key]
+
+
 @dataclass(frozen=True)
 class Protocol:
+    """How SR and HR become the planes metrics see (Y rounded or not, border shaved); its metrics are the
+    registered descriptors that name it (``srbench.metrics.registry``)."""
+
     name: str
     description: str
-    metrics: tuple[ProtocolMetric, ...]
     default_metrics: tuple[str, ...]
-    per_image: Callable[[np.ndarray, np.ndarray, int, Sequence[str], dict], dict[str, float]]
-    aggregate: Callable[[list[dict[str, float]], Sequence[str]], dict[str, float]]
+    rounded_luma: bool  # Y from uint8 input (rounded, PIRM) or from double input (unrounded)
+    border: int | None  # pixels shaved from every side; None = the scale
 
-    def metric(self, name: str) -> ProtocolMetric:
-        for m in self.metrics:
-            if m.name == name:
-                return m
-        known = ", ".join(m.name for m in self.metrics)
-        raise BadInputError(f"unknown metric {name!r} for protocol {self.name!r}; known: {known}")
+    @property
+    def metrics(self) -> tuple[M.Metric, ...]:
+        return tuple(m for m in M.all_metrics().values() if m.in_protocol(self.name))
+
+    def metric(self, name: str) -> M.Metric:
+        try:
+            metric = M.get_metric(name)
+        except BadInputError:
+            metric = None
+        if metric is None or not metric.in_protocol(self.name):
+            known = ", ".join(m.name for m in self.metrics)
+            raise BadInputError(f"unknown metric {name!r} for protocol {self.name!r}; known: {known}")
+        return metric
 
     def resolve_metrics(self, names: Sequence[str] | None) -> list[str]:
         """Requested metrics plus what derived ones need, in the protocol's order; unknown names fail."""
@@ -101,74 +115,27 @@ class Protocol:
         out = {}
         for n in names:
             m = self.metric(n)
-            out[n] = "+".join([m.spec.version, *(self.metric(r).spec.version for r in m.requires)])
+            out[n] = "+".join([m.version, *(self.metric(r).version for r in m.requires)])
         return out
 
+    def per_image(self, sr: np.ndarray, hr: np.ndarray, scale: int, names: Sequence[str],
+                  options: dict) -> dict[str, float]:
+        """Per-image values of ``names`` (in the protocol's order: what a derived metric reads comes first)."""
+        sr = quantize(sr)
+        _check_pair(sr, hr)
+        planes = _Planes(sr, hr, scale if self.border is None else self.border, self.rounded_luma)
+        out: dict[str, float] = {}
+        for name in names:
+            m = self.metric(name)
+            image = M.PerImage(planes.get(m.plane, "sr"), planes.get(m.plane, "hr") if m.needs_reference else None,
+                               out, options.get("weights_dir"))
+            out.update(m.run(image))
+        return out
 
-def _mean(rows: list[dict[str, float]], key: str) -> float:
-    values = [r[key] for r in rows]
-    return float(np.mean(values)) if values else math.nan
-
-
-def _sr_per_image(sr, hr, scale, names, options) -> dict[str, float]:
-    sr = quantize(sr)
-    _check_pair(sr, hr)
-    out: dict[str, float] = {}
-    if "psnr_y" in names or "ssim_y" in names:
-        y_sr = shave(_luma(sr, rounded=False), scale)
-        y_hr = shave(_luma(hr, rounded=False), scale)
-        if "psnr_y" in names:
-            out["psnr_y"] = M.psnr(y_sr, y_hr)
-        if "ssim_y" in names:
-            out["ssim_y"] = M.ssim(y_sr, y_hr)
-    if "lpips" in names:
-        out["lpips"] = M.lpips(shave(sr, scale), shave(hr, scale), weights_dir=options.get("weights_dir"))
-    return out
-
-
-def _sr_aggregate(rows, names) -> dict[str, float]:
-    return {n: _mean(rows, n) for n in names}
-
-
-def _pirm_per_image(sr, hr, scale, names, options) -> dict[str, float]:
-    sr = quantize(sr)
-    _check_pair(sr, hr)
-    y_sr = shave(_luma(sr, rounded=True), PIRM_SHAVE)
-    out: dict[str, float] = {}
-    if "rmse" in names:
-        y_hr = shave(_luma(hr, rounded=True), PIRM_SHAVE)
-        out["mse"] = M.mse(y_sr, y_hr)
-        out["rmse"] = math.sqrt(out["mse"])
-    if "niqe" in names:
-        try:
-            cond = M.niqe_conditioning(y_sr)
-        except BadInputError:
-            # Too small for two 96x96 blocks: NIQE (and PI) are undefined here, while RMSE and Ma still are;
-            # the image stays, with NaN marking what it lacks.
-            out["niqe"] = out["niqe_spread"] = math.nan
-        else:
-            out["niqe"] = cond.value
-            out["niqe_spread"] = cond.spread
-    if "ma" in names:
-        out["ma"] = M.ma(y_sr, weights_dir=options.get("weights_dir"))
-    if "pi" in names:
-        out["pi"] = ((10.0 - out["ma"]) + out["niqe"]) / 2.0
-    if "lpips" in names:
-        lp_sr, lp_hr = shave(sr, PIRM_SHAVE), shave(hr, PIRM_SHAVE)
-        out["lpips"] = M.lpips(lp_sr, lp_hr, weights_dir=options.get("weights_dir"))
-    return out
-
-
-def _pirm_aggregate(rows, names) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for n in names:
-        if n == "rmse":
-            out["rmse"] = math.sqrt(_mean(rows, "mse")) if rows else math.nan
-        elif n == "pi":
-            out["pi"] = ((10.0 - _mean(rows, "ma")) + _mean(rows, "niqe")) / 2.0
-        else:
-            out[n] = _mean(rows, n)
-    return out
+    def aggregate(self, rows: list[dict[str, float]], names: Sequence[str]) -> dict[str, float]:
+        """Dataset values of ``names`` from per-image rows, each by its descriptor's rule."""
+        mean = mean_of(rows)
+        return {n: self.metric(n).dataset_value(mean) for n in names}
 
 
 def pirm_region(rmse: float) -> str | None:
@@ -185,24 +152,16 @@ PROTOCOLS: dict[str, Protocol] = {
     "sr": Protocol(
         "sr",
         "PSNR/SSIM on Y of YCbCr (double, unrounded), border = scale, mean over images",
-        (ProtocolMetric("psnr_y", "psnr"), ProtocolMetric("ssim_y", "ssim"), ProtocolMetric("lpips", "lpips")),
         ("psnr_y", "ssim_y"),
-        _sr_per_image,
-        _sr_aggregate,
+        rounded_luma=False,
+        border=None,
     ),
     "pirm": Protocol(
         "pirm",
         "PIRM-SR 2018: rounded uint8 Y, shave 4; RMSE = sqrt(mean MSE); PI = ((10 - Ma) + NIQE) / 2",
-        (
-            ProtocolMetric("rmse", "mse", extra_outputs=("mse",)),
-            ProtocolMetric("niqe", "niqe", extra_outputs=("niqe_spread",)),
-            ProtocolMetric("ma", "ma"),
-            ProtocolMetric("pi", "pi", requires=("niqe", "ma")),
-            ProtocolMetric("lpips", "lpips"),
-        ),
         ("rmse", "niqe", "ma", "pi"),
-        _pirm_per_image,
-        _pirm_aggregate,
+        rounded_luma=True,
+        border=PIRM_SHAVE,
     ),
 }
 

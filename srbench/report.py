@@ -16,14 +16,8 @@ from pathlib import Path
 import pandas as pd
 
 from srbench.images import atomic_write_text
+from srbench.metrics import get_metric
 from srbench.protocols import PROTOCOLS
-
-# Display names and the protocol each reported metric comes from.
-METRIC_PROTOCOL = {"psnr_y": "sr", "ssim_y": "sr", "lpips": "sr", "rmse": "pirm", "niqe": "pirm", "ma": "pirm",
-                   "pi": "pirm"}
-METRIC_LABEL = {"psnr_y": "PSNR-Y", "ssim_y": "SSIM-Y", "lpips": "LPIPS", "rmse": "RMSE", "niqe": "NIQE",
-                "ma": "Ma", "pi": "PI"}
-DIGITS = {"psnr_y": 2, "ssim_y": 4, "lpips": 4, "rmse": 2, "niqe": 3, "ma": 3, "pi": 3}
 
 
 def tidy_from_store(store_rows: list[dict]) -> pd.DataFrame:
@@ -49,7 +43,7 @@ def tidy_from_store(store_rows: list[dict]) -> pd.DataFrame:
                     value = proto.aggregate(rows, [metric.name])[metric.name]
                     out.append({"model": model, "dataset": dataset, "protocol": protocol, "scale": scale,
                                 "metric": metric.name, "value": value, "n_images": len(rows),
-                                "higher_is_better": metric.spec.higher_is_better,
+                                "higher_is_better": metric.higher_is_better,
                                 "version": proto.versions([metric.name])[metric.name]})
     return pd.DataFrame(out, columns=["model", "dataset", "protocol", "scale", "metric", "value", "n_images",
                                       "higher_is_better", "version"])
@@ -66,7 +60,7 @@ def tidy_from_results(results: Sequence) -> pd.DataFrame:
                 continue
             out.append({"model": r.model, "dataset": r.dataset, "protocol": r.protocol, "scale": r.scale,
                         "metric": name, "value": value, "n_images": r.n_images,
-                        "higher_is_better": proto.metric(name).spec.higher_is_better,
+                        "higher_is_better": proto.metric(name).higher_is_better,
                         "version": proto.versions([name])[name]})
     return pd.DataFrame(out, columns=["model", "dataset", "protocol", "scale", "metric", "value", "n_images",
                                       "higher_is_better", "version"])
@@ -90,11 +84,7 @@ def paper_table(tidy: pd.DataFrame, metrics: Sequence[str], fmt: str = "markdown
     missing values shown as such, never as zero."""
     if fmt not in ("markdown", "latex", "csv"):
         raise ValueError(f"unknown table format {fmt!r}: use markdown, latex or csv")
-    unknown = [m for m in metrics if m not in METRIC_PROTOCOL]
-    if unknown:
-        from srbench.errors import BadInputError
-
-        raise BadInputError(f"unknown metric(s) {unknown}; known: {', '.join(METRIC_PROTOCOL)}")
+    spec = {m: get_metric(m) for m in metrics}  # labels, digits, direction; unknown names fail here
     models = list(models or dict.fromkeys(tidy["model"]))
     datasets = list(datasets or dict.fromkeys(tidy["dataset"]))
     columns = [(d, m) for d in datasets for m in metrics]
@@ -107,33 +97,32 @@ def paper_table(tidy: pd.DataFrame, metrics: Sequence[str], fmt: str = "markdown
         frame = pd.DataFrame({f"{d}/{m}": raw[(d, m)] for d, m in columns}, index=models)
         return frame.to_csv(index_label="model")
     for (d, m), series in raw.items():
-        higher = m not in ("rmse", "niqe", "pi", "lpips")
-        marks = _rank_marks(series, higher)
+        marks = _rank_marks(series, spec[m].higher_is_better)
         col = {}
         for model in models:
             v = series.get(model)
             if v is None or pd.isna(v):
                 col[model] = "–" if fmt == "markdown" else "--"
                 continue
-            text = format_value(v, DIGITS[m], fmt)
+            text = format_value(v, spec[m].digits, fmt)
             if marks.get(model) == 1:
                 text = f"**{text}**" if fmt == "markdown" else f"\\textbf{{{text}}}"
             elif marks.get(model) == 2:
                 text = f"<u>{text}</u>" if fmt == "markdown" else f"\\underline{{{text}}}"
             col[model] = text
         cells[(d, m)] = col
-    arrow = {m: ("↑" if m not in ("rmse", "niqe", "pi", "lpips") else "↓") for m in metrics}
-    protocols = sorted({METRIC_PROTOCOL[m] for m in metrics})
+    arrow = {m: spec[m].arrow for m in metrics}
+    protocols = sorted({p for m in metrics for p in (spec[m].protocols or ())[:1]})  # where its column comes from
     caption = caption or _caption(protocols)
     if fmt == "markdown":
-        head = "| Model | " + " | ".join(f"{d} {METRIC_LABEL[m]} {arrow[m]}" for d, m in columns) + " |"
+        head = "| Model | " + " | ".join(f"{d} {spec[m].label} {arrow[m]}" for d, m in columns) + " |"
         sep = "|---|" + "|".join("---:" for _ in columns) + "|"
         body = ["| " + model + " | " + " | ".join(cells[c][model] for c in columns) + " |" for model in models]
         return "\n".join([head, sep, *body, "", f"*{caption}*", ""])
     latex_arrow = {"↑": "$\\uparrow$", "↓": "$\\downarrow$"}
     lines = ["\\begin{table}[t]", "\\centering", f"\\caption{{{caption}}}",
              "\\begin{tabular}{l" + "r" * len(columns) + "}", "\\toprule",
-             "Model & " + " & ".join(f"{_tex(d)} {METRIC_LABEL[m]} {latex_arrow[arrow[m]]}" for d, m in columns)
+             "Model & " + " & ".join(f"{_tex(d)} {spec[m].label} {latex_arrow[arrow[m]]}" for d, m in columns)
              + " \\\\", "\\midrule"]
     lines += [_tex(model) + " & " + " & ".join(cells[c][model] for c in columns) + " \\\\" for model in models]
     lines += ["\\bottomrule", "\\end{tabular}", "\\end{table}", ""]
@@ -162,6 +151,16 @@ def _caption(protocols: list[str]) -> str:
     return "; ".join(parts) + ". Best in bold, second underlined; -- = not available."
 
 
+SUITE_TABLE_METRICS = ("psnr_y", "ssim_y", "rmse", "niqe", "ma", "pi")
+
+
+def _suite_metrics(tidy: pd.DataFrame) -> list[str]:
+    """The columns of a suite's tables: those it has; PI stays when it could not be computed (a missing
+    column would hide that it is missing)."""
+    present = set(tidy["metric"])
+    return [m for m in SUITE_TABLE_METRICS if m in present or m == "pi"]
+
+
 def write_suite_report(report) -> list[Path]:
     """Tidy CSV, Markdown and LaTeX tables, the perception-distortion plane and the HTML page of a suite run."""
     import hashlib
@@ -181,8 +180,7 @@ def write_suite_report(report) -> list[Path]:
     written = []
     atomic_write_text(out / "results.csv", tidy.to_csv(index=False))
     written.append(out / "results.csv")
-    # PI stays in the table when it could not be computed: a missing column would hide that it is missing.
-    metrics = [m for m in ("psnr_y", "ssim_y", "rmse", "niqe", "ma", "pi") if m in set(tidy["metric"]) or m == "pi"]
+    metrics = _suite_metrics(tidy)
     if not tidy.empty:
         for fmt, suffix in (("markdown", "md"), ("latex", "tex")):
             text = paper_table(tidy, metrics, fmt, models=list(report.models))
@@ -343,7 +341,7 @@ def visual_comparison(models: dict, dataset: str, data_root: str | None, n_image
 def write_html(report, tidy: pd.DataFrame, planes: list[Path], data_root: str | None = None) -> Path:
     import html
 
-    metrics = [m for m in ("psnr_y", "ssim_y", "rmse", "niqe", "ma", "pi") if m in set(tidy["metric"]) or m == "pi"]
+    metrics = _suite_metrics(tidy)
     table = html_table(tidy, metrics, list(report.models)) if metrics else "<p>No results.</p>"
     plane_html = "\n".join(f'<img alt="{html.escape(p.name)}" style="max-width:100%" src="{_png_data_uri(_load(p))}">'
                            for p in planes)

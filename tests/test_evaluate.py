@@ -77,7 +77,7 @@ def test_pirm_rmse_is_sqrt_of_mean_mse_on_rounded_y(shared_data, tmp_path):
 
 def test_pirm_without_nrqm_model_fails_or_reports_missing(shared_data, tmp_path):
     ds = _tiny_set(shared_data, tmp_path / "tiny")
-    with pytest.raises(WeightsUnavailableError, match="NRQM_model.mat"):
+    with pytest.raises(WeightsUnavailableError, match=r"NRQM_model\.mat"):
         list(evaluate("bicubic", [str(ds)], protocol="pirm"))
     (res,) = evaluate("bicubic", [str(ds)], protocol="pirm", skip_unavailable=True)
     assert res.summary["ma"] is None and res.summary["pi"] is None

@@ -31,7 +31,7 @@ def test_shipped_suites():
 
 
 def test_suite_errors_are_named():
-    with pytest.raises(BadInputError, match="unknown key.*colour"):
+    with pytest.raises(BadInputError, match=r"unknown key.*colour"):
         parse_suite({"name": "x", "colour": "red"}, "x.toml")
     with pytest.raises(BadInputError, match=r"variants\[0\]: unknown key"):
         parse_suite({"variants": [{"name": "a", "training": "srgan", "lr": 1}]}, "x.toml")
@@ -41,28 +41,29 @@ def test_suite_errors_are_named():
         load_suite("no-such-suite")
 
 
-def test_store_caches_per_image_and_recomputes_only_new_metrics(shared_data, tmp_path, monkeypatch):
+def test_store_caches_per_image_and_recomputes_only_new_metrics(shared_data, tmp_path):
     store = Store(tmp_path / "s.sqlite")
     ds = str(shared_data / "benchmark/Set5")
     (first,) = evaluate("bicubic", [ds], store=store, suite="t")
     assert first.provenance["cached_images"] == 0
     calls = {"n": 0}
+    import dataclasses
+
     import srbench.metrics as M
 
-    real_ssim = M.ssim
+    real = M.get_metric("ssim_y")
 
-    def counting(a, b):
+    def counting(image):
         calls["n"] += 1
-        return real_ssim(a, b)
+        return real.compute(image)
 
-    monkeypatch.setattr(M, "ssim", counting)
-    (again,) = evaluate("bicubic", [ds], store=store, suite="t")
+    with M.temporarily(dataclasses.replace(real, compute=counting)):
+        (again,) = evaluate("bicubic", [ds], store=store, suite="t")
     assert again.provenance["cached_images"] == 5 and calls["n"] == 0
     assert again.summary == first.summary
     # A new metric version is a different number: recomputed, the old one kept.
-    monkeypatch.setitem(M.METRICS, "ssim", M.METRICS["ssim"].__class__(
-        **{**M.METRICS["ssim"].__dict__, "version": "wang2004-2"}))
-    (bumped,) = evaluate("bicubic", [ds], store=store, suite="t")
+    with M.temporarily(dataclasses.replace(real, compute=counting, version="wang2004-2")):
+        (bumped,) = evaluate("bicubic", [ds], store=store, suite="t")
     assert calls["n"] == 5 and bumped.provenance["cached_images"] == 0
     versions = {r["metric_version"] for r in store.all_values() if r["metric"] == "ssim_y"}
     assert versions == {"wang2004-1", "wang2004-2"}
@@ -137,17 +138,20 @@ def test_pirm_plane_draws_and_finds_region_winners(tmp_path):
         assert im.size[0] > 600 and im.size[1] > 400
 
 
-def test_drift_check_catches_an_injected_metric_change(tmp_path, monkeypatch):
+def test_drift_check_catches_an_injected_metric_change(tmp_path):
+    import dataclasses
+
     import srbench.metrics as M
     from srbench import check
 
-    entries, unavailable = check.compute_reference(None, ("skimage",), tmp_path)
+    entries, _ = check.compute_reference(None, ("skimage",), tmp_path)
     baseline = check.write_baseline(tmp_path / "b.json", entries)
     rows = check.compare(check.load_baseline(baseline), check.compute_reference(None, ("skimage",), tmp_path)[0])
     assert rows and all(r.status == "ok" for r in rows)
-    real = M.psnr
-    monkeypatch.setattr(M, "psnr", lambda a, b: real(a, b) + 0.01)
-    drifted = check.compare(check.load_baseline(baseline), check.compute_reference(None, ("skimage",), tmp_path)[0])
+    real = M.get_metric("psnr_y")
+    with M.temporarily(dataclasses.replace(real, compute=lambda image: real.compute(image) + 0.01)):
+        now = check.compute_reference(None, ("skimage",), tmp_path)[0]
+    drifted = check.compare(check.load_baseline(baseline), now)
     moved = {(r.model, r.metric) for r in drifted if r.status == "DRIFT"}
     assert moved == {("bicubic", "psnr_y"), ("rrdb23-smoke", "psnr_y")}
 

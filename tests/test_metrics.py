@@ -184,11 +184,53 @@ def test_lpips_uses_a_local_backbone_file(tmp_path, monkeypatch):
     assert torch.equal(model.net.slice5._modules["10"].weight, state["features.10.weight"])
 
 
-def test_registry_describes_every_metric():
-    assert set(M.METRICS) >= {"psnr", "ssim", "niqe", "ma", "lpips"}
-    assert M.METRICS["psnr"].higher_is_better and M.METRICS["psnr"].needs_reference
-    assert not M.METRICS["niqe"].higher_is_better and not M.METRICS["niqe"].needs_reference
-    assert M.METRICS["ma"].higher_is_better and M.METRICS["ma"].weights == "NRQM_model.mat"
-    assert all(spec.version for spec in M.METRICS.values())
-    with pytest.raises(ValueError, match="unknown metric 'nope'"):
+@pytest.mark.parametrize("name", ["psnr_y", "ssim_y", "rmse", "niqe"])
+def test_each_descriptor_says_what_its_metric_does(name):
+    """Direction and reference need are read by tables, check and evaluate: they must match the numbers."""
+    from srbench.datasets import resolve
+    from srbench.protocols import PROTOCOLS
+
+    spec = M.get_metric(name)
+    (proto,) = [p for p in PROTOCOLS.values() if spec.in_protocol(p.name)]
+    ds = resolve("skimage", None)
+    hr = ds.load_pair(ds.items[0], 4).hr
+    rng = np.random.default_rng(1)
+    light = np.clip(hr + rng.normal(0, 3, hr.shape), 0, 255)
+    heavy = np.clip(hr + rng.normal(0, 30, hr.shape), 0, 255)
+
+    def score(sr, ref=hr):
+        return proto.per_image(sr, ref, 4, [name], {})[name]
+
+    better, worse = score(light), score(heavy)
+    assert better > worse if spec.higher_is_better else better < worse
+    other = np.ascontiguousarray(hr[::-1])  # another HR: only a full-reference metric may notice
+    assert (score(light, other) != better) == spec.needs_reference
+    assert round(better, spec.digits) != round(worse, spec.digits)  # its table digits tell them apart
+
+
+def test_unknown_metric_lists_the_known_ones():
+    with pytest.raises(ValueError, match="unknown metric 'nope'; known: psnr_y, ssim_y, rmse, niqe, ma, pi, lpips"):
         M.get_metric("nope")
+
+
+def test_stored_value_versions_do_not_move_by_accident():
+    """Stored values are keyed by these strings: changing one silently recomputes every stored number (a bump
+    must be deliberate and recorded in the CHANGELOG)."""
+    from srbench.protocols import PROTOCOLS
+
+    assert PROTOCOLS["sr"].output_versions(["psnr_y", "ssim_y", "lpips"]) == {
+        "psnr_y": "1", "ssim_y": "wang2004-1", "lpips": "lpips-0.1-alex-1"}
+    assert PROTOCOLS["pirm"].output_versions(["rmse", "niqe", "ma", "pi", "lpips"]) == {
+        "rmse": "1", "mse": "1", "niqe": "live-1", "niqe_spread": "live-1", "ma": "pyiqa-nrqm-1",
+        "pi": "pirm2018-1+live-1+pyiqa-nrqm-1", "lpips": "lpips-0.1-alex-1"}
+
+
+def test_pi_per_image_and_per_dataset_use_the_one_formula():
+    from srbench.protocols import PROTOCOLS
+
+    rows = [{"ma": 6.0, "niqe": 4.0, "mse": 1.0}, {"ma": 8.0, "niqe": 2.0, "mse": 9.0}]
+    agg = PROTOCOLS["pirm"].aggregate(rows, ["pi", "rmse", "niqe"])
+    assert agg == {"pi": M.perceptual_index_from(7.0, 3.0), "rmse": math.sqrt(5.0), "niqe": 3.0}
+    assert M.perceptual_index_from(7.0, 3.0) == 3.0
+    per = M.get_metric("pi").run(M.PerImage(None, None, {"ma": 6.0, "niqe": 4.0}))
+    assert per == {"pi": 4.0}

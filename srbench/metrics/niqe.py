@@ -35,6 +35,9 @@ FEATURES_PER_SCALE = 18
 SHIFTS = ((0, 1), (1, 0), (1, 1), (1, -1))
 # A neighbourhood whose range is below this (relative) is constant up to rounding.
 FLAT_RTOL = 1e-9
+# A NIQE whose value moves more than this when flat-region signs are resolved differently is ill-conditioned:
+# the number is an artifact of floating-point summation order (the one place this threshold is written).
+ILL_CONDITIONED_SPREAD = 1e-3
 # Perturbation used to resolve the sign of exactly-flat MSCN values in the conditioning check.
 _TINY = 1e-150
 
@@ -216,14 +219,14 @@ class NiqeConditioning:
 
     @property
     def ill_conditioned(self) -> bool:
-        return self.spread > 1e-3
+        return self.spread > ILL_CONDITIONED_SPREAD
 
 
 def niqe_conditioning(img: np.ndarray) -> NiqeConditioning:
     """NIQE plus its range when flat-region MSCN signs are resolved as zero, all positive or all negative.
 
-    A spread above 1e-3 means the score is an artifact of floating-point summation order: another
-    implementation (MATLAB included) can legitimately print a different number.
+    A spread above ``ILL_CONDITIONED_SPREAD`` means the score is an artifact of floating-point summation
+    order: another implementation (MATLAB included) can legitimately print a different number.
     """
     plane = prepare_plane(img)
     value = _mvg_distance(niqe_features(plane))

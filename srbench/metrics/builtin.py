@@ -1,0 +1,84 @@
+"""The descriptors of srbench's own metrics, in the column order of the protocols' tables.
+
+Versions here key the stored values: bump one when its implementation changes a number (and say so in the
+CHANGELOG), never otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from srbench.errors import BadInputError
+from srbench.metrics.fullref import mse, psnr, ssim
+from srbench.metrics.niqe import niqe_conditioning
+from srbench.metrics.registry import Metric, PerImage
+
+
+def perceptual_index_from(ma: float, niqe: float) -> float:
+    """PIRM-SR 2018 perceptual index ((10 - Ma) + NIQE) / 2 (lower is better): per image from its Ma and NIQE,
+    per dataset from their means (the only place the formula is written)."""
+    return ((10.0 - ma) + niqe) / 2.0
+
+
+def _nrqm_path(weights_dir: str | None) -> Path:
+    from srbench.metrics.nrqm import nrqm_model_path  # pyiqa-backed module: imported only when asked
+
+    return nrqm_model_path(weights_dir)
+
+
+def _alexnet_path(weights_dir: str | None) -> Path:
+    from srbench.metrics.lpips_alex import alexnet_path
+
+    return alexnet_path(weights_dir)
+
+
+def _rmse(x: PerImage) -> dict[str, float]:
+    value = mse(x.sr, x.hr)
+    return {"mse": value, "rmse": math.sqrt(value)}
+
+
+def _niqe(x: PerImage) -> dict[str, float]:
+    try:
+        cond = niqe_conditioning(x.sr)
+    except BadInputError:
+        # Too small for two 96x96 blocks: NIQE (and PI) are undefined here, while RMSE and Ma still are;
+        # the image stays, with NaN marking what it lacks.
+        return {"niqe": math.nan, "niqe_spread": math.nan}
+    return {"niqe": cond.value, "niqe_spread": cond.spread}
+
+
+def _ma(x: PerImage) -> float:
+    from srbench.metrics.nrqm import ma
+
+    return ma(x.sr, weights_dir=x.weights_dir)
+
+
+def _lpips(x: PerImage) -> float:
+    from srbench.metrics.lpips_alex import lpips
+
+    return lpips(x.sr, x.hr, weights_dir=x.weights_dir)
+
+
+BUILTIN: tuple[Metric, ...] = (
+    Metric("psnr_y", "PSNR-Y", 2, True, True, "1", "PSNR in dB of the Y plane, float64, range 255",
+           lambda x: psnr(x.sr, x.hr), protocols=("sr",), tolerance=2e-3, drift_check=True),
+    Metric("ssim_y", "SSIM-Y", 4, True, True, "wang2004-1",
+           "SSIM of the Y plane, 11x11 Gaussian sigma 1.5, valid, no downsampling",
+           lambda x: ssim(x.sr, x.hr), protocols=("sr",), tolerance=2e-5, drift_check=True),
+    Metric("rmse", "RMSE", 2, False, True, "1", "root mean squared error of the Y plane, float64", _rmse,
+           protocols=("pirm",), aggregate=lambda mean: math.sqrt(mean("mse")), extra_outputs=("mse",),
+           tolerance=2e-3, drift_check=True, aggregation="sqrt(mean per-image MSE)"),
+    Metric("niqe", "NIQE", 3, False, False, "live-1",
+           "NIQE as the LIVE MATLAB release (96x96 blocks, pristine LIVE model)", _niqe, protocols=("pirm",),
+           extra_outputs=("niqe_spread",), tolerance=2e-3, drift_check=True),
+    Metric("ma", "Ma", 3, True, False, "pyiqa-nrqm-1", "Ma et al. NRQM via pyiqa", _ma, protocols=("pirm",),
+           weights="NRQM_model.mat", find_weights=_nrqm_path, tolerance=2e-3),
+    Metric("pi", "PI", 3, False, False, "pirm2018-1", "perceptual index ((10 - Ma) + NIQE) / 2",
+           lambda x: perceptual_index_from(x.values["ma"], x.values["niqe"]), plane="none", protocols=("pirm",),
+           aggregate=lambda mean: perceptual_index_from(mean("ma"), mean("niqe")), requires=("niqe", "ma"),
+           weights="NRQM_model.mat", tolerance=2e-3, aggregation="((10 - mean Ma) + mean NIQE) / 2"),
+    Metric("lpips", "LPIPS", 4, False, True, "lpips-0.1-alex-1", "LPIPS v0.1, AlexNet, on RGB", _lpips,
+           plane="rgb", protocols=("sr", "pirm"), weights="alexnet-owt-7be5be79.pth", find_weights=_alexnet_path,
+           tolerance=1e-4),
+)

@@ -1,0 +1,198 @@
+"""One descriptor per reported metric, and the registry every other module reads.
+
+A :class:`Metric` carries every fact the rest of srbench needs about a number it reports: its label and
+digits in tables, its direction, whether it needs the HR image, which plane of a protocol it is computed on,
+how a dataset value is made from per-image values, the downloaded file it needs, its implementation version
+(stored values are keyed by it) and its drift tolerance. Protocols, ``evaluate``, the store, reports, tables,
+the PIRM plane, ``srbench check`` and ``srbench metrics`` all read it, so adding a metric is one module plus
+one :func:`register` call (or a ``srbench.metrics`` entry point in another package).
+
+The registry is filled lazily, the first time it is used: the built-in descriptors, then entry-point
+plug-ins. Importing srbench loads neither. ``pyiqa:<name>`` names are resolved on demand (see
+:mod:`srbench.metrics.pyiqa_adapter`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from srbench.errors import BadInputError, SrbenchError
+
+ENTRY_POINT_GROUP = "srbench.metrics"
+PLANES = ("y", "rgb", "none")  # the protocol's luma plane, its RGB image (quantised, shaved), or nothing
+
+
+@dataclass(frozen=True)
+class PerImage:
+    """What a metric's ``compute`` hook sees for one image, already prepared by the protocol."""
+
+    sr: np.ndarray | None  # the plane the metric asked for (None for plane "none")
+    hr: np.ndarray | None  # same plane of the HR image; None for no-reference metrics
+    values: Mapping[str, float]  # what the metrics before it produced for this image (derived metrics read it)
+    weights_dir: str | None = None
+
+
+@dataclass(frozen=True)
+class Metric:
+    """Everything srbench knows about one reported metric."""
+
+    name: str
+    label: str  # table header
+    digits: int  # decimals in tables
+    higher_is_better: bool
+    needs_reference: bool
+    version: str  # implementation version; stored values of another version are recomputed
+    description: str
+    compute: Callable[[PerImage], float | dict[str, float]]  # per-image value(s); a dict carries extra_outputs
+    plane: str = "y"  # one of PLANES: what ``PerImage.sr``/``hr`` hold, as the protocol defines it
+    protocols: tuple[str, ...] | None = None  # protocols that report it; None = every protocol
+    # Dataset value from ``mean(key)`` (the mean of a per-image output over images); None = mean of its own.
+    aggregate: Callable[[Callable[[str], float]], float] | None = None
+    requires: tuple[str, ...] = ()  # metrics it is derived from (computed first, versions included in its own)
+    extra_outputs: tuple[str, ...] = ()  # other per-image values it produces (aggregation inputs, diagnostics)
+    weights: str | None = None  # the downloaded file it needs, for listings
+    find_weights: Callable[[str | None], Path] | None = None  # path of that file, or WeightsUnavailableError
+    tolerance: float = 2e-3  # absolute drift tolerance of ``srbench check``
+    drift_check: bool = False  # part of ``srbench check``'s reference set
+    aggregation: str = "mean over images"  # how ``aggregate`` combines images, in words (listings)
+
+    def __post_init__(self) -> None:
+        if self.plane not in PLANES:
+            raise BadInputError(f"metric {self.name!r}: plane must be one of {', '.join(PLANES)}, got {self.plane!r}")
+
+    @property
+    def direction(self) -> str:
+        return "higher" if self.higher_is_better else "lower"
+
+    @property
+    def arrow(self) -> str:
+        return "↑" if self.higher_is_better else "↓"
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        """Every per-image value it stores: its own and its extra outputs."""
+        return (self.name, *self.extra_outputs)
+
+    def in_protocol(self, protocol: str) -> bool:
+        return self.protocols is None or protocol in self.protocols
+
+    def run(self, image: PerImage) -> dict[str, float]:
+        value = self.compute(image)
+        return dict(value) if isinstance(value, Mapping) else {self.name: value}
+
+    def dataset_value(self, mean: Callable[[str], float]) -> float:
+        return self.aggregate(mean) if self.aggregate is not None else mean(self.name)
+
+
+@dataclass
+class _Registry:
+    metrics: dict[str, Metric] = field(default_factory=dict)
+    loaded: bool = False
+    lock: threading.RLock = field(default_factory=threading.RLock)
+
+
+_REGISTRY = _Registry()
+
+
+def _ensure_loaded() -> dict[str, Metric]:
+    if _REGISTRY.loaded:
+        return _REGISTRY.metrics
+    with _REGISTRY.lock:
+        if not _REGISTRY.loaded:
+            from srbench.metrics.builtin import BUILTIN
+
+            builtin = {m.name: m for m in BUILTIN}
+            # Built-ins first (their order is the protocols' column order), then anything registered early.
+            _REGISTRY.metrics = {**builtin, **{k: v for k, v in _REGISTRY.metrics.items() if k not in builtin}}
+            _REGISTRY.loaded = True
+            _load_entry_points()
+    return _REGISTRY.metrics
+
+
+def _load_entry_points() -> None:
+    """Plug-ins: each ``srbench.metrics`` entry point is a Metric, or a callable returning one or several."""
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            obj = ep.load()
+            found = obj() if callable(obj) and not isinstance(obj, Metric) else obj
+        except Exception as exc:  # a broken plug-in must not take the built-in metrics down with it
+            raise SrbenchError(f"metric plug-in {ep.name!r} ({ep.value}) failed to load: {exc}") from None
+        for metric in (found if isinstance(found, list | tuple) else [found]):
+            if not isinstance(metric, Metric):
+                raise SrbenchError(f"metric plug-in {ep.name!r} ({ep.value}) gave {type(metric).__name__}, "
+                                   "not an srbench.metrics.Metric")
+            register(metric, replace=True)
+
+
+def register(metric: Metric, *, replace: bool = False) -> Metric:
+    """Add ``metric`` to the registry; a name already taken fails unless ``replace``."""
+    with _REGISTRY.lock:
+        metrics = _ensure_loaded()
+        if metric.name in metrics and not replace and metrics[metric.name] is not metric:
+            raise BadInputError(f"metric {metric.name!r} is already registered (pass replace=True to override)")
+        unknown = [r for r in metric.requires if r not in metrics]
+        if unknown:
+            raise BadInputError(f"metric {metric.name!r} requires unregistered metric(s) {', '.join(unknown)}")
+        metrics[metric.name] = metric
+    return metric
+
+
+def unregister(name: str) -> None:
+    """Remove a metric (tests and plug-ins that replace one); unknown names are ignored."""
+    with _REGISTRY.lock:
+        _ensure_loaded().pop(name, None)
+
+
+@contextlib.contextmanager
+def temporarily(metric: Metric) -> Iterator[Metric]:
+    """Register ``metric`` (replacing one of the same name) for the ``with`` block, then restore what was there.
+
+    For tests and experiments: a modified implementation (another version, an injected error) without
+    touching the built-in descriptor.
+    """
+    with _REGISTRY.lock:
+        before = _ensure_loaded().get(metric.name)
+        register(metric, replace=True)
+    try:
+        yield metric
+    finally:
+        with _REGISTRY.lock:
+            if before is None:
+                unregister(metric.name)
+            else:
+                _REGISTRY.metrics[metric.name] = before  # back in place, keeping its position in the order
+
+
+def all_metrics() -> dict[str, Metric]:
+    """Name -> descriptor, in registration order (built-ins first). ``pyiqa:`` metrics appear once used."""
+    return dict(_ensure_loaded())
+
+
+def get_metric(name: str) -> Metric:
+    metrics = _ensure_loaded()
+    if name in metrics:
+        return metrics[name]
+    if name.startswith("pyiqa:"):
+        from srbench.metrics.pyiqa_adapter import pyiqa_metric
+
+        return register(pyiqa_metric(name.removeprefix("pyiqa:")), replace=True)
+    raise BadInputError(f"unknown metric {name!r}; known: {', '.join(metrics)} (or pyiqa:<name>)")
+
+
+def mean_of(rows: list[Mapping[str, float]]) -> Callable[[str], float]:
+    """``mean(key)`` over per-image rows, NaN when there are none (what ``Metric.aggregate`` receives)."""
+
+    def mean(key: str) -> float:
+        values = [r[key] for r in rows]
+        return float(np.mean(values)) if values else math.nan
+
+    return mean
