@@ -22,7 +22,7 @@ from srbench.errors import BadInputError, SrbenchError
 SUITE_KEYS = {"name", "description", "datasets", "baselines", "variants", "interpolation"}
 VARIANT_KEYS = {"name", "label", "training"}
 INTERP_KEYS = {"variant", "alphas"}
-PROTOCOLS = ("sr", "pirm")
+SUITE_PROTOCOLS = ("sr", "pirm")  # every suite model is evaluated under both
 
 
 def shipped_suites() -> dict[str, str]:
@@ -179,6 +179,89 @@ def resolve_suite_configs(suite: Suite, preset: str) -> dict:
 # ---------------------------------------------------------------------------------------------------------
 
 
+CROP_H, CROP_W = 96, 192  # NIQE needs two 96x96 blocks
+
+
+@dataclass(frozen=True)
+class Crop:
+    """One model's centre crop of one image, with its numbers on that crop."""
+
+    model: str
+    pixels: Any  # uint8 HxW or HxWx3
+    psnr_y: float
+    no_reference: float  # PI, or NIQE when Ma's weights are missing
+
+
+@dataclass(frozen=True)
+class VisualComparison:
+    """Crops of the first images of a dataset (HR first, then each model): what the HTML report shows."""
+
+    nr_label: str
+    rows: tuple[tuple[str, tuple[Crop, ...]], ...]  # (image, crops)
+    note: str = ""  # why there is nothing to show
+
+
+def shown_models(models: dict) -> dict:
+    """The models a visual comparison shows: the baseline and every GAN-stage model."""
+    return {k: v for k, v in models.items() if k == "bicubic" or k.endswith("-gan")}
+
+
+def _crop_numbers(crop, hr_crop, scale: int, use_pi: bool, weights_dir: str | None) -> tuple[float, float]:
+    """PSNR-Y (sr protocol) and PI or NIQE (pirm protocol) of a crop, with no border shaved: the crop is
+    exactly what the reader sees."""
+    import dataclasses
+
+    from srbench.protocols import get_protocol
+
+    psnr = dataclasses.replace(get_protocol("sr"), border=0).per_image(crop, hr_crop, scale, ["psnr_y"], {})
+    pirm = dataclasses.replace(get_protocol("pirm"), border=0)
+    name = "pi" if use_pi else "niqe"
+    values = pirm.per_image(crop, hr_crop, scale, pirm.resolve_metrics([name]), {"weights_dir": weights_dir})
+    return psnr["psnr_y"], values[name]
+
+
+def visual_comparison(sources: dict, dataset: str, data_root: str | None, *, n_images: int = 3, scale: int = 4,
+                      weights_dir: str | None = None) -> VisualComparison:
+    """Centre crops of the first ``n_images`` of ``dataset`` for HR and every opened source in ``sources``."""
+    from srbench.datasets import resolve
+    from srbench.metrics.nrqm import nrqm_model_path
+
+    try:
+        nrqm_model_path(weights_dir)
+        nr_label, use_pi = "PI", True
+    except SrbenchError:
+        nr_label, use_pi = "NIQE (PI unavailable: no Ma weights)", False
+    try:
+        ds = resolve(dataset, data_root)
+    except SrbenchError as exc:
+        return VisualComparison(nr_label, (), f"No visual comparison: {exc}")
+    rows = []
+    for item in ds.items[:n_images]:
+        try:
+            pair = ds.load_pair(item, scale)
+        except SrbenchError:  # a bad image is listed in the failures already
+            continue
+        h, w = pair.hr.shape[:2]
+        if h >= CROP_H and w >= CROP_W:
+            rows.append((item.name, _crops(sources, pair, item, scale, use_pi, weights_dir)))
+    return VisualComparison(nr_label, tuple(rows))
+
+
+def _crops(sources: dict, pair, item, scale: int, use_pi: bool, weights_dir: str | None) -> tuple[Crop, ...]:
+    h, w = pair.hr.shape[:2]
+    top, left = (h - CROP_H) // 2, (w - CROP_W) // 2
+    window = (slice(top, top + CROP_H), slice(left, left + CROP_W))
+    hr_crop = pair.hr[window]
+    candidates = [("HR", hr_crop)]
+    for name, source in sources.items():
+        try:
+            candidates.append((name, source.predict(pair, item, scale)[window]))
+        except SrbenchError:  # listed in the failures already
+            continue
+    return tuple(Crop(name, crop, *_crop_numbers(crop, hr_crop, scale, use_pi, weights_dir))
+                 for name, crop in candidates)
+
+
 @dataclass
 class AblationReport:
     suite: Suite
@@ -190,6 +273,8 @@ class AblationReport:
     out_dir: Path | None = None
     data_root: str | None = None
     weights_dir: str | None = None
+    # Made only when the report is (re)written: a cached re-run whose numbers did not change skips it.
+    visual: Callable[[], VisualComparison] | None = None
 
 
 def _find_checkpoint(folder: Path | None, variant: str, stage: str) -> Path | None:
@@ -223,6 +308,7 @@ class _Plan:
     ckpt_dir: Path | None
     device: str
     log: Callable[[str], None]
+    opened: dict = field(default_factory=dict)  # model name -> opened source, each opened once
 
     def existing(self, variant: str, stage: str) -> Path | None:
         return _find_checkpoint(self.ckpt_dir, variant, stage) or _find_checkpoint(self.runs_dir, variant, stage)
@@ -272,12 +358,23 @@ def _interpolate(plan: _Plan, report: AblationReport) -> None:
 
 
 def _evaluate_model(plan: _Plan, report: AblationReport, store, model_name: str, source) -> None:
+    """Every dataset under both protocols, with the model opened once."""
     from srbench.evaluate import evaluate
+    from srbench.sources import open_source
 
+    try:
+        opened = open_source(str(source), device=plan.device)
+    except _fatal():
+        raise
+    except SrbenchError as exc:
+        report.failures.append(f"{model_name}: {exc}")
+        plan.log(f"FAILED {model_name}: {exc}")
+        return
+    plan.opened[model_name] = opened
     for dataset in report.datasets:
-        for protocol in PROTOCOLS:
+        for protocol in SUITE_PROTOCOLS:
             try:
-                for result in evaluate(str(source), [dataset], protocol=protocol, data_root=report.data_root,
+                for result in evaluate(opened, [dataset], protocol=protocol, data_root=report.data_root,
                                        weights_dir=report.weights_dir, skip_unavailable=True, device=plan.device,
                                        store=store, suite=plan.suite.name, name=model_name):
                     report.results.append(result)
@@ -344,5 +441,7 @@ def ablate(
             _evaluate_model(plan, report, store, model_name, source)
     finally:
         store.close()
+    report.visual = lambda: visual_comparison(shown_models(plan.opened), datasets[0], data_root,
+                                              weights_dir=weights_dir)
     write_suite_report(report)
     return report

@@ -96,10 +96,13 @@ def compute_reference(data_root: str | None = None, datasets: tuple[str, ...] = 
     """The reference numbers now: list of {model, dataset, protocol, metric, value}, and what was unavailable."""
     from srbench.datasets import resolve
     from srbench.evaluate import evaluate
+    from srbench.sources import open_source
 
     workdir = workdir or paths.cache_dir() / "check"
     workdir.mkdir(parents=True, exist_ok=True)
     small = small_model_checkpoint(workdir)
+    # Each model is opened once for every dataset and protocol.
+    models = {"bicubic": open_source("bicubic"), SMALL_MODEL: open_source(str(small), device="cpu")}
     entries, unavailable = [], []
     for dataset in datasets:
         try:
@@ -107,7 +110,7 @@ def compute_reference(data_root: str | None = None, datasets: tuple[str, ...] = 
         except SrbenchError as exc:
             unavailable.append(f"{dataset}: {exc}")
             continue
-        for model_name, model in (("bicubic", "bicubic"), (SMALL_MODEL, str(small))):
+        for model_name, model in models.items():
             for protocol, metrics in check_metrics().items():
                 (result,) = evaluate(model, [dataset], protocol=protocol, metrics=metrics, data_root=data_root,
                                      device="cpu")

@@ -1,165 +1,33 @@
-"""Evaluate a model (bicubic, or a folder of SR images) on datasets under a protocol.
+"""Evaluate an SR source (bicubic, a folder of SR images, a generator) on datasets under a protocol.
 
 Bad images never stop the run: each is reported with the file and the problem, the rest is evaluated.
 Metrics whose downloaded weights are missing fail before any work, unless the caller asks to report them
-as unavailable instead.
+as unavailable instead. An evaluation is three steps: plan (what the store already holds), the per-image
+loop (SR images made while metrics of the previous ones run in threads), and the summary.
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import hashlib
 import json
 import math
 import os
-import platform
 import re
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 
-import numpy as np
-
-import srbench
 from srbench import datasets as D
+from srbench import provenance as P
 from srbench.errors import BadInputError, WeightsUnavailableError
-from srbench.images import atomic_write_text, content_sha256, decode_image, describe_channels, image_files
-from srbench.matching import SRIndex, describe_ambiguity, hr_names
-from srbench.matlab import imresize, modcrop
+from srbench.images import atomic_write_text
 from srbench.metrics.niqe import ILL_CONDITIONED_SPREAD
 from srbench.protocols import Protocol, get_protocol
+from srbench.sources import GeneratorSource, SRSource, open_source
 from srbench.store import Store
 
 Progress = Callable[[str, int, int], None]
-
-
-class BicubicModel:
-    """MATLAB bicubic upsampling of the LR (uint8, symmetric borders): the baseline of every table."""
-
-    name = "bicubic"
-    key = "bicubic:matlab-imresize-uint8-symmetric"
-
-    def describe(self) -> dict:
-        return {"kind": "bicubic", "implementation": "srbench.matlab.imresize (uint8, symmetric)"}
-
-    def predict(self, pair: D.Pair, item: D.Item, scale: int) -> np.ndarray:
-        return imresize(pair.lr, scale)
-
-    def take_notes(self, image: str) -> tuple[str, ...]:
-        return ()
-
-
-class FolderModel:
-    """A folder of SR images made elsewhere, matched to HR images by name (the PIRM use case).
-
-    Matching is exact on the stem after stripping at most one known suffix (:mod:`srbench.matching`): a
-    missing or ambiguous SR file skips that image with its reason, it is never paired by a guess.
-    """
-
-    def __init__(self, folder: str | os.PathLike) -> None:
-        self.folder = Path(folder).expanduser()
-        if not self.folder.is_dir():
-            raise BadInputError(f"{folder}: the model is neither 'bicubic' nor a folder of SR images")
-        self.files = image_files(self.folder, recursive=True)
-        if not self.files:
-            raise BadInputError(f"{self.folder}: the SR folder holds no images")
-        self.name = self.folder.name
-        self._indexes: dict[int, SRIndex] = {}
-        self._notes: dict[str, tuple[str, ...]] = {}
-
-    def take_notes(self, image: str) -> tuple[str, ...]:
-        """What the reader noted about the SR file of ``image`` (16-bit read as 8-bit, EXIF ignored...)."""
-        return self._notes.pop(image, ())
-
-    @functools.cached_property
-    def key(self) -> str:
-        h = hashlib.sha256()
-        for p in self.files:
-            h.update(f"{p.relative_to(self.folder).as_posix()}:{content_sha256(p)}\n".encode())
-        return f"folder:{h.hexdigest()}"
-
-    def describe(self) -> dict:
-        return {"kind": "folder", "path": str(self.folder), "n_files": len(self.files)}
-
-    def match(self, item: D.Item, scale: int = 4) -> Path:
-        if scale not in self._indexes:
-            self._indexes[scale] = SRIndex(self.files, scale)
-        found = self._indexes[scale].matches(hr_names(item.name, item.hr_path.stem))
-        if len(found) == 1:
-            return found[0]
-        if found:
-            raise BadInputError(describe_ambiguity(item.name, found))
-        raise BadInputError(f"{item.name}: no SR image for it in {self.folder} (names tried: "
-                            f"{', '.join(sorted(hr_names(item.name, item.hr_path.stem)))}, with the suffixes "
-                            f"of srbench.matching.SR_SUFFIXES)")
-
-    def predict(self, pair: D.Pair, item: D.Item, scale: int) -> np.ndarray:
-        path = self.match(item, scale)
-        decoded = decode_image(path)
-        sr = decoded.pixels
-        self._notes[item.name] = decoded.notes
-        if sr.shape == pair.hr.shape:
-            return sr
-        if pair.cropped_from is not None and sr.shape[:2] == pair.cropped_from:
-            # A full-size SR of an HR that is not a multiple of the scale: crop it the same way.
-            sr = modcrop(sr, scale)
-            if sr.shape == pair.hr.shape:
-                return sr
-        hr_desc = f"{pair.hr.shape[0]}x{pair.hr.shape[1]}"
-        if pair.cropped_from is not None:
-            hr_desc += f" (cropped from {pair.cropped_from[0]}x{pair.cropped_from[1]})"
-        raise BadInputError(
-            f"{path}: SR is {sr.shape[0]}x{sr.shape[1]} {describe_channels(sr)}, "
-            f"HR is {hr_desc} {describe_channels(pair.hr)}"
-        )
-
-
-class GeneratorModel:
-    """A generator network (checkpoint file or variant with a checkpoint in the models folder)."""
-
-    def __init__(self, ckpt_or_variant: str, *, device: str = "auto", tile: int | None = None,
-                 tile_pad: int = 16) -> None:
-        from srbench.infer import Runner, resolve_generator
-
-        module = resolve_generator(ckpt_or_variant)
-        self.info = module.srbench_info
-        self.runner = Runner.create(module, device=device, tile=tile, tile_pad=tile_pad)
-        self.name = self.info["variant"] or Path(ckpt_or_variant).stem
-        r = self.runner
-        # Device, precision and tiling change the output in its last bits: they are part of the identity.
-        self.key = (f"generator:{self.info['sha256']}:{r.device.type}{':half' if r.half else ''}"
-                    f"{f':tile{r.tile}-{r.tile_pad}' if r.tile else ''}")
-
-    def describe(self) -> dict:
-        info = {k: self.info[k] for k in ("arch", "config", "variant", "layout", "source", "sha256")}
-        return {"kind": "generator", **info, "device": str(self.runner.device)}
-
-    def predict(self, pair: D.Pair, item: D.Item, scale: int) -> np.ndarray:
-        if self.runner.scale != scale:
-            raise BadInputError(f"{self.info['source']} is a x{self.runner.scale} model, evaluation asks x{scale}")
-        return self.runner.upscale(pair.lr)
-
-    def take_notes(self, image: str) -> tuple[str, ...]:
-        return ()
-
-
-SRModel = BicubicModel | FolderModel | GeneratorModel
-
-
-def open_model(model: str, *, device: str = "auto", tile: int | None = None) -> SRModel:
-    """``bicubic``, a checkpoint file or variant name, or a folder of SR images."""
-    from srbench.archs import VARIANTS
-
-    if model == "bicubic":
-        return BicubicModel()
-    path = Path(model).expanduser()
-    if path.is_file() or model in VARIANTS:
-        return GeneratorModel(model, device=device, tile=tile)
-    return FolderModel(model)
 
 
 @dataclass
@@ -213,15 +81,6 @@ def json_number(value: float | None) -> float | str | None:
     return value
 
 
-@functools.cache
-def _versions() -> dict[str, str]:
-    out = {"srbench": srbench.__version__, "python": platform.python_version()}
-    for pkg in ("numpy", "scipy", "pillow", "scikit-image", "torch", "pyiqa"):
-        with contextlib.suppress(metadata.PackageNotFoundError):  # absent packages are simply not listed
-            out[pkg] = metadata.version(pkg)
-    return out
-
-
 def check_weights(
     protocol: Protocol, names: Sequence[str], weights_dir: str | None, *, raise_missing: bool = False
 ) -> dict[str, str]:
@@ -246,8 +105,173 @@ def check_weights(
     return missing
 
 
+@dataclass
+class _Plan:
+    """What one evaluation computes: the metrics, those whose weights are missing, the stored values reused."""
+
+    proto: Protocol
+    names: list[str]
+    missing: dict[str, str]
+    computable: list[str]
+    versions: dict[str, str]
+    dataset_key: str
+    cached: dict[str, dict]
+
+    def still_needed(self, have: dict) -> list[str]:
+        need = [n for n in self.computable if not all(k in have for k in self.proto.metric(n).outputs)]
+        return self.proto.resolve_metrics(need) if need else []  # derived metrics bring what they are made of
+
+
+def _plan(source: SRSource, dataset: D.Dataset, scale: int, protocol: str, metrics: Sequence[str] | None,
+          weights_dir: str | None, skip_unavailable: bool, store: Store | None) -> _Plan:
+    proto = get_protocol(protocol)
+    if scale < 1:
+        raise BadInputError(f"scale must be a positive integer, got {scale}")
+    names = proto.resolve_metrics(metrics)
+    missing = check_weights(proto, names, weights_dir, raise_missing=not skip_unavailable)
+    computable = [n for n in names if n not in missing]
+    versions = proto.output_versions(computable)
+    dataset_key = dataset.fingerprint()
+    cached = store.cached(source.key, dataset_key, proto.name, scale, versions) if store else {}
+    return _Plan(proto, names, missing, computable, versions, dataset_key, cached)
+
+
+@dataclass
+class _Tally:
+    """What the per-image loop found, image by image."""
+
+    values: dict[str, dict] = field(default_factory=dict)
+    skipped: list[dict] = field(default_factory=list)
+    lr_sources: Counter = field(default_factory=Counter)
+    read_notes: list[str] = field(default_factory=list)
+    cropped: int = 0
+    from_cache: int = 0
+
+
+class _ImageLoop:
+    """SR images are made one by one while the metrics of earlier ones run in ``workers`` threads."""
+
+    def __init__(self, source: SRSource, dataset: D.Dataset, scale: int, plan: _Plan, store: Store | None,
+                 suite: str | None, workers: int, weights_dir: str | None) -> None:
+        self.source, self.dataset, self.scale, self.plan = source, dataset, scale, plan
+        self.store, self.suite, self.workers = store, suite, max(1, workers)
+        self.options = {"weights_dir": weights_dir}
+        self.tally = _Tally(skipped=[{"image": r.name, "file": str(r.path), "error": r.error}
+                                     for r in dataset.rejected])
+        self.run_id: int | None = None
+
+    def run(self, progress: Progress | None) -> _Tally:
+        label, total = f"{self.source.name} / {self.dataset.name}", len(self.dataset.items)
+        pending: deque[tuple[D.Item, dict, Future]] = deque()
+        try:
+            with ThreadPoolExecutor(max_workers=self.workers) as pool:
+                for i, item in enumerate(self.dataset.items):
+                    if progress:
+                        progress(label, i, total)
+                    submitted = self._submit(pool, item)
+                    if submitted is not None:
+                        pending.append(submitted)
+                    while len(pending) > 2 * self.workers:  # bound the SR images held in memory
+                        self._collect(*pending.popleft())
+                while pending:
+                    self._collect(*pending.popleft())
+        finally:  # the run is closed even when something unexpected stops it
+            if self.run_id is not None:
+                self.store.finish_run(self.run_id)
+        if progress:
+            progress(label, total, total)
+        return self.tally
+
+    def _submit(self, pool: ThreadPoolExecutor, item: D.Item) -> tuple[D.Item, dict, Future] | None:
+        have = self.plan.cached.get(item.name, {})
+        need = self.plan.still_needed(have)
+        if not need:
+            self._from_cache(item, have)
+            return None
+        if self.store is not None and self.run_id is None:
+            self.run_id = self.store.start_run(**P.run_fields(self.source, self.dataset, self.plan.dataset_key,
+                                                              self.plan.proto.name, self.scale, self.suite))
+        try:
+            pair = self.dataset.load_pair(item, self.scale)
+            sr = self.source.predict(pair, item, self.scale)
+        except BadInputError as exc:
+            self.tally.skipped.append({"image": item.name, "file": str(item.hr_path), "error": str(exc)})
+            return None
+        self.tally.cropped += pair.cropped_from is not None
+        self.tally.read_notes += [*pair.notes, *self.source.take_notes(item.name)]
+        self.tally.lr_sources[pair.lr_source] += 1
+        return item, have, pool.submit(self.plan.proto.per_image, sr, pair.hr, self.scale, need, self.options)
+
+    def _from_cache(self, item: D.Item, have: dict) -> None:
+        self.tally.values[item.name] = have
+        self.tally.from_cache += 1
+        # Provenance stays the same whether values were computed now or read from the store.
+        self.tally.lr_sources["file" if self.scale in item.lr_paths else "imresize"] += 1
+        self.tally.cropped += P.needs_modcrop(item.hr_path, self.scale)
+
+    def _collect(self, item: D.Item, have: dict, future: Future) -> None:
+        try:
+            new = future.result()
+        except BadInputError as exc:
+            self.tally.skipped.append({"image": item.name, "file": str(item.hr_path),
+                                       "error": f"{item.hr_path}: {exc}"})
+            return
+        if self.store is not None:
+            self.store.put(self.source.key, self.plan.dataset_key, self.plan.proto.name, self.scale, item.name, new,
+                           self.plan.versions, self.run_id)
+        self.tally.values[item.name] = {**have, **new}
+
+
+def _image_warnings(rows: list[dict], computable: Sequence[str]) -> list[str]:
+    warnings = [
+        f"{r['image']}: NIQE {r['niqe']:.4f} is ill-conditioned: flat areas make it move within "
+        f"{r['niqe_spread']:.3f} under another summation order (MATLAB's included)"
+        for r in rows if (r.get("niqe_spread") or 0.0) > ILL_CONDITIONED_SPREAD
+    ]
+    for r in rows:
+        undefined = [k for k in computable if isinstance(r.get(k), float) and math.isnan(r[k])]
+        if undefined:
+            warnings.append(f"{r['image']}: {', '.join(undefined)} undefined (NaN) for this image (NIQE needs two "
+                            f"96x96 blocks after the shave; a flat output has no NIQE or Ma)")
+    return warnings
+
+
+def _summarise(source: SRSource, dataset: D.Dataset, scale: int, plan: _Plan, tally: _Tally) -> EvalResult:
+    rows = [{"image": it.name, **tally.values[it.name]} for it in dataset.items if it.name in tally.values]
+    summary: dict[str, float | None] = dict.fromkeys(plan.names)
+    if rows and plan.computable:
+        summary.update(plan.proto.aggregate(rows, plan.computable))
+    warnings = _image_warnings(rows, plan.computable)
+    if tally.cropped:
+        warnings.append(f"{tally.cropped} HR image(s) cropped to a multiple of {scale} (modcrop) before pairing")
+    warnings += tally.read_notes
+    lr_missing = dataset.lr_files_missing(scale)
+    if lr_missing:
+        warnings.append(
+            f"{len(lr_missing)} image(s) have no x{scale} LR file although the set ships them "
+            f"({', '.join(lr_missing[:5])}{' ...' if len(lr_missing) > 5 else ''}): their LR was made with "
+            f"imresize (uint8, symmetric borders), which changes their numbers")
+    provenance = {
+        "dataset_location": dataset.location,
+        "dataset_layout": dataset.layout,
+        "dataset_sha256": plan.dataset_key,
+        "lr_source": dict(tally.lr_sources),
+        "lr_file_missing": lr_missing,
+        # Conversions made while reading the files evaluated in this run (cached images were not read again).
+        "read_notes": tally.read_notes,
+        "model": source.describe(),
+        "model_key": source.key,
+        "metric_versions": plan.proto.versions(plan.names),
+        "protocol_description": plan.proto.description,
+        "versions": dict(P.versions()),
+        "cached_images": tally.from_cache,
+    }
+    return EvalResult(source.name, dataset.name, plan.proto.name, scale, plan.names, summary, rows, tally.skipped,
+                      plan.missing, warnings, provenance)
+
+
 def evaluate_dataset(
-    model: SRModel,
+    source: SRSource,
     dataset: D.Dataset,
     *,
     scale: int = 4,
@@ -260,160 +284,16 @@ def evaluate_dataset(
     suite: str | None = None,
     workers: int = 2,
 ) -> EvalResult:
-    """Evaluate one model on one dataset. With a ``store``, values already computed for the same model,
+    """Evaluate one source on one dataset. With a ``store``, values already computed for the same source,
     dataset, protocol, scale and metric versions are reused and only the missing ones computed; metric
-    computation runs in ``workers`` threads while the model produces the next SR image."""
-    proto = get_protocol(protocol)
-    if scale < 1:
-        raise BadInputError(f"scale must be a positive integer, got {scale}")
-    names = proto.resolve_metrics(metrics)
-    missing = check_weights(proto, names, weights_dir, raise_missing=not skip_unavailable)
-    computable = [n for n in names if n not in missing]
-    versions = proto.output_versions(computable)
-    options = {"weights_dir": weights_dir}
-    dataset_key = dataset.fingerprint()
-    cached = store.cached(model.key, dataset_key, proto.name, scale, versions) if store else {}
-    values_by_image: dict[str, dict] = {}
-    skipped: list[dict] = [{"image": r.name, "file": str(r.path), "error": r.error} for r in dataset.rejected]
-    cropped = 0
-    lr_sources: dict[str, int] = {}
-    read_notes: list[str] = []
-    run_id: int | None = None
-    from_cache = 0
-    pending: deque[tuple[D.Item, set[str], Future]] = deque()
-
-    def collect(item: D.Item, have: dict, future: Future) -> None:
-        try:
-            new = future.result()
-        except BadInputError as exc:
-            skipped.append({"image": item.name, "file": str(item.hr_path), "error": f"{item.hr_path}: {exc}"})
-            return
-        if store is not None:
-            store.put(model.key, dataset_key, proto.name, scale, item.name, new, versions, run_id)
-        values_by_image[item.name] = {**have, **new}
-
-    try:
-        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            for i, item in enumerate(dataset.items):
-                if progress:
-                    progress(f"{model.name} / {dataset.name}", i, len(dataset.items))
-                have = cached.get(item.name, {})
-                need = [n for n in computable if not all(k in have for k in proto.metric(n).outputs)]
-                if not need:
-                    values_by_image[item.name] = have
-                    from_cache += 1
-                    # Provenance stays the same whether values were computed now or read from the store.
-                    source = "file" if scale in item.lr_paths else "imresize"
-                    lr_sources[source] = lr_sources.get(source, 0) + 1
-                    cropped += _needs_modcrop(item.hr_path, scale)
-                    continue
-                need = proto.resolve_metrics(need)  # derived metrics bring what they are made of
-                if store is not None and run_id is None:
-                    run_id = store.start_run(**_run_fields(model, dataset, dataset_key, proto.name, scale, suite))
-                try:
-                    pair = dataset.load_pair(item, scale)
-                    sr = model.predict(pair, item, scale)
-                except BadInputError as exc:
-                    skipped.append({"image": item.name, "file": str(item.hr_path), "error": str(exc)})
-                    continue
-                cropped += pair.cropped_from is not None
-                read_notes += [*pair.notes, *model.take_notes(item.name)]
-                lr_sources[pair.lr_source] = lr_sources.get(pair.lr_source, 0) + 1
-                future = pool.submit(proto.per_image, sr, pair.hr, scale, need, options)
-                pending.append((item, have, future))
-                while len(pending) > 2 * max(1, workers):  # bound the SR images held in memory
-                    collect(*pending.popleft())
-            while pending:
-                collect(*pending.popleft())
-    finally:  # the run is closed even when something unexpected stops it
-        if store is not None and run_id is not None:
-            store.finish_run(run_id)
-    if progress:
-        progress(f"{model.name} / {dataset.name}", len(dataset.items), len(dataset.items))
-    rows = [{"image": it.name, **values_by_image[it.name]} for it in dataset.items if it.name in values_by_image]
-    warnings = [
-        f"{r['image']}: NIQE {r['niqe']:.4f} is ill-conditioned: flat areas make it move within "
-        f"{r['niqe_spread']:.3f} under another summation order (MATLAB's included)"
-        for r in rows if (r.get("niqe_spread") or 0.0) > ILL_CONDITIONED_SPREAD
-    ]
-    for r in rows:
-        undefined = [k for k in computable if isinstance(r.get(k), float) and math.isnan(r[k])]
-        if undefined:
-            warnings.append(f"{r['image']}: {', '.join(undefined)} undefined (NaN) for this image (NIQE needs two "
-                            f"96x96 blocks after the shave; a flat output has no NIQE or Ma)")
-    summary: dict[str, float | None] = dict.fromkeys(names)
-    if rows and computable:
-        summary.update(proto.aggregate(rows, computable))
-    if cropped:
-        warnings.append(f"{cropped} HR image(s) cropped to a multiple of {scale} (modcrop) before pairing")
-    warnings += read_notes
-    lr_missing = dataset.lr_files_missing(scale)
-    if lr_missing:
-        warnings.append(
-            f"{len(lr_missing)} image(s) have no x{scale} LR file although the set ships them "
-            f"({', '.join(lr_missing[:5])}{' ...' if len(lr_missing) > 5 else ''}): their LR was made with "
-            f"imresize (uint8, symmetric borders), which changes their numbers")
-    provenance = {
-        "dataset_location": dataset.location,
-        "dataset_layout": dataset.layout,
-        "dataset_sha256": dataset_key,
-        "lr_source": lr_sources,
-        "lr_file_missing": lr_missing,
-        # Conversions made while reading the files evaluated in this run (cached images were not read again).
-        "read_notes": read_notes,
-        "model": model.describe(),
-        "model_key": model.key,
-        "metric_versions": proto.versions(names),
-        "protocol_description": proto.description,
-        "versions": dict(_versions()),
-        "cached_images": from_cache,
-    }
-    return EvalResult(model.name, dataset.name, proto.name, scale, names, summary, rows, skipped,
-                      missing, warnings, provenance)
-
-
-def _needs_modcrop(path: Path, scale: int) -> bool:
-    """Whether an HR file's size is not a multiple of the scale, read from its header only."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            w, h = im.size
-    except OSError:
-        return False
-    return h % scale != 0 or w % scale != 0
-
-
-@functools.cache
-def git_commit() -> str | None:
-    import subprocess
-
-    try:
-        out = subprocess.run(["git", "-C", str(Path(__file__).resolve().parent.parent), "rev-parse", "HEAD"],
-                             capture_output=True, text=True, timeout=5)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
-
-
-def _run_fields(model: SRModel, dataset: D.Dataset, dataset_key: str, protocol: str, scale: int,
-                suite: str | None) -> dict:
-    info = getattr(model, "info", {}) or {}
-    meta = info.get("metadata") or {}
-    versions = _versions()
-    return {
-        "suite": suite, "model": model.name, "model_key": model.key, "dataset": dataset.name,
-        "dataset_key": dataset_key, "protocol": protocol, "scale": scale,
-        "config": {"model": model.describe(), "train_config": meta.get("extra", {}).get("train_config")},
-        "checkpoint_sha256": info.get("sha256"), "srbench_version": versions["srbench"],
-        "torch_version": versions.get("torch"), "git_commit": git_commit(),
-        "device": str(getattr(getattr(model, "runner", None), "device", "cpu")),
-        "seed": (meta.get("extra", {}).get("train_config") or {}).get("seed"),
-    }
+    computation runs in ``workers`` threads while the source produces the next SR image."""
+    plan = _plan(source, dataset, scale, protocol, metrics, weights_dir, skip_unavailable, store)
+    tally = _ImageLoop(source, dataset, scale, plan, store, suite, workers, weights_dir).run(progress)
+    return _summarise(source, dataset, scale, plan, tally)
 
 
 def evaluate(
-    model: str,
+    model: str | SRSource,
     datasets: Sequence[str],
     *,
     scale: int = 4,
@@ -431,18 +311,21 @@ def evaluate(
 ) -> Iterator[EvalResult]:
     """One :class:`EvalResult` per dataset, yielded as each finishes (nothing is lost on a later error).
 
-    With a ``store`` and a ``suite``, each result is also labelled there as model ``name`` (default: the
-    model's own name) of that suite, so ``srbench results``, ``table`` and ``pirm-plane`` show it.
+    ``model`` is a name or path (see :func:`srbench.sources.open_source`) or an already opened source, which
+    callers evaluating one model many times (``ablate``, ``check``) pass to open it once. With a ``store`` and a
+    ``suite``, each result is also labelled there as model ``name`` (default: the source's own name) of that
+    suite, so ``srbench results``, ``table`` and ``pirm-plane`` show it.
     """
-    sr_model = open_model(model, device=device, tile=tile)
+    source = open_source(model, device=device, tile=tile) if isinstance(model, str) else model
     if name:
-        sr_model.name = name
-    if isinstance(sr_model, GeneratorModel) and sr_model.runner.scale != scale:
-        raise BadInputError(f"{model} is a x{sr_model.runner.scale} model, evaluation asks x{scale} (--scale)")
+        source.name = name
+    if isinstance(source, GeneratorSource) and source.runner.scale != scale:
+        raise BadInputError(f"{source.info['source']} is a x{source.runner.scale} model, evaluation asks x{scale} "
+                            "(--scale)")
     get_protocol(protocol).resolve_metrics(metrics)  # fail on unknown names before any work
-    resolved = [D.resolve(name, data_root) for name in datasets]
+    resolved = [D.resolve(ds, data_root) for ds in datasets]
     for ds in resolved:
-        result = evaluate_dataset(sr_model, ds, scale=scale, protocol=protocol, metrics=metrics,
+        result = evaluate_dataset(source, ds, scale=scale, protocol=protocol, metrics=metrics,
                                   weights_dir=weights_dir, skip_unavailable=skip_unavailable,
                                   progress=progress, store=store, suite=suite)
         if store is not None and suite is not None and result.per_image:

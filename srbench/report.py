@@ -198,7 +198,7 @@ def write_suite_report(report) -> list[Path]:
         atomic_write_text(out / "failures.txt", "\n".join(report.failures) + "\n")
         written.append(out / "failures.txt")
     planes = [p for p in written if p.suffix == ".png"]
-    written.append(write_html(report, tidy, planes, getattr(report, "data_root", None)))
+    written.append(write_html(report, tidy, planes))
     atomic_write_text(stamp, digest + "\n")
     return written
 
@@ -241,7 +241,7 @@ window.addEventListener("load", function () {{
 </body></html>
 """
 
-CROP_H, CROP_W = 96, 192  # NIQE needs two 96x96 blocks
+CROP_H, CROP_W = 96, 192  # the page's layout when there are no crops (ablate makes them this size)
 
 
 def _png_data_uri(img) -> str:
@@ -278,76 +278,38 @@ def html_table(tidy: pd.DataFrame, metrics: Sequence[str], models: Sequence[str]
     return "\n".join(out)
 
 
-def visual_comparison(models: dict, dataset: str, data_root: str | None, n_images: int = 3,
-                      device: str = "cpu", scale: int = 4, weights_dir: str | None = None) -> tuple[str, int, str]:
-    """HTML of crops (HR, then every model) for the first images of ``dataset``; (html, n_img_tags, NR label)."""
+def render_visual(visual) -> tuple[str, int, str]:
+    """HTML of a :class:`srbench.ablate.VisualComparison` (made by ``ablate``): (html, n_img_tags, NR label)."""
     import html
 
-    from srbench import metrics as M
-    from srbench.datasets import resolve
-    from srbench.errors import SrbenchError
-    from srbench.evaluate import open_model
-    from srbench.matlab import rgb2y
-    from srbench.metrics.nrqm import nrqm_model_path
-
-    try:
-        nrqm_model_path(weights_dir)
-        nr_label, use_pi = "PI", True
-    except SrbenchError:
-        nr_label, use_pi = "NIQE (PI unavailable: no Ma weights)", False
-    try:
-        ds = resolve(dataset, data_root)
-    except SrbenchError as exc:
-        return f"<p>No visual comparison: {html.escape(str(exc))}</p>", 0, nr_label
-    opened = {}
-    for name, source in models.items():
-        try:
-            opened[name] = open_model(str(source), device=device)
-        except SrbenchError:  # a model that cannot load is listed in the failures already
-            continue
+    if visual is None:
+        return "<p>No visual comparison.</p>", 0, "PI"
+    if visual.note:
+        return f"<p>{html.escape(visual.note)}</p>", 0, visual.nr_label
     blocks, count = [], 0
-    for item in ds.items[:n_images]:
-        try:
-            pair = ds.load_pair(item, scale)
-        except SrbenchError:  # a bad image is listed in the failures already
-            continue
-        h, w = pair.hr.shape[:2]
-        if h < CROP_H or w < CROP_W:
-            continue
-        top, left = (h - CROP_H) // 2, (w - CROP_W) // 2
+    for image, crops in visual.rows:
         figures = []
-        hr_crop = pair.hr[top : top + CROP_H, left : left + CROP_W]
-        candidates = [("HR", hr_crop)]
-        for name, model in opened.items():
-            try:
-                sr = model.predict(pair, item, scale)
-            except SrbenchError:
-                continue
-            candidates.append((name, sr[top : top + CROP_H, left : left + CROP_W]))
-        for name, crop in candidates:
-            y = rgb2y(crop.astype(float)) if crop.ndim == 3 else crop.astype(float)
-            y_hr = rgb2y(hr_crop.astype(float)) if hr_crop.ndim == 3 else hr_crop.astype(float)
-            psnr = M.psnr(y, y_hr)
-            y8 = rgb2y(crop) if crop.ndim == 3 else crop
-            nr = M.perceptual_index(y8, weights_dir=weights_dir) if use_pi else M.niqe(y8)
-            psnr_text = "∞" if psnr == float("inf") else f"{psnr:.2f} dB"
-            figures.append(f'<figure><img alt="{html.escape(name)}" src="{_png_data_uri(crop)}"><figcaption>'
-                           f"{html.escape(name)}<br>{psnr_text} / {nr:.2f}</figcaption></figure>")
-            count += 1
-        blocks.append(f"<h3>{html.escape(item.name)}</h3><div class=\"crops\">{''.join(figures)}</div>")
-    return "\n".join(blocks), count, nr_label
+        for crop in crops:
+            psnr_text = "∞" if math.isinf(crop.psnr_y) else f"{crop.psnr_y:.2f} dB"
+            figures.append(f'<figure><img alt="{html.escape(crop.model)}" src="{_png_data_uri(crop.pixels)}">'
+                           f"<figcaption>{html.escape(crop.model)}<br>{psnr_text} / {crop.no_reference:.2f}"
+                           "</figcaption></figure>")
+        count += len(figures)
+        blocks.append(f"<h3>{html.escape(image)}</h3><div class=\"crops\">{''.join(figures)}</div>")
+    return "\n".join(blocks), count, visual.nr_label
 
 
-def write_html(report, tidy: pd.DataFrame, planes: list[Path], data_root: str | None = None) -> Path:
+def write_html(report, tidy: pd.DataFrame, planes: list[Path]) -> Path:
     import html
 
     metrics = _suite_metrics(tidy)
     table = html_table(tidy, metrics, list(report.models)) if metrics else "<p>No results.</p>"
     plane_html = "\n".join(f'<img alt="{html.escape(p.name)}" style="max-width:100%" src="{_png_data_uri(_load(p))}">'
                            for p in planes)
-    shown = {k: v for k, v in report.models.items() if k == "bicubic" or k.endswith("-gan")}
-    crops, n_crops, nr_label = visual_comparison(shown, report.datasets[0], data_root,
-                                                 weights_dir=getattr(report, "weights_dir", None))
+    visual = report.visual() if getattr(report, "visual", None) is not None else None
+    crops, n_crops, nr_label = render_visual(visual)
+    crop_h, crop_w = (visual.rows[0][1][0].pixels.shape[:2] if visual is not None and visual.rows
+                      else (CROP_H, CROP_W))
     failures = ""
     if report.failures:
         items = "".join(f"<li>{html.escape(f)}</li>" for f in report.failures)
@@ -357,7 +319,7 @@ def write_html(report, tidy: pd.DataFrame, planes: list[Path], data_root: str | 
         preset=html.escape(report.preset), datasets=html.escape(", ".join(report.datasets)),
         caption=html.escape(_caption(["sr", "pirm"])), table=table, failures=failures,
         planes=plane_html or "<p>No pirm-protocol results.</p>", crops=crops, n_images=n_crops + len(planes),
-        crop_h=CROP_H, crop_w=CROP_W, zoom_h=CROP_H * 3 // 2, zoom_w=CROP_W * 3 // 2, nr_label=html.escape(nr_label),
+        crop_h=crop_h, crop_w=crop_w, zoom_h=crop_h * 3 // 2, zoom_w=crop_w * 3 // 2, nr_label=html.escape(nr_label),
     )
     path = report.out_dir / "index.html"
     atomic_write_text(path, page)

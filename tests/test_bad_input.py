@@ -279,7 +279,7 @@ def test_evaluate_and_infer_check_their_out_folder_before_any_work(shared_data, 
     def must_not_run(*args, **kwargs):
         raise AssertionError("did work before checking --out")
 
-    monkeypatch.setattr(E, "open_model", must_not_run)
+    monkeypatch.setattr(E, "open_source", must_not_run)
     monkeypatch.setattr(I, "resolve_generator", must_not_run)
     blocker = tmp_path / "blocker"
     blocker.write_text("a file, not a folder")

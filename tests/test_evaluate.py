@@ -197,11 +197,11 @@ def test_sr_file_matching_prefers_the_image_own_name(tmp_path):
     from pathlib import Path
 
     from srbench.datasets import Item
-    from srbench.evaluate import FolderModel
+    from srbench.sources import FolderSource
 
     for stem in ("baby_SR", "baby_2_SR", "img_0011_SR", "img_001x4"):
         write_png(tmp_path / f"{stem}.png", np.zeros((4, 4, 3), np.uint8))
-    model = FolderModel(tmp_path)
+    model = FolderSource(tmp_path)
     assert model.match(Item("baby", Path("/hr/baby.png"))).stem == "baby_SR"
     assert model.match(Item("baby_2", Path("/hr/baby_2.png"))).stem == "baby_2_SR"
     assert model.match(Item("img_001", Path("/hr/img_001_SRF_4_HR.png"))).stem == "img_001x4"

@@ -10,11 +10,12 @@ import subprocess
 import pytest
 import torch
 
-from srbench.ablate import AblationReport, load_suite
+from srbench.ablate import AblationReport, load_suite, visual_comparison
 from srbench.archs import get_variant
 from srbench.checkpoints import save_checkpoint
 from srbench.evaluate import evaluate
 from srbench.report import write_suite_report
+from srbench.sources import open_source
 
 
 def _chromium() -> str:
@@ -38,6 +39,8 @@ def test_html_report_renders_with_its_images(tmp_path):
             (result,) = evaluate(str(source), ["skimage"], protocol=protocol, skip_unavailable=True, device="cpu")
             result.model = name
             report.results.append(result)
+    report.visual = lambda: visual_comparison({n: open_source(str(s), device="cpu") for n, s in report.models.items()},
+                                              "skimage", None)
     written = write_suite_report(report)
     page = tmp_path / "report/index.html"
     assert page in written and (tmp_path / "report/table.md").is_file() and (tmp_path / "report/table.tex").is_file()
@@ -58,3 +61,21 @@ def test_html_report_renders_with_its_images(tmp_path):
     # 3 images x (HR, bicubic, esrgan-gan) crops and the plane, all decoded by the browser
     assert int(expected.group(1)) == 3 * 3 + 1
     assert loaded.group(1) == expected.group(1)
+
+
+def test_visual_comparison_numbers_are_the_protocols_on_the_crop(shared_data):
+    """The crop captions are PSNR-Y (sr protocol) and NIQE (pirm protocol) of exactly the pixels shown."""
+    from srbench import metrics as M
+    from srbench.ablate import CROP_H, CROP_W
+    from srbench.matlab import rgb2y
+
+    visual = visual_comparison({"bicubic": open_source("bicubic")}, str(shared_data / "benchmark/Set5"), None,
+                               n_images=1)
+    assert visual.nr_label.startswith("NIQE") and len(visual.rows) == 1
+    image, (hr, bicubic) = visual.rows[0]
+    assert image == "baby" and hr.model == "HR" and bicubic.model == "bicubic"
+    assert hr.pixels.shape == bicubic.pixels.shape == (CROP_H, CROP_W, 3)
+    assert hr.psnr_y == float("inf")
+    y = rgb2y(bicubic.pixels.astype(float))
+    assert bicubic.psnr_y == M.psnr(y, rgb2y(hr.pixels.astype(float)))
+    assert bicubic.no_reference == M.niqe(rgb2y(bicubic.pixels))

@@ -1,0 +1,61 @@
+"""What every result records about how it was made: package versions, the code's commit, the run's fields."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import platform
+from importlib import metadata
+from pathlib import Path
+
+import srbench
+from srbench import datasets as D
+
+
+@functools.cache
+def versions() -> dict[str, str]:
+    out = {"srbench": srbench.__version__, "python": platform.python_version()}
+    for pkg in ("numpy", "scipy", "pillow", "scikit-image", "torch", "pyiqa"):
+        with contextlib.suppress(metadata.PackageNotFoundError):  # absent packages are simply not listed
+            out[pkg] = metadata.version(pkg)
+    return out
+
+
+def needs_modcrop(path: Path, scale: int) -> bool:
+    """Whether an HR file's size is not a multiple of the scale, read from its header only."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+    except OSError:
+        return False
+    return h % scale != 0 or w % scale != 0
+
+
+@functools.cache
+def git_commit() -> str | None:
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "-C", str(Path(__file__).resolve().parent.parent), "rev-parse", "HEAD"],
+                             capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def run_fields(model, dataset: D.Dataset, dataset_key: str, protocol: str, scale: int,
+                suite: str | None) -> dict:
+    info = getattr(model, "info", {}) or {}
+    meta = info.get("metadata") or {}
+    found = versions()
+    return {
+        "suite": suite, "model": model.name, "model_key": model.key, "dataset": dataset.name,
+        "dataset_key": dataset_key, "protocol": protocol, "scale": scale,
+        "config": {"model": model.describe(), "train_config": meta.get("extra", {}).get("train_config")},
+        "checkpoint_sha256": info.get("sha256"), "srbench_version": found["srbench"],
+        "torch_version": found.get("torch"), "git_commit": git_commit(),
+        "device": str(getattr(getattr(model, "runner", None), "device", "cpu")),
+        "seed": (meta.get("extra", {}).get("train_config") or {}).get("seed"),
+    }
