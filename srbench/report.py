@@ -7,11 +7,14 @@ PI from the mean Ma and NIQE), using only values of the current metric versions.
 
 from __future__ import annotations
 
+import html
 import json
 import math
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -78,63 +81,80 @@ def _rank_marks(values: pd.Series, higher: bool) -> dict:
     return marks
 
 
+@dataclass(frozen=True)
+class TableModel:
+    """A paper table before formatting: every renderer (Markdown, LaTeX, CSV, HTML) reads this one model."""
+
+    models: list[str]
+    columns: list[tuple[str, Any]]  # (dataset, metric descriptor)
+    values: dict[tuple[str, str, str], float]  # (model, dataset, metric) -> value; absent = not available
+    ranks: dict[tuple[str, str, str], int]  # 1 = best, 2 = second, by the metric's direction
+    caption: str
+
+    def cell(self, model: str, dataset: str, metric, fmt: str) -> str:
+        key = (model, dataset, metric.name)
+        if key not in self.values:
+            return "--" if fmt == "latex" else "–"
+        text = format_value(self.values[key], metric.digits, fmt)
+        if fmt == "html":
+            text = html.escape(text)
+        return _EMPHASIS[fmt].get(self.ranks.get(key), "{}").format(text)
+
+
+_EMPHASIS = {"markdown": {1: "**{}**", 2: "<u>{}</u>"}, "latex": {1: "\\textbf{{{}}}", 2: "\\underline{{{}}}"},
+             "html": {1: "<b>{}</b>", 2: "<u>{}</u>"}}
+
+
+def table_model(tidy: pd.DataFrame, metrics: Sequence[str], models: Sequence[str] | None = None,
+                datasets: Sequence[str] | None = None, caption: str | None = None) -> TableModel:
+    """Models as rows, dataset x metric columns; best and second by each metric's own direction."""
+    spec = {m: get_metric(m) for m in metrics}  # labels, digits, direction; unknown names fail here
+    models = list(models or dict.fromkeys(tidy["model"]))
+    datasets = list(datasets or dict.fromkeys(tidy["dataset"]))
+    values, ranks = {}, {}
+    for d in datasets:
+        for m in metrics:
+            series = tidy[(tidy["dataset"] == d) & (tidy["metric"] == m)].set_index("model")["value"].reindex(models)
+            values.update({(model, d, m): v for model, v in series.items() if v is not None and not pd.isna(v)})
+            ranks.update({(model, d, m): r for model, r in _rank_marks(series, spec[m].higher_is_better).items()})
+    protocols = sorted({p for m in metrics for p in (spec[m].protocols or ())[:1]})  # where its column comes from
+    return TableModel(models, [(d, spec[m]) for d in datasets for m in metrics], values, ranks,
+                      caption or _caption(protocols))
+
+
 def paper_table(tidy: pd.DataFrame, metrics: Sequence[str], fmt: str = "markdown", models: Sequence[str] | None = None,
                 datasets: Sequence[str] | None = None, caption: str | None = None) -> str:
     """Models as rows, dataset x metric columns with direction arrows; best bold, second underlined;
     missing values shown as such, never as zero."""
     if fmt not in ("markdown", "latex", "csv"):
         raise ValueError(f"unknown table format {fmt!r}: use markdown, latex or csv")
-    spec = {m: get_metric(m) for m in metrics}  # labels, digits, direction; unknown names fail here
-    models = list(models or dict.fromkeys(tidy["model"]))
-    datasets = list(datasets or dict.fromkeys(tidy["dataset"]))
-    columns = [(d, m) for d in datasets for m in metrics]
-    cells: dict[tuple, dict[str, str]] = {}
-    raw: dict[tuple, pd.Series] = {}
-    for d, m in columns:
-        sub = tidy[(tidy["dataset"] == d) & (tidy["metric"] == m)].set_index("model")["value"]
-        raw[(d, m)] = sub.reindex(models)
+    table = table_model(tidy, metrics, models, datasets, caption)
     if fmt == "csv":
-        frame = pd.DataFrame({f"{d}/{m}": raw[(d, m)] for d, m in columns}, index=models)
+        frame = pd.DataFrame({f"{d}/{m.name}": [table.values.get((model, d, m.name)) for model in table.models]
+                              for d, m in table.columns}, index=table.models)
         return frame.to_csv(index_label="model")
-    for (d, m), series in raw.items():
-        marks = _rank_marks(series, spec[m].higher_is_better)
-        col = {}
-        for model in models:
-            v = series.get(model)
-            if v is None or pd.isna(v):
-                col[model] = "–" if fmt == "markdown" else "--"
-                continue
-            text = format_value(v, spec[m].digits, fmt)
-            if marks.get(model) == 1:
-                text = f"**{text}**" if fmt == "markdown" else f"\\textbf{{{text}}}"
-            elif marks.get(model) == 2:
-                text = f"<u>{text}</u>" if fmt == "markdown" else f"\\underline{{{text}}}"
-            col[model] = text
-        cells[(d, m)] = col
-    arrow = {m: spec[m].arrow for m in metrics}
-    protocols = sorted({p for m in metrics for p in (spec[m].protocols or ())[:1]})  # where its column comes from
-    caption = caption or _caption(protocols)
+    rows = [[table.cell(model, d, m, fmt) for d, m in table.columns] for model in table.models]
     if fmt == "markdown":
-        head = "| Model | " + " | ".join(f"{d} {spec[m].label} {arrow[m]}" for d, m in columns) + " |"
-        sep = "|---|" + "|".join("---:" for _ in columns) + "|"
-        body = ["| " + model + " | " + " | ".join(cells[c][model] for c in columns) + " |" for model in models]
-        return "\n".join([head, sep, *body, "", f"*{caption}*", ""])
+        head = "| Model | " + " | ".join(f"{d} {m.label} {m.arrow}" for d, m in table.columns) + " |"
+        sep = "|---|" + "|".join("---:" for _ in table.columns) + "|"
+        body = ["| " + model + " | " + " | ".join(row) + " |" for model, row in zip(table.models, rows, strict=True)]
+        return "\n".join([head, sep, *body, "", f"*{table.caption}*", ""])
     latex_arrow = {"↑": "$\\uparrow$", "↓": "$\\downarrow$"}
-    lines = ["\\begin{table}[t]", "\\centering", f"\\caption{{{caption}}}",
-             "\\begin{tabular}{l" + "r" * len(columns) + "}", "\\toprule",
-             "Model & " + " & ".join(f"{_tex(d)} {spec[m].label} {latex_arrow[arrow[m]]}" for d, m in columns)
+    lines = ["\\begin{table}[t]", "\\centering", f"\\caption{{{table.caption}}}",
+             "\\begin{tabular}{l" + "r" * len(table.columns) + "}", "\\toprule",
+             "Model & " + " & ".join(f"{_tex(d)} {m.label} {latex_arrow[m.arrow]}" for d, m in table.columns)
              + " \\\\", "\\midrule"]
-    lines += [_tex(model) + " & " + " & ".join(cells[c][model] for c in columns) + " \\\\" for model in models]
+    lines += [_tex(model) + " & " + " & ".join(row) + " \\\\" for model, row in zip(table.models, rows, strict=True)]
     lines += ["\\bottomrule", "\\end{tabular}", "\\end{table}", ""]
     return "\n".join(lines)
 
 
 def format_value(value: float, digits: int, fmt: str = "text") -> str:
     """A metric value for a table: fixed digits; infinity (PSNR of an SR identical to its HR) spelled out
-    as such in every format (``inf`` in text and CSV, ``∞`` in Markdown, ``$\\infty$`` in LaTeX)."""
+    as such in every format (``inf`` in text and CSV, ``∞`` in Markdown and HTML, ``$\\infty$`` in LaTeX)."""
     if math.isinf(value):
         sign = "-" if value < 0 else ""
-        return sign + {"markdown": "∞", "latex": "$\\infty$"}.get(fmt, "inf")
+        return sign + {"markdown": "∞", "html": "∞", "latex": "$\\infty$"}.get(fmt, "inf")
     return f"{value:.{digits}f}"
 
 
@@ -256,24 +276,13 @@ def _png_data_uri(img) -> str:
 
 
 def html_table(tidy: pd.DataFrame, metrics: Sequence[str], models: Sequence[str]) -> str:
-    import html
-
-    md = paper_table(tidy, metrics, "markdown", models=models)
-    lines = [line for line in md.splitlines() if line.startswith("|")]
-    head = [c.strip() for c in lines[0].strip("|").split("|")]
+    table = table_model(tidy, metrics, models)
+    head = ["Model", *(f"{d} {m.label} {m.arrow}" for d, m in table.columns)]
     out = ['<table class="results"><thead><tr>' + "".join(f"<th>{html.escape(h)}</th>" for h in head)
            + "</tr></thead><tbody>"]
-    for line in lines[2:]:
-        cells = [c.strip() for c in line.strip("|").split("|")]
-        rendered = []
-        for c in cells:
-            text = html.escape(c.replace("**", "").replace("<u>", "").replace("</u>", ""))
-            if c.startswith("**"):
-                text = f"<b>{text}</b>"
-            elif c.startswith("<u>"):
-                text = f"<u>{text}</u>"
-            rendered.append(f"<td>{text}</td>")
-        out.append("<tr>" + "".join(rendered) + "</tr>")
+    for model in table.models:
+        cells = [html.escape(model), *(table.cell(model, d, m, "html") for d, m in table.columns)]
+        out.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     out.append("</tbody></table>")
     return "\n".join(out)
 

@@ -1,0 +1,37 @@
+"""Paper tables: every format renders the one table model (values, best and second by direction)."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import pandas as pd
+
+from srbench.report import html_table, paper_table, table_model
+
+MODELS = ["bicubic", "a", "b"]
+
+
+def _tidy() -> pd.DataFrame:
+    values = {"psnr_y": [28.4, math.inf, 30.1], "niqe": [5.0, 4.2, float("nan")]}
+    return pd.DataFrame([{"model": m, "dataset": "set5", "metric": k, "value": v}
+                         for k, vs in values.items() for m, v in zip(MODELS, vs, strict=True)])
+
+
+def test_best_and_second_follow_each_metrics_direction():
+    table = table_model(_tidy(), ["psnr_y", "niqe"], MODELS)
+    assert table.ranks[("a", "set5", "psnr_y")] == 1 and table.ranks[("b", "set5", "psnr_y")] == 2
+    assert table.ranks[("a", "set5", "niqe")] == 1 and table.ranks[("bicubic", "set5", "niqe")] == 2  # lower wins
+    assert ("b", "set5", "niqe") not in table.values  # NaN is not available, never a number
+
+
+def test_markdown_latex_and_html_show_the_same_cells():
+    tidy = _tidy()
+    markdown = paper_table(tidy, ["psnr_y", "niqe"], "markdown", models=MODELS)
+    latex = paper_table(tidy, ["psnr_y", "niqe"], "latex", models=MODELS)
+    page = html_table(tidy, ["psnr_y", "niqe"], MODELS)
+    assert "| a | **∞** | **4.200** |" in markdown and "| b | <u>30.10</u> | – |" in markdown
+    assert "a & \\textbf{$\\infty$} & \\textbf{4.200} \\\\" in latex and "b & \\underline{30.10} & -- \\\\" in latex
+    rows = re.findall(r"<tr>(.*?)</tr>", page)[1:]
+    assert rows[1] == "<td>a</td><td><b>∞</b></td><td><b>4.200</b></td>"
+    assert rows[2] == "<td>b</td><td><u>30.10</u></td><td>–</td>"
