@@ -13,6 +13,9 @@ from srbench.archs import VARIANTS, build_generator
 from srbench.checkpoints import save_checkpoint
 from srbench.cli import main
 
+# Every test shares one ablation run of a small suite (about 30 s on 2 cores).
+pytestmark = pytest.mark.slow
+
 SUITE = """
 name = "mini"
 description = "two variants and an interpolation, for tests"

@@ -104,6 +104,7 @@ def _fake_nrqm_model(path):
     savemat(path, {"model": {"linear": np.array([[0.5], [0.3], [0.3], [0.4]]), "rf": forests}})
 
 
+@pytest.mark.slow
 def test_ma_and_pi_use_a_local_nrqm_model_on_the_protocol_plane(shared_data, tmp_path, monkeypatch):
     torch = pytest.importorskip("torch")
     from pyiqa.archs.nrqm_arch import NRQM

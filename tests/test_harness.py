@@ -138,6 +138,7 @@ def test_pirm_plane_draws_and_finds_region_winners(tmp_path):
         assert im.size[0] > 600 and im.size[1] > 400
 
 
+@pytest.mark.slow
 def test_drift_check_catches_an_injected_metric_change(tmp_path):
     import dataclasses
 

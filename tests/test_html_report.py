@@ -27,6 +27,7 @@ def _chromium() -> str:
     return path
 
 
+@pytest.mark.slow
 def test_html_report_renders_with_its_images(tmp_path):
     torch.manual_seed(0)
     net = get_variant("rrdb23-smoke").build()

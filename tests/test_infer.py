@@ -62,6 +62,7 @@ def test_tiling_with_pixel_unshuffle_generators():
     assert (full - tiled).abs().max().item() < 1e-5
 
 
+@pytest.mark.slow
 def test_tiled_2048_output_keeps_peak_memory_bounded():
     script = textwrap.dedent("""
         import resource, numpy as np, torch
