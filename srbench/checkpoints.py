@@ -619,7 +619,7 @@ def save_checkpoint(
         path = path.with_name(path.name + ".safetensors")
     state = module_or_state.state_dict() if isinstance(module_or_state, nn.Module) else dict(module_or_state)
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items()}
-    data = save(tensors, metadata={"format": FORMAT, "arch": arch})
+    data = _canonical_header(save(tensors, metadata={"format": FORMAT, "arch": arch}))
     atomic_write_bytes(path, data)
     meta = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "arch": arch, "config": config, "variant": variant,
@@ -629,6 +629,18 @@ def save_checkpoint(
     }
     atomic_write_bytes(sidecar_path(path), (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode())
     return path
+
+
+def _canonical_header(data: bytes) -> bytes:
+    """The same safetensors file with its JSON header's keys sorted. safetensors writes the metadata table in a
+    hash order that changes from process to process, so equal weights would get different sha256 digests (the
+    identity of a checkpoint in the results store); the header keeps its length, the tensors their offsets."""
+    size = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + size])
+    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    if len(text) > size:  # cannot happen for the same content; never write a file that would not load
+        return data
+    return data[:8] + text.ljust(size, b" ") + data[8 + size :]
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -194,3 +194,27 @@ def test_x2_rrdbnet_roundtrip_keeps_its_scale(tmp_path):
     path = save_checkpoint(net, tmp_path / "x2", arch="rrdbnet", config={**CONFIG, "scale": 2})
     info = load_generator(path, "rrdbnet").srbench_info  # an architecture name still uses the sidecar
     assert info["config"] == {**CONFIG, "scale": 2}
+
+
+def test_saved_checkpoints_are_byte_identical_across_processes(tmp_path):
+    """The checkpoint's sha256 is its identity in the results store: equal weights, equal digest, whatever
+    order safetensors' hash map gives its metadata in a process."""
+    import subprocess
+    import sys
+
+    code = ("import sys, torch; from srbench.checkpoints import save_checkpoint\n"
+            "torch.manual_seed(0)\n"
+            "state = {'conv_first.weight': torch.randn(4, 3, 3, 3), 'conv_first.bias': torch.zeros(4)}\n"
+            "save_checkpoint(state, sys.argv[1], arch='rrdbnet', config={})\n")
+    digests = set()
+    for i in range(6):  # safetensors alone gives two header orders at random: 6 equal by chance is 1 in 32
+        path = tmp_path / f"c{i}.safetensors"
+        subprocess.run([sys.executable, "-c", code, str(path)], check=True, timeout=120,
+                       env={**__import__("os").environ, "PYTHONHASHSEED": str(i)})
+        digests.add(path.read_bytes())
+    assert len(digests) == 1
+    from safetensors import safe_open
+
+    with safe_open(str(tmp_path / "c0.safetensors"), "pt") as fh:
+        assert fh.metadata() == {"format": "srbench-checkpoint", "arch": "rrdbnet"}
+        assert torch.equal(fh.get_tensor("conv_first.bias"), torch.zeros(4))

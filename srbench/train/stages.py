@@ -1,0 +1,261 @@
+"""The two training stages, BasicSR's model classes: each owns its networks, optimisers, schedulers and EMA.
+
+``PsnrStage`` trains the generator on the pixel loss; ``GanStage`` adds the discriminator, the perceptual,
+adversarial (and optional LPIPS/FFT) losses and an EMA of the generator. ``step(lr, hr)`` runs one iteration and
+returns its logged values; ``state_dict()``/``load_state_dict()`` hold everything exact resume needs except the
+iteration number, which the caller keeps in ``iteration`` (the gradient-penalty noise depends on it).
+
+Construction draws from torch's global generator in a fixed order (generator, its ``init`` checkpoint,
+discriminator, perceptual networks, EMA), so a given seed builds bitwise the same networks.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from srbench import losses as L
+from srbench.archs import VARIANTS, VGGStyleDiscriminator, build_generator
+from srbench.checkpoints import CheckpointError, load_generator
+from srbench.config import StageConfig, TrainConfig
+from srbench.errors import BadInputError, SrbenchError
+from srbench.train.distributed import Dist, unwrap, wrap
+
+
+class TrainingDiverged(SrbenchError):
+    """A loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+class NonFiniteLoss(TrainingDiverged):
+    """A stage's loss ``name`` was ``value`` at iteration ``iteration``; the trainer words it for the user."""
+
+    def __init__(self, iteration: int, name: str, value: float) -> None:
+        super().__init__(f"iteration {iteration}: loss {name} is {value}")
+        self.iteration, self.name, self.value = iteration, name, value
+
+
+def _adam(module: nn.Module, lr: float, sc: StageConfig) -> tuple[torch.optim.Optimizer,
+                                                                 torch.optim.lr_scheduler.LRScheduler]:
+    opt = torch.optim.Adam(module.parameters(), lr=lr, betas=sc.betas)
+    return opt, torch.optim.lr_scheduler.MultiStepLR(opt, list(sc.milestones), sc.gamma)
+
+
+class PsnrStage:
+    """The PSNR-oriented stage: the generator alone, on the pixel loss."""
+
+    name = "psnr"
+
+    def __init__(self, config: TrainConfig, device: torch.device, ranks: Dist | None = None, *,
+                 init: str | None = None) -> None:
+        ranks = ranks or Dist()
+        self.config = config
+        self.sc = config.stage(self.name)
+        self.device = device
+        self.world = ranks.world
+        self.iteration = 0  # completed steps
+        variant = VARIANTS[config.generator]
+        self.arch = variant.arch
+        self.gen_config = {**variant.config, **config.generator_config, "scale": config.data.scale}
+        self.g = build_generator(self.arch, self.gen_config).to(device)
+        self.init_source: str | None = None
+        if init is not None:
+            self._load_init(init)
+        self._build()
+        if device.type == "cuda":
+            self.g = self.g.to(memory_format=torch.channels_last)
+        self.g = wrap(self.g, device, ranks.world)
+        self._wrap()
+        self.opt_g, self.sched_g = _adam(self.g, self.sc.lr, self.sc)
+        self._optimisers()
+
+    # -- hooks the GAN stage fills in (the order of construction is part of the seed's result) ---------------
+    def _build(self) -> None:
+        pass
+
+    def _wrap(self) -> None:
+        pass
+
+    def _optimisers(self) -> None:
+        pass
+
+    def _load_init(self, init: str) -> None:
+        try:
+            loaded = load_generator(init, self.arch)
+        except CheckpointError as exc:
+            raise BadInputError(f"--init: {exc}") from None
+        theirs = loaded.srbench_info["config"]
+        if {k: theirs.get(k) for k in self.gen_config} != self.gen_config:
+            raise BadInputError(f"--init {init}: generator {theirs} differs from this run's {self.gen_config}")
+        self.g.load_state_dict(loaded.state_dict())
+        self.init_source = str(init)
+
+    # -- what the trainer reads ------------------------------------------------------------------------------
+    @property
+    def generator(self) -> nn.Module:
+        """The generator, outside DDP (what checkpoints and validation use)."""
+        return unwrap(self.g)
+
+    @property
+    def ema(self) -> nn.Module | None:
+        return None
+
+    @property
+    def lr(self) -> float:
+        return self.opt_g.param_groups[0]["lr"]
+
+    def networks(self) -> list[nn.Module]:
+        """Every network with state, outside DDP (the ones whose buffers ranks must share)."""
+        return [self.generator]
+
+    def train(self) -> None:
+        self.g.train()
+
+    def state_dict(self) -> dict:
+        return {"g": self.generator.state_dict(), "opt_g": self.opt_g.state_dict(),
+                "sched_g": self.sched_g.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.load_state_dict(state["g"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.sched_g.load_state_dict(state["sched_g"])
+
+    # -- one iteration ---------------------------------------------------------------------------------------
+    def _check(self, values: dict[str, torch.Tensor]) -> dict[str, float]:
+        out = {}
+        for name, value in values.items():
+            v = float(value.detach())
+            if not math.isfinite(v):
+                raise NonFiniteLoss(self.iteration + 1, name, v)
+            out[name] = v
+        return out
+
+    def _forward(self, lr: torch.Tensor, hr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(hr on the device, the generator's output for lr in float32); bfloat16 autocast on CUDA."""
+        lr = lr.to(self.device, non_blocking=True)
+        hr = hr.to(self.device, non_blocking=True)
+        if self.device.type == "cuda":
+            lr = lr.contiguous(memory_format=torch.channels_last)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
+            sr = self.g(lr)
+        return hr, sr.float()
+
+    def step(self, lr: torch.Tensor, hr: torch.Tensor) -> dict[str, float]:
+        hr, sr = self._forward(lr, hr)
+        l_pix = L.pixel_loss(sr, hr, self.config.loss.pixel)
+        logs = self._check({"l_pix": l_pix})
+        self.opt_g.zero_grad(set_to_none=True)
+        l_pix.backward()
+        self.opt_g.step()
+        self.sched_g.step()
+        self.iteration += 1
+        return logs
+
+
+class GanStage(PsnrStage):
+    """The GAN stage: generator and discriminator steps on the same batch, then the generator's EMA."""
+
+    name = "gan"
+
+    def _build(self) -> None:
+        loss = self.config.loss
+        d = VGGStyleDiscriminator(num_feat=self.sc.d_num_feat, input_size=self.config.data.patch_size)
+        self.d: nn.Module = d.to(self.device)
+        vgg = None if loss.vgg_weights == "random" else loss.vgg_weights
+        self.percep = L.PerceptualLoss({loss.perceptual_layer: 1.0}, weights=vgg).to(self.device)
+        self.lpips = L.LPIPSLoss().to(self.device) if loss.lpips_weight > 0 else None
+        self._ema = build_generator(self.arch, self.gen_config).to(self.device)
+        self._ema.load_state_dict(self.g.state_dict())
+        self._ema.requires_grad_(False)
+
+    def _wrap(self) -> None:
+        self.d = wrap(self.d, self.device, self.world)
+
+    def _optimisers(self) -> None:
+        self.opt_d, self.sched_d = _adam(self.d, self.sc.d_lr, self.sc)
+
+    @property
+    def ema(self) -> nn.Module:
+        return self._ema
+
+    def networks(self) -> list[nn.Module]:
+        return [self.generator, unwrap(self.d), self._ema]
+
+    def train(self) -> None:
+        self.g.train()
+        self.d.train()
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "d": unwrap(self.d).state_dict(), "opt_d": self.opt_d.state_dict(),
+                "sched_d": self.sched_d.state_dict(), "ema": self._ema.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        unwrap(self.d).load_state_dict(state["d"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        self.sched_d.load_state_dict(state["sched_d"])
+        self._ema.load_state_dict(state["ema"])
+
+    def step(self, lr: torch.Tensor, hr: torch.Tensor) -> dict[str, float]:
+        self.d.requires_grad_(False)  # the generator step must not train D
+        hr, sr = self._forward(lr, hr)
+        logs = self._generator_step(sr, hr)
+        logs.update(self._discriminator_step(sr, hr))
+        self.sched_g.step()
+        self.sched_d.step()
+        self._update_ema()
+        self.iteration += 1
+        return logs
+
+    def _generator_step(self, sr: torch.Tensor, hr: torch.Tensor) -> dict[str, float]:
+        loss_cfg = self.config.loss
+        terms = {
+            "l_pix": loss_cfg.pixel_weight * L.pixel_loss(sr, hr, loss_cfg.pixel),
+            "l_percep": loss_cfg.perceptual_weight * self.percep(sr, hr),
+        }
+        real_logits = self.d(hr).detach()
+        fake_logits = self.d(sr)
+        terms["l_g_adv"] = loss_cfg.adversarial_weight * L.generator_loss(loss_cfg.adversarial, real_logits,
+                                                                          fake_logits)
+        if self.lpips is not None:
+            terms["l_lpips"] = loss_cfg.lpips_weight * self.lpips(sr, hr)
+        if loss_cfg.fft_weight > 0:
+            terms["l_fft"] = loss_cfg.fft_weight * L.fft_loss(sr, hr)
+        l_g = sum(terms.values())
+        logs = self._check({**terms, "l_g": l_g})
+        self.opt_g.zero_grad(set_to_none=True)
+        l_g.backward()
+        self.opt_g.step()
+        return logs
+
+    def _discriminator_step(self, sr: torch.Tensor, hr: torch.Tensor) -> dict[str, float]:
+        """D on the same batch; ``sr`` is detached, so this never reaches the generator."""
+        loss_cfg = self.config.loss
+        self.d.requires_grad_(True)
+        real_logits = self.d(hr)
+        fake_logits = self.d(sr.detach())
+        l_d = L.discriminator_loss(loss_cfg.adversarial, real_logits, fake_logits)
+        d_terms = {"l_d": l_d}
+        if L.uses_gradient_penalty(loss_cfg.adversarial):
+            seed = self.config.seed * 1_000_003 + self.iteration + 1
+            gen = torch.Generator(device=self.device).manual_seed(seed)
+            d_terms["l_d_gp"] = loss_cfg.gp_weight * L.gradient_penalty(self.d, hr, sr, gen)
+        l_d_total = sum(d_terms.values())
+        logs = self._check({**d_terms, "d_real": real_logits.mean(), "d_fake": fake_logits.mean()})
+        self.opt_d.zero_grad(set_to_none=True)
+        l_d_total.backward()
+        self.opt_d.step()
+        return logs
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        decay = self.sc.ema_decay
+        for p_ema, p in zip(self._ema.state_dict().values(), self.generator.state_dict().values(), strict=True):
+            if p_ema.is_floating_point():
+                p_ema.mul_(decay).add_(p.detach(), alpha=1 - decay)
+            else:
+                p_ema.copy_(p)
+
+
+STAGES: dict[str, type[PsnrStage]] = {"psnr": PsnrStage, "gan": GanStage}
