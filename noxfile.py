@@ -1,4 +1,4 @@
-"""nox sessions: tests, lint, bench. Each installs the project as the README says.
+"""nox sessions: tests, lint, typecheck, bench. Each installs the project as the README says.
 
 ``nox -s tests -- -m "not slow"`` is the quick path; CI runs every test.
 """
@@ -18,6 +18,12 @@ def tests(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     session.install("ruff")
     session.run("ruff", "check", "srbench", "tests", "benchmarks", "noxfile.py")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    session.install("-e", ".[dev]", "mypy")
+    session.run("mypy", "srbench")
 
 
 @nox.session

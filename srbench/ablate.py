@@ -268,7 +268,7 @@ class AblationReport:
     preset: str
     datasets: list[str]
     results: list = field(default_factory=list)  # EvalResult
-    models: dict[str, str] = field(default_factory=dict)  # model name -> checkpoint or "bicubic"
+    models: dict[str, str | Path] = field(default_factory=dict)  # model name -> checkpoint or "bicubic"
     failures: list[str] = field(default_factory=list)
     out_dir: Path | None = None
     data_root: str | None = None
@@ -337,17 +337,18 @@ def _train_variant(plan: _Plan, report: AblationReport, name: str, config) -> No
             init = str(report.models[f"{name}-psnr"]) if stage == "gan" else None
             trainer = Trainer(config, stage, plan.runs_dir / name, init=init, device=plan.device, progress=True)
             found = trainer.run(resume=resume).final
-        report.models[f"{name}-{stage}"] = found
+        # srbench.train types final Optional; a run that returns has written it (an interrupted one raises).
+        report.models[f"{name}-{stage}"] = found  # type: ignore[assignment]
 
 
 def _interpolate(plan: _Plan, report: AblationReport) -> None:
-    from srbench.checkpoints import alpha_label, interpolate, load_generator, save_checkpoint
+    from srbench.checkpoints import alpha_label, generator_info, interpolate, load_generator, save_checkpoint
 
     name = plan.suite.interp_variant
     psnr, gan = report.models.get(f"{name}-psnr"), report.models.get(f"{name}-gan")
     if not (psnr and gan):
         return
-    info = load_generator(gan).srbench_info
+    info = generator_info(load_generator(gan))
     for alpha in plan.suite.alphas:
         path = plan.out_dir / "interp" / plan.preset / f"{name}-{alpha_label(alpha)}.safetensors"
         if not path.is_file():
@@ -433,8 +434,10 @@ def ablate(
         log(f"suite {suite.name}: {len(suite.variants)} variants, preset {preset}, datasets {', '.join(datasets)}")
         report.models.update({baseline: baseline for baseline in suite.baselines})
         for variant in suite.variants:
-            _each_failing_alone(report, variant.name,
-                                lambda v=variant: _train_variant(plan, report, v.name, configs[v.name]), log)
+            def train_one(v: SuiteVariant = variant) -> None:  # bound now: the loop moves on
+                _train_variant(plan, report, v.name, configs[v.name])
+
+            _each_failing_alone(report, variant.name, train_one, log)
         if suite.interp_variant:
             _each_failing_alone(report, "interpolation", lambda: _interpolate(plan, report), log)
         for model_name, source in report.models.items():

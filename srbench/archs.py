@@ -16,6 +16,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -252,6 +253,9 @@ class VGGFeatures(nn.Module):
     random initialisation (tests and smoke runs only; it is logged).
     """
 
+    mean: torch.Tensor  # buffers registered in __init__
+    std: torch.Tensor
+
     def __init__(self, layers: Sequence[str] = ("conv5_4",), weights: str | os.PathLike | None = "imagenet",
                  weights_dir: str | os.PathLike | None = None) -> None:
         super().__init__()
@@ -358,7 +362,7 @@ ARCHS: dict[str, Arch] = {
     a.name: a
     for a in (
         Arch("rrdbnet", RRDBNet, (1, 2, 4), lambda state: any(k.startswith("body.0.rdb1.") for k in state),
-             _rrdbnet_config, input_multiple=lambda module: module.unshuffle),
+             _rrdbnet_config, input_multiple=lambda module: cast(RRDBNet, module).unshuffle),
         Arch("srresnet", SRResNet, (2, 4, 8), lambda state: "act_first.weight" in state, _srresnet_config),
     )
 }

@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -289,7 +290,7 @@ def _diagnose(path: Path, container: str, exc: Exception | None) -> CheckpointEr
     unsafe = _unsafe_globals(names)
     unsupported = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc or ""))
     if unsafe or unsupported:  # torch's own refusal covers what the scan cannot see
-        return _refuse_code(path, unsafe or [unsupported.group(1)])
+        return _refuse_code(path, unsafe or ([unsupported.group(1)] if unsupported else []))
     if container == "":
         if complete:
             return CheckpointError(f"{path}: not a checkpoint (a pickle, but neither a PyTorch zip archive nor "
@@ -376,7 +377,9 @@ def _unwrap(obj: object, origin: str) -> tuple[dict[str, torch.Tensor], list[str
         if "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
             notes.append("'state_dict' container")
             obj = obj["state_dict"]
-    obj = {k: v for k, v in obj.items() if isinstance(k, str)}  # parameter names are strings; others are not ours
+    # obj is a Mapping here (checked above, for it and for each container taken out of it). Parameter names are
+    # strings; other keys are not ours.
+    obj = {k: v for k, v in cast(Mapping, obj).items() if isinstance(k, str)}
     keys = list(obj)
     for prefix in ("generator_ema.", "generator."):
         if any(k.startswith(prefix) for k in keys):
@@ -476,6 +479,11 @@ class LoadedCheckpoint:
     metadata: dict | None = None
     source: str = "<state dict>"
     sha256: str | None = None
+
+
+def generator_info(model: nn.Module) -> dict[str, Any]:
+    """The ``srbench_info`` that :func:`load_generator` attached to ``model`` (typed for the callers)."""
+    return cast(dict[str, Any], model.srbench_info)
 
 
 def load_state(path_or_state: str | os.PathLike | Mapping) -> LoadedCheckpoint:
@@ -588,7 +596,8 @@ def load_generator(
         raise CheckpointError(f"{loaded.source}: its tensors cannot be loaded into {variant or arch_name} "
                               f"({_one_line(str(exc))})") from None
     model.eval()
-    model.srbench_info = {
+    # nn.Module types attribute assignment as Tensor | Module; a plain dict is stored in __dict__ as usual.
+    model.srbench_info = {  # type: ignore[assignment]
         "arch": arch_name, "config": config, "variant": variant, "layout": loaded.layout, "notes": loaded.notes,
         "source": loaded.source, "sha256": loaded.sha256, "metadata": loaded.metadata,
         "parameters": count_parameters(model),

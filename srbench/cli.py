@@ -101,7 +101,7 @@ def _format_table(rows: list[dict], metric_names: list[str]) -> str:
 def evaluate(model, datasets, scale, protocol, metrics, as_json, out, data_root, weights_dir,
              skip_unavailable, skip_bad, device, tile, store_path, name, suite_name, max_pixels) -> None:
     """Evaluate MODEL on datasets under a named protocol (sr or pirm)."""
-    from contextlib import nullcontext
+    from contextlib import AbstractContextManager, nullcontext
 
     from srbench.evaluate import evaluate as run
     from srbench.evaluate import write_outputs
@@ -114,7 +114,7 @@ def evaluate(model, datasets, scale, protocol, metrics, as_json, out, data_root,
     if store_path:
         from srbench.store import Store
 
-        store_cm = Store(store_path)
+        store_cm: AbstractContextManager[Store | None] = Store(store_path)
     else:
         store_cm = nullcontext()
     with store_cm as store:
@@ -248,9 +248,9 @@ def models_list() -> None:
 @click.option("--json", "as_json", is_flag=True)
 def models_inspect(checkpoint, arch, as_json) -> None:
     """Print a checkpoint's detected layout, architecture, parameter count and metadata."""
-    from srbench.checkpoints import load_generator
+    from srbench.checkpoints import generator_info, load_generator
 
-    info = dict(load_generator(checkpoint, arch).srbench_info)
+    info = dict(generator_info(load_generator(checkpoint, arch)))
     if as_json:
         click.echo(json.dumps(info, indent=2, default=str))
         return
@@ -284,12 +284,12 @@ def interp(psnr, gan, alpha_text, out) -> None:
     """Network interpolation: (1 - alpha) PSNR + alpha GAN, one checkpoint per alpha in OUT."""
     from pathlib import Path
 
-    from srbench.checkpoints import alpha_label, interpolate, load_generator, save_checkpoint
+    from srbench.checkpoints import alpha_label, generator_info, interpolate, load_generator, save_checkpoint
     from srbench.images import ensure_writable_dir
 
     alphas = _parse_alphas(alpha_text)
     ensure_writable_dir(out)
-    info = load_generator(gan).srbench_info  # validates the architecture once
+    info = generator_info(load_generator(gan))  # validates the architecture once
     for alpha in alphas:
         state = interpolate(psnr, gan, alpha)
         path = save_checkpoint(state, Path(out) / f"{alpha_label(alpha)}.safetensors", arch=info["arch"],
@@ -426,6 +426,7 @@ def ablate(suite_name, preset, datasets, checkpoints, store_path, out, data_root
     report = run(suite_name, preset=preset, datasets=_split_csv(datasets), checkpoints=checkpoints,
                  store_path=store_path, out=out, data_root=data_root, weights_dir=weights_dir, device=device,
                  log=lambda msg: click.echo(msg, err=True))
+    assert report.out_dir is not None  # ablate() always sets it
     table = report.out_dir / "table.md"
     if table.is_file():
         click.echo(table.read_text())
@@ -501,7 +502,10 @@ def table(suite, metrics, datasets, fmt, store_path) -> None:
         tidy = tidy_from_store(store.values(suite))
     if tidy.empty:
         raise click.ClickException(f"no results for suite {suite!r} in the store: run srbench ablate first")
-    click.echo(paper_table(tidy, _split_csv(metrics), fmt, datasets=_split_csv(datasets)))
+    names = _split_csv(metrics)
+    if names is None:
+        raise click.BadParameter("name at least one metric", param_hint="--metrics")
+    click.echo(paper_table(tidy, names, fmt, datasets=_split_csv(datasets)))
 
 
 @main.command("pirm-plane")

@@ -27,11 +27,12 @@ import copy
 import dataclasses
 import itertools
 import math
+import os
 import re
 import tomllib
 import types
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,7 +82,7 @@ class Rule:
         return kind
 
     def _choices(self) -> tuple:
-        return self.choices() if callable(self.choices) else self.choices
+        return self.choices() if callable(self.choices) else (self.choices or ())  # callers check for None first
 
     def check(self, value: Any, path: str) -> None:
         if value is None:
@@ -175,7 +176,7 @@ def _check_vgg_weights(value: str, path: str) -> None:
         raise BadInputError(f"{path}: {exc}") from None
 
 
-def user_path(text: str | Path, what: str) -> Path:
+def user_path(text: str | os.PathLike, what: str) -> Path:
     """``Path(text).expanduser()``, with an unknown ``~user`` as a one-line error instead of a RuntimeError."""
     try:
         return Path(text).expanduser()
@@ -257,7 +258,7 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
-PAPER_STAGES = {
+PAPER_STAGES: dict[str, StageConfig] = {
     # Wang et al. 2018: PSNR stage Adam 2e-4 halved every 200k; GAN stage 1e-4 halved at 50k/100k/200k/300k.
     "psnr": StageConfig(iters=1_000_000, lr=2e-4, milestones=(200_000, 400_000, 600_000, 800_000)),
     "gan": StageConfig(iters=400_000, lr=1e-4, milestones=(50_000, 100_000, 200_000, 300_000)),
@@ -303,7 +304,7 @@ def _as_float(value: Any, where: str) -> float:
         raise BadInputError(f"{where}: {value} is too large for a number") from None
 
 
-def _of_type(kind: type, words: str) -> Callable[[Any, str], Any]:
+def _of_type(kind: type[Any], words: str) -> Callable[[Any, str], Any]:
     def check(value: Any, where: str) -> Any:
         if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
             raise BadInputError(f"{where}: expected {words}, got {shown(value)}")
@@ -444,7 +445,7 @@ def load_variant(variant: str | dict) -> tuple[str, dict[str, Any]]:
     raise BadInputError(f"unknown variant {shown(variant)} (not a TOML file either); known: {known}")
 
 
-def resolve_config(variant: str | dict, preset: str = "paper", sets: list[str] = (),
+def resolve_config(variant: str | dict, preset: str = "paper", sets: Sequence[str] = (),
                    overrides: dict[str, Any] | None = None) -> TrainConfig:
     """The full configuration of a training run (see the module docstring for the layering), every field
     checked against its Rule and the fields against each other; errors are one-line BadInputErrors."""

@@ -176,7 +176,7 @@ class _ImageLoop:
                 while pending:
                     self._collect(*pending.popleft())
         finally:  # the run is closed even when something unexpected stops it
-            if self.run_id is not None:
+            if self.store is not None and self.run_id is not None:  # run_id is set only with a store
                 self.store.finish_run(self.run_id)
         if progress:
             progress(label, total, total)

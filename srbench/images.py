@@ -332,7 +332,7 @@ def _exact_16bit(path: Path, fh, high_bytes: np.ndarray, stored_as: str) -> np.n
         if out.shape[2] == 4 and channels == 3:
             out = out[..., :3]  # a tRNS colour key, which srbench ignores as MATLAB's imread does
     if (out is None or out.dtype != np.uint16 or out.shape != high_bytes.shape
-            or not np.array_equal((out >> 8).astype(np.uint8), high_bytes)):
+            or not np.array_equal(np.right_shift(out, 8).astype(np.uint8), high_bytes)):
         raise BadInputError(f"{path}: {stored_as} image whose 16-bit samples could not be read exactly; "
                             "save it again as 16-bit PNG, or convert it to 8-bit yourself")
     return out.astype(np.uint32)
@@ -443,11 +443,12 @@ def _decode_raw(path: Path, fh, limit: int) -> _Raw:
                                 "re-save it or remove it") from None
         finally:
             Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES = saved
-    for w in caught:
-        if not (issubclass(w.category, UserWarning) and "PIL" in Path(w.filename).parts):
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)  # not ours to judge
+    for caught_warning in caught:  # not ``w``: that name holds the image width above
+        if not (issubclass(caught_warning.category, UserWarning) and "PIL" in Path(caught_warning.filename).parts):
+            warnings.warn_explicit(caught_warning.message, caught_warning.category, caught_warning.filename,
+                                   caught_warning.lineno)  # not ours to judge
             continue
-        message = _one_line(w.message).rstrip(".")
+        message = _one_line(caught_warning.message).rstrip(".")
         if message.startswith(("Truncated File Read", "Tag data larger than file")):
             # A TIFF directory entry pointing past the end: Pillow drops the tag (bit depth, strip offsets...)
             # and would decode by defaults, so the file is refused rather than guessed.
@@ -538,6 +539,7 @@ def _decode_samples(path: Path, im, head: bytes, fh) -> _Raw:
     if samples.ndim not in (2, 3) or samples.shape[:2] != (im.size[1], im.size[0]):
         raise ValueError(f"decoded shape {samples.shape} does not match the header's {im.size[0]}x{im.size[1]}")
     notes += _orientation_notes(path, im)
+    assert layout.maxval is not None  # _read_samples sets it for every handling
     return _Raw(samples, layout.maxval, layout.kind, layout.stored_as, premultiplied, notes)
 
 

@@ -92,6 +92,7 @@ class Runner:
 
     def _tiled(self, x: torch.Tensor) -> torch.Tensor:
         m = self._multiple
+        assert self.tile is not None  # upscale_tensor tiles only when a tile size is set
         tile = math.ceil(self.tile / m) * m
         pad = math.ceil(self.tile_pad / m) * m
         n, _, h, w = x.shape
@@ -108,6 +109,7 @@ class Runner:
                 oy, ox = (y0 - py0) * s, (x0 - px0) * s
                 out[..., y0 * s : y1 * s, x0 * s : x1 * s] = piece[..., oy : oy + (y1 - y0) * s,
                                                                    ox : ox + (x1 - x0) * s]
+        assert out is not None  # an image has at least one pixel, so at least one tile
         return out
 
     def upscale(self, img: np.ndarray) -> np.ndarray:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -50,7 +51,9 @@ class PerceptualLoss(nn.Module):
         sr_feats = self.vgg(sr)
         with torch.no_grad():
             hr_feats = self.vgg(hr)
-        return sum(w * F.l1_loss(sr_feats[name], hr_feats[name]) for name, w in self.layer_weights.items())
+        # layer_weights is never empty (checked in __init__), so sum() never returns its start value 0.
+        return cast(torch.Tensor, sum(w * F.l1_loss(sr_feats[name], hr_feats[name])
+                                      for name, w in self.layer_weights.items()))
 
 
 def _bce(logits: torch.Tensor, target: float) -> torch.Tensor:

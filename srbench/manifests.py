@@ -13,6 +13,7 @@ import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -68,7 +69,7 @@ def variant_hashes(img: np.ndarray) -> dict[str, str]:
 
 def describe_file(path: Path, with_variants: bool) -> dict:
     img = read_image(path)
-    entry = {"sha256": file_sha256(path), "shape": list(img.shape), "pixels": pixel_sha256(img)}
+    entry: dict[str, Any] = {"sha256": file_sha256(path), "shape": list(img.shape), "pixels": pixel_sha256(img)}
     if with_variants:
         entry["variants"] = variant_hashes(img)
     return entry
@@ -106,7 +107,8 @@ def load_manifests(manifest_dir: Path | None = None) -> dict[str, dict]:
 def add_copy(folder: str | Path, name: str, copy_id: str, source: str, manifest_dir: Path | None = None) -> Path:
     """Record (or re-record) ``folder`` as copy ``copy_id`` of dataset ``name``."""
     path = manifest_path(name, manifest_dir)
-    manifest = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {"name": name, "copies": []}
+    manifest: dict[str, Any] = (json.loads(path.read_text(encoding="utf-8")) if path.exists()
+                                else {"name": name, "copies": []})
     manifest["copies"] = [c for c in manifest["copies"] if c["id"] != copy_id]
     manifest["copies"].append({"id": copy_id, "source": source, "files": scan_copy(folder)})
     manifest["copies"].sort(key=lambda c: c["id"])
@@ -239,8 +241,8 @@ def _finding(folder: Path, rel: str, mine: list[Candidate], unreadable: str | No
         return FileFinding(rel, known, status, detail)
     if unreadable is not None:
         return FileFinding(rel, rel if rel in known_files else "", "unreadable", unreadable)
-    if (known := _same_name(rel, known_files)) is not None:
-        return FileFinding(rel, known, "different", _size_note(folder / rel, known_files[known]))
+    if (same := _same_name(rel, known_files)) is not None:
+        return FileFinding(rel, same, "different", _size_note(folder / rel, known_files[same]))
     return FileFinding(rel, "", "extra", "not in this copy")
 
 

@@ -57,7 +57,7 @@ def resize_weights(
     kernel_width = 4.0
     if scale < 1:
         # Antialiasing: the kernel is stretched so that it low-passes before decimation.
-        def kernel(d: np.ndarray) -> np.ndarray:
+        def kernel(d: np.ndarray, /) -> np.ndarray:  # positional like _cubic, its alternative
             return scale * _cubic(scale * d)
 
         kernel_width = kernel_width / scale
@@ -67,7 +67,7 @@ def resize_weights(
     u = x / scale + 0.5 * (1.0 - 1.0 / scale)
     left = np.floor(u - kernel_width / 2.0)
     taps = math.ceil(kernel_width) + 2
-    indices = left[:, None] + np.arange(taps, dtype=np.float64)[None, :]
+    indices: np.ndarray = left[:, None] + np.arange(taps, dtype=np.float64)[None, :]
     weights = kernel(u[:, None] - indices)
     weights = weights / weights.sum(axis=1, keepdims=True)
     indices = indices.astype(np.int64) - 1  # 1-based MATLAB indices -> 0-based

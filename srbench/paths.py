@@ -7,6 +7,7 @@ default. Nothing is resolved against the working directory.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 DATA_ENV = "SRBENCH_DATA"
@@ -85,7 +86,7 @@ def torch_hub_dir() -> Path:
 
 
 def require_weight(
-    filename: str, what: str, origin: str, extra_dirs: list[Path] = (), explicit: str | os.PathLike | None = None
+    filename: str, what: str, origin: str, extra_dirs: Sequence[Path] = (), explicit: str | os.PathLike | None = None
 ) -> Path:
     """The first existing ``filename`` in the weights dir, then ``extra_dirs`` (other tools' caches).
 

@@ -9,7 +9,16 @@ import pandas as pd
 
 from srbench.protocols import PIRM_REGIONS
 
-_ALPHA = re.compile(r"-interp-alpha([0-9.]+)$")
+_ALPHA = re.compile(r"-interp-alpha([0-9.eE+-]+)$")  # srbench.checkpoints.alpha_label: repr of a float
+
+
+def _alpha_of(model: str) -> float | None:
+    """The interpolation weight in a model name made by ``ablate``, or None for any other model."""
+    found = _ALPHA.search(model)
+    try:
+        return float(found.group(1)) if found else None
+    except ValueError:
+        return None
 
 
 def plane_points(tidy: pd.DataFrame, dataset: str) -> tuple[pd.DataFrame, str]:
@@ -68,15 +77,16 @@ def pirm_plane(tidy: pd.DataFrame, out: str | Path, *, dataset: str, title: str 
         ax.axvspan(low, high, color=colour, alpha=0.7, zorder=0, label=f"{name}: RMSE ≤ {high}")
         ax.text((low + high) / 2, 0.99, name, transform=ax.get_xaxis_transform(), ha="center", va="top", fontsize=8)
         low = high
-    interp = points[points["model"].str.contains("-interp-alpha")].copy()
+    alphas = {m: a for m in points["model"] if (a := _alpha_of(m)) is not None}
+    interp = points[points["model"].isin(alphas)].copy()
     if not interp.empty:
-        interp["alpha"] = interp["model"].map(lambda m: float(_ALPHA.search(m).group(1)))
+        interp["alpha"] = interp["model"].map(alphas)
         interp = interp.sort_values("alpha")
         ax.plot(interp["rmse"], interp["y"], "-o", color="#555555", ms=4, zorder=2, label="network interpolation")
         for _, p in interp.iterrows():
             ax.annotate(f"α={p['alpha']:g}", (p["rmse"], p["y"]), fontsize=7, xytext=(4, -8),
                         textcoords="offset points")
-    others = points[~points["model"].str.contains("-interp-alpha")]
+    others = points[~points["model"].isin(alphas)]
     ax.scatter(others["rmse"], others["y"], color="#1f77b4", zorder=3, label="models")
     for _, p in others.iterrows():
         ax.annotate(p["model"], (p["rmse"], p["y"]), fontsize=8, xytext=(4, 4), textcoords="offset points")

@@ -25,7 +25,7 @@ from srbench.protocols import PROTOCOLS
 
 def tidy_from_store(store_rows: list[dict]) -> pd.DataFrame:
     """Aggregate stored per-image values into the tidy table."""
-    groups: dict[tuple, dict[str, dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
+    groups: dict[tuple, dict[str, dict[tuple[str, str], float]]] = defaultdict(lambda: defaultdict(dict))
     for r in store_rows:
         key = (r["model"], r["dataset"], r["protocol"], r["scale"])
         groups[key][r["image"]][(r["metric"], r["metric_version"])] = r["value"]
@@ -98,7 +98,7 @@ class TableModel:
         text = format_value(self.values[key], metric.digits, fmt)
         if fmt == "html":
             text = html.escape(text)
-        return _EMPHASIS[fmt].get(self.ranks.get(key), "{}").format(text)
+        return _EMPHASIS[fmt].get(self.ranks.get(key, 0), "{}").format(text)  # rank 0: unranked, plain
 
 
 _EMPHASIS = {"markdown": {1: "**{}**", 2: "<u>{}</u>"}, "latex": {1: "\\textbf{{{}}}", 2: "\\underline{{{}}}"},

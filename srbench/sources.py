@@ -107,10 +107,11 @@ class GeneratorSource:
 
     def __init__(self, ckpt_or_variant: str, *, device: str = "auto", tile: int | None = None,
                  tile_pad: int = 16) -> None:
+        from srbench.checkpoints import generator_info
         from srbench.infer import Runner, resolve_generator
 
         module = resolve_generator(ckpt_or_variant)
-        self.info = module.srbench_info
+        self.info = generator_info(module)
         self.runner = Runner.create(module, device=device, tile=tile, tile_pad=tile_pad)
         self.name = self.info["variant"] or Path(ckpt_or_variant).stem
         r = self.runner

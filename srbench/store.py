@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import cast
 
 from srbench import paths
 from srbench.errors import StoreError
@@ -158,7 +159,7 @@ class Store:
         try:
             self._conn = sqlite3.connect(uri, uri=True, timeout=60.0, isolation_level=None)
             self._conn.execute("PRAGMA busy_timeout = 60000")
-            tables = {r[0] for r in self._retry(lambda: self._conn.execute(
+            tables = {r[0] for r in self._retry(lambda: self._open_conn.execute(
                 "SELECT name FROM sqlite_master WHERE type = 'table'").fetchall())}
             ours = set(TABLES) & tables
             if tables - {"sqlite_sequence"} and not ours:
@@ -170,16 +171,22 @@ class Store:
             if ours:
                 self._integrity_check()
             if create:
-                self._retry(lambda: self._conn.execute("PRAGMA journal_mode = WAL"))
+                self._retry(lambda: self._open_conn.execute("PRAGMA journal_mode = WAL"))
                 self._retry(lambda: self._conn.executescript(SCHEMA))
         except sqlite3.Error as exc:
             raise self._error(exc) from None
+
+    @property
+    def _open_conn(self) -> sqlite3.Connection:
+        """The connection, typed for the callbacks of _retry (mypy cannot carry narrowing into a lambda): the
+        methods run on an open store; a closed one still fails at the call, as before."""
+        return cast(sqlite3.Connection, self._conn)
 
     def _integrity_check(self) -> None:
         # A truncated or damaged file often opens fine and fails only on the first query that reaches a lost
         # page; quick_check reads every page once (a fraction of a second for a million values).
         try:
-            rows = self._retry(lambda: self._conn.execute("PRAGMA quick_check(3)").fetchall())
+            rows = self._retry(lambda: self._open_conn.execute("PRAGMA quick_check(3)").fetchall())
         except sqlite3.DatabaseError as exc:
             if isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc) or "busy" in str(exc)):
                 raise
@@ -223,7 +230,7 @@ class Store:
 
     @contextmanager
     def _transaction(self):
-        self._retry(lambda: self._conn.execute("BEGIN IMMEDIATE"))
+        self._retry(lambda: self._open_conn.execute("BEGIN IMMEDIATE"))
         try:
             yield self._conn
         except BaseException:
@@ -232,7 +239,7 @@ class Store:
                 self._conn.execute("ROLLBACK")
             raise
         else:
-            self._retry(lambda: self._conn.execute("COMMIT"))
+            self._retry(lambda: self._open_conn.execute("COMMIT"))
 
     # -- runs --------------------------------------------------------------------------------------------
     @_translate_errors
@@ -256,7 +263,7 @@ class Store:
                versions: dict[str, str]) -> dict[str, dict[str, float | None]]:
         """image -> {metric: value} for the given metric versions."""
         out: dict[str, dict[str, float | None]] = {}
-        rows = self._retry(lambda: self._conn.execute(
+        rows = self._retry(lambda: self._open_conn.execute(
             "SELECT image, metric, metric_version, value FROM metric_values "
             "WHERE model_key = ? AND dataset_key = ? AND protocol = ? AND scale = ?",
             (model_key, dataset_key, protocol, scale)).fetchall())
@@ -286,7 +293,7 @@ class Store:
     # -- reading -----------------------------------------------------------------------------------------
     @_translate_errors
     def runs(self) -> list[dict]:
-        cur = self._retry(lambda: self._conn.execute("SELECT * FROM runs ORDER BY id"))
+        cur = self._retry(lambda: self._open_conn.execute("SELECT * FROM runs ORDER BY id"))
         names = [d[0] for d in cur.description]
         return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
@@ -302,12 +309,12 @@ class Store:
         if suite is not None:
             query += " WHERE l.suite = ?"
             args = (suite,)
-        cur = self._retry(lambda: self._conn.execute(query, args))
+        cur = self._retry(lambda: self._open_conn.execute(query, args))
         names = [d[0] for d in cur.description]
         return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
     @_translate_errors
     def all_values(self) -> list[dict]:
-        cur = self._retry(lambda: self._conn.execute("SELECT * FROM metric_values"))
+        cur = self._retry(lambda: self._open_conn.execute("SELECT * FROM metric_values"))
         names = [d[0] for d in cur.description]
         return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]

@@ -56,9 +56,9 @@ def test_license_file_matches_the_declared_license():
 
 
 def test_changelog_lists_every_current_metric_version():
-    from srbench.metrics import all_metrics
+    from srbench.metrics.builtin import BUILTIN
 
     changelog = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
     unreleased = changelog.split("## Unreleased", 1)[1].split("\n## ", 1)[0]
-    for spec in all_metrics().values():
+    for spec in BUILTIN:  # the metrics srbench ships (tests register others of their own)
         assert f"{spec.name} `{spec.version}`" in unreleased, f"CHANGELOG does not record {spec.name} {spec.version}"

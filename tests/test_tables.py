@@ -35,3 +35,25 @@ def test_markdown_latex_and_html_show_the_same_cells():
     rows = re.findall(r"<tr>(.*?)</tr>", page)[1:]
     assert rows[1] == "<td>a</td><td><b>∞</b></td><td><b>4.200</b></td>"
     assert rows[2] == "<td>b</td><td><u>30.10</u></td><td>–</td>"
+
+
+def test_interpolation_weights_are_read_from_every_label_alpha_label_writes():
+    from srbench.checkpoints import alpha_label
+    from srbench.plots import _alpha_of
+
+    for alpha in (0.0, 0.2, 0.85, 1.0, 1e-05, 0.30000000000000004):
+        assert _alpha_of(f"esrgan-interp-{alpha_label(alpha)}") == alpha
+    assert _alpha_of("esrgan-gan") is None and _alpha_of("x-interp-alpha") is None
+
+
+def test_table_without_metrics_is_one_line(tmp_path):
+    from click.testing import CliRunner
+
+    from srbench.cli import main
+    from srbench.store import Store
+
+    with Store(tmp_path / "s.sqlite") as store:
+        store.put("k", "d", "sr", 4, "img", {"psnr_y": 30.0}, {"psnr_y": "1"}, None)
+        store.label("t", "m", "k", "set5", "d")
+    res = CliRunner().invoke(main, ["table", "--suite", "t", "--store", str(tmp_path / "s.sqlite"), "--metrics", ""])
+    assert res.exit_code == 2 and "name at least one metric" in res.output and "Traceback" not in res.output

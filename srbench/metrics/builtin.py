@@ -34,13 +34,13 @@ def _alexnet_path(weights_dir: str | None) -> Path:
 
 
 def _rmse(x: PerImage) -> dict[str, float]:
-    value = mse(x.sr, x.hr)
+    value = mse(x.sr_plane(), x.hr_plane())
     return {"mse": value, "rmse": math.sqrt(value)}
 
 
 def _niqe(x: PerImage) -> dict[str, float]:
     try:
-        cond = niqe_conditioning(x.sr)
+        cond = niqe_conditioning(x.sr_plane())
     except BadInputError:
         # Too small for two 96x96 blocks: NIQE (and PI) are undefined here, while RMSE and Ma still are;
         # the image stays, with NaN marking what it lacks.
@@ -51,21 +51,21 @@ def _niqe(x: PerImage) -> dict[str, float]:
 def _ma(x: PerImage) -> float:
     from srbench.metrics.nrqm import ma
 
-    return ma(x.sr, weights_dir=x.weights_dir)
+    return ma(x.sr_plane(), weights_dir=x.weights_dir)
 
 
 def _lpips(x: PerImage) -> float:
     from srbench.metrics.lpips_alex import lpips
 
-    return lpips(x.sr, x.hr, weights_dir=x.weights_dir)
+    return lpips(x.sr_plane(), x.hr_plane(), weights_dir=x.weights_dir)
 
 
 BUILTIN: tuple[Metric, ...] = (
     Metric("psnr_y", "PSNR-Y", 2, True, True, "1", "PSNR in dB of the Y plane, float64, range 255",
-           lambda x: psnr(x.sr, x.hr), protocols=("sr",), tolerance=2e-3, drift_check=True),
+           lambda x: psnr(x.sr_plane(), x.hr_plane()), protocols=("sr",), tolerance=2e-3, drift_check=True),
     Metric("ssim_y", "SSIM-Y", 4, True, True, "wang2004-1",
            "SSIM of the Y plane, 11x11 Gaussian sigma 1.5, valid, no downsampling",
-           lambda x: ssim(x.sr, x.hr), protocols=("sr",), tolerance=2e-5, drift_check=True),
+           lambda x: ssim(x.sr_plane(), x.hr_plane()), protocols=("sr",), tolerance=2e-5, drift_check=True),
     Metric("rmse", "RMSE", 2, False, True, "1", "root mean squared error of the Y plane, float64", _rmse,
            protocols=("pirm",), aggregate=lambda mean: math.sqrt(mean("mse")), extra_outputs=("mse",),
            tolerance=2e-3, drift_check=True, aggregation="sqrt(mean per-image MSE)"),

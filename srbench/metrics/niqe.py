@@ -112,7 +112,7 @@ def aggd_fit(vecs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def _block_features(mscn: np.ndarray, block: int) -> np.ndarray:
     """The 18 features of ``computefeature`` for every ``block`` x ``block`` tile: (n_blocks, 18)."""
     h, w = mscn.shape
-    tiles = mscn.reshape(h // block, block, w // block, block).transpose(0, 2, 1, 3)
+    tiles: np.ndarray = mscn.reshape(h // block, block, w // block, block).transpose(0, 2, 1, 3)
     tiles = tiles.reshape(-1, block, block)
     n = tiles.shape[0]
     feats = np.empty((n, FEATURES_PER_SCALE), dtype=np.float64)

@@ -114,7 +114,7 @@ def _compute(name: str, fr: bool):
 
         net = _network(name, x.weights_dir)
         with torch.no_grad():
-            score = net(_tensor(x.sr), _tensor(x.hr)) if fr else net(_tensor(x.sr))
+            score = net(_tensor(x.sr_plane()), _tensor(x.hr_plane())) if fr else net(_tensor(x.sr_plane()))
         return float(score.flatten()[0])
 
     return compute

@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import math
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +37,16 @@ class PerImage:
     hr: np.ndarray | None  # same plane of the HR image; None for no-reference metrics
     values: Mapping[str, float]  # what the metrics before it produced for this image (derived metrics read it)
     weights_dir: str | None = None
+
+    def sr_plane(self) -> np.ndarray:
+        """``sr`` for a metric computed on a plane (every plane but "none" gives one)."""
+        assert self.sr is not None, "a metric of plane 'none' has no SR plane"
+        return self.sr
+
+    def hr_plane(self) -> np.ndarray:
+        """``hr`` for a full-reference metric (the protocol passes it whenever ``needs_reference``)."""
+        assert self.hr is not None, "a no-reference metric has no HR plane"
+        return self.hr
 
 
 @dataclass(frozen=True)
@@ -188,7 +198,7 @@ def get_metric(name: str) -> Metric:
     raise BadInputError(f"unknown metric {name!r}; known: {', '.join(metrics)} (or pyiqa:<name>)")
 
 
-def mean_of(rows: list[Mapping[str, float]]) -> Callable[[str], float]:
+def mean_of(rows: Sequence[Mapping[str, float]]) -> Callable[[str], float]:
     """``mean(key)`` over per-image rows, NaN when there are none (what ``Metric.aggregate`` receives)."""
 
     def mean(key: str) -> float:

@@ -12,13 +12,14 @@ discriminator, perceptual networks, EMA), so a given seed builds bitwise the sam
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 from torch import nn
 
 from srbench import losses as L
 from srbench.archs import VARIANTS, VGGStyleDiscriminator, build_generator
-from srbench.checkpoints import CheckpointError, load_generator
+from srbench.checkpoints import CheckpointError, generator_info, load_generator
 from srbench.config import StageConfig, TrainConfig
 from srbench.errors import BadInputError, SrbenchError
 from srbench.train.distributed import Dist, unwrap, wrap
@@ -85,7 +86,7 @@ class PsnrStage:
             loaded = load_generator(init, self.arch)
         except CheckpointError as exc:
             raise BadInputError(f"--init: {exc}") from None
-        theirs = loaded.srbench_info["config"]
+        theirs = generator_info(loaded)["config"]
         if {k: theirs.get(k) for k in self.gen_config} != self.gen_config:
             raise BadInputError(f"--init {init}: generator {theirs} differs from this run's {self.gen_config}")
         self.g.load_state_dict(loaded.state_dict())
@@ -241,7 +242,7 @@ class GanStage(PsnrStage):
             seed = self.config.seed * 1_000_003 + self.iteration + 1
             gen = torch.Generator(device=self.device).manual_seed(seed)
             d_terms["l_d_gp"] = loss_cfg.gp_weight * L.gradient_penalty(self.d, hr, sr, gen)
-        l_d_total = sum(d_terms.values())
+        l_d_total = cast(torch.Tensor, sum(d_terms.values()))  # 0 + tensors: a tensor (typing only)
         logs = self._check({**d_terms, "d_real": real_logits.mean(), "d_fake": fake_logits.mean()})
         self.opt_d.zero_grad(set_to_none=True)
         l_d_total.backward()
