@@ -101,10 +101,10 @@ def test_bsd100_bicubic_sr_srbench(benchmark, shared_data):
 
 @pytest.fixture(scope="module")
 def rrdb23(torch):
-    from srbench.archs import get_variant
+    from srbench.archs import get_generator
 
     torch.manual_seed(0)
-    return get_variant("rrdb23").build().eval()
+    return get_generator("rrdb23").build().eval()
 
 
 @pytest.fixture(scope="module")
@@ -140,11 +140,11 @@ def test_infer_bare_forward_baseline(benchmark, rrdb23, photo, torch):
 
 _PEAK_SCRIPT = """
 import resource, sys, time, numpy as np, torch
-from srbench.archs import get_variant
+from srbench.archs import get_generator
 from srbench.infer import Runner
 torch.manual_seed(0)
 tile = None if sys.argv[1] == "none" else int(sys.argv[1])
-runner = Runner.create(get_variant("rrdb23-smoke").build(), device="cpu", tile=tile)
+runner = Runner.create(get_generator("rrdb23-smoke").build(), device="cpu", tile=tile)
 img = np.random.default_rng(0).integers(0, 256, (1024, 1024, 3)).astype(np.uint8)
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 start = time.perf_counter()
@@ -183,7 +183,7 @@ TRAIN_CASES = {
 @pytest.mark.parametrize("stage", ["psnr", "gan"])
 @pytest.mark.parametrize("case", sorted(TRAIN_CASES))
 def test_training_iteration(benchmark, tmp_path, case, stage, torch):
-    from srbench.archs import VARIANTS, build_generator
+    from srbench.archs import GENERATORS, build_generator
     from srbench.checkpoints import save_checkpoint
     from srbench.config import resolve_config
     from srbench.train import PatchDataset, Trainer, load_hr_images
@@ -192,7 +192,7 @@ def test_training_iteration(benchmark, tmp_path, case, stage, torch):
     cfg = resolve_config(variant, preset, sets)
     init = None
     if stage == "gan":
-        spec = VARIANTS[cfg.generator]
+        spec = GENERATORS[cfg.generator]
         gen_config = {**spec.config, "scale": 4}
         init = save_checkpoint(build_generator(spec.arch, gen_config), tmp_path / "init.safetensors",
                                arch=spec.arch, config=gen_config)
@@ -232,7 +232,7 @@ def smoke_checkpoints(tmp_path_factory, torch):
     """Stand-in checkpoints for every variant and stage of the esrgan suite (smoke sizes, random weights), so
     the benchmark measures the harness, not training."""
     from srbench.ablate import load_suite
-    from srbench.archs import VARIANTS, build_generator
+    from srbench.archs import GENERATORS, build_generator
     from srbench.checkpoints import save_checkpoint
     from srbench.config import resolve_config
 
@@ -240,7 +240,7 @@ def smoke_checkpoints(tmp_path_factory, torch):
     torch.manual_seed(0)
     for variant in load_suite("esrgan").variants:
         cfg = resolve_config(variant.training, "smoke")
-        spec = VARIANTS[cfg.generator]
+        spec = GENERATORS[cfg.generator]
         config = {**spec.config, "scale": 4}
         for stage in ("psnr", "gan"):
             save_checkpoint(build_generator(spec.arch, config), root / variant.name / stage / "g_final.safetensors",

@@ -32,10 +32,10 @@ def shipped_suites() -> dict[str, str]:
 
 
 @dataclass(frozen=True)
-class SuiteVariant:
+class SuiteEntry:
     name: str
     label: str
-    training: Any  # a training-variant name or an inline table (see srbench.config)
+    training: Any  # a training recipe (srbench.config.RECIPES), a generator name, a TOML file or an inline table
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ class Suite:
     description: str
     datasets: tuple[str, ...]
     baselines: tuple[str, ...]
-    variants: tuple[SuiteVariant, ...]
+    variants: tuple[SuiteEntry, ...]
     interp_variant: str | None = None
     alphas: tuple[float, ...] = ()
 
@@ -76,7 +76,7 @@ def _text(table: dict, key: str, where: str, default: str | None = None, *, name
     return value
 
 
-def _parse_variants(data: dict, origin: str) -> tuple[SuiteVariant, ...]:
+def _parse_variants(data: dict, origin: str) -> tuple[SuiteEntry, ...]:
     tables = data.get("variants", [])
     if not isinstance(tables, list) or not all(isinstance(v, dict) for v in tables):
         raise BadInputError(f"{origin}: variants = {shown(tables)}: expected an array of tables ([[variants]] entries)")
@@ -92,7 +92,7 @@ def _parse_variants(data: dict, origin: str) -> tuple[SuiteVariant, ...]:
                                                      and not isinstance(training.get("variant", ""), str)):
             raise BadInputError(f"{where}: training = {shown(training)}: expected a training variant name, a .toml "
                                 "path or a table (whose 'variant' is a name)")
-        variants.append(SuiteVariant(vname, _text(v, "label", where, vname), training))
+        variants.append(SuiteEntry(vname, _text(v, "label", where, vname), training))
     names = [v.name for v in variants]
     if len(set(names)) != len(names):
         raise BadInputError(f"{origin}: variant names repeat")
@@ -434,7 +434,7 @@ def ablate(
         log(f"suite {suite.name}: {len(suite.variants)} variants, preset {preset}, datasets {', '.join(datasets)}")
         report.models.update({baseline: baseline for baseline in suite.baselines})
         for variant in suite.variants:
-            def train_one(v: SuiteVariant = variant) -> None:  # bound now: the loop moves on
+            def train_one(v: SuiteEntry = variant) -> None:  # bound now: the loop moves on
                 _train_variant(plan, report, v.name, configs[v.name])
 
             _each_failing_alone(report, variant.name, train_one, log)

@@ -375,7 +375,7 @@ def input_multiple(module: nn.Module) -> int:
 
 
 @dataclass(frozen=True)
-class Variant:
+class GeneratorSpec:
     """A named generator configuration."""
 
     name: str
@@ -389,30 +389,30 @@ class Variant:
 
 # Smoke versions keep each architecture's kind (SRResNet's plain residual blocks with or without BN vs
 # RRDB's dense blocks, the deeper and denser of the two) at a width and depth a 2-core CPU trains in minutes.
-VARIANTS: dict[str, Variant] = {
+GENERATORS: dict[str, GeneratorSpec] = {
     v.name: v
     for v in (
-        Variant("srgan_srresnet16_bn", "srresnet", {"num_block": 16, "num_feat": 64, "norm": "batch"},
+        GeneratorSpec("srgan_srresnet16_bn", "srresnet", {"num_block": 16, "num_feat": 64, "norm": "batch"},
                 "SRGAN baseline: SRResNet, 16 blocks, BatchNorm"),
-        Variant("srresnet16", "srresnet", {"num_block": 16, "num_feat": 64, "norm": None},
+        GeneratorSpec("srresnet16", "srresnet", {"num_block": 16, "num_feat": 64, "norm": None},
                 "SRResNet, 16 blocks, BatchNorm removed"),
-        Variant("rrdb23", "rrdbnet", {"num_block": 23, "num_feat": 64, "num_grow_ch": 32},
+        GeneratorSpec("rrdb23", "rrdbnet", {"num_block": 23, "num_feat": 64, "num_grow_ch": 32},
                 "ESRGAN generator: RRDBNet, 23 RRDBs"),
-        Variant("srgan_srresnet16_bn-smoke", "srresnet", {"num_block": 6, "num_feat": 32, "norm": "batch"},
+        GeneratorSpec("srgan_srresnet16_bn-smoke", "srresnet", {"num_block": 6, "num_feat": 32, "norm": "batch"},
                 "CPU smoke version of srgan_srresnet16_bn (6 blocks, 32 features)"),
-        Variant("srresnet16-smoke", "srresnet", {"num_block": 6, "num_feat": 32, "norm": None},
+        GeneratorSpec("srresnet16-smoke", "srresnet", {"num_block": 6, "num_feat": 32, "norm": None},
                 "CPU smoke version of srresnet16 (6 blocks, 32 features)"),
-        Variant("rrdb23-smoke", "rrdbnet", {"num_block": 3, "num_feat": 32, "num_grow_ch": 16},
+        GeneratorSpec("rrdb23-smoke", "rrdbnet", {"num_block": 3, "num_feat": 32, "num_grow_ch": 16},
                 "CPU smoke version of rrdb23 (3 RRDBs, 32 features, growth 16)"),
     )
 }
 
 
-def get_variant(name: str) -> Variant:
+def get_generator(name: str) -> GeneratorSpec:
     try:
-        return VARIANTS[name]
+        return GENERATORS[name]
     except KeyError:
-        raise BadInputError(f"unknown variant {name!r}; known: {', '.join(VARIANTS)}") from None
+        raise BadInputError(f"unknown variant {name!r}; known: {', '.join(GENERATORS)}") from None
 
 
 # What each generator constructor argument accepts: the one table behind training configs

@@ -47,7 +47,7 @@ def check_metrics() -> dict[str, list[str]]:
 
 def small_model_checkpoint(folder: Path) -> Path:
     """The fixed small generator, written to ``folder`` (deterministic weights, same file every time)."""
-    from srbench.archs import get_variant
+    from srbench.archs import get_generator
     from srbench.checkpoints import save_checkpoint
 
     path = folder / f"{SMALL_MODEL}-fixed.safetensors"
@@ -55,7 +55,7 @@ def small_model_checkpoint(folder: Path) -> Path:
         return path
     import torch
 
-    variant = get_variant(SMALL_MODEL)
+    variant = get_generator(SMALL_MODEL)
     model = variant.build()
     rng = np.random.default_rng(20181)
     state = {}

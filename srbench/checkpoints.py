@@ -33,12 +33,12 @@ from torch import nn
 import srbench
 from srbench.archs import (
     ARCHS,
-    VARIANTS,
+    GENERATORS,
     block_indices,
     build_generator,
     count_parameters,
     generator_defaults,
-    get_variant,
+    get_generator,
     validate_generator_config,
 )
 from srbench.config import shown
@@ -510,8 +510,8 @@ def load_state(path_or_state: str | os.PathLike | Mapping) -> LoadedCheckpoint:
 
 
 def _resolve_arch(arch: str | None, loaded: LoadedCheckpoint, scale: int | None) -> tuple[str, dict, str | None]:
-    if arch in VARIANTS:
-        variant = get_variant(arch)
+    if arch in GENERATORS:
+        variant = get_generator(arch)
         return variant.arch, dict(variant.config), variant.name
     if loaded.metadata is not None and arch in (None, loaded.metadata.get("arch")):
         return loaded.metadata["arch"], dict(loaded.metadata["config"]), loaded.metadata.get("variant")
@@ -554,7 +554,7 @@ def load_generator(
     except BadInputError as exc:
         raise CheckpointError(f"{loaded.source}: {exc}") from None
     model = None
-    if arch in VARIANTS or _sizes_agree(arch_name, config, loaded.state):
+    if arch in GENERATORS or _sizes_agree(arch_name, config, loaded.state):
         model = build_generator(arch_name, config)
         expected = model.state_dict()
     else:

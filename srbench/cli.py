@@ -230,11 +230,11 @@ def models() -> None:
 @models.command("list")
 def models_list() -> None:
     """Show the named variants and the published checkpoints srbench loads."""
-    from srbench.archs import VARIANTS, count_parameters
+    from srbench.archs import GENERATORS, count_parameters
     from srbench.checkpoints import PUBLISHED
 
     click.echo("variants:")
-    for v in VARIANTS.values():
+    for v in GENERATORS.values():
         click.echo(f"  {v.name:26s} {v.arch:9s} {count_parameters(v.build()):>11,d} params  {v.description}")
     click.echo("published checkpoints (put the file anywhere and pass its path):")
     for c in PUBLISHED.values():
@@ -244,7 +244,7 @@ def models_list() -> None:
 
 @models.command("inspect")
 @click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False))
-@click.option("--arch", help="Variant or architecture name, if it cannot be inferred.")
+@click.option("--arch", help="Generator (rrdb23, ...) or architecture name, if it cannot be inferred.")
 @click.option("--json", "as_json", is_flag=True)
 def models_inspect(checkpoint, arch, as_json) -> None:
     """Print a checkpoint's detected layout, architecture, parameter count and metadata."""

@@ -156,9 +156,9 @@ def _adversarial_kinds() -> tuple:
 
 
 def _generators() -> tuple:
-    from srbench.archs import VARIANTS
+    from srbench.archs import GENERATORS
 
-    return tuple(VARIANTS)
+    return tuple(GENERATORS)
 
 
 def _check_vgg_weights(value: str, path: str) -> None:
@@ -283,7 +283,7 @@ PRESET_OVERRIDES: dict[str, dict[str, Any]] = {
 }
 
 # The ESRGAN ablation chain (paper Sec. 4.4): each step changes one switch of the one before.
-TRAINING_VARIANTS: dict[str, dict[str, Any]] = {
+RECIPES: dict[str, dict[str, Any]] = {
     "srgan": {"generator": "srgan_srresnet16_bn",
               "loss": {"perceptual_layer": "relu5_4", "adversarial": "standard"}},
     "srgan-nobn": {"generator": "srresnet16", "loss": {"perceptual_layer": "relu5_4", "adversarial": "standard"}},
@@ -415,16 +415,16 @@ def read_toml(path: Path, what: str = "config file") -> dict[str, Any]:
         raise BadInputError(f"{path}: invalid TOML (nested too deeply)") from None
 
 
-def load_variant(variant: str | dict) -> tuple[str, dict[str, Any]]:
+def load_recipe(variant: str | dict) -> tuple[str, dict[str, Any]]:
     """A training variant name, a generator variant name, a TOML file, or an inline table (suites)
     -> (name, TOML-shaped dict)."""
-    from srbench.archs import VARIANTS
+    from srbench.archs import GENERATORS
 
     if isinstance(variant, dict):
         base = variant.get("variant")
         if base is not None and not isinstance(base, str):
             raise BadInputError(f"variant: expected the name of a training variant or a .toml path, got {shown(base)}")
-        base_name, data = load_variant(base) if base is not None else ("", {})
+        base_name, data = load_recipe(base) if base is not None else ("", {})
         rest = {k: v for k, v in variant.items() if k != "variant"}
         generator = rest.get("generator", data.get("generator"))
         default = base_name or (generator if isinstance(generator, str) else "")  # an inline table names no run
@@ -437,11 +437,11 @@ def load_variant(variant: str | dict) -> tuple[str, dict[str, Any]]:
             raise BadInputError(f"{path}: no such config file")
         data = read_toml(path)
         return data.get("name", path.stem), data
-    if variant in TRAINING_VARIANTS:
-        return variant, copy.deepcopy(TRAINING_VARIANTS[variant])
-    if variant in VARIANTS:
+    if variant in RECIPES:
+        return variant, copy.deepcopy(RECIPES[variant])
+    if variant in GENERATORS:
         return variant, {"generator": variant}
-    known = ", ".join([*TRAINING_VARIANTS, *VARIANTS])
+    known = ", ".join([*RECIPES, *GENERATORS])
     raise BadInputError(f"unknown variant {shown(variant)} (not a TOML file either); known: {known}")
 
 
@@ -449,11 +449,11 @@ def resolve_config(variant: str | dict, preset: str = "paper", sets: Sequence[st
                    overrides: dict[str, Any] | None = None) -> TrainConfig:
     """The full configuration of a training run (see the module docstring for the layering), every field
     checked against its Rule and the fields against each other; errors are one-line BadInputErrors."""
-    from srbench.archs import VARIANTS
+    from srbench.archs import GENERATORS
 
     if preset not in PRESETS:
         raise BadInputError(f"unknown preset {shown(preset)}; known: {', '.join(PRESETS)}")
-    name, data = load_variant(variant)
+    name, data = load_recipe(variant)
     layered: dict[str, Any] = {}
     _deep_update(layered, PRESET_OVERRIDES[preset])
     _deep_update(layered, data)
@@ -468,9 +468,10 @@ def resolve_config(variant: str | dict, preset: str = "paper", sets: Sequence[st
     generator = layered.get("generator")
     if generator is None:
         raise BadInputError(f"variant {shown(variant)} names no generator")
-    if not isinstance(generator, str) or generator not in VARIANTS:
-        raise BadInputError(f"generator: {shown(generator)} is not allowed; allowed: {', '.join(map(repr, VARIANTS))}")
-    if preset == "smoke" and not generator.endswith("-smoke") and f"{generator}-smoke" in VARIANTS:
+    if not isinstance(generator, str) or generator not in GENERATORS:
+        allowed = ", ".join(map(repr, GENERATORS))
+        raise BadInputError(f"generator: {shown(generator)} is not allowed; allowed: {allowed}")
+    if preset == "smoke" and not generator.endswith("-smoke") and f"{generator}-smoke" in GENERATORS:
         # Smoke runs keep the architecture's kind (blocks, BN) at CPU-friendly width and depth.
         layered["generator"] = f"{generator}-smoke"
     if not isinstance(layered["name"], str):
@@ -485,10 +486,10 @@ def resolve_config(variant: str | dict, preset: str = "paper", sets: Sequence[st
 
 def _check_cross(config: TrainConfig) -> None:
     """What no single field's Rule can say: fields that constrain each other."""
-    from srbench.archs import ARCHS, VARIANTS, validate_generator_config
+    from srbench.archs import ARCHS, GENERATORS, validate_generator_config
 
     data = config.data
-    variant = VARIANTS[config.generator]
+    variant = GENERATORS[config.generator]
     scale = config.generator_config.get("scale", data.scale)
     if scale != data.scale:  # the trainer builds the generator at data.scale: another value would be ignored
         raise BadInputError(f"generator_config.scale: {shown(scale)} differs from data.scale ({data.scale}), which "

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from srbench import paths
-from srbench.archs import VARIANTS, input_multiple
+from srbench.archs import GENERATORS, input_multiple
 from srbench.errors import BadInputError
 from srbench.matlab import imresize, rgb2gray
 
@@ -146,7 +146,7 @@ def resolve_generator(ckpt_or_variant: str, scale: int | None = None) -> nn.Modu
     path = Path(ckpt_or_variant).expanduser()
     if path.is_file():
         return load_generator(path, scale=scale)
-    if ckpt_or_variant in VARIANTS:
+    if ckpt_or_variant in GENERATORS:
         candidate = paths.models_dir() / f"{ckpt_or_variant}.safetensors"
         if candidate.is_file():
             return load_generator(candidate, ckpt_or_variant)
@@ -154,7 +154,7 @@ def resolve_generator(ckpt_or_variant: str, scale: int | None = None) -> nn.Modu
             f"variant {ckpt_or_variant!r} has no checkpoint: looked for {candidate} (set SRBENCH_MODELS or pass "
             "a checkpoint file)"
         )
-    raise BadInputError(f"{ckpt_or_variant!r} is neither a checkpoint file nor a variant ({', '.join(VARIANTS)})")
+    raise BadInputError(f"{ckpt_or_variant!r} is neither a checkpoint file nor a variant ({', '.join(GENERATORS)})")
 
 
 def collect_inputs(inputs: list[str]) -> list[Path]:

@@ -137,11 +137,11 @@ SRSource = BicubicSource | FolderSource | GeneratorSource
 
 def open_source(model: str, *, device: str = "auto", tile: int | None = None) -> SRSource:
     """``bicubic``, a checkpoint file or variant name, or a folder of SR images."""
-    from srbench.archs import VARIANTS
+    from srbench.archs import GENERATORS
 
     if model == "bicubic":
         return BicubicSource()
     path = Path(model).expanduser()
-    if path.is_file() or model in VARIANTS:
+    if path.is_file() or model in GENERATORS:
         return GeneratorSource(model, device=device, tile=tile)
     return FolderSource(model)

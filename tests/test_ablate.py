@@ -9,7 +9,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from srbench.archs import VARIANTS, build_generator
+from srbench.archs import GENERATORS, build_generator
 from srbench.checkpoints import save_checkpoint
 from srbench.cli import main
 
@@ -41,7 +41,7 @@ def setup(tmp_path_factory):
     (root / "mini.toml").write_text(SUITE)
     torch.manual_seed(0)
     for name, generator in (("plain", "srresnet16-smoke"), ("dense", "rrdb23-smoke"), ("broken", "rrdb23-smoke")):
-        spec = VARIANTS[generator]
+        spec = GENERATORS[generator]
         config = {**spec.config, "scale": 4}
         for stage in ("psnr", "gan"):
             save_checkpoint(build_generator(spec.arch, config), root / "ckpt" / name / stage / "g_final.safetensors",

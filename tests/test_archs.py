@@ -6,13 +6,13 @@ import pytest
 import torch
 
 from srbench.archs import (
-    VARIANTS,
+    GENERATORS,
     RRDBNet,
     SRResNet,
     VGGFeatures,
     VGGStyleDiscriminator,
     count_parameters,
-    get_variant,
+    get_generator,
 )
 from srbench.errors import BadInputError, WeightsUnavailableError
 
@@ -40,9 +40,9 @@ def test_rrdbnet_has_the_papers_parameter_count():
     assert _rrdbnet_params(64, 23, 32) == 16_697_987
 
 
-@pytest.mark.parametrize("name", sorted(VARIANTS))
+@pytest.mark.parametrize("name", sorted(GENERATORS))
 def test_every_variant_parameter_count(name):
-    v = get_variant(name)
+    v = get_generator(name)
     c = v.config
     if v.arch == "rrdbnet":
         expected = _rrdbnet_params(c["num_feat"], c["num_block"], c["num_grow_ch"])
@@ -64,8 +64,8 @@ def test_batchnorm_switch_changes_only_norm_layers_and_conv_biases():
 
 def test_generators_upscale_by_their_scale():
     x = torch.rand(1, 3, 12, 20)
-    assert get_variant("rrdb23-smoke").build()(x).shape == (1, 3, 48, 80)
-    assert get_variant("srresnet16-smoke").build()(x).shape == (1, 3, 48, 80)
+    assert get_generator("rrdb23-smoke").build()(x).shape == (1, 3, 48, 80)
+    assert get_generator("srresnet16-smoke").build()(x).shape == (1, 3, 48, 80)
     assert RRDBNet(scale=2, num_feat=8, num_block=1, num_grow_ch=4)(x).shape == (1, 3, 24, 40)
     with pytest.raises(BadInputError, match="scale"):
         RRDBNet(scale=3)

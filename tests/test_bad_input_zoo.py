@@ -171,11 +171,11 @@ def test_evaluate_skips_each_bad_file_in_one_line_and_keeps_the_good_values(shar
 def smoke_ckpt(tmp_path_factory):
     import torch
 
-    from srbench.archs import get_variant
+    from srbench.archs import get_generator
     from srbench.checkpoints import save_checkpoint
 
     torch.manual_seed(0)
-    variant = get_variant("rrdb23-smoke")
+    variant = get_generator("rrdb23-smoke")
     return save_checkpoint(variant.build().eval(), tmp_path_factory.mktemp("ckpt") / "net.safetensors",
                            arch=variant.arch, config=dict(variant.config), variant=variant.name)
 

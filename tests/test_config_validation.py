@@ -16,11 +16,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from srbench.ablate import load_suite, parse_suite, resolve_suite_configs, shipped_suites
-from srbench.archs import VARIANTS
+from srbench.archs import GENERATORS
 from srbench.config import (
     PRESETS,
+    RECIPES,
     SAFE_NAME,
-    TRAINING_VARIANTS,
     DataConfig,
     LossConfig,
     StageConfig,
@@ -251,7 +251,7 @@ def test_every_field_declares_what_it_accepts():
 
 
 @pytest.mark.parametrize("preset", PRESETS)
-@pytest.mark.parametrize("variant", [*TRAINING_VARIANTS, *VARIANTS])
+@pytest.mark.parametrize("variant", [*RECIPES, *GENERATORS])
 def test_every_preset_of_every_variant_validates(variant, preset):
     cfg = resolve_config(variant, preset)
     assert cfg.preset == preset
@@ -354,7 +354,7 @@ def _assert_sane(cfg: TrainConfig, preset: str) -> None:
     """The ranges re-checked independently of srbench's own table."""
     assert isinstance(cfg, TrainConfig) and cfg.preset == preset
     assert isinstance(cfg.name, str) and SAFE_NAME.fullmatch(cfg.name)
-    assert cfg.generator in VARIANTS and 0 <= cfg.seed <= 2**63 - 1
+    assert cfg.generator in GENERATORS and 0 <= cfg.seed <= 2**63 - 1
     for stage in (cfg.psnr, cfg.gan):
         assert isinstance(stage.iters, int) and stage.iters >= 1
         for lr in (stage.lr, stage.d_lr):
@@ -374,7 +374,7 @@ def _assert_sane(cfg: TrainConfig, preset: str) -> None:
     for w in (loss.pixel_weight, loss.perceptual_weight, loss.adversarial_weight, loss.gp_weight,
               loss.lpips_weight, loss.fft_weight):
         assert math.isfinite(w) and w >= 0
-    arch = VARIANTS[cfg.generator].arch
+    arch = GENERATORS[cfg.generator].arch
     for key, value in cfg.generator_config.items():
         if key == "norm":
             assert value in ("batch", "none", None)
@@ -489,7 +489,7 @@ def test_property_toml_file_gives_a_sane_config_or_one_bad_input_error(tmp_path,
     toml = tmp_path / "fuzz.toml"
     lines = [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in pairs.items()]
     if "generator" not in pairs:
-        lines.insert(0, f'generator = "{TRAINING_VARIANTS.get(variant, {}).get("generator", variant)}"')
+        lines.insert(0, f'generator = "{RECIPES.get(variant, {}).get("generator", variant)}"')
     toml.write_text("\n".join(lines) + "\n", encoding="utf-8")
     cfg = _outcome(lambda: resolve_config(str(toml), preset))
     if cfg is not None:

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from srbench.ablate import AblationReport, load_suite, visual_comparison
-from srbench.archs import get_variant
+from srbench.archs import get_generator
 from srbench.checkpoints import save_checkpoint
 from srbench.evaluate import evaluate
 from srbench.report import write_suite_report
@@ -30,9 +30,9 @@ def _chromium() -> str:
 @pytest.mark.slow
 def test_html_report_renders_with_its_images(tmp_path):
     torch.manual_seed(0)
-    net = get_variant("rrdb23-smoke").build()
+    net = get_generator("rrdb23-smoke").build()
     ckpt = save_checkpoint(net, tmp_path / "esrgan-gan.safetensors", arch="rrdbnet",
-                           config={**get_variant("rrdb23-smoke").config, "scale": 4}, variant="rrdb23-smoke")
+                           config={**get_generator("rrdb23-smoke").config, "scale": 4}, variant="rrdb23-smoke")
     report = AblationReport(load_suite("esrgan"), "smoke", ["skimage"], out_dir=tmp_path / "report")
     report.models = {"bicubic": "bicubic", "esrgan-gan": ckpt}
     for name, source in report.models.items():

@@ -385,13 +385,13 @@ def test_modes_table_is_the_one_the_reader_applies():
 def smoke_ckpt(tmp_path_factory):
     import torch
 
-    from srbench.archs import get_variant
+    from srbench.archs import get_generator
     from srbench.checkpoints import save_checkpoint
 
     torch.manual_seed(0)
-    net = get_variant("rrdb23-smoke").build().eval()
+    net = get_generator("rrdb23-smoke").build().eval()
     path = tmp_path_factory.mktemp("ckpt") / "net.safetensors"
-    return save_checkpoint(net, path, arch="rrdbnet", config=dict(get_variant("rrdb23-smoke").config),
+    return save_checkpoint(net, path, arch="rrdbnet", config=dict(get_generator("rrdb23-smoke").config),
                            variant="rrdb23-smoke"), net
 
 

@@ -12,7 +12,7 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from srbench.archs import RRDBNet, get_variant
+from srbench.archs import RRDBNet, get_generator
 from srbench.checkpoints import save_checkpoint
 from srbench.cli import main
 from srbench.errors import BadInputError
@@ -25,7 +25,7 @@ from srbench.matlab import rgb2gray
 @pytest.fixture(scope="module")
 def smoke_net():
     torch.manual_seed(0)
-    net = get_variant("rrdb23-smoke").build().eval()
+    net = get_generator("rrdb23-smoke").build().eval()
     with torch.no_grad():  # larger weights than the 0.1-scaled init, so context really matters
         for p in net.parameters():
             p.mul_(3.0)
@@ -66,10 +66,10 @@ def test_tiling_with_pixel_unshuffle_generators():
 def test_tiled_2048_output_keeps_peak_memory_bounded():
     script = textwrap.dedent("""
         import resource, numpy as np, torch
-        from srbench.archs import get_variant
+        from srbench.archs import get_generator
         from srbench.infer import Runner
         torch.manual_seed(0)
-        runner = Runner.create(get_variant("rrdb23-smoke").build(), device="cpu", tile=128)
+        runner = Runner.create(get_generator("rrdb23-smoke").build(), device="cpu", tile=128)
         img = np.random.default_rng(0).integers(0, 256, (512, 512, 3)).astype(np.uint8)
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         out = runner.upscale(img)
@@ -84,7 +84,7 @@ def test_tiled_2048_output_keeps_peak_memory_bounded():
 
 def test_infer_command_handles_gray_alpha_and_16_bit(smoke_net, tmp_path):
     ckpt = save_checkpoint(smoke_net, tmp_path / "net.safetensors", arch="rrdbnet",
-                           config=dict(get_variant("rrdb23-smoke").config), variant="rrdb23-smoke")
+                           config=dict(get_generator("rrdb23-smoke").config), variant="rrdb23-smoke")
     rng = np.random.default_rng(0)
     rgb = rng.integers(0, 256, (20, 18, 3)).astype(np.uint8)
     inputs = tmp_path / "in"
@@ -116,7 +116,7 @@ def test_evaluate_accepts_a_checkpoint_and_checks_its_scale(smoke_net, tmp_path)
     from srbench.metrics import psnr
 
     ckpt = save_checkpoint(smoke_net, tmp_path / "net.safetensors", arch="rrdbnet",
-                           config=dict(get_variant("rrdb23-smoke").config), variant="rrdb23-smoke")
+                           config=dict(get_generator("rrdb23-smoke").config), variant="rrdb23-smoke")
     (res,) = evaluate(str(ckpt), ["skimage"], scale=4)
     assert res.model == "rrdb23-smoke" and res.n_images == 5
     assert res.provenance["model"]["sha256"] and res.provenance["model"]["layout"] == "basicsr"

@@ -141,10 +141,10 @@ def test_ensure_writable_dir_creates_the_folder_and_leaves_nothing(tmp_path):
 
 
 def _checkpoints(tmp_path: Path) -> tuple[Path, Path]:
-    from srbench.archs import VARIANTS, build_generator
+    from srbench.archs import GENERATORS, build_generator
     from srbench.checkpoints import save_checkpoint
 
-    spec = VARIANTS["rrdb23-smoke"]
+    spec = GENERATORS["rrdb23-smoke"]
     config = {**spec.config, "scale": 4}
     torch.manual_seed(0)
     paths = []

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from srbench import losses as L
-from srbench.archs import VARIANTS, VGGStyleDiscriminator, build_generator
+from srbench.archs import GENERATORS, VGGStyleDiscriminator, build_generator
 from srbench.checkpoints import CheckpointError, generator_info, load_generator
 from srbench.config import StageConfig, TrainConfig
 from srbench.errors import BadInputError, SrbenchError
@@ -56,7 +56,7 @@ class PsnrStage:
         self.device = device
         self.world = ranks.world
         self.iteration = 0  # completed steps
-        variant = VARIANTS[config.generator]
+        variant = GENERATORS[config.generator]
         self.arch = variant.arch
         self.gen_config = {**variant.config, **config.generator_config, "scale": config.data.scale}
         self.g = build_generator(self.arch, self.gen_config).to(device)
