@@ -238,7 +238,7 @@ def smoke_checkpoints(tmp_path_factory, torch):
 
     root = tmp_path_factory.mktemp("ckpts")
     torch.manual_seed(0)
-    for variant in load_suite("esrgan").variants:
+    for variant in load_suite("esrgan").entries:
         cfg = resolve_config(variant.training, "smoke")
         spec = GENERATORS[cfg.generator]
         config = {**spec.config, "scale": 4}

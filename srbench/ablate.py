@@ -44,7 +44,7 @@ class Suite:
     description: str
     datasets: tuple[str, ...]
     baselines: tuple[str, ...]
-    variants: tuple[SuiteEntry, ...]
+    entries: tuple[SuiteEntry, ...]  # the [[variants]] tables of the suite file
     interp_variant: str | None = None
     alphas: tuple[float, ...] = ()
 
@@ -135,7 +135,7 @@ def parse_suite(data: dict, origin: str) -> Suite:
     return Suite(
         name=_text(data, "name", origin, Path(origin).stem, name=True),
         description=_text(data, "description", origin, ""), datasets=datasets, baselines=baselines,
-        variants=variants, interp_variant=interp_variant, alphas=alphas,
+        entries=variants, interp_variant=interp_variant, alphas=alphas,
     )
 
 
@@ -168,7 +168,7 @@ def resolve_suite_configs(suite: Suite, preset: str) -> dict:
     from srbench.config import resolve_config
 
     configs = {}
-    for variant in suite.variants:
+    for variant in suite.entries:
         try:
             configs[variant.name] = resolve_config(variant.training, preset, overrides={"name": variant.name})
         except BadInputError as exc:
@@ -319,7 +319,7 @@ class _Plan:
         from srbench.images import ensure_writable_dir
 
         ensure_writable_dir(self.out_dir)
-        if any(self.existing(v.name, stage) is None for v in self.suite.variants for stage in ("psnr", "gan")):
+        if any(self.existing(v.name, stage) is None for v in self.suite.entries for stage in ("psnr", "gan")):
             ensure_writable_dir(self.runs_dir)
         if self.suite.interp_variant:
             ensure_writable_dir(self.out_dir / "interp" / self.preset)
@@ -431,9 +431,9 @@ def ablate(
     plan.check_outputs()
     store = Store(store_path)  # opened (and checked) before any training too
     try:
-        log(f"suite {suite.name}: {len(suite.variants)} variants, preset {preset}, datasets {', '.join(datasets)}")
+        log(f"suite {suite.name}: {len(suite.entries)} variants, preset {preset}, datasets {', '.join(datasets)}")
         report.models.update({baseline: baseline for baseline in suite.baselines})
-        for variant in suite.variants:
+        for variant in suite.entries:
             def train_one(v: SuiteEntry = variant) -> None:  # bound now: the loop moves on
                 _train_variant(plan, report, v.name, configs[v.name])
 

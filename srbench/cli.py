@@ -400,7 +400,7 @@ def suites_list() -> None:
     for name in shipped_suites():
         suite = load_suite(name)
         click.echo(f"{suite.name}: {suite.description}")
-        for v in suite.variants:
+        for v in suite.entries:
             click.echo(f"  {v.name:32s} {v.label}")
         if suite.interp_variant:
             alphas = ", ".join(f"{a:g}" for a in suite.alphas)

@@ -50,7 +50,7 @@ def _short(img: np.ndarray) -> str:
     return pixel_sha256(img)[:VARIANT_HASH_CHARS]
 
 
-def variant_hashes(img: np.ndarray) -> dict[str, str]:
+def derived_hashes(img: np.ndarray) -> dict[str, str]:
     """Short pixel hashes of the derived versions of an HR image that circulate in the wild."""
     bases = {"": img}
     if img.ndim == 3:
@@ -71,7 +71,7 @@ def describe_file(path: Path, with_variants: bool) -> dict:
     img = read_image(path)
     entry: dict[str, Any] = {"sha256": file_sha256(path), "shape": list(img.shape), "pixels": pixel_sha256(img)}
     if with_variants:
-        entry["variants"] = variant_hashes(img)
+        entry["variants"] = derived_hashes(img)
     return entry
 
 
@@ -163,7 +163,7 @@ class VerifyReport:
         return "\n".join(lines)
 
 
-def _describe_variant(variant: str) -> str:
+def _describe_derivation(variant: str) -> str:
     parts = []
     for part in variant.split("+"):
         if part.startswith("gray:"):
@@ -202,7 +202,8 @@ class _KnownHashes:
             return [("identical", ds, cp, known, "") for ds, cp, known in self.by_sha[sha]]
         hits = self.by_pixels.get(_short(read_image(path)), [])
         return [("re-encoded" if not v else "derived", ds, cp, known,
-                 "same pixels, different file bytes" if not v else _describe_variant(v)) for ds, cp, known, v in hits]
+                 "same pixels, different file bytes" if not v else _describe_derivation(v))
+                for ds, cp, known, v in hits]
 
 
 def verify_folder(folder: str | Path, manifest_dir: Path | None = None) -> VerifyReport:

@@ -541,7 +541,7 @@ def test_property_suites_parse_or_raise_one_bad_input_error(data):
         return
     assert all(isinstance(d, str) and d for d in suite.datasets)
     assert all(isinstance(a, float) and 0 <= a <= 1 for a in suite.alphas)
-    assert all(SAFE_NAME.fullmatch(v.name) for v in suite.variants)
+    assert all(SAFE_NAME.fullmatch(v.name) for v in suite.entries)
 
 
 def test_pickle_is_not_toml(tmp_path):

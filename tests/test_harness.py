@@ -18,15 +18,15 @@ from srbench.store import Store
 
 def test_shipped_suites():
     esrgan = load_suite("esrgan")
-    assert [v.name for v in esrgan.variants] == [
+    assert [v.name for v in esrgan.entries] == [
         "srgan", "srgan-nobn", "srgan-nobn-preact", "srgan-nobn-preact-ragan", "esrgan"]
     assert esrgan.interp_variant == "esrgan" and esrgan.alphas == (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
     assert esrgan.baselines == ("bicubic",)
     grid = load_suite("esrgan-grid")
-    assert len(grid.variants) == 16 and len({v.name for v in grid.variants}) == 16
+    assert len(grid.entries) == 16 and len({v.name for v in grid.entries}) == 16
     from srbench.config import resolve_config
 
-    for v in grid.variants:  # every grid cell resolves to a valid configuration
+    for v in grid.entries:  # every grid cell resolves to a valid configuration
         resolve_config(v.training, "smoke")
 
 
