@@ -308,7 +308,7 @@ class _Plan:
     ckpt_dir: Path | None
     device: str
     log: Callable[[str], None]
-    opened: dict = field(default_factory=dict)  # model name -> opened source, each opened once
+    opened: dict = field(default_factory=dict)  # model name -> opened source of the models the report shows
 
     def existing(self, variant: str, stage: str) -> Path | None:
         return _find_checkpoint(self.ckpt_dir, variant, stage) or _find_checkpoint(self.runs_dir, variant, stage)
@@ -371,7 +371,8 @@ def _evaluate_model(plan: _Plan, report: AblationReport, store, model_name: str,
         report.failures.append(f"{model_name}: {exc}")
         plan.log(f"FAILED {model_name}: {exc}")
         return
-    plan.opened[model_name] = opened
+    # Only the models the visual comparison shows stay open: a network each would hold every generator in memory.
+    plan.opened.update(shown_models({model_name: opened}))
     for dataset in report.datasets:
         for protocol in SUITE_PROTOCOLS:
             try:
@@ -444,7 +445,7 @@ def ablate(
             _evaluate_model(plan, report, store, model_name, source)
     finally:
         store.close()
-    report.visual = lambda: visual_comparison(shown_models(plan.opened), datasets[0], data_root,
+    report.visual = lambda: visual_comparison(plan.opened, datasets[0], data_root,
                                               weights_dir=weights_dir)
     write_suite_report(report)
     return report
