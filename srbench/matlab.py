@@ -83,9 +83,11 @@ def resize_weights(
     return weights[:, keep], indices[:, keep]
 
 
-def _resize_axis(img: np.ndarray, axis: int, scale: float, border: Border, as_uint8: bool) -> np.ndarray:
+def _resize_axis(img: np.ndarray, axis: int, scale: float, border: Border, as_uint8: bool,
+                 out_length: int | None = None) -> np.ndarray:
     in_length = img.shape[axis]
-    out_length = math.ceil(in_length * scale)
+    if out_length is None:
+        out_length = math.ceil(in_length * scale)
     weights, indices = resize_weights(in_length, out_length, scale, border)
     src = np.moveaxis(img, axis, 0).astype(np.float64, copy=False)
     out = np.zeros((out_length, *src.shape[1:]), dtype=np.float64)
@@ -119,6 +121,22 @@ def imresize(img: np.ndarray, scale: float, *, border: Border = "symmetric") -> 
             out = _resize_axis(out, axis, scale, border, as_uint8)
     if not as_uint8:
         out = np.asarray(out, dtype=np.float64)
+    return out
+
+
+def imresize_to(img: np.ndarray, shape: tuple[int, int], *, border: Border = "symmetric") -> np.ndarray:
+    """MATLAB ``imresize(img, [h w])`` for a float plane: bicubic, antialiased when shrinking, float64 out.
+
+    Each axis is scaled by out/in; MATLAB resizes the axis with the smaller factor first.
+    """
+    img = np.asarray(img, dtype=np.float64)
+    if img.ndim != 2:
+        raise ValueError(f"imresize_to expects an HxW plane, got shape {img.shape}")
+    scales = (shape[0] / img.shape[0], shape[1] / img.shape[1])
+    out = img
+    for axis in (0, 1) if scales[0] <= scales[1] else (1, 0):
+        if out.shape[axis] != shape[axis]:
+            out = _resize_axis(out, axis, scales[axis], border, False, shape[axis])
     return out
 
 

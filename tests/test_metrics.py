@@ -221,8 +221,8 @@ def test_stored_value_versions_do_not_move_by_accident():
     assert PROTOCOLS["sr"].output_versions(["psnr_y", "ssim_y", "lpips"]) == {
         "psnr_y": "1", "ssim_y": "wang2004-1", "lpips": "lpips-0.1-alex-1"}
     assert PROTOCOLS["pirm"].output_versions(["rmse", "niqe", "ma", "pi", "lpips"]) == {
-        "rmse": "1", "mse": "1", "niqe": "live-1", "niqe_spread": "live-1", "ma": "pyiqa-nrqm-1",
-        "pi": "pirm2018-1+live-1+pyiqa-nrqm-1", "lpips": "lpips-0.1-alex-1"}
+        "rmse": "1", "mse": "1", "niqe": "live-1", "niqe_spread": "live-1", "ma": "native-1",
+        "pi": "pirm2018-1+live-1+native-1", "lpips": "lpips-0.1-alex-1"}
 
 
 def test_pi_per_image_and_per_dataset_use_the_one_formula():

@@ -22,7 +22,7 @@ def perceptual_index_from(ma: float, niqe: float) -> float:
 
 
 def _nrqm_path(weights_dir: str | None) -> Path:
-    from srbench.metrics.nrqm import nrqm_model_path  # pyiqa-backed module: imported only when asked
+    from srbench.metrics.nrqm import nrqm_model_path  # scipy.io and the feature code: imported only when asked
 
     return nrqm_model_path(weights_dir)
 
@@ -49,9 +49,23 @@ def _niqe(x: PerImage) -> dict[str, float]:
 
 
 def _ma(x: PerImage) -> float:
-    from srbench.metrics.nrqm import ma
+    from srbench.metrics.nrqm import check_size, ma
 
+    try:
+        check_size(x.sr_plane().shape)
+    except BadInputError:
+        return math.nan  # as NIQE: the image stays, NaN marks that Ma (and PI) are undefined at this size
     return ma(x.sr_plane(), weights_dir=x.weights_dir)
+
+
+def _brisque(x: PerImage) -> dict[str, float]:
+    from srbench.metrics.brisque import brisque_conditioning
+
+    try:
+        cond = brisque_conditioning(x.sr_plane(), weights_dir=x.weights_dir)
+    except BadInputError:
+        return {"brisque": math.nan, "brisque_spread": math.nan}  # too small for its two scales
+    return {"brisque": cond.value, "brisque_spread": cond.spread}
 
 
 def _lpips(x: PerImage) -> float:
@@ -72,7 +86,9 @@ BUILTIN: tuple[Metric, ...] = (
     Metric("niqe", "NIQE", 3, False, False, "live-1",
            "NIQE as the LIVE MATLAB release (96x96 blocks, pristine LIVE model)", _niqe, protocols=("pirm",),
            extra_outputs=("niqe_spread",), tolerance=2e-3, drift_check=True),
-    Metric("ma", "Ma", 3, True, False, "pyiqa-nrqm-1", "Ma et al. NRQM via pyiqa", _ma, protocols=("pirm",),
+    Metric("ma", "Ma", 3, True, False, "native-1",
+           "Ma et al. NRQM (CVIU 2017), native port of the MATLAB release, equal to pyiqa's to 1e-6", _ma,
+           protocols=("pirm",),
            weights="NRQM_model.mat", find_weights=_nrqm_path, tolerance=2e-3),
     Metric("pi", "PI", 3, False, False, "pirm2018-1", "perceptual index ((10 - Ma) + NIQE) / 2",
            lambda x: perceptual_index_from(x.values["ma"], x.values["niqe"]), plane="none", protocols=("pirm",),
@@ -81,4 +97,7 @@ BUILTIN: tuple[Metric, ...] = (
     Metric("lpips", "LPIPS", 4, False, True, "lpips-0.1-alex-1", "LPIPS v0.1, AlexNet, on RGB", _lpips,
            plane="rgb", protocols=("sr", "pirm"), weights="alexnet-owt-7be5be79.pth", find_weights=_alexnet_path,
            tolerance=1e-4),
+    Metric("brisque", "BRISQUE", 3, False, False, "live-1",
+           "BRISQUE as the LIVE MATLAB release (rgb2gray, MSCN 7x7, LIVE allmodel/allrange SVR)", _brisque,
+           plane="rgb", protocols=("sr", "pirm"), extra_outputs=("brisque_spread",), tolerance=2e-3),
 )

@@ -1,24 +1,54 @@
-"""Ma et al.'s no-reference SR quality score (NRQM), through pyiqa's port of the MATLAB code.
+"""Ma et al.'s no-reference SR quality score (NRQM, "Ma's score"), native and vectorised.
 
 Ma, Yang, Yang and Yang, "Learning a No-Reference Quality Metric for Single-Image Super-Resolution",
-CVIU 2017. The trained regression forests (``NRQM_model.mat``) are a download: srbench never fetches it,
-it looks in the weights folder and in pyiqa's own cache and says where to put it when it is missing.
+CVIU 2017; MATLAB release chaoma99/sr-metric (``quality_predict.m``). Three feature groups, each regressed by
+a random forest, combined linearly:
+
+- local frequency (18): 7x7 block DCTs at stride 3 on a 3-level Gaussian pyramid; per block the
+  generalised-Gaussian shape of the AC coefficients, their coefficient of variation, and the variance of
+  that coefficient over three orientation groups; per level the mean over all blocks and over the 10%
+  most telling ones;
+- global GSM (45): a 2-scale 6-orientation complex steerable pyramid, each band divisively normalised by
+  its neighbourhood (3x3, parent, other orientations), then shapes per band and across scales, and the
+  SSIM structure term between scales and between orientations;
+- spatial (75): singular values of the 5x5 blocks of each pyramid level.
+
+Every stage is whole-array numpy in float64: the shape look-up is a sorted search in the ratio table
+(monotonic in the shape), the forests are walked for all trees at once, one depth level per step.
+
+pyiqa's port (``pyiqa.archs.nrqm_arch``) is the cross-check (it is within 0.01 of MATLAB on its
+calibration set); the tests hold srbench to it per feature group. Where pyiqa departs from MATLAB, srbench
+follows MATLAB and says so at that line.
+
+The trained model (``NRQM_model.mat``) is a download: srbench never fetches it. It looks in the weights
+folder and in pyiqa's cache and says where to put it when missing.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
+from scipy import fft, ndimage, special
 
 from srbench import paths
 from srbench.errors import BadInputError
+from srbench.matlab import imresize_to
 
 NRQM_FILENAME = "NRQM_model.mat"
-NRQM_ORIGIN = "pyiqa's model release (the file pyiqa caches as NRQM_model.mat) or chaoma99/sr-metric"
+NRQM_ORIGIN = ("https://huggingface.co/chaofengc/IQA-PyTorch-Weights/resolve/main/NRQM_model.mat (pyiqa's copy of "
+               "the model of Ma's MATLAB release chaoma99/sr-metric; pyiqa caches it under <torch hub>/pyiqa)")
+VERSION = "native-1"
+
+N_DCT, N_GSM, N_SVD = 18, 45, 75
+_BANDS = 6  # orientations of the steerable pyramid
+_SCALES = 2
+# Shape grid of the generalised-Gaussian fit: 0.03:0.001:10, as MATLAB's colon builds it (a + k*step).
+_GAMMA = 0.03 + 0.001 * np.arange(9971, dtype=np.float64)
 
 
 def nrqm_model_path(explicit: str | os.PathLike | None = None) -> Path:
@@ -27,30 +57,390 @@ def nrqm_model_path(explicit: str | os.PathLike | None = None) -> Path:
                                 [paths.torch_hub_dir() / "pyiqa"], explicit)
 
 
-@functools.cache
-def _load_model(path: str) -> tuple[Any, list]:
-    from pyiqa.archs.nrqm_arch import NRQM
+# --------------------------------------------------------------------------------------------- primitives
+def _fspecial_gaussian(size: int, sigma: float) -> np.ndarray:
+    """MATLAB ``fspecial('gaussian', size, sigma)`` in float64.
 
-    model = NRQM(test_y_channel=False, pretrained_model_path=path)
-    return model.linear_param, model.rf_params_list
+    pyiqa rounds this kernel to float32 (``fspecial(...).float()``); MATLAB keeps doubles. The features move
+    by less than 1e-9 relative.
+    """
+    r = np.arange(size, dtype=np.float64) - (size - 1) / 2.0
+    h = np.exp(-(r[:, None] ** 2 + r[None, :] ** 2) / (2.0 * sigma * sigma))
+    h[h < np.finfo(np.float64).eps * h.max()] = 0
+    return h / h.sum()
+
+
+@functools.cache
+def _ratio_table() -> tuple[np.ndarray, np.ndarray]:
+    """r(g) = Γ(1/g)Γ(3/g)/Γ(2/g)², and the same reversed so that it increases (for ``searchsorted``)."""
+    g = _GAMMA
+    r = np.exp(special.gammaln(1.0 / g) + special.gammaln(3.0 / g) - 2.0 * special.gammaln(2.0 / g))
+    increasing = r[::-1].copy()
+    if not np.all(np.diff(increasing) > 0):  # the sorted search relies on it; it holds for this grid
+        raise AssertionError("the generalised-Gaussian ratio table is not strictly monotonic")
+    r.flags.writeable = False
+    increasing.flags.writeable = False
+    return r, increasing
+
+
+def nearest_shape_index(rho: np.ndarray) -> np.ndarray:
+    """Index into the shape grid of the ratio nearest to each ``rho`` (``argmin |rho - r|``, first on ties).
+
+    The ratio is strictly decreasing in the shape, so two neighbours found by a binary search are the only
+    candidates: O(log n) per value and no blocks x 9,971 matrix.
+    """
+    r, increasing = _ratio_table()
+    n = r.size
+    flat = np.asarray(rho, dtype=np.float64).ravel()
+    pos = np.searchsorted(increasing, flat)  # increasing[pos-1] < rho <= increasing[pos]
+    above = n - 1 - np.clip(pos, 0, n - 1)  # index in r of the ratio just above rho (smaller shape)
+    below = n - 1 - np.clip(pos - 1, 0, n - 1)  # just below rho (larger shape)
+    d_above = np.abs(flat - r[above])
+    d_below = np.abs(flat - r[below])
+    # argmin keeps the first minimum: the smaller index wins a tie.
+    pick = np.where((d_below < d_above) | ((d_below == d_above) & (below < above)), below, above)
+    pick = np.where(np.isnan(flat), 0, pick)  # torch's argmin over all-NaN distances returns 0
+    return pick.reshape(np.shape(rho))
+
+
+def gen_gauss_shape(x: np.ndarray) -> np.ndarray:
+    """Generalised-Gaussian shape of each row of ``x`` (last axis = samples), by ratio-table look-up."""
+    mean = x.mean(axis=-1, keepdims=True)
+    var = x.var(axis=-1, ddof=1)
+    mean_abs = np.abs(x - mean).mean(axis=-1) ** 2
+    return _GAMMA[nearest_shape_index(var / (mean_abs + 1e-7))]
+
+
+def _variation(x: np.ndarray, eps: float = 1e-7) -> np.ndarray:
+    """Coefficient of variation of |x| along the last axis (unbiased std over mean)."""
+    a = np.abs(x)
+    return a.std(axis=-1, ddof=1) / (a.mean(axis=-1) + eps)
+
+
+def gaussian_pyramid(plane: np.ndarray, levels: int = 3) -> list[np.ndarray]:
+    """``levels`` images: the plane, then 3x3 Gaussian (sigma 0.5) with zero borders and every second pixel."""
+    kernel = _fspecial_gaussian(3, 0.5)
+    pyr = [plane]
+    for _ in range(levels - 1):
+        blurred = ndimage.correlate(pyr[-1], kernel, mode="constant", cval=0.0)
+        pyr.append(blurred[1::2, 1::2])
+    return pyr
+
+
+# ------------------------------------------------------------------------------------- local frequency
+def _blocks(img: np.ndarray, size: int, stride: int) -> np.ndarray:
+    """``size`` x ``size`` blocks every ``stride`` pixels, zero-padded 'same' as TensorFlow pads (pyiqa's
+    ``extract_2d_patches``), shape (n_blocks, size, size)."""
+    h, w = img.shape
+    pad_r = (math.ceil(h / stride) - 1) * stride + size - h
+    pad_c = (math.ceil(w / stride) - 1) * stride + size - w
+    padded = np.pad(img, ((pad_r // 2, pad_r - pad_r // 2), (pad_c // 2, pad_c - pad_c // 2)))
+    windows = np.lib.stride_tricks.sliding_window_view(padded, (size, size))[::stride, ::stride]
+    return windows.reshape(-1, size, size)
+
+
+# Three orientation groups of a 7x7 DCT block (row, column ranges), as in the release.
+_ORIENTATIONS = (
+    ((0, slice(1, None)), (1, slice(2, None)), (2, slice(4, None)), (3, slice(5, None))),
+    ((1, slice(1, 2)), (2, slice(2, 4)), (3, slice(2, 5)), (4, slice(3, None)), (5, slice(4, None)),
+     (6, slice(4, None))),
+    ((slice(1, None), 0), (slice(2, None), 1), (slice(4, None), 2), (slice(5, None), 3)),
+)
+
+
+def _mean_low(sorted_x: np.ndarray) -> float:
+    return float(sorted_x[: math.ceil(0.1 * sorted_x.size) + 1].mean())
+
+
+def _mean_high(sorted_x: np.ndarray) -> float:
+    return float(sorted_x[math.floor(0.9 * sorted_x.size):].mean())
+
+
+def _dct_level(img: np.ndarray) -> list[float]:
+    coeffs = fft.dctn(_blocks(img, 7, 3), type=2, norm="ortho", axes=(-2, -1))
+    ac = coeffs.reshape(coeffs.shape[0], 49)[:, 1:]
+    shape = np.sort(gen_gauss_shape(ac))
+    variation = np.sort(_variation(ac))
+    groups = [np.concatenate([coeffs[(slice(None), *ix)] for ix in group], axis=-1) for group in _ORIENTATIONS]
+    orientation = np.sort(np.stack([_variation(g, 1e-8) for g in groups], axis=-1).var(axis=-1, ddof=1))
+    return [_mean_low(shape), float(shape.mean()), _mean_high(variation), float(variation.mean()),
+            _mean_high(orientation), float(orientation.mean())]
+
+
+def dct_features(plane: np.ndarray) -> np.ndarray:
+    """The 18 local frequency features of a plane in 0..255."""
+    return np.array([f for level in gaussian_pyramid(plane / 255.0) for f in _dct_level(level)])
+
+
+# ---------------------------------------------------------------------------------------------- global GSM
+def _grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """buildSCFpyr's polar frequency grid: log2 radius and angle, centre at ceil((dims+0.5)/2).
+
+    pyrtools' ``SteerablePyramidFreq`` builds its ramps with ``linspace(-1, 1, n+1)[:-1]``, which differs
+    from matlabPyrTools for odd sizes (BSD100's 481x321 included), so srbench builds the pyramid itself.
+    """
+    ctr = (math.ceil((h + 0.5) / 2), math.ceil((w + 0.5) / 2))
+    y = (np.arange(1, h + 1) - ctr[0]) / (h / 2.0)
+    x = (np.arange(1, w + 1) - ctr[1]) / (w / 2.0)
+    xr, yr = np.meshgrid(x, y)
+    angle = np.arctan2(yr, xr)
+    rad = np.sqrt(xr**2 + yr**2)
+    rad[ctr[0] - 1, ctr[1] - 1] = rad[ctr[0] - 1, ctr[1] - 2]
+    return np.log2(rad), angle
+
+
+def _rcos(width: float, position: float) -> tuple[np.ndarray, np.ndarray]:
+    """matlabPyrTools ``rcosFn``: a raised-cosine transition sampled at 259 points."""
+    n = 256
+    x = np.pi * np.arange(-n - 1, 2) / (2 * n)
+    y = np.cos(x) ** 2
+    y[0] = y[1]
+    y[n + 2] = y[n + 1]
+    return position + 2 * width / np.pi * (x + np.pi / 4), y
+
+
+def steerable_pyramid(img: np.ndarray, height: int = _SCALES, nbands: int = _BANDS
+                      ) -> tuple[np.ndarray, list[list[np.ndarray]]]:
+    """matlabPyrTools ``buildSCFpyr(img, height, nbands-1)``: the real high-pass residual and, per scale,
+    the ``nbands`` complex oriented bands (the low-pass residual is not needed)."""
+    log_rad, angle = _grid(*img.shape)
+    xrcos, yrcos = _rcos(1.0, -0.5)
+    yrcos = np.sqrt(yrcos)
+    yircos = np.sqrt(1.0 - yrcos**2)
+    dft = fft.fftshift(fft.fft2(img))
+    highpass = fft.ifft2(fft.ifftshift(dft * np.interp(log_rad, xrcos, yrcos))).real
+    lodft = dft * np.interp(log_rad, xrcos, yircos)
+
+    lut = 1024
+    xcosn = np.pi * np.arange(-(2 * lut + 1), lut + 2) / lut
+    order = nbands - 1
+    const = 2 ** (2 * order) * math.factorial(order) ** 2 / (nbands * math.factorial(2 * order))
+    alpha = np.mod(xcosn + np.pi, 2 * np.pi) - np.pi
+    ycosn = 2 * math.sqrt(const) * np.cos(xcosn) ** order * (np.abs(alpha) < np.pi / 2)
+    phase = (-1j) ** order
+    scales = []
+    for _ in range(height):
+        xrcos = xrcos - 1.0
+        himask = np.interp(log_rad, xrcos, yrcos)
+        bands = [fft.ifft2(fft.ifftshift(lodft * np.interp(angle, xcosn + np.pi * b / nbands, ycosn) * himask
+                                         * phase))
+                 for b in range(nbands)]
+        scales.append(bands)
+        dims = np.array(lodft.shape)
+        ctr = np.ceil((dims + 0.5) / 2).astype(int)
+        lodims = np.ceil((dims - 0.5) / 2).astype(int)
+        start = ctr - np.ceil((lodims + 0.5) / 2).astype(int)
+        rows, cols = slice(start[0], start[0] + lodims[0]), slice(start[1], start[1] + lodims[1])
+        log_rad, angle, lodft = log_rad[rows, cols], angle[rows, cols], lodft[rows, cols]
+        lodft = lodft * np.abs(np.interp(log_rad, xrcos, yircos))
+    return highpass, scales
+
+
+def _divisive_normalisation(bands: list[np.ndarray], eps: float = 1e-12) -> list[np.ndarray] | None:
+    """Each band over its GSM neighbourhood (3x3, parent, other orientations), guard band cut, mean removed.
+
+    None when a neighbourhood covariance is singular (a flat image): the normalised band has no value.
+    """
+    border, guardband = 1, 16
+    out = []
+    for idx, band in enumerate(bands):
+        scale, orient = divmod(idx, _BANDS)
+        h, w = band.shape
+        inner = (slice(border, h - border), slice(border, w - border))
+        # One row per neighbour, one column per pixel: (15, n) keeps the products below cache-friendly.
+        rows = [band[dy:dy + h - 2 * border, dx:dx + w - 2 * border] for dy in range(3) for dx in range(3)]
+        n_spatial = 9
+        if idx + _BANDS < len(bands):
+            rows.append(imresize_to(bands[idx + _BANDS], (h, w))[inner])
+            n_spatial += 1
+        rows += [bands[scale * _BANDS + o][inner] for o in range(_BANDS) if o != orient]
+        x = np.stack([r.ravel() for r in rows])
+        cov = x @ x.T / x.shape[1]
+        # Covariance estimates may have tiny negative eigenvalues: clip them and keep the trace.
+        lam, q = np.linalg.eigh(cov)
+        pos = lam * (lam > 0)
+        total = pos.sum()
+        lam = pos * lam.sum() / (total + (total == 0))
+        cov = (q * lam) @ q.T
+        try:
+            # x' C^-1 x for every pixel at once: one small inverse and a matrix product, not n solves.
+            weighted = np.linalg.inv(cov).T @ x
+        except np.linalg.LinAlgError:
+            return None
+        z = np.sqrt(np.einsum("ij,ij->j", weighted, x) / n_spatial)
+        centre = band[border:-border, border:-border].ravel()
+        centre = centre - centre.mean()
+        g = np.where(z != 0, centre / (z + eps), 0.0).reshape(h - 2 * border, w - 2 * border)
+        gb = guardband // 2**scale
+        g = g[gb:-gb, gb:-gb]
+        out.append(g - g.mean())
+    return out
+
+
+@functools.cache
+def _ssim_window() -> np.ndarray:
+    # fspecial('gaussian', 11, 1.5) is the outer product of this normalised 1-D kernel: filtering rows then
+    # columns does 22 multiplications per pixel instead of 121.
+    r = np.arange(11, dtype=np.float64) - 5.0
+    g = np.exp(-(r**2) / (2 * 1.5**2))
+    return g / g.sum()
+
+
+def _filt(a: np.ndarray) -> np.ndarray:
+    """SSIM's local mean: 11x11 Gaussian (sigma 1.5), 'valid' region only."""
+    g = _ssim_window()
+    rows = ndimage.correlate1d(a, g, axis=-2, mode="constant")[..., 5:-5, :]
+    return ndimage.correlate1d(rows, g, axis=-1, mode="constant")[..., 5:-5]
+
+
+@dataclass(frozen=True)
+class _Moments:
+    """An image with its local mean and variance, filtered once and reused for every pair it is in."""
+
+    img: np.ndarray
+    mean: np.ndarray
+    var: np.ndarray
+
+    @classmethod
+    def of(cls, img: np.ndarray) -> _Moments:
+        mean = _filt(img)
+        return cls(img, mean, _filt(img * img) - mean * mean)
+
+
+def _ssim_cs(x: _Moments, y: _Moments) -> float:
+    """Mean of SSIM's contrast-structure term (range 255, negative values clipped to 0, as pyiqa does)."""
+    c2 = (0.03 * 255) ** 2
+    cov = _filt(x.img * y.img) - x.mean * y.mean
+    return float(np.maximum((2 * cov + c2) / (x.var + y.var + c2), 0).mean())
+
+
+def gsm_features(plane: np.ndarray) -> np.ndarray:
+    """The 45 global GSM features of a plane in 0..255 (NaN when the plane is too flat to normalise)."""
+    highpass, scales = steerable_pyramid(plane)
+    bands = [b.real for scale in scales for b in scale]
+    normalised = _divisive_normalisation(bands)
+    if normalised is None:
+        return np.full(N_GSM, np.nan)
+    feats = [float(gen_gauss_shape(sb.ravel())) for sb in normalised]
+    feats += [float(gen_gauss_shape(np.concatenate([normalised[i].ravel(), normalised[i + _BANDS].ravel()])))
+              for i in range(_BANDS)]
+    hp = _Moments.of(highpass)
+    feats += [_ssim_cs(_Moments.of(imresize_to(b, highpass.shape)), hp) for b in bands]
+    fine = [_Moments.of(b) for b in normalised[:_BANDS]]
+    feats += [_ssim_cs(fine[i], fine[j]) for i in range(_BANDS) for j in range(i + 1, _BANDS)]
+    return np.array(feats)
+
+
+# ------------------------------------------------------------------------------------------------- spatial
+def svd_features(plane: np.ndarray) -> np.ndarray:
+    """The 75 spatial features: singular values of the 5x5 'distinct' blocks (zero-padded) of each level."""
+    out = []
+    for level in gaussian_pyramid(plane / 255.0):
+        h, w = level.shape
+        padded = np.pad(level, ((0, -h % 5), (0, -w % 5)))
+        blocks = padded.reshape(padded.shape[0] // 5, 5, padded.shape[1] // 5, 5).transpose(0, 2, 1, 3)
+        out.append(np.linalg.svd(blocks.reshape(-1, 25), compute_uv=False))
+    return np.concatenate(out)
+
+
+# ---------------------------------------------------------------------------------------------- regression
+@dataclass(frozen=True)
+class Forest:
+    """One randomforest-matlab regression forest: node arrays of shape (nodes, trees), 1-based links."""
+
+    left: np.ndarray  # lDau: 1-based child for feature <= threshold, 0 where there is none
+    right: np.ndarray  # rDau
+    threshold: np.ndarray  # upper
+    prediction: np.ndarray  # avnode
+    attribute: np.ndarray  # mbest: 1-based feature tested at the node
+
+    def predict(self, features: np.ndarray) -> float:
+        """Mean over trees of the prediction at the node each tree's walk ends in, all trees stepping together.
+
+        randomForest's C walk (``regForest``) stops at a node whose ``nodestatus`` is terminal; terminal
+        nodes have no children, so stopping where the chosen child is 0 (pyiqa's ``tree_regression``) is the
+        same walk, and it reads only the fields whose meaning pyiqa has established on the real file.
+        """
+        trees = np.arange(self.left.shape[1])
+        node = np.zeros(trees.size, dtype=np.int64)
+        attr = self.attribute.astype(np.int64) - 1
+        left = self.left.astype(np.int64) - 1
+        right = self.right.astype(np.int64) - 1
+        walking = trees
+        for _ in range(self.left.shape[0]):  # a walk visits each node at most once
+            at = node[walking]
+            go_left = features[attr[at, walking]] <= self.threshold[at, walking]
+            nxt = np.where(go_left, left[at, walking], right[at, walking])
+            moving = nxt >= 0
+            node[walking[moving]] = nxt[moving]
+            walking = walking[moving]
+            if walking.size == 0:
+                break
+        return float(self.prediction[node, trees].mean())
+
+
+@dataclass(frozen=True)
+class NrqmModel:
+    linear: np.ndarray  # (4,): bias, then the weights of the DCT, GSM and SVD forests
+    forests: tuple[Forest, Forest, Forest]
+
+    def predict(self, dct: np.ndarray, gsm: np.ndarray, svd: np.ndarray) -> float:
+        parts = [forest.predict(f) for forest, f in zip(self.forests, (dct, gsm, svd), strict=True)]
+        return float(np.array([1.0, *parts]) @ self.linear)
+
+
+@functools.cache
+def load_model(path: str) -> NrqmModel:
+    """Read ``NRQM_model.mat`` (``model.linear``, ``model.rf{1..3}``); a clear error for anything else."""
+    from scipy.io import loadmat
+    from scipy.io.matlab import MatReadError
+
+    try:
+        mat = loadmat(path)
+        model = mat["model"]
+        linear = np.asarray(model["linear"][0, 0], dtype=np.float64).ravel()
+        forests = []
+        for i in range(3):
+            rf = model["rf"][0, 0][0, i][0, 0]
+            # Fields by position, as regRF_train returns them (pyiqa reads them so from the real file): lDau,
+            # rDau, (nodestatus, nrnodes), upper, avnode, mbest.
+            forests.append(Forest(*(np.asarray(rf[k], dtype=np.float64) for k in (0, 1, 4, 5, 6))))
+    except (OSError, MatReadError, ValueError, KeyError, IndexError, TypeError) as exc:
+        raise BadInputError(f"{path}: not an NRQM model file ({type(exc).__name__}: {exc}); expected the "
+                            f"MATLAB struct 'model' of {NRQM_ORIGIN}") from None
+    if linear.size != 4:
+        raise BadInputError(f"{path}: model.linear has {linear.size} values, expected 4")
+    return NrqmModel(linear, (forests[0], forests[1], forests[2]))
+
+
+MIN_SIDE = 45  # the GSM guard bands and SSIM's 11x11 window leave nothing of a smaller band
+
+
+def check_size(shape: tuple[int, ...]) -> None:
+    """A clear error for a plane too small for the features the model was trained on.
+
+    Below :data:`MIN_SIDE` the normalised bands are empty; and the spatial group has 75 values only when the
+    smallest pyramid level has at least 25 5x5 blocks (fewer blocks give fewer singular values).
+    """
+    h, w = shape[:2]
+    smallest = (h // 4, w // 4)
+    blocks = math.ceil(smallest[0] / 5) * math.ceil(smallest[1] / 5)
+    if min(h, w) < MIN_SIDE or blocks < 25:
+        raise BadInputError(f"Ma's score needs a plane of at least {MIN_SIDE}x{MIN_SIDE} pixels whose quarter-size "
+                            f"level has 25 5x5 blocks (e.g. 84x84); got {h}x{w}")
 
 
 def ma(img: np.ndarray, *, weights_dir: str | os.PathLike | None = None) -> float:
-    """Ma's score of a 2-D plane in 0..255 (the protocol's Y plane, fed as is), higher is better."""
-    import torch
-    from pyiqa.archs.nrqm_arch import nrqm
+    """Ma's score of a 2-D plane in 0..255 (the protocol's Y plane, fed as is), higher is better.
 
-    plane = np.asarray(img)
+    NaN when the plane is too flat for the GSM features (their neighbourhood covariance is singular).
+    """
+    plane = np.asarray(img, dtype=np.float64)
     if plane.ndim != 2:
         raise BadInputError(f"ma expects a 2-D plane (Y or gray) in 0..255, got shape {plane.shape}")
-    linear, forests = _load_model(str(nrqm_model_path(weights_dir)))
-    tensor = torch.from_numpy(plane.astype(np.float64))[None, None]
-    with torch.no_grad():
-        try:
-            return float(nrqm(tensor, linear, forests))
-        except torch.linalg.LinAlgError:
-            # Flat images make the GSM covariance singular; Ma's score has no value there.
-            raise BadInputError(
-                f"Ma's score is undefined for this {plane.shape[0]}x{plane.shape[1]} plane: it has too little "
-                "texture (the steerable-pyramid covariance is singular)"
-            ) from None
+    check_size(plane.shape)
+    model = load_model(str(nrqm_model_path(weights_dir)))
+    gsm = gsm_features(plane)
+    if np.isnan(gsm).any():
+        return math.nan
+    return model.predict(dct_features(plane), gsm, svd_features(plane))

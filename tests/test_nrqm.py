@@ -1,0 +1,266 @@
+"""Ma's score, native: each feature group and the score against pyiqa's port, the forest walk, the look-up.
+
+pyiqa's NRQM is within 0.01 of the MATLAB release on its calibration set, so it is the reference here; srbench
+must equal it to 1e-6 (relative) per feature group and for the score, given the same model file. The real
+``NRQM_model.mat`` is a download: where it is absent the score is checked with stand-in model files of the
+same structure (srbench.metrics.nrqm_synthetic), and the tests that need the real one skip saying so.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from srbench import paths
+from srbench.errors import BadInputError, WeightsUnavailableError
+from srbench.images import read_image
+from srbench.matlab import rgb2y
+from srbench.metrics import nrqm as N
+from srbench.metrics.nrqm_synthetic import write_synthetic_model
+
+torch = pytest.importorskip("torch")
+P = pytest.importorskip("pyiqa.archs.nrqm_arch")
+
+REL = 1e-6
+PYIQA_CALIBRATION = Path(P.__file__).resolve().parents[2] / "ResultsCalibra" / "dist_dir"
+# The user's own copy of the real model, looked up before the tests isolate the weights folders.
+_REAL_MODEL = next((p for p in (paths.weights_dir() / N.NRQM_FILENAME,
+                                paths.torch_hub_dir() / "pyiqa" / N.NRQM_FILENAME) if p.is_file()), None)
+needs_real_model = pytest.mark.skipif(
+    _REAL_MODEL is None, reason=f"the real {N.NRQM_FILENAME} is not here (put it in {paths.weights_dir()}; "
+                                f"from {N.NRQM_ORIGIN})")
+
+# Real images with their crops (rows, cols): odd and even sizes, textured and flat-ish, small enough that
+# pyiqa's features take a few seconds.
+CROPS = {
+    "set5-baby": ("benchmark/Set5/HR/baby.png", (slice(100, 260), slice(150, 310))),
+    "bsd100-001": ("selfexsr/BSD100/image_SRF_4/img_001_SRF_4_HR.png", (slice(20, 171), slice(40, 241))),
+    "live-image3": ("niqe/live_examples/image3.bmp", (slice(0, 145), slice(300, 493))),
+    "urban100-004": ("selfexsr/Urban100/image_SRF_4/img_004_SRF_4_HR.png", (slice(200, 328), slice(300, 477))),
+}
+
+
+def _plane(path: Path, crop=(slice(None), slice(None))) -> np.ndarray:
+    img = read_image(path)
+    y = rgb2y(img) if img.ndim == 3 else img.astype(np.float64)
+    return np.ascontiguousarray(y[crop], dtype=np.float64)
+
+
+def _rel(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.max(np.abs(np.asarray(a) - np.asarray(b)) / np.maximum(np.abs(np.asarray(b)), 1e-12)))
+
+
+class _PyiqaReference:
+    """pyiqa's features of a plane, computed once (they take seconds) and shared by the tests."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+
+    def features(self, key: str, plane: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if key not in self._cache:
+            from pyiqa.matlab_utils import im2col
+
+            torch.set_num_threads(1)
+            t = torch.from_numpy(plane)[None, None]
+            pyr = P.get_gauss_pyramid(t / 255.0)
+            dct = torch.cat([P.block_dct(im) for im in pyr], 1)[0].numpy()
+            gsm = P.global_gsm(t)[0].numpy()
+            svd = torch.cat([torch.linalg.svd(im2col(im, 5, "distinct"), full_matrices=False)[1] for im in pyr],
+                            1)[0].numpy()
+            self._cache[key] = (dct, gsm, svd)
+        return self._cache[key]
+
+
+@pytest.fixture(scope="module")
+def pyiqa_ref() -> _PyiqaReference:
+    return _PyiqaReference()
+
+
+@pytest.fixture(scope="module")
+def planes(shared_data) -> dict[str, np.ndarray]:
+    return {key: _plane(shared_data / rel, crop) for key, (rel, crop) in CROPS.items()}
+
+
+@pytest.fixture(scope="module")
+def synthetic_model(tmp_path_factory, planes) -> Path:
+    """A model file with the real one's structure: 3 forests of 200 bagged trees grown on 1440 samples
+    around the features of real images (so thresholds split where real features fall)."""
+    rng = np.random.default_rng(7)
+    feats = [(N.dct_features(p), N.gsm_features(p), N.svd_features(p)) for p in planes.values()]
+    groups = []
+    for g in range(3):
+        base = np.stack([f[g] for f in feats])
+        pick = rng.integers(len(feats), size=1440)
+        groups.append(base[pick] * (1 + 0.05 * rng.normal(size=(1440, base.shape[1]))))
+    path = tmp_path_factory.mktemp("nrqm") / N.NRQM_FILENAME
+    write_synthetic_model(path, (groups[0], groups[1], groups[2]), n_trees=200, seed=3)
+    return path
+
+
+# ------------------------------------------------------------------------------------ per feature group
+@pytest.mark.parametrize("key", list(CROPS))
+def test_each_feature_group_equals_pyiqa(planes, pyiqa_ref, key):
+    plane = planes[key]
+    dct, gsm, svd = pyiqa_ref.features(key, plane)
+    mine = (N.dct_features(plane), N.gsm_features(plane), N.svd_features(plane))
+    assert [m.shape for m in mine] == [(N.N_DCT,), (N.N_GSM,), (N.N_SVD,)]
+    assert _rel(mine[0], dct) < REL
+    assert _rel(mine[1], gsm) < REL
+    assert _rel(mine[2], svd) < REL
+
+
+@pytest.mark.parametrize("shape", [(64, 80), (63, 81), (97, 64)])
+def test_steerable_pyramid_equals_pyiqa_for_even_and_odd_sizes(shape):
+    from pyiqa.matlab_utils import SCFpyr_PyTorch
+
+    img = np.random.default_rng(1).random(shape) * 255
+    highpass, scales = N.steerable_pyramid(img)
+    ref = SCFpyr_PyTorch(height=2, nbands=6).build(torch.from_numpy(img)[None, None])
+    # pyiqa's masks are float32, so bands agree to float32 precision, not further.
+    assert _rel(highpass, ref[0][0].numpy()) < 1e-5 or np.abs(highpass - ref[0][0].numpy()).max() < 1e-5
+    for s in range(2):
+        for b in range(6):
+            theirs = ref[s + 1][b][0, ..., 0].numpy()
+            assert np.abs(scales[s][b].real - theirs).max() < 1e-6 * np.abs(theirs).max()
+
+
+def test_gaussian_pyramid_halves_with_the_release_offset():
+    img = np.arange(12 * 10, dtype=np.float64).reshape(12, 10)
+    pyr = N.gaussian_pyramid(img)
+    assert [p.shape for p in pyr] == [(12, 10), (6, 5), (3, 2)]  # MATLAB im(2:2:end, 2:2:end)
+    ref = P.get_gauss_pyramid(torch.from_numpy(img)[None, None])
+    for mine, theirs in zip(pyr, ref, strict=True):
+        assert np.allclose(mine, theirs[0, 0].numpy(), rtol=1e-7, atol=1e-9)
+
+
+# ------------------------------------------------------------------------------------- shape look-up
+def _brute_force_index(rho: np.ndarray) -> np.ndarray:
+    r, _ = N._ratio_table()
+    return np.argmin(np.abs(rho[:, None] - r[None, :]), axis=1)
+
+
+def test_sorted_search_equals_the_release_argmin_on_table_values_and_midpoints():
+    r, _ = N._ratio_table()
+    mids = (r[1:] + r[:-1]) / 2
+    rho = np.concatenate([r, mids, np.nextafter(mids, 0), np.nextafter(mids, np.inf), [0.0, 1e-9, r[0] * 2, 1e6]])
+    assert np.array_equal(N.nearest_shape_index(rho), _brute_force_index(rho))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.floats(min_value=0.0, max_value=200.0, allow_nan=False), min_size=1, max_size=50))
+def test_sorted_search_equals_argmin_for_any_ratio(values):
+    rho = np.array(values)
+    assert np.array_equal(N.nearest_shape_index(rho), _brute_force_index(rho))
+
+
+def test_shape_fit_recovers_the_shape_of_generalised_gaussian_samples():
+    from scipy.stats import gennorm
+
+    for beta in (0.5, 1.0, 2.0, 4.0):
+        x = gennorm.rvs(beta, size=(4, 200_000), random_state=np.random.default_rng(int(beta * 10)))
+        assert np.allclose(N.gen_gauss_shape(x), beta, rtol=0.05)
+
+
+def test_shape_fit_equals_pyiqa_on_blocks():
+    x = np.random.default_rng(5).laplace(size=(500, 48)) * np.linspace(0.1, 3, 48)
+    theirs = P.gamma_gen_gauss(torch.from_numpy(x)).numpy()
+    assert np.abs(N.gen_gauss_shape(x) - theirs).max() < 1.5e-3  # at most one grid step (pyiqa's grid is float32)
+    assert np.mean(N.gen_gauss_shape(x) == pytest.approx(theirs, abs=1e-6)) > 0.99
+
+
+# ---------------------------------------------------------------------------------------- the forests
+def test_loader_reads_what_pyiqa_reads(synthetic_model):
+    model = N.load_model(str(synthetic_model))
+    theirs = P.NRQM(test_y_channel=False, pretrained_model_path=str(synthetic_model))
+    assert np.array_equal(model.linear, np.asarray(theirs.linear_param).ravel())
+    for forest, rf in zip(model.forests, theirs.rf_params_list, strict=True):
+        assert forest.left.shape == rf[0].shape
+        assert forest.left.shape[1] == 200 and forest.left.shape[0] == 2 * (1440 // 5) + 1
+        for mine, ref in zip((forest.left, forest.right, forest.threshold, forest.prediction, forest.attribute),
+                             rf, strict=True):
+            assert np.array_equal(mine, ref)
+
+
+def test_forest_walk_equals_pyiqa_tree_by_tree_regression(synthetic_model, planes):
+    model = N.load_model(str(synthetic_model))
+    theirs = P.NRQM(test_y_channel=False, pretrained_model_path=str(synthetic_model))
+    rng = np.random.default_rng(11)
+    plane = planes["set5-baby"]
+    groups = (N.dct_features(plane), N.gsm_features(plane), N.svd_features(plane))
+    for forest, rf, feat in zip(model.forests, theirs.rf_params_list, groups, strict=True):
+        # Real features and jittered ones (both sides of many thresholds), one pyiqa call for all of them.
+        batch = np.stack([feat, *(feat * (1 + 0.05 * rng.normal(size=(7, feat.size))))])
+        ref = P.random_forest_regression(torch.from_numpy(batch), *rf).numpy().ravel()
+        mine = np.array([forest.predict(f) for f in batch])
+        assert np.array_equal(mine, ref.astype(np.float64)) or _rel(mine, ref) < 1e-12
+
+
+@pytest.mark.parametrize("key", list(CROPS))
+def test_score_equals_pyiqa_given_the_same_model_file(planes, pyiqa_ref, synthetic_model, key, monkeypatch):
+    plane = planes[key]
+    theirs = P.NRQM(test_y_channel=False, pretrained_model_path=str(synthetic_model))
+    feats = pyiqa_ref.features(key, plane)
+    parts = [float(P.random_forest_regression(torch.from_numpy(f)[None], *rf)) for f, rf in
+             zip(feats, theirs.rf_params_list, strict=True)]
+    ref = float(np.array([1.0, *parts]) @ np.asarray(theirs.linear_param).ravel())
+    monkeypatch.setenv("SRBENCH_WEIGHTS", str(synthetic_model.parent))
+    assert N.ma(plane) == pytest.approx(ref, rel=REL)
+
+
+def test_pyiqa_reference_score_is_its_nrqm_function(planes, pyiqa_ref, synthetic_model):
+    """The per-stage reference above is pyiqa's ``nrqm`` taken apart: check it once end to end."""
+    plane = planes["bsd100-001"]
+    theirs = P.NRQM(test_y_channel=False, pretrained_model_path=str(synthetic_model))
+    whole = float(P.nrqm(torch.from_numpy(plane)[None, None], theirs.linear_param, theirs.rf_params_list))
+    model = N.load_model(str(synthetic_model))
+    assert model.predict(N.dct_features(plane), N.gsm_features(plane), N.svd_features(plane)) == pytest.approx(
+        whole, rel=REL)
+
+
+@needs_real_model
+@pytest.mark.parametrize(("name", "matlab"), [("I03.bmp", 1.3894), ("I04.bmp", 8.9394), ("I06.bmp", 8.9735),
+                                               ("I08.bmp", 6.829), ("I19.bmp", 6.312)])
+def test_real_model_reproduces_matlab_on_pyiqa_calibration_images(name, matlab):
+    """MATLAB's values from pyiqa's ResultsCalibra/calibration_summary.csv (Y of YIQ, as pyiqa feeds it)."""
+    from pyiqa.utils.color_util import to_y_channel
+
+    img = read_image(PYIQA_CALIBRATION / name).astype(np.float64) / 255.0
+    y = to_y_channel(torch.from_numpy(img).permute(2, 0, 1)[None], 255, "yiq")[0, 0].double().numpy()
+    assert N.ma(y, weights_dir=str(_REAL_MODEL.parent)) == pytest.approx(matlab, abs=0.01)
+
+
+# ------------------------------------------------------------------------------ undefined and bad input
+def test_a_flat_plane_has_no_score(synthetic_model):
+    assert np.isnan(N.gsm_features(np.full((96, 96), 80.0))).all()
+    assert math.isnan(N.ma(np.full((96, 96), 80.0), weights_dir=str(synthetic_model.parent)))
+
+
+def test_a_too_small_plane_is_one_clear_error_and_nan_in_evaluation(synthetic_model):
+    from srbench.metrics import PerImage, get_metric
+
+    small = np.random.default_rng(0).random((60, 60)) * 255  # quarter size 15x15: 9 blocks, not 25
+    with pytest.raises(BadInputError, match=r"at least 45x45 .* got 60x60"):
+        N.ma(small, weights_dir=str(synthetic_model.parent))
+    assert math.isnan(get_metric("ma").run(PerImage(small, None, {}, str(synthetic_model.parent)))["ma"])
+    N.check_size((84, 84))  # the smallest square with 75 spatial features
+
+
+def test_a_file_that_is_not_the_model_names_the_file(tmp_path):
+    bad = tmp_path / N.NRQM_FILENAME
+    bad.write_bytes(b"MATLAB 5.0 MAT-file, but not really")
+    with pytest.raises(BadInputError, match=re.escape(f"{bad}: not an NRQM model file")):
+        N.ma(np.zeros((96, 96)), weights_dir=str(tmp_path))
+
+
+def test_missing_model_names_the_file_and_where_it_comes_from(tmp_path):
+    with pytest.raises(WeightsUnavailableError, match=r"NRQM_model\.mat") as err:
+        N.ma(np.zeros((96, 96)), weights_dir=str(tmp_path))
+    assert "huggingface.co/chaofengc/IQA-PyTorch-Weights" in str(err.value)
+    assert os.fspath(tmp_path) in str(err.value)
