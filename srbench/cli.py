@@ -211,12 +211,15 @@ def metrics_list() -> None:
     from srbench.metrics import all_metrics
     from srbench.protocols import PROTOCOLS
 
-    for spec in all_metrics().values():
+    specs = list(all_metrics().values())
+    name_w = max(len(s.name) for s in specs)
+    version_w = max(len(s.version) for s in specs)
+    for spec in specs:
         ref = "full-reference" if spec.needs_reference else "no-reference"
         where = ",".join(spec.protocols) if spec.protocols else "any"
         weights = f"  needs {spec.weights}" if spec.weights else ""
-        click.echo(f"{spec.name:6s} {spec.direction:6s} is better  {ref:14s} v{spec.version:16s} {where:9s} "
-                   f"{spec.description}; dataset value: {spec.aggregation}{weights}")
+        click.echo(f"{spec.name:{name_w}s} {spec.direction:6s} is better  {ref:14s} v{spec.version:{version_w}s} "
+                   f"{where:9s} {spec.description}; dataset value: {spec.aggregation}{weights}")
     for proto in PROTOCOLS.values():
         click.echo(f"protocol {proto.name}: {proto.description}; metrics "
                    f"{', '.join(m.name for m in proto.metrics)} (default {', '.join(proto.default_metrics)})")
@@ -493,19 +496,27 @@ def export(store_path, fmt, out, per_image) -> None:
 @click.option("--datasets", help="Comma-separated datasets (default: all stored).")
 @click.option("--format", "fmt", default="markdown", show_default=True, type=click.Choice(["markdown", "latex", "csv"]))
 @click.option("--store", "store_path", type=click.Path(dir_okay=False))
-def table(suite, metrics, datasets, fmt, store_path) -> None:
+@click.option("--ci", is_flag=True, help="Follow each value with its 95% percentile bootstrap interval over images, "
+                                        "as 31.42 [31.07, 31.77] (10000 resamples, seed 0).")
+def table(suite, metrics, datasets, fmt, store_path, ci) -> None:
     """A paper-style table of a suite from the results store."""
     from srbench.report import paper_table, tidy_from_store
     from srbench.store import Store
 
     with Store.open_existing(store_path) as store:
-        tidy = tidy_from_store(store.values(suite))
+        rows = store.values(suite)
+    tidy = tidy_from_store(rows)
     if tidy.empty:
         raise click.ClickException(f"no results for suite {suite!r} in the store: run srbench ablate first")
     names = _split_csv(metrics)
     if names is None:
         raise click.BadParameter("name at least one metric", param_hint="--metrics")
-    click.echo(paper_table(tidy, names, fmt, datasets=_split_csv(datasets)))
+    intervals = None
+    if ci:
+        from srbench.stats import table_intervals
+
+        intervals = table_intervals(rows, names, datasets=_split_csv(datasets))
+    click.echo(paper_table(tidy, names, fmt, datasets=_split_csv(datasets), intervals=intervals))
 
 
 @main.command("pirm-plane")
@@ -513,7 +524,9 @@ def table(suite, metrics, datasets, fmt, store_path) -> None:
 @click.option("--dataset", default="pirm-val", show_default=True)
 @click.option("--out", default="plane.png", show_default=True, type=click.Path(dir_okay=False))
 @click.option("--store", "store_path", type=click.Path(dir_okay=False))
-def pirm_plane_cmd(suite, dataset, out, store_path) -> None:
+@click.option("--ci", is_flag=True, help="Error bars: 95% percentile bootstrap intervals over images of each model's "
+                                        "RMSE and PI (10000 resamples, seed 0).")
+def pirm_plane_cmd(suite, dataset, out, store_path, ci) -> None:
     """Draw the perception-distortion plane (RMSE vs PI) of a suite from the results store."""
     from pathlib import Path
 
@@ -523,18 +536,106 @@ def pirm_plane_cmd(suite, dataset, out, store_path) -> None:
     from srbench.store import Store
 
     with Store.open_existing(store_path) as store:
-        tidy = tidy_from_store(store.values(suite))
+        rows = store.values(suite)
+    tidy = tidy_from_store(rows)
     ensure_writable_dir(Path(out).expanduser().parent)
     try:
         points, y_metric = plane_points(tidy, dataset)
     except ValueError as exc:
         raise click.ClickException(f"{exc} in suite {suite!r}: run srbench ablate first") from None
-    path = pirm_plane(tidy, out, dataset=dataset)
+    intervals = None
+    if ci:
+        from srbench.stats import table_intervals
+
+        intervals = table_intervals(rows, ["rmse", y_metric], datasets=[dataset], protocols=["pirm"])
+    path = pirm_plane(tidy, out, dataset=dataset, intervals=intervals)
     if y_metric != "pi":
         click.echo("note: PI is unavailable (no Ma weights): NIQE is on the y axis", err=True)
     for region, model in sorted(region_winners(points).items()):
         click.echo(f"best in {region}: {model}")
     click.echo(f"wrote {path}")
+
+
+@main.command()
+@click.argument("model_a")
+@click.argument("model_b")
+@click.option("--dataset", required=True, help="The dataset both models were evaluated on, as tables name it.")
+@click.option("--metric", "metric_names", multiple=True,
+              help="Metric(s) to compare, comma-separated or repeated (default: every per-image metric of the "
+                   "protocol stored for both).")
+@click.option("--protocol", default="sr", show_default=True, type=click.Choice(["sr", "pirm"]))
+@click.option("--scale", type=click.IntRange(min=1), help="Needed only when several scales are stored.")
+@click.option("--suite", help="Only this suite's labelled models (needed when suites name models alike).")
+@click.option("--store", "store_path", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list, one object per metric.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the bootstrap and the permutations.")
+@click.option("--resamples", default=10000, show_default=True, type=click.IntRange(min=1),
+              help="Bootstrap resamples (and random sign patterns of the permutation test).")
+def compare(model_a, model_b, dataset, metric_names, protocol, scale, suite, store_path, as_json, seed,
+            resamples) -> None:
+    """Compare MODEL_A with MODEL_B on the same images: difference of dataset values (A - B) with its paired
+    bootstrap 95% interval, per-image wins/ties/losses and a paired test's p-value."""
+    from srbench.stats import comparable_metrics, paired_comparison, select_image_set
+    from srbench.store import Store
+
+    with Store.open_existing(store_path) as store:
+        rows = store.values(suite)
+    a = select_image_set(rows, model_a, dataset, protocol, scale)
+    b = select_image_set(rows, model_b, dataset, protocol, scale if scale is not None else a.scale)
+    wanted = [n.strip() for item in metric_names for n in item.split(",") if n.strip()]
+    specs = comparable_metrics(a, b, wanted or None)
+    if not specs:
+        raise click.ClickException(f"{model_a} and {model_b} share no per-image {protocol}-protocol metric on "
+                                   f"{dataset}")
+    results = [paired_comparison(a, b, spec, n_resamples=resamples, n_permutations=resamples, seed=seed)
+               for spec in specs]
+    if as_json:
+        click.echo(json.dumps([_json_safe(r.as_dict()) for r in results], indent=2, allow_nan=False))
+    else:
+        click.echo(_format_comparisons(results))
+
+
+def _json_safe(fields: dict) -> dict:
+    """NaN and infinity (an undefined or infinite value) as null: JSON has no such numbers."""
+    import math
+
+    return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in fields.items()}
+
+
+def _num(value: float, digits: int, sign: str = "") -> str:
+    return "n/a" if value != value else f"{value:{sign}.{digits}f}"
+
+
+def _format_p(p: float) -> str:
+    return "n/a" if p != p else (f"{p:.1e}" if p < 1e-4 else f"{p:.4f}")
+
+
+def _format_comparisons(results: list) -> str:
+    """The text of ``srbench compare``: one line per metric, then what each column means."""
+    from srbench.metrics import get_metric
+
+    first = results[0]
+    a, b = first.model_a, first.model_b
+    rows = [["metric", a, b, "A - B", f"{first.confidence:.0%} interval", "wins/ties/losses", "p", "p Wilcoxon"]]
+    for r in results:
+        spec = get_metric(r.metric)
+        d = spec.digits
+        rows.append([f"{spec.label} {spec.arrow}", _num(r.value_a, d), _num(r.value_b, d), _num(r.difference, d, "+"),
+                     f"[{_num(r.low, d, '+')}, {_num(r.high, d, '+')}]", f"{r.wins}/{r.ties}/{r.losses}",
+                     _format_p(r.p_value), _format_p(r.wilcoxon_p)])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = [f"{a} vs {b} on {first.dataset} ({first.protocol} protocol, x{first.scale}, {first.n_images} images "
+             "paired by name)"]
+    lines += ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True)))
+              .rstrip() for row in rows]
+    tests = ", ".join(dict.fromkeys(r.test for r in results))
+    lines += ["",
+              f"A - B: dataset value of {a} minus {b}; interval: paired percentile bootstrap over images "
+              f"({first.n_resamples} resamples, seed {first.seed}).",
+              f"wins/ties/losses: images where {a} is better / differs by at most half a displayed digit "
+              f"({', '.join(f'{r.tie_tolerance:g} {r.metric}' for r in results)}) / is worse.",
+              f"p: two-sided {tests} of A - B; p Wilcoxon: Wilcoxon signed-rank test on per-image values."]
+    return "\n".join(lines)
 
 
 def _parse_tolerances(values: tuple[str, ...]) -> dict[str, float]:

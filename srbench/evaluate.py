@@ -4,6 +4,11 @@ Bad images never stop the run: each is reported with the file and the problem, t
 Metrics whose downloaded weights are missing fail before any work, unless the caller asks to report them
 as unavailable instead. An evaluation is three steps: plan (what the store already holds), the per-image
 loop (SR images made while metrics of the previous ones run in threads), and the summary.
+
+Dataset-level metrics (``Metric.level == "dataset"``, e.g. FID) are made by an accumulator fed every
+evaluated image's planes in dataset order; their value is stored once per (model, dataset, protocol, scale)
+under the store's reserved image key and reported in the summary only, never as a per-image value. When it is
+not stored yet, every image is produced again (per-image values already stored are still reused).
 """
 
 from __future__ import annotations
@@ -23,9 +28,10 @@ from srbench import provenance as P
 from srbench.errors import BadInputError, WeightsUnavailableError
 from srbench.images import atomic_write_text
 from srbench.metrics.niqe import ILL_CONDITIONED_SPREAD
+from srbench.metrics.registry import PerImage
 from srbench.protocols import Protocol, get_protocol
 from srbench.sources import GeneratorSource, SRSource, open_source
-from srbench.store import Store
+from srbench.store import DATASET_IMAGE, Store
 
 Progress = Callable[[str, int, int], None]
 
@@ -115,10 +121,28 @@ class _Plan:
     computable: list[str]
     versions: dict[str, str]
     dataset_key: str
-    cached: dict[str, dict]
+    cached: dict[str, dict]  # image -> stored per-image values
+    dataset_cached: dict[str, float] = field(default_factory=dict)  # stored dataset-level outputs
+
+    def _level(self, dataset: bool) -> list[str]:
+        return [n for n in self.computable if self.proto.metric(n).is_dataset_level == dataset]
+
+    @property
+    def image_metrics(self) -> list[str]:
+        return self._level(False)
+
+    @property
+    def dataset_metrics(self) -> list[str]:
+        return self._level(True)
+
+    @property
+    def dataset_needed(self) -> list[str]:
+        """Dataset-level metrics whose value the store does not hold yet."""
+        return [n for n in self.dataset_metrics
+                if not all(k in self.dataset_cached for k in self.proto.metric(n).outputs)]
 
     def still_needed(self, have: dict) -> list[str]:
-        need = [n for n in self.computable if not all(k in have for k in self.proto.metric(n).outputs)]
+        need = [n for n in self.image_metrics if not all(k in have for k in self.proto.metric(n).outputs)]
         return self.proto.resolve_metrics(need) if need else []  # derived metrics bring what they are made of
 
 
@@ -133,7 +157,8 @@ def _plan(source: SRSource, dataset: D.Dataset, scale: int, protocol: str, metri
     versions = proto.output_versions(computable)
     dataset_key = dataset.fingerprint()
     cached = store.cached(source.key, dataset_key, proto.name, scale, versions) if store else {}
-    return _Plan(proto, names, missing, computable, versions, dataset_key, cached)
+    dataset_cached = cached.pop(DATASET_IMAGE, {})
+    return _Plan(proto, names, missing, computable, versions, dataset_key, cached, dataset_cached)
 
 
 @dataclass
@@ -146,6 +171,29 @@ class _Tally:
     read_notes: list[str] = field(default_factory=list)
     cropped: int = 0
     from_cache: int = 0
+    dataset_values: dict[str, float] = field(default_factory=dict)  # dataset-level outputs computed now
+
+
+def _measure(proto: Protocol, sr, hr, scale: int, need: list[str], dataset_names: list[str],
+             options: dict) -> tuple[dict[str, float], dict[str, object]]:
+    """Per-image values of ``need``, and what each dataset-level metric's accumulator prepares from this
+    image (run in a worker thread)."""
+    values = proto.per_image(sr, hr, scale, need, options) if need else {}
+    prepared: dict[str, object] = {}
+    if dataset_names:
+        # The protocol's own planes (quantised SR, Y/RGB, shave), exactly as its per-image metrics see them.
+        from srbench.protocols import _check_pair, _Planes, quantize
+
+        sr = quantize(sr)
+        _check_pair(sr, hr)
+        planes = _Planes(sr, hr, scale if proto.border is None else proto.border, proto.rounded_luma)
+        for name in dataset_names:
+            m = proto.metric(name)
+            assert m.accumulator is not None
+            image = PerImage(planes.get(m.plane, "sr"), planes.get(m.plane, "hr") if m.needs_reference else None,
+                             values, options.get("weights_dir"))
+            prepared[name] = m.accumulator.prepared(image)
+    return values, prepared
 
 
 class _ImageLoop:
@@ -159,6 +207,13 @@ class _ImageLoop:
         self.tally = _Tally(skipped=[{"image": r.name, "file": str(r.path), "error": r.error}
                                      for r in dataset.rejected])
         self.run_id: int | None = None
+        self.dataset_needed = plan.dataset_needed
+        self.states: dict[str, object] = {}
+        for name in self.dataset_needed:
+            accumulator = plan.proto.metric(name).accumulator
+            assert accumulator is not None
+            self.states[name] = accumulator.start()
+        self.dataset_images = 0  # images fed to the accumulators
 
     def run(self, progress: Progress | None) -> _Tally:
         label, total = f"{self.source.name} / {self.dataset.name}", len(self.dataset.items)
@@ -175,6 +230,7 @@ class _ImageLoop:
                         self._collect(*pending.popleft())
                 while pending:
                     self._collect(*pending.popleft())
+            self._finish_dataset_metrics()
         finally:  # the run is closed even when something unexpected stops it
             if self.store is not None and self.run_id is not None:  # run_id is set only with a store
                 self.store.finish_run(self.run_id)
@@ -185,12 +241,10 @@ class _ImageLoop:
     def _submit(self, pool: ThreadPoolExecutor, item: D.Item) -> tuple[D.Item, dict, Future] | None:
         have = self.plan.cached.get(item.name, {})
         need = self.plan.still_needed(have)
-        if not need:
+        if not need and not self.dataset_needed:
             self._from_cache(item, have)
             return None
-        if self.store is not None and self.run_id is None:
-            self.run_id = self.store.start_run(**P.run_fields(self.source, self.dataset, self.plan.dataset_key,
-                                                              self.plan.proto.name, self.scale, self.suite))
+        self._start_run()
         try:
             pair = self.dataset.load_pair(item, self.scale)
             sr = self.source.predict(pair, item, self.scale)
@@ -200,7 +254,13 @@ class _ImageLoop:
         self.tally.cropped += pair.cropped_from is not None
         self.tally.read_notes += [*pair.notes, *self.source.take_notes(item.name)]
         self.tally.lr_sources[pair.lr_source] += 1
-        return item, have, pool.submit(self.plan.proto.per_image, sr, pair.hr, self.scale, need, self.options)
+        return item, have, pool.submit(_measure, self.plan.proto, sr, pair.hr, self.scale, need, self.dataset_needed,
+                                       self.options)
+
+    def _start_run(self) -> None:
+        if self.store is not None and self.run_id is None:
+            self.run_id = self.store.start_run(**P.run_fields(self.source, self.dataset, self.plan.dataset_key,
+                                                              self.plan.proto.name, self.scale, self.suite))
 
     def _from_cache(self, item: D.Item, have: dict) -> None:
         self.tally.values[item.name] = have
@@ -211,15 +271,35 @@ class _ImageLoop:
 
     def _collect(self, item: D.Item, have: dict, future: Future) -> None:
         try:
-            new = future.result()
+            new, prepared = future.result()
         except BadInputError as exc:
             self.tally.skipped.append({"image": item.name, "file": str(item.hr_path),
                                        "error": f"{item.hr_path}: {exc}"})
             return
-        if self.store is not None:
+        if self.store is not None and new:
             self.store.put(self.source.key, self.plan.dataset_key, self.plan.proto.name, self.scale, item.name, new,
                            self.plan.versions, self.run_id)
+        for name, item_input in prepared.items():  # in dataset order, whatever order the threads finished in
+            accumulator = self.plan.proto.metric(name).accumulator
+            assert accumulator is not None
+            accumulator.add(self.states[name], item_input)
+        self.dataset_images += bool(prepared)
         self.tally.values[item.name] = {**have, **new}
+
+    def _finish_dataset_metrics(self) -> None:
+        """Each dataset-level value from its accumulator, stored once under the reserved image key."""
+        values: dict[str, float] = {}
+        for name in self.dataset_needed:
+            m = self.plan.proto.metric(name)
+            assert m.accumulator is not None
+            result = m.accumulator.finish(self.states[name])
+            values.update(result if isinstance(result, dict) else {name: result})
+            values[m.n_images_output] = float(self.dataset_images)
+        self.tally.dataset_values = values
+        if values and self.store is not None and self.dataset_images:
+            self._start_run()
+            self.store.put(self.source.key, self.plan.dataset_key, self.plan.proto.name, self.scale, DATASET_IMAGE,
+                           values, self.plan.versions, self.run_id)
 
 
 def _image_warnings(rows: list[dict], computable: Sequence[str]) -> list[str]:
@@ -239,8 +319,10 @@ def _image_warnings(rows: list[dict], computable: Sequence[str]) -> list[str]:
 def _summarise(source: SRSource, dataset: D.Dataset, scale: int, plan: _Plan, tally: _Tally) -> EvalResult:
     rows = [{"image": it.name, **tally.values[it.name]} for it in dataset.items if it.name in tally.values]
     summary: dict[str, float | None] = dict.fromkeys(plan.names)
-    if rows and plan.computable:
-        summary.update(plan.proto.aggregate(rows, plan.computable))
+    if rows and plan.image_metrics:
+        summary.update(plan.proto.aggregate(rows, plan.image_metrics))
+    dataset_values = {**plan.dataset_cached, **tally.dataset_values}
+    summary.update({n: dataset_values[n] for n in plan.dataset_metrics if n in dataset_values})
     warnings = _image_warnings(rows, plan.computable)
     if tally.cropped:
         warnings.append(f"{tally.cropped} HR image(s) cropped to a multiple of {scale} (modcrop) before pairing")

@@ -193,3 +193,55 @@ def shave(img: np.ndarray, border: int) -> np.ndarray:
     if h <= 2 * border or w <= 2 * border:
         raise ValueError(f"cannot shave {border} px from every side of a {h}x{w} image")
     return img[border:-border, border:-border, ...]
+
+
+def fspecial_gaussian(size: int, sigma: float) -> np.ndarray:
+    """``fspecial('gaussian', size, sigma)``: a ``size`` x ``size`` Gaussian, float64.
+
+    As ``fspecial.m``: ``exp(-(x.^2 + y.^2) / (2*sigma*sigma))`` on the grid ``-(size-1)/2:(size-1)/2``,
+    values below ``eps * max`` set to 0, then divided by the sum.
+    """
+    if size < 1 or sigma <= 0:
+        raise ValueError(f"fspecial_gaussian needs size >= 1 and sigma > 0, got {size}, {sigma}")
+    r = np.arange(size, dtype=np.float64) - (size - 1) / 2.0
+    x, y = np.meshgrid(r, r)
+    h = np.exp(-(x * x + y * y) / (2.0 * sigma * sigma))
+    h[h < np.finfo(np.float64).eps * h.max()] = 0
+    return h / h.sum()
+
+
+def colon(a: float, step: float, b: float) -> np.ndarray:
+    """MATLAB's ``a:step:b`` element by element (the algorithm of MathWorks' ``colonop.m``).
+
+    The count is ``round((b-a)/step)`` (one less if that overshoots ``b`` by more than
+    ``2*eps*max(|a|,|b|)``); the end point is snapped to ``b`` when within that tolerance. The first half is
+    ``a + k*step``, the second half ``last - k*step`` counted from the end, and the middle element of an even
+    count ``(a + last)/2``: both ends are exact and the vector is symmetric about its middle. Not the same
+    as ``np.arange`` (drifts towards the end) nor ``np.linspace`` (another formula): ``0.2:0.001:10``
+    differs from ``np.linspace(0.2, 10, 9801)`` in 1774 of its 9801 elements (by up to 1.8e-15).
+    """
+    a, step, b = float(a), float(step), float(b)
+    if not (math.isfinite(a) and math.isfinite(step) and math.isfinite(b)):
+        return np.array([math.nan])
+    if step == 0 or (a < b and step < 0) or (b < a and step > 0):
+        return np.zeros(0)
+    tol = 2.0 * np.finfo(np.float64).eps * max(abs(a), abs(b))
+    sig = math.copysign(1.0, step)
+    if a == math.floor(a) and step == 1:
+        n = math.floor(b) - int(a)
+    elif a == math.floor(a) and step == math.floor(step):
+        first = math.floor(a / step)
+        n = math.floor((b - (a - first * step)) / step) - first
+    else:
+        q = (b - a) / step
+        n = math.floor(q) + (q - math.floor(q) >= 0.5)  # MATLAB's round: halves away from zero (q >= 0)
+        if sig * (a + n * step - b) > tol:
+            n -= 1
+    last = a + n * step
+    if sig * (last - b) > -tol:
+        last = b
+    k = np.arange(n + 1, dtype=np.float64)
+    out = np.where(k <= n // 2, a + k * step, last - (n - k) * step)
+    if n % 2 == 0:
+        out[n // 2] = (a + last) / 2
+    return out

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
@@ -46,8 +48,26 @@ def region_winners(points: pd.DataFrame) -> dict[str, str]:
     return {r: m for r, (_, m) in winners.items()}
 
 
-def pirm_plane(tidy: pd.DataFrame, out: str | Path, *, dataset: str, title: str | None = None) -> Path:
-    """Draw RMSE (x) against PI (y, lower is better) with the three PIRM regions shaded."""
+def error_bars(points: pd.DataFrame, y_metric: str, dataset: str, intervals: Mapping) -> tuple[list, list]:
+    """Matplotlib's asymmetric (xerr, yerr) of the plane's points from (model, dataset, metric) -> interval
+    (``srbench.stats.table_intervals``); a point without an interval gets no bar."""
+    bars = []
+    for metric, column in (("rmse", "rmse"), (y_metric, "y")):
+        below, above = [], []
+        for model, value in zip(points["model"], points[column], strict=True):
+            found = intervals.get((model, dataset, metric))
+            low, high = (found.low, found.high) if found is not None else (math.nan, math.nan)
+            ok = not (math.isnan(low) or math.isnan(high))
+            below.append(max(value - low, 0.0) if ok else 0.0)
+            above.append(max(high - value, 0.0) if ok else 0.0)
+        bars.append([below, above])
+    return bars[0], bars[1]
+
+
+def pirm_plane(tidy: pd.DataFrame, out: str | Path, *, dataset: str, title: str | None = None,
+               intervals: Mapping | None = None) -> Path:
+    """Draw RMSE (x) against PI (y, lower is better) with the three PIRM regions shaded; with ``intervals``
+    ((model, dataset, metric) -> interval, from ``srbench.stats.table_intervals``) each point gets error bars."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -69,8 +89,9 @@ def pirm_plane(tidy: pd.DataFrame, out: str | Path, *, dataset: str, title: str 
     if y_metric != "pi":
         y_label += " — PI unavailable: no Ma weights"
     fig, ax = plt.subplots(figsize=(7.5, 5.5), dpi=120)
-    lo_x = min(float(points["rmse"].min()) - 0.5, 10.5)
-    x_max = max(16.5, float(points["rmse"].max()) + 0.5)
+    xerr, yerr = error_bars(points, y_metric, dataset, intervals or {})  # zero without intervals
+    lo_x = min(float((points["rmse"] - xerr[0]).min()) - 0.5, 10.5)  # the error bars stay inside the axes
+    x_max = max(16.5, float((points["rmse"] + xerr[1]).max()) + 0.5)
     low = lo_x
     colours = ("#d9f0d3", "#fee8c8", "#deebf7")
     for (name, high), colour in zip(PIRM_REGIONS, colours, strict=True):
@@ -90,6 +111,10 @@ def pirm_plane(tidy: pd.DataFrame, out: str | Path, *, dataset: str, title: str 
     ax.scatter(others["rmse"], others["y"], color="#1f77b4", zorder=3, label="models")
     for _, p in others.iterrows():
         ax.annotate(p["model"], (p["rmse"], p["y"]), fontsize=8, xytext=(4, 4), textcoords="offset points")
+    if intervals:
+        first = next(iter(intervals.values()))
+        ax.errorbar(points["rmse"], points["y"], xerr=xerr, yerr=yerr, fmt="none", ecolor="#777777", elinewidth=1,
+                    capsize=2, zorder=1, label=f"{first.confidence:.0%} bootstrap interval over images")
     winners = region_winners(points)
     for region, model in winners.items():
         p = points[points["model"] == model].iloc[0]

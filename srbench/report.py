@@ -2,7 +2,8 @@
 
 The tidy form has one row per model x dataset x protocol x metric. Dataset-level numbers are always
 re-aggregated from the stored per-image values with the protocol's own rule (mean; RMSE = sqrt(mean MSE);
-PI from the mean Ma and NIQE), using only values of the current metric versions.
+PI from the mean Ma and NIQE), using only values of the current metric versions. Dataset-level metrics (FID)
+have no per-image values: their stored set value (image key ``srbench.store.DATASET_IMAGE``) is shown as is.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import html
 import json
 import math
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,16 @@ import pandas as pd
 from srbench.images import atomic_write_text
 from srbench.metrics import get_metric
 from srbench.protocols import PROTOCOLS
+from srbench.store import DATASET_IMAGE
+
+
+def _dataset_level_row(stored: Mapping[tuple[str, str], float | None], metric, versions: dict[str, str]) -> dict | None:
+    """The tidy fields of a dataset-level metric from its stored set values, None when not stored."""
+    if any((name, v) not in stored for name, v in versions.items()):
+        return None
+    value = stored[(metric.name, versions[metric.name])]
+    n_images = stored[(metric.n_images_output, versions[metric.n_images_output])]
+    return {"value": math.nan if value is None else value, "n_images": int(n_images or 0)}
 
 
 def tidy_from_store(store_rows: list[dict]) -> pd.DataFrame:
@@ -32,8 +43,16 @@ def tidy_from_store(store_rows: list[dict]) -> pd.DataFrame:
     out = []
     for (model, dataset, protocol, scale), images in groups.items():
         proto = PROTOCOLS[protocol]
+        whole_set = images.pop(DATASET_IMAGE, {})  # dataset-level metrics' values, not an image
         for metric in proto.metrics:
             versions = proto.output_versions([metric.name, *metric.requires])
+            if metric.is_dataset_level:
+                found = _dataset_level_row(whole_set, metric, versions)
+                if found is not None:
+                    out.append({"model": model, "dataset": dataset, "protocol": protocol, "scale": scale,
+                                "metric": metric.name, **found, "higher_is_better": metric.higher_is_better,
+                                "version": proto.versions([metric.name])[metric.name]})
+                continue
             rows = []
             for values in images.values():
                 if any((name, v) not in values for name, v in versions.items()):
@@ -90,6 +109,9 @@ class TableModel:
     values: dict[tuple[str, str, str], float]  # (model, dataset, metric) -> value; absent = not available
     ranks: dict[tuple[str, str, str], int]  # 1 = best, 2 = second, by the metric's direction
     caption: str
+    # (model, dataset, metric) -> a computed interval (``srbench.stats.Interval``: ``low``, ``high``), shown after
+    # the value as ``31.42 [31.07, 31.77]``; None or absent: the value alone.
+    intervals: Mapping[tuple[str, str, str], Any] | None = None
 
     def cell(self, model: str, dataset: str, metric, fmt: str) -> str:
         key = (model, dataset, metric.name)
@@ -98,7 +120,16 @@ class TableModel:
         text = format_value(self.values[key], metric.digits, fmt)
         if fmt == "html":
             text = html.escape(text)
-        return _EMPHASIS[fmt].get(self.ranks.get(key, 0), "{}").format(text)  # rank 0: unranked, plain
+        text = _EMPHASIS[fmt].get(self.ranks.get(key, 0), "{}").format(text)  # rank 0: unranked, plain
+        return text + self.interval_text(key, metric.digits, fmt)
+
+    def interval_text(self, key: tuple[str, str, str], digits: int, fmt: str) -> str:
+        """`` [low, high]`` of a cell's interval, or nothing (no interval, or an undefined one)."""
+        found = (self.intervals or {}).get(key)
+        if found is None or math.isnan(found.low) or math.isnan(found.high):
+            return ""
+        text = f" [{format_value(found.low, digits, fmt)}, {format_value(found.high, digits, fmt)}]"
+        return html.escape(text) if fmt == "html" else text
 
 
 _EMPHASIS = {"markdown": {1: "**{}**", 2: "<u>{}</u>"}, "latex": {1: "\\textbf{{{}}}", 2: "\\underline{{{}}}"},
@@ -106,8 +137,10 @@ _EMPHASIS = {"markdown": {1: "**{}**", 2: "<u>{}</u>"}, "latex": {1: "\\textbf{{
 
 
 def table_model(tidy: pd.DataFrame, metrics: Sequence[str], models: Sequence[str] | None = None,
-                datasets: Sequence[str] | None = None, caption: str | None = None) -> TableModel:
-    """Models as rows, dataset x metric columns; best and second by each metric's own direction."""
+                datasets: Sequence[str] | None = None, caption: str | None = None,
+                intervals: Mapping[tuple[str, str, str], Any] | None = None) -> TableModel:
+    """Models as rows, dataset x metric columns; best and second by each metric's own direction (of the values;
+    ``intervals``, from ``srbench.stats.table_intervals``, are shown beside them and named in the caption)."""
     spec = {m: get_metric(m) for m in metrics}  # labels, digits, direction; unknown names fail here
     models = list(models or dict.fromkeys(tidy["model"]))
     datasets = list(datasets or dict.fromkeys(tidy["dataset"]))
@@ -118,20 +151,33 @@ def table_model(tidy: pd.DataFrame, metrics: Sequence[str], models: Sequence[str
             values.update({(model, d, m): v for model, v in series.items() if v is not None and not pd.isna(v)})
             ranks.update({(model, d, m): r for model, r in _rank_marks(series, spec[m].higher_is_better).items()})
     protocols = sorted({p for m in metrics for p in (spec[m].protocols or ())[:1]})  # where its column comes from
-    return TableModel(models, [(d, spec[m]) for d in datasets for m in metrics], values, ranks,
-                      caption or _caption(protocols))
+    caption = caption or _caption(protocols)
+    if intervals:
+        caption += " " + _interval_note(next(iter(intervals.values())))
+    return TableModel(models, [(d, spec[m]) for d in datasets for m in metrics], values, ranks, caption, intervals)
+
+
+def _interval_note(interval) -> str:
+    return (f"Brackets: {interval.confidence:.0%} interval, {interval.method} ({interval.n_resamples} "
+            f"resamples, seed {interval.seed}).")
 
 
 def paper_table(tidy: pd.DataFrame, metrics: Sequence[str], fmt: str = "markdown", models: Sequence[str] | None = None,
-                datasets: Sequence[str] | None = None, caption: str | None = None) -> str:
+                datasets: Sequence[str] | None = None, caption: str | None = None,
+                intervals: Mapping[tuple[str, str, str], Any] | None = None) -> str:
     """Models as rows, dataset x metric columns with direction arrows; best bold, second underlined;
-    missing values shown as such, never as zero."""
+    missing values shown as such, never as zero. With ``intervals`` each value is followed by its interval
+    ``[low, high]`` (CSV: columns ``<dataset>/<metric>_low`` and ``_high``)."""
     if fmt not in ("markdown", "latex", "csv"):
         raise ValueError(f"unknown table format {fmt!r}: use markdown, latex or csv")
-    table = table_model(tidy, metrics, models, datasets, caption)
+    table = table_model(tidy, metrics, models, datasets, caption, intervals)
     if fmt == "csv":
-        frame = pd.DataFrame({f"{d}/{m.name}": [table.values.get((model, d, m.name)) for model in table.models]
-                              for d, m in table.columns}, index=table.models)
+        columns: dict[str, list] = {}
+        for d, m in table.columns:
+            columns[f"{d}/{m.name}"] = [table.values.get((model, d, m.name)) for model in table.models]
+            if intervals:
+                columns.update(_bound_columns(f"{d}/{m.name}", table, d, m.name))
+        frame = pd.DataFrame(columns, index=table.models)
         return frame.to_csv(index_label="model")
     rows = [[table.cell(model, d, m, fmt) for d, m in table.columns] for model in table.models]
     if fmt == "markdown":
@@ -147,6 +193,13 @@ def paper_table(tidy: pd.DataFrame, metrics: Sequence[str], fmt: str = "markdown
     lines += [_tex(model) + " & " + " & ".join(row) + " \\\\" for model, row in zip(table.models, rows, strict=True)]
     lines += ["\\bottomrule", "\\end{tabular}", "\\end{table}", ""]
     return "\n".join(lines)
+
+
+def _bound_columns(name: str, table: TableModel, dataset: str, metric: str) -> dict[str, list]:
+    """The CSV columns ``<name>_low`` and ``<name>_high`` of a table with intervals."""
+    found = [(table.intervals or {}).get((model, dataset, metric)) for model in table.models]
+    return {f"{name}_{bound}": [getattr(i, bound) if i is not None else None for i in found]
+            for bound in ("low", "high")}
 
 
 def format_value(value: float, digits: int, fmt: str = "text") -> str:
@@ -275,8 +328,9 @@ def _png_data_uri(img) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-def html_table(tidy: pd.DataFrame, metrics: Sequence[str], models: Sequence[str]) -> str:
-    table = table_model(tidy, metrics, models)
+def html_table(tidy: pd.DataFrame, metrics: Sequence[str], models: Sequence[str],
+               intervals: Mapping[tuple[str, str, str], Any] | None = None) -> str:
+    table = table_model(tidy, metrics, models, intervals=intervals)
     head = ["Model", *(f"{d} {m.label} {m.arrow}" for d, m in table.columns)]
     out = ['<table class="results"><thead><tr>' + "".join(f"<th>{html.escape(h)}</th>" for h in head)
            + "</tr></thead><tbody>"]

@@ -1,4 +1,5 @@
 """The results store: SQLite, one row per (model, dataset, protocol, scale, image, metric, metric version).
+Dataset-level metrics (FID) have one row per output for the whole set, under the image key ``DATASET_IMAGE``.
 
 Values are cached by fingerprints: the model's (checkpoint sha256, or ``bicubic``, or a hash of an SR
 folder), the dataset's (sha256 of its files), the protocol, the scale and the metric's implementation version.
@@ -51,6 +52,13 @@ CREATE TABLE IF NOT EXISTS labels (
     PRIMARY KEY (suite, model, dataset)
 );
 """
+
+
+# The image key of dataset-level values (``Metric.level == "dataset"``, e.g. FID): one row per output of the
+# metric for the whole image set, in ``metric_values`` beside the per-image rows (same key otherwise, so caching,
+# versions and concurrent writers work alike and stores written before it read unchanged). Image keys are file
+# stems, which can never contain "/", so no real image can take it. Readers of per-image values skip it.
+DATASET_IMAGE = "/dataset"
 
 
 def default_path() -> Path:
@@ -261,7 +269,8 @@ class Store:
     @_translate_errors
     def cached(self, model_key: str, dataset_key: str, protocol: str, scale: int,
                versions: dict[str, str]) -> dict[str, dict[str, float | None]]:
-        """image -> {metric: value} for the given metric versions."""
+        """image -> {metric: value} for the given metric versions (dataset-level values under
+        :data:`DATASET_IMAGE`)."""
         out: dict[str, dict[str, float | None]] = {}
         rows = self._retry(lambda: self._open_conn.execute(
             "SELECT image, metric, metric_version, value FROM metric_values "

@@ -33,3 +33,25 @@ def _default_max_pixels():
 
     yield
     set_max_pixels(None)
+
+
+@pytest.fixture
+def offline(tmp_path, monkeypatch):
+    """No socket may connect, pyiqa's cache is an empty folder (a download attempt fails loudly), and no
+    network built in the test outlives it."""
+    pytest.importorskip("pyiqa")
+    import socket
+
+    from pyiqa.utils import download_util
+
+    from srbench.metrics import pyiqa_adapter
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"network access attempted: {args}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    cache = tmp_path / "pyiqa-cache"
+    monkeypatch.setattr(download_util, "DEFAULT_CACHE_DIR", str(cache))
+    yield cache
+    pyiqa_adapter._network.cache_clear()  # fake networks must not serve a later test

@@ -258,3 +258,9 @@ def test_release_values_on_pyiqa_calibration_images():
             # Flat areas: the release's value depends on MATLAB's conv2 summation order (module docstring);
             # srbench must say so rather than print a number it cannot vouch for.
             assert cond.ill_conditioned, name
+
+
+def test_an_all_zero_plane_has_no_brisque():
+    """MSCN of a black plane is 0 everywhere: the fits are 0/0 (NaN in MATLAB), never an exception."""
+    assert np.isnan(B.brisque_features(np.zeros((64, 64)))).any()
+    assert math.isnan(B.brisque(np.zeros((64, 64))))

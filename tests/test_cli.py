@@ -56,8 +56,12 @@ def test_missing_weights_and_unknown_names_are_one_line_errors(shared_data):
     assert res.exit_code == 1
     assert res.stderr.startswith("error: Ma's score") and "NRQM_model.mat" in res.stderr
     assert "Traceback" not in res.output
+    res = CliRunner().invoke(main, ["evaluate", "--model", "bicubic", "--dataset", "skimage", "--metrics", "kid"])
+    assert res.exit_code == 1 and "unknown metric 'kid'" in res.stderr
+    # A known metric whose weights are missing says which file and where it goes, in one line.
     res = CliRunner().invoke(main, ["evaluate", "--model", "bicubic", "--dataset", "skimage", "--metrics", "fid"])
-    assert res.exit_code == 1 and "unknown metric 'fid'" in res.stderr
+    assert res.exit_code == 1 and "weights-inception-2015-12-05-6726825d.pth" in res.stderr
+    assert res.stderr.count("\n") == 1
     # ../shared/data holds no PIRM validation set.
     assert not any((shared_data / rel).exists() for rel in ("PIRM_val", "pirm-val", "PIRM", "benchmark/PIRM_val"))
     res = CliRunner().invoke(main, ["evaluate", "--model", "bicubic", "--dataset", "pirm-val",

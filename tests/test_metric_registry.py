@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import socket
 import sys
 import textwrap
 
@@ -164,7 +163,8 @@ def test_srbench_metrics_lists_a_registered_metric(mae):
     out = CliRunner().invoke(main, ["metrics"])
     line = next(line for line in out.stdout.splitlines() if line.startswith("mae_y"))
     assert "lower  is better" in line and "full-reference" in line and "vtoy-1" in line
-    assert "psnr_y, ssim_y, lpips, mae_y" in out.stdout  # the sr protocol lists it too
+    sr = next(line for line in out.stdout.splitlines() if line.startswith("protocol sr:"))
+    assert sr.endswith(", mae_y (default psnr_y, ssim_y)")  # the sr protocol lists it, last, and not by default
 
 
 def test_entry_point_plugins_load_lazily_on_first_use(tmp_path, monkeypatch):
@@ -201,22 +201,6 @@ def test_importing_srbench_metrics_does_not_fill_the_registry():
 
 # ---------------------------------------------------------------------------------------------------------
 # pyiqa adapter
-
-
-@pytest.fixture
-def offline(tmp_path, monkeypatch):
-    """No socket may connect, and pyiqa's cache is an empty folder: a download attempt fails loudly."""
-    pytest.importorskip("pyiqa")
-    from pyiqa.utils import download_util
-
-    def refuse(*args, **kwargs):
-        raise AssertionError(f"network access attempted: {args}")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    cache = tmp_path / "pyiqa-cache"
-    monkeypatch.setattr(download_util, "DEFAULT_CACHE_DIR", str(cache))
-    return cache
 
 
 def test_pyiqa_metric_by_name_takes_direction_and_reference_from_pyiqa(offline):

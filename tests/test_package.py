@@ -13,7 +13,8 @@ import srbench
 ROOT = Path(__file__).resolve().parent.parent
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 # Import name -> distribution name, where they differ.
-DISTRIBUTION = {"PIL": "pillow", "skimage": "scikit-image", "cv2": "opencv-python-headless", "yaml": "pyyaml"}
+DISTRIBUTION = {"PIL": "pillow", "skimage": "scikit-image", "cv2": "opencv-python-headless", "yaml": "pyyaml",
+                "torch_fidelity": "torch-fidelity"}
 # Imported only under contextlib.suppress(ImportError), to switch it off where it is installed.
 OPTIONAL = {"huggingface_hub"}
 

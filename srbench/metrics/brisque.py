@@ -49,11 +49,13 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
-from scipy import ndimage, special
+from scipy import special
 
 from srbench.errors import BadInputError
 from srbench.matlab import imresize, rgb2gray, to_uint8
+from srbench.metrics import nss
 from srbench.metrics.niqe import ILL_CONDITIONED_SPREAD
+from srbench.metrics.nss import shape_grid
 from srbench.paths import require_weight
 
 BRISQUE_VERSION = "live-1"
@@ -67,58 +69,20 @@ MODEL_ORIGIN = "the LIVE BRISQUE release (https://github.com/utlive/BRISQUE, MAT
 N_FEATURES = 36
 # circshift(structdis, shifts(k, :)) of brisque_feature.m, as (rows, columns).
 SHIFTS = ((0, 1), (1, 0), (1, 1), (-1, 1))
-# A neighbourhood whose range is below this (relative) is constant up to rounding (as in srbench's NIQE).
-FLAT_RTOL = 1e-9
-# Perturbation used to resolve the sign of exactly-flat MSCN values in the conditioning check.
-_TINY = 1e-150
-
-
-@functools.cache
-def _gaussian_window() -> np.ndarray:
-    # fspecial('gaussian', 7, 7/6), then window/sum(sum(window)) once more as the release does.
-    r = np.arange(-3, 4, dtype=np.float64)
-    x, y = np.meshgrid(r, r)
-    h = np.exp(-(x * x + y * y) / (2.0 * (7.0 / 6.0) ** 2))
-    h[h < np.finfo(np.float64).eps * h.max()] = 0
-    h = h / h.sum()
-    return h / h.sum()
-
-
-@functools.cache
-def shape_grid() -> np.ndarray:
-    """MATLAB's ``0.2:0.001:10`` (9801 points), element by element as MATLAB's colon builds it.
-
-    The colon operator fills the first half as ``a + k*d`` and the second as ``b - (n-k)*d`` (the middle of
-    an even count is ``(a+b)/2``), so both end points are exact.
-    """
-    a, d, b = 0.2, 0.001, 10.0
-    n = round((b - a) / d)
-    k = np.arange(n + 1, dtype=np.float64)
-    grid = np.where(k < n / 2, a + k * d, b - (n - k) * d)
-    if n % 2 == 0:
-        grid[n // 2] = (a + b) / 2
-    return grid
+# The shape grid is MATLAB's 0.2:0.001:10 (nss.shape_grid, re-exported here); the ratio tables are looked up
+# with MATLAB's min (nss.nearest_index).
+__all__ = ["shape_grid"]
+_gaussian_window = nss.gaussian_window  # fspecial('gaussian', 7, 7/6), normalised once more
 
 
 @functools.cache
 def _ggd_table() -> np.ndarray:
-    # estimateggdparam.m: r_gam = gamma(1./gam).*gamma(3./gam)./gamma(2./gam).^2 (decreasing in gam).
-    gam = shape_grid()
-    return special.gamma(1.0 / gam) * special.gamma(3.0 / gam) / special.gamma(2.0 / gam) ** 2
+    return nss.ggd_ratio(shape_grid())  # estimateggdparam.m's r_gam, decreasing in the shape
 
 
 @functools.cache
 def _aggd_table() -> np.ndarray:
-    # estimateaggdparam.m: the reciprocal ratio, gamma(2./gam).^2 ./ (gamma(1./gam).*gamma(3./gam)).
-    gam = shape_grid()
-    return special.gamma(2.0 / gam) ** 2 / (special.gamma(1.0 / gam) * special.gamma(3.0 / gam))
-
-
-def _matlab_argmin(values: np.ndarray) -> int:
-    """``[~, i] = min(values)``: the first minimum, NaNs ignored, index 1 (here 0) when all are NaN."""
-    if np.all(np.isnan(values)):
-        return 0
-    return int(np.nanargmin(values))
+    return nss.aggd_ratio(shape_grid())  # estimateaggdparam.m's r_gam, increasing in the shape
 
 
 def ggd_fit(vec: np.ndarray) -> tuple[float, float]:
@@ -127,8 +91,8 @@ def ggd_fit(vec: np.ndarray) -> tuple[float, float]:
     sigma_sq = float(np.mean(vec * vec))
     e_abs = float(np.mean(np.abs(vec)))
     with np.errstate(invalid="ignore", divide="ignore"):  # an all-zero map gives NaN, as in MATLAB
-        rho = sigma_sq / e_abs**2
-    alpha = float(shape_grid()[_matlab_argmin(np.abs(rho - _ggd_table()))])
+        rho = np.float64(sigma_sq) / np.float64(e_abs) ** 2  # numpy floats: 0/0 is NaN, not ZeroDivisionError
+    alpha = float(shape_grid()[nss.nearest_index(_ggd_table(), rho)])
     return alpha, math.sqrt(sigma_sq)
 
 
@@ -148,9 +112,9 @@ def aggd_fit(vec: np.ndarray) -> tuple[float, float, float]:
     right_std = _rms(vec[vec > 0])
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         gamma_hat = left_std / right_std if right_std != 0 else math.nan
-        r_hat = float(np.mean(np.abs(vec))) ** 2 / float(np.mean(vec * vec))
-        r_hat_norm = r_hat * (gamma_hat**3 + 1) * (gamma_hat + 1) / (gamma_hat**2 + 1) ** 2
-        alpha = float(shape_grid()[_matlab_argmin((_aggd_table() - r_hat_norm) ** 2)])
+        r_hat = np.mean(np.abs(vec)) ** 2 / np.mean(vec * vec)  # numpy floats: an all-zero map gives NaN
+        r_hat_norm = nss.aggd_rhat_norm(r_hat, gamma_hat)
+        alpha = float(shape_grid()[nss.nearest_index(_aggd_table(), r_hat_norm, squared=True)])
     return alpha, left_std, right_std
 
 
@@ -159,9 +123,7 @@ def flat_mask(plane: np.ndarray) -> np.ndarray:
 
     There ``I - mu`` is a rounding residue; an all-zero neighbourhood gives an exact 0 in any order.
     """
-    hi = ndimage.maximum_filter(plane, size=7, mode="constant", cval=0.0)
-    lo = ndimage.minimum_filter(plane, size=7, mode="constant", cval=0.0)
-    return ((hi - lo) <= FLAT_RTOL * np.maximum(np.abs(hi), 1.0)) & (hi != 0)
+    return nss.flat_mask(plane, padding="zero", skip_zero=True)
 
 
 def mscn(plane: np.ndarray, flat_sign: float | None = None) -> np.ndarray:
@@ -171,13 +133,7 @@ def mscn(plane: np.ndarray, flat_sign: float | None = None) -> np.ndarray:
     a darker local mean; that is the release's behaviour and the SVR was trained on it. ``flat_sign``
     (diagnostics only) replaces ``I - mu`` on :func:`flat_mask` pixels by ``flat_sign * tiny``.
     """
-    window = _gaussian_window()
-    mu = ndimage.correlate(plane, window, mode="constant", cval=0.0)
-    sigma = np.sqrt(np.abs(ndimage.correlate(plane * plane, window, mode="constant", cval=0.0) - mu * mu))
-    centred = plane - mu
-    if flat_sign is not None:
-        centred = np.where(flat_mask(plane), flat_sign * _TINY, centred)
-    return centred / (sigma + 1.0)
+    return nss.mscn(plane, padding="zero", flat_sign=flat_sign, skip_zero=True)
 
 
 def _scale_features(structdis: np.ndarray) -> list[float]:

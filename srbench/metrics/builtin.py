@@ -10,9 +10,12 @@ import math
 from pathlib import Path
 
 from srbench.errors import BadInputError
+from srbench.metrics.fid import FID
 from srbench.metrics.fullref import mse, psnr, ssim
 from srbench.metrics.niqe import niqe_conditioning
+from srbench.metrics.pyiqa_extra import DISTS, LPIPS_VGG
 from srbench.metrics.registry import Metric, PerImage
+from srbench.metrics.spectrum import SPECTRUM
 
 
 def perceptual_index_from(ma: float, niqe: float) -> float:
@@ -87,7 +90,7 @@ BUILTIN: tuple[Metric, ...] = (
            "NIQE as the LIVE MATLAB release (96x96 blocks, pristine LIVE model)", _niqe, protocols=("pirm",),
            extra_outputs=("niqe_spread",), tolerance=2e-3, drift_check=True),
     Metric("ma", "Ma", 3, True, False, "native-1",
-           "Ma et al. NRQM (CVIU 2017), native port of the MATLAB release, equal to pyiqa's to 1e-6", _ma,
+           "Ma et al. NRQM (CVIU 2017), native port of the MATLAB release (pyiqa's departures not followed)", _ma,
            protocols=("pirm",),
            weights="NRQM_model.mat", find_weights=_nrqm_path, tolerance=2e-3),
     Metric("pi", "PI", 3, False, False, "pirm2018-1", "perceptual index ((10 - Ma) + NIQE) / 2",
@@ -100,4 +103,8 @@ BUILTIN: tuple[Metric, ...] = (
     Metric("brisque", "BRISQUE", 3, False, False, "live-1",
            "BRISQUE as the LIVE MATLAB release (rgb2gray, MSCN 7x7, LIVE allmodel/allrange SVR)", _brisque,
            plane="rgb", protocols=("sr", "pirm"), extra_outputs=("brisque_spread",), tolerance=2e-3),
+    SPECTRUM,  # opt-in (not in a protocol's default_metrics, not drift-checked), as are the two below
+    LPIPS_VGG,
+    DISTS,
+    FID,  # dataset-level: one value per (model, dataset, protocol), opt-in
 )

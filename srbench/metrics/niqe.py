@@ -24,22 +24,19 @@ from dataclasses import dataclass
 from importlib import resources
 
 import numpy as np
-from scipy import ndimage, special
+from scipy import special
 
 from srbench.errors import BadInputError
 from srbench.matlab import imresize, rgb2gray, to_uint8
+from srbench.metrics import nss
 
 BLOCK = 96
 FEATURES_PER_SCALE = 18
 # Neighbour products of the release: circshift(structdis, [0 1; 1 0; 1 1; 1 -1]).
 SHIFTS = ((0, 1), (1, 0), (1, 1), (1, -1))
-# A neighbourhood whose range is below this (relative) is constant up to rounding.
-FLAT_RTOL = 1e-9
 # A NIQE whose value moves more than this when flat-region signs are resolved differently is ill-conditioned:
 # the number is an artifact of floating-point summation order (the one place this threshold is written).
 ILL_CONDITIONED_SPREAD = 1e-3
-# Perturbation used to resolve the sign of exactly-flat MSCN values in the conditioning check.
-_TINY = 1e-150
 
 
 @functools.cache
@@ -54,38 +51,13 @@ def pristine_model() -> tuple[np.ndarray, np.ndarray]:
 
 
 @functools.cache
-def _gaussian_window() -> np.ndarray:
-    # fspecial('gaussian', 7, 7/6), normalised once more as the release does.
-    r = np.arange(-3, 4, dtype=np.float64)
-    x, y = np.meshgrid(r, r)
-    h = np.exp(-(x * x + y * y) / (2.0 * (7.0 / 6.0) ** 2))
-    h[h < np.finfo(np.float64).eps * h.max()] = 0
-    h = h / h.sum()
-    return h / h.sum()
-
-
-@functools.cache
 def _aggd_table() -> tuple[np.ndarray, np.ndarray]:
-    # MATLAB's colon 0.2:0.001:10 has 9801 points; linspace reproduces its end points exactly.
+    # The release's grid is MATLAB's colon 0.2:0.001:10 (nss.shape_grid). srbench's NIQE has always used
+    # np.linspace(0.2, 10, 9801): same 9801 points and end points, but 1774 of them differ from the colon's
+    # by an ulp or two (up to 1.8e-15). Kept, so that NIQE's numbers (its MATLAB-value tests and the drift
+    # baseline) do not move; the shapes it reports can differ from MATLAB's in the last bit.
     gam = np.linspace(0.2, 10.0, 9801)
-    r_gam = special.gamma(2.0 / gam) ** 2 / (special.gamma(1.0 / gam) * special.gamma(3.0 / gam))
-    return gam, r_gam
-
-
-def _argmin_sq(r_gam: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """``[~, i] = min((r_gam - target).^2)`` for each target; r_gam is strictly increasing.
-
-    Looked up by bisection instead of a 9801-wide scan; ties resolve to the lower index and NaN targets to
-    index 0, as MATLAB's ``min`` does.
-    """
-    n = r_gam.size
-    safe = np.where(np.isnan(target), 0.0, target)
-    hi = np.clip(np.searchsorted(r_gam, safe), 1, n - 1)
-    lo = hi - 1
-    d_lo = (r_gam[lo] - safe) ** 2
-    d_hi = (r_gam[hi] - safe) ** 2
-    idx = np.where(d_hi < d_lo, hi, lo)
-    return np.where(np.isnan(target), 0, idx)
+    return gam, nss.aggd_ratio(gam)
 
 
 def _nanmean_rows(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -103,8 +75,8 @@ def aggd_fit(vecs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):  # degenerate blocks give NaN, as in MATLAB
         gamma_hat = left_std / right_std
         r_hat = np.mean(np.abs(vecs), axis=1) ** 2 / np.mean(sq, axis=1)
-        r_hat_norm = r_hat * (gamma_hat**3 + 1) * (gamma_hat + 1) / (gamma_hat**2 + 1) ** 2
-    alpha = gam[_argmin_sq(r_gam, r_hat_norm)]
+        r_hat_norm = nss.aggd_rhat_norm(r_hat, gamma_hat)
+    alpha = gam[nss.nearest_index(r_gam, r_hat_norm, squared=True)]
     ratio = np.sqrt(special.gamma(1.0 / alpha) / special.gamma(3.0 / alpha))
     return alpha, left_std * ratio, right_std * ratio
 
@@ -125,20 +97,6 @@ def _block_features(mscn: np.ndarray, block: int) -> np.ndarray:
         mean = (br - bl) * (special.gamma(2.0 / alpha) / special.gamma(1.0 / alpha))
         feats[:, 2 + 4 * i : 6 + 4 * i] = np.stack([alpha, mean, bl, br], axis=1)
     return feats
-
-
-def _flat_mask(plane: np.ndarray) -> np.ndarray:
-    """Pixels whose 7x7 (replicate-padded) neighbourhood is constant up to rounding."""
-    hi = ndimage.maximum_filter(plane, size=7, mode="nearest")
-    lo = ndimage.minimum_filter(plane, size=7, mode="nearest")
-    return (hi - lo) <= FLAT_RTOL * np.maximum(np.abs(hi), 1.0)
-
-
-def _mscn(plane: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    window = _gaussian_window()
-    mu = ndimage.correlate(plane, window, mode="nearest")
-    sigma = np.sqrt(np.abs(ndimage.correlate(plane * plane, window, mode="nearest") - mu * mu))
-    return plane - mu, sigma + 1.0
 
 
 def prepare_plane(img: np.ndarray) -> np.ndarray:
@@ -165,10 +123,9 @@ def niqe_features(plane: np.ndarray, flat_sign: float | None = None) -> np.ndarr
     """
     feats = []
     for scale in (1, 2):
-        centred, denom = _mscn(plane)
-        if flat_sign is not None:
-            centred = np.where(_flat_mask(plane), flat_sign * _TINY, centred)
-        feats.append(_block_features(centred / denom, BLOCK // scale))
+        # imfilter(..., 'replicate'); all-zero neighbourhoods count as flat (unlike BRISQUE).
+        mscn = nss.mscn(plane, padding="replicate", flat_sign=flat_sign)
+        feats.append(_block_features(mscn, BLOCK // scale))
         if scale == 1:
             plane = imresize(plane, 0.5)
     return np.concatenate(feats, axis=1)
@@ -230,7 +187,7 @@ def niqe_conditioning(img: np.ndarray) -> NiqeConditioning:
     """
     plane = prepare_plane(img)
     value = _mvg_distance(niqe_features(plane))
-    flat_fraction = float(_flat_mask(plane).mean())
+    flat_fraction = float(nss.flat_mask(plane, padding="replicate").mean())
     if flat_fraction == 0.0:
         return NiqeConditioning(value, 0.0, value, value)
     variants = np.array([value] + [_mvg_distance(niqe_features(plane, sign)) for sign in (0.0, 1.0, -1.0)])

@@ -37,7 +37,8 @@ from scipy import fft, ndimage, special
 
 from srbench import paths
 from srbench.errors import BadInputError
-from srbench.matlab import imresize_to
+from srbench.matlab import colon, fspecial_gaussian, imresize, imresize_to
+from srbench.metrics.nss import ggd_ratio, nearest_index
 
 NRQM_FILENAME = "NRQM_model.mat"
 NRQM_ORIGIN = ("https://huggingface.co/chaofengc/IQA-PyTorch-Weights/resolve/main/NRQM_model.mat (pyiqa's copy of "
@@ -47,8 +48,27 @@ VERSION = "native-1"
 N_DCT, N_GSM, N_SVD = 18, 45, 75
 _BANDS = 6  # orientations of the steerable pyramid
 _SCALES = 2
-# Shape grid of the generalised-Gaussian fit: 0.03:0.001:10, as MATLAB's colon builds it (a + k*step).
-_GAMMA = 0.03 + 0.001 * np.arange(9971, dtype=np.float64)
+@dataclass(frozen=True)
+class Convention:
+    """The places where pyiqa's port departs from the MATLAB release (each True = pyiqa's way).
+
+    srbench computes :data:`MATLAB`; :data:`PYIQA` reproduces pyiqa's numbers, so that every other stage can
+    be held to pyiqa's to 1e-6 and the effect of each departure measured (``benchmarks``, the closing notes).
+    """
+
+    centred_block_grid: bool = False  # block_dct.m: blkproc pads 2 zeros top/left; pyiqa centres the padding
+    percentile_counts: bool = False  # block_dct.m: 1:ceil(.1n) and fix(.9n):end; pyiqa takes one more, one less
+    parent_of_last_band: bool = False  # norm_sender_normalized.m: band 7 (scale 1, orientation 6) has no parent
+    parent_resized_to_size: bool = False  # imresize(parent, 2) then crop; pyiqa resizes to the band's size
+    clamped_ssim_cs: bool = False  # ssim_index_new.m averages cs_map as is; pyiqa clips it at 0 first
+    # MATLAB computes in doubles; pyiqa builds its shape grid (torch.arange) and its Gaussian kernels
+    # (fspecial(...).float()) in float32. Tiny in itself, but a ratio near the middle of two grid entries
+    # then picks the other shape.
+    float32_constants: bool = False
+
+
+MATLAB = Convention()
+PYIQA = Convention(True, True, True, True, True, True)
 
 
 def nrqm_model_path(explicit: str | os.PathLike | None = None) -> Path:
@@ -58,57 +78,41 @@ def nrqm_model_path(explicit: str | os.PathLike | None = None) -> Path:
 
 
 # --------------------------------------------------------------------------------------------- primitives
-def _fspecial_gaussian(size: int, sigma: float) -> np.ndarray:
-    """MATLAB ``fspecial('gaussian', size, sigma)`` in float64.
-
-    pyiqa rounds this kernel to float32 (``fspecial(...).float()``); MATLAB keeps doubles. The features move
-    by less than 1e-9 relative.
-    """
-    r = np.arange(size, dtype=np.float64) - (size - 1) / 2.0
-    h = np.exp(-(r[:, None] ** 2 + r[None, :] ** 2) / (2.0 * sigma * sigma))
-    h[h < np.finfo(np.float64).eps * h.max()] = 0
-    return h / h.sum()
+def _fspecial_gaussian(size: int, sigma: float, convention: Convention = MATLAB) -> np.ndarray:
+    h = fspecial_gaussian(size, sigma)
+    return h.astype(np.float32).astype(np.float64) if convention.float32_constants else h
 
 
 @functools.cache
-def _ratio_table() -> tuple[np.ndarray, np.ndarray]:
-    """r(g) = Γ(1/g)Γ(3/g)/Γ(2/g)², and the same reversed so that it increases (for ``searchsorted``)."""
-    g = _GAMMA
-    r = np.exp(special.gammaln(1.0 / g) + special.gammaln(3.0 / g) - 2.0 * special.gammaln(2.0 / g))
-    increasing = r[::-1].copy()
-    if not np.all(np.diff(increasing) > 0):  # the sorted search relies on it; it holds for this grid
-        raise AssertionError("the generalised-Gaussian ratio table is not strictly monotonic")
-    r.flags.writeable = False
-    increasing.flags.writeable = False
-    return r, increasing
+def _shape_table(float32: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The shape grid and its ratios Γ(1/g)Γ(3/g)/Γ(2/g)² (strictly decreasing), read-only.
 
-
-def nearest_shape_index(rho: np.ndarray) -> np.ndarray:
-    """Index into the shape grid of the ratio nearest to each ``rho`` (``argmin |rho - r|``, first on ties).
-
-    The ratio is strictly decreasing in the shape, so two neighbours found by a binary search are the only
-    candidates: O(log n) per value and no blocks x 9,971 matrix.
+    ``gama_gen_gauss.m``: ``g = 0.03:0.001:10; r = gamma(1./g).*gamma(3./g)./(gamma(2./g).^2)``; pyiqa
+    builds g with ``torch.arange`` in float32 and r through ``lgamma``.
     """
-    r, increasing = _ratio_table()
-    n = r.size
-    flat = np.asarray(rho, dtype=np.float64).ravel()
-    pos = np.searchsorted(increasing, flat)  # increasing[pos-1] < rho <= increasing[pos]
-    above = n - 1 - np.clip(pos, 0, n - 1)  # index in r of the ratio just above rho (smaller shape)
-    below = n - 1 - np.clip(pos - 1, 0, n - 1)  # just below rho (larger shape)
-    d_above = np.abs(flat - r[above])
-    d_below = np.abs(flat - r[below])
-    # argmin keeps the first minimum: the smaller index wins a tie.
-    pick = np.where((d_below < d_above) | ((d_below == d_above) & (below < above)), below, above)
-    pick = np.where(np.isnan(flat), 0, pick)  # torch's argmin over all-NaN distances returns 0
-    return pick.reshape(np.shape(rho))
+    if float32:
+        import torch  # only to reproduce pyiqa's float32 grid, whose rounding no numpy formula matches
+
+        shapes = torch.arange(0.03, 10 + 0.001, 0.001).double().numpy()
+        ratios = np.exp(special.gammaln(1.0 / shapes) + special.gammaln(3.0 / shapes)
+                        - 2.0 * special.gammaln(2.0 / shapes))
+    else:
+        shapes = colon(0.03, 0.001, 10.0)
+        ratios = ggd_ratio(shapes)
+    shapes.flags.writeable = False
+    ratios.flags.writeable = False
+    return shapes, ratios
 
 
-def gen_gauss_shape(x: np.ndarray) -> np.ndarray:
-    """Generalised-Gaussian shape of each row of ``x`` (last axis = samples), by ratio-table look-up."""
+def gen_gauss_shape(x: np.ndarray, convention: Convention = MATLAB) -> np.ndarray:
+    """Generalised-Gaussian shape of each row of ``x`` (last axis = samples), ``gama_gen_gauss.m``: unbiased
+    variance over the squared mean absolute deviation, then the nearest ratio of the table (a sorted search,
+    not a blocks x 9,971 matrix)."""
     mean = x.mean(axis=-1, keepdims=True)
     var = x.var(axis=-1, ddof=1)
     mean_abs = np.abs(x - mean).mean(axis=-1) ** 2
-    return _GAMMA[nearest_shape_index(var / (mean_abs + 1e-7))]
+    shapes, ratios = _shape_table(convention.float32_constants)
+    return shapes[nearest_index(ratios, var / (mean_abs + 1e-7))]
 
 
 def _variation(x: np.ndarray, eps: float = 1e-7) -> np.ndarray:
@@ -117,9 +121,9 @@ def _variation(x: np.ndarray, eps: float = 1e-7) -> np.ndarray:
     return a.std(axis=-1, ddof=1) / (a.mean(axis=-1) + eps)
 
 
-def gaussian_pyramid(plane: np.ndarray, levels: int = 3) -> list[np.ndarray]:
+def gaussian_pyramid(plane: np.ndarray, levels: int = 3, convention: Convention = MATLAB) -> list[np.ndarray]:
     """``levels`` images: the plane, then 3x3 Gaussian (sigma 0.5) with zero borders and every second pixel."""
-    kernel = _fspecial_gaussian(3, 0.5)
+    kernel = _fspecial_gaussian(3, 0.5, convention)
     pyr = [plane]
     for _ in range(levels - 1):
         blurred = ndimage.correlate(pyr[-1], kernel, mode="constant", cval=0.0)
@@ -128,15 +132,25 @@ def gaussian_pyramid(plane: np.ndarray, levels: int = 3) -> list[np.ndarray]:
 
 
 # ------------------------------------------------------------------------------------- local frequency
-def _blocks(img: np.ndarray, size: int, stride: int) -> np.ndarray:
-    """``size`` x ``size`` blocks every ``stride`` pixels, zero-padded 'same' as TensorFlow pads (pyiqa's
-    ``extract_2d_patches``), shape (n_blocks, size, size)."""
-    h, w = img.shape
-    pad_r = (math.ceil(h / stride) - 1) * stride + size - h
-    pad_c = (math.ceil(w / stride) - 1) * stride + size - w
-    padded = np.pad(img, ((pad_r // 2, pad_r - pad_r // 2), (pad_c // 2, pad_c - pad_c // 2)))
-    windows = np.lib.stride_tricks.sliding_window_view(padded, (size, size))[::stride, ::stride]
-    return windows.reshape(-1, size, size)
+def _blocks(img: np.ndarray, convention: Convention) -> np.ndarray:
+    """The 7x7 DCT blocks of ``blkproc(im, [3 3], [2 2], fun)``: each 3x3 block with a 2-pixel border, in
+    zeros beyond the image, shape (n_blocks, 7, 7).
+
+    ::
+
+        MATLAB block_dct.m   blkproc(im,[3,3],[2,2],@gama_dct)       % pads 2 top/left, 2 + the rest bottom/right
+        pyiqa nrqm_arch.py   extract_2d_patches(img, 3 + 2 * 2, 3)   # 'same' padding, half of it on top
+
+    The two grids differ by one pixel where a side is 1 mod 3 (at any pyramid level).
+    """
+    pads = []
+    for n in img.shape:
+        total = (math.ceil(n / 3) - 1) * 3 + 7 - n
+        before = total // 2 if convention.centred_block_grid else 2
+        pads.append((before, total - before))
+    padded = np.pad(img, pads)
+    windows = np.lib.stride_tricks.sliding_window_view(padded, (7, 7))[::3, ::3]
+    return windows.reshape(-1, 7, 7)
 
 
 # Three orientation groups of a 7x7 DCT block (row, column ranges), as in the release.
@@ -148,28 +162,39 @@ _ORIENTATIONS = (
 )
 
 
-def _mean_low(sorted_x: np.ndarray) -> float:
-    return float(sorted_x[: math.ceil(0.1 * sorted_x.size) + 1].mean())
+def _mean_low(sorted_x: np.ndarray, convention: Convention) -> float:
+    """Mean of the lowest 10%::
+
+        MATLAB block_dct.m   mean(gama_sorted_temp(1:ceil(gama_count*0.1)))
+        pyiqa nrqm_arch.py   gamma_L1[:, : math.ceil(0.1 * gamma_L1.shape[-1]) + 1].mean(dim=-1)
+    """
+    return float(sorted_x[: math.ceil(0.1 * sorted_x.size) + convention.percentile_counts].mean())
 
 
-def _mean_high(sorted_x: np.ndarray) -> float:
-    return float(sorted_x[math.floor(0.9 * sorted_x.size):].mean())
+def _mean_high(sorted_x: np.ndarray, convention: Convention) -> float:
+    """Mean of the highest 10%::
+
+        MATLAB block_dct.m   mean(cv_sorted_temp(fix(cv_count*0.9):end))           % 1-based start
+        pyiqa nrqm_arch.py   coeff_var_L1[:, math.floor(0.9 * coeff_var_L1.shape[-1]) :]   # 0-based start
+    """
+    return float(sorted_x[math.floor(0.9 * sorted_x.size) - (not convention.percentile_counts):].mean())
 
 
-def _dct_level(img: np.ndarray) -> list[float]:
-    coeffs = fft.dctn(_blocks(img, 7, 3), type=2, norm="ortho", axes=(-2, -1))
+def _dct_level(img: np.ndarray, convention: Convention) -> list[float]:
+    coeffs = fft.dctn(_blocks(img, convention), type=2, norm="ortho", axes=(-2, -1))
     ac = coeffs.reshape(coeffs.shape[0], 49)[:, 1:]
-    shape = np.sort(gen_gauss_shape(ac))
+    shape = np.sort(gen_gauss_shape(ac, convention))
     variation = np.sort(_variation(ac))
     groups = [np.concatenate([coeffs[(slice(None), *ix)] for ix in group], axis=-1) for group in _ORIENTATIONS]
     orientation = np.sort(np.stack([_variation(g, 1e-8) for g in groups], axis=-1).var(axis=-1, ddof=1))
-    return [_mean_low(shape), float(shape.mean()), _mean_high(variation), float(variation.mean()),
-            _mean_high(orientation), float(orientation.mean())]
+    return [_mean_low(shape, convention), float(shape.mean()), _mean_high(variation, convention),
+            float(variation.mean()), _mean_high(orientation, convention), float(orientation.mean())]
 
 
-def dct_features(plane: np.ndarray) -> np.ndarray:
+def dct_features(plane: np.ndarray, convention: Convention = MATLAB) -> np.ndarray:
     """The 18 local frequency features of a plane in 0..255."""
-    return np.array([f for level in gaussian_pyramid(plane / 255.0) for f in _dct_level(level)])
+    levels = gaussian_pyramid(plane / 255.0, convention=convention)
+    return np.array([f for level in levels for f in _dct_level(level, convention)])
 
 
 # ---------------------------------------------------------------------------------------------- global GSM
@@ -236,10 +261,30 @@ def steerable_pyramid(img: np.ndarray, height: int = _SCALES, nbands: int = _BAN
     return highpass, scales
 
 
-def _divisive_normalisation(bands: list[np.ndarray], eps: float = 1e-12) -> list[np.ndarray] | None:
+def _parent(bands: list[np.ndarray], idx: int, convention: Convention) -> np.ndarray | None:
+    """The coarser band at the same orientation, brought to this band's size, or None where there is none::
+
+        MATLAB norm_sender_normalized.m   prnt = parent & (nband < Nband-Nor);   % bands 2..6 of 2..13: not 7
+        pyiqa nrqm_arch.py                if parent_idx < len(pyr):              # every band of scale 1
+
+        MATLAB   auxp = real(imresize(auxp,2)); BL(:,:,2) = auxp(1:Nsy,1:Nsx);   % x2, then crop
+        pyiqa    tmp_parent = imresize(tmp_parent, sizes=current_band.shape[-2:])  # x (size/parent size)
+    """
+    last = len(bands) - _BANDS if convention.parent_of_last_band else len(bands) - _BANDS - 1
+    if idx >= last:
+        return None
+    h, w = bands[idx].shape
+    parent = bands[idx + _BANDS]
+    if convention.parent_resized_to_size:
+        return imresize_to(parent, (h, w))
+    return imresize(parent, 2)[:h, :w]
+
+
+def _divisive_normalisation(bands: list[np.ndarray], convention: Convention) -> list[np.ndarray] | None:
     """Each band over its GSM neighbourhood (3x3, parent, other orientations), guard band cut, mean removed.
 
-    None when a neighbourhood covariance is singular (a flat image): the normalised band has no value.
+    None when a neighbourhood covariance is singular (a flat image): the normalised band has no value (the
+    release's ``pinv`` gives z = 0 everywhere there, and its reshape fails).
     """
     border, guardband = 1, 16
     out = []
@@ -250,8 +295,9 @@ def _divisive_normalisation(bands: list[np.ndarray], eps: float = 1e-12) -> list
         # One row per neighbour, one column per pixel: (15, n) keeps the products below cache-friendly.
         rows = [band[dy:dy + h - 2 * border, dx:dx + w - 2 * border] for dy in range(3) for dx in range(3)]
         n_spatial = 9
-        if idx + _BANDS < len(bands):
-            rows.append(imresize_to(bands[idx + _BANDS], (h, w))[inner])
+        parent = _parent(bands, idx, convention)
+        if parent is not None:
+            rows.append(parent[inner])
             n_spatial += 1
         rows += [bands[scale * _BANDS + o][inner] for o in range(_BANDS) if o != orient]
         x = np.stack([r.ravel() for r in rows])
@@ -270,7 +316,10 @@ def _divisive_normalisation(bands: list[np.ndarray], eps: float = 1e-12) -> list
         z = np.sqrt(np.einsum("ij,ij->j", weighted, x) / n_spatial)
         centre = band[border:-border, border:-border].ravel()
         centre = centre - centre.mean()
-        g = np.where(z != 0, centre / (z + eps), 0.0).reshape(h - 2 * border, w - 2 * border)
+        # MATLAB takes o_c(ind)./z(ind) where z ~= 0 (its reshape then fails if any z was 0; pyiqa puts 0 there,
+        # and so does srbench). pyiqa also adds 1e-12 to z: below 1e-12 relative, not followed.
+        with np.errstate(divide="ignore", invalid="ignore"):
+            g = np.where(z != 0, centre / z, 0.0).reshape(h - 2 * border, w - 2 * border)
         gb = guardband // 2**scale
         g = g[gb:-gb, gb:-gb]
         out.append(g - g.mean())
@@ -307,35 +356,40 @@ class _Moments:
         return cls(img, mean, _filt(img * img) - mean * mean)
 
 
-def _ssim_cs(x: _Moments, y: _Moments) -> float:
-    """Mean of SSIM's contrast-structure term (range 255, negative values clipped to 0, as pyiqa does)."""
+def _ssim_cs(x: _Moments, y: _Moments, convention: Convention) -> float:
+    """Mean of SSIM's contrast-structure term (range 255)::
+
+        MATLAB ssim_index_new.m   cs_map = (2*sigma12 + C2)./(sigma1_sq + sigma2_sq + C2); mcs = mean2(cs_map);
+        pyiqa ssim_arch.py        cs_map = F.relu(cs_map)   # negative correlation clipped to 0 before the mean
+    """
     c2 = (0.03 * 255) ** 2
     cov = _filt(x.img * y.img) - x.mean * y.mean
-    return float(np.maximum((2 * cov + c2) / (x.var + y.var + c2), 0).mean())
+    cs = (2 * cov + c2) / (x.var + y.var + c2)
+    return float((np.maximum(cs, 0) if convention.clamped_ssim_cs else cs).mean())
 
 
-def gsm_features(plane: np.ndarray) -> np.ndarray:
+def gsm_features(plane: np.ndarray, convention: Convention = MATLAB) -> np.ndarray:
     """The 45 global GSM features of a plane in 0..255 (NaN when the plane is too flat to normalise)."""
     highpass, scales = steerable_pyramid(plane)
     bands = [b.real for scale in scales for b in scale]
-    normalised = _divisive_normalisation(bands)
+    normalised = _divisive_normalisation(bands, convention)
     if normalised is None:
         return np.full(N_GSM, np.nan)
-    feats = [float(gen_gauss_shape(sb.ravel())) for sb in normalised]
-    feats += [float(gen_gauss_shape(np.concatenate([normalised[i].ravel(), normalised[i + _BANDS].ravel()])))
-              for i in range(_BANDS)]
+    feats = [float(gen_gauss_shape(sb.ravel(), convention)) for sb in normalised]
+    feats += [float(gen_gauss_shape(np.concatenate([normalised[i].ravel(), normalised[i + _BANDS].ravel()]),
+                                    convention)) for i in range(_BANDS)]
     hp = _Moments.of(highpass)
-    feats += [_ssim_cs(_Moments.of(imresize_to(b, highpass.shape)), hp) for b in bands]
+    feats += [_ssim_cs(_Moments.of(imresize_to(b, highpass.shape)), hp, convention) for b in bands]
     fine = [_Moments.of(b) for b in normalised[:_BANDS]]
-    feats += [_ssim_cs(fine[i], fine[j]) for i in range(_BANDS) for j in range(i + 1, _BANDS)]
+    feats += [_ssim_cs(fine[i], fine[j], convention) for i in range(_BANDS) for j in range(i + 1, _BANDS)]
     return np.array(feats)
 
 
 # ------------------------------------------------------------------------------------------------- spatial
-def svd_features(plane: np.ndarray) -> np.ndarray:
+def svd_features(plane: np.ndarray, convention: Convention = MATLAB) -> np.ndarray:
     """The 75 spatial features: singular values of the 5x5 'distinct' blocks (zero-padded) of each level."""
     out = []
-    for level in gaussian_pyramid(plane / 255.0):
+    for level in gaussian_pyramid(plane / 255.0, convention=convention):
         h, w = level.shape
         padded = np.pad(level, ((0, -h % 5), (0, -w % 5)))
         blocks = padded.reshape(padded.shape[0] // 5, 5, padded.shape[1] // 5, 5).transpose(0, 2, 1, 3)
@@ -430,17 +484,18 @@ def check_size(shape: tuple[int, ...]) -> None:
                             f"level has 25 5x5 blocks (e.g. 84x84); got {h}x{w}")
 
 
-def ma(img: np.ndarray, *, weights_dir: str | os.PathLike | None = None) -> float:
+def ma(img: np.ndarray, *, weights_dir: str | os.PathLike | None = None, convention: Convention = MATLAB) -> float:
     """Ma's score of a 2-D plane in 0..255 (the protocol's Y plane, fed as is), higher is better.
 
     NaN when the plane is too flat for the GSM features (their neighbourhood covariance is singular).
+    ``convention=PYIQA`` gives pyiqa's number instead of the MATLAB release's.
     """
     plane = np.asarray(img, dtype=np.float64)
     if plane.ndim != 2:
         raise BadInputError(f"ma expects a 2-D plane (Y or gray) in 0..255, got shape {plane.shape}")
-    check_size(plane.shape)
     model = load_model(str(nrqm_model_path(weights_dir)))
-    gsm = gsm_features(plane)
+    check_size(plane.shape)
+    gsm = gsm_features(plane, convention)
     if np.isnan(gsm).any():
         return math.nan
-    return model.predict(dct_features(plane), gsm, svd_features(plane))
+    return model.predict(dct_features(plane, convention), gsm, svd_features(plane, convention))

@@ -20,6 +20,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -27,6 +28,7 @@ from srbench.errors import BadInputError, SrbenchError
 
 ENTRY_POINT_GROUP = "srbench.metrics"
 PLANES = ("y", "rgb", "none")  # the protocol's luma plane, its RGB image (quantised, shaved), or nothing
+LEVELS = ("image", "dataset")  # a value per image (aggregated by ``aggregate``), or one value per image set
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,30 @@ class PerImage:
         """``hr`` for a full-reference metric (the protocol passes it whenever ``needs_reference``)."""
         assert self.hr is not None, "a no-reference metric has no HR plane"
         return self.hr
+
+
+@dataclass(frozen=True)
+class DatasetAccumulator:
+    """How a dataset-level metric (``level="dataset"``, e.g. FID) is made: streamed over the images.
+
+    ``evaluate`` calls ``start()`` once per (model, dataset, protocol, scale), then for every evaluated image
+    ``prepare(PerImage)`` in a worker thread (no shared state: e.g. feature extraction) and
+    ``add(state, prepared)`` in dataset order in the calling thread (so the result does not depend on thread
+    timing), and finally ``finish(state)``: the dataset value, or a dict of it and the metric's
+    ``extra_outputs``. Memory stays bounded by what ``state`` keeps (e.g. running means and covariances).
+    """
+
+    start: Callable[[], Any]
+    add: Callable[[Any, Any], None]
+    finish: Callable[[Any], float | dict[str, float]]
+    prepare: Callable[[PerImage], Any] | None = None  # None: ``add`` receives the PerImage itself
+
+    def prepared(self, image: PerImage) -> Any:
+        return self.prepare(image) if self.prepare is not None else image
+
+
+def per_image_unsupported(x: PerImage) -> NoReturn:
+    raise SrbenchError("a dataset-level metric has no per-image value (its accumulator makes the dataset value)")
 
 
 @dataclass(frozen=True)
@@ -72,10 +98,22 @@ class Metric:
     tolerance: float = 2e-3  # absolute drift tolerance of ``srbench check``
     drift_check: bool = False  # part of ``srbench check``'s reference set
     aggregation: str = "mean over images"  # how ``aggregate`` combines images, in words (listings)
+    # "image": ``compute`` gives per-image values, stored per image. "dataset": one value per image set from
+    # ``accumulator`` (``compute`` is unused: pass ``per_image_unsupported``), stored once under the reserved
+    # image key ``srbench.store.DATASET_IMAGE`` with its extra outputs and ``<name>_n_images``.
+    level: str = "image"
+    accumulator: DatasetAccumulator | None = None
 
     def __post_init__(self) -> None:
         if self.plane not in PLANES:
             raise BadInputError(f"metric {self.name!r}: plane must be one of {', '.join(PLANES)}, got {self.plane!r}")
+        if self.level not in LEVELS:
+            raise BadInputError(f"metric {self.name!r}: level must be one of {', '.join(LEVELS)}, got {self.level!r}")
+        if (self.level == "dataset") != (self.accumulator is not None):
+            raise BadInputError(f"metric {self.name!r}: a dataset-level metric needs an accumulator, and only it")
+        if self.level == "dataset" and (self.requires or self.aggregate is not None or self.plane == "none"):
+            raise BadInputError(f"metric {self.name!r}: a dataset-level metric reads image planes and is made by "
+                                "its accumulator (no requires, aggregate or plane 'none')")
 
     @property
     def direction(self) -> str:
@@ -86,18 +124,35 @@ class Metric:
         return "↑" if self.higher_is_better else "↓"
 
     @property
+    def is_dataset_level(self) -> bool:
+        return self.level == "dataset"
+
+    @property
+    def n_images_output(self) -> str:
+        """The stored output counting the images a dataset-level value was made from."""
+        return f"{self.name}_n_images"
+
+    @property
     def outputs(self) -> tuple[str, ...]:
-        """Every per-image value it stores: its own and its extra outputs."""
+        """Every value it stores: its own and its extra outputs (per image), plus the image count for a
+        dataset-level metric (stored once per image set)."""
+        if self.is_dataset_level:
+            return (self.name, *self.extra_outputs, self.n_images_output)
         return (self.name, *self.extra_outputs)
 
     def in_protocol(self, protocol: str) -> bool:
         return self.protocols is None or protocol in self.protocols
 
     def run(self, image: PerImage) -> dict[str, float]:
+        if self.is_dataset_level:
+            per_image_unsupported(image)
         value = self.compute(image)
         return dict(value) if isinstance(value, Mapping) else {self.name: value}
 
     def dataset_value(self, mean: Callable[[str], float]) -> float:
+        if self.is_dataset_level:
+            raise SrbenchError(f"metric {self.name!r} is dataset-level: its value comes from its accumulator, "
+                               "not from per-image values")
         return self.aggregate(mean) if self.aggregate is not None else mean(self.name)
 
 
@@ -152,6 +207,10 @@ def register(metric: Metric, *, replace: bool = False) -> Metric:
         unknown = [r for r in metric.requires if r not in metrics]
         if unknown:
             raise BadInputError(f"metric {metric.name!r} requires unregistered metric(s) {', '.join(unknown)}")
+        dataset_level = [r for r in metric.requires if metrics[r].is_dataset_level]
+        if dataset_level:
+            raise BadInputError(f"metric {metric.name!r} cannot require dataset-level metric(s) "
+                                f"{', '.join(dataset_level)} (they have no per-image value)")
         metrics[metric.name] = metric
     return metric
 

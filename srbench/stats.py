@@ -1,0 +1,517 @@
+"""Statistics a reviewer asks for: bootstrap intervals of dataset values and paired comparisons of two models.
+
+Everything here is a pure function of per-image values (as the results store holds them) and a seed: the same
+input and seed give the same numbers, on any machine with the same numpy.
+
+Dataset values are always made by the metric's own descriptor (``Metric.dataset_value``) from per-key means, so
+an interval of RMSE is an interval of sqrt(mean MSE) and one of PI an interval of ((10 - mean Ma) + mean NIQE)/2,
+never an interval of a mean of per-image RMSE or PI.
+
+Intervals are percentile bootstrap intervals over images: ``n_resamples`` resamples of the image set with
+replacement (one index matrix, drawn at once), the dataset value recomputed on each, and the
+(1 - confidence)/2 and (1 + confidence)/2 percentiles of those values. For the mean of n normal values the
+percentile interval covers slightly less than its nominal level (about 94.2 % for a nominal 95 % at n = 50,
+as a z-interval with the bootstrap's variance (n - 1)/n s²/n would); ``tests/test_stats.py`` checks that.
+
+A paired comparison resamples the *same* image indices for both models (the paired bootstrap of the difference
+of dataset values) and tests "A and B are exchangeable on every image" with a paired sign-flip permutation test of
+that same difference: each image's A and B values (every per-image output the aggregate reads, e.g. Ma and NIQE
+together for PI) are swapped with probability 1/2 and the dataset-value difference recomputed. It tests exactly
+the number reported (including sqrt(mean MSE) and PI, which a test on per-image values would not), needs no
+distributional assumption, and is exact (all 2^n sign patterns) when 2^n <= ``n_permutations``. The Wilcoxon
+signed-rank test (scipy) on the per-image values of the metric, the field's customary paired test, is reported
+beside it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from srbench.errors import BadInputError
+from srbench.metrics import Metric, get_metric
+
+DEFAULT_SEED = 0
+DEFAULT_RESAMPLES = 10_000
+DEFAULT_CONFIDENCE = 0.95
+# Elements of one resample block (resamples x images): bounds memory (16 MiB of indices) for any image count.
+_BLOCK_ELEMENTS = 1 << 21
+
+PerImageRows = Mapping[str, Mapping[str, float]] | Sequence[Mapping[str, float]]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Per-image values of one model
+
+
+@dataclass(frozen=True)
+class ImageSet:
+    """The per-image values of one model on one dataset under one protocol and scale.
+
+    ``values`` maps image name -> {per-image output: value} for the current metric versions only (the store
+    keys values by version; older ones are ignored, as the tables ignore them).
+    """
+
+    model: str
+    dataset: str
+    protocol: str
+    scale: int
+    values: Mapping[str, Mapping[str, float]]
+
+    @property
+    def images(self) -> list[str]:
+        return sorted(self.values)
+
+    def has(self, metric: Metric) -> bool:
+        """Whether every image has every per-image output ``metric``'s dataset value is made from."""
+        needed = _outputs(metric)
+        return bool(self.values) and all(needed <= set(v) for v in self.values.values())
+
+    def rows(self, metric: Metric) -> dict[str, dict[str, float]]:
+        """image -> the outputs ``metric`` needs; a BadInputError when some image lacks them."""
+        needed = _outputs(metric)
+        missing = [image for image, v in self.values.items() if not needed <= set(v)]
+        if missing or not self.values:
+            raise BadInputError(f"{self.model} on {self.dataset} ({self.protocol}, x{self.scale}) has no "
+                                f"{metric.name} for {_names(missing) or 'any image'}")
+        return {image: {k: self.values[image][k] for k in needed} for image in self.images}
+
+
+def _outputs(metric: Metric) -> set[str]:
+    """The per-image outputs a metric's dataset value may read: its own and those of what it requires."""
+    if metric.is_dataset_level:
+        raise BadInputError(f"metric {metric.name!r} is dataset-level (one value per image set): it has no "
+                            "per-image values to resample")
+    outputs = set(metric.outputs)
+    for name in metric.requires:
+        outputs.update(get_metric(name).outputs)
+    return outputs
+
+
+def _names(items: Sequence[str], limit: int = 8) -> str:
+    items = sorted(items)
+    shown = ", ".join(items[:limit])
+    return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
+
+
+def image_sets(store_rows: Sequence[Mapping]) -> dict[tuple[str, str, str, int], ImageSet]:
+    """Every (model, dataset, protocol, scale) of ``Store.values`` rows as an :class:`ImageSet`.
+
+    Rows of a model name that several suites give to different results (fingerprints) are refused: pass one
+    suite's rows (``Store.values(suite)``).
+    """
+    from srbench.protocols import get_protocol
+    from srbench.store import DATASET_IMAGE
+
+    groups: dict[tuple, dict[str, dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
+    keys: dict[tuple, set] = defaultdict(set)
+    versions: dict[str, dict[str, str]] = {}
+    for r in store_rows:
+        if r["image"] == DATASET_IMAGE:
+            continue
+        protocol = r["protocol"]
+        if protocol not in versions:
+            proto = get_protocol(protocol)
+            versions[protocol] = proto.output_versions([m.name for m in proto.metrics if not m.is_dataset_level])
+        group = (r["model"], r["dataset"], protocol, int(r["scale"]))
+        keys[group].add((r.get("model_key"), r.get("dataset_key")))
+        values = groups[group][r["image"]]  # every stored image belongs to the set, as in the tables
+        if versions[protocol].get(r["metric"]) == r["metric_version"]:
+            values[r["metric"]] = math.nan if r["value"] is None else float(r["value"])
+    for (model, dataset, protocol, scale), found in keys.items():
+        if len(found) > 1:
+            raise BadInputError(f"model {model!r} on {dataset!r} ({protocol}, x{scale}) names different results in "
+                                "different suites; pass --suite to choose one")
+    return {g: ImageSet(model=g[0], dataset=g[1], protocol=g[2], scale=g[3],
+                        values={k: dict(v) for k, v in images.items()}) for g, images in groups.items()}
+
+
+def select_image_set(store_rows: Sequence[Mapping], model: str, dataset: str, protocol: str,
+                     scale: int | None = None) -> ImageSet:
+    """The image set of ``model`` on ``dataset`` under ``protocol`` among ``Store.values`` rows (``scale`` is
+    needed only when several are stored); a BadInputError naming what is known otherwise."""
+    groups = {(r["model"], r["dataset"], r["protocol"], int(r["scale"])) for r in store_rows}
+    if not groups:
+        raise BadInputError("the results store holds no labelled results (srbench evaluate --store or srbench "
+                            "ablate write them)")
+    if model not in {g[0] for g in groups}:
+        raise BadInputError(f"unknown model {model!r}; known: {_names(list({g[0] for g in groups}), 50)}")
+    mine = {g for g in groups if g[0] == model}
+    if dataset not in {g[1] for g in mine}:
+        raise BadInputError(f"model {model!r} has no results on dataset {dataset!r}; it has: "
+                            f"{_names(list({g[1] for g in mine}), 50)}")
+    mine = {g for g in mine if g[1] == dataset}
+    if protocol not in {g[2] for g in mine}:
+        raise BadInputError(f"model {model!r} has no {protocol}-protocol results on {dataset!r}; it has: "
+                            f"{_names(list({g[2] for g in mine}), 50)}")
+    scales = sorted(g[3] for g in mine if g[2] == protocol)
+    if (scale is None and len(scales) > 1) or (scale is not None and scale not in scales):
+        raise BadInputError(f"model {model!r} on {dataset!r} ({protocol}) is stored at scale(s) "
+                            f"{', '.join(f'x{s}' for s in scales)}; pass --scale to choose one")
+    group = (model, dataset, protocol, scale if scale is not None else scales[0])
+    rows = [r for r in store_rows if (r["model"], r["dataset"], r["protocol"], int(r["scale"])) == group]
+    return image_sets(rows)[group]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Dataset values of many resamples at once
+
+
+def _as_rows(per_image_rows: PerImageRows | ImageSet, metric: Metric) -> tuple[list[str] | None, list[Mapping]]:
+    """(image names or None, rows in that order) of any accepted form of per-image values."""
+    if isinstance(per_image_rows, ImageSet):
+        rows = per_image_rows.rows(metric)
+        return list(rows), list(rows.values())
+    if isinstance(per_image_rows, Mapping):
+        names = sorted(per_image_rows)
+        return names, [per_image_rows[n] for n in names]
+    return None, list(per_image_rows)
+
+
+class _Columns:
+    """Per-image outputs as float arrays, read lazily by name (the aggregate asks for what it needs)."""
+
+    def __init__(self, rows: Sequence[Mapping[str, float]], metric: Metric) -> None:
+        self._rows = rows
+        self._metric = metric
+        self._cache: dict[str, np.ndarray] = {}
+
+    def __call__(self, key: str) -> np.ndarray:
+        if key not in self._cache:
+            try:
+                values = [math.nan if r[key] is None else r[key] for r in self._rows]
+            except KeyError:
+                raise BadInputError(f"the dataset value of {self._metric.name} needs the per-image output "
+                                    f"{key!r}, missing from the values given") from None
+            self._cache[key] = np.asarray(values, dtype=np.float64)
+        return self._cache[key]
+
+
+def _point(metric: Metric, col: _Columns) -> float:
+    """The dataset value of all images (what ``Protocol.aggregate`` gives: NumPy's mean of each output)."""
+    with np.errstate(all="ignore"):
+        return float(metric.dataset_value(lambda key: float(np.mean(col(key)))))
+
+
+def _aggregate(metric: Metric, means: Callable[[str], np.ndarray], size: int) -> np.ndarray:
+    """The metric's dataset value for each of ``size`` sets of per-key means (``means(key)`` has shape (size,)).
+
+    The descriptor's aggregate is called once with arrays when it computes elementwise (perceptual_index_from
+    does); one that cannot (``math.sqrt`` of an array raises) or that gives something else is called once per
+    resample with floats. The first resample is always checked against the float call.
+    """
+    cache: dict[str, np.ndarray] = {}
+
+    def mean(key: str) -> np.ndarray:
+        if key not in cache:
+            cache[key] = means(key)
+        return cache[key]
+
+    def scalar(i: int) -> float:
+        return float(metric.dataset_value(lambda key: float(mean(key)[i])))
+
+    first = scalar(0)
+    try:
+        with np.errstate(all="ignore"):
+            out = np.asarray(metric.dataset_value(mean), dtype=np.float64)  # type: ignore[arg-type]
+        if out.shape == (size,) and np.allclose(out[0], first, rtol=1e-12, atol=0.0, equal_nan=True):
+            return out
+    except (TypeError, ValueError):
+        pass
+    return np.array([first, *(scalar(i) for i in range(1, size))], dtype=np.float64)
+
+
+def _blocks(total: int, n_images: int) -> Iterator[int]:
+    """Sizes of the resample blocks: at most _BLOCK_ELEMENTS indices each."""
+    step = max(1, _BLOCK_ELEMENTS // max(n_images, 1))
+    for start in range(0, total, step):
+        yield min(step, total - start)
+
+
+def _bootstrap_values(metric: Metric, columns: Sequence[_Columns], n_images: int, n_resamples: int,
+                      rng: np.random.Generator) -> list[np.ndarray]:
+    """Dataset values of each column set on the same ``n_resamples`` resamples of the images."""
+    out: list[list[np.ndarray]] = [[] for _ in columns]
+    for size in _blocks(n_resamples, n_images):
+        idx = rng.integers(0, n_images, size=(size, n_images))
+        for part, col in zip(out, columns, strict=True):
+            part.append(_aggregate(metric, _resampled_means(col, idx), size))
+    return [np.concatenate(p) for p in out]
+
+
+def _resampled_means(col: _Columns, idx: np.ndarray) -> Callable[[str], np.ndarray]:
+    """``means(key)`` of each row of resampled image indices ``idx``."""
+    return lambda key: col(key)[idx].mean(axis=1)
+
+
+def _swapped_means(col: _Columns, other: _Columns, flips: np.ndarray) -> Callable[[str], np.ndarray]:
+    """``means(key)`` of ``col`` with image i's value replaced by ``other``'s where ``flips[:, i]`` is 1."""
+    n = flips.shape[1]
+    return lambda key: col(key).mean() + flips @ (other(key) - col(key)) / n
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Intervals
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A dataset value and its bootstrap interval over images."""
+
+    metric: str
+    value: float
+    low: float
+    high: float
+    confidence: float
+    n_images: int
+    n_resamples: int
+    seed: int
+    method: str = "percentile bootstrap over images"
+
+    def as_dict(self) -> dict:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+def _check_settings(n_resamples: int, confidence: float) -> None:
+    if n_resamples < 1:
+        raise BadInputError(f"n_resamples must be at least 1, got {n_resamples}")
+    if not 0.0 < confidence < 1.0:
+        raise BadInputError(f"confidence must be between 0 and 1, got {confidence}")
+
+
+def _percentiles(values: np.ndarray, confidence: float) -> tuple[float, float]:
+    if np.isnan(values).any():
+        return math.nan, math.nan
+    low, high = np.percentile(values, [50.0 * (1.0 - confidence), 50.0 * (1.0 + confidence)])
+    return float(low), float(high)
+
+
+def bootstrap_ci(per_image_rows: PerImageRows | ImageSet, metric: str | Metric, *,
+                 n_resamples: int = DEFAULT_RESAMPLES, confidence: float = DEFAULT_CONFIDENCE,
+                 seed: int = DEFAULT_SEED) -> Interval:
+    """The dataset value of ``metric`` and its percentile bootstrap interval over images.
+
+    ``per_image_rows``: one {per-image output: value} mapping per image (a list, or image name -> mapping, or an
+    :class:`ImageSet`), holding every output the metric's aggregate reads (``mse`` for RMSE, ``ma`` and ``niqe``
+    for PI). Images are resampled with replacement and the dataset value recomputed through the descriptor.
+    A NaN among the values makes the value and the interval NaN, as it makes the table's value NaN.
+    """
+    spec = get_metric(metric) if isinstance(metric, str) else metric
+    _check_settings(n_resamples, confidence)
+    _outputs(spec)  # refuses a dataset-level metric
+    _, rows = _as_rows(per_image_rows, spec)
+    if not rows:
+        raise BadInputError(f"no images to bootstrap {spec.name} over")
+    columns = _Columns(rows, spec)
+    value = _point(spec, columns)
+    (values,) = _bootstrap_values(spec, [columns], len(rows), n_resamples, np.random.default_rng([seed, 0]))
+    low, high = _percentiles(values, confidence)
+    return Interval(spec.name, value, low, high, confidence, len(rows), n_resamples, seed)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Paired comparison
+
+
+@dataclass(frozen=True)
+class PairedComparison:
+    """Model A against model B on the same images under the same protocol, for one metric.
+
+    ``difference`` is A's dataset value minus B's (positive: A is higher, which is better only when
+    ``higher_is_better``); ``low``/``high`` its paired-bootstrap interval. ``wins``/``ties``/``losses`` count
+    images where A is better / within ``tie_tolerance`` / worse by the metric's direction (images where the
+    difference is undefined, e.g. NaN NIQE, count in none). ``p_value`` is that of ``test``, two-sided;
+    ``wilcoxon_p`` that of the Wilcoxon signed-rank test on per-image values.
+    """
+
+    metric: str
+    model_a: str
+    model_b: str
+    dataset: str
+    protocol: str
+    scale: int
+    n_images: int
+    higher_is_better: bool
+    value_a: float
+    value_b: float
+    difference: float
+    low: float
+    high: float
+    confidence: float
+    n_resamples: int
+    wins: int
+    ties: int
+    losses: int
+    tie_tolerance: float
+    p_value: float
+    test: str
+    wilcoxon_p: float
+    seed: int
+
+    def as_dict(self) -> dict:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+def default_tie_tolerance(metric: Metric) -> float:
+    """Half a unit of the metric's last displayed digit (0.005 dB for PSNR-Y at 2 digits): a per-image
+    difference this small rounds to zero in a table."""
+    return 0.5 * 10.0 ** -metric.digits
+
+
+def _describe(side: PerImageRows | ImageSet, fallback: str) -> tuple[str, str, str, int]:
+    if isinstance(side, ImageSet):
+        return side.model, side.dataset, side.protocol, side.scale
+    return fallback, "", "", 0
+
+
+def _paired_rows(rows_a: PerImageRows | ImageSet, rows_b: PerImageRows | ImageSet,
+                 metric: Metric) -> tuple[list[Mapping], list[Mapping]]:
+    """Both models' rows in the same image order; refuses different protocols, scales or image sets."""
+    a, b = _describe(rows_a, "A"), _describe(rows_b, "B")
+    if isinstance(rows_a, ImageSet) and isinstance(rows_b, ImageSet):
+        for what, i in (("dataset", 1), ("protocol", 2), ("scale", 3)):
+            if a[i] != b[i]:
+                raise BadInputError(f"cannot pair {a[0]} and {b[0]}: different {what} ({a[i]} vs {b[i]})")
+    names_a, list_a = _as_rows(rows_a, metric)
+    names_b, list_b = _as_rows(rows_b, metric)
+    if names_a is None or names_b is None:
+        raise BadInputError("a paired comparison pairs images by name: pass image name -> values mappings "
+                            "or ImageSets")
+    only_a, only_b = sorted(set(names_a) - set(names_b)), sorted(set(names_b) - set(names_a))
+    if only_a or only_b:
+        parts = [f"only {who} has {_names(only)}" for who, only in ((a[0], only_a), (b[0], only_b)) if only]
+        raise BadInputError(f"cannot pair {a[0]} and {b[0]}: their image sets differ ({'; '.join(parts)})")
+    if not list_a:
+        raise BadInputError("no images to compare")
+    order = {name: i for i, name in enumerate(names_b)}
+    return list_a, [list_b[order[name]] for name in names_a]
+
+
+def _win_tie_loss(a: np.ndarray, b: np.ndarray, metric: Metric, tolerance: float) -> tuple[int, int, int]:
+    with np.errstate(invalid="ignore"):
+        diff = (a - b) if metric.higher_is_better else (b - a)  # positive: A is better
+    defined = ~np.isnan(diff)
+    wins = int(np.sum(defined & (diff > tolerance)))
+    losses = int(np.sum(defined & (diff < -tolerance)))
+    return wins, int(np.sum(defined)) - wins - losses, losses
+
+
+def _sign_flip_p(metric: Metric, col_a: _Columns, col_b: _Columns, n: int, observed: float, n_permutations: int,
+                 rng: np.random.Generator) -> tuple[float, str]:
+    """Two-sided p-value of the paired sign-flip permutation test of the dataset-value difference."""
+    if math.isnan(observed):
+        return math.nan, "paired sign-flip permutation test"
+    exact = n < 63 and 2**n <= n_permutations
+    total = 2**n if exact else n_permutations
+    threshold = abs(observed) * (1.0 - 1e-9)  # rounding noise must not decide the count
+    count, done = 0, 0
+    for size in _blocks(total, n):
+        if exact:
+            patterns = np.arange(done, done + size, dtype=np.int64)[:, None] >> np.arange(n, dtype=np.int64)
+            flips = (patterns & 1).astype(np.float64)
+        else:
+            flips = rng.integers(0, 2, size=(size, n)).astype(np.float64)
+        done += size
+        values_a = _aggregate(metric, _swapped_means(col_a, col_b, flips), size)
+        values_b = _aggregate(metric, _swapped_means(col_b, col_a, flips), size)
+        count += int(np.sum(np.abs(values_a - values_b) >= threshold))
+    if exact:
+        return count / total, f"paired sign-flip permutation test (exact, all {total} sign patterns)"
+    return (count + 1) / (total + 1), f"paired sign-flip permutation test ({total} random sign patterns)"
+
+
+def _wilcoxon_p(a: np.ndarray, b: np.ndarray) -> float:
+    from scipy.stats import wilcoxon
+
+    with np.errstate(invalid="ignore"):
+        diff = a - b
+    diff = diff[~np.isnan(diff)]
+    if diff.size == 0:
+        return math.nan
+    if not np.any(diff):
+        return 1.0  # no image differs: nothing to reject
+    try:
+        return float(wilcoxon(diff).pvalue)
+    except ValueError:
+        return math.nan
+
+
+def paired_comparison(rows_a: PerImageRows | ImageSet, rows_b: PerImageRows | ImageSet, metric: str | Metric, *,
+                      n_resamples: int = DEFAULT_RESAMPLES, confidence: float = DEFAULT_CONFIDENCE,
+                      n_permutations: int = DEFAULT_RESAMPLES, tie_tolerance: float | None = None,
+                      seed: int = DEFAULT_SEED) -> PairedComparison:
+    """Compare model A with model B on the same images (paired by name) for one metric.
+
+    ``rows_a``/``rows_b``: :class:`ImageSet` (then dataset, protocol and scale must match) or image name ->
+    {per-image output: value}. Image sets that differ are refused with the names that differ. The interval is
+    a paired percentile bootstrap (the same resampled images for both models); the p-value that of a paired
+    sign-flip permutation test of the same difference (see the module's docstring); ``tie_tolerance`` defaults
+    to :func:`default_tie_tolerance`.
+    """
+    spec = get_metric(metric) if isinstance(metric, str) else metric
+    _check_settings(n_resamples, confidence)
+    if n_permutations < 1:
+        raise BadInputError(f"n_permutations must be at least 1, got {n_permutations}")
+    _outputs(spec)
+    tolerance = default_tie_tolerance(spec) if tie_tolerance is None else float(tie_tolerance)
+    if not tolerance >= 0.0:
+        raise BadInputError(f"tie tolerance must be zero or positive, got {tie_tolerance}")
+    list_a, list_b = _paired_rows(rows_a, rows_b, spec)
+    n = len(list_a)
+    col_a, col_b = _Columns(list_a, spec), _Columns(list_b, spec)
+    value_a, value_b = _point(spec, col_a), _point(spec, col_b)
+    observed = value_a - value_b
+    boot_a, boot_b = _bootstrap_values(spec, [col_a, col_b], n, n_resamples, np.random.default_rng([seed, 0]))
+    low, high = _percentiles(boot_a - boot_b, confidence)
+    p_value, test = _sign_flip_p(spec, col_a, col_b, n, observed, n_permutations, np.random.default_rng([seed, 1]))
+    per_a, per_b = col_a(spec.name), col_b(spec.name)
+    wins, ties, losses = _win_tie_loss(per_a, per_b, spec, tolerance)
+    model_a, dataset, protocol, scale = _describe(rows_a, "A")
+    return PairedComparison(
+        metric=spec.name, model_a=model_a, model_b=_describe(rows_b, "B")[0], dataset=dataset, protocol=protocol,
+        scale=scale, n_images=n, higher_is_better=spec.higher_is_better, value_a=value_a, value_b=value_b,
+        difference=observed, low=low, high=high, confidence=confidence, n_resamples=n_resamples, wins=wins,
+        ties=ties, losses=losses, tie_tolerance=tolerance, p_value=p_value, test=test,
+        wilcoxon_p=_wilcoxon_p(per_a, per_b), seed=seed)
+
+
+def comparable_metrics(a: ImageSet, b: ImageSet, names: Sequence[str] | None = None) -> list[Metric]:
+    """The protocol's per-image metrics stored for both (``names``: these, each of which must be)."""
+    from srbench.protocols import get_protocol
+
+    proto = get_protocol(a.protocol)
+    if names:
+        wanted = [proto.metric(n) for n in names]
+        for spec in wanted:
+            for side in (a, b):
+                side.rows(spec)  # a clear error when one model lacks it
+        return wanted
+    return [m for m in proto.metrics if not m.is_dataset_level and a.has(m) and b.has(m)]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Intervals for tables and plots
+
+
+def table_intervals(store_rows: Sequence[Mapping], metrics: Sequence[str] | None = None, *,
+                    datasets: Sequence[str] | None = None, protocols: Sequence[str] | None = None,
+                    n_resamples: int = DEFAULT_RESAMPLES, confidence: float = DEFAULT_CONFIDENCE,
+                    seed: int = DEFAULT_SEED) -> dict[tuple[str, str, str], Interval]:
+    """(model, dataset, metric) -> bootstrap interval of every per-image metric a table of ``store_rows`` shows
+    (the cells of ``report.tidy_from_store`` of the same rows; dataset-level metrics have none)."""
+    from srbench.protocols import get_protocol
+
+    out: dict[tuple[str, str, str], Interval] = {}
+    for (model, dataset, protocol, _), image_set in image_sets(store_rows).items():
+        if (datasets is not None and dataset not in datasets) or (protocols is not None and protocol not in protocols):
+            continue
+        for spec in get_protocol(protocol).metrics:
+            if spec.is_dataset_level or (metrics is not None and spec.name not in metrics) or not image_set.has(spec):
+                continue
+            out[(model, dataset, spec.name)] = bootstrap_ci(image_set, spec, n_resamples=n_resamples,
+                                                            confidence=confidence, seed=seed)
+    return out
