@@ -1,7 +1,7 @@
 """Ma's score: srbench's native port against pyiqa's NRQM, single thread, on a BSD100 and an Urban100 image.
 
 The real ``NRQM_model.mat`` is not on every machine; both sides read the same stand-in model file of the
-real one's structure (3 forests of 2000 trees, 577-node arrays), so the forests cost what the real ones do.
+real one's structure (3 forests of 2000 trees, 2881 node slots each), so the forests cost what the real ones do.
 Per-image times of niqe, ma and pi (= niqe + ma) are reported for the same images.
 """
 
@@ -20,20 +20,25 @@ from srbench.metrics import nrqm as N
 from srbench.metrics.nrqm_synthetic import write_synthetic_model
 
 IMAGES = {  # (path under ../shared/data, crop) -> the sizes the issue names
-    "480x320": ("selfexsr/BSD100/image_SRF_4/img_001_SRF_4_HR.png", (slice(0, 320), slice(0, 480))),
-    "1024x768": ("selfexsr/Urban100/image_SRF_4/img_004_SRF_4_HR.png", (slice(0, 768), slice(0, 1024))),
+    "480x320": ("selfexsr/BSD100/image_SRF_4/img_004_SRF_4_HR.png", (slice(0, 320), slice(0, 480))),
+    "1024x768": ("selfexsr/Urban100/image_SRF_4/img_002_SRF_4_HR.png", (slice(0, 768), slice(0, 1024))),
 }
 
 
 @pytest.fixture(scope="module")
 def single_thread():
+    """One thread for torch (pyiqa), BLAS (numpy) and OpenCV (srbench's SSIM filter) alike."""
+    import cv2
+
     torch = pytest.importorskip("torch")
     threadpoolctl = pytest.importorskip("threadpoolctl")
-    before = torch.get_num_threads()
+    before = torch.get_num_threads(), cv2.getNumThreads()
     torch.set_num_threads(1)
+    cv2.setNumThreads(1)
     with threadpoolctl.threadpool_limits(1):
         yield torch
-    torch.set_num_threads(before)
+    torch.set_num_threads(before[0])
+    cv2.setNumThreads(before[1])
 
 
 @pytest.fixture(scope="module")
@@ -80,8 +85,8 @@ def test_ma_srbench(benchmark, planes, model_path, single_thread, size):
     benchmark.extra_info.update(peak_mib=peak / 2**20, pyiqa_lookup_mib=min(blocks, 10_000) * 9971 * 8 / 2**20)
     print(f"\nma {size}: srbench peak {peak / 2**20:.0f} MiB traced; pyiqa's shape look-up alone allocates "
           f"{min(blocks, 10_000)} x 9971 doubles = {min(blocks, 10_000) * 9971 * 8 / 2**20:.0f} MiB per chunk")
-    # Peak memory is a few copies of the image and its bands, not blocks x table.
-    assert peak < 60 * plane.size * 8
+    # Peak memory is a bounded number of copies of the image and its bands, not blocks x table.
+    assert peak < 60 * plane.size * 8  # measured: about 48 planes (the GSM neighbourhoods are 15 of them)
     assert math.isfinite(value)
 
 

@@ -112,7 +112,8 @@ def aggd_fit(vec: np.ndarray) -> tuple[float, float, float]:
     right_std = _rms(vec[vec > 0])
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         gamma_hat = left_std / right_std if right_std != 0 else math.nan
-        r_hat = np.mean(np.abs(vec)) ** 2 / np.mean(vec * vec)  # numpy floats: an all-zero map gives NaN
+        # numpy floats, so that an all-zero map gives NaN (as in MATLAB) rather than ZeroDivisionError
+        r_hat = np.float64(np.mean(np.abs(vec))) ** 2 / np.float64(np.mean(vec * vec))
         r_hat_norm = nss.aggd_rhat_norm(r_hat, gamma_hat)
         alpha = float(shape_grid()[nss.nearest_index(_aggd_table(), r_hat_norm, squared=True)])
     return alpha, left_std, right_std

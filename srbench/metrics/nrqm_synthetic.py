@@ -8,8 +8,9 @@ loader and every tree walk can be checked against pyiqa's, and timed, without it
   ``lDau``, ``rDau``, ``nodestatus`` (-1 terminal, -3 split), ``nrnodes``, ``upper`` (threshold), ``avnode``
   (node prediction), ``mbest`` (1-based split feature); node arrays are (nrnodes, ntree).
 
-The release trains each forest with 2000 trees on 1440 images (``train_RF_regression.m``): with regression's
-node size 5 a tree has at most 2 * floor(1440 / 5) + 1 = 577 nodes. The trees here are grown the same way
+The release trains each forest with 2000 trees on 1440 images (``train_RF_regression.m``); randomforest-matlab
+allocates 2 * floor(1440 / max(1, nodesize - 4)) + 1 = 2881 node slots per tree (nodesize 5), of which a tree
+grown to leaves of 5 samples uses a few hundred; the rest stay zero. The trees here are grown the same way
 (random feature, split at the median of the samples reaching the node, stop at 5 samples) on samples the
 caller gives, so thresholds fall where real features do and walks take both branches.
 
@@ -59,7 +60,7 @@ def synthetic_forest(samples: np.ndarray, targets: np.ndarray, *, n_trees: int, 
     """A bagged forest of ``n_trees`` trees grown on bootstrap resamples of ``samples`` -> ``targets``."""
     rng = np.random.default_rng(seed)
     n = samples.shape[0]
-    nrnodes = 2 * (n // LEAF_SIZE) + 1
+    nrnodes = 2 * (n // max(1, LEAF_SIZE - 4)) + 1
     trees = []
     for _ in range(n_trees):
         pick = rng.integers(n, size=n)
