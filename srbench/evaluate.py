@@ -303,10 +303,12 @@ class _ImageLoop:
 
 
 def _image_warnings(rows: list[dict], computable: Sequence[str]) -> list[str]:
+    # NIQE and BRISQUE both fit MSCN statistics, where flat areas leave rounding residues whose sign counts.
     warnings = [
-        f"{r['image']}: NIQE {r['niqe']:.4f} is ill-conditioned: flat areas make it move within "
-        f"{r['niqe_spread']:.3f} under another summation order (MATLAB's included)"
-        for r in rows if (r.get("niqe_spread") or 0.0) > ILL_CONDITIONED_SPREAD
+        f"{r['image']}: {label} {r[key]:.4f} is ill-conditioned: flat areas make it move within "
+        f"{r[f'{key}_spread']:.3f} under another summation order (MATLAB's included)"
+        for key, label in (("niqe", "NIQE"), ("brisque", "BRISQUE")) for r in rows
+        if (r.get(f"{key}_spread") or 0.0) > ILL_CONDITIONED_SPREAD
     ]
     for r in rows:
         undefined = [k for k in computable if isinstance(r.get(k), float) and math.isnan(r[k])]

@@ -264,3 +264,19 @@ def test_an_all_zero_plane_has_no_brisque():
     """MSCN of a black plane is 0 everywhere: the fits are 0/0 (NaN in MATLAB), never an exception."""
     assert np.isnan(B.brisque_features(np.zeros((64, 64)))).any()
     assert math.isnan(B.brisque(np.zeros((64, 64))))
+
+
+def test_evaluation_warns_where_brisque_is_ill_conditioned(tmp_path):
+    """A saturated patch in an SR output: evaluation keeps the value and says how far it can move."""
+    from srbench.evaluate import evaluate
+    from srbench.images import write_png
+
+    rng = np.random.default_rng(3)
+    hr = np.clip(rng.normal(120, 40, (128, 128, 3)), 0, 255).astype(np.uint8)
+    hr[16:112, 16:112] = 255  # bicubic keeps the middle of this patch exactly flat
+    folder = tmp_path / "set"
+    write_png(folder / "flat.png", hr)
+    (res,) = evaluate("bicubic", [str(folder)], protocol="pirm", metrics=["brisque"])
+    (row,) = res.per_image
+    assert math.isfinite(row["brisque"]) and row["brisque_spread"] > 1e-3
+    assert any(w.startswith("flat: BRISQUE") and "ill-conditioned" in w for w in res.warnings)
