@@ -99,6 +99,32 @@ def _translate_errors(method):
     return wrapper
 
 
+# File systems on which SQLite's POSIX locks are unreliable (sqlite.org/faq.html#q5, "SQLite Over a Network").
+NETWORK_FILESYSTEMS = frozenset({"nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "afs", "ceph", "glusterfs",
+                                 "lustre", "gpfs", "beegfs", "fuse.sshfs", "fuse.s3fs", "fuse.gcsfuse",
+                                 "fuse.glusterfs", "fuse.cephfs"})
+
+
+def _mounts(table: str = "/proc/mounts") -> list[tuple[str, str]]:
+    """(mount point, file-system type) of every mount, longest mount point first; empty where unknown."""
+    try:
+        with open(table, encoding="utf-8") as fh:
+            rows = [line.split()[1:3] for line in fh if len(line.split()) >= 3]
+    except OSError:
+        return []  # not Linux: no detection, nothing refused
+    decoded = [(point.replace("\\040", " "), fs) for point, fs in rows]
+    return sorted(decoded, key=lambda row: len(row[0]), reverse=True)
+
+
+def network_filesystem(path: str | os.PathLike, table: str = "/proc/mounts") -> str | None:
+    """The network file-system type ``path`` lives on (``nfs4``, ``cifs``, ...), or None."""
+    resolved = str(Path(path).expanduser().resolve())  # links resolved; a store not created yet keeps its path
+    for point, fs in _mounts(table):
+        if resolved == point or resolved.startswith(point.rstrip("/") + "/"):
+            return fs if fs in NETWORK_FILESYSTEMS else None
+    return None
+
+
 class Store:
     """The results store at ``path`` (default: $SRBENCH_STORE, else reports/srbench.sqlite).
 
@@ -125,6 +151,11 @@ class Store:
 
     def _check_file(self, create: bool) -> None:
         path = self.path
+        fs = network_filesystem(path)
+        if fs is not None:
+            raise StoreError(f"results store {path} is on a network file system ({fs}): SQLite's locking is not "
+                             "reliable there and concurrent writers can corrupt it; keep the store on a local disk "
+                             "(under torchrun, rank 0's) and copy it afterwards")
         if path.is_dir():
             raise StoreError(f"results store {path} is a folder; --store takes an SQLite file")
         if not path.exists():
