@@ -14,7 +14,7 @@ from srbench.metrics.fid import FID
 from srbench.metrics.fullref import mse, psnr, ssim
 from srbench.metrics.niqe import niqe_conditioning
 from srbench.metrics.pyiqa_extra import DISTS, LPIPS_VGG
-from srbench.metrics.registry import Metric, PerImage
+from srbench.metrics.registry import Metric, PerImage, TorchBatch
 from srbench.metrics.spectrum import SPECTRUM
 
 
@@ -77,15 +77,43 @@ def _lpips(x: PerImage) -> float:
     return lpips(x.sr_plane(), x.hr_plane(), weights_dir=x.weights_dir)
 
 
+# Torch forms (srbench.metrics.torch_forms, imported only when a batch is on a device): the same numbers from
+# planes already on the device, batched (see that module for what is bitwise and what is within which tolerance).
+def _psnr_torch(x: TorchBatch) -> list[float]:
+    from srbench.metrics import torch_forms
+
+    return torch_forms.psnr(x.sr, x.hr_plane())
+
+
+def _ssim_torch(x: TorchBatch) -> list[float]:
+    from srbench.metrics import torch_forms
+
+    return torch_forms.ssim(x.sr, x.hr_plane()).tolist()
+
+
+def _rmse_torch(x: TorchBatch) -> list[dict[str, float]]:
+    from srbench.metrics import torch_forms
+
+    return [{"mse": v, "rmse": math.sqrt(v)} for v in torch_forms.mse(x.sr, x.hr_plane()).tolist()]
+
+
+def _lpips_torch(x: TorchBatch) -> list[float]:
+    from srbench.metrics import torch_forms
+
+    return torch_forms.lpips(x.sr, x.hr_plane(), weights_dir=x.weights_dir)
+
+
 BUILTIN: tuple[Metric, ...] = (
     Metric("psnr_y", "PSNR-Y", 2, True, True, "1", "PSNR in dB of the Y plane, float64, range 255",
-           lambda x: psnr(x.sr_plane(), x.hr_plane()), protocols=("sr",), tolerance=2e-3, drift_check=True),
+           lambda x: psnr(x.sr_plane(), x.hr_plane()), protocols=("sr",), tolerance=2e-3, drift_check=True,
+           torch_compute=_psnr_torch),
     Metric("ssim_y", "SSIM-Y", 4, True, True, "wang2004-1",
            "SSIM of the Y plane, 11x11 Gaussian sigma 1.5, valid, no downsampling",
-           lambda x: ssim(x.sr_plane(), x.hr_plane()), protocols=("sr",), tolerance=2e-5, drift_check=True),
+           lambda x: ssim(x.sr_plane(), x.hr_plane()), protocols=("sr",), tolerance=2e-5, drift_check=True,
+           torch_compute=_ssim_torch),
     Metric("rmse", "RMSE", 2, False, True, "1", "root mean squared error of the Y plane, float64", _rmse,
            protocols=("pirm",), aggregate=lambda mean: math.sqrt(mean("mse")), extra_outputs=("mse",),
-           tolerance=2e-3, drift_check=True, aggregation="sqrt(mean per-image MSE)"),
+           tolerance=2e-3, drift_check=True, aggregation="sqrt(mean per-image MSE)", torch_compute=_rmse_torch),
     Metric("niqe", "NIQE", 3, False, False, "live-1",
            "NIQE as the LIVE MATLAB release (96x96 blocks, pristine LIVE model)", _niqe, protocols=("pirm",),
            extra_outputs=("niqe_spread",), tolerance=2e-3, drift_check=True),
@@ -99,7 +127,7 @@ BUILTIN: tuple[Metric, ...] = (
            weights="NRQM_model.mat", tolerance=2e-3, aggregation="((10 - mean Ma) + mean NIQE) / 2"),
     Metric("lpips", "LPIPS", 4, False, True, "lpips-0.1-alex-1", "LPIPS v0.1, AlexNet, on RGB", _lpips,
            plane="rgb", protocols=("sr", "pirm"), weights="alexnet-owt-7be5be79.pth", find_weights=_alexnet_path,
-           tolerance=1e-4),
+           tolerance=1e-4, torch_compute=_lpips_torch),
     Metric("brisque", "BRISQUE", 3, False, False, "live-1",
            "BRISQUE as the LIVE MATLAB release (rgb2gray, MSCN 7x7, LIVE allmodel/allrange SVR)", _brisque,
            plane="rgb", protocols=("sr", "pirm"), extra_outputs=("brisque_spread",), tolerance=2e-3),

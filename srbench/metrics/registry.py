@@ -52,6 +52,22 @@ class PerImage:
 
 
 @dataclass(frozen=True)
+class TorchBatch:
+    """What a metric's ``torch_compute`` hook sees: a batch of same-size images on one device (a GPU when there
+    is one), prepared by the protocol as :class:`PerImage`'s planes are (``srbench.metrics.torch_forms``):
+    plane "y" as ``N x H x W`` float64, plane "rgb" as ``N x C x H x W`` uint8 (C = 3, or 1 for grayscale)."""
+
+    sr: Any  # torch.Tensor (typed Any: the registry does not import torch)
+    hr: Any | None  # same plane of the HR images; None for no-reference metrics
+    weights_dir: str | None = None
+
+    def hr_plane(self) -> Any:
+        """``hr`` for a full-reference metric (given whenever ``needs_reference``)."""
+        assert self.hr is not None, "a no-reference metric has no HR plane"
+        return self.hr
+
+
+@dataclass(frozen=True)
 class DatasetAccumulator:
     """How a dataset-level metric (``level="dataset"``, e.g. FID) is made: streamed over the images.
 
@@ -66,6 +82,9 @@ class DatasetAccumulator:
     add: Callable[[Any, Any], None]
     finish: Callable[[Any], float | dict[str, float]]
     prepare: Callable[[PerImage], Any] | None = None  # None: ``add`` receives the PerImage itself
+    # Optional torch form of ``prepare`` for a batch on the device: one prepared value per image, each what
+    # ``prepare`` gives for that image (so ``add`` takes either).
+    prepare_torch: Callable[[TorchBatch], Sequence[Any]] | None = None
 
     def prepared(self, image: PerImage) -> Any:
         return self.prepare(image) if self.prepare is not None else image
@@ -103,6 +122,10 @@ class Metric:
     # image key ``srbench.store.DATASET_IMAGE`` with its extra outputs and ``<name>_n_images``.
     level: str = "image"
     accumulator: DatasetAccumulator | None = None
+    # Optional torch form of ``compute`` for a batch on the device (``TorchBatch``): one value (or dict) per
+    # image, the same numbers as ``compute`` within the tolerance its module states. ``compute`` stays the
+    # reference; evaluation uses this one only when the SR images are on a device already.
+    torch_compute: Callable[[TorchBatch], Sequence[float | Mapping[str, float]]] | None = None
 
     def __post_init__(self) -> None:
         if self.plane not in PLANES:
@@ -114,6 +137,9 @@ class Metric:
         if self.level == "dataset" and (self.requires or self.aggregate is not None or self.plane == "none"):
             raise BadInputError(f"metric {self.name!r}: a dataset-level metric reads image planes and is made by "
                                 "its accumulator (no requires, aggregate or plane 'none')")
+        if self.torch_compute is not None and (self.level == "dataset" or self.plane == "none"):
+            raise BadInputError(f"metric {self.name!r}: a torch form is for per-image metrics on a plane (a "
+                                "dataset-level metric gives its accumulator a prepare_torch)")
 
     @property
     def direction(self) -> str:
@@ -148,6 +174,16 @@ class Metric:
             per_image_unsupported(image)
         value = self.compute(image)
         return dict(value) if isinstance(value, Mapping) else {self.name: value}
+
+    def run_torch(self, batch: TorchBatch) -> list[dict[str, float]]:
+        """Per-image values of a batch from the torch form (one dict per image, as ``run`` gives)."""
+        if self.torch_compute is None:
+            raise SrbenchError(f"metric {self.name!r} has no torch form")
+        values = list(self.torch_compute(batch))
+        n = len(batch.sr)
+        if len(values) != n:
+            raise SrbenchError(f"metric {self.name!r}: its torch form gave {len(values)} values for {n} images")
+        return [dict(v) if isinstance(v, Mapping) else {self.name: float(v)} for v in values]
 
     def dataset_value(self, mean: Callable[[str], float]) -> float:
         if self.is_dataset_level:
