@@ -1,15 +1,22 @@
 """Suites and ``srbench ablate``: train or load every variant of a suite, evaluate all models on every
 dataset under both protocols, and write the report.
 
-Nothing finished is ever lost or redone: training resumes from its last checkpoint, evaluation values are
-cached per image in the results store, and a re-run of a finished suite only reads the store.
+Nothing finished is ever lost or redone: a trained stage is kept in the training cache (srbench.train.cache) under
+its fingerprint (what determines its weights), so entries whose stage configurations are equal train it once and
+share it (the report's training.json, table and page say which), and a re-run, into any --out, trains nothing; an
+interrupted training resumes from its last checkpoint; evaluation values are cached per image in the results store
+(keyed by the checkpoint's sha256: a shared checkpoint is evaluated once), and a re-run of a finished suite only
+reads the store. Independent trainings run side by side (``jobs``), and models are evaluated while the last
+trainings run.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import os
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -275,6 +282,7 @@ class AblationReport:
     weights_dir: str | None = None
     # Made only when the report is (re)written: a cached re-run whose numbers did not change skips it.
     visual: Callable[[], VisualComparison] | None = None
+    training: list = field(default_factory=list)  # SharedStage: where each stage's checkpoint came from
 
 
 def _find_checkpoint(folder: Path | None, variant: str, stage: str) -> Path | None:
@@ -309,9 +317,13 @@ class _Plan:
     device: str
     log: Callable[[str], None]
     opened: dict = field(default_factory=dict)  # model name -> opened source of the models the report shows
+    cache_dir: Path | None = None  # the training cache (srbench.paths.training_cache_dir)
+    jobs: int = 1  # trainings side by side
+    workers: int | None = None  # metric workers of each evaluation (srbench.evaluate)
 
     def existing(self, variant: str, stage: str) -> Path | None:
-        return _find_checkpoint(self.ckpt_dir, variant, stage) or _find_checkpoint(self.runs_dir, variant, stage)
+        """A checkpoint given with --checkpoints (used as it is, never trained)."""
+        return _find_checkpoint(self.ckpt_dir, variant, stage)
 
     def check_outputs(self) -> None:
         """Every output location is checked before the first training step: a read-only --out found after
@@ -321,24 +333,239 @@ class _Plan:
         ensure_writable_dir(self.out_dir)
         if any(self.existing(v.name, stage) is None for v in self.suite.entries for stage in ("psnr", "gan")):
             ensure_writable_dir(self.runs_dir)
+            if self.cache_dir is not None:
+                ensure_writable_dir(self.cache_dir)
         if self.suite.interp_variant:
             ensure_writable_dir(self.out_dir / "interp" / self.preset)
 
 
-def _train_variant(plan: _Plan, report: AblationReport, name: str, config) -> None:
-    """Both stages of one variant: an existing checkpoint, else training (resumed where a state exists)."""
-    from srbench.train import Trainer
+@dataclass
+class SharedStage:
+    """One stage the report's models come from, and the suite entries that use it: entries whose stage
+    configurations resolve to one fingerprint (srbench.train.cache) train it once and share its checkpoint."""
 
-    for stage in ("psnr", "gan"):
-        found = plan.existing(name, stage)
-        if found is None:
-            resume = (plan.runs_dir / name / stage / "state.pt").is_file()
-            plan.log(f"training {name} / {stage} ({plan.preset}{', resuming' if resume else ''})")
-            init = str(report.models[f"{name}-psnr"]) if stage == "gan" else None
-            trainer = Trainer(config, stage, plan.runs_dir / name, init=init, device=plan.device, progress=True)
-            found = trainer.run(resume=resume).final
-        # srbench.train types final Optional; a run that returns has written it (an interrupted one raises).
-        report.models[f"{name}-{stage}"] = found  # type: ignore[assignment]
+    stage: str
+    entries: list[str]
+    checkpoint: str  # the weights the entries use (the cache entry's, or the --checkpoints file)
+    fingerprint: str | None = None  # None: a --checkpoints file, not trained here
+    source: str = "trained"  # "trained" (now), "cache" (found in the training cache) or "checkpoints"
+    seconds: float | None = None  # how long the training took (now or when the cache entry was made)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class _Job:
+    key: Any  # srbench.train.cache.StageKey
+    stage: str
+    config: Any  # the first entry's TrainConfig (the others' resolve to the same fingerprint)
+    init: str | None
+    entries: list[str] = field(default_factory=list)
+    done: bool = False
+
+
+class _Trainings:
+    """Every stage of every suite entry: a --checkpoints file, a training cache entry, or a training (one per
+    fingerprint, up to ``plan.jobs`` side by side); a gan stage starts once its psnr stage is there."""
+
+    def __init__(self, plan: _Plan, report: AblationReport, configs: dict,
+                 meanwhile: Callable[[], bool] | None = None) -> None:
+        from srbench.train.cache import TrainingCache, resolve_device
+
+        assert plan.cache_dir is not None
+        self.plan, self.report, self.configs = plan, report, configs
+        self.cache = TrainingCache(plan.cache_dir)
+        self.device = resolve_device(plan.device)
+        # Intra-op threads of each training on a CPU: part of the fingerprint (they change the last bits).
+        self.threads = max(1, _cores() // plan.jobs) if self.device == "cpu" else None
+        self.memo: dict = {}  # data fingerprints
+        self.jobs: dict[str, _Job] = {}  # fingerprint -> job
+        self.queue: list[_Job] = []  # jobs to train, in suite order
+        self.shared: dict[str, tuple] = {}  # fingerprint -> (SharedStage, CachedStage) of the stages there
+        self.psnr_weights: dict[str, Path] = {}  # entry -> the cache entry of its psnr stage
+        self.meanwhile = meanwhile  # evaluates one model that is there; False when there is none to evaluate
+
+    def _fail(self, names: list[str], exc: SrbenchError) -> None:
+        for name in names:
+            self.report.failures.append(f"{name}: {exc}")
+            self.plan.log(f"FAILED {name}: {exc}")
+
+    def add(self, name: str, stage: str) -> None:
+        """Stage ``stage`` of entry ``name``: given, cached (placed now), or queued (joining an equal job)."""
+        from srbench.train.cache import data_fingerprints, stage_key
+
+        given = self.plan.existing(name, stage)
+        if given is not None:
+            self.report.models[f"{name}-{stage}"] = given
+            self.report.training.append(SharedStage(stage, [name], str(given), source="checkpoints"))
+            if stage == "psnr":
+                self.add(name, "gan")
+            return
+        config = self.configs[name]
+        # The psnr weights a gan stage starts from: their cache entry (a path no --out decides), else the file given.
+        init = str(self.psnr_weights.get(name, self.report.models.get(f"{name}-psnr"))) if stage == "gan" else None
+        try:
+            key = stage_key(config, stage, data=data_fingerprints(config, self.memo), init=init, device=self.device,
+                            threads=self.threads)
+        except _fatal():
+            raise
+        except SrbenchError as exc:
+            self._fail([name], exc)
+            return
+        job = self.jobs.get(key.fingerprint)
+        if job is None:
+            job = self.jobs[key.fingerprint] = _Job(key, stage, config, init)
+            job.entries.append(name)
+            cached = self.cache.lookup(key.fingerprint)
+            if cached is not None:
+                self.finish(job, cached)
+            else:
+                self.queue.append(job)
+        else:
+            job.entries.append(name)
+            if job.done:  # shared with a stage already there
+                self._place(job, name)
+
+    def _place(self, job: _Job, name: str) -> None:
+        from srbench.train.cache import CachedStage, place
+
+        cached: CachedStage = self.shared[job.key.fingerprint][1]
+        others = [e for e in job.entries if e != name]
+        try:
+            self.report.models[f"{name}-{job.stage}"] = place(
+                cached, self.plan.runs_dir / name / job.stage, config=self.configs[name], shared_with=others)
+        except _fatal():
+            raise
+        except SrbenchError as exc:
+            self._fail([name], exc)
+            return
+        if job.stage == "psnr":
+            self.psnr_weights[name] = cached.final
+            self.add(name, "gan")
+
+    def finish(self, job: _Job, cached) -> None:
+        job.done = True
+        source = "trained" if cached.trained else "cache"
+        share = SharedStage(job.stage, job.entries, str(cached.final), job.key.fingerprint, source,
+                            cached.record.get("seconds"))
+        self.report.training.append(share)
+        self.shared[job.key.fingerprint] = (share, cached)
+        if source == "cache":
+            self.plan.log(f"cached {job.stage} stage {job.key.fingerprint[:12]} for {', '.join(job.entries)} "
+                          f"({cached.folder})")
+        for name in list(job.entries):  # a gan job of an entry placed here may join later entries' jobs
+            self._place(job, name)
+
+    def announce(self, job: _Job) -> None:
+        shared = f", shared by {', '.join(job.entries)}" if len(job.entries) > 1 else ""
+        resume = ", resuming" if self.cache.resumable(job.key.fingerprint, job.config, job.stage) else ""
+        self.plan.log(f"training {job.entries[0]} / {job.stage} ({self.plan.preset}{resume}; cache "
+                      f"{job.key.fingerprint[:12]}{shared})")
+
+    def run(self) -> None:
+        for variant in self.plan.suite.entries:
+            self.add(variant.name, "psnr")
+        if self.plan.jobs > 1 and len(self.queue) > 1:
+            self._run_side_by_side()
+            return
+        while self.queue:
+            job = self.queue.pop(0)
+            self.announce(job)
+            try:
+                with _torch_threads(self.threads):
+                    cached = self.cache.get_or_train(job.config, job.stage, job.key, init=job.init,
+                                                     device=self.plan.device, progress=True, log=self.plan.log,
+                                                     announce=False)
+            except _fatal():
+                raise
+            except SrbenchError as exc:
+                self._fail(job.entries, exc)
+                continue
+            self.finish(job, cached)
+
+    def _run_side_by_side(self) -> None:
+        """Up to ``plan.jobs`` trainings at once, each in its own process on its share of the cores; meanwhile this
+        process evaluates every model already there (``self.meanwhile``, one model per call), so that a core a
+        last, lone training leaves idle is used."""
+        import multiprocessing
+        from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+        from srbench.train.cache import train_in_worker
+
+        threads = self.threads or 1
+        running: dict = {}
+
+        def collect(timeout: float | None) -> None:
+            finished, _ = wait(running, timeout=timeout, return_when=FIRST_COMPLETED)
+            for future in finished:
+                job = running.pop(future)
+                try:
+                    cached = future.result()
+                except _fatal():
+                    raise
+                except SrbenchError as exc:
+                    self._fail(job.entries, exc)
+                    continue
+                self.plan.log(f"trained {job.stage} stage {job.key.fingerprint[:12]} ({', '.join(job.entries)}) "
+                              f"in {cached.record.get('seconds')} s")
+                self.finish(job, cached)
+
+        with ProcessPoolExecutor(self.plan.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            try:
+                while self.queue or running:
+                    while self.queue and len(running) < self.plan.jobs:
+                        job = self.queue.pop(0)
+                        self.announce(job)
+                        running[pool.submit(train_in_worker, str(self.cache.root), job.config, job.stage, job.key,
+                                            job.init, self.plan.device, threads)] = job
+                    if self.meanwhile is not None and self.meanwhile():
+                        collect(0)  # a model was evaluated: start the next training at once if one finished
+                    else:
+                        collect(None)
+            except BaseException:
+                for future in running:
+                    future.cancel()
+                raise
+
+
+@contextlib.contextmanager
+def _torch_threads(threads: int | None) -> Iterator[None]:
+    """torch's intra-op threads set to ``threads`` (None: unchanged) within the block."""
+    import torch
+
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def default_jobs(device: str) -> int:
+    """Trainings side by side: two on a CPU with two or more cores (two small networks on one core each beat one
+    on two: measured in docs/scaling.md), one on a GPU."""
+    from srbench.train.cache import resolve_device
+
+    return 1 if resolve_device(device) != "cpu" or _cores() < 2 else 2
+
+
+def _train_suite(plan: _Plan, report: AblationReport, configs: dict,
+                 meanwhile: Callable[[], bool] | None = None) -> None:
+    """Every entry's two stages (see :class:`_Trainings`); the report's models stay in suite order."""
+    _Trainings(plan, report, configs, meanwhile).run()
+    order = [*plan.suite.baselines, *(f"{v.name}-{stage}" for v in plan.suite.entries for stage in ("psnr", "gan"))]
+    report.models = {k: report.models[k] for k in order if k in report.models}
+    report.training.sort(key=lambda s: ([v.name for v in plan.suite.entries].index(s.entries[0]),
+                                        s.stage != "psnr"))
 
 
 def _interpolate(plan: _Plan, report: AblationReport) -> None:
@@ -363,6 +590,7 @@ def _evaluate_model(plan: _Plan, report: AblationReport, store, model_name: str,
     from srbench.evaluate import evaluate
     from srbench.sources import open_source
 
+    options = _evaluate_options(plan.workers)
     try:
         opened = open_source(str(source), device=plan.device)
     except _fatal():
@@ -378,7 +606,7 @@ def _evaluate_model(plan: _Plan, report: AblationReport, store, model_name: str,
             try:
                 for result in evaluate(opened, [dataset], protocol=protocol, data_root=report.data_root,
                                        weights_dir=report.weights_dir, skip_unavailable=True, device=plan.device,
-                                       store=store, suite=plan.suite.name, name=model_name):
+                                       store=store, suite=plan.suite.name, name=model_name, **options):
                     report.results.append(result)
                     cached = result.provenance["cached_images"]
                     plan.log(f"evaluated {model_name} on {dataset} ({protocol}): {result.n_images} images"
@@ -389,6 +617,19 @@ def _evaluate_model(plan: _Plan, report: AblationReport, store, model_name: str,
             except SrbenchError as exc:
                 report.failures.append(f"{model_name} / {dataset} / {protocol}: {exc}")
                 plan.log(f"FAILED {model_name} on {dataset} ({protocol}): {exc}")
+
+
+def _evaluate_options(workers: int | None) -> dict:
+    """``workers`` for :func:`srbench.evaluate.evaluate` when given (and that function takes it)."""
+    import inspect
+
+    from srbench.evaluate import evaluate
+
+    if workers is None:
+        return {}
+    if "workers" not in inspect.signature(evaluate).parameters:
+        raise BadInputError("--workers: this srbench's evaluate() takes no workers option")
+    return {"workers": workers}
 
 
 def _each_failing_alone(report: AblationReport, what: str, step: Callable[[], None],
@@ -415,8 +656,15 @@ def ablate(
     weights_dir: str | None = None,
     device: str = "auto",
     log: Callable[[str], None] = print,
+    training_cache: str | None = None,
+    jobs: int | None = None,
+    workers: int | None = None,
 ) -> AblationReport:
-    """Run a suite end to end; see the module docstring. Failures of one variant do not stop the others."""
+    """Run a suite end to end; see the module docstring. Failures of one variant do not stop the others.
+
+    ``training_cache``: the training cache folder (default: srbench.paths.training_cache_dir, beside the store);
+    ``jobs``: trainings side by side (default: :func:`default_jobs`); ``workers``: metric workers of each
+    evaluation (default: srbench.evaluate's)."""
     from srbench.report import write_suite_report
     from srbench.store import Store
 
@@ -426,23 +674,40 @@ def ablate(
     configs = resolve_suite_configs(suite, preset)  # a bad variant fails now, not after the others trained
     datasets = list(datasets or (["skimage"] if no_data else suite.datasets))
     out_dir = Path(out).expanduser() if out else paths.reports_dir() / suite.name
+    if jobs is not None and jobs < 1:
+        raise BadInputError(f"--jobs {jobs}: allowed: 1 or more")
     plan = _Plan(suite, preset, out_dir, out_dir / "runs" / preset,
-                 Path(checkpoints).expanduser() if checkpoints else None, device, log)
+                 Path(checkpoints).expanduser() if checkpoints else None, device, log,
+                 cache_dir=paths.training_cache_dir(training_cache, store_path),
+                 jobs=jobs or default_jobs(device), workers=workers)
+    _evaluate_options(workers)  # a --workers this evaluate() cannot take fails now, not after the training
     report = AblationReport(suite, preset, datasets, out_dir=out_dir, data_root=data_root, weights_dir=weights_dir)
     plan.check_outputs()
     store = Store(store_path)  # opened (and checked) before any training too
     try:
         log(f"suite {suite.name}: {len(suite.entries)} variants, preset {preset}, datasets {', '.join(datasets)}")
         report.models.update({baseline: baseline for baseline in suite.baselines})
-        for variant in suite.entries:
-            def train_one(v: SuiteEntry = variant) -> None:  # bound now: the loop moves on
-                _train_variant(plan, report, v.name, configs[v.name])
+        evaluated: dict[str, list] = {}  # model name -> its results
 
-            _each_failing_alone(report, variant.name, train_one, log)
+        def evaluate_next() -> bool:
+            """Evaluate one model not evaluated yet (False when there is none)."""
+            for model_name, source in list(report.models.items()):
+                if model_name not in evaluated:
+                    report.results, evaluated[model_name] = [], []
+                    try:
+                        _evaluate_model(plan, report, store, model_name, source)
+                    finally:
+                        evaluated[model_name] = report.results
+                    return True
+            return False
+
+        _train_suite(plan, report, configs, evaluate_next)
         if suite.interp_variant:
             _each_failing_alone(report, "interpolation", lambda: _interpolate(plan, report), log)
-        for model_name, source in report.models.items():
-            _evaluate_model(plan, report, store, model_name, source)
+        while evaluate_next():
+            pass
+        # In the models' order, whatever order they were evaluated in (trainings end in any order).
+        report.results = [r for model_name in report.models for r in evaluated.get(model_name, [])]
     finally:
         store.close()
     report.visual = lambda: visual_comparison(plan.opened, datasets[0], data_root,

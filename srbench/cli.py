@@ -98,8 +98,10 @@ def _format_table(rows: list[dict], metric_names: list[str]) -> str:
               help="The suite the results are labelled under in the store (--suite of table and pirm-plane).")
 @click.option("--max-pixels", type=click.IntRange(min=1),
               help="Largest image (width x height) read; larger ones are skipped as bad input.")
+@click.option("--workers", type=click.IntRange(min=1),
+              help="Processes computing the metrics (default: the usable CPU cores). Results do not depend on it.")
 def evaluate(model, datasets, scale, protocol, metrics, as_json, out, data_root, weights_dir,
-             skip_unavailable, skip_bad, device, tile, store_path, name, suite_name, max_pixels) -> None:
+             skip_unavailable, skip_bad, device, tile, store_path, name, suite_name, max_pixels, workers) -> None:
     """Evaluate MODEL on datasets under a named protocol (sr or pirm)."""
     from contextlib import AbstractContextManager, nullcontext
 
@@ -122,7 +124,7 @@ def evaluate(model, datasets, scale, protocol, metrics, as_json, out, data_root,
             for result in run(model, list(datasets), scale=scale, protocol=protocol, metrics=_split_csv(metrics),
                               data_root=data_root, weights_dir=weights_dir, skip_unavailable=skip_unavailable,
                               progress=_progress, device=device, tile=tile, store=store,
-                              suite=suite_name if store is not None else None, name=name):
+                              suite=suite_name if store is not None else None, name=name, workers=workers):
                 results.append(result)
                 if out:
                     write_outputs(result, out)
@@ -422,13 +424,22 @@ def suites_list() -> None:
 @click.option("--data-root", type=click.Path(file_okay=False))
 @click.option("--weights-dir", type=click.Path(file_okay=False))
 @click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]))
-def ablate(suite_name, preset, datasets, checkpoints, store_path, out, data_root, weights_dir, device) -> None:
+@click.option("--training-cache", type=click.Path(file_okay=False),
+              help="Trained stages by fingerprint (default: $SRBENCH_TRAINING_CACHE, else training-cache/ beside "
+                   "the store); a stage found there is not trained again, whatever --out is.")
+@click.option("--jobs", type=click.IntRange(min=1),
+              help="Trainings side by side, each on its share of the cores (default: 2 on a CPU with 2 or more "
+                   "cores, 1 on a GPU).")
+@click.option("--workers", type=click.IntRange(min=1), help="Metric workers of each evaluation (as evaluate's).")
+def ablate(suite_name, preset, datasets, checkpoints, store_path, out, data_root, weights_dir, device,
+           training_cache, jobs, workers) -> None:
     """Train or load every variant of a suite, evaluate under both protocols, write the report."""
     from srbench.ablate import ablate as run
 
     report = run(suite_name, preset=preset, datasets=_split_csv(datasets), checkpoints=checkpoints,
                  store_path=store_path, out=out, data_root=data_root, weights_dir=weights_dir, device=device,
-                 log=lambda msg: click.echo(msg, err=True))
+                 log=lambda msg: click.echo(msg, err=True), training_cache=training_cache, jobs=jobs,
+                 workers=workers)
     assert report.out_dir is not None  # ablate() always sets it
     table = report.out_dir / "table.md"
     if table.is_file():

@@ -3,7 +3,8 @@
 Bad images never stop the run: each is reported with the file and the problem, the rest is evaluated.
 Metrics whose downloaded weights are missing fail before any work, unless the caller asks to report them
 as unavailable instead. An evaluation is three steps: plan (what the store already holds), the per-image
-loop (SR images made while metrics of the previous ones run in threads), and the summary.
+loop (SR images made while the metrics of the previous ones run in ``workers`` worker processes, see
+:mod:`srbench.workers`, or in one thread with ``workers == 1``), and the summary.
 
 Dataset-level metrics (``Metric.level == "dataset"``, e.g. FID) are made by an accumulator fed every
 evaluated image's planes in dataset order; their value is stored once per (model, dataset, protocol, scale)
@@ -19,12 +20,13 @@ import os
 import re
 from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import BrokenExecutor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from srbench import datasets as D
 from srbench import provenance as P
+from srbench import workers as W
 from srbench.errors import BadInputError, WeightsUnavailableError
 from srbench.images import atomic_write_text
 from srbench.metrics.niqe import ILL_CONDITIONED_SPREAD
@@ -175,18 +177,37 @@ class _Tally:
 
 
 def _measure(proto: Protocol, sr, hr, scale: int, need: list[str], dataset_names: list[str],
-             options: dict) -> tuple[dict[str, float], dict[str, object]]:
+             options: dict, after: Future | None = None,
+             order: list[str] | None = None) -> tuple[dict[str, float], dict[str, object]]:
     """Per-image values of ``need``, and what each dataset-level metric's accumulator prepares from this
-    image (run in a worker thread)."""
-    values = proto.per_image(sr, hr, scale, need, options) if need else {}
-    prepared: dict[str, object] = {}
-    if dataset_names:
-        # The protocol's own planes (quantised SR, Y/RGB, shave), exactly as its per-image metrics see them.
-        from srbench.protocols import _check_pair, _Planes, quantize
+    image (run in a thread of the calling process).
 
+    With ``order`` (the image's metrics with worker processes), ``need`` are the metrics computed here, after
+    the values of the others arrived from a worker (``after``'s result, which derived metrics may read).
+    """
+    from srbench.protocols import _check_pair, _Planes, quantize
+
+    if order is None:
+        values = proto.per_image(sr, hr, scale, need, options) if need else {}
+    else:
+        values = dict(after.result()) if after is not None else {}
+    planes = None
+    if (order is not None and need) or dataset_names:
+        # The protocol's own planes (quantised SR, Y/RGB, shave), exactly as its per-image metrics see them.
         sr = quantize(sr)
         _check_pair(sr, hr)
         planes = _Planes(sr, hr, scale if proto.border is None else proto.border, proto.rounded_luma)
+    if order is not None:
+        for name in need:  # as Protocol.per_image does, on top of the worker's values
+            assert planes is not None
+            m = proto.metric(name)
+            image = PerImage(planes.get(m.plane, "sr"), planes.get(m.plane, "hr") if m.needs_reference else None,
+                             values, options.get("weights_dir"))
+            values.update(m.run(image))
+        values = _in_order(proto, order, values)
+    prepared: dict[str, object] = {}
+    if dataset_names:
+        assert planes is not None
         for name in dataset_names:
             m = proto.metric(name)
             assert m.accumulator is not None
@@ -196,13 +217,31 @@ def _measure(proto: Protocol, sr, hr, scale: int, need: list[str], dataset_names
     return values, prepared
 
 
+def _in_order(proto: Protocol, order: list[str], values: dict[str, float]) -> dict[str, float]:
+    """``values`` with its keys in the order ``Protocol.per_image`` gives them (``order``'s metrics' outputs)."""
+    owner = {k: i for i, n in enumerate(order) for k in proto.metric(n).outputs}
+    return dict(sorted(values.items(), key=lambda kv: owner.get(kv[0], len(order))))  # stable: a metric's own order
+
+
+@dataclass
+class _InFlight:
+    """One image whose metrics are being computed."""
+
+    item: D.Item
+    have: dict  # values the store already held
+    future: Future  # -> (values, prepared), or the worker's values alone when ``order`` is set and no thread ran
+    remote: Future | None = None  # the worker's part, when there is one
+    order: list[str] | None = None  # the image's metrics, with worker processes
+
+
 class _ImageLoop:
-    """SR images are made one by one while the metrics of earlier ones run in ``workers`` threads."""
+    """SR images are made one by one while the metrics of earlier ones run in ``workers`` worker processes
+    (:mod:`srbench.workers`), or in one thread of this process when that is all there is to it."""
 
     def __init__(self, source: SRSource, dataset: D.Dataset, scale: int, plan: _Plan, store: Store | None,
-                 suite: str | None, workers: int, weights_dir: str | None) -> None:
+                 suite: str | None, workers: int | None, weights_dir: str | None) -> None:
         self.source, self.dataset, self.scale, self.plan = source, dataset, scale, plan
-        self.store, self.suite, self.workers = store, suite, max(1, workers)
+        self.store, self.suite, self.workers = store, suite, W.resolve_workers(workers)
         self.options = {"weights_dir": weights_dir}
         self.tally = _Tally(skipped=[{"image": r.name, "file": str(r.path), "error": r.error}
                                      for r in dataset.rejected])
@@ -214,31 +253,69 @@ class _ImageLoop:
             assert accumulator is not None
             self.states[name] = accumulator.start()
         self.dataset_images = 0  # images fed to the accumulators
+        self.processes: ProcessPoolExecutor | None = None
+        self.env: dict[str, str | None] = {}
+
+    def _use_processes(self) -> bool:
+        """Worker processes only for a job worth them: several images to compute, a metric they can run."""
+        if self.workers < 2:
+            return False
+        todo = [it for it in self.dataset.items
+                if self.dataset_needed or self.plan.still_needed(self.plan.cached.get(it.name, {}))]
+        if len(todo) < 2:
+            return False
+        remote, _ = W.split_metrics(self.plan.proto, self.plan.proto.resolve_metrics(self.plan.image_metrics)
+                                    if self.plan.image_metrics else [])
+        return bool(remote)
 
     def run(self, progress: Progress | None) -> _Tally:
         label, total = f"{self.source.name} / {self.dataset.name}", len(self.dataset.items)
-        pending: deque[tuple[D.Item, dict, Future]] = deque()
+        if self._use_processes():
+            self.processes = W.POOL.get(self.workers)
+            self.env = W.environment()
+        thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="srbench-metrics")
         try:
-            with ThreadPoolExecutor(max_workers=self.workers) as pool:
-                for i, item in enumerate(self.dataset.items):
-                    if progress:
-                        progress(label, i, total)
-                    submitted = self._submit(pool, item)
-                    if submitted is not None:
-                        pending.append(submitted)
-                    while len(pending) > 2 * self.workers:  # bound the SR images held in memory
-                        self._collect(*pending.popleft())
-                while pending:
-                    self._collect(*pending.popleft())
+            with W.one_blas_thread():  # the metrics computed in this process, as in the workers
+                self._images(thread, progress, label, total)
             self._finish_dataset_metrics()
         finally:  # the run is closed even when something unexpected stops it
+            thread.shutdown(wait=True, cancel_futures=True)
             if self.store is not None and self.run_id is not None:  # run_id is set only with a store
                 self.store.finish_run(self.run_id)
         if progress:
             progress(label, total, total)
         return self.tally
 
-    def _submit(self, pool: ThreadPoolExecutor, item: D.Item) -> tuple[D.Item, dict, Future] | None:
+    def _images(self, thread: ThreadPoolExecutor, progress: Progress | None, label: str, total: int) -> None:
+        """Every image in dataset order: produced, handed to the metrics, collected in the same order."""
+        pending: deque[_InFlight] = deque()
+        try:
+            for i, item in enumerate(self.dataset.items):
+                if progress:
+                    progress(label, i, total)
+                submitted = self._submit(thread, item)
+                if submitted is not None:
+                    pending.append(submitted)
+                while len(pending) > 2 * self.workers:  # bound the SR images held in memory
+                    self._collect(pending.popleft())
+            while pending:
+                self._collect(pending.popleft())
+        except BaseException as exc:
+            self._abandon(pending, exc)
+            if isinstance(exc, BrokenExecutor):  # found when handing an image over
+                raise self._crashed(pending[0].item if pending else item) from None
+            raise
+
+    def _abandon(self, pending: deque[_InFlight], exc: BaseException) -> None:
+        """After a failure: nothing queued runs; on Ctrl-C (or a broken pool) the workers are stopped."""
+        for left in pending:
+            left.future.cancel()
+            if left.remote is not None:
+                left.remote.cancel()
+        if self.processes is not None and isinstance(exc, KeyboardInterrupt | SystemExit | BrokenExecutor):
+            W.POOL.discard(self.processes, terminate=True)  # a running NIQE must not go on after Ctrl-C
+
+    def _submit(self, thread: ThreadPoolExecutor, item: D.Item) -> _InFlight | None:
         have = self.plan.cached.get(item.name, {})
         need = self.plan.still_needed(have)
         if not need and not self.dataset_needed:
@@ -254,8 +331,22 @@ class _ImageLoop:
         self.tally.cropped += pair.cropped_from is not None
         self.tally.read_notes += [*pair.notes, *self.source.take_notes(item.name)]
         self.tally.lr_sources[pair.lr_source] += 1
-        return item, have, pool.submit(_measure, self.plan.proto, sr, pair.hr, self.scale, need, self.dataset_needed,
-                                       self.options)
+        proto = self.plan.proto
+        if self.processes is None:
+            return _InFlight(item, have, thread.submit(_measure, proto, sr, pair.hr, self.scale, need,
+                                                       self.dataset_needed, self.options))
+        from srbench.protocols import quantize
+
+        remote, local = W.split_metrics(proto, need)
+        future = None
+        if remote:  # the SR image as every protocol first makes it: uint8 (8x smaller than a float output)
+            future = self.processes.submit(W.compute, proto.name, quantize(sr), pair.hr, self.scale, remote,
+                                           self.options, self.env)
+        if local or self.dataset_needed or future is None:
+            return _InFlight(item, have, thread.submit(_measure, proto, sr, pair.hr, self.scale, local,
+                                                       self.dataset_needed, self.options, future, need),
+                             future, need)
+        return _InFlight(item, have, future, future, need)
 
     def _start_run(self) -> None:
         if self.store is not None and self.run_id is None:
@@ -269,13 +360,23 @@ class _ImageLoop:
         self.tally.lr_sources["file" if self.scale in item.lr_paths else "imresize"] += 1
         self.tally.cropped += P.needs_modcrop(item.hr_path, self.scale)
 
-    def _collect(self, item: D.Item, have: dict, future: Future) -> None:
+    def _collect(self, flight: _InFlight) -> None:
+        item, have = flight.item, flight.have
         try:
-            new, prepared = future.result()
+            result = flight.future.result()
         except BadInputError as exc:
             self.tally.skipped.append({"image": item.name, "file": str(item.hr_path),
                                        "error": f"{item.hr_path}: {exc}"})
             return
+        except BrokenExecutor:
+            if self.processes is not None:
+                W.POOL.discard(self.processes, terminate=True)
+            raise self._crashed(item) from None
+        if flight.future is flight.remote:  # the worker's values are all there is
+            assert flight.order is not None
+            new, prepared = _in_order(self.plan.proto, flight.order, result), {}
+        else:
+            new, prepared = result
         if self.store is not None and new:
             self.store.put(self.source.key, self.plan.dataset_key, self.plan.proto.name, self.scale, item.name, new,
                            self.plan.versions, self.run_id)
@@ -285,6 +386,13 @@ class _ImageLoop:
             accumulator.add(self.states[name], item_input)
         self.dataset_images += bool(prepared)
         self.tally.values[item.name] = {**have, **new}
+
+    @staticmethod
+    def _crashed(item: D.Item) -> W.WorkerCrashedError:
+        return W.WorkerCrashedError(
+            f"a metric worker process ended abruptly (killed, or out of memory?) while computing {item.hr_path} or "
+            "an image after it; the values of the images before it are kept. Run again (--workers 1 computes in "
+            "this process)")
 
     def _finish_dataset_metrics(self) -> None:
         """Each dataset-level value from its accumulator, stored once under the reserved image key."""
@@ -366,11 +474,12 @@ def evaluate_dataset(
     progress: Progress | None = None,
     store: Store | None = None,
     suite: str | None = None,
-    workers: int = 2,
+    workers: int | None = None,
 ) -> EvalResult:
     """Evaluate one source on one dataset. With a ``store``, values already computed for the same source,
-    dataset, protocol, scale and metric versions are reused and only the missing ones computed; metric
-    computation runs in ``workers`` threads while the source produces the next SR image."""
+    dataset, protocol, scale and metric versions are reused and only the missing ones computed; metrics are
+    computed in ``workers`` worker processes (default: the usable cores; see :mod:`srbench.workers`) while the
+    source produces the next SR image. Values do not depend on ``workers``, bit for bit."""
     plan = _plan(source, dataset, scale, protocol, metrics, weights_dir, skip_unavailable, store)
     tally = _ImageLoop(source, dataset, scale, plan, store, suite, workers, weights_dir).run(progress)
     return _summarise(source, dataset, scale, plan, tally)
@@ -392,13 +501,15 @@ def evaluate(
     store: Store | None = None,
     suite: str | None = None,
     name: str | None = None,
+    workers: int | None = None,
 ) -> Iterator[EvalResult]:
     """One :class:`EvalResult` per dataset, yielded as each finishes (nothing is lost on a later error).
 
     ``model`` is a name or path (see :func:`srbench.sources.open_source`) or an already opened source, which
     callers evaluating one model many times (``ablate``, ``check``) pass to open it once. With a ``store`` and a
     ``suite``, each result is also labelled there as model ``name`` (default: the source's own name) of that
-    suite, so ``srbench results``, ``table`` and ``pirm-plane`` show it.
+    suite, so ``srbench results``, ``table`` and ``pirm-plane`` show it. ``workers``: processes computing the
+    metrics (default: the usable cores, ``os.sched_getaffinity``); results do not depend on it, bit for bit.
     """
     source = open_source(model, device=device, tile=tile) if isinstance(model, str) else model
     if name:
@@ -411,7 +522,7 @@ def evaluate(
     for ds in resolved:
         result = evaluate_dataset(source, ds, scale=scale, protocol=protocol, metrics=metrics,
                                   weights_dir=weights_dir, skip_unavailable=skip_unavailable,
-                                  progress=progress, store=store, suite=suite)
+                                  progress=progress, store=store, suite=suite, workers=workers)
         if store is not None and suite is not None and result.per_image:
             store.label(suite, result.model, result.provenance["model_key"], result.dataset,
                         result.provenance["dataset_sha256"])

@@ -16,6 +16,7 @@ CACHE_ENV = "SRBENCH_CACHE"
 MODELS_ENV = "SRBENCH_MODELS"
 STORE_ENV = "SRBENCH_STORE"
 REPORTS_ENV = "SRBENCH_REPORTS"
+TRAINING_CACHE_ENV = "SRBENCH_TRAINING_CACHE"
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # A source checkout's datasets/ folder holds the manifests of known copies and is the default data root
@@ -76,6 +77,18 @@ def reports_dir(explicit: str | os.PathLike | None = None) -> Path:
 def store_path(explicit: str | os.PathLike | None = None) -> Path:
     """The results store: ``--store``, else ``$SRBENCH_STORE``, else ``srbench.sqlite`` in the reports folder."""
     return _explicit_env_default(explicit, STORE_ENV, reports_dir() / "srbench.sqlite")
+
+
+def training_cache_dir(explicit: str | os.PathLike | None = None, store: str | os.PathLike | None = None) -> Path:
+    """Trained stages by fingerprint (``srbench.train.cache``): ``--training-cache``, else
+    ``$SRBENCH_TRAINING_CACHE``, else ``training-cache/`` beside the results store (``store``, else the default
+    store). Not beside the report: where a report goes never decides whether a stage is trained again."""
+    if explicit is not None:
+        return Path(explicit).expanduser()
+    value = os.environ.get(TRAINING_CACHE_ENV)
+    if value:
+        return Path(value).expanduser()
+    return store_path(store).parent / "training-cache"
 
 
 def torch_hub_dir() -> Path:

@@ -243,10 +243,11 @@ def write_suite_report(report) -> list[Path]:
     out = report.out_dir
     out.mkdir(parents=True, exist_ok=True)
     tidy = tidy_from_results(report.results)
+    training = training_rows(report)
     # Same numbers, models and failures as the report on disk: nothing to redo (a cached re-run stays fast).
     digest = hashlib.sha256(json.dumps(
         [srbench.__version__, tidy.to_csv(index=False), {k: str(v) for k, v in report.models.items()},
-         report.failures, report.datasets], sort_keys=True).encode()).hexdigest()
+         report.failures, report.datasets, training], sort_keys=True).encode()).hexdigest()
     stamp = out / ".report.sha256"
     if stamp.is_file() and stamp.read_text().strip() == digest and (out / "index.html").is_file():
         return sorted(p for p in out.iterdir() if p.is_file() and not p.name.startswith("."))
@@ -257,6 +258,8 @@ def write_suite_report(report) -> list[Path]:
     if not tidy.empty:
         for fmt, suffix in (("markdown", "md"), ("latex", "tex")):
             text = paper_table(tidy, metrics, fmt, models=list(report.models))
+            if fmt == "markdown":
+                text += shared_training_note(training)
             atomic_write_text(out / f"table.{suffix}", text)
             written.append(out / f"table.{suffix}")
         from srbench.plots import pirm_plane
@@ -270,10 +273,53 @@ def write_suite_report(report) -> list[Path]:
     if report.failures:
         atomic_write_text(out / "failures.txt", "\n".join(report.failures) + "\n")
         written.append(out / "failures.txt")
+    if training:
+        atomic_write_text(out / "training.json", json.dumps(training, indent=2) + "\n")
+        written.append(out / "training.json")
     planes = [p for p in written if p.suffix == ".png"]
     written.append(write_html(report, tidy, planes))
     atomic_write_text(stamp, digest + "\n")
     return written
+
+
+def training_rows(report) -> list[dict]:
+    """Where each stage's checkpoint came from (``srbench.ablate.SharedStage``): its suite entries, fingerprint,
+    weights and training time; stable across cached re-runs, so an unchanged report is not rewritten."""
+    rows = []
+    for share in getattr(report, "training", None) or []:
+        row = share.to_dict()
+        row["source"] = "checkpoints" if row["source"] == "checkpoints" else "training"
+        rows.append(row)
+    return rows
+
+
+def _shared(training: list[dict]) -> list[dict]:
+    return [row for row in training if len(row["entries"]) > 1]
+
+
+def shared_training_note(training: list[dict]) -> str:
+    """Markdown lines under the table naming the entries that share a training (empty when none do)."""
+    lines = [f"- {row['stage']} stage ({row['fingerprint'][:12]}) trained once for "
+             f"{', '.join(row['entries'])}: identical configuration, one checkpoint" for row in _shared(training)]
+    return "\nShared trainings:\n\n" + "\n".join(lines) + "\n" if lines else ""
+
+
+def _training_html(training: list[dict]) -> str:
+    import html
+
+    if not training:
+        return ""
+    cells = []
+    for row in training:
+        seconds = "" if row["seconds"] is None else f"{row['seconds']:.1f} s"
+        cells.append(f"<tr><td>{html.escape(row['stage'])}</td><td>{html.escape(', '.join(row['entries']))}</td>"
+                     f"<td>{'yes' if len(row['entries']) > 1 else ''}</td>"
+                     f"<td><code>{html.escape((row['fingerprint'] or 'given checkpoint')[:12])}</code></td>"
+                     f"<td>{seconds}</td></tr>")
+    rows = "".join(cells)
+    return ("<h3>Trainings</h3><p class=\"note\">Suite entries whose stage configurations resolve to one "
+            "fingerprint are trained once and share the checkpoint.</p><table class=\"results\"><tr><th>Stage</th>"
+            f"<th>Entries</th><th>Shared</th><th>Fingerprint</th><th>Training time</th></tr>{rows}</table>")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -298,6 +344,7 @@ figure img {{ image-rendering: pixelated; width: {zoom_w}px; height: {zoom_h}px;
 <h2>Results</h2>
 {table}
 {failures}
+{training}
 <h2>Perception-distortion plane</h2>
 {planes}
 <h2>Visual comparison</h2>
@@ -381,6 +428,7 @@ def write_html(report, tidy: pd.DataFrame, planes: list[Path]) -> Path:
         title=html.escape(f"srbench: suite {report.suite.name}"), description=html.escape(report.suite.description),
         preset=html.escape(report.preset), datasets=html.escape(", ".join(report.datasets)),
         caption=html.escape(_caption(["sr", "pirm"])), table=table, failures=failures,
+        training=_training_html(training_rows(report)),
         planes=plane_html or "<p>No pirm-protocol results.</p>", crops=crops, n_images=n_crops + len(planes),
         crop_h=crop_h, crop_w=crop_w, zoom_h=crop_h * 3 // 2, zoom_w=crop_w * 3 // 2, nr_label=html.escape(nr_label),
     )

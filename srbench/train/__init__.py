@@ -10,9 +10,11 @@ loops), gradients are averaged by DDP, and rank 0 writes every file.
 
 The parts: ``data`` (patches, sampler, validation), ``stages`` (:class:`PsnrStage`, :class:`GanStage`: networks,
 optimisers, one ``step``), ``distributed`` (process group, buffer sync, rank digests), ``logs`` (log.csv,
-TensorBoard), ``lock`` (one trainer per run folder) and ``loop`` (:class:`Trainer`: files, resume, the loop).
+TensorBoard), ``lock`` (one trainer per run folder), ``loop`` (:class:`Trainer`: files, resume, the loop) and
+``cache`` (finished stages by fingerprint, shared by every run and suite entry that needs them).
 """
 
+from srbench.train.cache import TrainingCache, stage_key
 from srbench.train.data import (
     IterationSampler,
     PatchDataset,
@@ -36,7 +38,8 @@ from srbench.train.stages import STAGES, GanStage, NonFiniteLoss, PsnrStage, Tra
 
 __all__ = [
     "LOCK_NAME", "STAGES", "Dist", "GanStage", "IterationSampler", "NonFiniteLoss", "PatchDataset", "PsnrStage",
-    "RunLog", "TrainResult", "Trainer", "TrainingDiverged", "TrainingInterrupted", "_CsvLog", "deferred_sigint",
-    "init_distributed", "load_hr_images", "lock_run_folder", "recorded_iters", "state_digest", "sync_buffers",
-    "train", "training_data", "validation_l1", "validation_pairs", "write_rank_digests",
+    "RunLog", "TrainResult", "Trainer", "TrainingCache", "TrainingDiverged", "TrainingInterrupted", "_CsvLog",
+    "deferred_sigint", "init_distributed", "load_hr_images", "lock_run_folder", "recorded_iters", "stage_key",
+    "state_digest", "sync_buffers", "train", "training_data", "validation_l1", "validation_pairs",
+    "write_rank_digests",
 ]

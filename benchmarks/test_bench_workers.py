@@ -1,0 +1,74 @@
+"""``evaluate --workers``: images/s with 2 worker processes against 1, pirm protocol, on BSD100, same run.
+
+The pirm protocol with RMSE, NIQE, Ma (and PI) and BRISQUE: CPU-bound numpy per image, which threads did not
+scale. The real ``NRQM_model.mat`` is not on every machine; Ma reads a stand-in model file of the real one's
+structure (3 forests of 2000 trees), so its forests cost what the real ones do. The first ``N_IMAGES`` images of
+BSD100 (HR and the shipped x4 LR) keep a round to tens of seconds. Group ``workers-pirm-bsd100``: ``srbench`` is
+``--workers 2``, ``baseline`` is ``--workers 1``; the ratio target (conftest) is <= 1 / 1.7.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from srbench.evaluate import evaluate
+from srbench.images import read_image
+from srbench.matlab import rgb2y
+from srbench.metrics import nrqm as N
+from srbench.metrics.nrqm_synthetic import write_synthetic_model
+
+N_IMAGES = 20
+METRICS = ["rmse", "niqe", "ma", "pi", "brisque"]
+
+
+@pytest.fixture(scope="module")
+def bsd(shared_data, tmp_path_factory):
+    src = shared_data / "selfexsr" / "BSD100" / "image_SRF_4"
+    dst = tmp_path_factory.mktemp("bsd") / "BSD100" / "image_SRF_4"
+    dst.mkdir(parents=True)
+    for i in range(1, N_IMAGES + 1):
+        for kind in ("HR", "LR"):
+            shutil.copy(src / f"img_{i:03d}_SRF_4_{kind}.png", dst)
+    return dst.parent
+
+
+@pytest.fixture(scope="module")
+def weights(bsd, tmp_path_factory):
+    rng = np.random.default_rng(0)
+    planes = [rgb2y(read_image(p)).astype(np.float64) for p in sorted(bsd.rglob("*_HR.png"))[:4]]
+    feats = [(N.dct_features(p), N.gsm_features(p), N.svd_features(p)) for p in planes]
+    groups = []
+    for g in range(3):
+        base = np.stack([f[g] for f in feats])
+        groups.append(base[rng.integers(len(feats), size=1440)] * (1 + 0.05 * rng.normal(size=(1440, base.shape[1]))))
+    folder = tmp_path_factory.mktemp("weights")
+    write_synthetic_model(folder / N.NRQM_FILENAME, (groups[0], groups[1], groups[2]), n_trees=2000)
+    return folder
+
+
+def _evaluate(bsd, weights, workers):
+    (res,) = evaluate("bicubic", [str(bsd)], protocol="pirm", metrics=METRICS, weights_dir=str(weights),
+                      workers=workers)
+    assert res.n_images == N_IMAGES and not res.skipped
+    return res
+
+
+def _bench(benchmark, bsd, weights, workers):
+    benchmark.group = "workers-pirm-bsd100"
+    # A warm-up round: the pool started, each process has parsed the NRQM forests once (as in a long run).
+    res = benchmark.pedantic(_evaluate, (bsd, weights, workers), rounds=2, iterations=1, warmup_rounds=1)
+    median = benchmark.stats.stats.median
+    benchmark.extra_info["images_per_s"] = N_IMAGES / median
+    print(f"\nworkers={workers}: {N_IMAGES / median:.3f} images/s (median of 2 rounds), PI {res.summary['pi']:.4f}")
+    return res
+
+
+def test_workers_1_baseline(benchmark, bsd, weights):
+    _bench(benchmark, bsd, weights, 1)
+
+
+def test_workers_2(benchmark, bsd, weights):
+    _bench(benchmark, bsd, weights, 2)

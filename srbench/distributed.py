@@ -1,0 +1,90 @@
+"""Work split across the processes of a ``torchrun`` launch (evaluation and whole suites).
+
+Under ``torchrun`` every rank runs the same command. Ranks take disjoint shares of the work (images, training
+stages); Python objects travel through torch.distributed's object collectives on a gloo group, which works
+on CPU and beside NCCL alike; rank 0 alone writes the results store and the output files. The store lives on
+rank 0's disk: SQLite is not for network file systems (``srbench.store`` refuses one).
+
+Outside ``torchrun`` (no ``WORLD_SIZE``, or 1) nothing here imports torch or starts a process group.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Ranks:
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def active(self) -> bool:
+        return self.world > 1
+
+    def share(self, items: Sequence[T]) -> list[T]:
+        """This rank's items: every ``world``-th, starting at its rank (disjoint, together all of them)."""
+        return list(items[self.rank :: self.world])
+
+
+def world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+@functools.cache
+def _group() -> Any:
+    """A gloo group for Python objects: NCCL moves tensors on GPUs, gloo anything on CPU."""
+    import torch.distributed as dist
+
+    return dist.new_group(backend="gloo") if dist.get_backend() != "gloo" else dist.group.WORLD
+
+
+def ranks() -> Ranks:
+    """This process's place in a ``torchrun`` launch (the process group is started on first use)."""
+    if world_size() == 1:
+        return Ranks()
+    import torch
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
+    return Ranks(dist.get_rank(), dist.get_world_size())
+
+
+def broadcast_from_main(obj: T, where: Ranks) -> T:
+    """Rank 0's ``obj`` on every rank."""
+    if not where.active:
+        return obj
+    import torch.distributed as dist
+
+    box = [obj if where.is_main else None]
+    dist.broadcast_object_list(box, src=0, group=_group())
+    return box[0]  # type: ignore[return-value]
+
+
+def gather_to_main(obj: T, where: Ranks) -> list[T] | None:
+    """Every rank's ``obj``, in rank order, on rank 0; None on the others."""
+    if not where.active:
+        return [obj]
+    import torch.distributed as dist
+
+    out: list[Any] | None = [None] * where.world if where.is_main else None
+    dist.gather_object(obj, out, dst=0, group=_group())
+    return out
+
+
+def barrier(where: Ranks) -> None:
+    if where.active:
+        import torch.distributed as dist
+
+        dist.barrier(group=_group())

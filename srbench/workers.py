@@ -1,0 +1,270 @@
+"""Per-image metrics in worker processes: ``evaluate --workers N``.
+
+NIQE, Ma and BRISQUE are CPU-bound Python/numpy code that threads do not scale (the GIL), so with
+``workers > 1`` ``evaluate`` computes them in a pool of ``N`` worker processes while the calling process reads
+images, makes the SR images (bicubic, folder, generator) and writes the store. The design:
+
+Start method: *spawn*, one pool per process, created lazily on the first evaluation that needs it and reused by
+every later one (the test suite and ``ablate`` call ``evaluate`` hundreds of times; a worker's start, ~0.6 s of
+imports, is paid once per worker, and its caches, e.g. the parsed NRQM forests, stay warm). *fork* would copy
+the registry but is unsafe once torch (or any library) has started threads in the parent, which training and
+the generator do; *forkserver* shares one server process with everything else in the interpreter. A spawned
+worker does not see what the parent changed at run time, so a metric goes to the workers only when the worker
+has the very same descriptor: a built-in one (the descriptor the parent's registry holds *is* the object in
+:data:`srbench.metrics.builtin.BUILTIN`, not a replacement made with ``srbench.metrics.temporarily``) that runs
+on numpy (not LPIPS, LPIPS-VGG, DISTS: torch networks, which keep torch's own threads in the parent) and whose
+inputs (``requires``) also run there. Everything else (metrics registered at run time or by plug-ins,
+``pyiqa:`` metrics, the torch metrics, the dataset-level accumulators' ``prepare``) runs in one thread of the
+parent, after the worker's values of that image arrived (a derived metric may read them). Environment
+variables srbench reads (``SRBENCH_*``, ``TORCH_HOME``, ``XDG_CACHE_HOME``, ``HOME``) are sent with every
+task, so a worker finds the weights the parent would find, even after the parent changed them.
+No pool is made when ``workers == 1``, when fewer than two images need computing, or when no metric can go
+to the workers: then one thread of the parent computes the metrics while the next SR image is made (what the
+two hard-coded threads did before).
+
+Hand-over: the SR image is quantised to uint8 in the parent (what every protocol does first; a float generator
+output shrinks 8x) and pickled to the worker with the HR image. Pickling a 480x320 RGB pair costs 0.3 ms
+against ~1.7 s of NIQE + Ma + BRISQUE for it, and ~10 ms of PSNR + SSIM: shared memory would save nothing
+measurable and would need segments cleaned up after a killed worker, so it is not used.
+
+Ordering and equality: a worker computes with the same function, :meth:`Protocol.per_image`, on the same
+arrays, so its floats are the parent's bit for bit (checked by ``tests/test_workers.py``). BLAS, OpenMP and
+OpenCV are limited to one thread in each worker (``N`` workers on ``N`` cores: environment variables set in the
+worker's initializer, before it imports numpy), and BLAS to one thread in the parent while it evaluates
+(threadpoolctl, a runtime dependency for this: OpenBLAS's threads make NIQE + Ma + BRISQUE 2.4x *slower* on 2
+cores, their matrices are small), so both paths also compute with the same BLAS settings. Results are collected in
+dataset order in the parent, so store rows, per-image rows and the dataset-level accumulators' ``add`` see the
+same sequence as with ``--workers 1``.
+
+Bounded memory: at most ``2 x workers`` images are in flight (produced, not yet collected).
+
+Errors: a :class:`~srbench.errors.BadInputError` raised in a worker is the same "skipped" entry as before; any
+other exception is raised again in the parent with the worker's traceback text attached (its ``__cause__``).
+Workers ignore SIGINT: on Ctrl-C the parent cancels what is queued and terminates the workers, and the next
+evaluation starts a fresh pool. A worker that dies (killed, out of memory) raises :class:`WorkerCrashedError`
+naming the image.
+"""
+
+from __future__ import annotations
+
+import multiprocessing.context
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from typing import TYPE_CHECKING
+
+from srbench.errors import SrbenchError
+
+if TYPE_CHECKING:
+    from srbench.metrics.registry import Metric
+    from srbench.protocols import Protocol
+
+# Built-in metrics that run torch networks: they stay in the parent (torch threads there, weights loaded once).
+TORCH_METRICS = frozenset({"lpips", "lpips_vgg", "dists"})
+# The environment a metric may read (weights folders and caches), sent with every task.
+_ENV_PREFIXES = ("SRBENCH_",)
+_ENV_NAMES = ("TORCH_HOME", "XDG_CACHE_HOME", "HOME")
+_THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
+               "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+
+
+class WorkerCrashedError(SrbenchError):
+    """A metric worker process ended abruptly (killed, out of memory): the evaluation cannot go on."""
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, e.g. a container's or ``taskset``'s share)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS, Windows
+        return max(1, os.cpu_count() or 1)
+
+
+def resolve_workers(workers: int | None) -> int:
+    """``None`` -> the usable cores; otherwise at least 1."""
+    return usable_cores() if workers is None else max(1, int(workers))
+
+
+# ------------------------------------------------------------------------------------------ which metrics go
+def _runs_in_worker(metric: Metric) -> bool:
+    from srbench.metrics.builtin import BUILTIN
+
+    builtin = next((m for m in BUILTIN if m.name == metric.name), None)
+    return builtin is metric and not metric.is_dataset_level and metric.name not in TORCH_METRICS
+
+
+def split_metrics(proto: Protocol, names: Sequence[str]) -> tuple[list[str], list[str]]:
+    """``names`` (in protocol order) -> (computed in a worker, computed in the parent after the worker's values).
+
+    A metric goes to the worker when its descriptor is the built-in one, it is numpy code, and every metric it
+    reads (``requires``) goes there too.
+    """
+    remote: list[str] = []
+    for name in names:
+        m = proto.metric(name)
+        if _runs_in_worker(m) and all(r in remote for r in m.requires):
+            remote.append(name)
+    return remote, [n for n in names if n not in remote]
+
+
+# ----------------------------------------------------------------------------------------------- the worker
+def _environment() -> dict[str, str | None]:
+    keys = {k for k in os.environ if k.startswith(_ENV_PREFIXES)} | set(_ENV_NAMES)
+    return {k: os.environ.get(k) for k in sorted(keys)}
+
+
+def _init_worker() -> None:
+    """One thread per worker for BLAS/OpenMP/OpenCV; SIGINT is the parent's business."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if "numpy" not in sys.modules:  # the usual case: the libraries read these when they load
+        for key in _THREAD_ENV:
+            os.environ[key] = "1"
+    else:  # numpy is loaded already: limit its BLAS at run time
+        from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+
+        threadpool_limits(1)
+    try:
+        import cv2
+    except ImportError:
+        return
+    cv2.setNumThreads(1)
+
+
+def one_blas_thread():
+    """A context: numpy's and scipy's BLAS (OpenBLAS, MKL, BLIS) on one thread in this process, restored after.
+
+    NIQE, Ma and BRISQUE make many small matrix products and decompositions, where OpenBLAS's threads cost more
+    than they give: on 2 cores the three run 2.4x faster on one thread. torch's own thread pools (OpenMP) are
+    left alone, so a generator running on the CPU keeps them.
+    """
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(1, user_api="blas")
+
+
+def _worker_env(env: dict[str, str | None]) -> None:
+    for key in [k for k in os.environ if k.startswith(_ENV_PREFIXES) and k not in env]:
+        del os.environ[key]
+    for key, value in env.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+def compute(protocol: str, sr, hr, scale: int, names: list[str], options: dict,
+            env: dict[str, str | None]) -> dict[str, float]:
+    """What a worker runs for one image: the protocol's own per-image computation."""
+    from srbench.protocols import get_protocol
+
+    _worker_env(env)
+    try:
+        return get_protocol(protocol).per_image(sr, hr, scale, names, options)
+    except Exception as exc:
+        sendable = _sendable(exc)
+        if sendable is exc:
+            raise
+        raise sendable from exc
+
+
+def _sendable(exc: Exception) -> Exception:
+    """``exc`` if it survives the trip to the parent, else one that does with its message (an exception whose
+    ``__init__`` takes other arguments than its message, e.g. WeightsUnavailableError, cannot be unpickled, and
+    would break the pool). The worker's traceback text goes along either way."""
+    import pickle
+
+    try:
+        pickle.loads(pickle.dumps(exc))
+    except Exception:
+        return (SrbenchError if isinstance(exc, SrbenchError) else RuntimeError)(f"{exc}")
+    return exc
+
+
+# ------------------------------------------------------------------------------------------------- the pool
+_WORKER_NAME = "srbench-metrics-worker"
+
+
+class _WorkerProcess(multiprocessing.context.SpawnProcess):
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.name = f"{_WORKER_NAME}-{self.name}"
+
+
+class _SpawnContext(multiprocessing.context.SpawnContext):
+    Process = _WorkerProcess
+
+
+def _skip_main_in_workers() -> None:
+    """Spawned workers do not run the parent's ``__main__`` again.
+
+    multiprocessing's spawn re-executes the main script in every child (as ``__mp_main__``) so that functions
+    defined there can be unpickled; a script that calls ``evaluate`` without an ``if __name__ == "__main__"``
+    guard would run again (training, say) in each worker, and then fail. A worker only runs this module's
+    :func:`compute`, so the main module is left out of what srbench's workers (and only they: by process
+    name) are told to prepare.
+    """
+    from multiprocessing import spawn
+
+    if getattr(spawn.get_preparation_data, "_srbench", False):
+        return
+    original = spawn.get_preparation_data
+
+    def get_preparation_data(name: str) -> dict:
+        data = original(name)
+        if name.startswith(_WORKER_NAME):
+            data.pop("init_main_from_path", None)
+            data.pop("init_main_from_name", None)
+        return data
+
+    get_preparation_data._srbench = True  # type: ignore[attr-defined]
+    spawn.get_preparation_data = get_preparation_data
+
+
+class _Pool:
+    """The process's one pool of metric workers, made on first use and reused."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._executor: ProcessPoolExecutor | None = None
+        self._size = 0
+
+    def get(self, workers: int) -> ProcessPoolExecutor:
+        with self._lock:
+            if self._executor is not None and self._size != workers:
+                self._executor.shutdown(wait=True, cancel_futures=True)
+                self._executor = None
+            if self._executor is None:
+                _skip_main_in_workers()
+                self._executor = ProcessPoolExecutor(workers, mp_context=_SpawnContext(), initializer=_init_worker)
+                self._size = workers
+            return self._executor
+
+    def discard(self, executor: ProcessPoolExecutor, *, terminate: bool) -> None:
+        """Stop using a broken ``executor``, or with ``terminate`` (Ctrl-C: a running NIQE must not go on) kill
+        its workers; the next evaluation starts a fresh pool."""
+        with self._lock:
+            if terminate:
+                # ProcessPoolExecutor has no public way to stop running tasks before Python 3.14.
+                for process in list((getattr(executor, "_processes", None) or {}).values()):
+                    if process.is_alive():
+                        process.terminate()
+            executor.shutdown(wait=False, cancel_futures=True)
+            if self._executor is executor:
+                self._executor = None
+
+    def shutdown(self) -> None:
+        with self._lock:
+            if self._executor is not None:
+                self._executor.shutdown(wait=True, cancel_futures=True)
+                self._executor = None
+
+
+POOL = _Pool()
+
+
+def environment() -> dict[str, str | None]:
+    """The environment sent with each task (read once per evaluation)."""
+    return _environment()

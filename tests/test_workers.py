@@ -1,0 +1,195 @@
+"""Metrics in worker processes (``evaluate --workers N``): the same values, bit for bit, in the same order."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from srbench import metrics as M
+from srbench import workers as W
+from srbench.cli import main
+from srbench.errors import BadInputError
+from srbench.evaluate import evaluate
+from srbench.images import read_image, write_png
+from srbench.matlab import imresize, rgb2y
+from srbench.metrics import nrqm as N
+from srbench.metrics.nrqm_synthetic import write_synthetic_model
+from srbench.store import Store
+
+# Crops of different sizes, so that workers finish out of dataset order.
+CROPS = {"baby": (200, 240), "bird": (160, 160), "butterfly": (240, 200), "head": (176, 192), "woman": (224, 160)}
+
+
+@pytest.fixture(scope="module")
+def tiny(shared_data, tmp_path_factory):
+    root = tmp_path_factory.mktemp("tiny")
+    for name, (h, w) in CROPS.items():
+        write_png(root / f"{name}.png", read_image(shared_data / f"benchmark/Set5/HR/{name}.png")[:h, :w])
+    return root
+
+
+@pytest.fixture(scope="module")
+def nrqm_weights(tiny, tmp_path_factory):
+    """A stand-in NRQM model (few trees) of the real one's structure: Ma's plumbing, not its numbers."""
+    rng = np.random.default_rng(0)
+    planes = [rgb2y(read_image(p)).astype(np.float64) for p in sorted(tiny.glob("*.png"))[:3]]
+    feats = [(N.dct_features(p), N.gsm_features(p), N.svd_features(p)) for p in planes]
+    groups = []
+    for g in range(3):
+        base = np.stack([f[g] for f in feats])
+        groups.append(base[rng.integers(len(feats), size=200)] * (1 + 0.05 * rng.normal(size=(200, base.shape[1]))))
+    folder = tmp_path_factory.mktemp("weights")
+    write_synthetic_model(folder / N.NRQM_FILENAME, (groups[0], groups[1], groups[2]), n_trees=8, seed=1)
+    return folder
+
+
+def _run(model, ds, workers, **kwargs):
+    (res,) = evaluate(model, [str(ds)], workers=workers, **kwargs)
+    return res
+
+
+def _bits(value):
+    """A float by its bits (NaN included), anything else as is."""
+    if isinstance(value, dict):
+        return {k: _bits(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return tuple(_bits(v) for v in value)
+    return float(value).hex() if isinstance(value, float | np.floating) else value
+
+
+def _same(a, b, *, columns=True):
+    assert [r["image"] for r in a.per_image] == [r["image"] for r in b.per_image]
+    if columns:  # same columns, same order (values read back from a store come in the store's order)
+        assert [list(r) for r in a.per_image] == [list(r) for r in b.per_image]
+    assert [_bits(r) for r in a.per_image] == [_bits(r) for r in b.per_image]  # bit for bit
+    assert _bits(a.summary) == _bits(b.summary) and list(a.summary) == list(b.summary)
+    assert a.skipped == b.skipped and a.warnings == b.warnings
+
+
+def test_default_is_the_usable_cores():
+    assert W.resolve_workers(None) == len(os.sched_getaffinity(0)) == W.usable_cores()
+    assert W.resolve_workers(0) == 1 and W.resolve_workers(3) == 3
+
+
+def test_sr_protocol_is_bitwise_equal_and_in_dataset_order(tiny):
+    one = _run("bicubic", tiny, 1)
+    two = _run("bicubic", tiny, 2)
+    assert W.POOL._executor is not None  # the workers did compute
+    assert [r["image"] for r in two.per_image] == sorted(CROPS)
+    _same(one, two)
+
+
+@pytest.mark.parametrize("with_store", [False, True])
+def test_pirm_protocol_is_bitwise_equal_with_and_without_a_store(tiny, nrqm_weights, tmp_path, with_store):
+    metrics = ["rmse", "niqe", "ma", "pi", "brisque"]
+    results, stored = [], []
+    for workers in (1, 2):
+        store = Store(tmp_path / f"store{workers}.sqlite") if with_store else None
+        try:
+            results.append(_run("bicubic", tiny, workers, protocol="pirm", metrics=metrics,
+                                weights_dir=str(nrqm_weights), store=store, suite="t" if store else None))
+            if store is not None:
+                stored.append([(v["image"], v["metric"], v["metric_version"], v["value"]) for v in store.all_values()])
+                again = _run("bicubic", tiny, workers, protocol="pirm", metrics=metrics,
+                             weights_dir=str(nrqm_weights), store=store)
+                assert again.provenance["cached_images"] == len(CROPS)
+                _same(results[-1], again, columns=False)
+        finally:
+            if store is not None:
+                store.close()
+    _same(*results)
+    assert all(np.isfinite(r["ma"]) and np.isfinite(r["brisque"]) for r in results[1].per_image)
+    # The smaller crops are too small for NIQE's two blocks: NaN, which stays NaN the same way.
+    assert {bool(np.isfinite(r["niqe"])) for r in results[1].per_image} == {True, False}
+    if with_store:
+        assert [_bits(r) for r in stored[0]] == [_bits(r) for r in stored[1]] and len(stored[0]) == len(CROPS) * 8
+
+
+def test_runtime_registered_metrics_run_in_the_parent(tiny):
+    calls: list[int] = []
+
+    def counting(x):
+        calls.append(os.getpid())
+        return float(np.mean(x.sr_plane()))
+
+    mean_y = M.Metric("mean_y", "mean Y", 2, True, False, "t1", "mean of Y", counting, protocols=("pirm",))
+    # Derived from a metric computed in a worker: reads its value after it arrived.
+    half_niqe = M.Metric("half_niqe", "NIQE/2", 3, False, False, "t1", "half NIQE",
+                         lambda x: x.values["niqe"] / 2, plane="none", protocols=("pirm",), requires=("niqe",))
+    real = M.get_metric("rmse")
+    shifted = dataclasses.replace(real, compute=lambda x: {"mse": 1.0, "rmse": 1.0}, version="t")
+    with M.temporarily(mean_y), M.temporarily(half_niqe), M.temporarily(shifted):
+        assert W.split_metrics(__import__("srbench.protocols").protocols.get_protocol("pirm"),
+                               ["rmse", "niqe", "mean_y", "half_niqe"]) == (["niqe"], ["rmse", "mean_y", "half_niqe"])
+        one = _run("bicubic", tiny, 1, protocol="pirm", metrics=["rmse", "niqe", "mean_y", "half_niqe"])
+        two = _run("bicubic", tiny, 2, protocol="pirm", metrics=["rmse", "niqe", "mean_y", "half_niqe"])
+    _same(one, two)
+    assert set(calls) == {os.getpid()} and len(calls) == 2 * len(CROPS)
+    assert all(r["rmse"] == 1.0 and _bits(r["half_niqe"]) == _bits(r["niqe"] / 2) for r in two.per_image)
+
+
+def test_bad_images_in_the_middle_are_skipped_identically(tiny, tmp_path):
+    ds = tmp_path / "ds"
+    ds.mkdir()
+    for name in CROPS:
+        (ds / f"{name}.png").write_bytes((tiny / f"{name}.png").read_bytes())
+    (ds / "bz_truncated.png").write_bytes((tiny / "baby.png").read_bytes()[:300])  # fails to read, in the parent
+    sr = tmp_path / "sr"
+    for name in CROPS:
+        hr = read_image(tiny / f"{name}.png")
+        out = imresize(imresize(hr, 0.25), 4)
+        write_png(sr / f"{name}.png", out[:-8] if name == "bird" else out)  # wrong size: found in the worker
+    one = _run(str(sr), ds, 1, protocol="pirm", metrics=["rmse", "niqe"])
+    two = _run(str(sr), ds, 2, protocol="pirm", metrics=["rmse", "niqe"])
+    _same(one, two)
+    assert [r["image"] for r in two.per_image] == ["baby", "butterfly", "head", "woman"]
+    assert {s["image"] for s in two.skipped} == {"bird", "bz_truncated"}
+    assert any("SR is" in s["error"] and "bird.png" in s["error"] for s in two.skipped)
+
+
+def test_an_error_in_a_worker_keeps_its_traceback():
+    pool = W.POOL.get(2)
+    with pytest.raises(BadInputError, match="unknown protocol"):
+        pool.submit(W.compute, "nope", None, None, 4, [], {}, {}).result()
+    with pytest.raises(TypeError, match="sign") as err:  # numpy's, on strings
+        pool.submit(W.compute, "sr", "not an image", "nor this", 4, ["psnr_y"], {}, {}).result()
+    assert not isinstance(err.value, BadInputError)
+    assert "Traceback" in str(err.value.__cause__) and "per_image" in str(err.value.__cause__)
+
+
+def test_a_killed_worker_is_one_clear_error_and_the_next_run_recovers(tiny):
+    one = _run("bicubic", tiny, 1, protocol="pirm", metrics=["rmse", "niqe"])
+
+    def kill(label, i, total):
+        if i == 2:
+            for process in list(W.POOL._executor._processes.values()):
+                os.kill(process.pid, signal.SIGKILL)
+
+    with pytest.raises(W.WorkerCrashedError, match=r"worker process ended abruptly .*\.png"):
+        list(evaluate("bicubic", [str(tiny)], protocol="pirm", metrics=["rmse", "niqe"], workers=2, progress=kill))
+    _same(one, _run("bicubic", tiny, 2, protocol="pirm", metrics=["rmse", "niqe"]))
+
+
+def test_cli_workers_option(tiny):
+    runs = [CliRunner().invoke(main, ["evaluate", "--model", "bicubic", "--dataset", str(tiny), "--json",
+                                      "--workers", str(n)]) for n in (1, 2)]
+    assert all(r.exit_code == 0 for r in runs), runs[0].output + runs[1].output
+    assert json.loads(runs[0].stdout) == json.loads(runs[1].stdout)
+    bad = CliRunner().invoke(main, ["evaluate", "--model", "bicubic", "--dataset", str(tiny), "--workers", "0"])
+    assert bad.exit_code != 0 and "--workers" in bad.output
+
+
+def test_an_error_that_cannot_be_pickled_arrives_as_its_message():
+    from srbench.errors import SrbenchError, WeightsUnavailableError
+
+    exc = WeightsUnavailableError("Ma", "NRQM_model.mat", "/w", ["/w"], "the authors")
+    sent = W._sendable(exc)
+    assert type(sent) is SrbenchError and str(sent) == str(exc)
+    plain = BadInputError("bad")
+    assert W._sendable(plain) is plain
