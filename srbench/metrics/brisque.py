@@ -52,7 +52,7 @@ import numpy as np
 from scipy import special
 
 from srbench.errors import BadInputError
-from srbench.matlab import imresize, rgb2gray, to_uint8
+from srbench.matlab import imresize
 from srbench.metrics import nss
 from srbench.metrics.niqe import ILL_CONDITIONED_SPREAD
 from srbench.metrics.nss import shape_grid
@@ -152,13 +152,7 @@ def _scale_features(structdis: np.ndarray) -> list[float]:
 
 def prepare_plane(img: np.ndarray) -> np.ndarray:
     """The release's input handling: colour -> ``rgb2gray(uint8(im))`` (rounded), then double."""
-    img = np.asarray(img)
-    if img.ndim == 3 and img.shape[2] == 3:
-        img = rgb2gray(img if img.dtype == np.uint8 else to_uint8(img))
-    elif img.ndim == 3 and img.shape[2] == 1:
-        img = img[..., 0]
-    if img.ndim != 2:
-        raise BadInputError(f"BRISQUE expects a 2-D plane or an RGB image, got shape {img.shape}")
+    img = nss.gray_plane(img, "BRISQUE")
     if min(img.shape) < 2:
         # imresize(0.5) of a single row or column leaves no neighbour products at the second scale.
         raise BadInputError(f"BRISQUE needs a plane of at least 2x2 pixels, got {img.shape[0]}x{img.shape[1]}")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from scipy import ndimage
@@ -40,7 +42,7 @@ def psnr(a: np.ndarray, b: np.ndarray, data_range: float = 255.0) -> float:
 
 
 @functools.cache
-def _gaussian_1d() -> np.ndarray:
+def gaussian_1d() -> np.ndarray:
     # fspecial('gaussian', 11, 1.5) is the outer product of this normalised 1-D kernel with itself.
     r = np.arange(SSIM_WINDOW, dtype=np.float64) - SSIM_WINDOW // 2
     g = np.exp(-(r * r) / (2.0 * SSIM_SIGMA * SSIM_SIGMA))
@@ -48,25 +50,28 @@ def _gaussian_1d() -> np.ndarray:
 
 
 def _filter_valid(x: np.ndarray) -> np.ndarray:
-    g = _gaussian_1d()
+    g = gaussian_1d()
     out = ndimage.correlate1d(x, g, axis=0, mode="constant")
     out = ndimage.correlate1d(out, g, axis=1, mode="constant")
     m = SSIM_WINDOW // 2
     return out[m:-m, m:-m]
 
 
-def _ssim_plane(a: np.ndarray, b: np.ndarray) -> float:
+def ssim_map(a: Any, b: Any, filter_valid: Callable[[Any], Any]) -> Any:
+    """Wang et al.'s SSIM map from a 'valid' Gaussian filter: one formula for numpy arrays and torch tensors
+    (the same operations in the same order, so both give the same bits)."""
     c1 = (SSIM_K1 * SSIM_L) ** 2
     c2 = (SSIM_K2 * SSIM_L) ** 2
-    mu1, mu2 = _filter_valid(a), _filter_valid(b)
+    mu1, mu2 = filter_valid(a), filter_valid(b)
     mu1_sq, mu2_sq, mu1_mu2 = mu1 * mu1, mu2 * mu2, mu1 * mu2
-    sigma1_sq = _filter_valid(a * a) - mu1_sq
-    sigma2_sq = _filter_valid(b * b) - mu2_sq
-    sigma12 = _filter_valid(a * b) - mu1_mu2
-    ssim_map = ((2 * mu1_mu2 + c1) * (2 * sigma12 + c2)) / (
-        (mu1_sq + mu2_sq + c1) * (sigma1_sq + sigma2_sq + c2)
-    )
-    return float(ssim_map.mean())
+    sigma1_sq = filter_valid(a * a) - mu1_sq
+    sigma2_sq = filter_valid(b * b) - mu2_sq
+    sigma12 = filter_valid(a * b) - mu1_mu2
+    return ((2 * mu1_mu2 + c1) * (2 * sigma12 + c2)) / ((mu1_sq + mu2_sq + c1) * (sigma1_sq + sigma2_sq + c2))
+
+
+def _ssim_plane(a: np.ndarray, b: np.ndarray) -> float:
+    return float(ssim_map(a, b, _filter_valid).mean())
 
 
 def ssim(a: np.ndarray, b: np.ndarray) -> float:

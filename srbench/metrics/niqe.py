@@ -27,7 +27,7 @@ import numpy as np
 from scipy import special
 
 from srbench.errors import BadInputError
-from srbench.matlab import imresize, rgb2gray, to_uint8
+from srbench.matlab import imresize
 from srbench.metrics import nss
 
 BLOCK = 96
@@ -101,13 +101,7 @@ def _block_features(mscn: np.ndarray, block: int) -> np.ndarray:
 
 def prepare_plane(img: np.ndarray) -> np.ndarray:
     """The release's input handling: colour -> rgb2gray (rounded), crop to whole 96x96 blocks, double."""
-    img = np.asarray(img)
-    if img.ndim == 3 and img.shape[2] == 3:
-        img = rgb2gray(img if img.dtype == np.uint8 else to_uint8(img))
-    elif img.ndim == 3 and img.shape[2] == 1:
-        img = img[..., 0]
-    if img.ndim != 2:
-        raise BadInputError(f"NIQE expects a 2-D plane or an RGB image, got shape {img.shape}")
+    img = nss.gray_plane(img, "NIQE")
     h, w = img.shape
     if (h // BLOCK) * (w // BLOCK) < 2:
         # The distortion model is a Gaussian fitted over blocks: one block has no covariance.

@@ -38,6 +38,7 @@ from scipy import fft, ndimage, special
 from srbench import paths
 from srbench.errors import BadInputError
 from srbench.matlab import colon, fspecial_gaussian, imresize, imresize_to
+from srbench.metrics.fullref import gaussian_1d
 from srbench.metrics.nss import ggd_ratio, nearest_index
 
 NRQM_FILENAME = "NRQM_model.mat"
@@ -360,15 +361,6 @@ def _divisive_normalisation(bands: list[np.ndarray], convention: Convention, cac
     return out
 
 
-@functools.cache
-def _ssim_window() -> np.ndarray:
-    # fspecial('gaussian', 11, 1.5) is the outer product of this normalised 1-D kernel: filtering rows then
-    # columns does 22 multiplications per pixel instead of 121.
-    r = np.arange(11, dtype=np.float64) - 5.0
-    g = np.exp(-(r**2) / (2 * 1.5**2))
-    return g / g.sum()
-
-
 def _filt(a: np.ndarray) -> np.ndarray:
     """SSIM's local mean: 11x11 Gaussian (sigma 1.5), 'valid' region only.
 
@@ -377,7 +369,7 @@ def _filt(a: np.ndarray) -> np.ndarray:
     """
     import cv2
 
-    g = _ssim_window()
+    g = gaussian_1d()  # the 1-D factor of SSIM's fspecial('gaussian', 11, 1.5)
     return cv2.sepFilter2D(np.ascontiguousarray(a), cv2.CV_64F, g, g, borderType=cv2.BORDER_CONSTANT)[5:-5, 5:-5]
 
 

@@ -21,7 +21,8 @@ from typing import Literal, TypeVar
 import numpy as np
 from scipy import ndimage, special
 
-from srbench.matlab import colon, fspecial_gaussian
+from srbench.errors import BadInputError
+from srbench.matlab import colon, fspecial_gaussian, rgb2gray, to_uint8
 
 # How the 7x7 local statistics see beyond the border: "replicate" = imfilter(..., 'replicate') (NIQE),
 # "zero" = filter2(..., 'same') (BRISQUE).
@@ -151,3 +152,16 @@ def mscn(plane: np.ndarray, *, padding: Padding, flat_sign: float | None = None,
     if flat_sign is not None:
         centred = np.where(flat_mask(plane, padding=padding, skip_zero=skip_zero), flat_sign * TINY, centred)
     return centred / (sigma + 1.0)
+
+
+def gray_plane(img: np.ndarray, metric: str) -> np.ndarray:
+    """The LIVE releases' input handling: colour -> ``rgb2gray(uint8(im))`` (rounded), one channel -> the
+    plane; anything else is refused naming ``metric``."""
+    img = np.asarray(img)
+    if img.ndim == 3 and img.shape[2] == 3:
+        img = rgb2gray(img if img.dtype == np.uint8 else to_uint8(img))
+    elif img.ndim == 3 and img.shape[2] == 1:
+        img = img[..., 0]
+    if img.ndim != 2:
+        raise BadInputError(f"{metric} expects a 2-D plane or an RGB image, got shape {img.shape}")
+    return img

@@ -43,7 +43,8 @@ import torch
 
 from srbench.errors import BadInputError
 from srbench.matlab import YCBCR_MATRIX
-from srbench.metrics.fullref import SSIM_K1, SSIM_K2, SSIM_L, SSIM_WINDOW, _gaussian_1d
+from srbench.metrics import fullref
+from srbench.metrics.fullref import SSIM_WINDOW, gaussian_1d
 
 _PW_BLOCK = 128  # numpy's PW_BLOCKSIZE: pairwise summation recurses down to blocks of at most 128
 _PW_UNROLL = 8  # ... each summed with 8 accumulators
@@ -285,7 +286,7 @@ def _correlate_valid(x: torch.Tensor, dim: int) -> torch.Tensor:
     """``scipy.ndimage.correlate1d`` with the 11-tap Gaussian along ``dim``, kept where the window fits
     ('valid'), in scipy's order for a symmetric kernel: centre tap first, then ``(x[-k] + x[+k]) * w[k]`` from
     the outermost pair inwards."""
-    g = _gaussian_1d().tolist()  # Python floats: the float64 taps, exactly
+    g = gaussian_1d().tolist()  # Python floats: the float64 taps, exactly
     m = SSIM_WINDOW // 2
     length = x.shape[dim] - 2 * m
 
@@ -308,15 +309,7 @@ def ssim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     a, b, single = _batch_pair(a, b, "ssim")
     if min(a.shape[-2:]) < SSIM_WINDOW:
         raise BadInputError(f"ssim: images must be at least {SSIM_WINDOW}x{SSIM_WINDOW}, got {tuple(a.shape[-2:])}")
-    c1 = (SSIM_K1 * SSIM_L) ** 2
-    c2 = (SSIM_K2 * SSIM_L) ** 2
-    mu1, mu2 = _filter_valid(a), _filter_valid(b)
-    mu1_sq, mu2_sq, mu1_mu2 = mu1 * mu1, mu2 * mu2, mu1 * mu2
-    sigma1_sq = _filter_valid(a * a) - mu1_sq
-    sigma2_sq = _filter_valid(b * b) - mu2_sq
-    sigma12 = _filter_valid(a * b) - mu1_mu2
-    ssim_map = ((2 * mu1_mu2 + c1) * (2 * sigma12 + c2)) / ((mu1_sq + mu2_sq + c1) * (sigma1_sq + sigma2_sq + c2))
-    out = numpy_mean(ssim_map)
+    out = numpy_mean(fullref.ssim_map(a, b, _filter_valid))
     return out[0] if single else out
 
 

@@ -187,12 +187,10 @@ class TrainingCache:
         """Hold ``.locks/<fp>.lock``: one process trains a fingerprint, another waits for it (then finds it)."""
         import fcntl
 
+        from srbench.train.lock import open_lock_file
+
         path = self.root / ".locks" / f"{fp}.lock"
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-        except OSError as exc:
-            raise OutputError.from_os_error(path, exc) from None
+        fd = open_lock_file(path)
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

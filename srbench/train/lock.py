@@ -36,6 +36,15 @@ def _lock_holder(fd: int) -> dict | None:
     return info if isinstance(info, dict) else None
 
 
+def open_lock_file(path: Path) -> int:
+    """A descriptor of the lock file ``path`` (created with its folder), for ``flock``; OutputError if not."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as exc:
+        raise OutputError.from_os_error(path, exc) from None
+
+
 @contextmanager
 def lock_run_folder(folder: str | os.PathLike) -> Iterator[Path]:
     """Hold an exclusive lock on the run folder ``folder`` (created if needed) for the ``with`` block.
@@ -50,11 +59,7 @@ def lock_run_folder(folder: str | os.PathLike) -> Iterator[Path]:
 
     folder = Path(folder).expanduser()
     path = folder / LOCK_NAME
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-    except OSError as exc:
-        raise OutputError.from_os_error(path, exc) from None
+    fd = open_lock_file(path)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
