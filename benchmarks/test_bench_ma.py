@@ -17,7 +17,7 @@ from srbench.images import read_image
 from srbench.matlab import rgb2y
 from srbench.metrics import niqe
 from srbench.metrics import nrqm as N
-from srbench.metrics.nrqm_synthetic import write_synthetic_model
+from srbench.metrics.nrqm_synthetic import write_model_around
 
 IMAGES = {  # (path under ../shared/data, crop) -> the sizes the issue names
     "480x320": ("selfexsr/BSD100/image_SRF_4/img_004_SRF_4_HR.png", (slice(0, 320), slice(0, 480))),
@@ -54,14 +54,8 @@ def planes(shared_data) -> dict[str, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def model_path(tmp_path_factory, planes):
-    rng = np.random.default_rng(0)
-    feats = [(N.dct_features(p), N.gsm_features(p), N.svd_features(p)) for p in planes.values()]
-    groups = []
-    for g in range(3):
-        base = np.stack([f[g] for f in feats])
-        groups.append(base[rng.integers(len(feats), size=1440)] * (1 + 0.05 * rng.normal(size=(1440, base.shape[1]))))
     path = tmp_path_factory.mktemp("nrqm") / N.NRQM_FILENAME
-    write_synthetic_model(path, (groups[0], groups[1], groups[2]), n_trees=2000)
+    write_model_around(path, planes.values(), n_trees=2000)
     return path
 
 

@@ -18,7 +18,7 @@ from srbench.evaluate import evaluate
 from srbench.images import read_image
 from srbench.matlab import rgb2y
 from srbench.metrics import nrqm as N
-from srbench.metrics.nrqm_synthetic import write_synthetic_model
+from srbench.metrics.nrqm_synthetic import write_model_around
 
 N_IMAGES = 20
 METRICS = ["rmse", "niqe", "ma", "pi", "brisque"]
@@ -37,15 +37,9 @@ def bsd(shared_data, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def weights(bsd, tmp_path_factory):
-    rng = np.random.default_rng(0)
     planes = [rgb2y(read_image(p)).astype(np.float64) for p in sorted(bsd.rglob("*_HR.png"))[:4]]
-    feats = [(N.dct_features(p), N.gsm_features(p), N.svd_features(p)) for p in planes]
-    groups = []
-    for g in range(3):
-        base = np.stack([f[g] for f in feats])
-        groups.append(base[rng.integers(len(feats), size=1440)] * (1 + 0.05 * rng.normal(size=(1440, base.shape[1]))))
     folder = tmp_path_factory.mktemp("weights")
-    write_synthetic_model(folder / N.NRQM_FILENAME, (groups[0], groups[1], groups[2]), n_trees=2000)
+    write_model_around(folder / N.NRQM_FILENAME, planes, n_trees=2000)
     return folder
 
 

@@ -22,8 +22,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from srbench import paths
+from srbench import distributed, paths
 from srbench.config import shown
+from srbench.distributed import Ranks
 from srbench.errors import BadInputError, SrbenchError
 
 SUITE_KEYS = {"name", "description", "datasets", "baselines", "variants", "interpolation"}
@@ -320,6 +321,7 @@ class _Plan:
     cache_dir: Path | None = None  # the training cache (srbench.paths.training_cache_dir)
     jobs: int = 1  # trainings side by side
     workers: int | None = None  # metric workers of each evaluation (srbench.evaluate)
+    where: Any = None  # srbench.distributed.Ranks: this process's place in a torchrun launch
 
     def existing(self, variant: str, stage: str) -> Path | None:
         """A checkpoint given with --checkpoints (used as it is, never trained)."""
@@ -377,8 +379,11 @@ class _Trainings:
         self.plan, self.report, self.configs = plan, report, configs
         self.cache = TrainingCache(plan.cache_dir)
         self.device = resolve_device(plan.device)
-        # Intra-op threads of each training on a CPU: part of the fingerprint (they change the last bits).
-        self.threads = max(1, _cores() // plan.jobs) if self.device == "cpu" else None
+        self.where = plan.where or Ranks()
+        # Intra-op threads of each training on a CPU: part of the fingerprint (they change the last bits). The
+        # cores are shared by the trainings side by side, and by the torchrun processes of this machine.
+        local = int(os.environ.get("LOCAL_WORLD_SIZE", "1")) if self.where.active else 1
+        self.threads = max(1, _cores() // (plan.jobs * local)) if self.device == "cpu" else None
         self.memo: dict = {}  # data fingerprints
         self.jobs: dict[str, _Job] = {}  # fingerprint -> job
         self.queue: list[_Job] = []  # jobs to train, in suite order
@@ -432,6 +437,12 @@ class _Trainings:
 
         cached: CachedStage = self.shared[job.key.fingerprint][1]
         others = [e for e in job.entries if e != name]
+        if not self.where.is_main:  # rank 0 alone writes the run folders; the others read the cache entry
+            self.report.models[f"{name}-{job.stage}"] = cached.final
+            if job.stage == "psnr":
+                self.psnr_weights[name] = cached.final
+                self.add(name, "gan")
+            return
         try:
             self.report.models[f"{name}-{job.stage}"] = place(
                 cached, self.plan.runs_dir / name / job.stage, config=self.configs[name], shared_with=others)
@@ -444,9 +455,10 @@ class _Trainings:
             self.psnr_weights[name] = cached.final
             self.add(name, "gan")
 
-    def finish(self, job: _Job, cached) -> None:
+    def finish(self, job: _Job, cached, *, trained: bool | None = None) -> None:
+        """``trained``: whether it was trained in this run (default: by this process)."""
         job.done = True
-        source = "trained" if cached.trained else "cache"
+        source = "trained" if (cached.trained if trained is None else trained) else "cache"
         share = SharedStage(job.stage, job.entries, str(cached.final), job.key.fingerprint, source,
                             cached.record.get("seconds"))
         self.report.training.append(share)
@@ -466,6 +478,9 @@ class _Trainings:
     def run(self) -> None:
         for variant in self.plan.suite.entries:
             self.add(variant.name, "psnr")
+        if self.where.active:
+            self._run_ranked()
+            return
         if self.plan.jobs > 1 and len(self.queue) > 1:
             self._run_side_by_side()
             return
@@ -483,6 +498,37 @@ class _Trainings:
                 self._fail(job.entries, exc)
                 continue
             self.finish(job, cached)
+
+    def _run_ranked(self) -> None:
+        """torchrun: the stages in waves of the dependency graph (the psnr stages, then the gan stages that start
+        from them); in each wave rank ``r`` trains every ``world``-th stage on its own (no DDP: a whole stage per
+        rank), then every rank reads the wave's entries from the training cache, which the ranks share."""
+        from srbench import distributed as Dist
+
+        while self.queue:
+            wave, self.queue = self.queue, []
+            errors: dict[str, str] = {}
+            for job in self.where.share(wave):
+                self.announce(job)
+                try:
+                    with _torch_threads(self.threads):
+                        self.cache.get_or_train(job.config, job.stage, job.key, init=job.init,
+                                                device=self.plan.device, progress=False, log=self.plan.log,
+                                                announce=False, alone=True)
+                except _fatal():
+                    raise  # torchrun stops the other ranks; a re-run resumes from the cache and the checkpoints
+                except SrbenchError as exc:
+                    errors[job.key.fingerprint] = str(exc)
+            for part in Dist.all_gather(errors, self.where):
+                errors.update(part)
+            for job in wave:
+                cached = self.cache.lookup(job.key.fingerprint)
+                if job.key.fingerprint in errors or cached is None:
+                    why = errors.get(job.key.fingerprint, f"its entry is missing from the training cache "
+                                                          f"{self.cache.root} (is it shared by every node?)")
+                    self._fail(job.entries, SrbenchError(why))
+                else:
+                    self.finish(job, cached, trained=True)
 
     def _run_side_by_side(self) -> None:
         """Up to ``plan.jobs`` trainings at once, each in its own process on its share of the cores; meanwhile this
@@ -676,14 +722,21 @@ def ablate(
     out_dir = Path(out).expanduser() if out else paths.reports_dir() / suite.name
     if jobs is not None and jobs < 1:
         raise BadInputError(f"--jobs {jobs}: allowed: 1 or more")
+    where = distributed.ranks()
+    if where.active:
+        jobs = 1  # one training at a time per torchrun process: the ranks are the trainings side by side
+        log = _rank_log(log, where)
     plan = _Plan(suite, preset, out_dir, out_dir / "runs" / preset,
                  Path(checkpoints).expanduser() if checkpoints else None, device, log,
                  cache_dir=paths.training_cache_dir(training_cache, store_path),
-                 jobs=jobs or default_jobs(device), workers=workers)
+                 jobs=jobs or default_jobs(device), workers=workers, where=where)
     _evaluate_options(workers)  # a --workers this evaluate() cannot take fails now, not after the training
     report = AblationReport(suite, preset, datasets, out_dir=out_dir, data_root=data_root, weights_dir=weights_dir)
     plan.check_outputs()
-    store = Store(store_path)  # opened (and checked) before any training too
+    assert plan.cache_dir is not None
+    _check_shared(plan.cache_dir, where)
+    # Opened (and checked) before any training too; under torchrun rank 0 alone holds it.
+    store = Store(store_path) if where.is_main else None
     try:
         log(f"suite {suite.name}: {len(suite.entries)} variants, preset {preset}, datasets {', '.join(datasets)}")
         report.models.update({baseline: baseline for baseline in suite.baselines})
@@ -701,16 +754,61 @@ def ablate(
                     return True
             return False
 
-        _train_suite(plan, report, configs, evaluate_next)
+        # Under torchrun every rank evaluates each model in step with the others (collectives): none meanwhile.
+        _train_suite(plan, report, configs, None if where.active else evaluate_next)
         if suite.interp_variant:
-            _each_failing_alone(report, "interpolation", lambda: _interpolate(plan, report), log)
+            _interpolate_in_turn(plan, report)
         while evaluate_next():
             pass
         # In the models' order, whatever order they were evaluated in (trainings end in any order).
         report.results = [r for model_name in report.models for r in evaluated.get(model_name, [])]
     finally:
-        store.close()
-    report.visual = lambda: visual_comparison(plan.opened, datasets[0], data_root,
-                                              weights_dir=weights_dir)
-    write_suite_report(report)
+        if store is not None:
+            store.close()
+    if where.is_main:
+        report.visual = lambda: visual_comparison(plan.opened, datasets[0], data_root,
+                                                  weights_dir=weights_dir)
+        write_suite_report(report)
     return report
+
+
+def _interpolate_in_turn(plan: _Plan, report: AblationReport) -> None:
+    """The interpolated checkpoints, written by rank 0 first; under torchrun a rank of another machine then
+    writes its own copy (the files are a pure function of the two checkpoints)."""
+    where = plan.where or Ranks()
+    for turn in ("main", "others"):
+        if (turn == "main") == where.is_main:
+            _each_failing_alone(report, "interpolation", lambda: _interpolate(plan, report), plan.log)
+        distributed.barrier(where)
+
+
+def _rank_log(log: Callable[[str], None], where: Ranks) -> Callable[[str], None]:
+    """Rank 0 logs the suite; the other ranks only the trainings they run, labelled with their rank."""
+    if where.is_main:
+        return log
+    return lambda msg: log(f"[rank {where.rank}] {msg}") if msg.startswith("training ") else None
+
+
+def _check_shared(cache_dir: Path, where: Ranks) -> None:
+    """Under torchrun, each rank trains its share of the stages into the training cache and every rank reads them
+    all: the folder must be one that every rank sees (one machine's disk, or a file system shared by the nodes)."""
+    if not where.active:
+        return
+    import secrets
+
+    from srbench.images import atomic_write_text
+
+    token = secrets.token_hex(8) if where.is_main else None
+    probe = cache_dir / f".torchrun-{os.environ.get('TORCHELASTIC_RUN_ID', 'run')}"
+    if where.is_main:
+        atomic_write_text(probe, str(token))
+    token = distributed.broadcast_from_main(token, where)
+    seen = probe.read_text() if probe.is_file() else None
+    ok = distributed.all_gather(seen == token, where)
+    distributed.barrier(where)
+    if where.is_main:
+        probe.unlink(missing_ok=True)
+    if not all(ok):
+        raise BadInputError(f"the training cache {cache_dir} is not shared by every torchrun rank (rank(s) "
+                            f"{[r for r, good in enumerate(ok) if not good]} do not see rank 0's files): give "
+                            "--training-cache a folder on a file system every node mounts")

@@ -105,15 +105,19 @@ def evaluate(model, datasets, scale, protocol, metrics, as_json, out, data_root,
     """Evaluate MODEL on datasets under a named protocol (sr or pirm)."""
     from contextlib import AbstractContextManager, nullcontext
 
+    from srbench.distributed import ranks
     from srbench.evaluate import evaluate as run
     from srbench.evaluate import write_outputs
     from srbench.images import ensure_writable_dir, set_max_pixels
 
     set_max_pixels(max_pixels)
+    # Under torchrun every rank computes its share; rank 0 alone holds the store, writes and prints.
+    main_rank = ranks().is_main
+    out = out if main_rank else None
     if out:
         ensure_writable_dir(out)
     results = []
-    if store_path:
+    if store_path and main_rank:
         from srbench.store import Store
 
         store_cm: AbstractContextManager[Store | None] = Store(store_path)
@@ -124,12 +128,15 @@ def evaluate(model, datasets, scale, protocol, metrics, as_json, out, data_root,
             for result in run(model, list(datasets), scale=scale, protocol=protocol, metrics=_split_csv(metrics),
                               data_root=data_root, weights_dir=weights_dir, skip_unavailable=skip_unavailable,
                               progress=_progress, device=device, tile=tile, store=store,
-                              suite=suite_name if store is not None else None, name=name, workers=workers):
+                              suite=suite_name if store_path else None, name=name, workers=workers):
                 results.append(result)
                 if out:
                     write_outputs(result, out)
         finally:
-            _report(results, as_json)
+            if main_rank:
+                _report(results, as_json)
+    if not main_rank:
+        return
     empty = [r.dataset for r in results if not r.per_image]
     if empty:
         click.echo(f"error: nothing was evaluated on {', '.join(empty)}: every image was skipped (see above)",

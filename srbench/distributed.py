@@ -57,6 +57,8 @@ def ranks() -> Ranks:
     import torch.distributed as dist
 
     if not dist.is_initialized():
+        if torch.cuda.is_available():  # each process of a node on its own GPU ("cuda" means it from now on)
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
     return Ranks(dist.get_rank(), dist.get_world_size())
 
@@ -80,6 +82,17 @@ def gather_to_main(obj: T, where: Ranks) -> list[T] | None:
 
     out: list[Any] | None = [None] * where.world if where.is_main else None
     dist.gather_object(obj, out, dst=0, group=_group())
+    return out
+
+
+def all_gather(obj: T, where: Ranks) -> list[T]:
+    """Every rank's ``obj``, in rank order, on every rank."""
+    if not where.active:
+        return [obj]
+    import torch.distributed as dist
+
+    out: list[Any] = [None] * where.world
+    dist.all_gather_object(out, obj, group=_group())
     return out
 
 

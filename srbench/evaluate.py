@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from srbench import datasets as D
+from srbench import distributed as Dist
 from srbench import provenance as P
 from srbench import workers as W
 from srbench.errors import BadInputError, WeightsUnavailableError
@@ -227,21 +228,46 @@ def _in_order(proto: Protocol, order: list[str], values: dict[str, float]) -> di
 class _InFlight:
     """One image whose metrics are being computed."""
 
+    index: int  # its place in the dataset
     item: D.Item
     have: dict  # values the store already held
+    pair_info: tuple[list[str], str, bool]  # (read notes, LR source, cropped) of the pair read
     future: Future  # -> (values, prepared), or the worker's values alone when ``order`` is set and no thread ran
     remote: Future | None = None  # the worker's part, when there is one
     order: list[str] | None = None  # the image's metrics, with worker processes
 
 
+@dataclass
+class _Outcome:
+    """What one image gave. Outcomes are applied (tally, store, accumulators) in dataset order, whichever process
+    computed them: the calling process, or under torchrun any rank (rank 0 applies everyone's)."""
+
+    index: int
+    item: D.Item
+    have: dict
+    from_cache: bool = False
+    error: str | None = None  # skipped as bad input
+    notes: list[str] = field(default_factory=list)
+    lr_source: str | None = None  # None: the pair was not read (cached, or a bad file)
+    cropped: bool = False
+    new: dict = field(default_factory=dict)
+    prepared: dict = field(default_factory=dict)
+
+
 class _ImageLoop:
     """SR images are made one by one while the metrics of earlier ones run in ``workers`` worker processes
-    (:mod:`srbench.workers`), or in one thread of this process when that is all there is to it."""
+    (:mod:`srbench.workers`), or in one thread of this process when that is all there is to it.
+
+    Under ``torchrun`` (``where.active``) each rank takes every ``world``-th image of each round of images, and
+    rank 0 gathers the outcomes and applies them in dataset order (it alone holds the store), round by round, so
+    an interruption loses at most one round."""
 
     def __init__(self, source: SRSource, dataset: D.Dataset, scale: int, plan: _Plan, store: Store | None,
-                 suite: str | None, workers: int | None, weights_dir: str | None) -> None:
+                 suite: str | None, workers: int | None, weights_dir: str | None,
+                 where: Dist.Ranks | None = None) -> None:
         self.source, self.dataset, self.scale, self.plan = source, dataset, scale, plan
         self.store, self.suite, self.workers = store, suite, W.resolve_workers(workers)
+        self.where = where or Dist.Ranks()
         self.options = {"weights_dir": weights_dir}
         self.tally = _Tally(skipped=[{"image": r.name, "file": str(r.path), "error": r.error}
                                      for r in dataset.rejected])
@@ -260,7 +286,7 @@ class _ImageLoop:
         """Worker processes only for a job worth them: several images to compute, a metric they can run."""
         if self.workers < 2:
             return False
-        todo = [it for it in self.dataset.items
+        todo = [it for it in self.where.share(self.dataset.items)
                 if self.dataset_needed or self.plan.still_needed(self.plan.cached.get(it.name, {}))]
         if len(todo) < 2:
             return False
@@ -276,8 +302,12 @@ class _ImageLoop:
         thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="srbench-metrics")
         try:
             with W.one_blas_thread():  # the metrics computed in this process, as in the workers
-                self._images(thread, progress, label, total)
-            self._finish_dataset_metrics()
+                if self.where.active:
+                    self._rounds(thread, progress, label, total)
+                else:
+                    self._images(thread, list(enumerate(self.dataset.items)), self._apply, progress, label, total)
+            if self.where.is_main:
+                self._finish_dataset_metrics()
         finally:  # the run is closed even when something unexpected stops it
             thread.shutdown(wait=True, cancel_futures=True)
             if self.store is not None and self.run_id is not None:  # run_id is set only with a store
@@ -286,55 +316,69 @@ class _ImageLoop:
             progress(label, total, total)
         return self.tally
 
-    def _images(self, thread: ThreadPoolExecutor, progress: Progress | None, label: str, total: int) -> None:
-        """Every image in dataset order: produced, handed to the metrics, collected in the same order."""
-        pending: deque[_InFlight] = deque()
+    def _rounds(self, thread: ThreadPoolExecutor, progress: Progress | None, label: str, total: int) -> None:
+        """torchrun: rounds of ``world x (2 workers + 2)`` images; in each, this rank's share is computed, then rank
+        0 applies every rank's outcomes in dataset order."""
+        indexed = list(enumerate(self.dataset.items))
+        size = self.where.world * (2 * self.workers + 2)
+        for start in range(0, len(indexed), size):
+            mine: list[_Outcome] = []
+            self._images(thread, self.where.share(indexed[start:start + size]), mine.append, None, label, total)
+            everyone = Dist.gather_to_main(mine, self.where)
+            if everyone is not None:
+                for outcome in sorted((o for part in everyone for o in part), key=lambda o: o.index):
+                    if progress:
+                        progress(label, outcome.index, total)
+                    self._apply(outcome)
+
+    def _images(self, thread: ThreadPoolExecutor, items: list[tuple[int, D.Item]],
+                apply: Callable[[_Outcome], None], progress: Progress | None, label: str, total: int) -> None:
+        """``items`` in order: produced, handed to the metrics, their outcomes given to ``apply`` in the same
+        order."""
+        pending: deque[_InFlight | _Outcome] = deque()
+        item: D.Item | None = None
         try:
-            for i, item in enumerate(self.dataset.items):
+            for index, item in items:
                 if progress:
-                    progress(label, i, total)
-                submitted = self._submit(thread, item)
-                if submitted is not None:
-                    pending.append(submitted)
+                    progress(label, index, total)
+                pending.append(self._submit(thread, index, item))
                 while len(pending) > 2 * self.workers:  # bound the SR images held in memory
-                    self._collect(pending.popleft())
+                    apply(self._collect(pending.popleft()))
             while pending:
-                self._collect(pending.popleft())
+                apply(self._collect(pending.popleft()))
         except BaseException as exc:
             self._abandon(pending, exc)
             if isinstance(exc, BrokenExecutor):  # found when handing an image over
-                raise self._crashed(pending[0].item if pending else item) from None
+                first = next((p.item for p in pending), item)
+                assert first is not None
+                raise self._crashed(first) from None
             raise
 
-    def _abandon(self, pending: deque[_InFlight], exc: BaseException) -> None:
+    def _abandon(self, pending: deque[_InFlight | _Outcome], exc: BaseException) -> None:
         """After a failure: nothing queued runs; on Ctrl-C (or a broken pool) the workers are stopped."""
         for left in pending:
-            left.future.cancel()
-            if left.remote is not None:
-                left.remote.cancel()
+            if isinstance(left, _InFlight):
+                left.future.cancel()
+                if left.remote is not None:
+                    left.remote.cancel()
         if self.processes is not None and isinstance(exc, KeyboardInterrupt | SystemExit | BrokenExecutor):
             W.POOL.discard(self.processes, terminate=True)  # a running NIQE must not go on after Ctrl-C
 
-    def _submit(self, thread: ThreadPoolExecutor, item: D.Item) -> _InFlight | None:
+    def _submit(self, thread: ThreadPoolExecutor, index: int, item: D.Item) -> _InFlight | _Outcome:
         have = self.plan.cached.get(item.name, {})
         need = self.plan.still_needed(have)
         if not need and not self.dataset_needed:
-            self._from_cache(item, have)
-            return None
-        self._start_run()
+            return _Outcome(index, item, have, from_cache=True)
         try:
             pair = self.dataset.load_pair(item, self.scale)
             sr = self.source.predict(pair, item, self.scale)
         except BadInputError as exc:
-            self.tally.skipped.append({"image": item.name, "file": str(item.hr_path), "error": str(exc)})
-            return None
-        self.tally.cropped += pair.cropped_from is not None
-        self.tally.read_notes += [*pair.notes, *self.source.take_notes(item.name)]
-        self.tally.lr_sources[pair.lr_source] += 1
+            return _Outcome(index, item, have, error=str(exc))
+        info = ([*pair.notes, *self.source.take_notes(item.name)], pair.lr_source, pair.cropped_from is not None)
         proto = self.plan.proto
         if self.processes is None:
-            return _InFlight(item, have, thread.submit(_measure, proto, sr, pair.hr, self.scale, need,
-                                                       self.dataset_needed, self.options))
+            return _InFlight(index, item, have, info, thread.submit(_measure, proto, sr, pair.hr, self.scale, need,
+                                                                    self.dataset_needed, self.options))
         from srbench.protocols import quantize
 
         remote, local = W.split_metrics(proto, need)
@@ -343,49 +387,64 @@ class _ImageLoop:
             future = self.processes.submit(W.compute, proto.name, quantize(sr), pair.hr, self.scale, remote,
                                            self.options, self.env)
         if local or self.dataset_needed or future is None:
-            return _InFlight(item, have, thread.submit(_measure, proto, sr, pair.hr, self.scale, local,
-                                                       self.dataset_needed, self.options, future, need),
-                             future, need)
-        return _InFlight(item, have, future, future, need)
+            return _InFlight(index, item, have, info,
+                             thread.submit(_measure, proto, sr, pair.hr, self.scale, local, self.dataset_needed,
+                                           self.options, future, need), future, need)
+        return _InFlight(index, item, have, info, future, future, need)
+
+    def _collect(self, flight: _InFlight | _Outcome) -> _Outcome:
+        if isinstance(flight, _Outcome):
+            return flight
+        notes, lr_source, cropped = flight.pair_info
+        outcome = _Outcome(flight.index, flight.item, flight.have, notes=notes, lr_source=lr_source, cropped=cropped)
+        try:
+            result = flight.future.result()
+        except BadInputError as exc:
+            outcome.error = f"{flight.item.hr_path}: {exc}"
+            return outcome
+        except BrokenExecutor:
+            if self.processes is not None:
+                W.POOL.discard(self.processes, terminate=True)
+            raise self._crashed(flight.item) from None
+        if flight.future is flight.remote:  # the worker's values are all there is
+            assert flight.order is not None
+            outcome.new = _in_order(self.plan.proto, flight.order, result)
+        else:
+            outcome.new, outcome.prepared = result
+        return outcome
+
+    def _apply(self, outcome: _Outcome) -> None:
+        """One image's outcome into the tally, the store and the dataset-level accumulators (in dataset order)."""
+        item, have = outcome.item, outcome.have
+        if outcome.from_cache:
+            self.tally.values[item.name] = have
+            self.tally.from_cache += 1
+            # Provenance stays the same whether values were computed now or read from the store.
+            self.tally.lr_sources["file" if self.scale in item.lr_paths else "imresize"] += 1
+            self.tally.cropped += P.needs_modcrop(item.hr_path, self.scale)
+            return
+        self._start_run()
+        if outcome.lr_source is not None:
+            self.tally.cropped += outcome.cropped
+            self.tally.read_notes += outcome.notes
+            self.tally.lr_sources[outcome.lr_source] += 1
+        if outcome.error is not None:
+            self.tally.skipped.append({"image": item.name, "file": str(item.hr_path), "error": outcome.error})
+            return
+        if self.store is not None and outcome.new:
+            self.store.put(self.source.key, self.plan.dataset_key, self.plan.proto.name, self.scale, item.name,
+                           outcome.new, self.plan.versions, self.run_id)
+        for name, item_input in outcome.prepared.items():
+            accumulator = self.plan.proto.metric(name).accumulator
+            assert accumulator is not None
+            accumulator.add(self.states[name], item_input)
+        self.dataset_images += bool(outcome.prepared)
+        self.tally.values[item.name] = {**have, **outcome.new}
 
     def _start_run(self) -> None:
         if self.store is not None and self.run_id is None:
             self.run_id = self.store.start_run(**P.run_fields(self.source, self.dataset, self.plan.dataset_key,
                                                               self.plan.proto.name, self.scale, self.suite))
-
-    def _from_cache(self, item: D.Item, have: dict) -> None:
-        self.tally.values[item.name] = have
-        self.tally.from_cache += 1
-        # Provenance stays the same whether values were computed now or read from the store.
-        self.tally.lr_sources["file" if self.scale in item.lr_paths else "imresize"] += 1
-        self.tally.cropped += P.needs_modcrop(item.hr_path, self.scale)
-
-    def _collect(self, flight: _InFlight) -> None:
-        item, have = flight.item, flight.have
-        try:
-            result = flight.future.result()
-        except BadInputError as exc:
-            self.tally.skipped.append({"image": item.name, "file": str(item.hr_path),
-                                       "error": f"{item.hr_path}: {exc}"})
-            return
-        except BrokenExecutor:
-            if self.processes is not None:
-                W.POOL.discard(self.processes, terminate=True)
-            raise self._crashed(item) from None
-        if flight.future is flight.remote:  # the worker's values are all there is
-            assert flight.order is not None
-            new, prepared = _in_order(self.plan.proto, flight.order, result), {}
-        else:
-            new, prepared = result
-        if self.store is not None and new:
-            self.store.put(self.source.key, self.plan.dataset_key, self.plan.proto.name, self.scale, item.name, new,
-                           self.plan.versions, self.run_id)
-        for name, item_input in prepared.items():  # in dataset order, whatever order the threads finished in
-            accumulator = self.plan.proto.metric(name).accumulator
-            assert accumulator is not None
-            accumulator.add(self.states[name], item_input)
-        self.dataset_images += bool(prepared)
-        self.tally.values[item.name] = {**have, **new}
 
     @staticmethod
     def _crashed(item: D.Item) -> W.WorkerCrashedError:
@@ -480,9 +539,32 @@ def evaluate_dataset(
     dataset, protocol, scale and metric versions are reused and only the missing ones computed; metrics are
     computed in ``workers`` worker processes (default: the usable cores; see :mod:`srbench.workers`) while the
     source produces the next SR image. Values do not depend on ``workers``, bit for bit."""
+    where = Dist.ranks()
+    if not where.active:
+        plan = _plan(source, dataset, scale, protocol, metrics, weights_dir, skip_unavailable, store)
+        tally = _ImageLoop(source, dataset, scale, plan, store, suite, workers, weights_dir).run(progress)
+        return _summarise(source, dataset, scale, plan, tally)
+    # torchrun: rank 0 alone reads and writes the store; every rank computes its share of the images.
+    store = store if where.is_main else None
     plan = _plan(source, dataset, scale, protocol, metrics, weights_dir, skip_unavailable, store)
-    tally = _ImageLoop(source, dataset, scale, plan, store, suite, workers, weights_dir).run(progress)
-    return _summarise(source, dataset, scale, plan, tally)
+    _same_on_every_rank(f"the dataset {dataset.name} ({dataset.location})", plan.dataset_key, where)
+    _same_on_every_rank(f"the model {source.name}", source.key, where)
+    plan.cached, plan.dataset_cached = Dist.broadcast_from_main((plan.cached, plan.dataset_cached), where)
+    tally = _ImageLoop(source, dataset, scale, plan, store, suite, workers, weights_dir, where).run(
+        progress if where.is_main else None)
+    result = _summarise(source, dataset, scale, plan, tally) if where.is_main else None
+    shared = Dist.broadcast_from_main(result, where)  # every rank returns rank 0's result
+    assert shared is not None
+    return shared
+
+
+def _same_on_every_rank(what: str, fingerprint: str, where: Dist.Ranks) -> None:
+    """Ranks must read the same files: a node with another copy of a dataset (or model) would mix numbers."""
+    seen = Dist.all_gather(fingerprint, where)
+    if len(set(seen)) > 1:
+        differ = [rank for rank, fp in enumerate(seen) if fp != seen[0]]
+        raise BadInputError(f"{what} differs between torchrun ranks: rank(s) {differ} read other files than rank 0 "
+                            f"(sha256 {seen[0][:12]} on rank 0); give every node the same copy")
 
 
 def evaluate(

@@ -84,8 +84,11 @@ def usable_cores() -> int:
 
 
 def resolve_workers(workers: int | None) -> int:
-    """``None`` -> the usable cores; otherwise at least 1."""
-    return usable_cores() if workers is None else max(1, int(workers))
+    """``None`` -> the usable cores, shared among the processes ``torchrun`` started on this machine
+    (``LOCAL_WORLD_SIZE``); otherwise at least 1."""
+    if workers is None:
+        return max(1, usable_cores() // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
+    return max(1, int(workers))
 
 
 # ------------------------------------------------------------------------------------------ which metrics go

@@ -23,7 +23,7 @@ from srbench.errors import BadInputError, WeightsUnavailableError
 from srbench.images import read_image
 from srbench.matlab import imresize, imresize_to, rgb2y
 from srbench.metrics import nrqm as N
-from srbench.metrics.nrqm_synthetic import write_synthetic_model
+from srbench.metrics.nrqm_synthetic import write_model_around
 
 torch = pytest.importorskip("torch")
 P = pytest.importorskip("pyiqa.archs.nrqm_arch")
@@ -92,16 +92,8 @@ def planes(shared_data) -> dict[str, np.ndarray]:
 def synthetic_model(tmp_path_factory, planes) -> Path:
     """A model file with the real one's structure: 3 forests of 200 bagged trees grown on 1440 samples
     around the features of real images (so thresholds split where real features fall)."""
-    rng = np.random.default_rng(7)
-    feats = [(N.dct_features(p, N.PYIQA), N.gsm_features(p, N.PYIQA), N.svd_features(p, N.PYIQA))
-             for p in planes.values()]
-    groups = []
-    for g in range(3):
-        base = np.stack([f[g] for f in feats])
-        pick = rng.integers(len(feats), size=1440)
-        groups.append(base[pick] * (1 + 0.05 * rng.normal(size=(1440, base.shape[1]))))
     path = tmp_path_factory.mktemp("nrqm") / N.NRQM_FILENAME
-    write_synthetic_model(path, (groups[0], groups[1], groups[2]), n_trees=200, seed=3)
+    write_model_around(path, planes.values(), n_trees=200, seed=3, sample_seed=7, convention=N.PYIQA)
     return path
 
 

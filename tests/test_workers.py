@@ -19,7 +19,7 @@ from srbench.evaluate import evaluate
 from srbench.images import read_image, write_png
 from srbench.matlab import imresize, rgb2y
 from srbench.metrics import nrqm as N
-from srbench.metrics.nrqm_synthetic import write_synthetic_model
+from srbench.metrics.nrqm_synthetic import write_model_around
 from srbench.store import Store
 
 # Crops of different sizes, so that workers finish out of dataset order.
@@ -37,15 +37,9 @@ def tiny(shared_data, tmp_path_factory):
 @pytest.fixture(scope="module")
 def nrqm_weights(tiny, tmp_path_factory):
     """A stand-in NRQM model (few trees) of the real one's structure: Ma's plumbing, not its numbers."""
-    rng = np.random.default_rng(0)
     planes = [rgb2y(read_image(p)).astype(np.float64) for p in sorted(tiny.glob("*.png"))[:3]]
-    feats = [(N.dct_features(p), N.gsm_features(p), N.svd_features(p)) for p in planes]
-    groups = []
-    for g in range(3):
-        base = np.stack([f[g] for f in feats])
-        groups.append(base[rng.integers(len(feats), size=200)] * (1 + 0.05 * rng.normal(size=(200, base.shape[1]))))
     folder = tmp_path_factory.mktemp("weights")
-    write_synthetic_model(folder / N.NRQM_FILENAME, (groups[0], groups[1], groups[2]), n_trees=8, seed=1)
+    write_model_around(folder / N.NRQM_FILENAME, planes, n_samples=200, n_trees=8, seed=1)
     return folder
 
 

@@ -89,3 +89,21 @@ def write_synthetic_model(path: str | os.PathLike, groups: tuple[np.ndarray, np.
         cell[0, i] = forest
     linear = np.array([[0.6], [0.35], [0.3], [0.33]])
     savemat(os.fspath(path), {"model": {"rf": cell, "linear": linear}}, do_compression=True)
+
+
+def write_model_around(path: str | os.PathLike, planes, *, n_samples: int = 1440, n_trees: int = 300,
+                       seed: int = 0, sample_seed: int = 0, convention=None) -> None:
+    """A stand-in model grown on ``n_samples`` samples drawn around the features of ``planes`` (grey planes of
+    real images, float64): each sample is one plane's features, every value jittered by 5%, so thresholds split
+    where real features fall. ``convention``: the feature computation's (default: srbench's, the MATLAB one)."""
+    from srbench.metrics import nrqm as N
+
+    conv = N.MATLAB if convention is None else convention
+    rng = np.random.default_rng(sample_seed)
+    feats = [(N.dct_features(p, conv), N.gsm_features(p, conv), N.svd_features(p, conv)) for p in planes]
+    groups = []
+    for g in range(3):
+        base = np.stack([f[g] for f in feats])
+        pick = rng.integers(len(feats), size=n_samples)
+        groups.append(base[pick] * (1 + 0.05 * rng.normal(size=(n_samples, base.shape[1]))))
+    write_synthetic_model(path, (groups[0], groups[1], groups[2]), n_trees=n_trees, seed=seed)

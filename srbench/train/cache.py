@@ -207,9 +207,9 @@ class TrainingCache:
 
     def get_or_train(self, config: TrainConfig, stage: str, key: StageKey, *, init: str | os.PathLike | None,
                      device: str = "auto", progress: bool = True, log: Callable[[str], None] = print,
-                     announce: bool = True) -> CachedStage:
+                     announce: bool = True, alone: bool = False) -> CachedStage:
         """The entry of ``key``, trained first (under the fingerprint's lock) when the cache has none;
-        ``announce``: log a line when training starts."""
+        ``announce``: log a line when training starts; ``alone``: see :class:`srbench.train.loop.Trainer`."""
         found = self.lookup(key.fingerprint)
         if found is not None:
             return found
@@ -218,10 +218,10 @@ class TrainingCache:
             if found is not None:
                 return found
             return self._train(config, stage, key, init=init, device=device, progress=progress,
-                               log=log if announce else None)
+                               log=log if announce else None, alone=alone)
 
     def _train(self, config: TrainConfig, stage: str, key: StageKey, *, init: str | os.PathLike | None,
-               device: str, progress: bool, log: Callable[[str], None] | None) -> CachedStage:
+               device: str, progress: bool, log: Callable[[str], None] | None, alone: bool) -> CachedStage:
         from srbench.images import atomic_write_text, file_sha256
         from srbench.train.loop import Trainer
 
@@ -236,7 +236,7 @@ class TrainingCache:
                 f"cache {fp[:12]})")
         started = time.perf_counter()
         trainer = Trainer(config, stage, run_dir, init=None if init is None else str(init), device=device,
-                          progress=progress)
+                          progress=progress, alone=alone)
         result = trainer.run(resume=resume)
         seconds = round(time.perf_counter() - started, 3)
         for path in stage_dir.iterdir():  # resume states and periodic checkpoints: not part of an entry

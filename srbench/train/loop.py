@@ -25,7 +25,7 @@ from srbench.config import TrainConfig
 from srbench.errors import BadInputError, OutputError, SrbenchError
 from srbench.images import atomic_write_bytes, atomic_write_text, ensure_writable_dir
 from srbench.train.data import training_data, validation_l1
-from srbench.train.distributed import init_distributed, sync_buffers, write_rank_digests
+from srbench.train.distributed import Dist, init_distributed, sync_buffers, write_rank_digests
 from srbench.train.lock import lock_run_folder
 from srbench.train.logs import RunLog
 from srbench.train.stages import STAGES, NonFiniteLoss, TrainingDiverged
@@ -133,11 +133,13 @@ class Trainer:
     (a :class:`PsnrStage` or :class:`GanStage`), the loop, files and resume are here."""
 
     def __init__(self, config: TrainConfig, stage: str, out_dir: str | os.PathLike, *, init: str | None = None,
-                 device: str = "auto", progress: bool = True) -> None:
+                 device: str = "auto", progress: bool = True, alone: bool = False) -> None:
+        """``alone``: train in this process only, even under ``torchrun`` (``srbench ablate`` gives each rank whole
+        stages), on this node's GPU of the rank when training on CUDA."""
         self.config = config
         self.stage = stage
         self.sc = config.stage(stage)
-        self.dist = init_distributed()
+        self.dist = Dist(local_rank=int(os.environ.get("LOCAL_RANK", "0"))) if alone else init_distributed()
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.device = torch.device(f"cuda:{self.dist.local_rank}" if device == "cuda" else device)
