@@ -263,11 +263,40 @@ def _crops(sources: dict, pair, item, scale: int, use_pi: bool, weights_dir: str
     candidates = [("HR", hr_crop)]
     for name, source in sources.items():
         try:
-            candidates.append((name, source.predict(pair, item, scale)[window]))
+            candidates.append((name, _predicted_crop(source, pair, item, scale, window)))
         except SrbenchError:  # listed in the failures already
             continue
     return tuple(Crop(name, crop, *_crop_numbers(crop, hr_crop, scale, use_pi, weights_dir))
                  for name, crop in candidates)
+
+
+def _predicted_crop(source, pair, item, scale: int, window: tuple[slice, slice]):
+    """``source``'s SR image of ``pair`` cut to ``window``, quantised as every protocol first does. Kept in the cache
+    folder (srbench.paths.cache_dir) under what determines it (the source's key: a generator's checkpoint sha256
+    and device; the HR and LR pixels; the scale and window), so a re-run into another --out runs no generator."""
+    import hashlib
+    import io
+
+    import numpy as np
+
+    from srbench.images import atomic_write_bytes
+    from srbench.protocols import quantize
+
+    h = hashlib.sha256(f"{source.key}|x{scale}|{window}".encode())
+    for pixels in (pair.hr, pair.lr):
+        h.update(f"{pixels.dtype}{pixels.shape}".encode())
+        h.update(np.ascontiguousarray(pixels).tobytes())
+    path = paths.cache_dir() / "visual-crops" / f"{h.hexdigest()}.npy"
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError):  # not there yet, or a damaged file: made again
+        pass
+    crop = quantize(source.predict(pair, item, scale)[window])
+    buffer = io.BytesIO()
+    np.save(buffer, crop, allow_pickle=False)
+    with contextlib.suppress(SrbenchError):  # a read-only cache folder costs only the speed-up
+        atomic_write_bytes(path, buffer.getvalue())
+    return crop
 
 
 @dataclass

@@ -19,9 +19,10 @@ def shared_data() -> Path:
 
 @pytest.fixture(autouse=True)
 def _isolated_weights(tmp_path_factory, monkeypatch):
-    """No test may find (or write) weights in the user's real caches."""
+    """No test may find (or write) weights, or anything else, in the user's real caches."""
     empty = tmp_path_factory.mktemp("weights")
     monkeypatch.setenv("SRBENCH_WEIGHTS", str(empty))
+    monkeypatch.setenv("SRBENCH_CACHE", str(tmp_path_factory.mktemp("cache")))
     monkeypatch.setenv("TORCH_HOME", str(empty / "torch"))
     monkeypatch.delenv("SRBENCH_DATA", raising=False)
 

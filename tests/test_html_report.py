@@ -80,3 +80,29 @@ def test_visual_comparison_numbers_are_the_protocols_on_the_crop(shared_data):
     y = rgb2y(bicubic.pixels.astype(float))
     assert bicubic.psnr_y == M.psnr(y, rgb2y(hr.pixels.astype(float)))
     assert bicubic.no_reference == M.niqe(rgb2y(bicubic.pixels))
+
+
+def test_crops_are_cached_by_what_determines_them(shared_data, monkeypatch):
+    """A re-run (into any --out) shows the same crops without running the model again; another model (another
+    key) is not served the first one's crops."""
+    from srbench.sources import BicubicSource
+
+    calls: list[str] = []
+    real = BicubicSource.predict
+
+    def counted(self, pair, item, scale):
+        calls.append(item.name)
+        return real(self, pair, item, scale)
+
+    monkeypatch.setattr(BicubicSource, "predict", counted)
+    where = str(shared_data / "benchmark/Set5")
+    first = visual_comparison({"bicubic": open_source("bicubic")}, where, None, n_images=2)
+    assert calls == ["baby", "bird"]
+    again = visual_comparison({"bicubic": open_source("bicubic")}, where, None, n_images=2)
+    assert calls == ["baby", "bird"]  # nothing predicted again
+    assert [[(c.model, c.pixels.tobytes(), c.psnr_y, c.no_reference) for c in crops] for _, crops in again.rows] == \
+        [[(c.model, c.pixels.tobytes(), c.psnr_y, c.no_reference) for c in crops] for _, crops in first.rows]
+    other = open_source("bicubic")
+    monkeypatch.setattr(type(other), "key", "bicubic:another-key")
+    visual_comparison({"bicubic": other}, where, None, n_images=1)
+    assert calls == ["baby", "bird", "baby"]
