@@ -100,8 +100,12 @@ def _format_table(rows: list[dict], metric_names: list[str]) -> str:
               help="Largest image (width x height) read; larger ones are skipped as bad input.")
 @click.option("--workers", type=click.IntRange(min=1),
               help="Processes computing the metrics (default: the usable CPU cores). Results do not depend on it.")
+@click.option("--torch-metrics/--host-metrics", default=None,
+              help="PSNR, SSIM, RMSE and LPIPS on the generator's device, where its SR image is (default: when it "
+                   "runs on a GPU), or on the host (the reference).")
 def evaluate(model, datasets, scale, protocol, metrics, as_json, out, data_root, weights_dir,
-             skip_unavailable, skip_bad, device, tile, store_path, name, suite_name, max_pixels, workers) -> None:
+             skip_unavailable, skip_bad, device, tile, store_path, name, suite_name, max_pixels, workers,
+             torch_metrics) -> None:
     """Evaluate MODEL on datasets under a named protocol (sr or pirm)."""
     from contextlib import AbstractContextManager, nullcontext
 
@@ -128,7 +132,8 @@ def evaluate(model, datasets, scale, protocol, metrics, as_json, out, data_root,
             for result in run(model, list(datasets), scale=scale, protocol=protocol, metrics=_split_csv(metrics),
                               data_root=data_root, weights_dir=weights_dir, skip_unavailable=skip_unavailable,
                               progress=_progress, device=device, tile=tile, store=store,
-                              suite=suite_name if store_path else None, name=name, workers=workers):
+                              suite=suite_name if store_path else None, name=name, workers=workers,
+                              torch_metrics=torch_metrics):
                 results.append(result)
                 if out:
                     write_outputs(result, out)
@@ -318,10 +323,11 @@ def interp(psnr, gan, alpha_text, out) -> None:
 @click.option("--tile-pad", default=16, show_default=True, type=click.IntRange(min=0))
 @click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]))
 @click.option("--half", is_flag=True, help="float16 on CUDA.")
+@click.option("--channels-last", is_flag=True, help="NHWC convolutions on CUDA (often faster; other last bits).")
 @click.option("--max-pixels", type=click.IntRange(min=1),
               help="Largest image (width x height) read; larger ones are skipped as bad input "
                    "[default: 134217728, a 16K frame fits].")
-def infer(model, inputs, out, tile, tile_pad, device, half, max_pixels) -> None:
+def infer(model, inputs, out, tile, tile_pad, device, half, channels_last, max_pixels) -> None:
     """Upscale images or folders INPUTS with MODEL (checkpoint or variant) into OUT as PNG."""
     from tqdm import tqdm
 
@@ -331,7 +337,8 @@ def infer(model, inputs, out, tile, tile_pad, device, half, max_pixels) -> None:
     set_max_pixels(max_pixels)
     files = collect_inputs(list(inputs))
     ensure_writable_dir(out)  # before the network is loaded
-    runner = Runner.create(resolve_generator(model), device=device, half=half, tile=tile, tile_pad=tile_pad)
+    runner = Runner.create(resolve_generator(model), device=device, half=half, tile=tile, tile_pad=tile_pad,
+                           channels_last=channels_last)
     with tqdm(total=len(files), unit="img", disable=None, file=sys.stderr) as bar:
         written, notes, errors = infer_files(runner, files, out, progress=lambda _: bar.update(1))
     for note in notes:

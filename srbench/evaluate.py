@@ -24,6 +24,8 @@ from concurrent.futures import BrokenExecutor, Future, ProcessPoolExecutor, Thre
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from srbench import datasets as D
 from srbench import distributed as Dist
 from srbench import provenance as P
@@ -235,6 +237,8 @@ class _InFlight:
     future: Future  # -> (values, prepared), or the worker's values alone when ``order`` is set and no thread ran
     remote: Future | None = None  # the worker's part, when there is one
     order: list[str] | None = None  # the image's metrics, with worker processes
+    early: dict = field(default_factory=dict)  # values computed on the generator's device (torch forms)
+    need: list[str] = field(default_factory=list)  # every metric of the image (the order of its values)
 
 
 @dataclass
@@ -264,8 +268,11 @@ class _ImageLoop:
 
     def __init__(self, source: SRSource, dataset: D.Dataset, scale: int, plan: _Plan, store: Store | None,
                  suite: str | None, workers: int | None, weights_dir: str | None,
-                 where: Dist.Ranks | None = None) -> None:
+                 where: Dist.Ranks | None = None, torch_metrics: bool | None = None) -> None:
         self.source, self.dataset, self.scale, self.plan = source, dataset, scale, plan
+        on_gpu = isinstance(source, GeneratorSource) and source.runner.device.type == "cuda"
+        self.torch_metrics = isinstance(source, GeneratorSource) and (on_gpu if torch_metrics is None
+                                                                      else torch_metrics)
         self.store, self.suite, self.workers = store, suite, W.resolve_workers(workers)
         self.where = where or Dist.Ranks()
         self.options = {"weights_dir": weights_dir}
@@ -371,14 +378,23 @@ class _ImageLoop:
             return _Outcome(index, item, have, from_cache=True)
         try:
             pair = self.dataset.load_pair(item, self.scale)
-            sr = self.source.predict(pair, item, self.scale)
+            done, early, sr = self._on_device(pair, item, need)
+            if not done:
+                sr = self.source.predict(pair, item, self.scale)
         except BadInputError as exc:
             return _Outcome(index, item, have, error=str(exc))
         info = ([*pair.notes, *self.source.take_notes(item.name)], pair.lr_source, pair.cropped_from is not None)
         proto = self.plan.proto
+        full, need = need, [n for n in need if n not in done]
+        if done and not need and not self.dataset_needed:  # every metric was computed on the device
+            notes, lr_source, cropped = info
+            return _Outcome(index, item, have, notes=notes, lr_source=lr_source, cropped=cropped,
+                            new=_in_order(proto, full, early))
+        assert sr is not None  # made on the host, or brought there for the metrics left
         if self.processes is None:
             return _InFlight(index, item, have, info, thread.submit(_measure, proto, sr, pair.hr, self.scale, need,
-                                                                    self.dataset_needed, self.options))
+                                                                    self.dataset_needed, self.options),
+                             early=early, need=full)
         from srbench.protocols import quantize
 
         remote, local = W.split_metrics(proto, need)
@@ -389,8 +405,30 @@ class _ImageLoop:
         if local or self.dataset_needed or future is None:
             return _InFlight(index, item, have, info,
                              thread.submit(_measure, proto, sr, pair.hr, self.scale, local, self.dataset_needed,
-                                           self.options, future, need), future, need)
-        return _InFlight(index, item, have, info, future, future, need)
+                                           self.options, future, need), future, need, early, full)
+        return _InFlight(index, item, have, info, future, future, need, early, full)
+
+    def _on_device(self, pair: D.Pair, item: D.Item, need: list[str]) -> tuple[list[str], dict, np.ndarray | None]:
+        """With metrics on the generator's device (``torch_metrics``; by default when it is a GPU): the SR image is
+        made there and the metrics with a torch form (PSNR, SSIM, RMSE, LPIPS) computed on it before it leaves,
+        as the CPU reference computes them (``srbench.metrics.torch_forms``); the host gets its uint8 copy only
+        for the other metrics. -> (the metrics computed, their values, the host SR image or None when not made
+        here)."""
+        proto = self.plan.proto
+        names = [n for n in need if proto.metric(n).torch_compute is not None]
+        if not (self.torch_metrics and names):
+            return [], {}, None
+        assert isinstance(self.source, GeneratorSource)
+        raw = self.source.predict_on_device(pair, item, self.scale)
+        if raw is None:  # grey or RGBA: made on the host
+            return [], {}, None
+        from srbench.metrics import torch_forms as T
+
+        planes = T.TorchPlanes(raw, T.as_images(pair.hr), self.scale if proto.border is None else proto.border,
+                               proto.rounded_luma, unit=True)
+        (values,) = T.per_image(proto, planes, names, self.options["weights_dir"])
+        rest = len(names) < len(need) or bool(self.dataset_needed)
+        return names, values, (T.to_host(planes.image("sr"))[0] if rest else None)
 
     def _collect(self, flight: _InFlight | _Outcome) -> _Outcome:
         if isinstance(flight, _Outcome):
@@ -411,6 +449,8 @@ class _ImageLoop:
             outcome.new = _in_order(self.plan.proto, flight.order, result)
         else:
             outcome.new, outcome.prepared = result
+        if flight.early:  # the device's values, in the order the protocol gives every value of the image
+            outcome.new = _in_order(self.plan.proto, flight.need, {**outcome.new, **flight.early})
         return outcome
 
     def _apply(self, outcome: _Outcome) -> None:
@@ -469,12 +509,14 @@ class _ImageLoop:
                            values, self.plan.versions, self.run_id)
 
 
-def _image_warnings(rows: list[dict], computable: Sequence[str]) -> list[str]:
-    # NIQE and BRISQUE both fit MSCN statistics, where flat areas leave rounding residues whose sign counts.
+def _image_warnings(rows: list[dict], computable: Sequence[str], proto: Protocol) -> list[str]:
+    # Metrics that report their conditioning (an ``<name>_spread`` output: NIQE, BRISQUE, which fit MSCN statistics
+    # where flat areas leave rounding residues whose sign counts) warn where it is poor.
+    conditioned = [(n, proto.metric(n).label) for n in computable if f"{n}_spread" in proto.metric(n).outputs]
     warnings = [
         f"{r['image']}: {label} {r[key]:.4f} is ill-conditioned: flat areas make it move within "
         f"{r[f'{key}_spread']:.3f} under another summation order (MATLAB's included)"
-        for key, label in (("niqe", "NIQE"), ("brisque", "BRISQUE")) for r in rows
+        for key, label in conditioned for r in rows
         if (r.get(f"{key}_spread") or 0.0) > ILL_CONDITIONED_SPREAD
     ]
     for r in rows:
@@ -492,7 +534,7 @@ def _summarise(source: SRSource, dataset: D.Dataset, scale: int, plan: _Plan, ta
         summary.update(plan.proto.aggregate(rows, plan.image_metrics))
     dataset_values = {**plan.dataset_cached, **tally.dataset_values}
     summary.update({n: dataset_values[n] for n in plan.dataset_metrics if n in dataset_values})
-    warnings = _image_warnings(rows, plan.computable)
+    warnings = _image_warnings(rows, plan.computable, plan.proto)
     if tally.cropped:
         warnings.append(f"{tally.cropped} HR image(s) cropped to a multiple of {scale} (modcrop) before pairing")
     warnings += tally.read_notes
@@ -534,15 +576,20 @@ def evaluate_dataset(
     store: Store | None = None,
     suite: str | None = None,
     workers: int | None = None,
+    torch_metrics: bool | None = None,
 ) -> EvalResult:
     """Evaluate one source on one dataset. With a ``store``, values already computed for the same source,
     dataset, protocol, scale and metric versions are reused and only the missing ones computed; metrics are
     computed in ``workers`` worker processes (default: the usable cores; see :mod:`srbench.workers`) while the
-    source produces the next SR image. Values do not depend on ``workers``, bit for bit."""
+    source produces the next SR image. Values do not depend on ``workers``, bit for bit. ``torch_metrics``: compute
+    the metrics with a torch form on the generator's device, where its SR image is (default: when that is a GPU;
+    values as the CPU reference's, bitwise except PSNR-Y/SSIM-Y of the ``sr`` protocol, within 1e-12 relative: see
+    :mod:`srbench.metrics.torch_forms`)."""
     where = Dist.ranks()
     if not where.active:
         plan = _plan(source, dataset, scale, protocol, metrics, weights_dir, skip_unavailable, store)
-        tally = _ImageLoop(source, dataset, scale, plan, store, suite, workers, weights_dir).run(progress)
+        tally = _ImageLoop(source, dataset, scale, plan, store, suite, workers, weights_dir,
+                           torch_metrics=torch_metrics).run(progress)
         return _summarise(source, dataset, scale, plan, tally)
     # torchrun: rank 0 alone reads and writes the store; every rank computes its share of the images.
     store = store if where.is_main else None
@@ -550,8 +597,8 @@ def evaluate_dataset(
     _same_on_every_rank(f"the dataset {dataset.name} ({dataset.location})", plan.dataset_key, where)
     _same_on_every_rank(f"the model {source.name}", source.key, where)
     plan.cached, plan.dataset_cached = Dist.broadcast_from_main((plan.cached, plan.dataset_cached), where)
-    tally = _ImageLoop(source, dataset, scale, plan, store, suite, workers, weights_dir, where).run(
-        progress if where.is_main else None)
+    tally = _ImageLoop(source, dataset, scale, plan, store, suite, workers, weights_dir, where,
+                       torch_metrics).run(progress if where.is_main else None)
     result = _summarise(source, dataset, scale, plan, tally) if where.is_main else None
     shared = Dist.broadcast_from_main(result, where)  # every rank returns rank 0's result
     assert shared is not None
@@ -584,6 +631,7 @@ def evaluate(
     suite: str | None = None,
     name: str | None = None,
     workers: int | None = None,
+    torch_metrics: bool | None = None,
 ) -> Iterator[EvalResult]:
     """One :class:`EvalResult` per dataset, yielded as each finishes (nothing is lost on a later error).
 
@@ -592,6 +640,7 @@ def evaluate(
     ``suite``, each result is also labelled there as model ``name`` (default: the source's own name) of that
     suite, so ``srbench results``, ``table`` and ``pirm-plane`` show it. ``workers``: processes computing the
     metrics (default: the usable cores, ``os.sched_getaffinity``); results do not depend on it, bit for bit.
+    ``torch_metrics``: see :func:`evaluate_dataset`.
     """
     source = open_source(model, device=device, tile=tile) if isinstance(model, str) else model
     if name:
@@ -604,7 +653,8 @@ def evaluate(
     for ds in resolved:
         result = evaluate_dataset(source, ds, scale=scale, protocol=protocol, metrics=metrics,
                                   weights_dir=weights_dir, skip_unavailable=skip_unavailable,
-                                  progress=progress, store=store, suite=suite, workers=workers)
+                                  progress=progress, store=store, suite=suite, workers=workers,
+                                  torch_metrics=torch_metrics)
         if store is not None and suite is not None and result.per_image:
             store.label(suite, result.model, result.provenance["model_key"], result.dataset,
                         result.provenance["dataset_sha256"])

@@ -45,10 +45,12 @@ class Runner:
     tile: int | None = None
     tile_pad: int = 16
     notes: list[str] = field(default_factory=list)
+    channels_last: bool = False  # NHWC convolutions on CUDA (opt-in: faster there, other last bits)
 
     @classmethod
     def create(cls, model: nn.Module, *, device: str = "auto", half: bool = False, tile: int | None = None,
-               tile_pad: int = 16) -> Runner:
+               tile_pad: int = 16, channels_last: bool = False) -> Runner:
+        """``half`` and ``channels_last`` (CUDA only) are opt-in: both change the output's last bits."""
         dev = select_device(device)
         notes = []
         if half and dev.type != "cuda":
@@ -59,38 +61,41 @@ class Runner:
         if tile_pad < 0:
             raise BadInputError(f"--tile-pad must be non-negative, got {tile_pad}")
         model = model.eval().to(dev)
-        if dev.type == "cuda":
+        channels_last = channels_last and dev.type == "cuda"
+        if channels_last:
             model = model.to(memory_format=torch.channels_last)
         if half:
             model = model.half()
         scale = int(getattr(model, "scale", 4))
-        return cls(model, scale, dev, half, tile, tile_pad, notes)
+        return cls(model, scale, dev, half, tile, tile_pad, notes, channels_last)
 
     @property
     def _multiple(self) -> int:
         return input_multiple(self.model)
 
     @torch.no_grad()
-    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+    def _forward(self, x: torch.Tensor, host: bool = True) -> torch.Tensor:
         x = x.to(self.device, dtype=torch.float16 if self.half else torch.float32)
-        if self.device.type == "cuda":
+        if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        return self.model(x).float().cpu()
+        out = self.model(x).float()
+        return out.cpu() if host else out
 
-    def upscale_tensor(self, x: torch.Tensor) -> torch.Tensor:
-        """N x C x H x W in [0, 1] (CPU) -> N x C x sH x sW, unclamped, on the CPU."""
+    def upscale_tensor(self, x: torch.Tensor, *, host: bool = True) -> torch.Tensor:
+        """N x C x H x W in [0, 1] (CPU) -> N x C x sH x sW, unclamped, on the CPU (``host``) or left on the
+        runner's device (for metrics computed there)."""
         m = self._multiple
         h, w = x.shape[-2:]
         pad_h, pad_w = (-h) % m, (-w) % m
         if pad_h or pad_w:
             x = torch.nn.functional.pad(x, (0, pad_w, 0, pad_h), mode="reflect")
         if self.tile is None or (x.shape[-2] <= self.tile and x.shape[-1] <= self.tile):
-            out = self._forward(x)
+            out = self._forward(x, host)
         else:
-            out = self._tiled(x)
+            out = self._tiled(x, host)
         return out[..., : h * self.scale, : w * self.scale]
 
-    def _tiled(self, x: torch.Tensor) -> torch.Tensor:
+    def _tiled(self, x: torch.Tensor, host: bool = True) -> torch.Tensor:
         m = self._multiple
         assert self.tile is not None  # upscale_tensor tiles only when a tile size is set
         tile = math.ceil(self.tile / m) * m
@@ -103,9 +108,9 @@ class Runner:
                 y1, x1 = min(y0 + tile, h), min(x0 + tile, w)
                 py0, px0 = max(y0 - pad, 0), max(x0 - pad, 0)
                 py1, px1 = min(y1 + pad, h), min(x1 + pad, w)
-                piece = self._forward(x[..., py0:py1, px0:px1])
+                piece = self._forward(x[..., py0:py1, px0:px1], host)
                 if out is None:
-                    out = torch.empty((n, piece.shape[1], h * s, w * s), dtype=torch.float32)
+                    out = torch.empty((n, piece.shape[1], h * s, w * s), dtype=torch.float32, device=piece.device)
                 oy, ox = (y0 - py0) * s, (x0 - px0) * s
                 out[..., y0 * s : y1 * s, x0 * s : x1 * s] = piece[..., oy : oy + (y1 - y0) * s,
                                                                    ox : ox + (x1 - x0) * s]
@@ -128,8 +133,7 @@ class Runner:
         rgb = np.repeat(img[..., None], 3, axis=2) if gray else img
         if rgb.ndim != 3 or rgb.shape[2] != 3:
             raise BadInputError(f"upscale expects HxW, HxWx3 or HxWx4 images, got shape {img.shape}")
-        x = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).float().div_(255.0)[None]
-        y = self.upscale_tensor(x)[0]
+        y = self.upscale_tensor(_unit_input(rgb))[0]
         # Quantise as when saving a PNG (clamp, x255, round half up), in place to keep peak memory low.
         out = y.clamp_(0.0, 1.0).mul_(255.0).add_(0.5).floor_().to(torch.uint8).permute(1, 2, 0).numpy()
         if gray:
@@ -137,6 +141,21 @@ class Runner:
         if alpha is not None:
             out = np.dstack([out, imresize(alpha, self.scale)])
         return out
+
+
+    def upscale_on_device(self, img: np.ndarray) -> torch.Tensor | None:
+        """A uint8 HxWx3 image's raw output (1 x 3 x sH x sW float in about 0..1, unclamped) left on the runner's
+        device, for the metrics computed there (``srbench.metrics.torch_forms.quantise_unit`` makes the bytes
+        :meth:`upscale` returns); None for other images (grey, RGBA: assembled on the host)."""
+        img = np.asarray(img)
+        if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
+            return None
+        return self.upscale_tensor(_unit_input(img), host=False)
+
+
+def _unit_input(rgb: np.ndarray) -> torch.Tensor:
+    """uint8 HxWx3 -> 1 x 3 x H x W float32 in 0..1, the network's input."""
+    return torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).float().div_(255.0)[None]
 
 
 def resolve_generator(ckpt_or_variant: str, scale: int | None = None) -> nn.Module:

@@ -117,6 +117,7 @@ class GeneratorSource:
         r = self.runner
         # Device, precision and tiling change the output in its last bits: they are part of the identity.
         self.key = (f"generator:{self.info['sha256']}:{r.device.type}{':half' if r.half else ''}"
+                    f"{':channels-last' if r.channels_last else ''}"
                     f"{f':tile{r.tile}-{r.tile_pad}' if r.tile else ''}")
 
     def describe(self) -> dict:
@@ -127,6 +128,13 @@ class GeneratorSource:
         if self.runner.scale != scale:
             raise BadInputError(f"{self.info['source']} is a x{self.runner.scale} model, evaluation asks x{scale}")
         return self.runner.upscale(pair.lr)
+
+    def predict_on_device(self, pair: D.Pair, item: D.Item, scale: int):
+        """The raw SR output left on the generator's device (see :meth:`srbench.infer.Runner.upscale_on_device`),
+        or None where only :meth:`predict` applies."""
+        if self.runner.scale != scale:
+            raise BadInputError(f"{self.info['source']} is a x{self.runner.scale} model, evaluation asks x{scale}")
+        return self.runner.upscale_on_device(pair.lr)
 
     def take_notes(self, image: str) -> tuple[str, ...]:
         return ()

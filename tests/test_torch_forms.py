@@ -275,3 +275,82 @@ def test_cuda_primitives_match_cpu():
                                                                                 rel=REL, abs=0)
     v = rng.random(145_700)
     assert T.numpy_sum(_t(v)[None].cuda()).item() == pytest.approx(np.sum(v), rel=REL, abs=0)
+
+
+@pytest.fixture(scope="module")
+def generator_file(tmp_path_factory):
+    from srbench.archs import GENERATORS, build_generator
+    from srbench.checkpoints import save_checkpoint
+
+    torch.manual_seed(3)
+    spec = GENERATORS["rrdb23-smoke"]
+    config = {**spec.config, "scale": 4}
+    path = tmp_path_factory.mktemp("gen") / "g.safetensors"
+    save_checkpoint(build_generator(spec.arch, config), path, arch=spec.arch, config=config, variant="rrdb23-smoke",
+                    stage="psnr")
+    return path
+
+
+@pytest.fixture(scope="module")
+def small_set(shared_data, tmp_path_factory):
+    from srbench.images import read_image, write_png
+
+    root = tmp_path_factory.mktemp("set")
+    for name, (h, w) in {"baby": (200, 240), "bird": (160, 208), "head": (208, 176)}.items():
+        write_png(root / f"{name}.png", read_image(shared_data / f"benchmark/Set5/HR/{name}.png")[:h, :w])
+    return root
+
+
+@pytest.mark.parametrize("protocol", ["sr", "pirm"])
+def test_evaluation_with_metrics_on_the_generators_device(generator_file, small_set, protocol):
+    """``torch_metrics``: PSNR/SSIM/RMSE computed where the generator's output is (here the CPU standing in for a
+    GPU) give the host reference's values (pirm: bitwise; sr: within one ulp of rgb2y's BLAS order), in the same
+    order, and the other metrics (NIQE, BRISQUE) see the same uint8 SR image."""
+    from srbench.evaluate import evaluate
+
+    metrics = ["psnr_y", "ssim_y", "brisque"] if protocol == "sr" else ["rmse", "niqe"]
+    host_only = "brisque" if protocol == "sr" else "niqe"
+    runs = [next(evaluate(str(generator_file), [str(small_set)], protocol=protocol, metrics=metrics, device="cpu",
+                          workers=1, torch_metrics=on)) for on in (False, True)]
+    host, device = runs
+    assert [list(r) for r in host.per_image] == [list(r) for r in device.per_image]
+    for a, b in zip(host.per_image, device.per_image, strict=True):
+        assert np.array_equal(a[host_only], b[host_only], equal_nan=True)  # a flat crop has no NIQE: NaN in both
+        for key in set(a) - {"image", host_only, f"{host_only}_spread"}:
+            if protocol == "pirm":
+                assert a[key] == b[key], key
+            else:
+                assert b[key] == pytest.approx(a[key], rel=1e-12, abs=0), key
+
+
+def test_metrics_on_the_device_never_bring_the_sr_image_to_the_host(generator_file, small_set, monkeypatch):
+    """With only torch-form metrics, neither the host prediction nor a host copy of the SR image is made."""
+    from srbench.evaluate import evaluate
+    from srbench.sources import GeneratorSource
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the SR image was brought to the host")
+
+    reference = next(evaluate(str(generator_file), [str(small_set)], protocol="pirm", metrics=["rmse"],
+                              device="cpu", workers=1))
+    monkeypatch.setattr(GeneratorSource, "predict", refuse)
+    monkeypatch.setattr(T, "to_host", refuse)
+    on_device = next(evaluate(str(generator_file), [str(small_set)], protocol="pirm", metrics=["rmse"],
+                              device="cpu", workers=1, torch_metrics=True))
+    assert on_device.n_images == 3 and on_device.summary["rmse"] == reference.summary["rmse"]
+
+
+@CUDA
+@pytest.mark.parametrize("protocol", ["sr", "pirm"])
+def test_cuda_evaluation_matches_the_host_metrics_on_the_same_output(generator_file, small_set, protocol):
+    """On a GPU the default computes PSNR/SSIM/RMSE there: equal to the host reference on the same generator
+    output (deterministic kernels, so both runs make the same SR image)."""
+    from srbench.evaluate import evaluate
+
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    metrics = ["psnr_y", "ssim_y"] if protocol == "sr" else ["rmse"]
+    host, device = (next(evaluate(str(generator_file), [str(small_set)], protocol=protocol, metrics=metrics,
+                                  device="cuda", workers=1, torch_metrics=on)) for on in (False, None))
+    for a, b in zip(host.per_image, device.per_image, strict=True):
+        for key in set(a) - {"image"}:
+            assert b[key] == pytest.approx(a[key], rel=REL, abs=0), key

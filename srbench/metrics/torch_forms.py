@@ -146,6 +146,10 @@ class TorchPlanes:
         self._rounded = rounded
         self._cache: dict[tuple[str, str], torch.Tensor | None] = {}
 
+    def image(self, which: str) -> torch.Tensor:
+        """The whole quantised ``N x C x H x W`` uint8 image ("sr" or "hr"), not shaved."""
+        return self._images[which]
+
     def get(self, plane: str, which: str) -> torch.Tensor | None:
         key = (plane, which)
         if key not in self._cache:
