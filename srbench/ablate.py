@@ -528,6 +528,15 @@ class _Trainings:
                 continue
             self.finish(job, cached)
 
+    def _next(self) -> _Job:
+        """The next training side by side: psnr stages first (each unlocks gan stages), then the largest generator
+        first, so the longest chain (and the models waiting on it, e.g. the interpolation's) is done early and the
+        last, lone training is a short one. The order changes no weights: only when each is there."""
+        best = min(self.queue, key=lambda job: (job.stage != "psnr", -_generator_size(job.config),
+                                                self.queue.index(job)))
+        self.queue.remove(best)
+        return best
+
     def _run_ranked(self) -> None:
         """torchrun: the stages in waves of the dependency graph (the psnr stages, then the gan stages that start
         from them); in each wave rank ``r`` trains every ``world``-th stage on its own (no DDP: a whole stage per
@@ -590,7 +599,7 @@ class _Trainings:
             try:
                 while self.queue or running:
                     while self.queue and len(running) < self.plan.jobs:
-                        job = self.queue.pop(0)
+                        job = self._next()
                         self.announce(job)
                         running[pool.submit(train_in_worker, str(self.cache.root), job.config, job.stage, job.key,
                                             job.init, self.plan.device, threads)] = job
@@ -602,6 +611,18 @@ class _Trainings:
                 for future in running:
                     future.cancel()
                 raise
+
+
+def _generator_size(config) -> int:
+    """Parameters of a configuration's generator (built on the meta device: no memory, no initialisation)."""
+    import torch
+
+    from srbench.archs import GENERATORS, build_generator, count_parameters
+
+    spec = GENERATORS[config.generator]
+    with torch.device("meta"):
+        return count_parameters(build_generator(spec.arch, {**spec.config, **config.generator_config,
+                                                            "scale": config.data.scale}))
 
 
 @contextlib.contextmanager
@@ -638,7 +659,9 @@ def _train_suite(plan: _Plan, report: AblationReport, configs: dict,
     """Every entry's two stages (see :class:`_Trainings`); the report's models stay in suite order."""
     _Trainings(plan, report, configs, meanwhile).run()
     order = [*plan.suite.baselines, *(f"{v.name}-{stage}" for v in plan.suite.entries for stage in ("psnr", "gan"))]
-    report.models = {k: report.models[k] for k in order if k in report.models}
+    # Suite order, then what was added while training (the interpolated models, made as soon as they could be).
+    report.models = {**{k: report.models[k] for k in order if k in report.models},
+                     **{k: v for k, v in report.models.items() if k not in order}}
     report.training.sort(key=lambda s: ([v.name for v in plan.suite.entries].index(s.entries[0]),
                                         s.stage != "psnr"))
 
@@ -769,28 +792,14 @@ def ablate(
     try:
         log(f"suite {suite.name}: {len(suite.entries)} variants, preset {preset}, datasets {', '.join(datasets)}")
         report.models.update({baseline: baseline for baseline in suite.baselines})
-        evaluated: dict[str, list] = {}  # model name -> its results
-
-        def evaluate_next() -> bool:
-            """Evaluate one model not evaluated yet (False when there is none)."""
-            for model_name, source in list(report.models.items()):
-                if model_name not in evaluated:
-                    report.results, evaluated[model_name] = [], []
-                    try:
-                        _evaluate_model(plan, report, store, model_name, source)
-                    finally:
-                        evaluated[model_name] = report.results
-                    return True
-            return False
-
+        evaluations = _Evaluations(plan, report, store)
         # Under torchrun every rank evaluates each model in step with the others (collectives): none meanwhile.
-        _train_suite(plan, report, configs, None if where.active else evaluate_next)
-        if suite.interp_variant:
-            _interpolate_in_turn(plan, report)
-        while evaluate_next():
+        _train_suite(plan, report, configs, None if where.active else evaluations.next)
+        evaluations.interpolate()
+        while evaluations.next():
             pass
         # In the models' order, whatever order they were evaluated in (trainings end in any order).
-        report.results = [r for model_name in report.models for r in evaluated.get(model_name, [])]
+        report.results = [r for model_name in report.models for r in evaluations.done.get(model_name, [])]
     finally:
         if store is not None:
             store.close()
@@ -799,6 +808,36 @@ def ablate(
                                                   weights_dir=weights_dir)
         write_suite_report(report)
     return report
+
+
+class _Evaluations:
+    """The suite's models evaluated one at a time, as they become available (while trainings run)."""
+
+    def __init__(self, plan: _Plan, report: AblationReport, store) -> None:
+        self.plan, self.report, self.store = plan, report, store
+        self.done: dict[str, list] = {}  # model name -> its results
+        self.interpolated = False
+
+    def interpolate(self) -> None:
+        if self.plan.suite.interp_variant and not self.interpolated:
+            self.interpolated = True
+            _interpolate_in_turn(self.plan, self.report)
+
+    def next(self) -> bool:
+        """Evaluate one model not evaluated yet (False when there is none). The interpolated models are made as soon
+        as both stages of their variant are there, so they are evaluated while the other trainings run."""
+        variant = self.plan.suite.interp_variant
+        if variant and all(f"{variant}-{stage}" in self.report.models for stage in ("psnr", "gan")):
+            self.interpolate()
+        for model_name, source in list(self.report.models.items()):
+            if model_name not in self.done:
+                self.report.results, self.done[model_name] = [], []
+                try:
+                    _evaluate_model(self.plan, self.report, self.store, model_name, source)
+                finally:
+                    self.done[model_name] = self.report.results
+                return True
+        return False
 
 
 def _interpolate_in_turn(plan: _Plan, report: AblationReport) -> None:
