@@ -313,6 +313,7 @@ class AblationReport:
     # Made only when the report is (re)written: a cached re-run whose numbers did not change skips it.
     visual: Callable[[], VisualComparison] | None = None
     training: list = field(default_factory=list)  # SharedStage: where each stage's checkpoint came from
+    iterations: dict[str, tuple[int, int]] = field(default_factory=dict)  # entry -> (psnr, gan) iterations
 
 
 def _find_checkpoint(folder: Path | None, variant: str, stage: str) -> Path | None:
@@ -783,7 +784,9 @@ def ablate(
                  cache_dir=paths.training_cache_dir(training_cache, store_path),
                  jobs=jobs or default_jobs(device), workers=workers, where=where)
     _evaluate_options(workers)  # a --workers this evaluate() cannot take fails now, not after the training
-    report = AblationReport(suite, preset, datasets, out_dir=out_dir, data_root=data_root, weights_dir=weights_dir)
+    report = AblationReport(suite, preset, datasets, out_dir=out_dir, data_root=data_root, weights_dir=weights_dir,
+                            iterations={name: (c.stage("psnr").iters, c.stage("gan").iters)
+                                        for name, c in configs.items()})
     plan.check_outputs()
     assert plan.cache_dir is not None
     _check_shared(plan.cache_dir, where)

@@ -247,7 +247,7 @@ def write_suite_report(report) -> list[Path]:
     # Same numbers, models and failures as the report on disk: nothing to redo (a cached re-run stays fast).
     digest = hashlib.sha256(json.dumps(
         [srbench.__version__, tidy.to_csv(index=False), {k: str(v) for k, v in report.models.items()},
-         report.failures, report.datasets, training], sort_keys=True).encode()).hexdigest()
+         report.failures, report.datasets, training, preset_notice(report)], sort_keys=True).encode()).hexdigest()
     stamp = out / ".report.sha256"
     if stamp.is_file() and stamp.read_text().strip() == digest and (out / "index.html").is_file():
         return sorted(p for p in out.iterdir() if p.is_file() and not p.name.startswith("."))
@@ -259,7 +259,8 @@ def write_suite_report(report) -> list[Path]:
         for fmt, suffix in (("markdown", "md"), ("latex", "tex")):
             text = paper_table(tidy, metrics, fmt, models=list(report.models))
             if fmt == "markdown":
-                text += shared_training_note(training)
+                notice = preset_notice(report)
+                text = (f"> {notice}\n\n" if notice else "") + text + shared_training_note(training)
             atomic_write_text(out / f"table.{suffix}", text)
             written.append(out / f"table.{suffix}")
         from srbench.plots import pirm_plane
@@ -295,6 +296,28 @@ def training_rows(report) -> list[dict]:
 
 def _shared(training: list[dict]) -> list[dict]:
     return [row for row in training if len(row["entries"]) > 1]
+
+
+def preset_notice(report) -> str | None:
+    """What the numbers of a ``smoke`` run mean, in plain words, and the command that runs the real thing (None
+    for the other presets). The iterations are the suite's resolved ones (``report.iterations``)."""
+    if report.preset != "smoke":
+        return None
+    from srbench.datasets import SKIMAGE_TRAIN
+
+    def span(values: list[int]) -> str:
+        return f"{min(values)}" if min(values) == max(values) else f"{min(values)}-{max(values)}"
+
+    iters = getattr(report, "iterations", None) or {}
+    trained = (f"trained for {span([p for p, _ in iters.values()])} PSNR-stage and "
+               f"{span([g for _, g in iters.values()])} GAN-stage iterations" if iters else "briefly trained")
+    suite = report.suite.name
+    return (f"Smoke preset: small versions of the networks, {trained} on {len(SKIMAGE_TRAIN)} images "
+            "scikit-image ships, with a randomly initialised VGG19 for the perceptual loss. "
+            "These numbers show that the harness works end to end; they are not the paper's results, and trained "
+            "models losing to bicubic, or colour casts in the crops, are what a few minutes of such training gives. "
+            f"The real thing: srbench ablate --suite {suite} --data-root DIR (the paper preset on the suite's "
+            "datasets; it needs VGG19's ImageNet weights in the weights folder).")
 
 
 def shared_training_note(training: list[dict]) -> str:
@@ -341,6 +364,7 @@ figure img {{ image-rendering: pixelated; width: {zoom_w}px; height: {zoom_h}px;
 <h1>{title}</h1>
 <p>{description}</p>
 <p class="note">Preset <b>{preset}</b>; datasets {datasets}. {caption}</p>
+{notice}
 <h2>Results</h2>
 {table}
 {failures}
@@ -427,6 +451,7 @@ def write_html(report, tidy: pd.DataFrame, planes: list[Path]) -> Path:
     page = _PAGE.format(
         title=html.escape(f"srbench: suite {report.suite.name}"), description=html.escape(report.suite.description),
         preset=html.escape(report.preset), datasets=html.escape(", ".join(report.datasets)),
+        notice=_notice_html(preset_notice(report)),
         caption=html.escape(_caption(["sr", "pirm"])), table=table, failures=failures,
         training=_training_html(training_rows(report)),
         planes=plane_html or "<p>No pirm-protocol results.</p>", crops=crops, n_images=n_crops + len(planes),
@@ -435,6 +460,13 @@ def write_html(report, tidy: pd.DataFrame, planes: list[Path]) -> Path:
     path = report.out_dir / "index.html"
     atomic_write_text(path, page)
     return path
+
+
+def _notice_html(notice: str | None) -> str:
+    if not notice:
+        return ""
+    return ('<p class="notice" style="background:#fff6dc;border-left:4px solid #e0a800;padding:8px 12px">'
+            f"{html.escape(notice)}</p>")
 
 
 def _load(path: Path):

@@ -106,3 +106,14 @@ def test_crops_are_cached_by_what_determines_them(shared_data, monkeypatch):
     monkeypatch.setattr(type(other), "key", "bicubic:another-key")
     visual_comparison({"bicubic": other}, where, None, n_images=1)
     assert calls == ["baby", "bird", "baby"]
+
+
+def test_only_the_smoke_preset_carries_the_notice():
+    from types import SimpleNamespace
+
+    from srbench.report import preset_notice
+
+    suite = SimpleNamespace(name="esrgan")
+    smoke = SimpleNamespace(preset="smoke", suite=suite, iterations={"a": (400, 300), "b": (400, 200)})
+    assert "trained for 400 PSNR-stage and 200-300 GAN-stage iterations" in preset_notice(smoke)
+    assert preset_notice(SimpleNamespace(preset="paper", suite=suite, iterations={})) is None

@@ -133,6 +133,11 @@ def test_equal_stages_train_once_and_the_report_says_who_shares_them(tmp_path, c
     assert entries == {("psnr", ("a", "b", "d")), ("gan", ("a", "b")), ("psnr", ("c",)), ("gan", ("c",)),
                        ("gan", ("d",))}
     table = (tmp_path / "one" / "table.md").read_text()
+    # the smoke run says what its numbers are: the suite's own iterations, and the command for the real thing
+    assert table.startswith("> Smoke preset: small versions of the networks, trained for 2 PSNR-stage and 2 "
+                            "GAN-stage iterations on 4 images scikit-image ships")
+    assert "srbench ablate --suite shared --data-root DIR" in table.splitlines()[0]
+    assert 'class="notice"' in (tmp_path / "one" / "index.html").read_text()
     assert "psnr stage" in table and "trained once for a, b, d" in table and "trained once for a, b:" in table
     assert "<h3>Trainings</h3>" in (tmp_path / "one" / "index.html").read_text()
     # Shared entries evaluate the same weights: one checkpoint, one sha256, identical numbers.
