@@ -64,16 +64,26 @@ def error_bars(points: pd.DataFrame, y_metric: str, dataset: str, intervals: Map
     return bars[0], bars[1]
 
 
+def point_labels(points: pd.DataFrame) -> list[tuple[float, float, str]]:
+    """One label per distinct point, in the points' order: models at the same (RMSE, y) share it ("a = b"), an
+    interpolated model is named by its weight (α=0.2)."""
+    groups: dict[tuple[float, float], list[str]] = {}
+    for model, x, y in zip(points["model"], points["rmse"], points["y"], strict=True):
+        alpha = _alpha_of(model)
+        groups.setdefault((float(x), float(y)), []).append(model if alpha is None else f"α={alpha:g}")
+    # Trained models first, then interpolation weights ("esrgan-psnr = α=0").
+    return [(x, y, " = ".join(sorted(names, key=lambda n: n.startswith("α=")))) for (x, y), names in groups.items()]
+
+
 def pirm_plane(tidy: pd.DataFrame, out: str | Path, *, dataset: str, title: str | None = None,
                intervals: Mapping | None = None) -> Path:
     """Draw RMSE (x) against PI (y, lower is better) with the three PIRM regions shaded; with ``intervals``
-    ((model, dataset, metric) -> interval, from ``srbench.stats.table_intervals``) each point gets error bars."""
+    ((model, dataset, metric) -> interval, from ``srbench.stats.table_intervals``) each point gets error bars.
+    Labels are placed so that none overlaps another (adjustText), and the legend sits beside the axes."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from srbench.metrics import get_metric
 
     fmt = Path(out).suffix[1:].lower() or "png"
     from matplotlib.backend_bases import FigureCanvasBase
@@ -83,12 +93,38 @@ def pirm_plane(tidy: pd.DataFrame, out: str | Path, *, dataset: str, title: str 
         from srbench.errors import BadInputError
 
         raise BadInputError(f"{out}: cannot draw a .{fmt} file; use one of {', '.join(sorted(supported))}")
+    fig = draw_plane(tidy, dataset=dataset, title=title, intervals=intervals)
+    import io
+
+    from srbench.images import atomic_write_bytes
+
+    out = Path(out)
+    # Rendered in memory, then written atomically: a read-only folder or a full disk is one OutputError
+    # naming the file, and never leaves a half-written image or a temporary file behind.
+    buf = io.BytesIO()
+    try:
+        fig.savefig(buf, format=fmt, bbox_inches="tight")
+    finally:
+        plt.close(fig)
+    atomic_write_bytes(out, buf.getvalue())
+    return out
+
+
+def draw_plane(tidy: pd.DataFrame, *, dataset: str, title: str | None = None, intervals: Mapping | None = None):
+    """The plane's matplotlib figure (see :func:`pirm_plane`); its point labels are the texts with gid "label"."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from srbench.metrics import get_metric
+
     points, y_metric = plane_points(tidy, dataset)
     x_spec, y_spec = get_metric("rmse"), get_metric(y_metric)  # labels and directions from the descriptors
     y_label = f"{y_spec.label} ({y_spec.direction} is better)"
     if y_metric != "pi":
         y_label += " — PI unavailable: no Ma weights"
-    fig, ax = plt.subplots(figsize=(7.5, 5.5), dpi=120)
+    fig, ax = plt.subplots(figsize=(9.5, 5.5), dpi=120)
     xerr, yerr = error_bars(points, y_metric, dataset, intervals or {})  # zero without intervals
     lo_x = min(float((points["rmse"] - xerr[0]).min()) - 0.5, 10.5)  # the error bars stay inside the axes
     x_max = max(16.5, float((points["rmse"] + xerr[1]).max()) + 0.5)
@@ -96,7 +132,6 @@ def pirm_plane(tidy: pd.DataFrame, out: str | Path, *, dataset: str, title: str 
     colours = ("#d9f0d3", "#fee8c8", "#deebf7")
     for (name, high), colour in zip(PIRM_REGIONS, colours, strict=True):
         ax.axvspan(low, high, color=colour, alpha=0.7, zorder=0, label=f"{name}: RMSE ≤ {high}")
-        ax.text((low + high) / 2, 0.99, name, transform=ax.get_xaxis_transform(), ha="center", va="top", fontsize=8)
         low = high
     alphas = {m: a for m in points["model"] if (a := _alpha_of(m)) is not None}
     interp = points[points["model"].isin(alphas)].copy()
@@ -104,13 +139,8 @@ def pirm_plane(tidy: pd.DataFrame, out: str | Path, *, dataset: str, title: str 
         interp["alpha"] = interp["model"].map(alphas)
         interp = interp.sort_values("alpha")
         ax.plot(interp["rmse"], interp["y"], "-o", color="#555555", ms=4, zorder=2, label="network interpolation")
-        for _, p in interp.iterrows():
-            ax.annotate(f"α={p['alpha']:g}", (p["rmse"], p["y"]), fontsize=7, xytext=(4, -8),
-                        textcoords="offset points")
     others = points[~points["model"].isin(alphas)]
     ax.scatter(others["rmse"], others["y"], color="#1f77b4", zorder=3, label="models")
-    for _, p in others.iterrows():
-        ax.annotate(p["model"], (p["rmse"], p["y"]), fontsize=8, xytext=(4, 4), textcoords="offset points")
     if intervals:
         first = next(iter(intervals.values()))
         ax.errorbar(points["rmse"], points["y"], xerr=xerr, yerr=yerr, fmt="none", ecolor="#777777", elinewidth=1,
@@ -127,19 +157,44 @@ def pirm_plane(tidy: pd.DataFrame, out: str | Path, *, dataset: str, title: str 
     ax.set_title(title or f"Perception-distortion plane, {dataset}: RMSE vs {what}")
     if y_metric != "pi":
         ax.plot([], [], " ", label="y axis: NIQE, PI unavailable (no Ma weights)")
-    ax.legend(loc="upper right", fontsize=8)
+    # Beside the axes, never over the data.
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize=8)
+    y_span = float(points["y"].max() - points["y"].min()) or 1.0
+    ax.set_ylim(float(points["y"].min()) - 0.08 * y_span, float(points["y"].max()) + 0.15 * y_span)
     fig.tight_layout()
-    import io
+    _place_labels(ax, points)
+    return fig
 
-    from srbench.images import atomic_write_bytes
 
-    out = Path(out)
-    # Rendered in memory, then written atomically: a read-only folder or a full disk is one OutputError
-    # naming the file, and never leaves a half-written image or a temporary file behind.
-    buf = io.BytesIO()
-    try:
-        fig.savefig(buf, format=fmt)
-    finally:
-        plt.close(fig)
-    atomic_write_bytes(out, buf.getvalue())
-    return out
+# adjustText's settings, from gentle to forceful: the first that leaves no two labels overlapping is kept.
+_LABEL_PUSHES = (((1.2, 1.6), (0.3, 0.6)), ((1.3, 1.9), (0.5, 1.0)), ((1.5, 2.4), (0.8, 1.5)))
+
+
+def _place_labels(ax, points: pd.DataFrame) -> list:
+    """One text per distinct point (:func:`point_labels`), moved by adjustText (with a leader line) until none
+    overlaps another; returns the texts (gid "label")."""
+    from adjustText import adjust_text  # type: ignore[import-untyped]
+
+    x, y = points["rmse"].to_numpy(float), points["y"].to_numpy(float)
+    texts: list = []
+    for expand, force in _LABEL_PUSHES:
+        before = set(ax.get_children())
+        texts = [ax.text(px, py, label, fontsize=7, gid="label", zorder=5) for px, py, label in point_labels(points)]
+        adjust_text(texts, x=x, y=y, ax=ax, expand=expand, force_text=force,
+                    arrowprops={"arrowstyle": "-", "color": "#888888", "lw": 0.5})
+        if not overlapping_labels(texts):
+            break
+        if (expand, force) != _LABEL_PUSHES[-1]:
+            for artist in set(ax.get_children()) - before:  # this attempt's texts and leader lines
+                artist.remove()
+    return texts
+
+
+def overlapping_labels(texts: list) -> list[tuple[str, str]]:
+    """Pairs of texts whose drawn boxes intersect."""
+    if not texts:
+        return []
+    renderer = texts[0].figure.canvas.get_renderer()
+    boxes = [t.get_window_extent(renderer) for t in texts]
+    return [(texts[i].get_text(), texts[j].get_text()) for i in range(len(texts)) for j in range(i + 1, len(texts))
+            if boxes[i].overlaps(boxes[j])]

@@ -138,6 +138,44 @@ def test_pirm_plane_draws_and_finds_region_winners(tmp_path):
         assert im.size[0] > 600 and im.size[1] > 400
 
 
+def _plane_tidy(points) -> pd.DataFrame:
+    return pd.DataFrame([{"model": model, "dataset": "d", "protocol": "pirm", "scale": 4, "metric": metric,
+                          "value": value, "n_images": 1, "higher_is_better": False, "version": "1"}
+                         for model, rmse, niqe in points for metric, value in (("rmse", rmse), ("niqe", niqe))])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_plane_labels_never_overlap_and_the_legend_is_beside_the_data(seed):
+    """A crowded plane (the smoke job's shape: an interpolation chain in a corner, identical models, a tight
+    cluster of long names): identical points share one label, no two labels' drawn boxes intersect, and the legend
+    lies outside the axes."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from srbench.plots import draw_plane, overlapping_labels
+
+    rng = np.random.default_rng(seed)
+    points = [("bicubic", 10.6, 7.6), ("esrgan-psnr", 11.0, 8.0), ("esrgan-gan", 15.0, 7.4)]
+    points += [(f"esrgan-interp-alpha{a!r}", 11.0 + 4 * a, 8.0 - 0.6 * a) for a in (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)]
+    points[-1] = ("esrgan-interp-alpha1.0", 15.0, 7.4)  # equal to esrgan-gan
+    points[3] = ("esrgan-interp-alpha0.0", 11.0, 8.0)  # equal to esrgan-psnr
+    points += [(f"variant-{i}-with-a-long-name-{stage}", 20 + rng.uniform(0, 1.5), 8.5 + rng.uniform(0, 0.6))
+               for i in range(4) for stage in ("psnr", "gan")]
+    points += [(f"same-{i}", 22.0, 12.0) for i in range(3)]
+    fig = draw_plane(_plane_tidy(points), dataset="d")
+    try:
+        ax = fig.axes[0]
+        texts = [t for t in ax.texts if t.get_gid() == "label"]
+        labels = sorted(t.get_text() for t in texts)
+        assert "esrgan-psnr = α=0" in labels and "esrgan-gan = α=1" in labels and "same-0 = same-1 = same-2" in labels
+        assert len(texts) == len(points) - 2 - 2  # two pairs and one triple share labels
+        assert overlapping_labels(texts) == []
+        renderer = fig.canvas.get_renderer()
+        assert not ax.get_legend().get_window_extent(renderer).overlaps(ax.get_window_extent(renderer))
+    finally:
+        plt.close(fig)
+
+
 @pytest.mark.slow
 def test_drift_check_catches_an_injected_metric_change(tmp_path):
     import dataclasses
