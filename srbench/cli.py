@@ -523,7 +523,9 @@ def export(store_path, fmt, out, per_image) -> None:
 @click.option("--store", "store_path", type=click.Path(dir_okay=False))
 @click.option("--ci", is_flag=True, help="Follow each value with its 95% percentile bootstrap interval over images, "
                                         "as 31.42 [31.07, 31.77] (10000 resamples, seed 0).")
-def table(suite, metrics, datasets, fmt, store_path, ci) -> None:
+@click.option("--published", help="Comma-separated published collections to add as rows (srbench published list), "
+                                  "e.g. esrgan-paper,spsr.")
+def table(suite, metrics, datasets, fmt, store_path, ci, published) -> None:
     """A paper-style table of a suite from the results store."""
     from srbench.report import paper_table, tidy_from_store
     from srbench.store import Store
@@ -541,7 +543,41 @@ def table(suite, metrics, datasets, fmt, store_path, ci) -> None:
         from srbench.stats import table_intervals
 
         intervals = table_intervals(rows, names, datasets=_split_csv(datasets))
-    click.echo(paper_table(tidy, names, fmt, datasets=_split_csv(datasets), intervals=intervals))
+    click.echo(paper_table(tidy, names, fmt, datasets=_split_csv(datasets), intervals=intervals,
+                           published=_split_csv(published)))
+
+
+@main.group()
+def published() -> None:
+    """Published results srbench ships, with their sources (for table/pirm-plane --published)."""
+
+
+@published.command("list")
+def published_list() -> None:
+    """Each collection: its citation, what it holds, and how many numbers."""
+    from srbench import published as P
+
+    for name, c in P.collections().items():
+        rows = [v for v in P.values() if v.collection == name]
+        kinds = ", ".join(dict.fromkeys(f"{v.metric}/{v.protocol}" for v in rows))
+        click.echo(f"{name}: {len(rows)} numbers ({kinds})\n  {c.citation}\n  {c.description}\n  {c.url}")
+
+
+@published.command("show")
+@click.argument("collection")
+@click.option("--dataset", help="Only this dataset.")
+def published_show(collection, dataset) -> None:
+    """Every number of COLLECTION with its source, protocol and caveats."""
+    import pandas as pd
+
+    from srbench import published as P
+
+    rows = [v for v in P.select(collection) if dataset is None or v.dataset == dataset]
+    frame = pd.DataFrame([{"method": v.method, "dataset": v.dataset, "metric": v.metric, "protocol": v.protocol,
+                           "value": v.value, "comparable": v.comparable, "source": v.source, "note": v.note}
+                          for v in rows])
+    click.echo(P.collections()[collection].citation)
+    click.echo(frame.to_string(index=False) if not frame.empty else "no numbers")
 
 
 @main.command("pirm-plane")
@@ -551,7 +587,9 @@ def table(suite, metrics, datasets, fmt, store_path, ci) -> None:
 @click.option("--store", "store_path", type=click.Path(dir_okay=False))
 @click.option("--ci", is_flag=True, help="Error bars: 95% percentile bootstrap intervals over images of each model's "
                                         "RMSE and PI (10000 resamples, seed 0).")
-def pirm_plane_cmd(suite, dataset, out, store_path, ci) -> None:
+@click.option("--published", help="Comma-separated published collections drawn as hollow, labelled points (their PI "
+                                  "and RMSE on the same dataset), e.g. esrgan-paper,pirm2018.")
+def pirm_plane_cmd(suite, dataset, out, store_path, ci, published) -> None:
     """Draw the perception-distortion plane (RMSE vs PI) of a suite from the results store."""
     from pathlib import Path
 
@@ -573,9 +611,10 @@ def pirm_plane_cmd(suite, dataset, out, store_path, ci) -> None:
         from srbench.stats import table_intervals
 
         intervals = table_intervals(rows, ["rmse", y_metric], datasets=[dataset], protocols=["pirm"])
-    path = pirm_plane(tidy, out, dataset=dataset, intervals=intervals)
+    path = pirm_plane(tidy, out, dataset=dataset, intervals=intervals, published=_split_csv(published))
     if y_metric != "pi":
-        click.echo("note: PI is unavailable (no Ma weights): NIQE is on the y axis", err=True)
+        click.echo("note: PI is unavailable (no Ma weights): NIQE is on the y axis"
+                   f"{'; published PI points are not drawn' if published else ''}", err=True)
     for region, model in sorted(region_winners(points).items()):
         click.echo(f"best in {region}: {model}")
     click.echo(f"wrote {path}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -75,8 +75,21 @@ def point_labels(points: pd.DataFrame) -> list[tuple[float, float, str]]:
     return [(x, y, " = ".join(sorted(names, key=lambda n: n.startswith("α=")))) for (x, y), names in groups.items()]
 
 
+def published_points(collections: Sequence[str], dataset: str) -> pd.DataFrame:
+    """(model, rmse, y) of the published methods of ``collections`` (``srbench.published``) with both a
+    pirm-protocol RMSE and a PI on ``dataset``; the model is the published row's name (marked †)."""
+    from srbench import published as P
+
+    found: dict[str, dict[str, float]] = {}
+    for v in P.select(collections):
+        if v.dataset == dataset and v.protocol == "pirm" and v.metric in ("rmse", "pi"):
+            found.setdefault(P.row_name(v), {})["rmse" if v.metric == "rmse" else "y"] = v.value
+    rows = [{"model": m, **xy} for m, xy in found.items() if len(xy) == 2]
+    return pd.DataFrame(rows, columns=["model", "rmse", "y"])
+
+
 def pirm_plane(tidy: pd.DataFrame, out: str | Path, *, dataset: str, title: str | None = None,
-               intervals: Mapping | None = None) -> Path:
+               intervals: Mapping | None = None, published: Sequence[str] | None = None) -> Path:
     """Draw RMSE (x) against PI (y, lower is better) with the three PIRM regions shaded; with ``intervals``
     ((model, dataset, metric) -> interval, from ``srbench.stats.table_intervals``) each point gets error bars.
     Labels are placed so that none overlaps another (adjustText), and the legend sits beside the axes."""
@@ -93,7 +106,7 @@ def pirm_plane(tidy: pd.DataFrame, out: str | Path, *, dataset: str, title: str 
         from srbench.errors import BadInputError
 
         raise BadInputError(f"{out}: cannot draw a .{fmt} file; use one of {', '.join(sorted(supported))}")
-    fig = draw_plane(tidy, dataset=dataset, title=title, intervals=intervals)
+    fig = draw_plane(tidy, dataset=dataset, title=title, intervals=intervals, published=published)
     import io
 
     from srbench.images import atomic_write_bytes
@@ -110,8 +123,10 @@ def pirm_plane(tidy: pd.DataFrame, out: str | Path, *, dataset: str, title: str 
     return out
 
 
-def draw_plane(tidy: pd.DataFrame, *, dataset: str, title: str | None = None, intervals: Mapping | None = None):
-    """The plane's matplotlib figure (see :func:`pirm_plane`); its point labels are the texts with gid "label"."""
+def draw_plane(tidy: pd.DataFrame, *, dataset: str, title: str | None = None, intervals: Mapping | None = None,
+               published: Sequence[str] | None = None):
+    """The plane's matplotlib figure (see :func:`pirm_plane`); its point labels are the texts with gid "label".
+    ``published``: collections whose methods are drawn as hollow markers (PI and RMSE on ``dataset``), labelled."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -126,8 +141,11 @@ def draw_plane(tidy: pd.DataFrame, *, dataset: str, title: str | None = None, in
         y_label += " — PI unavailable: no Ma weights"
     fig, ax = plt.subplots(figsize=(9.5, 5.5), dpi=120)
     xerr, yerr = error_bars(points, y_metric, dataset, intervals or {})  # zero without intervals
-    lo_x = min(float((points["rmse"] - xerr[0]).min()) - 0.5, 10.5)  # the error bars stay inside the axes
-    x_max = max(16.5, float((points["rmse"] + xerr[1]).max()) + 0.5)
+    pub = published_points(published, dataset) if published else published_points([], dataset)
+    if y_metric != "pi":  # published PI values cannot sit on a NIQE axis
+        pub = pub.iloc[0:0]
+    lo_x = min(float((points["rmse"] - xerr[0]).min()) - 0.5, 10.5, *(pub["rmse"] - 0.5))  # bars stay inside
+    x_max = max(16.5, float((points["rmse"] + xerr[1]).max()) + 0.5, *(pub["rmse"] + 0.5))
     low = lo_x
     colours = ("#d9f0d3", "#fee8c8", "#deebf7")
     for (name, high), colour in zip(PIRM_REGIONS, colours, strict=True):
@@ -159,10 +177,16 @@ def draw_plane(tidy: pd.DataFrame, *, dataset: str, title: str | None = None, in
         ax.plot([], [], " ", label="y axis: NIQE, PI unavailable (no Ma weights)")
     # Beside the axes, never over the data.
     ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize=8)
-    y_span = float(points["y"].max() - points["y"].min()) or 1.0
-    ax.set_ylim(float(points["y"].min()) - 0.08 * y_span, float(points["y"].max()) + 0.15 * y_span)
+    if not pub.empty:
+        ax.scatter(pub["rmse"], pub["y"], facecolors="none", edgecolors="#333333", linewidths=1.2, s=55, zorder=3,
+                   label="published (†, not computed here)")
+    elif published and y_metric != "pi":
+        ax.plot([], [], " ", label="published points not shown: their y is PI")
+    everything = pd.concat([points, pub], ignore_index=True) if not pub.empty else points
+    y_span = float(everything["y"].max() - everything["y"].min()) or 1.0
+    ax.set_ylim(float(everything["y"].min()) - 0.08 * y_span, float(everything["y"].max()) + 0.15 * y_span)
     fig.tight_layout()
-    _place_labels(ax, points)
+    _place_labels(ax, everything)
     return fig
 
 

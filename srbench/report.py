@@ -112,6 +112,7 @@ class TableModel:
     # (model, dataset, metric) -> a computed interval (``srbench.stats.Interval``: ``low``, ``high``), shown after
     # the value as ``31.42 [31.07, 31.77]``; None or absent: the value alone.
     intervals: Mapping[tuple[str, str, str], Any] | None = None
+    published: frozenset[str] = frozenset()  # rows of published numbers: italic, never ranked
 
     def cell(self, model: str, dataset: str, metric, fmt: str) -> str:
         key = (model, dataset, metric.name)
@@ -120,6 +121,8 @@ class TableModel:
         text = format_value(self.values[key], metric.digits, fmt)
         if fmt == "html":
             text = html.escape(text)
+        if model in self.published:
+            return _ITALIC[fmt].format(text)
         text = _EMPHASIS[fmt].get(self.ranks.get(key, 0), "{}").format(text)  # rank 0: unranked, plain
         return text + self.interval_text(key, metric.digits, fmt)
 
@@ -132,29 +135,75 @@ class TableModel:
         return html.escape(text) if fmt == "html" else text
 
 
+_ITALIC = {"markdown": "*{}*", "latex": "\\textit{{{}}}", "html": "<i>{}</i>", "csv": "{}"}
 _EMPHASIS = {"markdown": {1: "**{}**", 2: "<u>{}</u>"}, "latex": {1: "\\textbf{{{}}}", 2: "\\underline{{{}}}"},
              "html": {1: "<b>{}</b>", 2: "<u>{}</u>"}}
 
 
 def table_model(tidy: pd.DataFrame, metrics: Sequence[str], models: Sequence[str] | None = None,
                 datasets: Sequence[str] | None = None, caption: str | None = None,
-                intervals: Mapping[tuple[str, str, str], Any] | None = None) -> TableModel:
+                intervals: Mapping[tuple[str, str, str], Any] | None = None,
+                published: Sequence[str] | None = None) -> TableModel:
     """Models as rows, dataset x metric columns; best and second by each metric's own direction (of the values;
-    ``intervals``, from ``srbench.stats.table_intervals``, are shown beside them and named in the caption)."""
-    spec = {m: get_metric(m) for m in metrics}  # labels, digits, direction; unknown names fail here
+    ``intervals``, from ``srbench.stats.table_intervals``, are shown beside them and named in the caption).
+
+    ``published``: collections of :mod:`srbench.published` whose numbers are added as rows (italic, marked †, never
+    ranked, cited under the table) of the datasets shown; a number computed otherwise than srbench's metric gets
+    a column of its own (marked ‡), next to the metric it resembles."""
+    from srbench import published as P
+
+    extra = P.select(published) if published else []
+    metrics = _with_published_columns(metrics, extra)
+    spec = {m: P.published_metrics().get(m) or get_metric(m) for m in metrics}  # unknown names fail here
     models = list(models or dict.fromkeys(tidy["model"]))
     datasets = list(datasets or dict.fromkeys(tidy["dataset"]))
+    shown = [v for v in extra if v.dataset in datasets and v.metric in metrics]
+    published_rows = list(dict.fromkeys(P.row_name(v) for v in shown))
     values, ranks = {}, {}
     for d in datasets:
         for m in metrics:
             series = tidy[(tidy["dataset"] == d) & (tidy["metric"] == m)].set_index("model")["value"].reindex(models)
             values.update({(model, d, m): v for model, v in series.items() if v is not None and not pd.isna(v)})
             ranks.update({(model, d, m): r for model, r in _rank_marks(series, spec[m].higher_is_better).items()})
-    protocols = sorted({p for m in metrics for p in (spec[m].protocols or ())[:1]})  # where its column comes from
+    values.update({(P.row_name(v), v.dataset, v.metric): v.value for v in shown})
+    protocols = sorted({p for m in metrics for p in (getattr(spec[m], "protocols", None) or ())[:1]})
     caption = caption or _caption(protocols)
     if intervals:
         caption += " " + _interval_note(next(iter(intervals.values())))
-    return TableModel(models, [(d, spec[m]) for d in datasets for m in metrics], values, ranks, caption, intervals)
+    if shown:
+        caption += " " + _published_note(shown, [spec[m] for m in metrics if m in P.published_metrics()])
+    columns = [(d, spec[m]) for d in datasets for m in metrics]
+    return TableModel([*models, *published_rows], columns, values, ranks, caption, intervals,
+                      frozenset(published_rows))
+
+
+def _with_published_columns(metrics: Sequence[str], extra: list) -> list[str]:
+    """``metrics``, each followed by the published-only metrics (``srbench.published``) that resemble it and have
+    values in ``extra``: another implementation's numbers never share srbench's column."""
+    from srbench import published as P
+
+    own = P.published_metrics()
+    present = list(dict.fromkeys(v.metric for v in extra if v.metric in own))
+    out: list[str] = []
+    for m in metrics:
+        out += [m, *(p for p in present if own[p].like == m and p not in metrics)]
+    return out
+
+
+def _published_note(shown: list, own_columns: list) -> str:
+    """The citation footnote of published rows, and what the columns of their own measure."""
+    from srbench import published as P
+
+    cited = []
+    for name in dict.fromkeys(v.collection for v in shown):
+        c = P.collections()[name]
+        where = ", ".join(dict.fromkeys(v.source for v in shown if v.collection == name))
+        cited.append(f"[{name}] {c.citation} ({where})")
+    note = "† Published numbers, not computed here (italic, not ranked): " + "; ".join(cited) + "."
+    if own_columns:
+        note += " ‡ Published only, computed otherwise than srbench's metrics: " + "; ".join(
+            f"{m.label.removesuffix(' ‡')}: {m.description}" for m in own_columns) + "."
+    return note
 
 
 def _interval_note(interval) -> str:
@@ -164,13 +213,15 @@ def _interval_note(interval) -> str:
 
 def paper_table(tidy: pd.DataFrame, metrics: Sequence[str], fmt: str = "markdown", models: Sequence[str] | None = None,
                 datasets: Sequence[str] | None = None, caption: str | None = None,
-                intervals: Mapping[tuple[str, str, str], Any] | None = None) -> str:
+                intervals: Mapping[tuple[str, str, str], Any] | None = None,
+                published: Sequence[str] | None = None) -> str:
     """Models as rows, dataset x metric columns with direction arrows; best bold, second underlined;
     missing values shown as such, never as zero. With ``intervals`` each value is followed by its interval
-    ``[low, high]`` (CSV: columns ``<dataset>/<metric>_low`` and ``_high``)."""
+    ``[low, high]`` (CSV: columns ``<dataset>/<metric>_low`` and ``_high``); ``published``: see
+    :func:`table_model`."""
     if fmt not in ("markdown", "latex", "csv"):
         raise ValueError(f"unknown table format {fmt!r}: use markdown, latex or csv")
-    table = table_model(tidy, metrics, models, datasets, caption, intervals)
+    table = table_model(tidy, metrics, models, datasets, caption, intervals, published)
     if fmt == "csv":
         columns: dict[str, list] = {}
         for d, m in table.columns:
