@@ -548,6 +548,52 @@ def table(suite, metrics, datasets, fmt, store_path, ci, published) -> None:
 
 
 @main.group()
+def fetch() -> None:
+    """Download weights and datasets, explicitly (srbench never downloads anything otherwise)."""
+
+
+def _fetch_each(kind: str, names: tuple[str, ...], run) -> None:
+    from srbench.fetch import DOWNLOADS
+
+    known = [d for d in DOWNLOADS.values() if d.kind == kind]
+    if not names:
+        for d in known:
+            click.echo(f"{d.name:16s} {d.filename}  {d.description}\n{'':16s} {d.url}  ({d.source})")
+        return
+    failed = []
+    for name in names:
+        try:
+            run(name)
+        except SrbenchError as exc:
+            failed.append(name)
+            click.echo(f"error: {exc}", err=True)
+    if failed:
+        sys.exit(1)
+
+
+@fetch.command("weights")
+@click.argument("names", nargs=-1)
+@click.option("--weights-dir", type=click.Path(file_okay=False),
+              help="Where weights go (default: $SRBENCH_WEIGHTS, else ~/.cache/srbench/weights).")
+def fetch_weights_cmd(names, weights_dir) -> None:
+    """Download weights NAMES (none: list what srbench knows), verified against their pinned hashes."""
+    from srbench.fetch import fetch_weights
+
+    _fetch_each("weights", names, lambda name: fetch_weights(name, weights_dir=weights_dir, log=click.echo))
+
+
+@fetch.command("datasets")
+@click.argument("names", nargs=-1)
+@click.option("--data-root", type=click.Path(file_okay=False),
+              help="Where datasets go (default: $SRBENCH_DATA, else the checkout's datasets/).")
+def fetch_datasets_cmd(names, data_root) -> None:
+    """Download datasets NAMES (none: list what srbench knows), unpacked into srbench's layout and verified."""
+    from srbench.fetch import fetch_dataset
+
+    _fetch_each("datasets", names, lambda name: fetch_dataset(name, data_root=data_root, log=click.echo))
+
+
+@main.group()
 def published() -> None:
     """Published results srbench ships, with their sources (for table/pirm-plane --published)."""
 

@@ -24,9 +24,13 @@ class WeightsUnavailableError(SrbenchError):
         self.folder = folder
         self.searched = searched
         looked = ", ".join(searched)
+        from srbench.fetch import DOWNLOADS
+
+        fetchable = next((d.name for d in DOWNLOADS.values() if d.filename == filename), None)
+        how = f"Run srbench fetch weights {fetchable}, or get it" if fetchable else "Get it"
         super().__init__(
             f"{what} needs {filename}, which is not on this machine (looked in: {looked}). "
-            f"Get it from {origin} and put it in {folder} (or set SRBENCH_WEIGHTS to its folder)."
+            f"{how} from {origin} and put it in {folder} (or set SRBENCH_WEIGHTS to its folder)."
         )
 
 

@@ -1,0 +1,276 @@
+"""``srbench fetch``: the one way weights and data get downloaded, explicitly, never as a side effect.
+
+Every download is pinned in :data:`DOWNLOADS` (official URLs from the projects' own code or documentation) with
+its sha256, or the hash prefix its file name carries (torchvision's ``vgg19-dcbb9e9d.pth``: the first 8 hex
+digits of the sha256), or none where the project publishes none: then the sha256 of the first download is
+recorded in ``fetched.json`` beside it, printed, and every later download must match it.
+
+A download goes to ``.<name>.part`` beside its destination and resumes from there (an HTTP range request) after
+a cut connection; it becomes the file by one rename, only after its hash was checked, so a partial or wrong file
+is never used. Archives are unpacked into a temporary folder beside the data root and their set moved into the
+layout srbench reads (``<data root>/<folder>``), then checked like ``srbench datasets verify``. Offline, a fetch
+fails in one line saying what to download and where to put it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import urllib.error
+import urllib.request
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from srbench import paths
+from srbench.errors import BadInputError, SrbenchError
+
+CHUNK = 1 << 20
+LEDGER = "fetched.json"  # sha256 recorded at first download, for files no project publishes a hash of
+
+
+class FetchError(SrbenchError):
+    """A download failed (offline, refused, cut, or not the file it should be)."""
+
+
+@dataclass(frozen=True)
+class Download:
+    name: str
+    kind: str  # "weights" (into the weights folder) or "datasets" (unpacked under the data root)
+    url: str
+    filename: str
+    source: str  # where the URL is stated (project, file)
+    sha256: str | None = None  # the whole digest, or a published prefix of it (file names like vgg19-dcbb9e9d.pth)
+    folder: str | None = None  # datasets: the folder the archive holds, as srbench's layout names it
+    description: str = ""
+
+
+DOWNLOADS: dict[str, Download] = {d.name: d for d in (
+    Download("nrqm", "weights", "https://huggingface.co/chaofengc/IQA-PyTorch-Weights/resolve/main/NRQM_model.mat",
+             "NRQM_model.mat", "pyiqa (chaofengc/IQA-PyTorch), pyiqa/archs/nrqm_arch.py default_model_urls",
+             description="Ma's score model (the MATLAB release's, as pyiqa ships it)"),
+    Download("vgg19", "weights", "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth", "vgg19-dcbb9e9d.pth",
+             "torchvision, torchvision/models/vgg.py (VGG19_Weights.IMAGENET1K_V1)", sha256="dcbb9e9d",
+             description="VGG19 ImageNet weights for the perceptual loss (short and paper presets)"),
+    Download("alexnet", "weights", "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
+             "alexnet-owt-7be5be79.pth", "torchvision, torchvision/models/alexnet.py (AlexNet_Weights.IMAGENET1K_V1)",
+             sha256="7be5be79", description="AlexNet ImageNet weights, LPIPS's backbone"),
+)}
+
+
+def _hash_ok(digest: str, expected: str | None) -> bool:
+    return expected is None or digest.startswith(expected.lower())
+
+
+def _destination(download: Download, root: Path) -> Path:
+    return root / download.filename
+
+
+def _offline(download: Download, dest: Path, why: object) -> FetchError:
+    return FetchError(f"cannot download {download.name} from {download.url} ({why}): download it yourself and put it "
+                      f"at {dest}" + (f" (unpacked: {dest.parent / download.folder})" if download.folder else ""))
+
+
+def download_file(download: Download, dest: Path, *, progress: Callable[[int, int | None], None] | None = None,
+                  expected: str | None = None, timeout: float = 60.0) -> str:
+    """``download.url`` to ``dest`` through ``.<name>.part`` (resumed if there), checked against ``expected`` (a
+    sha256 or its prefix); returns the sha256. A wrong file is deleted and refused."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.parent / f".{dest.name}.part"
+    have = part.stat().st_size if part.is_file() else 0
+    total: int | None = None
+    request = urllib.request.Request(download.url, headers={"Range": f"bytes={have}-"} if have else {})
+    digest = hashlib.sha256()
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            if have and response.status != 206:  # the server ignores ranges: start again
+                have = 0
+            length = response.headers.get("Content-Length")
+            total = have + int(length) if length is not None else None
+            _stream(response, part, have, digest, progress, total)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 416 and have:  # the part is already whole
+            return _finish(download, part, dest, _file_sha256(part), expected)
+        raise FetchError(f"{download.url}: the server answered {exc.code} {exc.reason}") from None
+    except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
+        if part.is_file() and part.stat().st_size > have:
+            raise FetchError(f"{download.url}: the connection broke after {part.stat().st_size} of {total} bytes "
+                             f"({exc}); run the same command again to resume") from None
+        raise _offline(download, dest, getattr(exc, "reason", exc)) from None
+    if total is not None and part.stat().st_size != total:
+        raise FetchError(f"{download.url}: got {part.stat().st_size} of {total} bytes; run the same command again to "
+                         "resume")
+    return _finish(download, part, dest, digest.hexdigest(), expected)
+
+
+def _stream(response, part: Path, have: int, digest, progress: Callable[[int, int | None], None] | None,
+            total: int | None) -> None:
+    """The response appended to the ``have`` bytes of ``part`` (hashed first), synced to disk."""
+    if have:
+        with open(part, "rb") as f:
+            for block in iter(lambda: f.read(CHUNK), b""):
+                digest.update(block)
+    with open(part, "ab" if have else "wb") as out:
+        done = have
+        for block in iter(lambda: response.read(CHUNK), b""):
+            out.write(block)
+            digest.update(block)
+            done += len(block)
+            if progress:
+                progress(done, total)
+        out.flush()
+        os.fsync(out.fileno())
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(CHUNK), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _finish(download: Download, part: Path, dest: Path, sha256: str, expected: str | None) -> str:
+    if not _hash_ok(sha256, expected):
+        part.unlink(missing_ok=True)
+        raise FetchError(f"{download.url}: sha256 {sha256} is not the pinned {expected}: refused and deleted (a "
+                         "changed or corrupted file; nothing was installed)")
+    os.replace(part, dest)
+    return sha256
+
+
+def _ledger(root: Path) -> dict:
+    try:
+        return json.loads((root / LEDGER).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _record(root: Path, download: Download, sha256: str) -> None:
+    from srbench.images import atomic_write_text
+
+    ledger = _ledger(root)
+    ledger[download.filename] = {"sha256": sha256, "url": download.url}
+    atomic_write_text(root / LEDGER, json.dumps(ledger, indent=2, sort_keys=True) + "\n")
+
+
+def fetch_weights(name: str, *, weights_dir: str | os.PathLike | None = None,
+                  log: Callable[[str], None] = print, progress: bool = True) -> Path:
+    """One weights file into the weights folder (already there and verified: left as it is)."""
+    download = _known(name, "weights")
+    root = paths.weights_dir(weights_dir)
+    dest = _destination(download, root)
+    expected = download.sha256 or _ledger(root).get(download.filename, {}).get("sha256")
+    if dest.is_file():
+        if _hash_ok(_file_sha256(dest), expected):
+            log(f"{name}: {dest} is there")
+            return dest
+        raise FetchError(f"{dest} is there but its sha256 is not the pinned {expected}: move it away and fetch again")
+    with _bar(progress, download.filename) as bar:
+        sha256 = download_file(download, dest, progress=bar, expected=expected)
+    if download.sha256 is None and expected is None:
+        _record(root, download, sha256)
+        log(f"{name}: no published hash; recorded sha256 {sha256} in {root / LEDGER}")
+    log(f"{name}: {dest} (sha256 {sha256})")
+    return dest
+
+
+def fetch_dataset(name: str, *, data_root: str | os.PathLike | None = None, log: Callable[[str], None] = print,
+                  progress: bool = True) -> Path:
+    """One dataset archive, downloaded beside the data root, unpacked into its layout there, then verified."""
+    download = _known(name, "datasets")
+    assert download.folder is not None
+    root = _data_root(data_root)
+    target = root / download.folder
+    if target.is_dir():
+        log(f"{name}: {target} is there")
+        return target
+    archive = root / ".downloads" / download.filename
+    expected = download.sha256 or _ledger(root).get(download.filename, {}).get("sha256")
+    if not archive.is_file():
+        with _bar(progress, download.filename) as bar:
+            sha256 = download_file(download, archive, progress=bar, expected=expected)
+        if download.sha256 is None and expected is None:
+            _record(root, download, sha256)
+            log(f"{name}: no published hash; recorded sha256 {sha256} in {root / LEDGER}")
+    _unpack(archive, download.folder, root)
+    _verify(target, log)
+    log(f"{name}: {target}")
+    return target
+
+
+def _data_root(explicit: str | os.PathLike | None) -> Path:
+    if explicit is not None:
+        return Path(explicit).expanduser()
+    env = os.environ.get(paths.DATA_ENV)
+    return Path(env.split(os.pathsep)[0]).expanduser() if env else paths.DATASETS_DIR
+
+
+def _unpack(archive: Path, folder: str, root: Path) -> None:
+    """The archive's ``folder`` (wherever it sits inside) moved to ``root/folder`` by one rename."""
+    root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=root, prefix=".unpack-") as tmp:
+        try:
+            if zipfile.is_zipfile(archive):
+                with zipfile.ZipFile(archive) as z:
+                    _check_members(archive, z.namelist())
+                    z.extractall(tmp)
+            else:
+                shutil.unpack_archive(str(archive), tmp, filter="data")
+        except (OSError, ValueError, shutil.ReadError, zipfile.BadZipFile) as exc:
+            raise FetchError(f"{archive}: cannot unpack ({exc}); delete it and fetch again") from None
+        found = sorted(Path(tmp).rglob(folder), key=lambda p: len(p.parts))
+        found = [p for p in found if p.is_dir()]
+        if not found:
+            raise FetchError(f"{archive}: holds no folder {folder!r}; nothing was installed")
+        os.replace(found[0], root / folder)
+
+
+def _check_members(archive: Path, names: list[str]) -> None:
+    for name in names:
+        if name.startswith(("/", "\\")) or ".." in Path(name).parts:
+            raise FetchError(f"{archive}: member {name!r} would be written outside the folder: refused")
+
+
+def _verify(target: Path, log: Callable[[str], None]) -> None:
+    from srbench.manifests import verify_folder
+
+    log(verify_folder(target).describe())
+
+
+def _known(name: str, kind: str) -> Download:
+    known = [d for d in DOWNLOADS.values() if d.kind == kind]
+    found = DOWNLOADS.get(name)
+    if found is None or found.kind != kind:
+        raise BadInputError(f"unknown {kind} {name!r}; srbench fetch {kind} knows: {', '.join(d.name for d in known)}")
+    return found
+
+
+class _bar:
+    """A tqdm progress bar as a ``progress(done, total)`` callback (nothing when ``enabled`` is false)."""
+
+    def __init__(self, enabled: bool, label: str) -> None:
+        self.enabled, self.label = enabled, label
+        self.bar: Any = None
+
+    def __enter__(self) -> Callable[[int, int | None], None] | None:
+        if not self.enabled:
+            return None
+
+        def update(done: int, total: int | None) -> None:
+            from tqdm import tqdm
+
+            if self.bar is None:
+                self.bar = tqdm(total=total, initial=0, unit="B", unit_scale=True, desc=self.label)
+            self.bar.update(done - self.bar.n)
+
+        return update
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.close()
