@@ -238,7 +238,7 @@ def visual_comparison(sources: dict, dataset: str, data_root: str | None, *, n_i
         nrqm_model_path(weights_dir)
         nr_label, use_pi = "PI", True
     except SrbenchError:
-        nr_label, use_pi = "NIQE (PI unavailable: no Ma weights)", False
+        nr_label, use_pi = "NIQE (PI unavailable: no Ma weights; srbench fetch weights nrqm)", False
     try:
         ds = resolve(dataset, data_root)
     except SrbenchError as exc:

@@ -659,7 +659,7 @@ def pirm_plane_cmd(suite, dataset, out, store_path, ci, published) -> None:
         intervals = table_intervals(rows, ["rmse", y_metric], datasets=[dataset], protocols=["pirm"])
     path = pirm_plane(tidy, out, dataset=dataset, intervals=intervals, published=_split_csv(published))
     if y_metric != "pi":
-        click.echo("note: PI is unavailable (no Ma weights): NIQE is on the y axis"
+        click.echo("note: PI is unavailable (no Ma weights; srbench fetch weights nrqm): NIQE is on the y axis"
                    f"{'; published PI points are not drawn' if published else ''}", err=True)
     for region, model in sorted(region_winners(points).items()):
         click.echo(f"best in {region}: {model}")

@@ -174,7 +174,7 @@ def draw_plane(tidy: pd.DataFrame, *, dataset: str, title: str | None = None, in
     what = "PI" if y_metric == "pi" else "NIQE (PI unavailable)"
     ax.set_title(title or f"Perception-distortion plane, {dataset}: RMSE vs {what}")
     if y_metric != "pi":
-        ax.plot([], [], " ", label="y axis: NIQE, PI unavailable (no Ma weights)")
+        ax.plot([], [], " ", label="y axis: NIQE, PI unavailable (no Ma weights:\nsrbench fetch weights nrqm)")
     # Beside the axes, never over the data.
     ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize=8)
     if not pub.empty:
