@@ -29,6 +29,7 @@ from typing import Any
 
 from srbench import paths
 from srbench.errors import BadInputError, SrbenchError
+from srbench.images import file_sha256
 
 CHUNK = 1 << 20
 LEDGER = "fetched.json"  # sha256 recorded at first download, for files no project publishes a hash of
@@ -95,7 +96,7 @@ def download_file(download: Download, dest: Path, *, progress: Callable[[int, in
             _stream(response, part, have, digest, progress, total)
     except urllib.error.HTTPError as exc:
         if exc.code == 416 and have:  # the part is already whole
-            return _finish(download, part, dest, _file_sha256(part), expected)
+            return _finish(download, part, dest, file_sha256(part), expected)
         raise FetchError(f"{download.url}: the server answered {exc.code} {exc.reason}") from None
     except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
         if part.is_file() and part.stat().st_size > have:
@@ -125,14 +126,6 @@ def _stream(response, part: Path, have: int, digest, progress: Callable[[int, in
                 progress(done, total)
         out.flush()
         os.fsync(out.fileno())
-
-
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(CHUNK), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _finish(download: Download, part: Path, dest: Path, sha256: str, expected: str | None) -> str:
@@ -167,15 +160,11 @@ def fetch_weights(name: str, *, weights_dir: str | os.PathLike | None = None,
     dest = _destination(download, root)
     expected = download.sha256 or _ledger(root).get(download.filename, {}).get("sha256")
     if dest.is_file():
-        if _hash_ok(_file_sha256(dest), expected):
+        if _hash_ok(file_sha256(dest), expected):
             log(f"{name}: {dest} is there")
             return dest
         raise FetchError(f"{dest} is there but its sha256 is not the pinned {expected}: move it away and fetch again")
-    with _bar(progress, download.filename) as bar:
-        sha256 = download_file(download, dest, progress=bar, expected=expected)
-    if download.sha256 is None and expected is None:
-        _record(root, download, sha256)
-        log(f"{name}: no published hash; recorded sha256 {sha256} in {root / LEDGER}")
+    sha256 = _download_pinned(download, dest, root, expected, log, progress)
     log(f"{name}: {dest} (sha256 {sha256})")
     return dest
 
@@ -193,22 +182,28 @@ def fetch_dataset(name: str, *, data_root: str | os.PathLike | None = None, log:
     archive = root / ".downloads" / download.filename
     expected = download.sha256 or _ledger(root).get(download.filename, {}).get("sha256")
     if not archive.is_file():
-        with _bar(progress, download.filename) as bar:
-            sha256 = download_file(download, archive, progress=bar, expected=expected)
-        if download.sha256 is None and expected is None:
-            _record(root, download, sha256)
-            log(f"{name}: no published hash; recorded sha256 {sha256} in {root / LEDGER}")
+        _download_pinned(download, archive, root, expected, log, progress)
     _unpack(archive, download.folder, root)
     _verify(target, log)
     log(f"{name}: {target}")
     return target
 
 
+def _download_pinned(download: Download, dest: Path, root: Path, expected: str | None,
+                     log: Callable[[str], None], progress: bool) -> str:
+    """:func:`download_file` with a progress bar; a file no project publishes a hash of has the sha256 of its first
+    download recorded in ``root``'s ledger (and every later download must match it)."""
+    with _bar(progress, download.filename) as bar:
+        sha256 = download_file(download, dest, progress=bar, expected=expected)
+    if download.sha256 is None and expected is None:
+        _record(root, download, sha256)
+        log(f"{download.name}: no published hash; recorded sha256 {sha256} in {root / LEDGER}")
+    return sha256
+
+
 def _data_root(explicit: str | os.PathLike | None) -> Path:
-    if explicit is not None:
-        return Path(explicit).expanduser()
-    env = os.environ.get(paths.DATA_ENV)
-    return Path(env.split(os.pathsep)[0]).expanduser() if env else paths.DATASETS_DIR
+    """The first folder srbench searches for named datasets (srbench.paths.data_roots): where a fetched set goes."""
+    return paths.data_roots(explicit)[0]
 
 
 def _unpack(archive: Path, folder: str, root: Path) -> None:

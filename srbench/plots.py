@@ -141,7 +141,7 @@ def draw_plane(tidy: pd.DataFrame, *, dataset: str, title: str | None = None, in
         y_label += " — PI unavailable: no Ma weights"
     fig, ax = plt.subplots(figsize=(9.5, 5.5), dpi=120)
     xerr, yerr = error_bars(points, y_metric, dataset, intervals or {})  # zero without intervals
-    pub = published_points(published, dataset) if published else published_points([], dataset)
+    pub = published_points(published or [], dataset)
     if y_metric != "pi":  # published PI values cannot sit on a NIQE axis
         pub = pub.iloc[0:0]
     lo_x = min(float((points["rmse"] - xerr[0]).min()) - 0.5, 10.5, *(pub["rmse"] - 0.5))  # bars stay inside
