@@ -53,32 +53,6 @@ class CheckpointError(SrbenchError):
     """A checkpoint cannot be read or does not fit the requested architecture."""
 
 
-@dataclass(frozen=True)
-class PublishedCheckpoint:
-    name: str
-    filename: str
-    variant: str
-    layout: str
-    where: str
-    sha256: str | None = None  # full digest where known
-    sha256_prefix: str | None = None  # the 8 hex digits some projects put in the file name
-
-
-PUBLISHED: dict[str, PublishedCheckpoint] = {
-    c.name: c
-    for c in (
-        PublishedCheckpoint("esrgan-official", "RRDB_ESRGAN_x4.pth", "rrdb23", "official",
-                            "xinntao/ESRGAN, models/README.md (Google Drive / Baidu links)"),
-        PublishedCheckpoint("esrgan-psnr-official", "RRDB_PSNR_x4.pth", "rrdb23", "official",
-                            "xinntao/ESRGAN, models/README.md (Google Drive / Baidu links)"),
-        PublishedCheckpoint("esrgan-basicsr", "ESRGAN_SRx4_DF2KOST_official-ff704c30.pth", "rrdb23", "basicsr",
-                            "BasicSR model zoo (docs/ModelZoo.md)", sha256_prefix="ff704c30"),
-        PublishedCheckpoint("esrgan-psnr-basicsr", "RRDBNet_PSNR_SRx4_DF2K_official-150ff491.pth", "rrdb23",
-                            "basicsr", "BasicSR model zoo (docs/ModelZoo.md)", sha256_prefix="150ff491"),
-    )
-}
-
-
 # ---------------------------------------------------------------------------------------------------------
 # Reading
 

@@ -71,7 +71,8 @@ def _format_table(rows: list[dict], metric_names: list[str]) -> str:
 
 @main.command()
 @click.option("--model", required=True,
-              help="'bicubic', a generator checkpoint or variant name, or a folder of SR images matched by name.")
+              help="'bicubic', a generator checkpoint, variant or published checkpoint name (srbench models "
+                   "list), or a folder of SR images matched by name.")
 @click.option("--dataset", "datasets", multiple=True, required=True,
               help="A dataset name (set5, set14, bsd100, urban100, pirm-val, div2k-val, skimage) or a folder; "
                    "repeat for several.")
@@ -248,15 +249,19 @@ def models() -> None:
 def models_list() -> None:
     """Show the named variants and the published checkpoints srbench loads."""
     from srbench.archs import GENERATORS, count_parameters
-    from srbench.checkpoints import PUBLISHED
+    from srbench.fetch import DOWNLOADS
 
     click.echo("variants:")
     for v in GENERATORS.values():
         click.echo(f"  {v.name:26s} {v.arch:9s} {count_parameters(v.build()):>11,d} params  {v.description}")
-    click.echo("published checkpoints (put the file anywhere and pass its path):")
-    for c in PUBLISHED.values():
-        digest = c.sha256 or (f"sha256 {c.sha256_prefix}..." if c.sha256_prefix else "sha256 unknown")
-        click.echo(f"  {c.name:22s} {c.filename:46s} {c.variant:8s} {c.layout:10s} {digest:18s} {c.where}")
+    click.echo("published checkpoints (srbench fetch weights NAME, then NAME is a model; or pass the file's path):")
+    for c in DOWNLOADS.values():
+        if c.variant is None:
+            continue
+        digest = f"sha256 {c.sha256[:8]}..." if c.sha256 else "sha256 unpublished"
+        how = "direct" if c.url else "manual"
+        click.echo(f"  {c.name:18s} {c.variant:7s} {c.layout or '':9s} {digest:19s} {how:6s} {c.filename}\n"
+                   f"  {'':18s} {c.description}; {c.source}")
 
 
 @models.command("inspect")
@@ -558,7 +563,8 @@ def _fetch_each(kind: str, names: tuple[str, ...], run) -> None:
     known = [d for d in DOWNLOADS.values() if d.kind == kind]
     if not names:
         for d in known:
-            click.echo(f"{d.name:16s} {d.filename}  {d.description}\n{'':16s} {d.url}  ({d.source})")
+            where = d.url or "no direct download"
+            click.echo(f"{d.name:18s} {d.filename}  {d.description}\n{'':18s} {where}  ({d.source})")
         return
     failed = []
     for name in names:

@@ -263,8 +263,11 @@ def resolve(name_or_folder: str, data_root: str | os.PathLike | None = None) -> 
                 if (root / rel).is_dir():
                     return open_folder(root / rel, key)
         looked = ", ".join(str(r / rel) for r in roots for rel in KNOWN_SETS[key])
+        from srbench.fetch import DOWNLOADS
+
+        fetch = (f"`srbench fetch datasets {key}` downloads it; or put it" if key in DOWNLOADS else "Put it")
         raise DatasetNotFoundError(
-            f"dataset {key!r} not found (looked in: {looked}). Put it under a data root (--data-root or "
+            f"dataset {key!r} not found (looked in: {looked}). {fetch} under a data root (--data-root or "
             f"{paths.DATA_ENV}, default {paths.DATASETS_DIR}) as {KNOWN_SETS[key][0]}/HR/*.png with optional "
             f"{KNOWN_SETS[key][0]}/LR_bicubic/X4/<name>x4.png, or in the SelfExSR layout "
             f"{KNOWN_SETS[key][0]}/image_SRF_4/img_001_SRF_4_HR.png, or as a plain folder of HR images"

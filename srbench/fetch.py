@@ -43,13 +43,25 @@ class FetchError(SrbenchError):
 class Download:
     name: str
     kind: str  # "weights" (into the weights folder) or "datasets" (unpacked under the data root)
-    url: str
+    url: str | None  # None: the project offers no direct download (Google Drive folders); source says where
     filename: str
-    source: str  # where the URL is stated (project, file)
+    source: str  # where the URL (or the manual download) is stated: project, file
     sha256: str | None = None  # the whole digest, or a published prefix of it (file names like vgg19-dcbb9e9d.pth)
-    folder: str | None = None  # datasets: the folder the archive holds, as srbench's layout names it
+    md5: str | None = None  # where only an md5 is published for the file
+    folder: str | None = None  # datasets: the set's folder inside the archive, and where it goes under the data root
     description: str = ""
+    variant: str | None = None  # generator checkpoints: srbench's variant, usable by name (srbench.infer)
+    layout: str | None = None  # generator checkpoints: the key layout srbench.checkpoints detects
+    alternative: tuple[str, str] | None = None  # no direct download: (an entry that has one, how the two relate)
 
+
+_EDSR_BENCHMARK = ("https://cv.snu.ac.kr/research/EDSR/benchmark.tar", "benchmark.tar",
+                   "EDSR-PyTorch README (sanghyun-son/EDSR-PyTorch), 'benchmark datasets'; md5 as pinned by torchSR "
+                   "(Coloquinte/torchSR, torchsr/datasets/benchmarks.py)")
+_EDSR_BENCHMARK_MD5 = "4ace41d33c2384b97e6b320cd0afd6ba"
+_ESRGAN_GDRIVE = "xinntao/ESRGAN models/README.md: Google Drive or Baidu links only"
+_BASICSR_GDRIVE = "XPixelGroup/BasicSR docs/ModelZoo.md: Google Drive links only"
+_MMAGIC = "https://download.openmmlab.com/mmediting/restorers/esrgan/"
 
 DOWNLOADS: dict[str, Download] = {d.name: d for d in (
     Download("nrqm", "weights", "https://huggingface.co/chaofengc/IQA-PyTorch-Weights/resolve/main/NRQM_model.mat",
@@ -61,11 +73,67 @@ DOWNLOADS: dict[str, Download] = {d.name: d for d in (
     Download("alexnet", "weights", "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
              "alexnet-owt-7be5be79.pth", "torchvision, torchvision/models/alexnet.py (AlexNet_Weights.IMAGENET1K_V1)",
              sha256="7be5be79", description="AlexNet ImageNet weights, LPIPS's backbone"),
+    # Generators. The hash prefixes in BasicSR's and OpenMMLab's file names are sha256 prefixes (their
+    # publish_model scripts); torch.hub checks them the same way.
+    Download("esrgan-official", "weights",
+             "https://github.com/xinntao/Real-ESRGAN/releases/download/v0.1.1/ESRGAN_SRx4_DF2KOST_official-ff704c30.pth",
+             "ESRGAN_SRx4_DF2KOST_official-ff704c30.pth",
+             "xinntao/Real-ESRGAN docs/Training.md (release v0.1.1); BasicSR docs/ModelZoo.md: official models "
+             "converted from the official release", sha256="ff704c30", variant="rrdb23", layout="basicsr",
+             description="ESRGAN's released x4 model (the paper's), in BasicSR's key names"),
+    Download("esrgan-original", "weights", None, "RRDB_ESRGAN_x4.pth", _ESRGAN_GDRIVE, variant="rrdb23",
+             layout="official", description="the same model in the ESRGAN repository's own key names",
+             alternative=("esrgan-official", "the same model in BasicSR's key names")),
+    Download("rrdb-psnr", "weights", None, "RRDB_PSNR_x4.pth", _ESRGAN_GDRIVE, variant="rrdb23", layout="official",
+             description="ESRGAN's PSNR-oriented RRDB model",
+             alternative=("rrdb-psnr-mmagic", "a PSNR-oriented RRDB trained by mmagic, not the same weights")),
+    Download("rrdb-psnr-basicsr", "weights", None, "RRDBNet_PSNR_SRx4_DF2K_official-150ff491.pth", _BASICSR_GDRIVE,
+             sha256="150ff491", variant="rrdb23", layout="basicsr",
+             description="ESRGAN's PSNR-oriented RRDB model in BasicSR's key names",
+             alternative=("rrdb-psnr-mmagic", "a PSNR-oriented RRDB trained by mmagic, not the same weights")),
+    Download("rrdb-psnr-mmagic", "weights", _MMAGIC + "esrgan_psnr_x4c64b23g32_1x16_1000k_div2k_20200420-bf5c993c.pth",
+             "esrgan_psnr_x4c64b23g32_1x16_1000k_div2k_20200420-bf5c993c.pth",
+             "open-mmlab/mmagic configs/esrgan/README.md", sha256="bf5c993c", variant="rrdb23", layout="basicsr",
+             description="RRDB PSNR model trained by mmagic on DIV2K (published numbers: collection mmagic-esrgan)"),
+    Download("esrgan-mmagic", "weights", _MMAGIC + "esrgan_x4c64b23g32_1x16_400k_div2k_20200508-f8ccaf3b.pth",
+             "esrgan_x4c64b23g32_1x16_400k_div2k_20200508-f8ccaf3b.pth",
+             "open-mmlab/mmagic configs/esrgan/README.md", sha256="f8ccaf3b", variant="rrdb23", layout="basicsr",
+             description="ESRGAN trained by mmagic on DIV2K (published numbers: collection mmagic-esrgan)"),
+    # Datasets. The EDSR benchmark archive holds Set5, Set14, B100 and Urban100 in the benchmark layout (HR plus
+    # MATLAB bicubic LR_bicubic/X2..X4): one download serves the four names.
+    *(Download(name, "datasets", _EDSR_BENCHMARK[0], _EDSR_BENCHMARK[1], _EDSR_BENCHMARK[2],
+               md5=_EDSR_BENCHMARK_MD5, folder=f"benchmark/{folder}", description=f"{folder}, EDSR benchmark copy")
+      for name, folder in (("set5", "Set5"), ("set14", "Set14"), ("bsd100", "B100"), ("urban100", "Urban100"))),
+    Download("div2k-val", "datasets", "https://data.vision.ee.ethz.ch/cvl/DIV2K/DIV2K_valid_HR.zip",
+             "DIV2K_valid_HR.zip", "DIV2K page (data.vision.ee.ethz.ch/cvl/DIV2K); md5 as pinned by torchSR "
+             "(torchsr/datasets/div2k.py), sha256 as recorded in public download manifests (448,993,893 bytes)",
+             sha256="20dd31fd84d777bc1cf5d6b7654a3f569c0aec74458ae094122ad1d0489900fc",
+             md5="9fcdda83005c5e5997799b69f955ff88", folder="DIV2K_valid_HR",
+             description="DIV2K validation HR images 0801-0900 (LR made by srbench's MATLAB imresize)"),
 )}
 
 
 def _hash_ok(digest: str, expected: str | None) -> bool:
     return expected is None or digest.startswith(expected.lower())
+
+
+class _Digests:
+    """sha256 and md5 of one stream (md5 only because some projects publish nothing else)."""
+
+    def __init__(self) -> None:
+        self.sha256, self.md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
+
+    def update(self, block: bytes) -> None:
+        self.sha256.update(block)
+        self.md5.update(block)
+
+    @classmethod
+    def of(cls, path: Path) -> _Digests:
+        digests = cls()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(CHUNK), b""):
+                digests.update(block)
+        return digests
 
 
 def _destination(download: Download, root: Path) -> Path:
@@ -81,12 +149,14 @@ def download_file(download: Download, dest: Path, *, progress: Callable[[int, in
                   expected: str | None = None, timeout: float = 60.0) -> str:
     """``download.url`` to ``dest`` through ``.<name>.part`` (resumed if there), checked against ``expected`` (a
     sha256 or its prefix); returns the sha256. A wrong file is deleted and refused."""
+    if download.url is None:
+        raise FetchError(_manual(download, dest))
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.parent / f".{dest.name}.part"
     have = part.stat().st_size if part.is_file() else 0
     total: int | None = None
     request = urllib.request.Request(download.url, headers={"Range": f"bytes={have}-"} if have else {})
-    digest = hashlib.sha256()
+    digest = _Digests()
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             if have and response.status != 206:  # the server ignores ranges: start again
@@ -96,7 +166,7 @@ def download_file(download: Download, dest: Path, *, progress: Callable[[int, in
             _stream(response, part, have, digest, progress, total)
     except urllib.error.HTTPError as exc:
         if exc.code == 416 and have:  # the part is already whole
-            return _finish(download, part, dest, file_sha256(part), expected)
+            return _finish(download, part, dest, _Digests.of(part), expected)
         raise FetchError(f"{download.url}: the server answered {exc.code} {exc.reason}") from None
     except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
         if part.is_file() and part.stat().st_size > have:
@@ -106,10 +176,10 @@ def download_file(download: Download, dest: Path, *, progress: Callable[[int, in
     if total is not None and part.stat().st_size != total:
         raise FetchError(f"{download.url}: got {part.stat().st_size} of {total} bytes; run the same command again to "
                          "resume")
-    return _finish(download, part, dest, digest.hexdigest(), expected)
+    return _finish(download, part, dest, digest, expected)
 
 
-def _stream(response, part: Path, have: int, digest, progress: Callable[[int, int | None], None] | None,
+def _stream(response, part: Path, have: int, digest: _Digests, progress: Callable[[int, int | None], None] | None,
             total: int | None) -> None:
     """The response appended to the ``have`` bytes of ``part`` (hashed first), synced to disk."""
     if have:
@@ -128,11 +198,14 @@ def _stream(response, part: Path, have: int, digest, progress: Callable[[int, in
         os.fsync(out.fileno())
 
 
-def _finish(download: Download, part: Path, dest: Path, sha256: str, expected: str | None) -> str:
-    if not _hash_ok(sha256, expected):
+def _finish(download: Download, part: Path, dest: Path, digests: _Digests, expected: str | None) -> str:
+    sha256, md5 = digests.sha256.hexdigest(), digests.md5.hexdigest()
+    wrong = (f"sha256 {sha256} is not the pinned {expected}" if not _hash_ok(sha256, expected) else
+             f"md5 {md5} is not the pinned {download.md5}" if not _hash_ok(md5, download.md5) else None)
+    if wrong:
         part.unlink(missing_ok=True)
-        raise FetchError(f"{download.url}: sha256 {sha256} is not the pinned {expected}: refused and deleted (a "
-                         "changed or corrupted file; nothing was installed)")
+        raise FetchError(f"{download.url}: {wrong}: refused and deleted (a changed or corrupted file; nothing was "
+                         "installed)")
     os.replace(part, dest)
     return sha256
 
@@ -167,6 +240,24 @@ def fetch_weights(name: str, *, weights_dir: str | os.PathLike | None = None,
     sha256 = _download_pinned(download, dest, root, expected, log, progress)
     log(f"{name}: {dest} (sha256 {sha256})")
     return dest
+
+
+def weights_file(name: str, *, weights_dir: str | os.PathLike | None = None) -> Path:
+    """Where a named weights file is once fetched; a clear error naming the command (or the manual download) if it
+    is not there yet."""
+    download = _known(name, "weights")
+    dest = _destination(download, paths.weights_dir(weights_dir))
+    if dest.is_file():
+        return dest
+    if download.url is None:
+        raise FetchError(_manual(download, dest))
+    raise FetchError(f"{name} is not downloaded: run `srbench fetch weights {name}` (it goes to {dest})")
+
+
+def _manual(download: Download, dest: Path) -> str:
+    return (f"{download.name} ({download.filename}) has no direct download ({download.source}): download it there and "
+            f"put it at {dest}" + (f"; `srbench fetch weights {download.alternative[0]}` downloads "
+                                   f"{download.alternative[1]}" if download.alternative else ""))
 
 
 def fetch_dataset(name: str, *, data_root: str | os.PathLike | None = None, log: Callable[[str], None] = print,
@@ -207,8 +298,10 @@ def _data_root(explicit: str | os.PathLike | None) -> Path:
 
 
 def _unpack(archive: Path, folder: str, root: Path) -> None:
-    """The archive's ``folder`` (wherever it sits inside) moved to ``root/folder`` by one rename."""
+    """The archive's ``folder`` (a path such as ``benchmark/Set5``, wherever it sits inside) moved to ``root/folder``
+    by one rename."""
     root.mkdir(parents=True, exist_ok=True)
+    want = Path(folder).parts
     with tempfile.TemporaryDirectory(dir=root, prefix=".unpack-") as tmp:
         try:
             if zipfile.is_zipfile(archive):
@@ -219,10 +312,11 @@ def _unpack(archive: Path, folder: str, root: Path) -> None:
                 shutil.unpack_archive(str(archive), tmp, filter="data")
         except (OSError, ValueError, shutil.ReadError, zipfile.BadZipFile) as exc:
             raise FetchError(f"{archive}: cannot unpack ({exc}); delete it and fetch again") from None
-        found = sorted(Path(tmp).rglob(folder), key=lambda p: len(p.parts))
-        found = [p for p in found if p.is_dir()]
+        found = sorted((p for p in Path(tmp).rglob(want[-1]) if p.is_dir() and p.parts[-len(want):] == want),
+                       key=lambda p: len(p.parts))
         if not found:
             raise FetchError(f"{archive}: holds no folder {folder!r}; nothing was installed")
+        (root / folder).parent.mkdir(parents=True, exist_ok=True)
         os.replace(found[0], root / folder)
 
 

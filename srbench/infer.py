@@ -159,7 +159,8 @@ def _unit_input(rgb: np.ndarray) -> torch.Tensor:
 
 
 def resolve_generator(ckpt_or_variant: str, scale: int | None = None) -> nn.Module:
-    """A loaded generator from a checkpoint path, or from ``<models dir>/<variant>.safetensors``."""
+    """A loaded generator from a checkpoint path, from ``<models dir>/<variant>.safetensors``, or a published
+    checkpoint by name (``esrgan-official``) once ``srbench fetch weights`` has put it in the weights folder."""
     from srbench.checkpoints import load_generator
 
     path = Path(ckpt_or_variant).expanduser()
@@ -173,7 +174,13 @@ def resolve_generator(ckpt_or_variant: str, scale: int | None = None) -> nn.Modu
             f"variant {ckpt_or_variant!r} has no checkpoint: looked for {candidate} (set SRBENCH_MODELS or pass "
             "a checkpoint file)"
         )
-    raise BadInputError(f"{ckpt_or_variant!r} is neither a checkpoint file nor a variant ({', '.join(GENERATORS)})")
+    from srbench.fetch import DOWNLOADS, weights_file
+
+    published = DOWNLOADS.get(ckpt_or_variant)
+    if published is not None and published.variant is not None:
+        return load_generator(weights_file(ckpt_or_variant), published.variant, scale=scale)
+    raise BadInputError(f"{ckpt_or_variant!r} is neither a checkpoint file, a variant ({', '.join(GENERATORS)}) nor a "
+                        "published checkpoint (srbench models list)")
 
 
 def collect_inputs(inputs: list[str]) -> list[Path]:

@@ -113,7 +113,11 @@ class GeneratorSource:
         module = resolve_generator(ckpt_or_variant)
         self.info = generator_info(module)
         self.runner = Runner.create(module, device=device, tile=tile, tile_pad=tile_pad)
-        self.name = self.info["variant"] or Path(ckpt_or_variant).stem
+        from srbench.fetch import DOWNLOADS
+
+        # A published checkpoint keeps its own name: "rrdb23" would not tell ESRGAN from its PSNR model.
+        self.name = (ckpt_or_variant if ckpt_or_variant in DOWNLOADS else
+                     self.info["variant"] or Path(ckpt_or_variant).stem)
         r = self.runner
         # Device, precision and tiling change the output in its last bits: they are part of the identity.
         self.key = (f"generator:{self.info['sha256']}:{r.device.type}{':half' if r.half else ''}"
@@ -144,12 +148,15 @@ SRSource = BicubicSource | FolderSource | GeneratorSource
 
 
 def open_source(model: str, *, device: str = "auto", tile: int | None = None) -> SRSource:
-    """``bicubic``, a checkpoint file or variant name, or a folder of SR images."""
+    """``bicubic``, a checkpoint file, variant or published checkpoint name, or a folder of SR images."""
     from srbench.archs import GENERATORS
 
     if model == "bicubic":
         return BicubicSource()
+    from srbench.fetch import DOWNLOADS
+
     path = Path(model).expanduser()
-    if path.is_file() or model in GENERATORS:
+    published = DOWNLOADS.get(model)
+    if path.is_file() or model in GENERATORS or (published is not None and published.variant is not None):
         return GeneratorSource(model, device=device, tile=tile)
     return FolderSource(model)

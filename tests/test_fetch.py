@@ -156,3 +156,85 @@ def test_fetch_lists_what_it_knows_and_refuses_unknown_names(tmp_path):
     assert "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth" in listing.output
     unknown = CliRunner().invoke(main, ["fetch", "weights", "resnet", "--weights-dir", str(tmp_path)])
     assert unknown.exit_code == 1 and "unknown weights 'resnet'; srbench fetch weights knows: nrqm" in unknown.output
+
+
+def _benchmark_tar(shared_data) -> bytes:
+    """The EDSR benchmark archive's shape: benchmark/<Set>/HR and LR_bicubic/X4 for two sets in one tar."""
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name in ("baby", "bird"):
+            tar.add(shared_data / f"benchmark/Set5/HR/{name}.png", f"benchmark/Set5/HR/{name}.png")
+            tar.add(shared_data / f"benchmark/Set5/LR_bicubic/X4/{name}x4.png",
+                    f"benchmark/Set5/LR_bicubic/X4/{name}x4.png")
+        tar.add(shared_data / "benchmark/Set14/HR/baboon.png", "benchmark/Set14/HR/baboon.png")
+    return buf.getvalue()
+
+
+def test_sets_sharing_one_archive_download_it_once_and_land_where_named_datasets_are_found(server, monkeypatch,
+                                                                                          tmp_path, shared_data):
+    from srbench import datasets as D
+
+    body = _benchmark_tar(shared_data)
+    server.files["/benchmark.tar"] = body
+    md5 = hashlib.md5(body).hexdigest()
+    for name in ("set5", "set14"):
+        _pin(monkeypatch, name, url=server.url + "/benchmark.tar", md5=md5)
+    quiet = dict(data_root=tmp_path, log=lambda m: None, progress=False)
+    assert F.fetch_dataset("set5", **quiet) == tmp_path / "benchmark/Set5"
+    assert F.fetch_dataset("set14", **quiet) == tmp_path / "benchmark/Set14"
+    assert server.ranges == [None]  # one download for both
+    ds = D.resolve("set5", str(tmp_path))
+    assert ds.layout == "benchmark" and [it.name for it in ds.items] == ["baby", "bird"]
+    assert [it.name for it in D.resolve("set14", str(tmp_path)).items] == ["baboon"]
+    # No leftover unpack folder; the archive's sha256 (only an md5 is published) recorded at first download.
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".downloads", "benchmark", F.LEDGER]
+    assert json.loads((tmp_path / F.LEDGER).read_text())["benchmark.tar"]["sha256"] == hashlib.sha256(body).hexdigest()
+
+
+def test_a_wrong_md5_is_refused_like_a_wrong_sha256(server, monkeypatch, tmp_path, shared_data):
+    server.files["/benchmark.tar"] = _benchmark_tar(shared_data)
+    _pin(monkeypatch, "set5", url=server.url + "/benchmark.tar")  # the pinned md5 is the real archive's
+    with pytest.raises(F.FetchError, match=f"md5 .* is not the pinned {F.DOWNLOADS['set5'].md5}: refused"):
+        F.fetch_dataset("set5", data_root=tmp_path, log=lambda m: None, progress=False)
+    assert not (tmp_path / "benchmark").exists() and not list((tmp_path / ".downloads").iterdir())
+
+
+def test_a_published_checkpoint_is_fetched_then_used_by_name(server, monkeypatch, tmp_path):
+    """The file lands in the weights folder under its published name, and ``--model esrgan-official`` loads it
+    with the published layout (here a BasicSR-named smoke RRDB standing in for the 67 MB release)."""
+    import torch
+
+    from srbench.archs import get_generator
+    from srbench.sources import open_source
+
+    generator = get_generator("rrdb23-smoke").build()
+    buf = io.BytesIO()
+    torch.save({"params_ema": generator.state_dict()}, buf)  # BasicSR's container
+    body = buf.getvalue()
+    server.files["/esrgan.pth"] = body
+    monkeypatch.setenv("SRBENCH_WEIGHTS", str(tmp_path))
+    _pin(monkeypatch, "esrgan-official", url=server.url + "/esrgan.pth", variant="rrdb23-smoke",
+         sha256=hashlib.sha256(body).hexdigest()[:8])
+    with pytest.raises(F.FetchError, match="run `srbench fetch weights esrgan-official`"):
+        open_source("esrgan-official")
+    path = F.fetch_weights("esrgan-official", log=lambda m: None, progress=False)
+    assert path == tmp_path / F.DOWNLOADS["esrgan-official"].filename
+    source = open_source("esrgan-official")
+    assert source.name == "esrgan-official" and source.info["sha256"] == hashlib.sha256(body).hexdigest()
+    lr = np.random.default_rng(1).integers(0, 256, (8, 8, 3), dtype=np.uint8)
+    with torch.no_grad():
+        want = generator.eval()(torch.from_numpy(lr).permute(2, 0, 1)[None].float() / 255)
+    got = source.runner.upscale(lr)
+    assert got.shape == (32, 32, 3)
+    assert np.array_equal(got, (want[0].permute(1, 2, 0).clamp(0, 1) * 255).round().byte().numpy())
+
+
+def test_a_checkpoint_without_a_direct_download_says_where_to_get_it_and_what_to_fetch_instead(tmp_path):
+    result = CliRunner().invoke(main, ["fetch", "weights", "rrdb-psnr", "--weights-dir", str(tmp_path)])
+    assert result.exit_code == 1
+    assert ("has no direct download (xinntao/ESRGAN models/README.md: Google Drive or Baidu links only): download it "
+            f"there and put it at {tmp_path / 'RRDB_PSNR_x4.pth'}; `srbench fetch weights rrdb-psnr-mmagic`"
+            in result.output)
+    assert list(tmp_path.iterdir()) == []
