@@ -751,6 +751,15 @@ def _format_comparisons(results: list) -> str:
               f"wins/ties/losses: images where {a} is better / differs by at most half a displayed digit "
               f"({', '.join(f'{r.tie_tolerance:g} {r.metric}' for r in results)}) / is worse.",
               f"p: two-sided {tests} of A - B; p Wilcoxon: Wilcoxon signed-rank test on per-image values."]
+    for r in results:
+        if r.within_conditioning:
+            spec = get_metric(r.metric)
+            d = spec.digits
+            lines.append(
+                f"note: {spec.label}: {a} [{_num(r.cond_low_a, d)}, {_num(r.cond_high_a, d)}] and {b} "
+                f"[{_num(r.cond_low_b, d)}, {_num(r.cond_high_b, d)}] overlap: flat areas make each value move that "
+                f"much with the signs of their rounding residues (another implementation, MATLAB's included, "
+                f"resolves them its own way), so the difference {_num(r.difference, d, '+')} is not a ranking.")
     return "\n".join(lines)
 
 

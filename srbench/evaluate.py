@@ -514,8 +514,7 @@ def _image_warnings(rows: list[dict], computable: Sequence[str], proto: Protocol
     # where flat areas leave rounding residues whose sign counts) warn where it is poor.
     conditioned = [(n, proto.metric(n).label) for n in computable if f"{n}_spread" in proto.metric(n).outputs]
     warnings = [
-        f"{r['image']}: {label} {r[key]:.4f} is ill-conditioned: flat areas make it move within "
-        f"{r[f'{key}_spread']:.3f} under another summation order (MATLAB's included)"
+        f"{r['image']}: {label} {r[key]:.4f} is ill-conditioned: {_conditioning_words(key, r)}"
         for key, label in conditioned for r in rows
         if (r.get(f"{key}_spread") or 0.0) > ILL_CONDITIONED_SPREAD
     ]
@@ -525,6 +524,19 @@ def _image_warnings(rows: list[dict], computable: Sequence[str], proto: Protocol
             warnings.append(f"{r['image']}: {', '.join(undefined)} undefined (NaN) for this image (NIQE needs two "
                             f"96x96 blocks after the shave; a flat output has no NIQE or Ma)")
     return warnings
+
+
+def _conditioning_words(key: str, row: dict) -> str:
+    """What was measured about an ill-conditioned value: NIQE's sampled range where it is stored, else the spread
+    over the uniform resolutions (BRISQUE)."""
+    if f"{key}_low" in row and f"{key}_high" in row:
+        from srbench.metrics.niqe import CONDITIONING_DRAWS
+
+        return (f"over the 3 uniform and {CONDITIONING_DRAWS} random per-gray-level sign patterns of its flat areas' "
+                f"rounding residues it ranges over [{row[f'{key}_low']:.4f}, {row[f'{key}_high']:.4f}] (median "
+                f"{row[f'{key}_med']:.4f}); another implementation, MATLAB's included, can print any value there")
+    return (f"flat areas make it move within {row[f'{key}_spread']:.3f} when their rounding residues' signs are all "
+            "zero, all positive or all negative (another implementation, MATLAB's included, resolves them its own way)")
 
 
 def _summarise(source: SRSource, dataset: D.Dataset, scale: int, plan: _Plan, tally: _Tally) -> EvalResult:

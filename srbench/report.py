@@ -22,6 +22,7 @@ import pandas as pd
 from srbench.images import atomic_write_text
 from srbench.metrics import get_metric
 from srbench.protocols import PROTOCOLS
+from srbench.stats import conditioning_range
 from srbench.store import DATASET_IMAGE
 
 
@@ -51,7 +52,8 @@ def tidy_from_store(store_rows: list[dict]) -> pd.DataFrame:
                 if found is not None:
                     out.append({"model": model, "dataset": dataset, "protocol": protocol, "scale": scale,
                                 "metric": metric.name, **found, "higher_is_better": metric.higher_is_better,
-                                "version": proto.versions([metric.name])[metric.name]})
+                                "version": proto.versions([metric.name])[metric.name],
+                                "cond_low": math.nan, "cond_high": math.nan})
                 continue
             rows = []
             for values in images.values():
@@ -66,9 +68,15 @@ def tidy_from_store(store_rows: list[dict]) -> pd.DataFrame:
                     out.append({"model": model, "dataset": dataset, "protocol": protocol, "scale": scale,
                                 "metric": metric.name, "value": value, "n_images": len(rows),
                                 "higher_is_better": metric.higher_is_better,
-                                "version": proto.versions([metric.name])[metric.name]})
-    return pd.DataFrame(out, columns=["model", "dataset", "protocol", "scale", "metric", "value", "n_images",
-                                      "higher_is_better", "version"])
+                                "version": proto.versions([metric.name])[metric.name],
+                                **conditioning_range(metric, rows)})
+    return pd.DataFrame(out, columns=TIDY_COLUMNS)
+
+
+# cond_low/cond_high: the dataset value's range when the per-image conditioning ranges (NIQE's flat areas) are
+# taken at their ends; NaN for metrics without one.
+TIDY_COLUMNS = ["model", "dataset", "protocol", "scale", "metric", "value", "n_images", "higher_is_better",
+                "version", "cond_low", "cond_high"]
 
 
 def tidy_from_results(results: Sequence) -> pd.DataFrame:
@@ -80,12 +88,13 @@ def tidy_from_results(results: Sequence) -> pd.DataFrame:
             value = r.summary.get(name)
             if value is None or (isinstance(value, float) and math.isnan(value)):
                 continue
+            metric = proto.metric(name)
             out.append({"model": r.model, "dataset": r.dataset, "protocol": r.protocol, "scale": r.scale,
                         "metric": name, "value": value, "n_images": r.n_images,
-                        "higher_is_better": proto.metric(name).higher_is_better,
-                        "version": proto.versions([name])[name]})
-    return pd.DataFrame(out, columns=["model", "dataset", "protocol", "scale", "metric", "value", "n_images",
-                                      "higher_is_better", "version"])
+                        "higher_is_better": metric.higher_is_better, "version": proto.versions([name])[name],
+                        **(conditioning_range(metric, r.per_image) if not metric.is_dataset_level
+                           else {"cond_low": math.nan, "cond_high": math.nan})})
+    return pd.DataFrame(out, columns=TIDY_COLUMNS)
 
 
 def _rank_marks(values: pd.Series, higher: bool) -> dict:
@@ -113,6 +122,9 @@ class TableModel:
     # the value as ``31.42 [31.07, 31.77]``; None or absent: the value alone.
     intervals: Mapping[tuple[str, str, str], Any] | None = None
     published: frozenset[str] = frozenset()  # rows of published numbers: italic, never ranked
+    # Cells whose conditioning range (NIQE's flat areas, hence PI) overlaps another model's in the same column:
+    # their order is not resolved by the metric's own arithmetic. Marked § and explained under the table.
+    unresolved: frozenset[tuple[str, str, str]] = frozenset()
 
     def cell(self, model: str, dataset: str, metric, fmt: str) -> str:
         key = (model, dataset, metric.name)
@@ -124,6 +136,8 @@ class TableModel:
         if model in self.published:
             return _ITALIC[fmt].format(text)
         text = _EMPHASIS[fmt].get(self.ranks.get(key, 0), "{}").format(text)  # rank 0: unranked, plain
+        if key in self.unresolved:
+            text += _UNRESOLVED[fmt]
         return text + self.interval_text(key, metric.digits, fmt)
 
     def interval_text(self, key: tuple[str, str, str], digits: int, fmt: str) -> str:
@@ -136,6 +150,7 @@ class TableModel:
 
 
 _ITALIC = {"markdown": "*{}*", "latex": "\\textit{{{}}}", "html": "<i>{}</i>", "csv": "{}"}
+_UNRESOLVED = {"markdown": "§", "latex": "\\S", "html": "§", "csv": ""}
 _EMPHASIS = {"markdown": {1: "**{}**", 2: "<u>{}</u>"}, "latex": {1: "\\textbf{{{}}}", 2: "\\underline{{{}}}"},
              "html": {1: "<b>{}</b>", 2: "<u>{}</u>"}}
 
@@ -166,15 +181,39 @@ def table_model(tidy: pd.DataFrame, metrics: Sequence[str], models: Sequence[str
             values.update({(model, d, m): v for model, v in series.items() if v is not None and not pd.isna(v)})
             ranks.update({(model, d, m): r for model, r in _rank_marks(series, spec[m].higher_is_better).items()})
     values.update({(P.row_name(v), v.dataset, v.metric): v.value for v in shown})
+    unresolved = _unresolved(tidy, models, datasets, metrics)
     protocols = sorted({p for m in metrics for p in (getattr(spec[m], "protocols", None) or ())[:1]})
     caption = caption or _caption(protocols)
+    if unresolved:
+        labels = sorted({spec[m].label for _, _, m in unresolved})
+        caption += (f" § {', '.join(labels)}: this value's conditioning range (flat areas, where the metric's "
+                    "floating-point residues decide its AGGD fits; srbench.metrics.niqe) overlaps another model's "
+                    "in the same column, so their order is within the metric's own arithmetic noise.")
     if intervals:
         caption += " " + _interval_note(next(iter(intervals.values())))
     if shown:
         caption += " " + _published_note(shown, [spec[m] for m in metrics if m in P.published_metrics()])
     columns = [(d, spec[m]) for d in datasets for m in metrics]
     return TableModel([*models, *published_rows], columns, values, ranks, caption, intervals,
-                      frozenset(published_rows))
+                      frozenset(published_rows), frozenset(unresolved))
+
+
+def _unresolved(tidy: pd.DataFrame, models: Sequence[str], datasets: Sequence[str],
+                metrics: Sequence[str]) -> set[tuple[str, str, str]]:
+    """(model, dataset, metric) cells whose [cond_low, cond_high] overlaps another model's in the column."""
+    if "cond_low" not in tidy.columns:
+        return set()
+    found = set()
+    for d in datasets:
+        for m in metrics:
+            rows = tidy[(tidy["dataset"] == d) & (tidy["metric"] == m) & tidy["model"].isin(models)
+                        & tidy["cond_low"].notna() & tidy["cond_high"].notna()]
+            ranges = list(zip(rows["model"], rows["cond_low"], rows["cond_high"], strict=True))
+            for i, (a, a_low, a_high) in enumerate(ranges):
+                for b, b_low, b_high in ranges[i + 1:]:
+                    if a_low <= b_high and b_low <= a_high:
+                        found.update({(a, d, m), (b, d, m)})
+    return found
 
 
 def _with_published_columns(metrics: Sequence[str], extra: list) -> list[str]:

@@ -314,6 +314,28 @@ def bootstrap_ci(per_image_rows: PerImageRows | ImageSet, metric: str | Metric, 
 
 
 # ---------------------------------------------------------------------------------------------------------
+# Conditioning ranges (NIQE's flat areas; see srbench.metrics.niqe)
+
+
+def conditioning_range(metric: Metric, rows: Sequence[Mapping]) -> dict[str, float]:
+    """``cond_low``/``cond_high`` of a dataset value: its aggregate with every conditioned input it is made of
+    (a ``<name>_low``/``<name>_high`` pair in the per-image rows: NIQE, hence PI) at the low, then the high end of
+    each image's range. Both NaN where nothing it is made of has a range."""
+    from srbench.metrics.registry import mean_of
+
+    inputs = [n for n in (metric.name, *metric.requires)
+              if rows and all(f"{n}_low" in r and f"{n}_high" in r for r in rows)]
+    if not inputs:
+        return {"cond_low": math.nan, "cond_high": math.nan}
+    ends = []
+    for end in ("low", "high"):
+        # A value computed from the conditioned quantity (its median too) moves with it.
+        moved = [{**r, **{k: r[f"{n}_{end}"] for n in inputs for k in (n, f"{n}_med") if k in r}} for r in rows]
+        ends.append(metric.dataset_value(mean_of(moved)))
+    return {"cond_low": min(ends), "cond_high": max(ends)}
+
+
+# ---------------------------------------------------------------------------------------------------------
 # Paired comparison
 
 
@@ -351,9 +373,20 @@ class PairedComparison:
     test: str
     wilcoxon_p: float
     seed: int
+    # The two dataset values' conditioning ranges (NaN: the metric has none) and whether they overlap: then the
+    # difference is within the metric's own arithmetic noise (NIQE's flat areas), whatever the p-value says.
+    cond_low_a: float = math.nan
+    cond_high_a: float = math.nan
+    cond_low_b: float = math.nan
+    cond_high_b: float = math.nan
+
+    @property
+    def within_conditioning(self) -> bool:
+        return self.cond_low_a <= self.cond_high_b and self.cond_low_b <= self.cond_high_a  # False with NaN
 
     def as_dict(self) -> dict:
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+        return {**{k: getattr(self, k) for k in self.__dataclass_fields__},
+                "within_conditioning": self.within_conditioning}
 
 
 def default_tie_tolerance(metric: Metric) -> float:
@@ -471,12 +504,14 @@ def paired_comparison(rows_a: PerImageRows | ImageSet, rows_b: PerImageRows | Im
     per_a, per_b = col_a(spec.name), col_b(spec.name)
     wins, ties, losses = _win_tie_loss(per_a, per_b, spec, tolerance)
     model_a, dataset, protocol, scale = _describe(rows_a, "A")
+    cond_a, cond_b = conditioning_range(spec, list_a), conditioning_range(spec, list_b)
     return PairedComparison(
         metric=spec.name, model_a=model_a, model_b=_describe(rows_b, "B")[0], dataset=dataset, protocol=protocol,
         scale=scale, n_images=n, higher_is_better=spec.higher_is_better, value_a=value_a, value_b=value_b,
         difference=observed, low=low, high=high, confidence=confidence, n_resamples=n_resamples, wins=wins,
         ties=ties, losses=losses, tie_tolerance=tolerance, p_value=p_value, test=test,
-        wilcoxon_p=_wilcoxon_p(per_a, per_b), seed=seed)
+        wilcoxon_p=_wilcoxon_p(per_a, per_b), seed=seed, cond_low_a=cond_a["cond_low"],
+        cond_high_a=cond_a["cond_high"], cond_low_b=cond_b["cond_low"], cond_high_b=cond_b["cond_high"])
 
 
 def comparable_metrics(a: ImageSet, b: ImageSet, names: Sequence[str] | None = None) -> list[Metric]:

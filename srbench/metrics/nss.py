@@ -16,6 +16,7 @@ as ``s * TINY`` for the metrics' conditioning checks.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Literal, TypeVar
 
 import numpy as np
@@ -136,20 +137,24 @@ def flat_mask(plane: np.ndarray, *, padding: Padding, skip_zero: bool = False) -
     return flat & (hi != 0) if skip_zero else flat
 
 
-def mscn(plane: np.ndarray, *, padding: Padding, flat_sign: float | None = None,
+def mscn(plane: np.ndarray, *, padding: Padding, flat_sign: float | Callable[[np.ndarray], np.ndarray] | None = None,
          skip_zero: bool = False) -> np.ndarray:
     """Mean-subtracted contrast-normalised coefficients ``(I - mu) ./ (sigma + 1)``.
 
     ``mu`` and ``mu2`` are correlations with :func:`gaussian_window` padded as ``padding``, and
     ``sigma = sqrt(|mu2 - mu.^2|)``. ``flat_sign`` (diagnostics only) replaces ``I - mu`` on
-    ``flat_mask(plane, padding=padding, skip_zero=skip_zero)`` pixels by ``flat_sign * TINY``.
+    ``flat_mask(plane, padding=padding, skip_zero=skip_zero)`` pixels by ``sign * TINY``: one sign for all, or a
+    function from those pixels' values to their signs.
     """
     window = gaussian_window()
     kwargs: dict = {"mode": "nearest"} if padding == "replicate" else {"mode": "constant", "cval": 0.0}
     mu = ndimage.correlate(plane, window, **kwargs)
     sigma = np.sqrt(np.abs(ndimage.correlate(plane * plane, window, **kwargs) - mu * mu))
     centred = plane - mu
-    if flat_sign is not None:
+    if callable(flat_sign):
+        flat = flat_mask(plane, padding=padding, skip_zero=skip_zero)
+        centred[flat] = np.asarray(flat_sign(plane[flat]), dtype=np.float64) * TINY
+    elif flat_sign is not None:
         centred = np.where(flat_mask(plane, padding=padding, skip_zero=skip_zero), flat_sign * TINY, centred)
     return centred / (sigma + 1.0)
 
