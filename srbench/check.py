@@ -1,9 +1,18 @@
-"""Metric-drift checks: recompute reference numbers and compare them with a committed baseline.
+"""Metric-drift checks: recompute numbers and compare them with a committed baseline.
 
-The default set is the bicubic baseline and a fixed small generator (``rrdb23-smoke`` with weights drawn from
-numpy's PCG64 stream, which is stable across versions and machines) on the embedded ``skimage`` set and, when
-a data root has it, on Set5, under both protocols. A change to a metric implementation that moves a number
-beyond its tolerance fails until the baseline is updated on purpose (``srbench check --update``).
+What is checked is a *check spec* (TOML, :func:`load_spec`): models (checkpoints in any supported layout, variant
+or published names, folders of SR images, ``bicubic``) on datasets (names or folders) under protocols, with
+per-metric tolerances. Without a spec, srbench's own reference set is checked (:func:`default_spec`): bicubic
+and a fixed small generator (``rrdb23-smoke`` with weights drawn from numpy's PCG64 stream, stable across
+versions and machines) on the embedded ``skimage`` set and, when a data root has it, Set5, under both protocols.
+Both go through the same code.
+
+The baseline keeps, for every (model, dataset, protocol, metric), the value, the number of images, each image's
+value, and the fingerprints that produced it: the model's (checkpoint sha256, SR folder contents, bicubic's
+implementation), the dataset's, the metric's implementation version, the device and the package versions. A
+moved number is reported with what changed among those, so "the dataset copy changed" is told apart from "the
+metric changed" and from "the model changed", and with the images that moved most. A changed fingerprint under
+an unchanged value is a note, not a failure.
 """
 
 from __future__ import annotations
@@ -11,20 +20,30 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 import srbench
 from srbench import paths
+from srbench.config import read_toml, shown
 from srbench.errors import BadInputError, SrbenchError
 from srbench.images import atomic_write_text
 
 DEFAULT_BASELINE = paths.PROJECT_ROOT / "reports" / "baselines" / "default.json"
 CHECK_DATASETS = ("skimage", "set5")
 SMALL_MODEL = "rrdb23-smoke"
+BASELINE_FORMAT = "srbench-drift-baseline"
+BASELINE_FORMAT_VERSION = 2  # 1: values and n_images only (still read: its fingerprints are unknown)
+# The packages whose versions are fingerprints of every value (others are in each result's provenance).
+FINGERPRINT_PACKAGES = ("srbench", "numpy", "scipy", "torch", "pyiqa")
+MOVERS = 5  # images named per moved value
+EXIT_OK, EXIT_DRIFT, EXIT_NOT_RUN = 0, 1, 2
+REFERENCE_SET = "srbench's reference set"
 
 
 def default_tolerances() -> dict[str, float]:
@@ -72,6 +91,303 @@ def small_model_checkpoint(folder: Path) -> Path:
                            variant=SMALL_MODEL, stage="fixed-for-drift-checks")
 
 
+# ---------------------------------------------------------------------------------------------------------
+# The check spec
+
+
+@dataclass(frozen=True)
+class CheckEntry:
+    """One ``[[entries]]`` table: a model on datasets under protocols."""
+
+    model: str  # a checkpoint file, variant or published name, a folder of SR images, or "bicubic"
+    datasets: tuple[str, ...]  # names or folders
+    protocols: tuple[str, ...] = ("sr", "pirm")
+    metrics: tuple[str, ...] | None = None  # None: each protocol's own default set
+    name: str | None = None  # the label in the baseline and reports (default: model as written in the spec)
+    optional: bool = False  # an entry that cannot run (weights or data absent) is a note, not a failure
+    scale: int = 4
+    # The datasets as the spec writes them: the baseline's keys, the same in every checkout.
+    dataset_labels: tuple[str, ...] = ()
+
+    def labelled_datasets(self) -> list[tuple[str, str]]:
+        """(dataset to open, its label) pairs."""
+        return list(zip(self.datasets, self.dataset_labels or self.datasets, strict=True))
+
+    @property
+    def label(self) -> str:
+        return self.name or self.model
+
+    def metrics_for(self, protocol: str) -> list[str]:
+        """The entry's metrics that ``protocol`` computes (all its own default set when the entry names none)."""
+        from srbench.metrics import get_metric
+        from srbench.protocols import get_protocol
+
+        if self.metrics is None:
+            return list(get_protocol(protocol).default_metrics)
+        return [m for m in self.metrics if get_metric(m).in_protocol(protocol)]
+
+
+@dataclass(frozen=True)
+class CheckSpec:
+    baseline: Path
+    entries: tuple[CheckEntry, ...]
+    tolerances: Mapping[str, float] = field(default_factory=dict)
+    data_root: str | None = None
+    device: str = "cpu"  # where generators run: the CPU by default, whose numbers are the reproducible ones
+    origin: str = REFERENCE_SET  # the spec file, for messages (REFERENCE_SET: the built-in one)
+
+
+_SPEC_KEYS = {"baseline", "entries", "tolerances", "data_root", "device"}
+_ENTRY_KEYS = {"model", "datasets", "protocols", "metrics", "name", "optional", "scale"}
+
+
+def _looks_like_path(text: str) -> bool:
+    return "/" in text or "\\" in text or Path(text).suffix != ""
+
+
+def _relative(text: str, folder: Path) -> str:
+    """A path written in the spec, relative to the spec's folder; names (``bicubic``, ``set5``) stay names."""
+    if _looks_like_path(text) or (folder / text).exists():
+        path = Path(text).expanduser()
+        return str(path if path.is_absolute() else folder / path)
+    return text
+
+
+def _strings(value: Any, where: str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
+        raise BadInputError(f"{where}: expected a non-empty list of strings, got {shown(value)}")
+    return tuple(value)
+
+
+def load_spec(path: str | os.PathLike) -> CheckSpec:
+    """A check spec from TOML: every key validated, unknown keys refused, relative paths taken from the spec's
+    folder. One BadInputError naming the file and the key on any problem."""
+    path = Path(path).expanduser()
+    table = read_toml(path, "check spec")
+    folder = path.resolve().parent
+    where = str(path)
+    unknown = sorted(set(table) - _SPEC_KEYS)
+    if unknown:
+        raise BadInputError(f"{where}: unknown key {unknown[0]!r}; a check spec has {', '.join(sorted(_SPEC_KEYS))}")
+    if not isinstance(table.get("baseline"), str) or not table["baseline"]:
+        raise BadInputError(f"{where}: 'baseline' (the baseline JSON's path) is required, as a string")
+    raw_entries = table.get("entries")
+    if not isinstance(raw_entries, list) or not raw_entries or not all(isinstance(e, dict) for e in raw_entries):
+        raise BadInputError(f"{where}: at least one [[entries]] table is required")
+    entries = [_load_entry(raw, folder, f"{where}: entries[{i}]") for i, raw in enumerate(raw_entries)]
+    labels = [(e.label, label) for e in entries for _, label in e.labelled_datasets()]
+    twice = sorted({x for x in labels if labels.count(x) > 1})
+    if twice:
+        raise BadInputError(f"{where}: model {twice[0][0]!r} on dataset {twice[0][1]!r} appears twice; give one "
+                            "of the entries another name")
+    data_root = _optional_string(table, "data_root", where, "a folder")
+    return CheckSpec(baseline=Path(_relative(table["baseline"], folder)), entries=tuple(entries),
+                     tolerances=_load_tolerances(table.get("tolerances", {}), where),
+                     device=_optional_string(table, "device", where, "'cpu' or 'cuda'") or "cpu", origin=where,
+                     data_root=None if data_root is None else _relative(data_root, folder))
+
+
+def _optional_string(table: Mapping[str, Any], key: str, where: str, words: str) -> str | None:
+    value = table.get(key)
+    if value is not None and (not isinstance(value, str) or not value):
+        raise BadInputError(f"{where}: {key}: expected {words}, got {shown(value)}")
+    return value
+
+
+def _load_tolerances(raw: Any, where: str) -> dict[str, float]:
+    from srbench.metrics import get_metric
+
+    if not isinstance(raw, dict):
+        raise BadInputError(f"{where}: [tolerances] must be a table of metric = number")
+    out = {}
+    for metric, value in raw.items():
+        get_metric(metric)  # unknown names fail with the known ones
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+            raise BadInputError(f"{where}: tolerances.{metric}: expected a number >= 0, got {shown(value)}")
+        out[metric] = float(value)
+    return out
+
+
+def _load_entry(raw: dict, folder: Path, at: str) -> CheckEntry:
+    from srbench.metrics import get_metric
+    from srbench.protocols import get_protocol
+
+    unknown = sorted(set(raw) - _ENTRY_KEYS)
+    if unknown:
+        raise BadInputError(f"{at}: unknown key {unknown[0]!r}; an entry has {', '.join(sorted(_ENTRY_KEYS))}")
+    if not isinstance(raw.get("model"), str) or not raw["model"]:
+        raise BadInputError(f"{at}: 'model' is required (a checkpoint, SR folder, variant name or 'bicubic')")
+    if "datasets" not in raw:
+        raise BadInputError(f"{at}: 'datasets' is required (names or folders)")
+    protocols = _strings(raw.get("protocols", ["sr", "pirm"]), f"{at}.protocols")
+    for p in protocols:
+        get_protocol(p)
+    metrics = _strings(raw["metrics"], f"{at}.metrics") if "metrics" in raw else None
+    for m in metrics or ():
+        if not any(get_metric(m).in_protocol(p) for p in protocols):
+            raise BadInputError(f"{at}.metrics: {m!r} belongs to none of the protocols {', '.join(protocols)}")
+    optional = raw.get("optional", False)
+    if not isinstance(optional, bool):
+        raise BadInputError(f"{at}.optional: expected true or false, got {shown(optional)}")
+    scale = raw.get("scale", 4)
+    if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
+        raise BadInputError(f"{at}.scale: expected a positive integer, got {shown(scale)}")
+    datasets = _strings(raw["datasets"], f"{at}.datasets")
+    return CheckEntry(model=_relative(raw["model"], folder), name=_optional_string(raw, "name", at, "a string")
+                      or raw["model"], datasets=tuple(_relative(d, folder) for d in datasets), dataset_labels=datasets,
+                      protocols=protocols, metrics=metrics, optional=optional, scale=scale)
+
+
+def default_spec(data_root: str | None = None, datasets: Sequence[str] = CHECK_DATASETS,
+                 workdir: Path | None = None) -> CheckSpec:
+    """srbench's own reference set as a spec: Set5 (and any set but the embedded one) is optional."""
+    workdir = workdir or paths.cache_dir() / "check"
+    workdir.mkdir(parents=True, exist_ok=True)
+    small = small_model_checkpoint(workdir)
+    metrics = tuple(dict.fromkeys(m for names in check_metrics().values() for m in names))
+    protocols = tuple(p for p, names in check_metrics().items() if names)
+    entries = tuple(CheckEntry(model=model, name=label, datasets=(dataset,), protocols=protocols, metrics=metrics,
+                               optional=dataset != "skimage")
+                    for dataset in datasets for model, label in (("bicubic", "bicubic"), (str(small), SMALL_MODEL)))
+    return CheckSpec(baseline=DEFAULT_BASELINE, entries=entries, data_root=data_root)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Computing
+
+
+@dataclass
+class NotRun:
+    """An entry (or one of its datasets) that could not be computed, and why."""
+
+    model: str
+    dataset: str
+    reason: str
+    optional: bool
+
+    def __str__(self) -> str:
+        return f"{self.model} on {self.dataset}: {self.reason}"
+
+
+@dataclass
+class Computed:
+    entries: list[dict]  # {model, dataset, protocol, metric, value, n_images, per_image, fingerprints, cached}
+    not_run: list[NotRun]
+
+
+def _environment() -> dict[str, str]:
+    from srbench.provenance import versions
+
+    found = versions()
+    return {pkg: found[pkg] for pkg in FINGERPRINT_PACKAGES if pkg in found}
+
+
+def run_spec(spec: CheckSpec, *, store=None, log: Callable[[str], None] | None = None) -> Computed:
+    """Every entry of ``spec`` now. With a results ``store``, values already computed for the same model,
+    dataset, protocol and metric versions are read from it, not computed again."""
+    from srbench.datasets import resolve
+    from srbench.evaluate import evaluate
+    from srbench.sources import open_source
+
+    out = Computed([], [])
+    env = _environment()
+    for entry in spec.entries:
+        try:
+            source = open_source(entry.model, device=spec.device)
+        except SrbenchError as exc:
+            out.not_run += [NotRun(entry.label, label, str(exc), entry.optional)
+                            for _, label in entry.labelled_datasets()]
+            continue
+        for dataset, label in entry.labelled_datasets():
+            try:
+                resolve(dataset, spec.data_root)
+                rows = _evaluate_entry(evaluate, source, entry, dataset, label, spec, store, env)
+            except SrbenchError as exc:
+                out.not_run.append(NotRun(entry.label, label, str(exc), entry.optional))
+                continue
+            out.entries += rows
+            if log:
+                log(f"{entry.label} on {label}: {len(rows)} values")
+    return out
+
+
+def _evaluate_entry(evaluate, source, entry: CheckEntry, dataset: str, label: str, spec: CheckSpec, store,
+                    env) -> list[dict]:
+    rows = []
+    for protocol in entry.protocols:
+        metrics = entry.metrics_for(protocol)
+        if not metrics:
+            continue
+        (result,) = evaluate(source, [dataset], protocol=protocol, metrics=metrics, data_root=spec.data_root,
+                             device=spec.device, scale=entry.scale, store=store)
+        if result.skipped:
+            first = result.skipped[0]
+            raise SrbenchError(f"{len(result.skipped)} image(s) could not be evaluated, e.g. {first['image']}: "
+                               f"{first['error']}")
+        device = result.provenance["model"].get("device", "cpu")
+        for metric in metrics:
+            value = result.summary.get(metric)
+            rows.append({
+                "model": entry.label, "dataset": label, "protocol": protocol, "metric": metric,
+                "value": None if value is None else float(value), "n_images": result.n_images,
+                "per_image": {r["image"]: _json_number(r[metric]) for r in result.per_image if metric in r},
+                "fingerprints": {"model": result.provenance["model_key"],
+                                 "dataset": result.provenance["dataset_sha256"],
+                                 "metric": result.provenance["metric_versions"][metric], "device": device, **env},
+                "cached": result.provenance["cached_images"] == result.n_images,
+            })
+    return rows
+
+
+def _json_number(value: float | None) -> float | None:
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
+
+
+def compute_reference(data_root: str | None = None, datasets: tuple[str, ...] = CHECK_DATASETS,
+                      workdir: Path | None = None) -> tuple[list[dict], list[str]]:
+    """srbench's reference numbers now (:func:`default_spec` through :func:`run_spec`): the entries, and what
+    could not be computed."""
+    computed = run_spec(default_spec(data_root, datasets, workdir))
+    return computed.entries, [f"{n.dataset}: {n.reason}" for n in computed.not_run]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Baselines
+
+
+def load_baseline(path: str | os.PathLike) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise BadInputError(f"{path}: no baseline; create one with srbench check --update (it is written there)")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BadInputError(f"{path}: corrupt baseline ({exc})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("entries"), list):
+        raise BadInputError(f"{path}: not an srbench baseline (no 'entries' list)")
+    return data
+
+
+def write_baseline(path: str | os.PathLike, entries: list[dict], tolerances: Mapping[str, float] | None = None,
+                   spec: str | None = None) -> Path:
+    path = Path(path)
+    keep = ("model", "dataset", "protocol", "metric", "value", "n_images", "fingerprints", "per_image")
+    data = {
+        "format": BASELINE_FORMAT, "format_version": BASELINE_FORMAT_VERSION,
+        "srbench_version": srbench.__version__, "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "spec": spec, "tolerances": {**default_tolerances(), **(tolerances or {})},
+        "entries": [{k: e[k] for k in keep if k in e} for e in entries],
+    }
+    atomic_write_text(path, json.dumps(data, indent=1, allow_nan=False) + "\n")
+    return path
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Comparing
+
+
 @dataclass
 class CheckRow:
     model: str
@@ -81,87 +397,283 @@ class CheckRow:
     baseline: float | None
     value: float | None
     tolerance: float
+    status: str = "ok"  # ok, DRIFT, missing (failure), not-run (optional: a note), new (not in the baseline)
+    changed: list[str] = field(default_factory=list)  # the fingerprints that differ from the baseline's
+    movers: list[tuple[str, float | None, float | None]] = field(default_factory=list)  # (image, then, now)
+    note: str = ""
+    cached: bool = False
 
     @property
-    def status(self) -> str:
-        if self.baseline is None:
-            return "new"
-        if self.value is None:
-            return "missing"
-        return "ok" if abs(self.value - self.baseline) <= self.tolerance else "DRIFT"
+    def failed(self) -> bool:
+        return self.status in ("DRIFT", "missing")
+
+    @property
+    def diff(self) -> float | None:
+        if self.baseline is None or self.value is None:
+            return None
+        return self.value - self.baseline
+
+    def message(self) -> str:
+        """One line: what moved, by how much, against which tolerance, and what changed."""
+        base = "-" if self.baseline is None else f"{self.baseline:.6f}"
+        now = "-" if self.value is None else f"{self.value:.6f}"
+        diff = "" if self.diff is None else f", diff {self.diff:+.3g}"
+        text = f"baseline {base}, now {now}{diff}, tolerance {self.tolerance:g}"
+        if self.changed:
+            text += "; changed: " + "; ".join(self.changed)
+        elif self.status == "DRIFT":
+            text += ("; no recorded fingerprint changed (a nondeterministic computation, or a package or setting "
+                     "srbench does not record)")
+        if self.movers:
+            text += "; images that moved most: " + ", ".join(
+                f"{image} ({_fmt(a)} -> {_fmt(b)})" for image, a, b in self.movers)
+        if self.note:
+            text += f"; {self.note}"
+        return text
+
+    def as_dict(self) -> dict:
+        return {"model": self.model, "dataset": self.dataset, "protocol": self.protocol, "metric": self.metric,
+                "status": self.status, "baseline": self.baseline, "value": self.value, "diff": self.diff,
+                "tolerance": self.tolerance, "changed": self.changed,
+                "movers": [{"image": i, "baseline": a, "now": b} for i, a, b in self.movers], "note": self.note,
+                "cached": self.cached, "message": self.message()}
 
 
-def compute_reference(data_root: str | None = None, datasets: tuple[str, ...] = CHECK_DATASETS,
-                      workdir: Path | None = None) -> tuple[list[dict], list[str]]:
-    """The reference numbers now: list of {model, dataset, protocol, metric, value}, and what was unavailable."""
-    from srbench.datasets import resolve
-    from srbench.evaluate import evaluate
-    from srbench.sources import open_source
-
-    workdir = workdir or paths.cache_dir() / "check"
-    workdir.mkdir(parents=True, exist_ok=True)
-    small = small_model_checkpoint(workdir)
-    # Each model is opened once for every dataset and protocol.
-    models = {"bicubic": open_source("bicubic"), SMALL_MODEL: open_source(str(small), device="cpu")}
-    entries, unavailable = [], []
-    for dataset in datasets:
-        try:
-            resolve(dataset, data_root)
-        except SrbenchError as exc:
-            unavailable.append(f"{dataset}: {exc}")
-            continue
-        for model_name, model in models.items():
-            for protocol, metrics in check_metrics().items():
-                (result,) = evaluate(model, [dataset], protocol=protocol, metrics=metrics, data_root=data_root,
-                                     device="cpu")
-                if result.skipped:
-                    raise SrbenchError(f"drift check: {result.skipped[0]['error']}")
-                for metric in metrics:
-                    entries.append({"model": model_name, "dataset": dataset, "protocol": protocol, "metric": metric,
-                                    "value": result.summary[metric], "n_images": result.n_images})
-    return entries, unavailable
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
 
 
-def load_baseline(path: str | os.PathLike) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise BadInputError(f"{path}: no baseline; create one with srbench check --update --baseline {path}")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise BadInputError(f"{path}: corrupt baseline ({exc})") from None
+_FINGERPRINT_WORDS = {"model": "model fingerprint (checkpoint sha256, SR files or implementation)",
+                      "dataset": "dataset fingerprint (its files)", "metric": "metric implementation version",
+                      "device": "device"}
 
 
-def compare(baseline: dict, entries: list[dict], tolerances: dict[str, float] | None = None) -> list[CheckRow]:
+def _changes(then: Mapping[str, str] | None, now: Mapping[str, str] | None) -> list[str]:
+    if not then or not now:
+        return [] if then == now else ["fingerprints unknown (a baseline written before they were recorded)"]
+    out = []
+    for key in dict.fromkeys([*then, *now]):
+        a, b = then.get(key), now.get(key)
+        if a != b:
+            words = _FINGERPRINT_WORDS.get(key, f"{key} version")
+            out.append(f"{words} {_short(a)} -> {_short(b)}")
+    return out
+
+
+def _short(value: str | None) -> str:
+    if value is None:
+        return "none"
+    return value[:19] + "..." if len(value) > 22 else value
+
+
+def _same(a: float | None, b: float | None, tolerance: float) -> bool:
+    if a is None or b is None:
+        return a is None and b is None  # both undefined (NaN) is no change
+    return abs(a - b) <= tolerance
+
+
+def _movers(then: Mapping[str, float | None] | None, now: Mapping[str, float | None] | None,
+            tolerance: float) -> list[tuple[str, float | None, float | None]]:
+    """The images whose value moved most (beyond the tolerance), and those added or removed."""
+    if not then or not now:
+        return []
+    moved = []
+    for image in sorted(set(then) | set(now)):
+        a, b = then.get(image), now.get(image)
+        if image not in then or image not in now:
+            moved.append((math.inf, image, a, b))
+        elif not _same(a, b, tolerance):
+            moved.append((math.inf if a is None or b is None else abs(b - a), image, a, b))
+    moved.sort(key=lambda m: (-m[0], m[1]))
+    return [(image, a, b) for _, image, a, b in moved[:MOVERS]]
+
+
+def compare(baseline: dict, entries: list[dict], tolerances: Mapping[str, float] | None = None,
+            not_run: Sequence[NotRun] = ()) -> list[CheckRow]:
+    """Baseline against now, value by value (``not_run``: entries that could not be computed, and whether they
+    were optional)."""
     tol = {**default_tolerances(), **baseline.get("tolerances", {}), **(tolerances or {})}
-    now = {(e["model"], e["dataset"], e["protocol"], e["metric"]): e["value"] for e in entries}
+    now = {(e["model"], e["dataset"], e["protocol"], e["metric"]): e for e in entries}
+    skipped = {(n.model, n.dataset): n for n in not_run}
     rows = []
     for e in baseline["entries"]:
         key = (e["model"], e["dataset"], e["protocol"], e["metric"])
-        rows.append(CheckRow(*key, e["value"], now.pop(key, None), tol[e["metric"]]))
-    rows += [CheckRow(*key, None, value, tol[key[3]]) for key, value in now.items()]
+        tolerance = tol.get(e["metric"], 0.0)
+        found = now.pop(key, None)
+        if found is None:
+            reason = skipped.get(key[:2])
+            row = CheckRow(*key, e["value"], None, tolerance, status="missing")
+            if reason is not None:
+                row.status = "not-run" if reason.optional else "missing"
+                row.note = f"could not run: {reason.reason}"
+            else:
+                row.note = "not computed: the spec no longer has this model, dataset, protocol or metric"
+            rows.append(row)
+            continue
+        row = CheckRow(*key, e["value"], found["value"], tolerance, cached=found.get("cached", False),
+                       changed=_changes(e.get("fingerprints"), found.get("fingerprints")))
+        row.movers = _movers(e.get("per_image"), found.get("per_image"), tolerance)
+        if e.get("n_images") is not None and e.get("n_images") != found.get("n_images"):
+            row.changed.append(f"number of images {e['n_images']} -> {found['n_images']}")
+        if not _same(e["value"], found["value"], tolerance):
+            row.status = "DRIFT"
+        elif row.changed:
+            row.note = "value unchanged within tolerance"
+        rows.append(row)
+    for key, found in now.items():
+        rows.append(CheckRow(*key, None, found["value"], tol.get(key[3], 0.0), status="new",
+                             note="not in the baseline: srbench check --update adds it", cached=found.get("cached",
+                                                                                                          False)))
     return rows
 
 
-def write_baseline(path: str | os.PathLike, entries: list[dict], tolerances: dict[str, float] | None = None) -> Path:
-    path = Path(path)
-    data = {
-        "srbench_version": srbench.__version__, "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "tolerances": {**default_tolerances(), **(tolerances or {})}, "entries": entries,
-    }
-    atomic_write_text(path, json.dumps(data, indent=1) + "\n")
-    return path
+@dataclass
+class CheckReport:
+    rows: list[CheckRow]
+    not_run: list[NotRun]
+    baseline: Path
+
+    @property
+    def not_computed(self) -> list[NotRun]:
+        """Required entries that could not run: the check is incomplete."""
+        return [n for n in self.not_run if not n.optional]
+
+    @property
+    def exit_code(self) -> int:
+        if self.not_computed:
+            return EXIT_NOT_RUN
+        return EXIT_DRIFT if any(r.failed for r in self.rows) else EXIT_OK
+
+    @property
+    def status(self) -> str:
+        return {EXIT_OK: "ok", EXIT_DRIFT: "drift", EXIT_NOT_RUN: "not run"}[self.exit_code]
+
+    def summary(self) -> str:
+        failed = [r for r in self.rows if r.failed]
+        cached = sum(r.cached for r in self.rows if r.value is not None)
+        computed = sum(r.value is not None for r in self.rows)
+        parts = [f"{len(self.rows)} values against {self.baseline}", f"{len(failed)} failed",
+                 f"{cached} of {computed} read from the store" if cached else "all computed"]
+        if self.not_run:
+            parts.append(f"{len(self.not_run)} model/dataset pair(s) not run ({len(self.not_computed)} required)")
+        return f"srbench check: {self.status} ({', '.join(parts)})"
+
+    def as_dict(self) -> dict:
+        return {"status": self.status, "exit_code": self.exit_code, "baseline": str(self.baseline),
+                "summary": self.summary(), "rows": [r.as_dict() for r in self.rows],
+                "not_run": [{"model": n.model, "dataset": n.dataset, "reason": n.reason, "optional": n.optional}
+                            for n in self.not_run]}
 
 
 def format_rows(rows: list[CheckRow], only_changes: bool = False) -> str:
     lines = [f"{'status':7s} {'model':14s} {'dataset':8s} {'protocol':8s} {'metric':7s} {'baseline':>12s} "
              f"{'now':>12s} {'diff':>10s} {'tol':>8s}"]
     for r in rows:
-        if only_changes and r.status == "ok":
+        if only_changes and r.status == "ok" and not r.changed:
             continue
         base = "-" if r.baseline is None else f"{r.baseline:.6f}"
         now = "-" if r.value is None else f"{r.value:.6f}"
-        diff = "-" if r.baseline is None or r.value is None else f"{r.value - r.baseline:+.2e}"
+        diff = "-" if r.diff is None else f"{r.diff:+.2e}"
         lines.append(f"{r.status:7s} {r.model:14s} {r.dataset:8s} {r.protocol:8s} {r.metric:7s} {base:>12s} "
                      f"{now:>12s} {diff:>10s} {r.tolerance:8.0e}")
+        details = [*r.changed, *(f"{image}: {_fmt(a)} -> {_fmt(b)}" for image, a, b in r.movers)]
+        if r.status != "ok" or r.changed:
+            details += [r.note] if r.note else []
+            lines += [f"        {d}" for d in details]
     return "\n".join(lines)
+
+
+def junit_xml(report: CheckReport) -> str:
+    """One test case per checked value (class: model.dataset.protocol, name: metric); a failure carries the
+    baseline, the value now, the difference, the tolerance and what changed. Required entries that could not
+    run are errors."""
+    from xml.etree import ElementTree as ET
+
+    suite = ET.Element("testsuite", name="srbench check")
+    failures = errors = skipped = 0
+    for r in report.rows:
+        case = ET.SubElement(suite, "testcase", classname=f"{r.model}.{r.dataset}.{r.protocol}", name=r.metric)
+        if r.status == "DRIFT":
+            failures += 1
+            ET.SubElement(case, "failure", message=f"{r.metric} drifted: {r.message()}", type="drift")
+        elif r.status == "missing":
+            failures += 1
+            ET.SubElement(case, "failure", message=f"{r.metric} missing: {r.message()}", type="missing")
+        elif r.status == "not-run":
+            skipped += 1
+            ET.SubElement(case, "skipped", message=r.note)
+        elif r.changed or r.status == "new":
+            ET.SubElement(case, "system-out").text = r.message()
+    for n in report.not_computed:
+        if any(r.model == n.model and r.dataset == n.dataset for r in report.rows):
+            continue  # already a failing case per value
+        errors += 1
+        case = ET.SubElement(suite, "testcase", classname=f"{n.model}.{n.dataset}", name="run")
+        ET.SubElement(case, "error", message=f"could not run: {n.reason}", type="not-run")
+    suite.set("tests", str(len(suite)))
+    suite.set("failures", str(failures))
+    suite.set("errors", str(errors))
+    suite.set("skipped", str(skipped))
+    return ET.tostring(suite, encoding="unicode", xml_declaration=True) + "\n"
+
+
+def markdown(report: CheckReport) -> str:
+    """A summary for a pull-request comment: the verdict, then every value that failed or changed."""
+    icon = {"ok": "✅", "drift": "❌", "not run": "⚠️"}[report.status]
+    lines = [f"### {icon} {report.summary()}", ""]
+    shown_rows = [r for r in report.rows if r.status != "ok" or r.changed]
+    if shown_rows:
+        lines += ["| status | model | dataset | protocol | metric | baseline | now | diff | tolerance | why |",
+                  "|---|---|---|---|---|---:|---:|---:|---:|---|"]
+        for r in shown_rows:
+            why = "; ".join([*r.changed, *(f"{i}: {_fmt(a)} → {_fmt(b)}" for i, a, b in r.movers),
+                             *([r.note] if r.note else [])])
+            diff = "" if r.diff is None else f"{r.diff:+.3g}"
+            lines.append(f"| {r.status} | {r.model} | {r.dataset} | {r.protocol} | {r.metric} | {_fmt(r.baseline)} "
+                         f"| {_fmt(r.value)} | {diff} | {r.tolerance:g} | {why.replace('|', '/')} |")
+    for n in report.not_run:
+        lines.append(f"- {'required' if not n.optional else 'optional'}, not run: {n}")
+    if report.status == "ok" and not shown_rows:
+        lines.append("Every value is within its tolerance of the baseline.")
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The whole check
+
+
+def run_check(spec: CheckSpec, *, tolerances: Mapping[str, float] | None = None, store_path: str | None = None,
+              log: Callable[[str], None] | None = None) -> CheckReport:
+    """Compute ``spec`` (values cached in the results store at ``store_path``, if given) and compare with its
+    baseline. A missing or unreadable baseline is a BadInputError before anything is computed."""
+    baseline = load_baseline(spec.baseline)
+    computed = _computed(spec, store_path, log)
+    rows = compare(baseline, computed.entries, {**spec.tolerances, **(tolerances or {})}, computed.not_run)
+    return CheckReport(rows, computed.not_run, spec.baseline)
+
+
+def update_baseline(spec: CheckSpec, *, tolerances: Mapping[str, float] | None = None,
+                    store_path: str | None = None, log: Callable[[str], None] | None = None) -> tuple[Path, Computed]:
+    """Write the current values of ``spec`` as its baseline; refused (nothing written) while a required entry
+    cannot run, so a baseline never silently loses an entry."""
+    from srbench.images import ensure_writable_dir
+
+    ensure_writable_dir(spec.baseline.expanduser().parent)  # before anything is computed
+    computed = _computed(spec, store_path, log)
+    if any(not n.optional for n in computed.not_run):
+        first = next(n for n in computed.not_run if not n.optional)
+        raise SrbenchError(f"cannot update {spec.baseline}: {first} (mark the entry optional = true to leave it "
+                           "out); nothing was written")
+    # The spec by its file name: a baseline must read the same in every checkout.
+    origin = spec.origin if spec.origin == REFERENCE_SET else Path(spec.origin).name
+    path = write_baseline(spec.baseline, computed.entries, {**spec.tolerances, **(tolerances or {})}, spec=origin)
+    return path, computed
+
+
+def _computed(spec: CheckSpec, store_path: str | None, log: Callable[[str], None] | None) -> Computed:
+    if store_path is None:
+        return run_spec(spec, log=log)
+    from srbench.store import Store
+
+    with Store(store_path) as store:
+        return run_spec(spec, store=store, log=log)

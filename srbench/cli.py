@@ -775,39 +775,66 @@ def _parse_tolerances(values: tuple[str, ...]) -> dict[str, float]:
 
 
 @main.command()
+@click.option("--spec", "spec_path", type=click.Path(dir_okay=False),
+              help="A check spec (TOML: baseline, [tolerances], [[entries]] of model, datasets, protocols, metrics); "
+                   "default: srbench's own reference set.")
 @click.option("--baseline", type=click.Path(dir_okay=False),
-              help="Baseline JSON (default: reports/baselines/default.json).")
+              help="Baseline JSON (default: the spec's, or reports/baselines/default.json).")
 @click.option("--tolerance", "tolerances", multiple=True, metavar="METRIC=ABS", help="Override a tolerance.")
 @click.option("--update", is_flag=True, help="Write the current numbers as the new baseline.")
-@click.option("--data-root", type=click.Path(file_okay=False), help="Where Set5 is (it is checked when found).")
-def check(baseline, tolerances, update, data_root) -> None:
-    """Recompute reference metric values and compare them with the committed baseline (metric drift)."""
-    from srbench.check import DEFAULT_BASELINE, compare, compute_reference, format_rows, load_baseline, write_baseline
+@click.option("--data-root", type=click.Path(file_okay=False),
+              help="Where named datasets are (default: the spec's data_root, $SRBENCH_DATA, the checkout's).")
+@click.option("--store", "store_path", type=click.Path(dir_okay=False),
+              help="A results store: values already computed for the same fingerprints are read, not recomputed.")
+@click.option("--junit", "junit_path", type=click.Path(dir_okay=False),
+              help="Write a JUnit XML file (one test case per checked value).")
+@click.option("--markdown", "markdown_path", type=click.Path(dir_okay=False),
+              help="Write a Markdown summary (for a pull-request comment).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON instead of text.")
+def check(spec_path, baseline, tolerances, update, data_root, store_path, junit_path, markdown_path,
+          as_json) -> None:
+    """Recompute metric values and compare them with a baseline (metric drift). Exit status: 0 no drift, 1 a
+    value moved beyond its tolerance or went missing, 2 the check could not run."""
+    import dataclasses
+    from pathlib import Path
 
-    path = baseline or DEFAULT_BASELINE
+    from srbench import check as C
+    from srbench.images import atomic_write_text
+
     tol = _parse_tolerances(tolerances)
-    if update:
-        from pathlib import Path
+    try:
+        if update and baseline is not None:
+            from srbench.images import ensure_writable_dir
 
-        from srbench.images import ensure_writable_dir
-
-        ensure_writable_dir(Path(path).expanduser().parent)  # before the reference values are computed
-    entries, unavailable = compute_reference(data_root)
-    for line in unavailable:
-        click.echo(f"not checked: {line}", err=True)
-    if update:
-        write_baseline(path, entries, tol)
-        click.echo(f"wrote {len(entries)} reference values to {path}")
-        return
-    rows = compare(load_baseline(path), entries, tol)
-    skipped_sets = {u.split(":", 1)[0] for u in unavailable}
-    failing = [r for r in rows if r.status == "DRIFT" or (r.status == "missing" and r.dataset not in skipped_sets)]
-    click.echo(format_rows(rows))
-    if failing:
-        click.echo(f"error: {len(failing)} value(s) moved beyond tolerance or went missing; if the change is "
-                   f"intended, run srbench check --update", err=True)
-        sys.exit(1)
-    click.echo(f"no drift: {sum(r.status == 'ok' for r in rows)} values within tolerance of {path}")
+            ensure_writable_dir(Path(baseline).expanduser().parent)  # before the small model is even written
+        spec = C.load_spec(spec_path) if spec_path else C.default_spec(data_root)
+        spec = dataclasses.replace(spec, baseline=Path(baseline) if baseline else spec.baseline,
+                                   data_root=data_root or spec.data_root)
+        if update:
+            path, computed = C.update_baseline(spec, tolerances=tol, store_path=store_path)
+            for n in computed.not_run:
+                click.echo(f"not checked (optional): {n}", err=True)
+            click.echo(f"wrote {len(computed.entries)} values to {path}")
+            return
+        report = C.run_check(spec, tolerances=tol, store_path=store_path)
+        if junit_path:
+            atomic_write_text(Path(junit_path), C.junit_xml(report))
+        if markdown_path:
+            atomic_write_text(Path(markdown_path), C.markdown(report))
+    except SrbenchError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(C.EXIT_NOT_RUN)
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), indent=2, allow_nan=False))
+    else:
+        click.echo(C.format_rows(report.rows))
+        for n in report.not_run:
+            click.echo(f"not checked ({'optional' if n.optional else 'REQUIRED'}): {n}", err=True)
+        click.echo(report.summary())
+    if report.exit_code == C.EXIT_DRIFT:
+        click.echo(f"error: {sum(r.failed for r in report.rows)} value(s) moved beyond tolerance or went missing; "
+                   "if the change is intended, run srbench check --update", err=True)
+    sys.exit(report.exit_code)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -185,10 +185,7 @@ def table_model(tidy: pd.DataFrame, metrics: Sequence[str], models: Sequence[str
     protocols = sorted({p for m in metrics for p in (getattr(spec[m], "protocols", None) or ())[:1]})
     caption = caption or _caption(protocols)
     if unresolved:
-        labels = sorted({spec[m].label for _, _, m in unresolved})
-        caption += (f" § {', '.join(labels)}: this value's conditioning range (flat areas, where the metric's "
-                    "floating-point residues decide its AGGD fits; srbench.metrics.niqe) overlaps another model's "
-                    "in the same column, so their order is within the metric's own arithmetic noise.")
+        caption += " " + _unresolved_note(sorted({spec[m].label for _, _, m in unresolved}))
     if intervals:
         caption += " " + _interval_note(next(iter(intervals.values())))
     if shown:
@@ -196,6 +193,12 @@ def table_model(tidy: pd.DataFrame, metrics: Sequence[str], models: Sequence[str
     columns = [(d, spec[m]) for d in datasets for m in metrics]
     return TableModel([*models, *published_rows], columns, values, ranks, caption, intervals,
                       frozenset(published_rows), frozenset(unresolved))
+
+
+def _unresolved_note(labels: Sequence[str]) -> str:
+    return (f"§ {', '.join(labels)}: this value's conditioning range (flat areas, where the metric's floating-point "
+            "residues decide its AGGD fits; srbench.metrics.niqe) overlaps another model's in the same column, so "
+            "their order is within the metric's own arithmetic noise.")
 
 
 def _unresolved(tidy: pd.DataFrame, models: Sequence[str], datasets: Sequence[str],
@@ -499,6 +502,9 @@ def html_table(tidy: pd.DataFrame, metrics: Sequence[str], models: Sequence[str]
         cells = [html.escape(model), *(table.cell(model, d, m, "html") for d, m in table.columns)]
         out.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     out.append("</tbody></table>")
+    if table.unresolved:
+        labels = sorted({m.label for d, m in table.columns if any(k[1:] == (d, m.name) for k in table.unresolved)})
+        out.append(f'<p class="note">{html.escape(_unresolved_note(labels))}</p>')
     return "\n".join(out)
 
 

@@ -217,9 +217,12 @@ def test_tidy_from_store_reaggregates_with_the_protocol_rules(tmp_path):
 
 def test_stored_nan_stays_a_nan_not_a_missing_metric(tmp_path):
     store = Store(tmp_path / "s.sqlite")
+    from srbench.protocols import PROTOCOLS
+
+    versions = PROTOCOLS["pirm"].output_versions(["niqe"])
     for image, niqe in (("a", 3.0), ("b", float("nan"))):
-        store.put("k", "d", "pirm", 4, image, {"niqe": niqe, "niqe_spread": 0.0}, {"niqe": "live-1",
-                                                                                    "niqe_spread": "live-1"}, None)
+        store.put("k", "d", "pirm", 4, image, {"niqe": niqe, "niqe_spread": 0.0, "niqe_low": niqe, "niqe_high": niqe,
+                                              "niqe_med": niqe}, versions, None)
     store.label("suite", "m", "k", "dset", "d")
     tidy = tidy_from_store(store.values("suite"))
     row = tidy[tidy["metric"] == "niqe"]

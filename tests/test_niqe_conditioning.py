@@ -103,7 +103,7 @@ def _store_pair(tmp_path, niqe_b: float):
 
 
 def test_table_marks_values_whose_conditioning_ranges_overlap(tmp_path):
-    from srbench.report import paper_table, tidy_from_store
+    from srbench.report import html_table, paper_table, tidy_from_store
 
     close = tidy_from_store(_store_pair(tmp_path / "close", 5.04).values("suite"))
     a = close[(close["model"] == "A") & (close["metric"] == "niqe")].iloc[0]
@@ -113,6 +113,8 @@ def test_table_marks_values_whose_conditioning_ranges_overlap(tmp_path):
     assert "| A | **5.010**§ |" in text and "| B | <u>5.050</u>§ |" in text
     assert "§ NIQE: this value's conditioning range" in text
     assert "\\S" in paper_table(close, ["niqe"], "latex")
+    page = html_table(close, ["niqe"], ["A", "B"])
+    assert "<b>5.010</b>§" in page and '<p class="note">§ NIQE: this value' in page
     far = tidy_from_store(_store_pair(tmp_path / "far", 5.20).values("suite"))
     text = paper_table(far, ["niqe"], "markdown")
     assert "§" not in text and "| A | **5.010** |" in text

@@ -395,11 +395,13 @@ def test_check_update_checks_the_baseline_folder_before_computing(tmp_path, monk
     def must_not_compute(*args, **kwargs):
         raise AssertionError("computed the reference values before checking where they go")
 
-    monkeypatch.setattr(C, "compute_reference", must_not_compute)
+    monkeypatch.setattr(C, "run_spec", must_not_compute)
     blocker = tmp_path / "blocker"
     blocker.write_text("")
     res = _cli("check", "--update", "--baseline", blocker / "b.json")
-    _one_error_line(res, f"cannot write to {blocker}: it is a file, not a folder")
+    assert res.exit_code == 2  # srbench check: could not run
+    errors = [line for line in res.stderr.splitlines() if line.startswith("error: ")]
+    assert errors == [f"error: cannot write to {blocker}: it is a file, not a folder"]
 
 
 # -- item 11: ablate checks the store and every output location before training --------------------------------

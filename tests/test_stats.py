@@ -71,7 +71,8 @@ def test_rmse_interval_is_of_sqrt_mean_mse_not_of_mean_rmse():
 def test_pi_interval_is_made_from_mean_ma_and_mean_niqe():
     rng = np.random.default_rng(4)
     ma, niqe = rng.uniform(2, 9, 30), rng.uniform(2, 9, 30)
-    rows = {f"i{k:03d}": {"ma": float(a), "niqe": float(q), "niqe_spread": 0.0, "pi": ((10 - a) + q) / 2}
+    rows = {f"i{k:03d}": {"ma": float(a), "niqe": float(q), "niqe_spread": 0.0, "niqe_low": float(q),
+                          "niqe_high": float(q), "niqe_med": float(q), "pi": ((10 - a) + q) / 2}
             for k, (a, q) in enumerate(zip(ma, niqe, strict=True))}
     ci = bootstrap_ci(rows, "pi", n_resamples=500, seed=0)
     idx = np.random.default_rng([0, 0]).integers(0, 30, size=(500, 30))
@@ -177,8 +178,8 @@ def _store(path, models=(("bicubic", 0.0), ("esrgan", 0.8)), suite="demo", n_ima
                 mse = 255.0**2 / 10 ** (psnr / 10)
                 ma, niqe = 4 + 3 * shift + rng.normal(0, 0.5), 6 - 2 * shift + rng.normal(0, 0.5)
                 store.put(key, "d14", "pirm", 4, f"img{i:02d}", {
-                    "mse": mse, "rmse": math.sqrt(mse), "niqe": niqe, "niqe_spread": 0.1, "ma": ma,
-                    "pi": ((10 - ma) + niqe) / 2}, pirm_v, None)
+                    "mse": mse, "rmse": math.sqrt(mse), "niqe": niqe, "niqe_spread": 0.1, "niqe_low": niqe - 0.05,
+                    "niqe_high": niqe + 0.05, "niqe_med": niqe, "ma": ma, "pi": ((10 - ma) + niqe) / 2}, pirm_v, None)
             store.label(suite, model, key, "set14", "d14")
     return path
 
