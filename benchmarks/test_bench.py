@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from srbench.evaluate import evaluate
+from srbench.evaluation import evaluate
 from srbench.images import read_image
 from srbench.matlab import imresize, rgb2gray, rgb2y
 from srbench.metrics import niqe, ssim

@@ -14,7 +14,7 @@ import shutil
 import numpy as np
 import pytest
 
-from srbench.evaluate import evaluate
+from srbench.evaluation import evaluate
 from srbench.images import read_image
 from srbench.matlab import rgb2y
 from srbench.metrics import nrqm as N

@@ -350,7 +350,7 @@ class _Plan:
     opened: dict = field(default_factory=dict)  # model name -> opened source of the models the report shows
     cache_dir: Path | None = None  # the training cache (srbench.paths.training_cache_dir)
     jobs: int = 1  # trainings side by side
-    workers: int | None = None  # metric workers of each evaluation (srbench.evaluate)
+    workers: int | None = None  # metric workers of each evaluation (srbench.evaluation)
     where: Any = None  # srbench.distributed.Ranks: this process's place in a torchrun launch
 
     def existing(self, variant: str, stage: str) -> Path | None:
@@ -686,7 +686,7 @@ def _interpolate(plan: _Plan, report: AblationReport) -> None:
 
 def _evaluate_model(plan: _Plan, report: AblationReport, store, model_name: str, source) -> None:
     """Every dataset under both protocols, with the model opened once."""
-    from srbench.evaluate import evaluate
+    from srbench.evaluation import evaluate
     from srbench.sources import open_source
 
     options = _evaluate_options(plan.workers)
@@ -719,10 +719,10 @@ def _evaluate_model(plan: _Plan, report: AblationReport, store, model_name: str,
 
 
 def _evaluate_options(workers: int | None) -> dict:
-    """``workers`` for :func:`srbench.evaluate.evaluate` when given (and that function takes it)."""
+    """``workers`` for :func:`srbench.evaluation.evaluate` when given (and that function takes it)."""
     import inspect
 
-    from srbench.evaluate import evaluate
+    from srbench.evaluation import evaluate
 
     if workers is None:
         return {}
@@ -763,7 +763,7 @@ def ablate(
 
     ``training_cache``: the training cache folder (default: srbench.paths.training_cache_dir, beside the store);
     ``jobs``: trainings side by side (default: :func:`default_jobs`); ``workers``: metric workers of each
-    evaluation (default: srbench.evaluate's)."""
+    evaluation (default: srbench.evaluation's)."""
     from srbench.report import write_suite_report
     from srbench.store import Store
 

@@ -288,7 +288,7 @@ def run_spec(spec: CheckSpec, *, store=None, log: Callable[[str], None] | None =
     """Every entry of ``spec`` now. With a results ``store``, values already computed for the same model,
     dataset, protocol and metric versions are read from it, not computed again."""
     from srbench.datasets import resolve
-    from srbench.evaluate import evaluate
+    from srbench.evaluation import evaluate
     from srbench.sources import open_source
 
     out = Computed([], [])
@@ -556,7 +556,8 @@ class CheckReport:
                  f"{cached} of {computed} read from the store" if cached else "all computed"]
         if self.not_run:
             parts.append(f"{len(self.not_run)} model/dataset pair(s) not run ({len(self.not_computed)} required)")
-        return f"srbench check: {self.status} ({', '.join(parts)})"
+        verdict = "ok, no drift" if self.exit_code == EXIT_OK else self.status
+        return f"srbench check: {verdict} ({', '.join(parts)})"
 
     def as_dict(self) -> dict:
         return {"status": self.status, "exit_code": self.exit_code, "baseline": str(self.baseline),

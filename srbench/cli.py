@@ -111,8 +111,8 @@ def evaluate(model, datasets, scale, protocol, metrics, as_json, out, data_root,
     from contextlib import AbstractContextManager, nullcontext
 
     from srbench.distributed import ranks
-    from srbench.evaluate import evaluate as run
-    from srbench.evaluate import write_outputs
+    from srbench.evaluation import evaluate as run
+    from srbench.evaluation import write_outputs
     from srbench.images import ensure_writable_dir, set_max_pixels
 
     set_max_pixels(max_pixels)

@@ -93,11 +93,6 @@ def pirm_plane(tidy: pd.DataFrame, out: str | Path, *, dataset: str, title: str 
     """Draw RMSE (x) against PI (y, lower is better) with the three PIRM regions shaded; with ``intervals``
     ((model, dataset, metric) -> interval, from ``srbench.stats.table_intervals``) each point gets error bars.
     Labels are placed so that none overlaps another (adjustText), and the legend sits beside the axes."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     fmt = Path(out).suffix[1:].lower() or "png"
     from matplotlib.backend_bases import FigureCanvasBase
 
@@ -115,10 +110,7 @@ def pirm_plane(tidy: pd.DataFrame, out: str | Path, *, dataset: str, title: str 
     # Rendered in memory, then written atomically: a read-only folder or a full disk is one OutputError
     # naming the file, and never leaves a half-written image or a temporary file behind.
     buf = io.BytesIO()
-    try:
-        fig.savefig(buf, format=fmt, bbox_inches="tight")
-    finally:
-        plt.close(fig)
+    fig.savefig(buf, format=fmt, bbox_inches="tight")
     atomic_write_bytes(out, buf.getvalue())
     return out
 
@@ -127,10 +119,10 @@ def draw_plane(tidy: pd.DataFrame, *, dataset: str, title: str | None = None, in
                published: Sequence[str] | None = None):
     """The plane's matplotlib figure (see :func:`pirm_plane`); its point labels are the texts with gid "label".
     ``published``: collections whose methods are drawn as hollow markers (PI and RMSE on ``dataset``), labelled."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # A Figure of its own with an Agg canvas, not pyplot's: no backend is switched (a notebook keeps its inline
+    # one) and nothing stays registered with pyplot once the figure is dropped.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     from srbench.metrics import get_metric
 
@@ -139,7 +131,9 @@ def draw_plane(tidy: pd.DataFrame, *, dataset: str, title: str | None = None, in
     y_label = f"{y_spec.label} ({y_spec.direction} is better)"
     if y_metric != "pi":
         y_label += " — PI unavailable: no Ma weights"
-    fig, ax = plt.subplots(figsize=(9.5, 5.5), dpi=120)
+    fig = Figure(figsize=(9.5, 5.5), dpi=120)
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
     xerr, yerr = error_bars(points, y_metric, dataset, intervals or {})  # zero without intervals
     pub = published_points(published or [], dataset)
     if y_metric != "pi":  # published PI values cannot sit on a NIQE axis

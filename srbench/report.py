@@ -80,7 +80,7 @@ TIDY_COLUMNS = ["model", "dataset", "protocol", "scale", "metric", "value", "n_i
 
 
 def tidy_from_results(results: Sequence) -> pd.DataFrame:
-    """The tidy table of in-memory :class:`srbench.evaluate.EvalResult` objects."""
+    """The tidy table of in-memory :class:`srbench.evaluation.EvalResult` objects."""
     out = []
     for r in results:
         proto = PROTOCOLS[r.protocol]

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from srbench.cli import main
-from srbench.evaluate import evaluate
+from srbench.evaluation import evaluate
 from srbench.images import read_image, write_png
 from srbench.matching import SR_SUFFIXES, SRIndex, candidate_names, suffixes
 from srbench.matlab import imresize, modcrop
@@ -273,7 +273,7 @@ def test_a_decompression_bomb_is_skipped_and_the_good_images_scored(shared_data,
 
 
 def test_evaluate_and_infer_check_their_out_folder_before_any_work(shared_data, tmp_path, monkeypatch):
-    import srbench.evaluate as E
+    import srbench.evaluation as E
     import srbench.infer as I
 
     def must_not_run(*args, **kwargs):

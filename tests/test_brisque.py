@@ -268,7 +268,7 @@ def test_an_all_zero_plane_has_no_brisque():
 
 def test_evaluation_warns_where_brisque_is_ill_conditioned(tmp_path):
     """A saturated patch in an SR output: evaluation keeps the value and says how far it can move."""
-    from srbench.evaluate import evaluate
+    from srbench.evaluation import evaluate
     from srbench.images import write_png
 
     rng = np.random.default_rng(3)

@@ -103,7 +103,7 @@ def test_a_users_spec_catches_what_moved_and_says_why(project):
     assert report["status"] == "ok" and len(report["rows"]) == 15
     assert all(r["status"] == "ok" and r["cached"] and not r["changed"] for r in report["rows"])
     assert _failing_cases(junit) == set() and len(list(ET.parse(junit).getroot().iter("testcase"))) == 15
-    assert (project / "drift.md").read_text().startswith("### ✅ srbench check: ok (15 values")
+    assert (project / "drift.md").read_text().startswith("### ✅ srbench check: ok, no drift (15 values")
 
     # (b) one SR image of the outside method changed: exactly its values on set_a fail, naming the image.
     sr = read_image(project / "sr/set_a/img1.png")

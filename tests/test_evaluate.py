@@ -12,7 +12,7 @@ from PIL import Image
 
 from srbench import metrics as M
 from srbench.errors import BadInputError, WeightsUnavailableError
-from srbench.evaluate import evaluate, write_outputs
+from srbench.evaluation import evaluate, write_outputs
 from srbench.images import read_image, write_png
 from srbench.matlab import imresize, rgb2y, shave
 

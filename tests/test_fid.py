@@ -18,7 +18,7 @@ from PIL import Image
 from srbench import metrics as M
 from srbench.check import check_metrics, compare
 from srbench.errors import BadInputError, SrbenchError, WeightsUnavailableError
-from srbench.evaluate import evaluate, write_outputs
+from srbench.evaluation import evaluate, write_outputs
 from srbench.metrics import fid as F
 from srbench.metrics.registry import DatasetAccumulator, PerImage
 from srbench.protocols import PROTOCOLS
@@ -227,7 +227,7 @@ def test_a_changed_image_set_recomputes_fid(net, tmp_path):
 
 def test_fid_value_does_not_depend_on_the_thread_count(net, tmp_path):
     from srbench.datasets import resolve
-    from srbench.evaluate import evaluate_dataset
+    from srbench.evaluation import evaluate_dataset
     from srbench.sources import open_source
 
     folder = _folder(tmp_path, "set", 5)

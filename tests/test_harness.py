@@ -11,7 +11,7 @@ import pytest
 
 from srbench.ablate import load_suite, parse_suite
 from srbench.errors import BadInputError
-from srbench.evaluate import evaluate
+from srbench.evaluation import evaluate
 from srbench.report import paper_table, tidy_from_store
 from srbench.store import Store
 

@@ -13,7 +13,7 @@ import torch
 from srbench.ablate import AblationReport, load_suite, visual_comparison
 from srbench.archs import get_generator
 from srbench.checkpoints import save_checkpoint
-from srbench.evaluate import evaluate
+from srbench.evaluation import evaluate
 from srbench.report import write_suite_report
 from srbench.sources import open_source
 

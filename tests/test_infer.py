@@ -16,7 +16,7 @@ from srbench.archs import RRDBNet, get_generator
 from srbench.checkpoints import save_checkpoint
 from srbench.cli import main
 from srbench.errors import BadInputError
-from srbench.evaluate import evaluate
+from srbench.evaluation import evaluate
 from srbench.images import read_image
 from srbench.infer import Runner
 from srbench.matlab import rgb2gray

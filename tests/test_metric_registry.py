@@ -15,7 +15,7 @@ from PIL import Image
 from srbench import metrics as M
 from srbench.cli import main
 from srbench.errors import BadInputError, WeightsUnavailableError
-from srbench.evaluate import evaluate
+from srbench.evaluation import evaluate
 from srbench.matlab import rgb2y, shave
 from srbench.metrics import registry
 from srbench.store import Store

@@ -139,7 +139,7 @@ def test_compare_notes_a_difference_within_the_conditioning_ranges(tmp_path):
 def test_evaluation_stores_each_images_range_and_says_what_was_measured(tmp_path, shared_data):
     """LIVE image3 as HR: bicubic keeps its flat sky flat. The range is stored beside the value (and cached), the
     table rows carry the dataset's range, and the warning states the measured range."""
-    from srbench.evaluate import evaluate
+    from srbench.evaluation import evaluate
     from srbench.images import write_png
     from srbench.report import tidy_from_store
     from srbench.store import Store

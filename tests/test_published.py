@@ -117,7 +117,7 @@ def test_published_bicubic_numbers_recomputed_from_the_reference_data(shared_dat
     printed digit, plus Set14's LR made here by imresize since the set ships no x4 LR files); SSIM within 1e-3,
     the measured gap (7e-4 on Set5, 6e-4 on BSD100) between the table's SSIM, whose implementation the table does
     not state, and Wang's reference that srbench follows."""
-    from srbench.evaluate import evaluate
+    from srbench.evaluation import evaluate
 
     published = {(v.collection, v.dataset, v.metric): v.value for v in P.values() if v.method == "Bicubic"}
     for dataset in ("set5", "set14", "bsd100"):

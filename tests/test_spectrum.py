@@ -14,7 +14,7 @@ from scipy.ndimage import gaussian_filter
 from srbench import metrics as M
 from srbench.cli import main
 from srbench.errors import BadInputError
-from srbench.evaluate import evaluate
+from srbench.evaluation import evaluate
 from srbench.metrics.spectrum import EPS, HF_FROM, radial_power_spectrum, spectrum_discrepancy
 from srbench.protocols import PROTOCOLS
 

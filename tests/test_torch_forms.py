@@ -306,7 +306,7 @@ def test_evaluation_with_metrics_on_the_generators_device(generator_file, small_
     """``torch_metrics``: PSNR/SSIM/RMSE computed where the generator's output is (here the CPU standing in for a
     GPU) give the host reference's values (pirm: bitwise; sr: within one ulp of rgb2y's BLAS order), in the same
     order, and the other metrics (NIQE, BRISQUE) see the same uint8 SR image."""
-    from srbench.evaluate import evaluate
+    from srbench.evaluation import evaluate
 
     metrics = ["psnr_y", "ssim_y", "brisque"] if protocol == "sr" else ["rmse", "niqe"]
     host_only = "brisque" if protocol == "sr" else "niqe"
@@ -326,7 +326,7 @@ def test_evaluation_with_metrics_on_the_generators_device(generator_file, small_
 
 def test_metrics_on_the_device_never_bring_the_sr_image_to_the_host(generator_file, small_set, monkeypatch):
     """With only torch-form metrics, neither the host prediction nor a host copy of the SR image is made."""
-    from srbench.evaluate import evaluate
+    from srbench.evaluation import evaluate
     from srbench.sources import GeneratorSource
 
     def refuse(*args, **kwargs):
@@ -346,7 +346,7 @@ def test_metrics_on_the_device_never_bring_the_sr_image_to_the_host(generator_fi
 def test_cuda_evaluation_matches_the_host_metrics_on_the_same_output(generator_file, small_set, protocol):
     """On a GPU the default computes PSNR/SSIM/RMSE there: equal to the host reference on the same generator
     output (deterministic kernels, so both runs make the same SR image)."""
-    from srbench.evaluate import evaluate
+    from srbench.evaluation import evaluate
 
     torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
     metrics = ["psnr_y", "ssim_y"] if protocol == "sr" else ["rmse"]

@@ -15,7 +15,7 @@ from srbench import metrics as M
 from srbench import workers as W
 from srbench.cli import main
 from srbench.errors import BadInputError
-from srbench.evaluate import evaluate
+from srbench.evaluation import evaluate
 from srbench.images import read_image, write_png
 from srbench.matlab import imresize, rgb2y
 from srbench.metrics import nrqm as N

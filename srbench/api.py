@@ -1,0 +1,339 @@
+"""srbench from Python: evaluate, read results as pandas, draw tables and the plane, call any metric.
+
+Everything here is re-exported at the package's top level (``srbench.evaluate``, ``srbench.results``,
+``srbench.metric``, ``srbench.Results``) and loaded on first use, so ``import srbench`` stays instant. The CLI
+computes the same numbers through the same functions.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from srbench.errors import BadInputError
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from srbench.evaluation import EvalResult
+    from srbench.stats import ImageSet
+
+SUMMARY_COLUMNS = ["model", "dataset", "protocol", "metric", "value", "n_images", "ci_low", "ci_high", "cond_low",
+                   "cond_high", "scale", "higher_is_better", "version"]
+PER_IMAGE_COLUMNS = ["model", "dataset", "protocol", "scale", "image", "metric", "value", "cond_low", "cond_high",
+                     "version", "model_key", "dataset_sha256"]
+CI_RESAMPLES = 2000  # of the summary's ci_low/ci_high (seed 0); srbench.stats for more
+
+
+def _as_list(value: str | os.PathLike | Iterable[str | os.PathLike]) -> list[str]:
+    if isinstance(value, (str, os.PathLike)):
+        return [os.fspath(value)]
+    return [os.fspath(v) for v in value]
+
+
+PathLike = str | os.PathLike
+
+
+def evaluate(model: PathLike | Iterable[PathLike], datasets: PathLike | Iterable[PathLike], *,
+             protocol: str = "sr", metrics: Sequence[str] | None = None, scale: int = 4,
+             data_root: str | os.PathLike | None = None, weights_dir: str | os.PathLike | None = None,
+             store: str | os.PathLike | None = None, suite: str = "evaluate", device: str = "auto",
+             workers: int | None = None, skip_unavailable: bool = False) -> Results:
+    """Evaluate ``model`` (``"bicubic"``, a checkpoint file, a variant or published checkpoint name, a folder of SR
+    images; or a list of them) on ``datasets`` (names such as ``"set5"`` or ``"skimage"``, or folders) under
+    ``protocol`` (``"sr"`` or ``"pirm"``): the numbers ``srbench evaluate`` prints. With a results ``store``
+    (a file), values already computed for the same model, data and metric versions are read from it, and the
+    results are labelled under ``suite`` there (as ``srbench evaluate --store`` does)."""
+    from srbench.evaluation import evaluate as run
+    from srbench.store import Store
+
+    found: list[EvalResult] = []
+    opened = Store(os.fspath(store)) if store is not None else None
+    try:
+        for one in _as_list(model):
+            found += list(run(one, _as_list(datasets), scale=scale, protocol=protocol, metrics=metrics,
+                              data_root=None if data_root is None else os.fspath(data_root),
+                              weights_dir=None if weights_dir is None else os.fspath(weights_dir),
+                              skip_unavailable=skip_unavailable, device=device, workers=workers, store=opened,
+                              suite=suite if opened is not None else None))
+    finally:
+        if opened is not None:
+            opened.close()
+    return Results.from_evaluations(found)
+
+
+def results(store: str | os.PathLike | None = None, *, suite: str | None = None) -> Results:
+    """What a results store holds (default: ``$SRBENCH_STORE``, else reports/srbench.sqlite), optionally one suite's
+    labelled models only, as :class:`Results`."""
+    from srbench.store import Store
+
+    with Store.open_existing(None if store is None else os.fspath(store)) as opened:
+        rows = opened.values(suite)
+    if not rows:
+        raise BadInputError(f"no results{f' of suite {suite!r}' if suite else ''} in the store")
+    return Results.from_store_rows(rows)
+
+
+@dataclass(frozen=True)
+class MetricFunction:
+    """A registered metric as a function of images: ``f(sr)`` for a no-reference metric, ``f(sr, hr)`` for a
+    full-reference one; uint8 RGB or gray arrays, handed over as ``protocol`` does (its Y plane and border)."""
+
+    name: str
+    protocol: str
+    scale: int = 4
+
+    def __call__(self, sr: np.ndarray, hr: np.ndarray | None = None) -> float:
+        return self.outputs(sr, hr)[self.name]
+
+    def outputs(self, sr: np.ndarray, hr: np.ndarray | None = None) -> dict[str, float]:
+        """Every per-image value the metric produces (NIQE's conditioning range, MSE beside RMSE...)."""
+        from srbench.protocols import get_protocol
+
+        proto = get_protocol(self.protocol)
+        spec = proto.metric(self.name)
+        if spec.is_dataset_level:
+            raise BadInputError(f"{self.name} is a dataset-level metric: it has no value per image")
+        if spec.needs_reference and hr is None:
+            raise BadInputError(f"{self.name} compares an SR image with its HR image: call it as f(sr, hr)")
+        names = proto.resolve_metrics([self.name])
+        values = proto.per_image(np.asarray(sr), np.asarray(sr if hr is None else hr), self.scale, names, {})
+        return {k: v for k, v in values.items() if k in spec.outputs}
+
+    def __repr__(self) -> str:
+        return f"srbench.metric({self.name!r}, protocol={self.protocol!r})"
+
+
+def metric(name: str, *, protocol: str | None = None, scale: int = 4) -> MetricFunction:
+    """Any registered metric by name (``srbench metrics`` lists them), as a function of images computed the way
+    ``protocol`` computes it (default: the first protocol the metric belongs to), e.g.
+    ``srbench.metric("niqe")(img)``."""
+    from srbench.metrics import get_metric
+
+    spec = get_metric(name)
+    protocol = protocol or (spec.protocols[0] if spec.protocols else "sr")
+    from srbench.protocols import get_protocol
+
+    get_protocol(protocol).metric(name)  # a metric outside the protocol fails here, with the known ones
+    return MetricFunction(name, protocol, scale)
+
+
+class Results:
+    """Evaluation results: ``summary`` (one row per model, dataset, protocol and metric: the dataset value, its
+    number of images, a bootstrap interval and, for NIQE and PI, the conditioning range) and ``per_image`` (one
+    row per image and metric, with the model's and dataset's fingerprints). Renders as a table in Jupyter."""
+
+    def __init__(self, image_sets: Sequence[ImageSet], *, tidy: pd.DataFrame, provenance: Mapping[tuple, dict],
+                 warnings: Sequence[str] = ()) -> None:
+        self._sets = list(image_sets)
+        self._tidy = tidy
+        self._provenance = dict(provenance)  # (model, dataset, protocol, scale) -> model_key, dataset_sha256
+        self.warnings = list(warnings)
+
+    # -- construction -----------------------------------------------------------------------------------
+
+    @classmethod
+    def from_evaluations(cls, evaluations: Sequence[EvalResult]) -> Results:
+        from srbench.report import tidy_from_results
+        from srbench.stats import ImageSet
+
+        sets, provenance, warnings = [], {}, []
+        for r in evaluations:
+            key = (r.model, r.dataset, r.protocol, r.scale)
+            values = {row["image"]: {k: v for k, v in row.items() if k != "image"} for row in r.per_image}
+            sets.append(ImageSet(*key, values=values))
+            provenance[key] = {"model_key": r.provenance.get("model_key"),
+                               "dataset_sha256": r.provenance.get("dataset_sha256")}
+            warnings += [f"{r.model} on {r.dataset}: {w}" for w in r.warnings]
+            warnings += [f"{r.model} on {r.dataset}: {name} unavailable: {why}" for name, why in r.unavailable.items()]
+            warnings += [f"{r.model} on {r.dataset}: skipped {s['image']}: {s['error']}" for s in r.skipped]
+        return cls(sets, tidy=tidy_from_results(evaluations), provenance=provenance, warnings=warnings)
+
+    @classmethod
+    def from_store_rows(cls, rows: Sequence[Mapping]) -> Results:
+        from srbench.report import tidy_from_store
+        from srbench.stats import image_sets
+
+        sets = image_sets(rows)
+        provenance: dict[tuple, dict] = {}
+        for r in rows:
+            provenance.setdefault((r["model"], r["dataset"], r["protocol"], int(r["scale"])),
+                                  {"model_key": r.get("model_key"), "dataset_sha256": r.get("dataset_key")})
+        tidy = tidy_from_store([dict(r) for r in rows])
+        return cls(list(sets.values()), tidy=tidy, provenance=provenance, warnings=_conditioning_warnings(tidy))
+
+    def __add__(self, other: Results) -> Results:
+        if not isinstance(other, Results):
+            return NotImplemented
+        return Results([*self._sets, *other._sets], tidy=pd.concat([self._tidy, other._tidy], ignore_index=True),
+                       provenance={**self._provenance, **other._provenance},
+                       warnings=[*self.warnings, *other.warnings])
+
+    # -- pandas -------------------------------------------------------------------------------------------
+
+    @cached_property
+    def summary(self) -> pd.DataFrame:
+        """model, dataset, protocol, metric, value, n_images, then ci_low/ci_high (95% percentile bootstrap over
+        images, 2000 resamples, seed 0; NaN for dataset-level metrics), cond_low/cond_high (NIQE's and PI's
+        conditioning range; NaN elsewhere), scale, higher_is_better, version."""
+        tidy = self._tidy.copy()
+        intervals = self._intervals(CI_RESAMPLES)
+        keys = zip(tidy["model"], tidy["dataset"], tidy["protocol"], tidy["scale"], tidy["metric"], strict=True)
+        found = [intervals.get(k) for k in keys]
+        tidy["ci_low"] = [math.nan if i is None else i.low for i in found]
+        tidy["ci_high"] = [math.nan if i is None else i.high for i in found]
+        return tidy.reindex(columns=SUMMARY_COLUMNS).reset_index(drop=True)
+
+    @cached_property
+    def per_image(self) -> pd.DataFrame:
+        """One row per image and metric: its value, NIQE's conditioning range where it has one, the metric's
+        version and the fingerprints of the model and dataset that produced it."""
+        from srbench.protocols import get_protocol
+
+        out = []
+        for s in self._sets:
+            proto = get_protocol(s.protocol)
+            prov = self._provenance.get((s.model, s.dataset, s.protocol, s.scale), {})
+            shown = self._tidy[(self._tidy["model"] == s.model) & (self._tidy["dataset"] == s.dataset)
+                               & (self._tidy["protocol"] == s.protocol)]["metric"]
+            for image, values in sorted(s.values.items()):
+                for name in shown:
+                    if name not in values:
+                        continue
+                    out.append({"model": s.model, "dataset": s.dataset, "protocol": s.protocol, "scale": s.scale,
+                                "image": image, "metric": name, "value": values[name],
+                                "cond_low": values.get(f"{name}_low", math.nan),
+                                "cond_high": values.get(f"{name}_high", math.nan),
+                                "version": proto.versions([name])[name], **prov})
+        return pd.DataFrame(out, columns=PER_IMAGE_COLUMNS)
+
+    def _intervals(self, n_resamples: int, seed: int = 0) -> dict[tuple, Any]:
+        from srbench.metrics import get_metric
+        from srbench.stats import bootstrap_ci
+
+        out = {}
+        for s in self._sets:
+            for name in self._tidy[(self._tidy["model"] == s.model) & (self._tidy["dataset"] == s.dataset)
+                                   & (self._tidy["protocol"] == s.protocol)]["metric"]:
+                spec = get_metric(name)
+                if not spec.is_dataset_level and s.has(spec):
+                    out[(s.model, s.dataset, s.protocol, s.scale, name)] = bootstrap_ci(
+                        s, spec, n_resamples=n_resamples, seed=seed)
+        return out
+
+    # -- tables, the plane, comparisons ----------------------------------------------------------------------
+
+    def _metrics(self, metrics: Sequence[str] | None) -> list[str]:
+        return list(metrics) if metrics else list(dict.fromkeys(self._tidy["metric"]))
+
+    def table(self, metrics: Sequence[str] | None = None, *, fmt: str = "markdown",
+              datasets: Sequence[str] | None = None, ci: bool = False,
+              published: Sequence[str] | None = None) -> str:
+        """The paper table ``srbench table`` prints (markdown, latex or csv): best bold, second underlined, § on
+        NIQE/PI values within another's conditioning range; ``ci``: bootstrap intervals beside the values;
+        ``published``: collections of published numbers (srbench.published) as extra rows."""
+        from srbench.report import paper_table
+
+        intervals = None
+        if ci:
+            intervals = {(k[0], k[1], k[4]): v for k, v in self._intervals(10000).items()}
+        return paper_table(self._tidy, self._metrics(metrics), fmt, datasets=datasets, intervals=intervals,
+                           published=published)
+
+    def plane(self, dataset: str | None = None, *, published: Sequence[str] | None = None,
+              ci: bool = False) -> Figure:
+        """The PIRM perception-distortion plane (RMSE against PI, or NIQE where Ma's model is absent) of
+        ``dataset`` (default: the one dataset with pirm-protocol results), as a matplotlib Figure."""
+        from srbench.plots import draw_plane
+
+        pirm = self._tidy[self._tidy["protocol"] == "pirm"]
+        if dataset is None:
+            found = list(dict.fromkeys(pirm["dataset"]))
+            if len(found) != 1:
+                raise BadInputError(f"name the dataset of the plane: pirm-protocol results are on "
+                                    f"{', '.join(found) or 'no dataset'} (evaluate with protocol='pirm')")
+            dataset = found[0]
+        intervals = None
+        if ci:
+            intervals = {(k[0], k[1], k[4]): v for k, v in self._intervals(10000).items()
+                         if k[2] == "pirm" and k[1] == dataset}
+        return draw_plane(pirm, dataset=dataset, intervals=intervals, published=published)
+
+    def compare(self, model_a: str, model_b: str, *, dataset: str | None = None, protocol: str | None = None,
+                metrics: Sequence[str] | None = None, n_resamples: int = 10000, seed: int = 0) -> pd.DataFrame:
+        """``srbench compare`` as a DataFrame, one row per metric: A's and B's values, A - B with its paired
+        bootstrap interval, wins/ties/losses per image, p-values, and whether the difference is within NIQE's
+        conditioning ranges."""
+        from srbench.metrics import get_metric
+        from srbench.stats import paired_comparison
+
+        rows = []
+        for a in self._sets:
+            if a.model != model_a or (dataset and a.dataset != dataset) or (protocol and a.protocol != protocol):
+                continue
+            b = next((s for s in self._sets if s.model == model_b and (s.dataset, s.protocol, s.scale)
+                      == (a.dataset, a.protocol, a.scale)), None)
+            if b is None:
+                continue
+            for name in self._metrics(metrics):
+                spec = get_metric(name)
+                if spec.is_dataset_level or not (a.has(spec) and b.has(spec)) or not spec.in_protocol(a.protocol):
+                    continue
+                found = paired_comparison(a, b, spec, n_resamples=n_resamples, n_permutations=n_resamples, seed=seed)
+                rows.append(found.as_dict())
+        if not rows:
+            raise BadInputError(f"{model_a} and {model_b} share no per-image metric on the same images"
+                                f"{f' of {dataset}' if dataset else ''}")
+        return pd.DataFrame(rows)
+
+    # -- display --------------------------------------------------------------------------------------------
+
+    def _groups(self) -> list[tuple[str, list[str]]]:
+        return [(p, list(dict.fromkeys(self._tidy[self._tidy["protocol"] == p]["metric"])))
+                for p in dict.fromkeys(self._tidy["protocol"])]
+
+    def __repr__(self) -> str:
+        from srbench.report import paper_table
+
+        models = list(dict.fromkeys(self._tidy["model"]))
+        datasets = list(dict.fromkeys(self._tidy["dataset"]))
+        parts = [f"srbench Results: {len(models)} model(s) x {len(datasets)} dataset(s)"]
+        for _, metrics in self._groups():
+            parts.append(paper_table(self._tidy, metrics, "markdown").rstrip())
+        parts += [f"warning: {w}" for w in self.warnings]
+        return "\n\n".join(parts)
+
+    def _repr_html_(self) -> str:
+        from srbench.report import html_table, table_model
+
+        models = list(dict.fromkeys(self._tidy["model"]))
+        out = []
+        for _, metrics in self._groups():
+            caption = table_model(self._tidy, metrics, models).caption
+            out.append(html_table(self._tidy, metrics, models))
+            out.append(f"<p><i>{html.escape(caption)}</i></p>")
+        if self.warnings:
+            out.append("<details open><summary>warnings</summary><ul>"
+                       + "".join(f"<li>{html.escape(w)}</li>" for w in self.warnings) + "</ul></details>")
+        return "\n".join(out)
+
+
+def _conditioning_warnings(tidy: pd.DataFrame) -> list[str]:
+    """Results read from a store: where a NIQE value has a conditioning range wider than the threshold."""
+    from srbench.metrics.niqe import ILL_CONDITIONED_SPREAD
+
+    rows = tidy[(tidy["metric"] == "niqe") & ((tidy["cond_high"] - tidy["cond_low"]) > ILL_CONDITIONED_SPREAD)]
+    return [f"{r.model} on {r.dataset}: NIQE {r.value:.4f} is ill-conditioned: flat areas put it anywhere in "
+            f"[{r.cond_low:.4f}, {r.cond_high:.4f}] under another summation order (MATLAB's included)"
+            for r in rows.itertuples()]
+
+
+__all__ = ["MetricFunction", "Results", "evaluate", "metric", "results"]

@@ -1,0 +1,126 @@
+"""The Python API (issue 15): ``import srbench`` stays light, ``srbench.evaluate`` gives the CLI's numbers as
+pandas, results come back from a store, any metric is a function, and the quickstart notebook runs."""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+import srbench
+from srbench import paths
+from srbench.cli import main
+from srbench.errors import BadInputError
+
+
+def test_import_srbench_imports_neither_torch_nor_pyiqa():
+    code = ("import sys, srbench; print(sorted(m for m in ('torch', 'pyiqa', 'pandas', 'matplotlib') "
+            "if m in sys.modules)); print(srbench.__all__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.splitlines()
+    assert out[0] == "[]"
+    assert set(ast.literal_eval(out[1])) >= {"evaluate", "results", "metric", "Results", "__version__"}
+
+
+def test_the_api_names_are_documented_and_typed():
+    readme = (paths.PROJECT_ROOT / "README.md").read_text()
+    for name in srbench.__all__:
+        assert f"srbench.{name}" in readme or name == "__version__", name
+    assert (paths.PROJECT_ROOT / "srbench" / "py.typed").is_file()
+    assert srbench.evaluate.__annotations__["return"] in ("Results", srbench.Results)
+
+
+def test_evaluate_gives_the_numbers_of_the_cli(tmp_path):
+    res = srbench.evaluate("bicubic", ["skimage"], protocol="pirm", metrics=["rmse", "niqe"])
+    assert isinstance(res, srbench.Results)
+    summary = res.summary
+    assert list(summary.columns[:6]) == ["model", "dataset", "protocol", "metric", "value", "n_images"]
+    out = CliRunner().invoke(main, ["evaluate", "--model", "bicubic", "--dataset", "skimage", "--protocol", "pirm",
+                                    "--metrics", "rmse,niqe", "--json"])
+    assert out.exit_code == 0, out.output
+    (cli,) = json.loads(out.stdout)
+    for metric in ("rmse", "niqe"):
+        row = summary[summary["metric"] == metric].iloc[0]
+        assert row["value"] == cli[metric] and row["n_images"] == cli["n_images"] == 5
+        assert row["ci_low"] <= row["value"] <= row["ci_high"]
+    niqe = summary[summary["metric"] == "niqe"].iloc[0]
+    assert niqe["cond_low"] <= niqe["value"] <= niqe["cond_high"]
+    per = res.per_image
+    assert len(per) == 10 and set(per["metric"]) == {"rmse", "niqe"}
+    assert per["model_key"].iloc[0] == "bicubic:matlab-imresize-uint8-symmetric"
+    # The dataset RMSE is sqrt(mean per-image MSE), as the protocol defines it, not the mean of the rows here.
+    assert summary[summary["metric"] == "rmse"]["value"].item() != pytest.approx(
+        per[per["metric"] == "rmse"]["value"].mean(), abs=1e-9)
+
+
+def test_results_from_a_store_table_repr_and_html(tmp_path):
+    store = tmp_path / "s.sqlite"
+    first = srbench.evaluate("bicubic", "skimage", store=store, metrics=["psnr_y", "ssim_y"])
+    again = srbench.results(store)
+    pd.testing.assert_frame_equal(first.summary.drop(columns=["version"]), again.summary.drop(columns=["version"]),
+                                  check_dtype=False)
+    table = again.table(fmt="latex")
+    assert "\\textbf{" in table and "PSNR-Y" in table
+    text = repr(again)
+    assert text.startswith("srbench Results: 1 model(s) x 1 dataset(s)") and "| bicubic |" in text
+    page = again._repr_html_()
+    assert page.count("<table") == 1 and "<b>" in page and "Y of YCbCr" in page
+
+
+def test_compare_and_add(tmp_path):
+    a = srbench.evaluate("bicubic", "skimage", metrics=["psnr_y"])
+    folder = tmp_path / "worse"
+    from srbench.datasets import resolve
+    from srbench.images import write_png
+    from srbench.matlab import imresize
+
+    for it in resolve("skimage").items:
+        hr = it.read_hr()
+        sr = imresize(imresize(hr[: hr.shape[0] // 4 * 4, : hr.shape[1] // 4 * 4], 0.25), 4)
+        write_png(folder / f"{it.name}.png", np.clip(sr.astype(int) + 9, 0, 255).astype(np.uint8))
+    both = a + srbench.evaluate(folder, "skimage", metrics=["psnr_y"])
+    table = both.compare("bicubic", "worse")
+    (row,) = table.itertuples()
+    assert row.metric == "psnr_y" and row.difference > 0 and row.wins == 5 and row.losses == 0
+
+
+def test_metric_by_name_is_the_value_evaluate_stores():
+    from srbench.datasets import resolve
+    from srbench.matlab import imresize
+
+    res = srbench.evaluate("bicubic", "skimage", protocol="pirm", metrics=["rmse", "niqe"])
+    it = resolve("skimage").items[0]
+    hr = it.read_hr()
+    hr = hr[: hr.shape[0] // 4 * 4, : hr.shape[1] // 4 * 4]
+    sr = imresize(imresize(hr, 0.25), 4)
+    per = res.per_image.set_index(["image", "metric"])["value"]
+    assert srbench.metric("rmse", protocol="pirm")(sr, hr) == per[(it.name, "rmse")]
+    assert srbench.metric("niqe")(sr) == per[(it.name, "niqe")]
+    with pytest.raises(BadInputError, match="call it as f\\(sr, hr\\)"):
+        srbench.metric("psnr_y")(sr)
+    assert math.isfinite(srbench.metric("niqe").outputs(sr)["niqe_high"])
+
+
+@pytest.mark.slow
+def test_the_quickstart_notebook_runs_top_to_bottom(tmp_path):
+    import jupytext
+    from nbclient import NotebookClient
+
+    notebook = jupytext.read(paths.PROJECT_ROOT / "docs" / "quickstart.py")
+    NotebookClient(notebook, timeout=600, kernel_name="python3",
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    outputs = [c.get("outputs", []) for c in notebook.cells if c.cell_type == "code"]
+    assert not [o for cell in outputs for o in cell if o.get("output_type") == "error"]
+    texts = ["".join(o.get("text", "")) + "".join(o.get("data", {}).get("text/plain", "")) for cell in outputs
+             for o in cell]
+    htmls = [o.get("data", {}).get("text/html", "") for cell in outputs for o in cell]
+    assert any("<table" in h and "rrdb23-smoke" in h for h in htmls)  # the Results, rendered
+    assert any("\\begin{tabular}" in t for t in texts)  # the LaTeX table
+    assert any("image/png" in o.get("data", {}) for cell in outputs for o in cell)  # the plane
+    assert float(texts[-1]) > 0  # NIQE of an image, by name
