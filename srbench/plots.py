@@ -64,6 +64,26 @@ def error_bars(points: pd.DataFrame, y_metric: str, dataset: str, intervals: Map
     return bars[0], bars[1]
 
 
+def conditioning_ranges(tidy: pd.DataFrame, points: pd.DataFrame, y_metric: str, dataset: str) -> pd.DataFrame:
+    """(model, rmse, low, high) of the points whose y (NIQE, or PI through NIQE) has a conditioning range wider
+    than NIQE's ill-conditioning threshold (tidy's ``cond_low``/``cond_high``): where the order of two points on
+    the y axis can be an artifact of the metric's arithmetic."""
+    from srbench.metrics.niqe import ILL_CONDITIONED_SPREAD
+
+    columns = ["model", "rmse", "low", "high"]
+    if "cond_low" not in tidy.columns:
+        return pd.DataFrame(columns=columns)
+    rows = tidy[(tidy["dataset"] == dataset) & (tidy["protocol"] == "pirm") & (tidy["metric"] == y_metric)]
+    ranges = rows.set_index("model")[["cond_low", "cond_high"]]
+    out = []
+    for model, rmse in zip(points["model"], points["rmse"], strict=True):
+        if model in ranges.index:
+            low, high = ranges.loc[model, "cond_low"], ranges.loc[model, "cond_high"]
+            if high - low > ILL_CONDITIONED_SPREAD:  # False with NaN
+                out.append({"model": model, "rmse": rmse, "low": low, "high": high})
+    return pd.DataFrame(out, columns=columns)
+
+
 def point_labels(points: pd.DataFrame) -> list[tuple[float, float, str]]:
     """One label per distinct point, in the points' order: models at the same (RMSE, y) share it ("a = b"), an
     interpolated model is named by its weight (α=0.2)."""
@@ -157,6 +177,10 @@ def draw_plane(tidy: pd.DataFrame, *, dataset: str, title: str | None = None, in
         first = next(iter(intervals.values()))
         ax.errorbar(points["rmse"], points["y"], xerr=xerr, yerr=yerr, fmt="none", ecolor="#777777", elinewidth=1,
                     capsize=2, zorder=1, label=f"{first.confidence:.0%} bootstrap interval over images")
+    noisy = conditioning_ranges(tidy, points, y_metric, dataset)
+    if not noisy.empty:
+        ax.vlines(noisy["rmse"], noisy["low"], noisy["high"], colors="#9467bd", linewidth=5, alpha=0.35, zorder=1,
+                  gid="conditioning", label="NIQE's conditioning range (flat areas):\nan order inside it is noise")
     winners = region_winners(points)
     for region, model in winners.items():
         p = points[points["model"] == model].iloc[0]
@@ -177,8 +201,10 @@ def draw_plane(tidy: pd.DataFrame, *, dataset: str, title: str | None = None, in
     elif published and y_metric != "pi":
         ax.plot([], [], " ", label="published points not shown: their y is PI")
     everything = pd.concat([points, pub], ignore_index=True) if not pub.empty else points
-    y_span = float(everything["y"].max() - everything["y"].min()) or 1.0
-    ax.set_ylim(float(everything["y"].min()) - 0.08 * y_span, float(everything["y"].max()) + 0.15 * y_span)
+    y_low = min([float(everything["y"].min()), *noisy["low"]])
+    y_high = max([float(everything["y"].max()), *noisy["high"]])
+    y_span = (y_high - y_low) or 1.0
+    ax.set_ylim(y_low - 0.08 * y_span, y_high + 0.15 * y_span)
     fig.tight_layout()
     _place_labels(ax, everything)
     return fig

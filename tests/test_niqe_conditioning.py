@@ -160,3 +160,24 @@ def test_evaluation_stores_each_images_range_and_says_what_was_measured(tmp_path
     assert (niqe["cond_low"], niqe["cond_high"]) == (row["niqe_low"], row["niqe_high"])
     (again,) = evaluate("bicubic", [str(folder)], protocol="pirm", metrics=["niqe", "niqe_median"], store=store)
     assert again.provenance["cached_images"] == 1 and again.per_image == res.per_image
+
+
+def test_the_plane_draws_the_conditioning_ranges_that_matter(tmp_path):
+    """On the plane's NIQE axis, a point whose range is wider than the threshold gets a bar over that range, one
+    whose range is narrower gets none."""
+    import pandas as pd
+
+    from srbench.plots import draw_plane
+
+    rows = []
+    for model, rmse, niqe, half in (("A", 12.0, 5.00, 0.05), ("B", 14.0, 5.03, 0.0002)):
+        rows += [{"model": model, "dataset": "d", "protocol": "pirm", "metric": "rmse", "value": rmse,
+                  "cond_low": float("nan"), "cond_high": float("nan")},
+                 {"model": model, "dataset": "d", "protocol": "pirm", "metric": "niqe", "value": niqe,
+                  "cond_low": niqe - half, "cond_high": niqe + half}]
+    fig = draw_plane(pd.DataFrame(rows), dataset="d")
+    (ax,) = fig.axes
+    (bars,) = [c for c in ax.collections if c.get_gid() == "conditioning"]
+    (segment,) = bars.get_segments()
+    assert segment.tolist() == [[12.0, 4.95], [12.0, 5.05]]
+    assert any("conditioning range" in t.get_text() for t in ax.get_legend().get_texts())
