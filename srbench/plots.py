@@ -165,18 +165,7 @@ def draw_plane(tidy: pd.DataFrame, *, dataset: str, title: str | None = None, in
     for (name, high), colour in zip(PIRM_REGIONS, colours, strict=True):
         ax.axvspan(low, high, color=colour, alpha=0.7, zorder=0, label=f"{name}: RMSE ≤ {high}")
         low = high
-    alphas = {m: a for m in points["model"] if (a := _alpha_of(m)) is not None}
-    interp = points[points["model"].isin(alphas)].copy()
-    if not interp.empty:
-        interp["alpha"] = interp["model"].map(alphas)
-        interp = interp.sort_values("alpha")
-        ax.plot(interp["rmse"], interp["y"], "-o", color="#555555", ms=4, zorder=2, label="network interpolation")
-    others = points[~points["model"].isin(alphas)]
-    ax.scatter(others["rmse"], others["y"], color="#1f77b4", zorder=3, label="models")
-    if intervals:
-        first = next(iter(intervals.values()))
-        ax.errorbar(points["rmse"], points["y"], xerr=xerr, yerr=yerr, fmt="none", ecolor="#777777", elinewidth=1,
-                    capsize=2, zorder=1, label=f"{first.confidence:.0%} bootstrap interval over images")
+    _draw_models(ax, points, intervals, xerr, yerr)
     noisy = conditioning_ranges(tidy, points, y_metric, dataset)
     if not noisy.empty:
         ax.vlines(noisy["rmse"], noisy["low"], noisy["high"], colors="#9467bd", linewidth=5, alpha=0.35, zorder=1,
@@ -208,6 +197,22 @@ def draw_plane(tidy: pd.DataFrame, *, dataset: str, title: str | None = None, in
     fig.tight_layout()
     _place_labels(ax, everything)
     return fig
+
+
+def _draw_models(ax, points: pd.DataFrame, intervals: Mapping | None, xerr: list, yerr: list) -> None:
+    """The models' points: interpolated ones joined by a line in weight order, their bootstrap error bars."""
+    alphas = {m: a for m in points["model"] if (a := _alpha_of(m)) is not None}
+    interp = points[points["model"].isin(alphas)].copy()
+    if not interp.empty:
+        interp["alpha"] = interp["model"].map(alphas)
+        interp = interp.sort_values("alpha")
+        ax.plot(interp["rmse"], interp["y"], "-o", color="#555555", ms=4, zorder=2, label="network interpolation")
+    others = points[~points["model"].isin(alphas)]
+    ax.scatter(others["rmse"], others["y"], color="#1f77b4", zorder=3, label="models")
+    if intervals:
+        first = next(iter(intervals.values()))
+        ax.errorbar(points["rmse"], points["y"], xerr=xerr, yerr=yerr, fmt="none", ecolor="#777777", elinewidth=1,
+                    capsize=2, zorder=1, label=f"{first.confidence:.0%} bootstrap interval over images")
 
 
 # adjustText's settings, from gentle to forceful: the first that leaves no two labels overlapping is kept.
