@@ -202,8 +202,7 @@ class Results:
         for s in self._sets:
             proto = get_protocol(s.protocol)
             prov = self._provenance.get((s.model, s.dataset, s.protocol, s.scale), {})
-            shown = self._tidy[(self._tidy["model"] == s.model) & (self._tidy["dataset"] == s.dataset)
-                               & (self._tidy["protocol"] == s.protocol)]["metric"]
+            shown = self._metrics_of(s)
             for image, values in sorted(s.values.items()):
                 for name in shown:
                     if name not in values:
@@ -215,14 +214,19 @@ class Results:
                                 "version": proto.versions([name])[name], **prov})
         return pd.DataFrame(out, columns=PER_IMAGE_COLUMNS)
 
+    def _metrics_of(self, image_set: ImageSet) -> list[str]:
+        """The metrics the summary shows for one model, dataset and protocol."""
+        t = self._tidy
+        return list(t[(t["model"] == image_set.model) & (t["dataset"] == image_set.dataset)
+                      & (t["protocol"] == image_set.protocol)]["metric"])
+
     def _intervals(self, n_resamples: int, seed: int = 0) -> dict[tuple, Any]:
         from srbench.metrics import get_metric
         from srbench.stats import bootstrap_ci
 
         out = {}
         for s in self._sets:
-            for name in self._tidy[(self._tidy["model"] == s.model) & (self._tidy["dataset"] == s.dataset)
-                                   & (self._tidy["protocol"] == s.protocol)]["metric"]:
+            for name in self._metrics_of(s):
                 spec = get_metric(name)
                 if not spec.is_dataset_level and s.has(spec):
                     out[(s.model, s.dataset, s.protocol, s.scale, name)] = bootstrap_ci(

@@ -803,10 +803,6 @@ def check(spec_path, baseline, tolerances, update, data_root, store_path, junit_
 
     tol = _parse_tolerances(tolerances)
     try:
-        if update and baseline is not None:
-            from srbench.images import ensure_writable_dir
-
-            ensure_writable_dir(Path(baseline).expanduser().parent)  # before the small model is even written
         spec = C.load_spec(spec_path) if spec_path else C.default_spec(data_root)
         spec = dataclasses.replace(spec, baseline=Path(baseline) if baseline else spec.baseline,
                                    data_root=data_root or spec.data_root)

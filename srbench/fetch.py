@@ -113,6 +113,12 @@ DOWNLOADS: dict[str, Download] = {d.name: d for d in (
 )}
 
 
+def published_checkpoint(name: str) -> Download | None:
+    """The generator checkpoint published under ``name`` (one with a variant), or None."""
+    found = DOWNLOADS.get(name)
+    return found if found is not None and found.variant is not None else None
+
+
 def _hash_ok(digest: str, expected: str | None) -> bool:
     return expected is None or digest.startswith(expected.lower())
 

@@ -113,10 +113,10 @@ class GeneratorSource:
         module = resolve_generator(ckpt_or_variant)
         self.info = generator_info(module)
         self.runner = Runner.create(module, device=device, tile=tile, tile_pad=tile_pad)
-        from srbench.fetch import DOWNLOADS
+        from srbench.fetch import published_checkpoint
 
         # A published checkpoint keeps its own name: "rrdb23" would not tell ESRGAN from its PSNR model.
-        self.name = (ckpt_or_variant if ckpt_or_variant in DOWNLOADS else
+        self.name = (ckpt_or_variant if published_checkpoint(ckpt_or_variant) is not None else
                      self.info["variant"] or Path(ckpt_or_variant).stem)
         r = self.runner
         # Device, precision and tiling change the output in its last bits: they are part of the identity.
@@ -153,10 +153,9 @@ def open_source(model: str, *, device: str = "auto", tile: int | None = None) ->
 
     if model == "bicubic":
         return BicubicSource()
-    from srbench.fetch import DOWNLOADS
+    from srbench.fetch import published_checkpoint
 
     path = Path(model).expanduser()
-    published = DOWNLOADS.get(model)
-    if path.is_file() or model in GENERATORS or (published is not None and published.variant is not None):
+    if path.is_file() or model in GENERATORS or published_checkpoint(model) is not None:
         return GeneratorSource(model, device=device, tile=tile)
     return FolderSource(model)

@@ -317,11 +317,7 @@ class _SignCounts:
 
     def __init__(self, plane: np.ndarray, flat: np.ndarray, keys: np.ndarray, levels: np.ndarray, offset: int,
                  n_levels: int, block: int) -> None:
-        from scipy import ndimage
-
-        window = nss.gaussian_window()  # nss.mscn's arithmetic, step by step: sigma is needed below
-        mu = ndimage.correlate(plane, window, mode="nearest")
-        sigma = np.sqrt(np.abs(ndimage.correlate(plane * plane, window, mode="nearest") - mu * mu))
+        mu, sigma = nss.local_moments(plane, padding="replicate")  # nss.mscn's; sigma is needed below too
         mscn = (plane - mu) / (sigma + 1.0)
         # What the slow path puts at a flat pixel: sign * TINY / (sigma + 1); its magnitude matters only in blocks
         # with no other terms of a sign, and is kept for those.

@@ -137,6 +137,16 @@ def flat_mask(plane: np.ndarray, *, padding: Padding, skip_zero: bool = False) -
     return flat & (hi != 0) if skip_zero else flat
 
 
+def local_moments(plane: np.ndarray, *, padding: Padding) -> tuple[np.ndarray, np.ndarray]:
+    """``mu`` and ``sigma = sqrt(|mu2 - mu.^2|)`` of :func:`mscn`: correlations with :func:`gaussian_window`
+    padded as ``padding``."""
+    window = gaussian_window()
+    kwargs: dict = {"mode": "nearest"} if padding == "replicate" else {"mode": "constant", "cval": 0.0}
+    mu = ndimage.correlate(plane, window, **kwargs)
+    sigma = np.sqrt(np.abs(ndimage.correlate(plane * plane, window, **kwargs) - mu * mu))
+    return mu, sigma
+
+
 def mscn(plane: np.ndarray, *, padding: Padding, flat_sign: float | Callable[[np.ndarray], np.ndarray] | None = None,
          skip_zero: bool = False) -> np.ndarray:
     """Mean-subtracted contrast-normalised coefficients ``(I - mu) ./ (sigma + 1)``.
@@ -146,10 +156,7 @@ def mscn(plane: np.ndarray, *, padding: Padding, flat_sign: float | Callable[[np
     ``flat_mask(plane, padding=padding, skip_zero=skip_zero)`` pixels by ``sign * TINY``: one sign for all, or a
     function from those pixels' values to their signs.
     """
-    window = gaussian_window()
-    kwargs: dict = {"mode": "nearest"} if padding == "replicate" else {"mode": "constant", "cval": 0.0}
-    mu = ndimage.correlate(plane, window, **kwargs)
-    sigma = np.sqrt(np.abs(ndimage.correlate(plane * plane, window, **kwargs) - mu * mu))
+    mu, sigma = local_moments(plane, padding=padding)
     centred = plane - mu
     if callable(flat_sign):
         flat = flat_mask(plane, padding=padding, skip_zero=skip_zero)
