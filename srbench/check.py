@@ -44,6 +44,7 @@ FINGERPRINT_PACKAGES = ("srbench", "numpy", "scipy", "torch", "pyiqa")
 MOVERS = 5  # images named per moved value
 EXIT_OK, EXIT_DRIFT, EXIT_NOT_RUN = 0, 1, 2
 REFERENCE_SET = "srbench's reference set"
+SPEC_DEVICES = ("cpu", "cuda", "auto")  # where a spec's generators run (srbench.infer.select_device)
 
 
 def default_tolerances() -> dict[str, float]:
@@ -183,10 +184,13 @@ def load_spec(path: str | os.PathLike) -> CheckSpec:
         raise BadInputError(f"{where}: model {twice[0][0]!r} on dataset {twice[0][1]!r} appears twice; give one "
                             "of the entries another name")
     data_root = _optional_string(table, "data_root", where, "a folder")
+    device = _optional_string(table, "device", where, "'cpu' or 'cuda'") or "cpu"
+    if device not in SPEC_DEVICES:
+        raise BadInputError(f"{where}: device: unknown device {device!r}; use {', '.join(SPEC_DEVICES)}")
+    # data_root is always a folder, never a name: relative to the spec even when it does not exist (yet).
     return CheckSpec(baseline=Path(_relative(table["baseline"], folder)), entries=tuple(entries),
-                     tolerances=_load_tolerances(table.get("tolerances", {}), where),
-                     device=_optional_string(table, "device", where, "'cpu' or 'cuda'") or "cpu", origin=where,
-                     data_root=None if data_root is None else _relative(data_root, folder))
+                     tolerances=_load_tolerances(table.get("tolerances", {}), where), device=device, origin=where,
+                     data_root=None if data_root is None else str(folder / Path(data_root).expanduser()))
 
 
 def _optional_string(table: Mapping[str, Any], key: str, where: str, words: str) -> str | None:
@@ -197,16 +201,37 @@ def _optional_string(table: Mapping[str, Any], key: str, where: str, words: str)
 
 
 def _load_tolerances(raw: Any, where: str) -> dict[str, float]:
-    from srbench.metrics import get_metric
-
     if not isinstance(raw, dict):
         raise BadInputError(f"{where}: [tolerances] must be a table of metric = number")
+    return {metric: tolerance_value(metric, value, f"{where}: tolerances.{metric}") for metric, value in raw.items()}
+
+
+def tolerance_value(metric: str, value: Any, where: str) -> float:
+    """A tolerance of a known metric: a finite number >= 0 (a negative or NaN one would fail every value, an
+    infinite one none), else a BadInputError naming ``where``."""
+    from srbench.metrics import get_metric
+
+    try:
+        get_metric(metric)
+    except BadInputError as exc:
+        raise BadInputError(f"{where}: {exc}") from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
+        raise BadInputError(f"{where}: expected a finite number >= 0, got {shown(value)}")
+    return float(value)
+
+
+def parse_tolerances(items: Sequence[str]) -> dict[str, float]:
+    """``--tolerance metric=number`` options, each validated as a spec's tolerances are."""
     out = {}
-    for metric, value in raw.items():
-        get_metric(metric)  # unknown names fail with the known ones
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-            raise BadInputError(f"{where}: tolerances.{metric}: expected a number >= 0, got {shown(value)}")
-        out[metric] = float(value)
+    for item in items:
+        name, sep, number = item.partition("=")
+        try:
+            value = float(number) if sep else None
+        except ValueError:
+            value = None
+        if value is None:
+            raise BadInputError(f"--tolerance expects metric=number, got {item!r}")
+        out[name.strip()] = tolerance_value(name.strip(), value, f"--tolerance {item}")
     return out
 
 
@@ -331,18 +356,23 @@ def _evaluate_entry(evaluate, source, entry: CheckEntry, dataset: str, label: st
             value = result.summary.get(metric)
             rows.append({
                 "model": entry.label, "dataset": label, "protocol": protocol, "metric": metric,
-                "value": None if value is None else float(value), "n_images": result.n_images,
-                "per_image": {r["image"]: _json_number(r[metric]) for r in result.per_image if metric in r},
+                "value": _defined(value), "n_images": result.n_images,
+                "per_image": {r["image"]: _defined(r[metric]) for r in result.per_image if metric in r},
+                # What the spec asked for is part of what produced the value: a changed scale, protocol or
+                # metric list is named, not taken for nondeterminism.
                 "fingerprints": {"model": result.provenance["model_key"],
                                  "dataset": result.provenance["dataset_sha256"],
-                                 "metric": result.provenance["metric_versions"][metric], "device": device, **env},
+                                 "metric": result.provenance["metric_versions"][metric], "device": device,
+                                 "scale": str(entry.scale), "protocol": protocol, "metrics": ",".join(metrics),
+                                 **env},
                 "cached": result.provenance["cached_images"] == result.n_images,
             })
     return rows
 
 
-def _json_number(value: float | None) -> float | None:
-    return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
+def _defined(value: float | None) -> float | None:
+    """A value as the baseline compares it: None where it is undefined (NaN), infinity kept."""
+    return None if value is None or math.isnan(value) else float(value)
 
 
 def compute_reference(data_root: str | None = None, datasets: tuple[str, ...] = CHECK_DATASETS,
@@ -358,16 +388,88 @@ def compute_reference(data_root: str | None = None, datasets: tuple[str, ...] = 
 
 
 def load_baseline(path: str | os.PathLike) -> dict:
+    """A baseline file, its whole structure validated here, once: any problem is one BadInputError, "corrupt
+    baseline: <file>: <key>: <problem>". Numbers come back as floats, "inf"/"-inf" as infinities, null (an
+    undefined value) as None."""
     path = Path(path)
     if not path.is_file():
         raise BadInputError(f"{path}: no baseline; create one with srbench check --update (it is written there)")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BadInputError(f"{path}: corrupt baseline ({exc})") from None
-    if not isinstance(data, dict) or not isinstance(data.get("entries"), list):
-        raise BadInputError(f"{path}: not an srbench baseline (no 'entries' list)")
-    return data
+        data = json.loads(path.read_text(encoding="utf-8"), parse_constant=_no_constant)
+    except OSError as exc:
+        raise BadInputError(f"cannot read baseline {path}: {exc.strerror or exc}") from None
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise BadInputError(f"corrupt baseline: {path}: (file): not JSON ({exc})") from None
+    return _valid_baseline(data, f"corrupt baseline: {path}")
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON; srbench writes infinity as \"inf\" and an undefined value as null")
+
+
+def _valid_baseline(data: Any, where: str) -> dict:
+    if not isinstance(data, dict):
+        raise BadInputError(f"{where}: (top level): expected an object, got {type(data).__name__}")
+    if data.get("format", BASELINE_FORMAT) != BASELINE_FORMAT:
+        raise BadInputError(f"{where}: format: expected {BASELINE_FORMAT!r}, got {shown(data['format'])}")
+    version = data.get("format_version", 1)
+    if isinstance(version, bool) or version not in range(1, BASELINE_FORMAT_VERSION + 1):
+        raise BadInputError(f"{where}: format_version: unknown version {shown(version)} (this srbench reads "
+                            f"1 to {BASELINE_FORMAT_VERSION})")
+    tolerances = data.get("tolerances", {})
+    if not isinstance(tolerances, dict):
+        raise BadInputError(f"{where}: tolerances: expected an object of metric: number, got {shown(tolerances)}")
+    entries = data.get("entries")
+    if not isinstance(entries, list):
+        raise BadInputError(f"{where}: entries: expected a list, got {shown(entries)}")
+    if not entries:
+        raise BadInputError(f"{where}: entries: empty, so there is nothing to check; write the baseline with "
+                            "srbench check --update")
+    valid = [_valid_entry(e, f"{where}: entries[{i}]") for i, e in enumerate(entries)]
+    keys = [(e["model"], e["dataset"], e["protocol"], e["metric"]) for e in valid]
+    if len(set(keys)) < len(keys):
+        i = next(i for i, k in enumerate(keys) if k in keys[:i])
+        raise BadInputError(f"{where}: entries[{i}]: {' / '.join(keys[i])} appears twice")
+    return {**data, "entries": valid,
+            "tolerances": {m: tolerance_value(m, v, f"{where}: tolerances.{m}") for m, v in tolerances.items()}}
+
+
+_ENTRY_STRINGS = ("model", "dataset", "protocol", "metric")
+
+
+def _valid_entry(entry: Any, at: str) -> dict:
+    if not isinstance(entry, dict):
+        raise BadInputError(f"{at}: expected an object, got {shown(entry)}")
+    for key in _ENTRY_STRINGS:
+        if not isinstance(entry.get(key), str) or not entry[key]:
+            raise BadInputError(f"{at}.{key}: expected a non-empty string, got {shown(entry.get(key))}")
+    if "value" not in entry:
+        raise BadInputError(f"{at}.value: missing")
+    out = {**entry, "value": _number(entry["value"], f"{at}.value")}
+    n = entry.get("n_images")
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 0):
+        raise BadInputError(f"{at}.n_images: expected a whole number >= 0, got {shown(n)}")
+    if entry.get("per_image") is not None:
+        per_image = entry["per_image"]
+        if not isinstance(per_image, dict):
+            raise BadInputError(f"{at}.per_image: expected an object of image: value, got {shown(per_image)}")
+        out["per_image"] = {image: _number(v, f"{at}.per_image.{image}") for image, v in per_image.items()}
+    fingerprints = entry.get("fingerprints")
+    if fingerprints is not None and (not isinstance(fingerprints, dict)
+                                     or not all(isinstance(v, str) for v in fingerprints.values())):
+        raise BadInputError(f"{at}.fingerprints: expected an object of name: string, got {shown(fingerprints)}")
+    return out
+
+
+def _number(value: Any, at: str) -> float | None:
+    """A value as JSON holds it: a number, "inf"/"-inf", or null (undefined: None)."""
+    if value is None:
+        return None
+    if value in ("inf", "-inf"):
+        return float(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise BadInputError(f"{at}: expected a number, \"inf\", \"-inf\" or null, got {shown(value)}")
+    return float(value)
 
 
 def write_baseline(path: str | os.PathLike, entries: list[dict], tolerances: Mapping[str, float] | None = None,
@@ -378,10 +480,21 @@ def write_baseline(path: str | os.PathLike, entries: list[dict], tolerances: Map
         "format": BASELINE_FORMAT, "format_version": BASELINE_FORMAT_VERSION,
         "srbench_version": srbench.__version__, "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "spec": spec, "tolerances": {**default_tolerances(), **(tolerances or {})},
-        "entries": [{k: e[k] for k in keep if k in e} for e in entries],
+        "entries": [{k: _json_value(k, e[k]) for k in keep if k in e} for e in entries],
     }
     atomic_write_text(path, json.dumps(data, indent=1, allow_nan=False) + "\n")
     return path
+
+
+def _json_value(key: str, value: Any) -> Any:
+    """An entry's field as JSON has it: infinity "inf", undefined null (srbench.evaluation.json_number)."""
+    from srbench.evaluation import json_number
+
+    if key == "value":
+        return json_number(value)
+    if key == "per_image":
+        return {image: json_number(v) for image, v in value.items()}
+    return value
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -411,7 +524,7 @@ class CheckRow:
     def diff(self) -> float | None:
         if self.baseline is None or self.value is None:
             return None
-        return self.value - self.baseline
+        return 0.0 if self.value == self.baseline else self.value - self.baseline
 
     def message(self) -> str:
         """One line: what moved, by how much, against which tolerance, and what changed."""
@@ -432,10 +545,13 @@ class CheckRow:
         return text
 
     def as_dict(self) -> dict:
+        from srbench.evaluation import json_number as j
+
         return {"model": self.model, "dataset": self.dataset, "protocol": self.protocol, "metric": self.metric,
-                "status": self.status, "baseline": self.baseline, "value": self.value, "diff": self.diff,
+                "status": self.status, "baseline": j(self.baseline), "value": j(self.value), "diff": j(self.diff),
                 "tolerance": self.tolerance, "changed": self.changed,
-                "movers": [{"image": i, "baseline": a, "now": b} for i, a, b in self.movers], "note": self.note,
+                "movers": [{"image": i, "baseline": j(a), "now": j(b)} for i, a, b in self.movers],
+                "note": self.note,
                 "cached": self.cached, "message": self.message()}
 
 
@@ -445,7 +561,9 @@ def _fmt(value: float | None) -> str:
 
 _FINGERPRINT_WORDS = {"model": "model fingerprint (checkpoint sha256, SR files or implementation)",
                       "dataset": "dataset fingerprint (its files)", "metric": "metric implementation version",
-                      "device": "device"}
+                      "device": "device", "scale": "scale", "protocol": "protocol", "metrics": "metric list"}
+# Recorded since these were part of the fingerprint: a baseline without them says nothing about them.
+_SETTINGS = ("scale", "protocol", "metrics")
 
 
 def _changes(then: Mapping[str, str] | None, now: Mapping[str, str] | None) -> list[str]:
@@ -454,7 +572,7 @@ def _changes(then: Mapping[str, str] | None, now: Mapping[str, str] | None) -> l
     out = []
     for key in dict.fromkeys([*then, *now]):
         a, b = then.get(key), now.get(key)
-        if a != b:
+        if a != b and not (key in _SETTINGS and a is None):
             words = _FINGERPRINT_WORDS.get(key, f"{key} version")
             out.append(f"{words} {_short(a)} -> {_short(b)}")
     return out
@@ -469,6 +587,8 @@ def _short(value: str | None) -> str:
 def _same(a: float | None, b: float | None, tolerance: float) -> bool:
     if a is None or b is None:
         return a is None and b is None  # both undefined (NaN) is no change
+    if a == b:
+        return True  # equal infinities of one sign too, whose difference is NaN
     return abs(a - b) <= tolerance
 
 
@@ -552,8 +672,13 @@ class CheckReport:
         failed = [r for r in self.rows if r.failed]
         cached = sum(r.cached for r in self.rows if r.value is not None)
         computed = sum(r.value is not None for r in self.rows)
-        parts = [f"{len(self.rows)} values against {self.baseline}", f"{len(failed)} failed",
-                 f"{cached} of {computed} read from the store" if cached else "all computed"]
+        if not computed:
+            got = "no value computed"
+        elif cached:
+            got = f"{cached} of {computed} read from the store"
+        else:
+            got = f"{computed} computed"
+        parts = [f"{len(self.rows)} values against {self.baseline}", f"{len(failed)} failed", got]
         if self.not_run:
             parts.append(f"{len(self.not_run)} model/dataset pair(s) not run ({len(self.not_computed)} required)")
         verdict = "ok, no drift" if self.exit_code == EXIT_OK else self.status
@@ -651,6 +776,21 @@ def run_check(spec: CheckSpec, *, tolerances: Mapping[str, float] | None = None,
     computed = _computed(spec, store_path, log)
     rows = compare(baseline, computed.entries, {**spec.tolerances, **(tolerances or {})}, computed.not_run)
     return CheckReport(rows, computed.not_run, spec.baseline)
+
+
+def check_output_file(path: str | os.PathLike, what: str) -> Path:
+    """An output file whose folder exists and is writable, checked before anything is computed (a report found
+    unwritable after the computation is lost with it); a missing folder is refused, not created."""
+    from srbench.errors import OutputError
+    from srbench.images import ensure_writable_dir
+
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise OutputError(f"cannot write the {what} {path}: it is a folder")
+    if not path.parent.is_dir():
+        raise OutputError(f"cannot write the {what} {path}: its folder {path.parent} does not exist")
+    ensure_writable_dir(path.parent)
+    return path
 
 
 def update_baseline(spec: CheckSpec, *, tolerances: Mapping[str, float] | None = None,

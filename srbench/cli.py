@@ -763,17 +763,6 @@ def _format_comparisons(results: list) -> str:
     return "\n".join(lines)
 
 
-def _parse_tolerances(values: tuple[str, ...]) -> dict[str, float]:
-    out = {}
-    for item in values:
-        name, _, number = item.partition("=")
-        try:
-            out[name.strip()] = float(number)
-        except ValueError:
-            raise click.BadParameter(f"--tolerance expects metric=number, got {item!r}") from None
-    return out
-
-
 @main.command()
 @click.option("--spec", "spec_path", type=click.Path(dir_okay=False),
               help="A check spec (TOML: baseline, [tolerances], [[entries]] of model, datasets, protocols, metrics); "
@@ -801,8 +790,10 @@ def check(spec_path, baseline, tolerances, update, data_root, store_path, junit_
     from srbench import check as C
     from srbench.images import atomic_write_text
 
-    tol = _parse_tolerances(tolerances)
     try:
+        tol = C.parse_tolerances(tolerances)
+        outputs = [C.check_output_file(path, what) for path, what in ((junit_path, "JUnit file"),
+                                                                       (markdown_path, "Markdown summary")) if path]
         spec = C.load_spec(spec_path) if spec_path else C.default_spec(data_root)
         spec = dataclasses.replace(spec, baseline=Path(baseline) if baseline else spec.baseline,
                                    data_root=data_root or spec.data_root)
@@ -814,9 +805,9 @@ def check(spec_path, baseline, tolerances, update, data_root, store_path, junit_
             return
         report = C.run_check(spec, tolerances=tol, store_path=store_path)
         if junit_path:
-            atomic_write_text(Path(junit_path), C.junit_xml(report))
+            atomic_write_text(outputs[0], C.junit_xml(report))
         if markdown_path:
-            atomic_write_text(Path(markdown_path), C.markdown(report))
+            atomic_write_text(outputs[-1], C.markdown(report))
     except SrbenchError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(C.EXIT_NOT_RUN)
