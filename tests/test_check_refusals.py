@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 from xml.etree import ElementTree as ET
 
 import numpy as np
@@ -64,7 +63,8 @@ def _check(project, *args: str):
 
 def _one_error(res) -> str:
     assert res.exit_code == 2, res.output
-    assert "Traceback" not in res.output and res.exception is None or isinstance(res.exception, SystemExit)
+    assert "Traceback" not in res.output
+    assert res.exception is None or isinstance(res.exception, SystemExit)
     (line,) = [line for line in res.output.splitlines() if line.strip()]
     assert line.startswith("error: ")
     return line
