@@ -627,7 +627,7 @@ def compare(baseline: dict, entries: list[dict], tolerances: Mapping[str, float]
                 row.status = "not-run" if reason.optional else "missing"
                 row.note = f"could not run: {reason.reason}"
             else:
-                row.note = "not computed: the spec no longer has this model, dataset, protocol or metric"
+                row.note = _missing_note(key, now)
             rows.append(row)
             continue
         row = CheckRow(*key, e["value"], found["value"], tolerance, cached=found.get("cached", False),
@@ -645,6 +645,15 @@ def compare(baseline: dict, entries: list[dict], tolerances: Mapping[str, float]
                              note="not in the baseline: srbench check --update adds it", cached=found.get("cached",
                                                                                                           False)))
     return rows
+
+
+def _missing_note(key: tuple[str, str, str, str], now: Mapping[tuple[str, str, str, str], dict]) -> str:
+    """Why a baseline value was not computed: a value of the same model, dataset and metric under another
+    protocol means the spec's protocol changed."""
+    protocols = sorted(k[2] for k in now if (k[0], k[1], k[3]) == (key[0], key[1], key[3]))
+    if protocols:
+        return f"not computed: protocol {key[2]} -> {', '.join(protocols)} (the spec's protocols changed)"
+    return "not computed: the spec no longer has this model, dataset, protocol or metric"
 
 
 @dataclass

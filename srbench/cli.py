@@ -798,10 +798,14 @@ def check(spec_path, baseline, tolerances, update, data_root, store_path, junit_
         spec = dataclasses.replace(spec, baseline=Path(baseline) if baseline else spec.baseline,
                                    data_root=data_root or spec.data_root)
         if update:
+            folder = spec.baseline.expanduser().parent
+            new_folder = not folder.exists()
             path, computed = C.update_baseline(spec, tolerances=tol, store_path=store_path)
             for n in computed.not_run:
                 click.echo(f"not checked (optional): {n}", err=True)
-            click.echo(f"wrote {len(computed.entries)} values to {path}")
+            # The baseline's folder is the spec's own word, so it is made, but never silently.
+            click.echo(f"wrote {len(computed.entries)} values to {path}"
+                       + (f" (created the folder {folder})" if new_folder else ""))
             return
         report = C.run_check(spec, tolerances=tol, store_path=store_path)
         if junit_path:

@@ -288,8 +288,18 @@ def test_a_changed_metric_list_is_a_note(project):
     assert row["status"] == "ok" and row["changed"] == ["metric list psnr_y -> psnr_y,ssim_y"]
 
 
+def test_a_changed_protocol_is_named(project):
+    """psnr_y under sr in the baseline, the same model, dataset and metric now under pirm."""
+    _finite(project)
+    baseline = C.load_baseline(project / "baselines" / "b.json")
+    key = {"model": "bicubic", "dataset": "data/set", "metric": "psnr_y"}
+    (row, _) = C.compare(baseline, [{**key, "protocol": "pirm", "value": 30.0}])
+    assert row.status == "missing" and row.note == "not computed: protocol sr -> pirm (the spec's protocols changed)"
+
+
 def test_protocol_and_scale_are_recorded_in_the_baseline(project):
-    assert _check(project, "--update").exit_code == 0
+    wrote = _check(project, "--update")
+    assert wrote.exit_code == 0 and f"(created the folder {project / 'baselines'})" in wrote.output
     entries = json.loads((project / "baselines" / "b.json").read_text())["entries"]
     assert {(e["model"], e["fingerprints"]["scale"], e["fingerprints"]["protocol"], e["fingerprints"]["metrics"])
             for e in entries} == {("same", "4", "sr", "psnr_y,ssim_y"), ("bicubic", "4", "sr", "psnr_y")}
