@@ -206,13 +206,14 @@ def _load_tolerances(raw: Any, where: str) -> dict[str, float]:
     return {metric: tolerance_value(metric, value, f"{where}: tolerances.{metric}") for metric, value in raw.items()}
 
 
-def tolerance_value(metric: str, value: Any, where: str) -> float:
-    """A tolerance of a known metric: a finite number >= 0 (a negative or NaN one would fail every value, an
-    infinite one none), else a BadInputError naming ``where``."""
+def tolerance_value(metric: str, value: Any, where: str, *, known: bool = True) -> float:
+    """A tolerance: a finite number >= 0 (a negative or NaN one would fail every value, an infinite one none),
+    of a known metric unless ``known`` is false, else a BadInputError naming ``where``."""
     from srbench.metrics import get_metric
 
     try:
-        get_metric(metric)
+        if known:
+            get_metric(metric)
     except BadInputError as exc:
         raise BadInputError(f"{where}: {exc}") from None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
@@ -431,7 +432,9 @@ def _valid_baseline(data: Any, where: str) -> dict:
         i = next(i for i, k in enumerate(keys) if k in keys[:i])
         raise BadInputError(f"{where}: entries[{i}]: {' / '.join(keys[i])} appears twice")
     return {**data, "entries": valid,
-            "tolerances": {m: tolerance_value(m, v, f"{where}: tolerances.{m}") for m, v in tolerances.items()}}
+            # A baseline lists every metric registered where it was written (plugins too): names are not checked.
+            "tolerances": {m: tolerance_value(m, v, f"{where}: tolerances.{m}", known=False)
+                           for m, v in tolerances.items()}}
 
 
 _ENTRY_STRINGS = ("model", "dataset", "protocol", "metric")
