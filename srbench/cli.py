@@ -712,10 +712,11 @@ def compare(model_a, model_b, dataset, metric_names, protocol, scale, suite, sto
 
 
 def _json_safe(fields: dict) -> dict:
-    """NaN and infinity (an undefined or infinite value) as null: JSON has no such numbers."""
-    import math
+    """Numbers as the README's one rule writes them (srbench.evaluation.json_number): NaN (undefined) is null,
+    infinity the string "inf" or "-inf"; JSON has no such numbers."""
+    from srbench.evaluation import json_number
 
-    return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in fields.items()}
+    return {k: json_number(v) if isinstance(v, float) else v for k, v in fields.items()}
 
 
 def _num(value: float, digits: int, sign: str = "") -> str:
@@ -732,12 +733,15 @@ def _format_comparisons(results: list) -> str:
 
     first = results[0]
     a, b = first.model_a, first.model_b
-    rows = [["metric", a, b, "A - B", f"{first.confidence:.0%} interval", "wins/ties/losses", "p", "p Wilcoxon"]]
+    undefined = any(r.undefined for r in results)  # then a fourth count, so that the counts add up to n_images
+    counts = "wins/ties/losses" + ("/undefined" if undefined else "")
+    rows = [["metric", a, b, "A - B", f"{first.confidence:.0%} interval", counts, "p", "p Wilcoxon"]]
     for r in results:
         spec = get_metric(r.metric)
         d = spec.digits
         rows.append([f"{spec.label} {spec.arrow}", _num(r.value_a, d), _num(r.value_b, d), _num(r.difference, d, "+"),
-                     f"[{_num(r.low, d, '+')}, {_num(r.high, d, '+')}]", f"{r.wins}/{r.ties}/{r.losses}",
+                     f"[{_num(r.low, d, '+')}, {_num(r.high, d, '+')}]",
+                     f"{r.wins}/{r.ties}/{r.losses}" + (f"/{r.undefined}" if undefined else ""),
                      _format_p(r.p_value), _format_p(r.wilcoxon_p)])
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = [f"{a} vs {b} on {first.dataset} ({first.protocol} protocol, x{first.scale}, {first.n_images} images "
@@ -748,9 +752,11 @@ def _format_comparisons(results: list) -> str:
     lines += ["",
               f"A - B: dataset value of {a} minus {b}; interval: paired percentile bootstrap over images "
               f"({first.n_resamples} resamples, seed {first.seed}).",
-              f"wins/ties/losses: images where {a} is better / differs by at most half a displayed digit "
-              f"({', '.join(f'{r.tie_tolerance:g} {r.metric}' for r in results)}) / is worse.",
+              f"{counts}: images where {a} is better / differs by at most half a displayed digit "
+              f"({', '.join(f'{r.tie_tolerance:g} {r.metric}' for r in results)}; infinite on both sides included) / "
+              f"is worse{' / has no value (NaN) on either side' if undefined else ''}.",
               f"p: two-sided {tests} of A - B; p Wilcoxon: Wilcoxon signed-rank test on per-image values."]
+    lines += [f"note: {get_metric(r.metric).label}: {r.note}." for r in results if r.note]
     for r in results:
         if r.within_conditioning:
             spec = get_metric(r.metric)
