@@ -619,16 +619,19 @@ def published_list() -> None:
 @click.argument("collection")
 @click.option("--dataset", help="Only this dataset.")
 def published_show(collection, dataset) -> None:
-    """Every number of COLLECTION with its source, protocol and caveats."""
+    """Every number of COLLECTION (or of several, comma-separated) with its source, protocol and caveats."""
     import pandas as pd
 
     from srbench import published as P
 
-    rows = [v for v in P.select(collection) if dataset is None or v.dataset == dataset]
-    frame = pd.DataFrame([{"method": v.method, "dataset": v.dataset, "metric": v.metric, "protocol": v.protocol,
-                           "value": v.value, "comparable": v.comparable, "source": v.source, "note": v.note}
-                          for v in rows])
-    click.echo(P.collections()[collection].citation)
+    selected = P.select(collection)  # an unknown or empty name is one error listing the known ones
+    names = list(dict.fromkeys(n.strip() for n in collection.split(",") if n.strip()))
+    rows = [v for v in selected if dataset is None or v.dataset == dataset]
+    frame = pd.DataFrame([{**({"collection": v.collection} if len(names) > 1 else {}), "method": v.method,
+                           "dataset": v.dataset, "metric": v.metric, "protocol": v.protocol, "value": v.value,
+                           "comparable": v.comparable, "source": v.source, "note": v.note} for v in rows])
+    for name in names:
+        click.echo(P.collections()[name].citation if len(names) == 1 else f"[{name}] {P.collections()[name].citation}")
     click.echo(frame.to_string(index=False) if not frame.empty else "no numbers")
 
 
