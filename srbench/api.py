@@ -171,11 +171,25 @@ class Results:
         return cls(list(sets.values()), tidy=tidy, provenance=provenance, warnings=_conditioning_warnings(tidy))
 
     def __add__(self, other: Results) -> Results:
+        """Both results together. What is in both (re-running a notebook cell ``res = res + srbench.evaluate(...)``)
+        is kept once; the same model, dataset, protocol and scale with different values or fingerprints (another
+        model under the same name) is a BadInputError naming it, never a silent choice of one of them. Metrics
+        of the same model and dataset evaluated separately are merged."""
         if not isinstance(other, Results):
             return NotImplemented
-        return Results([*self._sets, *other._sets], tidy=pd.concat([self._tidy, other._tidy], ignore_index=True),
-                       provenance={**self._provenance, **other._provenance},
-                       warnings=[*self.warnings, *other.warnings])
+        sets = {_set_key(s): s for s in self._sets}
+        for s in other._sets:
+            sets[_set_key(s)] = _merged_set(sets[_set_key(s)], s) if _set_key(s) in sets else s
+        provenance = dict(self._provenance)
+        for key, prov in other._provenance.items():
+            mine = provenance.setdefault(key, prov)
+            clash = [k for k in ("model_key", "dataset_sha256") if None not in (mine.get(k), prov.get(k))
+                     and mine.get(k) != prov.get(k)]
+            if clash:
+                raise BadInputError(f"cannot add Results: {_describe_key(key)} is in both with different "
+                                    f"{clash[0]} ({mine[clash[0]]} vs {prov[clash[0]]}); keep one of them")
+        return Results(list(sets.values()), tidy=_merged_tidy(self._tidy, other._tidy), provenance=provenance,
+                       warnings=list(dict.fromkeys([*self.warnings, *other.warnings])))
 
     # -- pandas -------------------------------------------------------------------------------------------
 
@@ -328,6 +342,51 @@ class Results:
             out.append("<details open><summary>warnings</summary><ul>"
                        + "".join(f"<li>{html.escape(w)}</li>" for w in self.warnings) + "</ul></details>")
         return "\n".join(out)
+
+
+def _set_key(image_set: ImageSet) -> tuple[str, str, str, int]:
+    return image_set.model, image_set.dataset, image_set.protocol, image_set.scale
+
+
+def _describe_key(key: tuple) -> str:
+    return f"{key[0]} on {key[1]} ({key[2]}, x{key[3]})"
+
+
+def _same(x: Any, y: Any) -> bool:
+    """Equal values, NaN (an undefined value) equal to NaN."""
+    return bool(x == y or (isinstance(x, float) and isinstance(y, float) and math.isnan(x) and math.isnan(y)))
+
+
+def _merged_set(a: ImageSet, b: ImageSet) -> ImageSet:
+    """One image set of both: every value of either; a value both hold differently is refused, named."""
+    from dataclasses import replace
+
+    values = {image: dict(v) for image, v in a.values.items()}
+    for image, theirs in b.values.items():
+        mine = values.setdefault(image, {})
+        for name, value in theirs.items():
+            if name in mine and not _same(mine[name], value):
+                raise BadInputError(f"cannot add Results: {_describe_key(_set_key(a))} is in both with different "
+                                    f"{name} values (image {image!r}: {mine[name]} vs {value}); keep one of them")
+            mine[name] = value
+    return replace(a, values=values)
+
+
+_TIDY_KEY = ["model", "dataset", "protocol", "scale", "metric"]
+
+
+def _merged_tidy(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
+    """Both tidy tables, a row both hold once; the same key with another value or image count is refused."""
+    both = pd.concat([a, b], ignore_index=True)
+    for _, group in both[both.duplicated(_TIDY_KEY, keep=False)].groupby(_TIDY_KEY, sort=False):
+        first = group.iloc[0]
+        for _, row in group.iloc[1:].iterrows():
+            for column in ("value", "n_images"):
+                if not _same(first[column], row[column]):
+                    raise BadInputError(f"cannot add Results: {_describe_key(tuple(first[_TIDY_KEY]))} is in both "
+                                        f"with different {first['metric']} {column} ({first[column]} vs "
+                                        f"{row[column]}); keep one of them")
+    return both.drop_duplicates(_TIDY_KEY, keep="first").reset_index(drop=True)
 
 
 def _conditioning_warnings(tidy: pd.DataFrame) -> list[str]:
