@@ -51,15 +51,23 @@ def evaluate(model: PathLike | Iterable[PathLike], datasets: PathLike | Iterable
     images; or a list of them) on ``datasets`` (names such as ``"set5"`` or ``"skimage"``, or folders) under
     ``protocol`` (``"sr"`` or ``"pirm"``): the numbers ``srbench evaluate`` prints. With a results ``store``
     (a file), values already computed for the same model, data and metric versions are read from it, and the
-    results are labelled under ``suite`` there (as ``srbench evaluate --store`` does)."""
+    results are labelled under ``suite`` there (as ``srbench evaluate --store`` does).
+
+    No model or no dataset is a BadInputError; so is a run where every image was skipped as bad input (nothing
+    was evaluated). A dataset whose every image was skipped, beside others that were evaluated, is a warning
+    (``warnings.warn`` and ``Results.warnings``)."""
     from srbench.evaluation import evaluate as run
     from srbench.store import Store
 
+    models, names = _as_list(model), _as_list(datasets)
+    if not models or not names:
+        raise BadInputError(f"srbench.evaluate: no {'model' if not models else 'dataset'} given (pass a name, a path "
+                            "or a list of them)")
     found: list[EvalResult] = []
     opened = Store(os.fspath(store)) if store is not None else None
     try:
-        for one in _as_list(model):
-            found += list(run(one, _as_list(datasets), scale=scale, protocol=protocol, metrics=metrics,
+        for one in models:
+            found += list(run(one, names, scale=scale, protocol=protocol, metrics=metrics,
                               data_root=None if data_root is None else os.fspath(data_root),
                               weights_dir=None if weights_dir is None else os.fspath(weights_dir),
                               skip_unavailable=skip_unavailable, device=device, workers=workers, store=opened,
@@ -67,7 +75,23 @@ def evaluate(model: PathLike | Iterable[PathLike], datasets: PathLike | Iterable
     finally:
         if opened is not None:
             opened.close()
+    _refuse_nothing_evaluated(found)
     return Results.from_evaluations(found)
+
+
+def _refuse_nothing_evaluated(found: Sequence[EvalResult]) -> None:
+    """An error when no image at all was evaluated, a warning for each (model, dataset) with none."""
+    import warnings
+
+    empty = [r for r in found if not r.per_image]
+    if not empty:
+        return
+    where = ", ".join(f"{r.model} on {r.dataset}" for r in empty)
+    if len(empty) == len(found):
+        first = next((s["error"] for r in empty for s in r.skipped), "no images")
+        raise BadInputError(f"nothing was evaluated: every image of {where} was skipped (first: {first})")
+    warnings.warn(f"nothing was evaluated on {where}: every image was skipped as bad input (Results.warnings)",
+                  stacklevel=3)
 
 
 def results(store: str | os.PathLike | None = None, *, suite: str | None = None) -> Results:
@@ -136,7 +160,9 @@ class Results:
         self._sets = list(image_sets)
         self._tidy = tidy
         self._provenance = dict(provenance)  # (model, dataset, protocol, scale) -> model_key, dataset_sha256
-        self.warnings = list(warnings)
+        one_image = [f"{s.model} on {s.dataset} ({s.protocol}): one image: ci_low/ci_high are NaN (no interval over "
+                     "one image)" for s in self._sets if len(s.values) == 1]
+        self.warnings = list(dict.fromkeys([*warnings, *one_image]))
 
     # -- construction -----------------------------------------------------------------------------------
 
@@ -155,6 +181,8 @@ class Results:
             warnings += [f"{r.model} on {r.dataset}: {w}" for w in r.warnings]
             warnings += [f"{r.model} on {r.dataset}: {name} unavailable: {why}" for name, why in r.unavailable.items()]
             warnings += [f"{r.model} on {r.dataset}: skipped {s['image']}: {s['error']}" for s in r.skipped]
+            if not r.per_image:
+                warnings.append(f"{r.model} on {r.dataset}: nothing was evaluated: every image was skipped")
         return cls(sets, tidy=tidy_from_results(evaluations), provenance=provenance, warnings=warnings)
 
     @classmethod

@@ -19,6 +19,7 @@ from typing import Any
 
 import pandas as pd
 
+from srbench.errors import BadInputError
 from srbench.images import atomic_write_text
 from srbench.metrics import get_metric
 from srbench.protocols import PROTOCOLS
@@ -187,7 +188,7 @@ def table_model(tidy: pd.DataFrame, metrics: Sequence[str], models: Sequence[str
     if unresolved:
         caption += " " + _unresolved_note(sorted({spec[m].label for _, _, m in unresolved}))
     if intervals:
-        caption += " " + _interval_note(next(iter(intervals.values())))
+        caption += " " + _interval_note(intervals)
     if shown:
         caption += " " + _published_note(shown, [spec[m] for m in metrics if m in P.published_metrics()])
     columns = [(d, spec[m]) for d in datasets for m in metrics]
@@ -248,9 +249,18 @@ def _published_note(shown: list, own_columns: list) -> str:
     return note
 
 
-def _interval_note(interval) -> str:
-    return (f"Brackets: {interval.confidence:.0%} interval, {interval.method} ({interval.n_resamples} "
+def _interval_note(intervals: Mapping[tuple[str, str, str], Any]) -> str:
+    """What the brackets are, and which values have none and why (one image: ``srbench.stats.ONE_IMAGE_NOTE``)."""
+    interval = next(iter(intervals.values()))
+    note = (f"Brackets: {interval.confidence:.0%} interval, {interval.method} ({interval.n_resamples} "
             f"resamples, seed {interval.seed}).")
+    missing = defaultdict(list)
+    for (model, dataset, _), found in intervals.items():
+        if getattr(found, "note", ""):
+            missing[found.note].append(f"{model} on {dataset}")
+    for why, cells in missing.items():
+        note += f" No brackets for {', '.join(dict.fromkeys(cells))}: {why}."
+    return note
 
 
 def paper_table(tidy: pd.DataFrame, metrics: Sequence[str], fmt: str = "markdown", models: Sequence[str] | None = None,
@@ -264,6 +274,9 @@ def paper_table(tidy: pd.DataFrame, metrics: Sequence[str], fmt: str = "markdown
     if fmt not in ("markdown", "latex", "csv"):
         raise ValueError(f"unknown table format {fmt!r}: use markdown, latex or csv")
     table = table_model(tidy, metrics, models, datasets, caption, intervals, published)
+    if not table.models or not table.columns:
+        raise BadInputError(f"no results to tabulate ({len(table.models)} model(s), {len(table.columns)} "
+                            "dataset x metric column(s))")
     if fmt == "csv":
         columns: dict[str, list] = {}
         for d, m in table.columns:

@@ -152,3 +152,27 @@ def test_adding_overlapping_results_keeps_identical_rows_once_and_names_a_confli
     renamed = _tiny_store(tmp_path / "c.sqlite", [30.0, 31.0, 32.0], key="another-model")
     with pytest.raises(BadInputError, match="different model_key"):
         res + renamed
+
+
+def test_evaluate_refuses_empty_input_and_a_run_where_everything_was_skipped(tmp_path):
+    """Issue 21, item 18: evaluate([]) and an all-skipped run returned empty Results silently."""
+    from srbench.datasets import resolve
+
+    with pytest.raises(BadInputError, match="no model given"):
+        srbench.evaluate([], "skimage")
+    with pytest.raises(BadInputError, match="no dataset given"):
+        srbench.evaluate("bicubic", [])
+    for it in resolve("skimage").items:
+        (tmp_path / f"{it.name}.png").write_bytes(b"not a png")
+    with pytest.raises(BadInputError, match=r"nothing was evaluated: every image of .* on skimage was skipped "
+                                            r"\(first: .*not a readable image"):
+        srbench.evaluate(tmp_path, "skimage", metrics=["psnr_y"])
+
+
+def test_one_image_has_no_summary_interval_and_says_so(tmp_path):
+    """Issue 21, item 18: a one-image dataset had a zero-width interval and no note."""
+    res = _tiny_store(tmp_path / "one.sqlite", [30.5])
+    row = res.summary.iloc[0]
+    assert row["value"] == 30.5 and math.isnan(row["ci_low"]) and math.isnan(row["ci_high"])
+    assert any("one image: ci_low/ci_high are NaN" in w for w in res.warnings) and "one image" in repr(res)
+    assert "No brackets for m on set5: one image" in res.table(ci=True)

@@ -57,3 +57,15 @@ def test_table_without_metrics_is_one_line(tmp_path):
         store.label("t", "m", "k", "set5", "d")
     res = CliRunner().invoke(main, ["table", "--suite", "t", "--store", str(tmp_path / "s.sqlite"), "--metrics", ""])
     assert res.exit_code == 2 and "name at least one metric" in res.output and "Traceback" not in res.output
+
+
+def test_an_empty_table_is_refused_not_malformed():
+    """Issue 21, item 18: no models or no columns rendered '| Model |  |' and a broken separator."""
+    import pytest
+
+    from srbench.errors import BadInputError
+    from srbench.report import TIDY_COLUMNS
+
+    for fmt in ("markdown", "latex", "csv"):
+        with pytest.raises(BadInputError, match="no results to tabulate"):
+            paper_table(pd.DataFrame(columns=TIDY_COLUMNS), ["psnr_y"], fmt)
