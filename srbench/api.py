@@ -208,9 +208,9 @@ class Results:
         sets = {_set_key(s): s for s in self._sets}
         for s in other._sets:
             sets[_set_key(s)] = _merged_set(sets[_set_key(s)], s) if _set_key(s) in sets else s
-        provenance = dict(self._provenance)
+        provenance: dict[tuple, dict] = dict(self._provenance)
         for key, prov in other._provenance.items():
-            mine = provenance.setdefault(key, prov)
+            mine: dict = provenance.setdefault(key, prov)
             clash = [k for k in ("model_key", "dataset_sha256") if None not in (mine.get(k), prov.get(k))
                      and mine.get(k) != prov.get(k)]
             if clash:
