@@ -51,15 +51,23 @@ def evaluate(model: PathLike | Iterable[PathLike], datasets: PathLike | Iterable
     images; or a list of them) on ``datasets`` (names such as ``"set5"`` or ``"skimage"``, or folders) under
     ``protocol`` (``"sr"`` or ``"pirm"``): the numbers ``srbench evaluate`` prints. With a results ``store``
     (a file), values already computed for the same model, data and metric versions are read from it, and the
-    results are labelled under ``suite`` there (as ``srbench evaluate --store`` does)."""
+    results are labelled under ``suite`` there (as ``srbench evaluate --store`` does).
+
+    No model or no dataset is a BadInputError; so is a run where every image was skipped as bad input (nothing
+    was evaluated). A dataset whose every image was skipped, beside others that were evaluated, is a warning
+    (``warnings.warn`` and ``Results.warnings``)."""
     from srbench.evaluation import evaluate as run
     from srbench.store import Store
 
+    models, names = _as_list(model), _as_list(datasets)
+    if not models or not names:
+        raise BadInputError(f"srbench.evaluate: no {'model' if not models else 'dataset'} given (pass a name, a path "
+                            "or a list of them)")
     found: list[EvalResult] = []
     opened = Store(os.fspath(store)) if store is not None else None
     try:
-        for one in _as_list(model):
-            found += list(run(one, _as_list(datasets), scale=scale, protocol=protocol, metrics=metrics,
+        for one in models:
+            found += list(run(one, names, scale=scale, protocol=protocol, metrics=metrics,
                               data_root=None if data_root is None else os.fspath(data_root),
                               weights_dir=None if weights_dir is None else os.fspath(weights_dir),
                               skip_unavailable=skip_unavailable, device=device, workers=workers, store=opened,
@@ -67,7 +75,23 @@ def evaluate(model: PathLike | Iterable[PathLike], datasets: PathLike | Iterable
     finally:
         if opened is not None:
             opened.close()
+    _refuse_nothing_evaluated(found)
     return Results.from_evaluations(found)
+
+
+def _refuse_nothing_evaluated(found: Sequence[EvalResult]) -> None:
+    """An error when no image at all was evaluated, a warning for each (model, dataset) with none."""
+    import warnings
+
+    empty = [r for r in found if not r.per_image]
+    if not empty:
+        return
+    where = ", ".join(f"{r.model} on {r.dataset}" for r in empty)
+    if len(empty) == len(found):
+        first = next((s["error"] for r in empty for s in r.skipped), "no images")
+        raise BadInputError(f"nothing was evaluated: every image of {where} was skipped (first: {first})")
+    warnings.warn(f"nothing was evaluated on {where}: every image was skipped as bad input (Results.warnings)",
+                  stacklevel=3)
 
 
 def results(store: str | os.PathLike | None = None, *, suite: str | None = None) -> Results:
@@ -136,7 +160,9 @@ class Results:
         self._sets = list(image_sets)
         self._tidy = tidy
         self._provenance = dict(provenance)  # (model, dataset, protocol, scale) -> model_key, dataset_sha256
-        self.warnings = list(warnings)
+        one_image = [f"{s.model} on {s.dataset} ({s.protocol}): one image: ci_low/ci_high are NaN (no interval over "
+                     "one image)" for s in self._sets if len(s.values) == 1]
+        self.warnings = list(dict.fromkeys([*warnings, *one_image]))
 
     # -- construction -----------------------------------------------------------------------------------
 
@@ -155,6 +181,8 @@ class Results:
             warnings += [f"{r.model} on {r.dataset}: {w}" for w in r.warnings]
             warnings += [f"{r.model} on {r.dataset}: {name} unavailable: {why}" for name, why in r.unavailable.items()]
             warnings += [f"{r.model} on {r.dataset}: skipped {s['image']}: {s['error']}" for s in r.skipped]
+            if not r.per_image:
+                warnings.append(f"{r.model} on {r.dataset}: nothing was evaluated: every image was skipped")
         return cls(sets, tidy=tidy_from_results(evaluations), provenance=provenance, warnings=warnings)
 
     @classmethod
@@ -171,11 +199,25 @@ class Results:
         return cls(list(sets.values()), tidy=tidy, provenance=provenance, warnings=_conditioning_warnings(tidy))
 
     def __add__(self, other: Results) -> Results:
+        """Both results together. What is in both (re-running a notebook cell ``res = res + srbench.evaluate(...)``)
+        is kept once; the same model, dataset, protocol and scale with different values or fingerprints (another
+        model under the same name) is a BadInputError naming it, never a silent choice of one of them. Metrics
+        of the same model and dataset evaluated separately are merged."""
         if not isinstance(other, Results):
             return NotImplemented
-        return Results([*self._sets, *other._sets], tidy=pd.concat([self._tidy, other._tidy], ignore_index=True),
-                       provenance={**self._provenance, **other._provenance},
-                       warnings=[*self.warnings, *other.warnings])
+        sets = {_set_key(s): s for s in self._sets}
+        for s in other._sets:
+            sets[_set_key(s)] = _merged_set(sets[_set_key(s)], s) if _set_key(s) in sets else s
+        provenance: dict[tuple, dict] = dict(self._provenance)
+        for key, prov in other._provenance.items():
+            mine: dict = provenance.setdefault(key, prov)
+            clash = [k for k in ("model_key", "dataset_sha256") if None not in (mine.get(k), prov.get(k))
+                     and mine.get(k) != prov.get(k)]
+            if clash:
+                raise BadInputError(f"cannot add Results: {_describe_key(key)} is in both with different "
+                                    f"{clash[0]} ({mine[clash[0]]} vs {prov[clash[0]]}); keep one of them")
+        return Results(list(sets.values()), tidy=_merged_tidy(self._tidy, other._tidy), provenance=provenance,
+                       warnings=list(dict.fromkeys([*self.warnings, *other.warnings])))
 
     # -- pandas -------------------------------------------------------------------------------------------
 
@@ -328,6 +370,51 @@ class Results:
             out.append("<details open><summary>warnings</summary><ul>"
                        + "".join(f"<li>{html.escape(w)}</li>" for w in self.warnings) + "</ul></details>")
         return "\n".join(out)
+
+
+def _set_key(image_set: ImageSet) -> tuple[str, str, str, int]:
+    return image_set.model, image_set.dataset, image_set.protocol, image_set.scale
+
+
+def _describe_key(key: tuple) -> str:
+    return f"{key[0]} on {key[1]} ({key[2]}, x{key[3]})"
+
+
+def _same(x: Any, y: Any) -> bool:
+    """Equal values, NaN (an undefined value) equal to NaN."""
+    return bool(x == y or (isinstance(x, float) and isinstance(y, float) and math.isnan(x) and math.isnan(y)))
+
+
+def _merged_set(a: ImageSet, b: ImageSet) -> ImageSet:
+    """One image set of both: every value of either; a value both hold differently is refused, named."""
+    from dataclasses import replace
+
+    values = {image: dict(v) for image, v in a.values.items()}
+    for image, theirs in b.values.items():
+        mine = values.setdefault(image, {})
+        for name, value in theirs.items():
+            if name in mine and not _same(mine[name], value):
+                raise BadInputError(f"cannot add Results: {_describe_key(_set_key(a))} is in both with different "
+                                    f"{name} values (image {image!r}: {mine[name]} vs {value}); keep one of them")
+            mine[name] = value
+    return replace(a, values=values)
+
+
+_TIDY_KEY = ["model", "dataset", "protocol", "scale", "metric"]
+
+
+def _merged_tidy(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
+    """Both tidy tables, a row both hold once; the same key with another value or image count is refused."""
+    both = pd.concat([a, b], ignore_index=True)
+    for _, group in both[both.duplicated(_TIDY_KEY, keep=False)].groupby(_TIDY_KEY, sort=False):
+        first = group.iloc[0]
+        for _, row in group.iloc[1:].iterrows():
+            for column in ("value", "n_images"):
+                if not _same(first[column], row[column]):
+                    raise BadInputError(f"cannot add Results: {_describe_key(tuple(first[_TIDY_KEY]))} is in both "
+                                        f"with different {first['metric']} {column} ({first[column]} vs "
+                                        f"{row[column]}); keep one of them")
+    return both.drop_duplicates(_TIDY_KEY, keep="first").reset_index(drop=True)
 
 
 def _conditioning_warnings(tidy: pd.DataFrame) -> list[str]:

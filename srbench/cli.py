@@ -619,16 +619,19 @@ def published_list() -> None:
 @click.argument("collection")
 @click.option("--dataset", help="Only this dataset.")
 def published_show(collection, dataset) -> None:
-    """Every number of COLLECTION with its source, protocol and caveats."""
+    """Every number of COLLECTION (or of several, comma-separated) with its source, protocol and caveats."""
     import pandas as pd
 
     from srbench import published as P
 
-    rows = [v for v in P.select(collection) if dataset is None or v.dataset == dataset]
-    frame = pd.DataFrame([{"method": v.method, "dataset": v.dataset, "metric": v.metric, "protocol": v.protocol,
-                           "value": v.value, "comparable": v.comparable, "source": v.source, "note": v.note}
-                          for v in rows])
-    click.echo(P.collections()[collection].citation)
+    selected = P.select(collection)  # an unknown or empty name is one error listing the known ones
+    names = list(dict.fromkeys(n.strip() for n in collection.split(",") if n.strip()))
+    rows = [v for v in selected if dataset is None or v.dataset == dataset]
+    frame = pd.DataFrame([{**({"collection": v.collection} if len(names) > 1 else {}), "method": v.method,
+                           "dataset": v.dataset, "metric": v.metric, "protocol": v.protocol, "value": v.value,
+                           "comparable": v.comparable, "source": v.source, "note": v.note} for v in rows])
+    for name in names:
+        click.echo(P.collections()[name].citation if len(names) == 1 else f"[{name}] {P.collections()[name].citation}")
     click.echo(frame.to_string(index=False) if not frame.empty else "no numbers")
 
 
@@ -712,10 +715,11 @@ def compare(model_a, model_b, dataset, metric_names, protocol, scale, suite, sto
 
 
 def _json_safe(fields: dict) -> dict:
-    """NaN and infinity (an undefined or infinite value) as null: JSON has no such numbers."""
-    import math
+    """Numbers as the README's one rule writes them (srbench.evaluation.json_number): NaN (undefined) is null,
+    infinity the string "inf" or "-inf"; JSON has no such numbers."""
+    from srbench.evaluation import json_number
 
-    return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in fields.items()}
+    return {k: json_number(v) if isinstance(v, float) else v for k, v in fields.items()}
 
 
 def _num(value: float, digits: int, sign: str = "") -> str:
@@ -732,12 +736,15 @@ def _format_comparisons(results: list) -> str:
 
     first = results[0]
     a, b = first.model_a, first.model_b
-    rows = [["metric", a, b, "A - B", f"{first.confidence:.0%} interval", "wins/ties/losses", "p", "p Wilcoxon"]]
+    undefined = any(r.undefined for r in results)  # then a fourth count, so that the counts add up to n_images
+    counts = "wins/ties/losses" + ("/undefined" if undefined else "")
+    rows = [["metric", a, b, "A - B", f"{first.confidence:.0%} interval", counts, "p", "p Wilcoxon"]]
     for r in results:
         spec = get_metric(r.metric)
         d = spec.digits
         rows.append([f"{spec.label} {spec.arrow}", _num(r.value_a, d), _num(r.value_b, d), _num(r.difference, d, "+"),
-                     f"[{_num(r.low, d, '+')}, {_num(r.high, d, '+')}]", f"{r.wins}/{r.ties}/{r.losses}",
+                     f"[{_num(r.low, d, '+')}, {_num(r.high, d, '+')}]",
+                     f"{r.wins}/{r.ties}/{r.losses}" + (f"/{r.undefined}" if undefined else ""),
                      _format_p(r.p_value), _format_p(r.wilcoxon_p)])
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = [f"{a} vs {b} on {first.dataset} ({first.protocol} protocol, x{first.scale}, {first.n_images} images "
@@ -748,9 +755,11 @@ def _format_comparisons(results: list) -> str:
     lines += ["",
               f"A - B: dataset value of {a} minus {b}; interval: paired percentile bootstrap over images "
               f"({first.n_resamples} resamples, seed {first.seed}).",
-              f"wins/ties/losses: images where {a} is better / differs by at most half a displayed digit "
-              f"({', '.join(f'{r.tie_tolerance:g} {r.metric}' for r in results)}) / is worse.",
+              f"{counts}: images where {a} is better / differs by at most half a displayed digit "
+              f"({', '.join(f'{r.tie_tolerance:g} {r.metric}' for r in results)}; infinite on both sides included) / "
+              f"is worse{' / has no value (NaN) on either side' if undefined else ''}.",
               f"p: two-sided {tests} of A - B; p Wilcoxon: Wilcoxon signed-rank test on per-image values."]
+    lines += [f"note: {get_metric(r.metric).label}: {r.note}." for r in results if r.note]
     for r in results:
         if r.within_conditioning:
             spec = get_metric(r.metric)

@@ -125,6 +125,9 @@ def values() -> tuple[PublishedValue, ...]:
 def select(names: str | Sequence[str]) -> list[PublishedValue]:
     """The values of the named collections ("a,b" or a list); an unknown name is one error listing the known."""
     wanted = [n.strip() for n in (names.split(",") if isinstance(names, str) else names) if n.strip()]
+    if not wanted and (isinstance(names, str) or names):  # a name that is only blanks, not an empty list
+        raise BadInputError(f"no published collection named (got {names!r}); known: {', '.join(collections())} "
+                            "(srbench published list)")
     unknown = [n for n in wanted if n not in collections()]
     if unknown:
         raise BadInputError(f"unknown published collection(s) {', '.join(unknown)}; known: "

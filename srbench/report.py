@@ -19,6 +19,7 @@ from typing import Any
 
 import pandas as pd
 
+from srbench.errors import BadInputError
 from srbench.images import atomic_write_text
 from srbench.metrics import get_metric
 from srbench.protocols import PROTOCOLS
@@ -33,6 +34,14 @@ def _dataset_level_row(stored: Mapping[tuple[str, str], float | None], metric, v
     value = stored[(metric.name, versions[metric.name])]
     n_images = stored[(metric.n_images_output, versions[metric.n_images_output])]
     return {"value": math.nan if value is None else value, "n_images": int(n_images or 0)}
+
+
+def image_set_digest(names) -> str:
+    """The ``image_set`` of a tidy row: a digest of the sorted image names its value is over (equal digests:
+    the same images; a count alone would not say that)."""
+    import hashlib
+
+    return hashlib.sha256("\n".join(sorted(names)).encode()).hexdigest()[:16]
 
 
 def tidy_from_store(store_rows: list[dict]) -> pd.DataFrame:
@@ -69,14 +78,14 @@ def tidy_from_store(store_rows: list[dict]) -> pd.DataFrame:
                                 "metric": metric.name, "value": value, "n_images": len(rows),
                                 "higher_is_better": metric.higher_is_better,
                                 "version": proto.versions([metric.name])[metric.name],
-                                **conditioning_range(metric, rows)})
+                                **conditioning_range(metric, rows), "image_set": image_set_digest(images)})
     return pd.DataFrame(out, columns=TIDY_COLUMNS)
 
 
 # cond_low/cond_high: the dataset value's range when the per-image conditioning ranges (NIQE's flat areas) are
-# taken at their ends; NaN for metrics without one.
+# taken at their ends; NaN for metrics without one. image_set: see image_set_digest (None for dataset-level metrics).
 TIDY_COLUMNS = ["model", "dataset", "protocol", "scale", "metric", "value", "n_images", "higher_is_better",
-                "version", "cond_low", "cond_high"]
+                "version", "cond_low", "cond_high", "image_set"]
 
 
 def tidy_from_results(results: Sequence) -> pd.DataFrame:
@@ -93,7 +102,9 @@ def tidy_from_results(results: Sequence) -> pd.DataFrame:
                         "metric": name, "value": value, "n_images": r.n_images,
                         "higher_is_better": metric.higher_is_better, "version": proto.versions([name])[name],
                         **(conditioning_range(metric, r.per_image) if not metric.is_dataset_level
-                           else {"cond_low": math.nan, "cond_high": math.nan})})
+                           else {"cond_low": math.nan, "cond_high": math.nan}),
+                        "image_set": None if metric.is_dataset_level else image_set_digest(
+                            row["image"] for row in r.per_image)})
     return pd.DataFrame(out, columns=TIDY_COLUMNS)
 
 
@@ -125,6 +136,9 @@ class TableModel:
     # Cells whose conditioning range (NIQE's flat areas, hence PI) overlaps another model's in the same column:
     # their order is not resolved by the metric's own arithmetic. Marked § and explained under the table.
     unresolved: frozenset[tuple[str, str, str]] = frozenset()
+    # Cells whose value is over other images than the rest of the column's (images skipped with --skip-bad):
+    # marked ¶, explained under the table and left out of the ranking, as srbench compare refuses such a pair.
+    other_images: frozenset[tuple[str, str, str]] = frozenset()
 
     def cell(self, model: str, dataset: str, metric, fmt: str) -> str:
         key = (model, dataset, metric.name)
@@ -138,6 +152,8 @@ class TableModel:
         text = _EMPHASIS[fmt].get(self.ranks.get(key, 0), "{}").format(text)  # rank 0: unranked, plain
         if key in self.unresolved:
             text += _UNRESOLVED[fmt]
+        if key in self.other_images:
+            text += _OTHER_IMAGES[fmt]
         return text + self.interval_text(key, metric.digits, fmt)
 
     def interval_text(self, key: tuple[str, str, str], digits: int, fmt: str) -> str:
@@ -151,6 +167,7 @@ class TableModel:
 
 _ITALIC = {"markdown": "*{}*", "latex": "\\textit{{{}}}", "html": "<i>{}</i>", "csv": "{}"}
 _UNRESOLVED = {"markdown": "§", "latex": "\\S", "html": "§", "csv": ""}
+_OTHER_IMAGES = {"markdown": "¶", "latex": "\\P", "html": "¶", "csv": ""}
 _EMPHASIS = {"markdown": {1: "**{}**", 2: "<u>{}</u>"}, "latex": {1: "\\textbf{{{}}}", 2: "\\underline{{{}}}"},
              "html": {1: "<b>{}</b>", 2: "<u>{}</u>"}}
 
@@ -175,24 +192,57 @@ def table_model(tidy: pd.DataFrame, metrics: Sequence[str], models: Sequence[str
     shown = [v for v in extra if v.dataset in datasets and v.metric in metrics]
     published_rows = list(dict.fromkeys(P.row_name(v) for v in shown))
     values, ranks = {}, {}
+    other_images: set[tuple[str, str, str]] = set()
     for d in datasets:
         for m in metrics:
-            series = tidy[(tidy["dataset"] == d) & (tidy["metric"] == m)].set_index("model")["value"].reindex(models)
+            column = tidy[(tidy["dataset"] == d) & (tidy["metric"] == m)].set_index("model")
+            series = column["value"].reindex(models)
             values.update({(model, d, m): v for model, v in series.items() if v is not None and not pd.isna(v)})
-            ranks.update({(model, d, m): r for model, r in _rank_marks(series, spec[m].higher_is_better).items()})
+            others = _on_other_images(column, [model for model in models if (model, d, m) in values])
+            other_images.update((model, d, m) for model in others)
+            ranks.update({(model, d, m): r for model, r in
+                          _rank_marks(series.drop(others), spec[m].higher_is_better).items()})
     values.update({(P.row_name(v), v.dataset, v.metric): v.value for v in shown})
     unresolved = _unresolved(tidy, models, datasets, metrics)
     protocols = sorted({p for m in metrics for p in (getattr(spec[m], "protocols", None) or ())[:1]})
     caption = caption or _caption(protocols)
     if unresolved:
         caption += " " + _unresolved_note(sorted({spec[m].label for _, _, m in unresolved}))
+    if other_images:
+        caption += " " + _other_images_note(tidy, sorted(other_images))
     if intervals:
-        caption += " " + _interval_note(next(iter(intervals.values())))
+        caption += " " + _interval_note(intervals)
     if shown:
         caption += " " + _published_note(shown, [spec[m] for m in metrics if m in P.published_metrics()])
     columns = [(d, spec[m]) for d in datasets for m in metrics]
     return TableModel([*models, *published_rows], columns, values, ranks, caption, intervals,
-                      frozenset(published_rows), frozenset(unresolved))
+                      frozenset(published_rows), frozenset(unresolved), frozenset(other_images))
+
+
+def _image_set_of(row: pd.Series) -> Any:
+    """What a cell's value is over: its image_set digest, else (older tidy tables, dataset-level metrics) its count."""
+    found = row.get("image_set")
+    return found if isinstance(found, str) else ("n", row.get("n_images"))
+
+
+def _on_other_images(column: pd.DataFrame, shown: Sequence[str]) -> list[str]:
+    """The models of one column whose value is over other images than the column's reference set: the set most
+    shown values share, of those the largest, of those the first model's."""
+    if len(shown) < 2 or column.index.has_duplicates:
+        return []
+    sets = {model: _image_set_of(column.loc[model]) for model in shown}
+    counts = {model: column.loc[model].get("n_images") for model in shown}
+    usage = {s: list(sets.values()).count(s) for s in sets.values()}
+    reference = max(shown, key=lambda model: (usage[sets[model]], counts[model] or 0, -shown.index(model)))
+    return [model for model in shown if sets[model] != sets[reference]]
+
+
+def _other_images_note(tidy: pd.DataFrame, cells: Sequence[tuple[str, str, str]]) -> str:
+    counts = tidy.set_index(["model", "dataset", "metric"])["n_images"] if "n_images" in tidy.columns else {}
+    named = ", ".join(dict.fromkeys(f"{model} on {d} ({counts.get((model, d, m), '?')} images)"
+                                    for model, d, m in cells))
+    return (f"¶ A mean over other images than the rest of its column ({named}; e.g. images skipped as bad input "
+            "with --skip-bad): not comparable, so not ranked.")
 
 
 def _unresolved_note(labels: Sequence[str]) -> str:
@@ -248,9 +298,18 @@ def _published_note(shown: list, own_columns: list) -> str:
     return note
 
 
-def _interval_note(interval) -> str:
-    return (f"Brackets: {interval.confidence:.0%} interval, {interval.method} ({interval.n_resamples} "
+def _interval_note(intervals: Mapping[tuple[str, str, str], Any]) -> str:
+    """What the brackets are, and which values have none and why (one image: ``srbench.stats.ONE_IMAGE_NOTE``)."""
+    interval = next(iter(intervals.values()))
+    note = (f"Brackets: {interval.confidence:.0%} interval, {interval.method} ({interval.n_resamples} "
             f"resamples, seed {interval.seed}).")
+    missing = defaultdict(list)
+    for (model, dataset, _), found in intervals.items():
+        if getattr(found, "note", ""):
+            missing[found.note].append(f"{model} on {dataset}")
+    for why, cells in missing.items():
+        note += f" No brackets for {', '.join(dict.fromkeys(cells))}: {why}."
+    return note
 
 
 def paper_table(tidy: pd.DataFrame, metrics: Sequence[str], fmt: str = "markdown", models: Sequence[str] | None = None,
@@ -264,6 +323,9 @@ def paper_table(tidy: pd.DataFrame, metrics: Sequence[str], fmt: str = "markdown
     if fmt not in ("markdown", "latex", "csv"):
         raise ValueError(f"unknown table format {fmt!r}: use markdown, latex or csv")
     table = table_model(tidy, metrics, models, datasets, caption, intervals, published)
+    if not table.models or not table.columns:
+        raise BadInputError(f"no results to tabulate ({len(table.models)} model(s), {len(table.columns)} "
+                            "dataset x metric column(s))")
     if fmt == "csv":
         columns: dict[str, list] = {}
         for d, m in table.columns:
@@ -505,6 +567,8 @@ def html_table(tidy: pd.DataFrame, metrics: Sequence[str], models: Sequence[str]
     if table.unresolved:
         labels = sorted({m.label for d, m in table.columns if any(k[1:] == (d, m.name) for k in table.unresolved)})
         out.append(f'<p class="note">{html.escape(_unresolved_note(labels))}</p>')
+    if table.other_images:
+        out.append(f'<p class="note">{html.escape(_other_images_note(tidy, sorted(table.other_images)))}</p>')
     return "\n".join(out)
 
 

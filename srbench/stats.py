@@ -18,9 +18,26 @@ of dataset values) and tests "A and B are exchangeable on every image" with a pa
 that same difference: each image's A and B values (every per-image output the aggregate reads, e.g. Ma and NIQE
 together for PI) are swapped with probability 1/2 and the dataset-value difference recomputed. It tests exactly
 the number reported (including sqrt(mean MSE) and PI, which a test on per-image values would not), needs no
-distributional assumption, and is exact (all 2^n sign patterns) when 2^n <= ``n_permutations``. The Wilcoxon
+distributional assumption, and is exact (all 2^n sign patterns) when 2^n <= ``n_permutations``: its p is then a
+multiple of 2^-n and at least 2^-(n-1) (the observed pattern and its mirror image always count). With B random
+patterns it is (k + 1)/(B + 1), the observed pattern counted once, so at least 1/(B + 1). The Wilcoxon
 signed-rank test (scipy) on the per-image values of the metric, the field's customary paired test, is reported
 beside it.
+
+Infinite values (PSNR of an SR image identical to its HR) are handled explicitly, in the extended reals:
+
+- per image, the same infinity on both sides is a tie (difference 0); an infinity against a finite value is a win
+  or loss by the metric's direction (an infinite difference);
+- a dataset value with an infinite image is infinite. Two infinite dataset values of the same sign have no
+  difference: A - B, its interval and p are undefined (NaN, shown as n/a, with a note), never a number;
+- one infinite dataset value against a finite one: A - B is that infinity; an interval bound is infinite where the
+  resamples' differences are (a bound between an infinite and a finite resample value is the infinite one); a sign
+  pattern that leaves infinite values on both sides has an undefined difference and does not count as at least as
+  extreme, so p is that of every infinite value falling on one side (2^-(k-1) for k such images, exactly);
+- a NaN (an undefined per-image value, NIQE of a flat image) makes the dataset values undefined, and its image
+  counts in ``undefined``, not in wins, ties or losses.
+
+One image has no interval over images (every resample is that image): its bounds are NaN, with a note.
 """
 
 from __future__ import annotations
@@ -243,15 +260,40 @@ def _bootstrap_values(metric: Metric, columns: Sequence[_Columns], n_images: int
     return [np.concatenate(p) for p in out]
 
 
+def _row_means(values: np.ndarray) -> np.ndarray:
+    """The mean of each row: infinite with an infinite value, NaN with both infinities (as np.mean, quietly)."""
+    with np.errstate(invalid="ignore"):
+        return values.mean(axis=1)
+
+
 def _resampled_means(col: _Columns, idx: np.ndarray) -> Callable[[str], np.ndarray]:
     """``means(key)`` of each row of resampled image indices ``idx``."""
-    return lambda key: col(key)[idx].mean(axis=1)
+    return lambda key: _row_means(col(key)[idx])
 
 
 def _swapped_means(col: _Columns, other: _Columns, flips: np.ndarray) -> Callable[[str], np.ndarray]:
-    """``means(key)`` of ``col`` with image i's value replaced by ``other``'s where ``flips[:, i]`` is 1."""
-    n = flips.shape[1]
-    return lambda key: col(key).mean() + flips @ (other(key) - col(key)) / n
+    """``means(key)`` of ``col`` with image i's value replaced by ``other``'s where ``flips[:, i]`` is True.
+
+    The values are selected, not added as differences (mean + flips @ (other - col) / n would turn an infinite
+    value into inf - inf = NaN and lose the observed pattern itself)."""
+    return lambda key: _row_means(np.where(flips, other(key), col(key)))
+
+
+def _difference(a: np.ndarray | float, b: np.ndarray | float) -> np.ndarray:
+    """a - b of dataset values in the extended reals: the same infinity on both sides has no difference (NaN,
+    explicitly: neither is ahead, and the finite images behind them are hidden); otherwise IEEE's a - b."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    out = np.full(np.broadcast(a, b).shape, np.nan)
+    np.subtract(a, b, out=out, where=~(np.isinf(a) & (a == b)))
+    return out
+
+
+def _per_image_differences(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a - b per image: the same infinity on both sides is a tie (0: both images are, e.g., identical to their
+    HR); NaN where either value is undefined."""
+    out = _difference(a, b)
+    out[np.isinf(a) & (a == b)] = 0.0
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -271,6 +313,7 @@ class Interval:
     n_resamples: int
     seed: int
     method: str = "percentile bootstrap over images"
+    note: str = ""  # why the bounds are NaN (one image), empty otherwise
 
     def as_dict(self) -> dict:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -286,8 +329,28 @@ def _check_settings(n_resamples: int, confidence: float) -> None:
 def _percentiles(values: np.ndarray, confidence: float) -> tuple[float, float]:
     if np.isnan(values).any():
         return math.nan, math.nan
-    low, high = np.percentile(values, [50.0 * (1.0 - confidence), 50.0 * (1.0 + confidence)])
-    return float(low), float(high)
+    qs = [50.0 * (1.0 - confidence), 50.0 * (1.0 + confidence)]
+    if np.isfinite(values).all():
+        low, high = np.percentile(values, qs)
+        return float(low), float(high)
+    ordered = np.sort(values)
+    return _extended_percentile(ordered, qs[0]), _extended_percentile(ordered, qs[1])
+
+
+def _extended_percentile(ordered: np.ndarray, q: float) -> float:
+    """NumPy's linear percentile of sorted values with infinities: a bound between an infinite value and another
+    is the infinite one (linear interpolation would give inf - inf = NaN)."""
+    position = q / 100.0 * (ordered.size - 1)
+    below, above = ordered[math.floor(position)], ordered[math.ceil(position)]
+    fraction = position - math.floor(position)
+    if fraction == 0.0 or below == above or math.isinf(below):
+        return float(below)
+    if math.isinf(above):
+        return float(above)
+    return float(below + (above - below) * fraction)
+
+
+ONE_IMAGE_NOTE = "one image: no interval over images (every resample is that image)"
 
 
 def bootstrap_ci(per_image_rows: PerImageRows | ImageSet, metric: str | Metric, *,
@@ -308,6 +371,8 @@ def bootstrap_ci(per_image_rows: PerImageRows | ImageSet, metric: str | Metric, 
         raise BadInputError(f"no images to bootstrap {spec.name} over")
     columns = _Columns(rows, spec)
     value = _point(spec, columns)
+    if len(rows) == 1:
+        return Interval(spec.name, value, math.nan, math.nan, confidence, 1, n_resamples, seed, note=ONE_IMAGE_NOTE)
     (values,) = _bootstrap_values(spec, [columns], len(rows), n_resamples, np.random.default_rng([seed, 0]))
     low, high = _percentiles(values, confidence)
     return Interval(spec.name, value, low, high, confidence, len(rows), n_resamples, seed)
@@ -345,9 +410,11 @@ class PairedComparison:
 
     ``difference`` is A's dataset value minus B's (positive: A is higher, which is better only when
     ``higher_is_better``); ``low``/``high`` its paired-bootstrap interval. ``wins``/``ties``/``losses`` count
-    images where A is better / within ``tie_tolerance`` / worse by the metric's direction (images where the
-    difference is undefined, e.g. NaN NIQE, count in none). ``p_value`` is that of ``test``, two-sided;
-    ``wilcoxon_p`` that of the Wilcoxon signed-rank test on per-image values.
+    images where A is better / within ``tie_tolerance`` (the same infinity on both sides included) / worse by the
+    metric's direction, ``undefined`` those where either value is NaN (e.g. NIQE of a flat image): the four add up
+    to ``n_images``. ``p_value`` is that of ``test``, two-sided; ``wilcoxon_p`` that of the Wilcoxon signed-rank
+    test on per-image values. ``note`` says why a number is undefined or infinite (see the module's docstring),
+    empty otherwise.
     """
 
     metric: str
@@ -379,6 +446,8 @@ class PairedComparison:
     cond_high_a: float = math.nan
     cond_low_b: float = math.nan
     cond_high_b: float = math.nan
+    undefined: int = 0
+    note: str = ""
 
     @property
     def within_conditioning(self) -> bool:
@@ -424,49 +493,69 @@ def _paired_rows(rows_a: PerImageRows | ImageSet, rows_b: PerImageRows | ImageSe
     return list_a, [list_b[order[name]] for name in names_a]
 
 
-def _win_tie_loss(a: np.ndarray, b: np.ndarray, metric: Metric, tolerance: float) -> tuple[int, int, int]:
-    with np.errstate(invalid="ignore"):
-        diff = (a - b) if metric.higher_is_better else (b - a)  # positive: A is better
-    defined = ~np.isnan(diff)
-    wins = int(np.sum(defined & (diff > tolerance)))
-    losses = int(np.sum(defined & (diff < -tolerance)))
-    return wins, int(np.sum(defined)) - wins - losses, losses
+def _win_tie_loss(a: np.ndarray, b: np.ndarray, metric: Metric, tolerance: float) -> tuple[int, int, int, int]:
+    """(wins, ties, losses, undefined) of A per image; they add up to the number of images."""
+    diff = _per_image_differences(a, b) if metric.higher_is_better else _per_image_differences(b, a)
+    defined = ~np.isnan(diff)  # NaN compares False below: an undefined image is neither a win nor a loss
+    wins = int(np.sum(diff > tolerance))
+    losses = int(np.sum(diff < -tolerance))
+    return wins, int(np.sum(defined)) - wins - losses, losses, int(np.sum(~defined))
 
 
-def _sign_flip_p(metric: Metric, col_a: _Columns, col_b: _Columns, n: int, observed: float, n_permutations: int,
+def _flipped_statistic(metric: Metric, col_a: _Columns, col_b: _Columns, flips: np.ndarray) -> np.ndarray:
+    """|A - B| of the dataset values under each row of sign patterns ``flips`` (True: image i's values swapped);
+    NaN where both are the same infinity (see _difference)."""
+    size = flips.shape[0]
+    values_a = _aggregate(metric, _swapped_means(col_a, col_b, flips), size)
+    values_b = _aggregate(metric, _swapped_means(col_b, col_a, flips), size)
+    return np.abs(_difference(values_a, values_b))
+
+
+def _sign_patterns(exact: bool, start: int, size: int, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``size`` sign patterns of ``n`` images: the exact test's numbers start..start + size - 1 in binary, or
+    random ones."""
+    if exact:
+        bits = np.arange(start, start + size, dtype=np.int64)[:, None] >> np.arange(n, dtype=np.int64)
+        return (bits & 1).astype(bool)
+    return rng.integers(0, 2, size=(size, n)).astype(bool)
+
+
+def _sign_flip_p(metric: Metric, col_a: _Columns, col_b: _Columns, n: int, n_permutations: int,
                  rng: np.random.Generator) -> tuple[float, str]:
-    """Two-sided p-value of the paired sign-flip permutation test of the dataset-value difference."""
-    if math.isnan(observed):
-        return math.nan, "paired sign-flip permutation test"
+    """Two-sided p-value of the paired sign-flip permutation test of the dataset-value difference.
+
+    The observed statistic is computed by the same arithmetic as every pattern's (the identity pattern), so the
+    observed pattern and, in the exact test, its mirror image (every image swapped: B - A) count by construction.
+    """
     exact = n < 63 and 2**n <= n_permutations
     total = 2**n if exact else n_permutations
-    threshold = abs(observed) * (1.0 - 1e-9)  # rounding noise must not decide the count
+    test = (f"paired sign-flip permutation test (exact, all {total} sign patterns)" if exact
+            else f"paired sign-flip permutation test ({total} random sign patterns)")
+    observed = _flipped_statistic(metric, col_a, col_b, np.zeros((1, n), dtype=bool))[0]
+    if math.isnan(observed):
+        return math.nan, test
+    threshold = observed * (1.0 - 1e-9)  # rounding noise must not decide the count
     count, done = 0, 0
     for size in _blocks(total, n):
-        if exact:
-            patterns = np.arange(done, done + size, dtype=np.int64)[:, None] >> np.arange(n, dtype=np.int64)
-            flips = (patterns & 1).astype(np.float64)
-        else:
-            flips = rng.integers(0, 2, size=(size, n)).astype(np.float64)
+        flips = _sign_patterns(exact, done, size, n, rng)
         done += size
-        values_a = _aggregate(metric, _swapped_means(col_a, col_b, flips), size)
-        values_b = _aggregate(metric, _swapped_means(col_b, col_a, flips), size)
-        count += int(np.sum(np.abs(values_a - values_b) >= threshold))
-    if exact:
-        return count / total, f"paired sign-flip permutation test (exact, all {total} sign patterns)"
-    return (count + 1) / (total + 1), f"paired sign-flip permutation test ({total} random sign patterns)"
+        count += int(np.sum(_flipped_statistic(metric, col_a, col_b, flips) >= threshold))  # NaN never counts
+    return (count / total if exact else (count + 1) / (total + 1)), test
 
 
 def _wilcoxon_p(a: np.ndarray, b: np.ndarray) -> float:
     from scipy.stats import wilcoxon
 
-    with np.errstate(invalid="ignore"):
-        diff = a - b
+    diff = _per_image_differences(a, b)
     diff = diff[~np.isnan(diff)]
     if diff.size == 0:
         return math.nan
     if not np.any(diff):
         return 1.0  # no image differs: nothing to reject
+    finite = np.abs(diff[np.isfinite(diff)])
+    # The test reads only the order of |differences| and their signs: an infinite one is the largest, and
+    # infinite ones tie with each other.
+    diff[np.isinf(diff)] = np.sign(diff[np.isinf(diff)]) * (2.0 * (finite.max() if finite.size else 0.0) + 1.0)
     try:
         return float(wilcoxon(diff).pvalue)
     except ValueError:
@@ -497,21 +586,44 @@ def paired_comparison(rows_a: PerImageRows | ImageSet, rows_b: PerImageRows | Im
     n = len(list_a)
     col_a, col_b = _Columns(list_a, spec), _Columns(list_b, spec)
     value_a, value_b = _point(spec, col_a), _point(spec, col_b)
-    observed = value_a - value_b
-    boot_a, boot_b = _bootstrap_values(spec, [col_a, col_b], n, n_resamples, np.random.default_rng([seed, 0]))
-    low, high = _percentiles(boot_a - boot_b, confidence)
-    p_value, test = _sign_flip_p(spec, col_a, col_b, n, observed, n_permutations, np.random.default_rng([seed, 1]))
+    low, high = math.nan, math.nan
+    if n > 1:
+        boot_a, boot_b = _bootstrap_values(spec, [col_a, col_b], n, n_resamples, np.random.default_rng([seed, 0]))
+        low, high = _percentiles(_difference(boot_a, boot_b), confidence)
+    p_value, test = _sign_flip_p(spec, col_a, col_b, n, n_permutations, np.random.default_rng([seed, 1]))
     per_a, per_b = col_a(spec.name), col_b(spec.name)
-    wins, ties, losses = _win_tie_loss(per_a, per_b, spec, tolerance)
+    wins, ties, losses, undefined = _win_tie_loss(per_a, per_b, spec, tolerance)
     model_a, dataset, protocol, scale = _describe(rows_a, "A")
+    model_b = _describe(rows_b, "B")[0]
     cond_a, cond_b = conditioning_range(spec, list_a), conditioning_range(spec, list_b)
     return PairedComparison(
-        metric=spec.name, model_a=model_a, model_b=_describe(rows_b, "B")[0], dataset=dataset, protocol=protocol,
+        metric=spec.name, model_a=model_a, model_b=model_b, dataset=dataset, protocol=protocol,
         scale=scale, n_images=n, higher_is_better=spec.higher_is_better, value_a=value_a, value_b=value_b,
-        difference=observed, low=low, high=high, confidence=confidence, n_resamples=n_resamples, wins=wins,
-        ties=ties, losses=losses, tie_tolerance=tolerance, p_value=p_value, test=test,
-        wilcoxon_p=_wilcoxon_p(per_a, per_b), seed=seed, cond_low_a=cond_a["cond_low"],
-        cond_high_a=cond_a["cond_high"], cond_low_b=cond_b["cond_low"], cond_high_b=cond_b["cond_high"])
+        difference=float(_difference(value_a, value_b)), low=low, high=high, confidence=confidence,
+        n_resamples=n_resamples, wins=wins, ties=ties, losses=losses, tie_tolerance=tolerance, p_value=p_value,
+        test=test, wilcoxon_p=_wilcoxon_p(per_a, per_b), seed=seed, cond_low_a=cond_a["cond_low"],
+        cond_high_a=cond_a["cond_high"], cond_low_b=cond_b["cond_low"], cond_high_b=cond_b["cond_high"],
+        undefined=undefined, note=_comparison_note((model_a, value_a), (model_b, value_b), n, undefined))
+
+
+def _comparison_note(a: tuple[str, float], b: tuple[str, float], n: int, undefined: int) -> str:
+    """Why A - B, its interval or p is undefined or infinite (see the module's docstring); empty otherwise."""
+    notes = []
+    if undefined:
+        notes.append(f"{undefined} image(s) have an undefined value (NaN) on either side: the dataset value, A - B, "
+                     "its interval and p are undefined (n/a); those images count in none of wins/ties/losses")
+    infinite = [name for name, value in (a, b) if math.isinf(value)]
+    if len(infinite) == 2 and a[1] == b[1]:
+        notes.append("both dataset values are infinite (each model has an image with an infinite value, e.g. PSNR "
+                     "of an SR image identical to its HR): A - B, its interval and p are undefined (n/a); "
+                     "wins/ties/losses and Wilcoxon compare images one by one (infinite on both sides is a tie)")
+    elif infinite:
+        notes.append(f"{' and '.join(infinite)}'s dataset value is infinite (an image with an infinite value, e.g. "
+                     "PSNR of an SR image identical to its HR): A - B is infinite, an interval bound is infinite "
+                     "where resamples draw such an image, and p is that of all infinite values falling on one side")
+    if n == 1:
+        notes.append(ONE_IMAGE_NOTE)
+    return "; ".join(notes)
 
 
 def comparable_metrics(a: ImageSet, b: ImageSet, names: Sequence[str] | None = None) -> list[Metric]:

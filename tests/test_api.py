@@ -124,3 +124,55 @@ def test_the_quickstart_notebook_runs_top_to_bottom(tmp_path):
     assert any("\\begin{tabular}" in t for t in texts)  # the LaTeX table
     assert any("image/png" in o.get("data", {}) for cell in outputs for o in cell)  # the plane
     assert float(texts[-1]) > 0  # NIQE of an image, by name
+
+
+def _tiny_store(path, psnr: list[float], key: str = "k"):
+    from srbench.protocols import PROTOCOLS
+    from srbench.store import Store
+
+    versions = PROTOCOLS["sr"].output_versions(["psnr_y"])
+    with Store(path) as store:
+        for i, value in enumerate(psnr):
+            store.put(key, "d5", "sr", 4, f"img{i}", {"psnr_y": value}, versions, None)
+        store.label("t", "m", key, "set5", "d5")
+    return srbench.results(path)
+
+
+def test_adding_overlapping_results_keeps_identical_rows_once_and_names_a_conflict(tmp_path):
+    """Issue 21, item 9: res + res (a re-run notebook cell) made repr, _repr_html_ and table() fail with
+    'cannot reindex on an axis with duplicate labels'."""
+    res = _tiny_store(tmp_path / "a.sqlite", [30.0, 31.0, 32.0])
+    both = res + res
+    assert len(both.summary) == 1 and both.summary["value"].item() == pytest.approx(31.0)
+    assert "| m | **31.00** |" in repr(both) and both._repr_html_().count("<tr>") == 2
+    assert both.table() == res.table() and len(both.per_image) == 3
+    other = _tiny_store(tmp_path / "b.sqlite", [30.0, 31.0, 33.0])  # the same name and key, other values
+    with pytest.raises(BadInputError, match=r"m on set5 \(sr, x4\) is in both with different psnr_y"):
+        res + other
+    renamed = _tiny_store(tmp_path / "c.sqlite", [30.0, 31.0, 32.0], key="another-model")
+    with pytest.raises(BadInputError, match="different model_key"):
+        res + renamed
+
+
+def test_evaluate_refuses_empty_input_and_a_run_where_everything_was_skipped(tmp_path):
+    """Issue 21, item 18: evaluate([]) and an all-skipped run returned empty Results silently."""
+    from srbench.datasets import resolve
+
+    with pytest.raises(BadInputError, match="no model given"):
+        srbench.evaluate([], "skimage")
+    with pytest.raises(BadInputError, match="no dataset given"):
+        srbench.evaluate("bicubic", [])
+    for it in resolve("skimage").items:
+        (tmp_path / f"{it.name}.png").write_bytes(b"not a png")
+    with pytest.raises(BadInputError, match=r"nothing was evaluated: every image of .* on skimage was skipped "
+                                            r"\(first: .*not a readable image"):
+        srbench.evaluate(tmp_path, "skimage", metrics=["psnr_y"])
+
+
+def test_one_image_has_no_summary_interval_and_says_so(tmp_path):
+    """Issue 21, item 18: a one-image dataset had a zero-width interval and no note."""
+    res = _tiny_store(tmp_path / "one.sqlite", [30.5])
+    row = res.summary.iloc[0]
+    assert row["value"] == 30.5 and math.isnan(row["ci_low"]) and math.isnan(row["ci_high"])
+    assert any("one image: ci_low/ci_high are NaN" in w for w in res.warnings) and "one image" in repr(res)
+    assert "No brackets for m on set5: one image" in res.table(ci=True)

@@ -154,3 +154,30 @@ def test_spsr_bicubic_row_recomputed_to_its_printed_digit(shared_data, dataset):
     published = {v.dataset: v.value for v in P.values()
                  if (v.collection, v.method, v.metric) == ("spsr", "Bicubic", "psnr_y_rounded")}
     assert float(np.mean(values)) == pytest.approx(published[dataset], abs=6e-4)
+
+
+@pytest.mark.parametrize("argument", ["esrgan-paper,nope", "", " ", ",", "esrgan-paper,spsr", " esrgan-paper"])
+def test_published_show_names_are_one_line_or_shown(argument):
+    """Issue 21, item 10: a comma list, an empty name or one with spaces raised KeyError. A list is shown
+    (as table --published takes one), spaces around a name are ignored (as there), the rest is one error line
+    with the known collections and srbench's exit status for its errors (1)."""
+    from click.testing import CliRunner
+
+    from srbench.cli import main
+
+    res = CliRunner().invoke(main, ["published", "show", argument])
+    assert "Traceback" not in res.output and not isinstance(res.exception, KeyError), res.output
+    names = [n.strip() for n in argument.split(",") if n.strip()]
+    if names and all(n in P.collections() for n in names):
+        assert res.exit_code == 0
+        for name in names:
+            assert P.collections()[name].citation in res.stdout
+        assert ("collection" in res.stdout.splitlines()[len(names)]) == (len(names) > 1)
+    else:
+        assert res.exit_code == 1 and len(res.stderr.strip().splitlines()) == 1
+        assert "known: esrgan-paper, spsr" in res.stderr
+
+
+def test_an_empty_published_selection_is_refused():
+    with pytest.raises(BadInputError, match="no published collection named"):
+        P.select([" "])

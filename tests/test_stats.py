@@ -139,20 +139,102 @@ def test_different_image_sets_protocols_and_scales_are_refused():
 
 
 finite = st.floats(min_value=-1e3, max_value=1e3, allow_nan=False, allow_infinity=False)
+# PSNR is +inf where an SR image equals its HR: infinite values must give possible p-values and ties too.
+with_infinity = st.one_of(finite, finite, st.just(math.inf))
 
 
-@settings(max_examples=40, deadline=None)
-@given(pairs=st.lists(st.tuples(finite, finite), min_size=1, max_size=30), seed=st.integers(0, 2**32 - 1))
-def test_swapping_the_models_negates_the_difference_and_keeps_the_p_value(pairs, seed):
+def _mirrored(x: float, y: float) -> bool:
+    return (math.isnan(x) and math.isnan(y)) or x == pytest.approx(-y, abs=1e-9)
+
+
+@settings(max_examples=80, deadline=None)
+@given(pairs=st.lists(st.tuples(with_infinity, with_infinity), min_size=1, max_size=30),
+       seed=st.integers(0, 2**32 - 1), n_permutations=st.sampled_from([200, 4096]))
+def test_p_values_are_possible_and_swapping_the_models_mirrors_the_comparison(pairs, seed, n_permutations):
+    """The acceptance property of issue 21: p is never below the smallest value its test can give, 2^-(n-1) for
+    the exact test over n pairs (the observed pattern and its mirror image always count), 1/(B + 1) for B random
+    sign patterns, nor above 1; swapping A and B negates the difference and the interval, mirrors wins and
+    losses and keeps p; the counts add up to the images; no NumPy warning."""
+    import warnings
+
     a, b = _rows([p[0] for p in pairs]), _rows([p[1] for p in pairs])
-    ab = paired_comparison(a, b, "psnr_y", n_resamples=200, n_permutations=200, seed=seed)
-    ba = paired_comparison(b, a, "psnr_y", n_resamples=200, n_permutations=200, seed=seed)
-    assert ba.difference == -ab.difference
-    assert ba.low == pytest.approx(-ab.high, abs=1e-9) and ba.high == pytest.approx(-ab.low, abs=1e-9)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ab = paired_comparison(a, b, "psnr_y", n_resamples=200, n_permutations=n_permutations, seed=seed)
+        ba = paired_comparison(b, a, "psnr_y", n_resamples=200, n_permutations=n_permutations, seed=seed)
+    n = len(pairs)
+    exact = 2**n <= n_permutations
+    assert ("exact" in ab.test) == exact
+    if math.isinf(ab.value_a) and ab.value_a == ab.value_b:  # both infinite: no difference, no test (a note)
+        assert math.isnan(ab.difference) and math.isnan(ab.p_value) and "both dataset values are infinite" in ab.note
+    else:
+        assert (2.0 ** -(n - 1) if exact else 1.0 / (n_permutations + 1)) <= ab.p_value <= 1.0
+        if exact:
+            assert (ab.p_value * 2**n).is_integer()
+    assert ba.p_value == ab.p_value or (math.isnan(ba.p_value) and math.isnan(ab.p_value))
+    assert _mirrored(ba.difference, ab.difference)
+    assert _mirrored(ba.low, ab.high) and _mirrored(ba.high, ab.low)
     assert (ba.wins, ba.ties, ba.losses) == (ab.losses, ab.ties, ab.wins)
-    assert ab.wins + ab.ties + ab.losses == ab.n_images == len(pairs)
-    assert ba.p_value == ab.p_value and 0.0 < ab.p_value <= 1.0
-    assert ab.low <= ab.high
+    assert ab.wins + ab.ties + ab.losses == ab.n_images == n and ab.undefined == 0
+    assert ab.ties >= sum(x == y == math.inf for x, y in pairs)  # infinite on both sides is a tie
+    assert not ab.low > ab.high  # False with NaN (one image, or an undefined difference)
+
+
+def test_a_model_identical_to_hr_against_bicubic_gets_the_smallest_possible_p():
+    """Issue 21, item 2: SR = HR on five images is PSNR inf on each; the exact sign-flip test over 2^5 patterns
+    cannot go below 2/32 (the observed pattern and its mirror), where it printed p = 0.0 with RuntimeWarnings."""
+    import warnings
+
+    bicubic = _rows([28.42, 26.1, 30.2, 27.7, 25.96])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = paired_comparison(_rows([math.inf] * 5), bicubic, "psnr_y", n_resamples=500)
+        one = paired_comparison(_rows([math.inf, 31.0, 27.0, 28.0, 26.0]), bicubic, "psnr_y", n_resamples=500)
+    assert result.p_value == 2 / 32 and result.wilcoxon_p == pytest.approx(2 / 32)
+    assert result.difference == math.inf and (result.low, result.high) == (math.inf, math.inf)
+    assert (result.wins, result.ties, result.losses) == (5, 0, 0) and "A's dataset value is infinite" in result.note
+    # One infinite image decides every pattern's difference: only patterns keeping it on one side... all do: p = 1.
+    assert one.difference == math.inf and one.p_value == 1.0
+    # Resamples without that image ((4/5)^5 of them) give a finite difference: the lower bound is finite.
+    assert math.isfinite(one.low) and one.high == math.inf
+
+
+def test_an_image_infinite_on_both_sides_is_a_tie_and_two_infinite_values_have_no_difference():
+    import warnings
+
+    a, b = _rows([math.inf, 30.0, 31.0, 32.0, 33.0]), _rows([math.inf, 28.0, 29.0, 30.0, 31.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = paired_comparison(a, b, "psnr_y", n_resamples=500)
+    assert (result.wins, result.ties, result.losses) == (4, 1, 0)
+    assert math.isnan(result.difference) and math.isnan(result.low) and math.isnan(result.high)
+    assert math.isnan(result.p_value) and "both dataset values are infinite" in result.note
+    assert result.wilcoxon_p == pytest.approx(2 / 16)  # the four finite pairs, all won: exact two-sided 2/2^4
+
+
+def test_undefined_images_are_counted_so_that_the_counts_add_up():
+    result = paired_comparison(_rows([4.0, math.nan, 5.0], "niqe"), _rows([5.0, 5.0, 5.0], "niqe"), "niqe",
+                               n_resamples=100)
+    assert (result.wins, result.ties, result.losses, result.undefined) == (1, 1, 0, 1)
+    assert math.isnan(result.difference) and "1 image(s) have an undefined value" in result.note
+
+
+def test_one_image_has_no_interval_but_a_note():
+    """Issue 21, item 18: a one-image dataset gave a zero-width interval with no note."""
+    ci = bootstrap_ci(_rows([31.5]), "psnr_y", n_resamples=100)
+    assert ci.value == 31.5 and math.isnan(ci.low) and math.isnan(ci.high) and "one image" in ci.note
+    result = paired_comparison(_rows([31.5]), _rows([30.0]), "psnr_y", n_resamples=100)
+    assert math.isnan(result.low) and math.isnan(result.high) and "one image" in result.note
+    assert result.p_value == 1.0  # 2 sign patterns, both as extreme: 2^-(1-1)
+
+
+def test_an_interval_with_infinite_resamples_has_an_infinite_bound():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ci = bootstrap_ci(_rows([math.inf, 30.0, 31.0, 29.0, 28.0]), "psnr_y", n_resamples=1000)
+    assert ci.value == math.inf and math.isfinite(ci.low) and ci.high == math.inf
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -299,3 +381,30 @@ def test_select_image_set_names_what_is_known():
     assert select_image_set(rows, "m", "set5", "sr", 4).values == {"a": {"psnr_y": 30.0}}
     with pytest.raises(BadInputError, match="no pirm-protocol results"):
         select_image_set(rows, "m", "set5", "pirm")
+
+
+def test_compare_of_a_model_identical_to_hr_prints_a_possible_p_and_writes_inf_as_json_does(tmp_path):
+    """Issue 21, item 2, through the command: p = 0.0625 (not 0.0), 5/0/0 under a 5 images header, no NumPy
+    warning, a note; --json writes infinity as "inf" (srbench.evaluation.json_number), not null."""
+    from srbench.cli import main
+    from srbench.protocols import PROTOCOLS
+    from srbench.store import Store
+
+    versions = PROTOCOLS["sr"].output_versions(["psnr_y", "ssim_y"])
+    path = tmp_path / "s.sqlite"
+    with Store(path) as store:
+        for model, psnr in (("perfect", [math.inf] * 5), ("bicubic", [28.4, 26.1, 30.2, 27.7, 25.9])):
+            for i, value in enumerate(psnr):
+                store.put(f"k-{model}", "d5", "sr", 4, f"img{i}", {"psnr_y": value, "ssim_y": 0.9}, versions, None)
+            store.label("t", model, f"k-{model}", "set5", "d5")
+    args = ["compare", "perfect", "bicubic", "--dataset", "set5", "--store", str(path), "--metric", "psnr_y"]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0 and "RuntimeWarning" not in res.output, res.output
+    line = res.stdout.splitlines()[2].split()
+    assert "5 images" in res.stdout.splitlines()[0]
+    assert line[2:6] == ["inf", "27.66", "+inf", "[+inf,"] and line[7:9] == ["5/0/0", "0.0625"]
+    assert "note: PSNR-Y: A's dataset value is infinite" not in res.stdout  # the note names the model
+    assert "note: PSNR-Y: perfect's dataset value is infinite" in res.stdout
+    (row,) = json.loads(CliRunner().invoke(main, [*args, "--json"]).stdout)
+    assert row["value_a"] == row["difference"] == row["low"] == row["high"] == "inf" and row["p_value"] == 0.0625
+    assert row["cond_low_a"] is None  # NaN stays null

@@ -57,3 +57,59 @@ def test_table_without_metrics_is_one_line(tmp_path):
         store.label("t", "m", "k", "set5", "d")
     res = CliRunner().invoke(main, ["table", "--suite", "t", "--store", str(tmp_path / "s.sqlite"), "--metrics", ""])
     assert res.exit_code == 2 and "name at least one metric" in res.output and "Traceback" not in res.output
+
+
+def test_an_empty_table_is_refused_not_malformed():
+    """Issue 21, item 18: no models or no columns rendered '| Model |  |' and a broken separator."""
+    import pytest
+
+    from srbench.errors import BadInputError
+    from srbench.report import TIDY_COLUMNS
+
+    for fmt in ("markdown", "latex", "csv"):
+        with pytest.raises(BadInputError, match="no results to tabulate"):
+            paper_table(pd.DataFrame(columns=TIDY_COLUMNS), ["psnr_y"], fmt)
+
+
+def _skip_bad_store(path):
+    """Five images: 'full' and 'worse' on all five, 'partial' (as if --skip-bad skipped two) on three, and
+    'renamed' on five other image names."""
+    from srbench.protocols import PROTOCOLS
+    from srbench.store import Store
+
+    versions = PROTOCOLS["sr"].output_versions(["psnr_y"])
+    models = {"full": ([30.0] * 5, "img"), "partial": ([29.5] * 3, "img"), "worse": ([28.0] * 5, "img"),
+              "renamed": ([31.0] * 5, "other")}
+    with Store(path) as store:
+        for model, (values, prefix) in models.items():
+            for i, value in enumerate(values):
+                store.put(f"k-{model}", "d5", "sr", 4, f"{prefix}{i}", {"psnr_y": value}, versions, None)
+            store.label("evaluate", model, f"k-{model}", "set5", "d5")
+    return path
+
+
+def test_means_over_other_images_are_marked_and_not_ranked(tmp_path):
+    """Issue 21, item 3: a model evaluated on 3 of 5 images (--skip-bad) was ranked second among 5-image means,
+    unmarked; the same count over other image names is not the same set either."""
+    from click.testing import CliRunner
+
+    from srbench.cli import main
+
+    store = str(_skip_bad_store(tmp_path / "s.sqlite"))
+    args = ["table", "--suite", "evaluate", "--store", store, "--metrics", "psnr_y"]
+    markdown = CliRunner().invoke(main, args)
+    assert markdown.exit_code == 0, markdown.output
+    assert "| full | **30.00** |" in markdown.stdout and "| worse | <u>28.00</u> |" in markdown.stdout
+    assert "| partial | 29.50¶ |" in markdown.stdout and "| renamed | 31.00¶ |" in markdown.stdout
+    assert "¶ A mean over other images than the rest of its column (partial on set5 (3 images), renamed on set5 " \
+           "(5 images)" in markdown.stdout
+    latex = CliRunner().invoke(main, [*args, "--format", "latex"]).stdout
+    assert "partial & 29.50\\P \\\\" in latex and "full & \\textbf{30.00} \\\\" in latex
+    from srbench.report import html_table, tidy_from_store
+    from srbench.store import Store
+
+    with Store.open_existing(store) as s:
+        tidy = tidy_from_store(s.values("evaluate"))
+    page = html_table(tidy, ["psnr_y"], ["full", "partial", "worse", "renamed"])
+    assert "<td>partial</td><td>29.50¶</td>" in page and "<td>full</td><td><b>30.00</b></td>" in page
+    assert "¶ A mean over other images" in page
