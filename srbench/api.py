@@ -34,16 +34,29 @@ CI_RESAMPLES = 2000  # of the summary's ci_low/ci_high (seed 0); srbench.stats f
 
 
 def _as_list(value: str | os.PathLike | Iterable[str | os.PathLike]) -> list[str]:
-    if isinstance(value, (str, os.PathLike)):
+    """A name or path, a list of them, or the CLI's comma form ("set5,set14"; a path with a comma stays whole)."""
+    if isinstance(value, os.PathLike) or (isinstance(value, str) and ("," not in value or os.path.exists(value))):
         return [os.fspath(value)]
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
     return [os.fspath(v) for v in value]
+
+
+def _metric_names(metrics: str | Sequence[str] | None) -> list[str] | None:
+    """Metric names from a list or the CLI's comma form ("psnr_y,ssim_y"); None or no name: the default set.
+    (A str is not iterated: that would name the metrics "p", "s", ...)"""
+    if metrics is None:
+        return None
+    names = [n.strip() for n in metrics.split(",")] if isinstance(metrics, str) else list(metrics)
+    names = [n for n in names if n]
+    return names or None
 
 
 PathLike = str | os.PathLike
 
 
 def evaluate(model: PathLike | Iterable[PathLike], datasets: PathLike | Iterable[PathLike], *,
-             protocol: str = "sr", metrics: Sequence[str] | None = None, scale: int = 4,
+             protocol: str = "sr", metrics: str | Sequence[str] | None = None, scale: int = 4,
              data_root: str | os.PathLike | None = None, weights_dir: str | os.PathLike | None = None,
              store: str | os.PathLike | None = None, suite: str = "evaluate", device: str = "auto",
              workers: int | None = None, skip_unavailable: bool = False) -> Results:
@@ -51,7 +64,9 @@ def evaluate(model: PathLike | Iterable[PathLike], datasets: PathLike | Iterable
     images; or a list of them) on ``datasets`` (names such as ``"set5"`` or ``"skimage"``, or folders) under
     ``protocol`` (``"sr"`` or ``"pirm"``): the numbers ``srbench evaluate`` prints. With a results ``store``
     (a file), values already computed for the same model, data and metric versions are read from it, and the
-    results are labelled under ``suite`` there (as ``srbench evaluate --store`` does).
+    results are labelled under ``suite`` there (as ``srbench evaluate --store`` does). ``metrics``, ``model`` and
+    ``datasets`` take a list or the CLI's comma form (``metrics="psnr_y,ssim_y"``); ``device`` is ``"auto"``,
+    ``"cpu"`` or ``"cuda"``, ``workers`` a positive number of processes (default: the usable cores).
 
     No model or no dataset is a BadInputError; so is a run where every image was skipped as bad input (nothing
     was evaluated). A dataset whose every image was skipped, beside others that were evaluated, is a warning
@@ -67,7 +82,7 @@ def evaluate(model: PathLike | Iterable[PathLike], datasets: PathLike | Iterable
     opened = Store(os.fspath(store)) if store is not None else None
     try:
         for one in models:
-            found += list(run(one, names, scale=scale, protocol=protocol, metrics=metrics,
+            found += list(run(one, names, scale=scale, protocol=protocol, metrics=_metric_names(metrics),
                               data_root=None if data_root is None else os.fspath(data_root),
                               weights_dir=None if weights_dir is None else os.fspath(weights_dir),
                               skip_unavailable=skip_unavailable, device=device, workers=workers, store=opened,
@@ -106,19 +121,44 @@ def results(store: str | os.PathLike | None = None, *, suite: str | None = None)
     return Results.from_store_rows(rows)
 
 
+ValueRange = tuple[float, float]
+
+
 @dataclass(frozen=True)
 class MetricFunction:
     """A registered metric as a function of images: ``f(sr)`` for a no-reference metric, ``f(sr, hr)`` for a
-    full-reference one; uint8 RGB or gray arrays, handed over as ``protocol`` does (its Y plane and border)."""
+    full-reference one, computed as ``protocol`` computes it (its Y plane or RGB image, its border).
+
+    Images are HxW (gray) or HxWx3 (RGB) arrays. uint8 is read as 0..255, as MATLAB's ``imread`` gives a PNG:
+    the one form taken as it is. Any other integer or float array needs ``value_range=(low, high)``, the span
+    of its values (``(0, 1)`` for floats in [0, 1], ``(0, 65535)`` for uint16): it is mapped onto 0..255 and
+    rounded to uint8 as a PNG would store it (the protocol's own quantisation of SR outputs), so a float image
+    gives exactly its uint8 image's value. Refused, with a :class:`~srbench.errors.BadInputError` naming the
+    metric and the problem, never a number: another dtype without ``value_range`` (a float in [0, 1] would
+    otherwise read as almost black), values outside ``value_range``, NaN or infinite pixels, another shape,
+    an image too small for the protocol's border. ``value_range`` applies to the non-uint8 images only (an
+    SR float beside a uint8 HR is fine), at the call or as :func:`metric`'s default::
+
+        >>> psnr = srbench.metric("psnr_y")
+        >>> psnr(sr_uint8, hr_uint8) == psnr(sr_uint8 / 255, hr_uint8 / 255, value_range=(0, 1))
+        True
+        >>> psnr(sr_uint8 / 255, hr_uint8 / 255)   # BadInputError: ... needs value_range=(low, high) ...
+
+    A metric undefined for an image (NIQE below two 96x96 blocks after the border, BRISQUE of a constant
+    image, ...) is NaN, as in evaluations.
+    """
 
     name: str
     protocol: str
     scale: int = 4
+    value_range: ValueRange | None = None
 
-    def __call__(self, sr: np.ndarray, hr: np.ndarray | None = None) -> float:
-        return self.outputs(sr, hr)[self.name]
+    def __call__(self, sr: np.ndarray, hr: np.ndarray | None = None, *,
+                 value_range: ValueRange | None = None) -> float:
+        return self.outputs(sr, hr, value_range=value_range)[self.name]
 
-    def outputs(self, sr: np.ndarray, hr: np.ndarray | None = None) -> dict[str, float]:
+    def outputs(self, sr: np.ndarray, hr: np.ndarray | None = None, *,
+                value_range: ValueRange | None = None) -> dict[str, float]:
         """Every per-image value the metric produces (NIQE's conditioning range, MSE beside RMSE...)."""
         from srbench.protocols import get_protocol
 
@@ -128,18 +168,67 @@ class MetricFunction:
             raise BadInputError(f"{self.name} is a dataset-level metric: it has no value per image")
         if spec.needs_reference and hr is None:
             raise BadInputError(f"{self.name} compares an SR image with its HR image: call it as f(sr, hr)")
+        span = _value_range(self, self.value_range if value_range is None else value_range)
+        sr = _as_image(self, "sr", sr, span)
+        hr = sr if hr is None else _as_image(self, "hr", hr, span)
         names = proto.resolve_metrics([self.name])
-        values = proto.per_image(np.asarray(sr), np.asarray(sr if hr is None else hr), self.scale, names, {})
+        try:
+            values = proto.per_image(sr, hr, self.scale, names, {})
+        except BadInputError as exc:
+            raise BadInputError(f"{self!r}: {exc}") from None
         return {k: v for k, v in values.items() if k in spec.outputs}
 
     def __repr__(self) -> str:
         return f"srbench.metric({self.name!r}, protocol={self.protocol!r})"
 
 
-def metric(name: str, *, protocol: str | None = None, scale: int = 4) -> MetricFunction:
+def _value_range(f: MetricFunction, value_range: object) -> ValueRange | None:
+    if value_range is None:
+        return None
+    try:
+        low, high = (float(v) for v in value_range)  # type: ignore[attr-defined]
+    except (TypeError, ValueError):
+        low = high = math.nan
+    if not (math.isfinite(low) and math.isfinite(high) and low < high):
+        raise BadInputError(f"{f!r}: value_range must be (low, high), two finite numbers with low < high, "
+                            f"got {value_range!r}")
+    return low, high
+
+
+def _as_image(f: MetricFunction, which: str, img: object, value_range: ValueRange | None) -> np.ndarray:
+    """``img`` as the uint8 image MATLAB would read (see :class:`MetricFunction`), or one line saying why not."""
+    arr = np.asarray(img)
+    if arr.dtype.kind not in "uif":
+        raise BadInputError(f"{f!r}: {which} has dtype {arr.dtype}; images are uint8 (0..255), or integer or "
+                            "float arrays with value_range=(low, high)")
+    if not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] == 3)) or 0 in arr.shape:
+        raise BadInputError(f"{f!r}: {which} has shape {arr.shape}; images are HxW (gray) or HxWx3 (RGB), "
+                            "not empty")
+    if arr.dtype == np.uint8:
+        return arr
+    if value_range is None:
+        raise BadInputError(f"{f!r}: {which} is {arr.dtype}, which needs value_range=(low, high), the span of "
+                            "its values (e.g. (0, 1) for floats in [0, 1]); only uint8 is read without one, as "
+                            "0..255")
+    if not np.all(np.isfinite(arr)):
+        bad = "NaN" if np.isnan(arr).any() else "infinite"
+        raise BadInputError(f"{f!r}: {which} has {bad} pixels")
+    low, high = value_range
+    found = (float(arr.min()), float(arr.max()))
+    if found[0] < low or found[1] > high:
+        raise BadInputError(f"{f!r}: {which} has values in [{found[0]:g}, {found[1]:g}], outside value_range "
+                            f"({low:g}, {high:g})")
+    from srbench.matlab import to_uint8
+
+    return to_uint8((arr.astype(np.float64) - low) * (255.0 / (high - low)))
+
+
+def metric(name: str, *, protocol: str | None = None, scale: int = 4,
+           value_range: ValueRange | None = None) -> MetricFunction:
     """Any registered metric by name (``srbench metrics`` lists them), as a function of images computed the way
     ``protocol`` computes it (default: the first protocol the metric belongs to), e.g.
-    ``srbench.metric("niqe")(img)``."""
+    ``srbench.metric("niqe")(img)`` on a uint8 image, or ``srbench.metric("niqe", value_range=(0, 1))(img)`` on
+    floats in [0, 1]: see :class:`MetricFunction` for the images it takes."""
     from srbench.metrics import get_metric
 
     spec = get_metric(name)
@@ -147,7 +236,8 @@ def metric(name: str, *, protocol: str | None = None, scale: int = 4) -> MetricF
     from srbench.protocols import get_protocol
 
     get_protocol(protocol).metric(name)  # a metric outside the protocol fails here, with the known ones
-    return MetricFunction(name, protocol, scale)
+    f = MetricFunction(name, protocol, scale)
+    return MetricFunction(name, protocol, scale, _value_range(f, value_range))
 
 
 class Results:
@@ -277,8 +367,8 @@ class Results:
 
     # -- tables, the plane, comparisons ----------------------------------------------------------------------
 
-    def _metrics(self, metrics: Sequence[str] | None) -> list[str]:
-        return list(metrics) if metrics else list(dict.fromkeys(self._tidy["metric"]))
+    def _metrics(self, metrics: str | Sequence[str] | None) -> list[str]:
+        return _metric_names(metrics) or list(dict.fromkeys(self._tidy["metric"]))
 
     def table(self, metrics: Sequence[str] | None = None, *, fmt: str = "markdown",
               datasets: Sequence[str] | None = None, ci: bool = False,

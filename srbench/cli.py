@@ -657,10 +657,13 @@ def pirm_plane_cmd(suite, dataset, out, store_path, ci, published) -> None:
         rows = store.values(suite)
     tidy = tidy_from_store(rows)
     ensure_writable_dir(Path(out).expanduser().parent)
+    if tidy.empty:
+        raise click.ClickException(f"no results for suite {suite!r} in the store: run srbench ablate first, or "
+                                   "srbench evaluate --protocol pirm --store (suite evaluate)")
     try:
         points, y_metric = plane_points(tidy, dataset)
-    except ValueError as exc:
-        raise click.ClickException(f"{exc} in suite {suite!r}: run srbench ablate first") from None
+    except SrbenchError as exc:
+        raise click.ClickException(f"suite {suite!r}: {exc}") from None
     intervals = None
     if ci:
         from srbench.stats import table_intervals

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import BrokenExecutor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -30,7 +31,7 @@ from srbench import datasets as D
 from srbench import distributed as Dist
 from srbench import provenance as P
 from srbench import workers as W
-from srbench.errors import BadInputError, WeightsUnavailableError
+from srbench.errors import BadInputError, SrbenchError, WeightsUnavailableError
 from srbench.images import atomic_write_text
 from srbench.metrics.niqe import ILL_CONDITIONED_SPREAD
 from srbench.metrics.registry import PerImage
@@ -39,6 +40,7 @@ from srbench.sources import GeneratorSource, SRSource, open_source
 from srbench.store import DATASET_IMAGE, Store
 
 Progress = Callable[[str, int, int], None]
+T = TypeVar("T")
 
 
 @dataclass
@@ -69,6 +71,8 @@ class EvalResult:
         }
         for name in self.metrics:
             row[name] = json_number(self.summary.get(name))
+        for name in [k for k in self.summary if k not in self.metrics]:  # a dataset-level metric's extra outputs
+            row[name] = json_number(self.summary[name])
         row["n_skipped"] = len(self.skipped)
         row["skipped"] = self.skipped
         row["unavailable"] = self.unavailable
@@ -522,8 +526,20 @@ def _image_warnings(rows: list[dict], computable: Sequence[str], proto: Protocol
         undefined = [k for k in computable if isinstance(r.get(k), float) and math.isnan(r[k])]
         if undefined:
             warnings.append(f"{r['image']}: {', '.join(undefined)} undefined (NaN) for this image (NIQE needs two "
-                            f"96x96 blocks after the shave; a flat output has no NIQE or Ma)")
+                            f"96x96 blocks after the shave; a flat output has no NIQE, Ma or BRISQUE)")
     return warnings
+
+
+def _fid_warnings(summary: dict[str, float | None]) -> list[str]:
+    """FID from fewer patches than its feature dimensions: the covariance is rank-deficient (defined, biased)."""
+    from srbench.metrics.fid import FEATURE_LAYER
+
+    n, dims = summary.get("fid_n_patches"), int(FEATURE_LAYER)  # the layer is named by its dimension
+    if n is None or math.isnan(n) or n >= dims:
+        return []
+    return [f"FID from {n:.0f} patches per side (fid_n_patches), fewer than its {dims} feature dimensions: the "
+            "covariance is rank-deficient, so the value is biased; compare FIDs made from the same number of patches "
+            "only"]
 
 
 def _conditioning_words(key: str, row: dict) -> str:
@@ -545,8 +561,9 @@ def _summarise(source: SRSource, dataset: D.Dataset, scale: int, plan: _Plan, ta
     if rows and plan.image_metrics:
         summary.update(plan.proto.aggregate(rows, plan.image_metrics))
     dataset_values = {**plan.dataset_cached, **tally.dataset_values}
-    summary.update({n: dataset_values[n] for n in plan.dataset_metrics if n in dataset_values})
-    warnings = _image_warnings(rows, plan.computable, plan.proto)
+    summary.update({k: dataset_values[k] for n in plan.dataset_metrics for k in plan.proto.metric(n).outputs
+                    if k in dataset_values})
+    warnings = _image_warnings(rows, plan.computable, plan.proto) + _fid_warnings(summary)
     if tally.cropped:
         warnings.append(f"{tally.cropped} HR image(s) cropped to a multiple of {scale} (modcrop) before pairing")
     warnings += tally.read_notes
@@ -617,6 +634,37 @@ def evaluate_dataset(
     return shared
 
 
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def check_options(device: str, workers: int | None) -> None:
+    """``device`` and ``workers`` as :func:`evaluate` takes them, or one line listing the allowed forms."""
+    if device not in DEVICES:
+        raise BadInputError(f"unknown device {device!r}: use {', '.join(DEVICES)}")
+    W.resolve_workers(workers)
+
+
+def on_every_rank(prepare: Callable[[], T]) -> T:
+    """``prepare()`` (opening the model and datasets). Under torchrun every rank runs it, and a rank's failure is
+    raised on every rank, naming it, before any collective work: otherwise the other ranks wait in a collective
+    the failed rank never joins, and rank 0 reports a gloo traceback instead of the reason."""
+    where = Dist.ranks()
+    if not where.active:
+        return prepare()
+    value: T | None = None
+    problem: str | None = None
+    try:
+        value = prepare()
+    except (SrbenchError, OSError) as exc:
+        problem = str(exc)
+    failed = [(rank, p) for rank, p in enumerate(Dist.all_gather(problem, where)) if p is not None]
+    if failed:
+        rank, first = failed[0]
+        also = f" (rank(s) {', '.join(str(r) for r, _ in failed[1:])} failed too)" if len(failed) > 1 else ""
+        raise BadInputError(f"torchrun rank {rank} of {where.world}: {first}{also}")
+    return value  # type: ignore[return-value]  # set: no rank failed, this one included
+
+
 def _same_on_every_rank(what: str, fingerprint: str, where: Dist.Ranks) -> None:
     """Ranks must read the same files: a node with another copy of a dataset (or model) would mix numbers."""
     seen = Dist.all_gather(fingerprint, where)
@@ -654,14 +702,19 @@ def evaluate(
     metrics (default: the usable cores, ``os.sched_getaffinity``); results do not depend on it, bit for bit.
     ``torch_metrics``: see :func:`evaluate_dataset`.
     """
-    source = open_source(model, device=device, tile=tile) if isinstance(model, str) else model
-    if name:
-        source.name = name
-    if isinstance(source, GeneratorSource) and source.runner.scale != scale:
-        raise BadInputError(f"{source.info['source']} is a x{source.runner.scale} model, evaluation asks x{scale} "
-                            "(--scale)")
-    get_protocol(protocol).resolve_metrics(metrics)  # fail on unknown names before any work
-    resolved = [D.resolve(ds, data_root) for ds in datasets]
+    check_options(device, workers)
+
+    def open_inputs() -> tuple[SRSource, list[D.Dataset]]:
+        source = open_source(model, device=device, tile=tile) if isinstance(model, str) else model
+        if name:
+            source.name = name
+        if isinstance(source, GeneratorSource) and source.runner.scale != scale:
+            raise BadInputError(f"{source.info['source']} is a x{source.runner.scale} model, evaluation asks "
+                                f"x{scale} (--scale)")
+        get_protocol(protocol).resolve_metrics(metrics)  # fail on unknown names before any work
+        return source, [D.resolve(ds, data_root) for ds in datasets]
+
+    source, resolved = on_every_rank(open_inputs)
     for ds in resolved:
         result = evaluate_dataset(source, ds, scale=scale, protocol=protocol, metrics=metrics,
                                   weights_dir=weights_dir, skip_unavailable=skip_unavailable,

@@ -16,6 +16,8 @@ from typing import Literal
 
 import numpy as np
 
+from srbench.errors import BadInputError
+
 Border = Literal["symmetric", "replicate"]
 
 # MATLAB rgb2gray: the first row of inv([1 0.956 0.621; 1 -0.272 -0.647; 1 -1.106 1.703]).
@@ -186,13 +188,20 @@ def modcrop(img: np.ndarray, scale: int) -> np.ndarray:
 
 
 def shave(img: np.ndarray, border: int) -> np.ndarray:
-    """Remove ``border`` pixels from every side."""
+    """Remove ``border`` pixels from every side; an image with nothing left is bad input (a BadInputError, so
+    that an evaluation reports it as a skipped image and goes on)."""
     if border <= 0:
         return img
     h, w = img.shape[:2]
     if h <= 2 * border or w <= 2 * border:
-        raise ValueError(f"cannot shave {border} px from every side of a {h}x{w} image")
+        raise too_small_to_shave(h, w, border)
     return img[border:-border, border:-border, ...]
+
+
+def too_small_to_shave(h: int, w: int, border: int) -> ValueError:
+    """The error of an image too small for its protocol's border."""
+    return BadInputError(f"a {h}x{w} image is too small for the protocol: it shaves {border} px from every side "
+                         f"(at least {2 * border + 1}x{2 * border + 1} pixels needed)")
 
 
 def fspecial_gaussian(size: int, sigma: float) -> np.ndarray:

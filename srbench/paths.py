@@ -39,13 +39,23 @@ def data_roots(explicit: str | os.PathLike | None = None) -> list[Path]:
 
 
 def weights_dir(explicit: str | os.PathLike | None = None) -> Path:
-    """Where srbench looks first for downloaded weights (NRQM model, VGG19, LPIPS backbones)."""
+    """Where srbench looks first for downloaded weights (NRQM model, VGG19, LPIPS backbones); a file named
+    there is refused, naming the setting that named it."""
     if explicit is not None:
-        return Path(explicit).expanduser()
+        return _folder(Path(explicit).expanduser(), "the weights folder")
     env = os.environ.get(WEIGHTS_ENV)
     if env:
-        return Path(env).expanduser()
+        return _folder(Path(env).expanduser(), WEIGHTS_ENV)
     return _user_cache() / "srbench" / "weights"
+
+
+def _folder(path: Path, setting: str) -> Path:
+    # Otherwise the first mkdir or lookup below it fails with the OS's bare "File exists" / "Not a directory".
+    if path.exists() and not path.is_dir():
+        from srbench.errors import BadInputError
+
+        raise BadInputError(f"{setting} must be a folder, but {path} is a file")
+    return path
 
 
 def cache_dir(explicit: str | os.PathLike | None = None) -> Path:

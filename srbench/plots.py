@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from srbench.errors import BadInputError
 from srbench.protocols import PIRM_REGIONS
 
 _ALPHA = re.compile(r"-interp-alpha([0-9.eE+-]+)$")  # srbench.checkpoints.alpha_label: repr of a float
@@ -24,16 +25,32 @@ def _alpha_of(model: str) -> float | None:
 
 
 def plane_points(tidy: pd.DataFrame, dataset: str) -> tuple[pd.DataFrame, str]:
-    """(model, rmse, y) for one dataset, and which quantity y is: ``pi``, or ``niqe`` when PI is missing."""
+    """(model, rmse, y) for one dataset, and which quantity y is: ``pi``, or ``niqe`` when PI is missing.
+    Without a point to draw, a BadInputError says why (no pirm results for the dataset, and what there is; or
+    every value undefined)."""
     sub = tidy[(tidy["dataset"] == dataset) & (tidy["protocol"] == "pirm")]
-    wide = sub.pivot_table(index="model", columns="metric", values="value", aggfunc="first")
+    if sub.empty:
+        raise BadInputError(_no_pirm_results(tidy, dataset))
+    wide = sub.pivot_table(index="model", columns="metric", values="value", aggfunc="first", dropna=False)
     if "rmse" not in wide:
-        raise ValueError(f"no pirm-protocol RMSE for dataset {dataset!r}")
+        raise BadInputError(f"no pirm-protocol RMSE for dataset {dataset!r}")
     y_metric = "pi" if "pi" in wide and wide["pi"].notna().any() else "niqe"
     if y_metric not in wide:
-        raise ValueError(f"neither PI nor NIQE for dataset {dataset!r}")
+        raise BadInputError(f"neither PI nor NIQE for dataset {dataset!r}")
     points = wide[["rmse", y_metric]].dropna().rename(columns={y_metric: "y"}).reset_index()
+    if points.empty:
+        raise BadInputError(f"no model has both an RMSE and a {y_metric.upper()} on {dataset!r}: every value "
+                            f"is undefined (NaN: NIQE needs two 96x96 blocks after the shave, a flat image has "
+                            "none), so there is no point to draw")
     return points, y_metric
+
+
+def _no_pirm_results(tidy: pd.DataFrame, dataset: str) -> str:
+    if tidy.empty:
+        return "no results"
+    held = sorted({f"{d} ({p})" for d, p in zip(tidy["dataset"], tidy["protocol"], strict=True)})
+    return (f"no pirm-protocol results for dataset {dataset!r} (there are: {', '.join(held)}); the plane needs "
+            f"srbench evaluate --protocol pirm --dataset {dataset} --store, or srbench ablate")
 
 
 def region_winners(points: pd.DataFrame) -> dict[str, str]:

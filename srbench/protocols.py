@@ -92,6 +92,8 @@ class Protocol:
         try:
             metric = M.get_metric(name)
         except BadInputError:
+            if name.startswith("pyiqa:"):
+                raise  # pyiqa's own reason (no such metric, not installed) is the one to give
             metric = None
         if metric is None or not metric.in_protocol(self.name):
             known = ", ".join(m.name for m in self.metrics)

@@ -48,6 +48,7 @@ naming the image.
 from __future__ import annotations
 
 import multiprocessing.context
+import numbers
 import os
 import signal
 import sys
@@ -56,7 +57,7 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import TYPE_CHECKING
 
-from srbench.errors import SrbenchError
+from srbench.errors import BadInputError, SrbenchError
 
 if TYPE_CHECKING:
     from srbench.metrics.registry import Metric
@@ -85,10 +86,14 @@ def usable_cores() -> int:
 
 def resolve_workers(workers: int | None) -> int:
     """``None`` -> the usable cores, shared among the processes ``torchrun`` started on this machine
-    (``LOCAL_WORLD_SIZE``); otherwise at least 1."""
+    (``LOCAL_WORLD_SIZE``); otherwise ``workers``, a positive whole number (0 or less is refused, not rounded
+    up: it says nothing about what was meant)."""
     if workers is None:
         return max(1, usable_cores() // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
-    return max(1, int(workers))
+    if isinstance(workers, bool) or not isinstance(workers, numbers.Integral) or workers < 1:
+        raise BadInputError(f"workers must be a positive whole number of processes, or None for the usable "
+                            f"cores; got {workers!r}")
+    return int(workers)
 
 
 # ------------------------------------------------------------------------------------------ which metrics go

@@ -68,7 +68,10 @@ def _same(a, b, *, columns=True):
 
 def test_default_is_the_usable_cores():
     assert W.resolve_workers(None) == len(os.sched_getaffinity(0)) == W.usable_cores()
-    assert W.resolve_workers(0) == 1 and W.resolve_workers(3) == 3
+    assert W.resolve_workers(3) == 3
+    for meaningless in (0, -1, 1.5, True):  # refused, not rounded up to one worker (issue 21)
+        with pytest.raises(BadInputError, match="positive whole number"):
+            W.resolve_workers(meaningless)
 
 
 def test_sr_protocol_is_bitwise_equal_and_in_dataset_order(tiny):

@@ -33,6 +33,10 @@ I04) and misses the others by up to 12% (I19: 72.2617 vs 64.0302; 30% of its pix
 deterministically (same code path, float64, CPU) and :func:`brisque_conditioning` tells how far the score
 moves when those signs are resolved differently.
 
+A constant plane (after ``rgb2gray``) has no natural-scene statistics: its MSCN map is ``0 / (0 + 1)`` up to
+rounding residues, and the release's score is then whatever those residues and the SVR make of it (114.72 at
+gray level 1, 107.72 at 128, NaN at 0 and 255). BRISQUE is undefined there, as NIQE is: NaN at every level.
+
 pyiqa's ``brisque`` (version "original") computes the same features but in float32 by default, on the
 BT.601 Y channel instead of rgb2gray, without the text round-trips, and with a ``|.|`` instead of a squared
 difference in the AGGD look-up (same minimiser except on exact ties).
@@ -58,7 +62,7 @@ from srbench.metrics.niqe import ILL_CONDITIONED_SPREAD
 from srbench.metrics.nss import shape_grid
 from srbench.paths import require_weight
 
-BRISQUE_VERSION = "live-1"
+BRISQUE_VERSION = "live-2"  # live-2: a constant plane is NaN (undefined), whatever its gray level
 MODEL_FILE = "allmodel"
 RANGE_FILE = "allrange"
 # The LIVE release's files, byte for byte (CRLF line ends): a file of the same name with other contents is
@@ -327,9 +331,18 @@ def brisque_from_features(feats: np.ndarray, model: SvrModel, ranges: FeatureRan
     return float(format(model.predict(scaled), "g"))  # svm-predict prints "%g\n"; MATLAB loads that
 
 
+def is_constant(plane: np.ndarray) -> bool:
+    """A plane of one gray level: BRISQUE is undefined there (NaN; see the module docstring)."""
+    return bool(plane.min() == plane.max())
+
+
 def brisque(plane: np.ndarray, *, weights_dir: str | None = None) -> float:
-    """BRISQUE of a plane (HxW, 0..255, as MATLAB gets it) or RGB image (rgb2gray first); lower is better."""
+    """BRISQUE of a plane (HxW, 0..255, as MATLAB gets it) or RGB image (rgb2gray first); lower is better.
+    NaN for a constant plane."""
     model, ranges = _load_model(brisque_model_path(weights_dir))
+    plane = prepare_plane(plane)
+    if is_constant(plane):
+        return math.nan
     return brisque_from_features(brisque_features(plane), model, ranges)
 
 
@@ -360,6 +373,8 @@ def brisque_conditioning(plane: np.ndarray, *, weights_dir: str | None = None) -
     """
     model, ranges = _load_model(brisque_model_path(weights_dir))
     plane = prepare_plane(plane)
+    if is_constant(plane):
+        return BrisqueConditioning(math.nan, 1.0, math.nan, math.nan)
     value = brisque_from_features(brisque_features(plane), model, ranges)
     flat_fraction = float(flat_mask(plane).mean())
     if flat_fraction == 0.0:

@@ -139,7 +139,7 @@ BUILTIN: tuple[Metric, ...] = (
     Metric("lpips", "LPIPS", 4, False, True, "lpips-0.1-alex-1", "LPIPS v0.1, AlexNet, on RGB", _lpips,
            plane="rgb", protocols=("sr", "pirm"), weights="alexnet-owt-7be5be79.pth", find_weights=_alexnet_path,
            tolerance=1e-4, torch_compute=_lpips_torch),
-    Metric("brisque", "BRISQUE", 3, False, False, "live-1",
+    Metric("brisque", "BRISQUE", 3, False, False, "live-2",
            "BRISQUE as the LIVE MATLAB release (rgb2gray, MSCN 7x7, LIVE allmodel/allrange SVR)", _brisque,
            plane="rgb", protocols=("sr", "pirm"), extra_outputs=("brisque_spread",), tolerance=2e-3),
     SPECTRUM,  # opt-in (not in a protocol's default_metrics, not drift-checked), as are the two below

@@ -122,7 +122,9 @@ def shave(x: torch.Tensor, border: int) -> torch.Tensor:
         return x
     h, w = x.shape[-2:]
     if h <= 2 * border or w <= 2 * border:
-        raise ValueError(f"cannot shave {border} px from every side of a {h}x{w} image")
+        from srbench.matlab import too_small_to_shave
+
+        raise too_small_to_shave(int(h), int(w), border)
     return x[..., border:-border, border:-border]
 
 
