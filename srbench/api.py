@@ -105,6 +105,9 @@ class MetricFunction:
         if spec.needs_reference and hr is None:
             raise BadInputError(f"{self.name} compares an SR image with its HR image: call it as f(sr, hr)")
         names = proto.resolve_metrics([self.name])
+        from srbench.weights import check_metrics
+
+        check_metrics(proto, names, None)  # the pinned weights files, or the user's opt-in
         values = proto.per_image(np.asarray(sr), np.asarray(sr if hr is None else hr), self.scale, names, {})
         return {k: v for k, v in values.items() if k in spec.outputs}
 

@@ -98,13 +98,22 @@ def _checked(path: str, size: int, mtime_ns: int) -> None:
     read_weights(path)  # a CheckpointError (pickled code, not a checkpoint, truncated) before pyiqa loads it
 
 
-def _finder(pyiqa_name: str):
-    def find(weights_dir: str | None) -> Path:
+def _files(pyiqa_name: str):
+    def files(weights_dir: str | None) -> list[Path]:
         found = weight_paths(pyiqa_name, weights_dir)
         for path in found:
             stat = path.stat()
             _checked(str(path), stat.st_size, stat.st_mtime_ns)
-        return found[0]
+        return found
+
+    return files
+
+
+def _finder(pyiqa_name: str):
+    files = _files(pyiqa_name)
+
+    def find(weights_dir: str | None) -> Path:
+        return files(weights_dir)[0]
 
     return find
 
@@ -132,7 +141,7 @@ def _descriptor(name: str, pyiqa_name: str, label: str, description: str) -> Met
     files = FILES[pyiqa_name]
     return Metric(name, label, 4, False, True, f"pyiqa-{_pyiqa_version()}", description, _compute(pyiqa_name),
                   plane="rgb", protocols=("sr", "pirm"), weights=" + ".join(f.filename for f in files),
-                  find_weights=_finder(pyiqa_name), tolerance=1e-4)
+                  find_weights=_finder(pyiqa_name), weight_files=_files(pyiqa_name), tolerance=1e-4)
 
 
 LPIPS_VGG = _descriptor("lpips_vgg", "lpips-vgg", "LPIPS-VGG",
