@@ -46,27 +46,32 @@ def evaluate(model: PathLike | Iterable[PathLike], datasets: PathLike | Iterable
              protocol: str = "sr", metrics: Sequence[str] | None = None, scale: int = 4,
              data_root: str | os.PathLike | None = None, weights_dir: str | os.PathLike | None = None,
              store: str | os.PathLike | None = None, suite: str = "evaluate", device: str = "auto",
-             workers: int | None = None, skip_unavailable: bool = False) -> Results:
+             workers: int | None = None, skip_unavailable: bool = False,
+             allow_unpinned_weights: bool = False) -> Results:
     """Evaluate ``model`` (``"bicubic"``, a checkpoint file, a variant or published checkpoint name, a folder of SR
     images; or a list of them) on ``datasets`` (names such as ``"set5"`` or ``"skimage"``, or folders) under
     ``protocol`` (``"sr"`` or ``"pirm"``): the numbers ``srbench evaluate`` prints. With a results ``store``
     (a file), values already computed for the same model, data and metric versions are read from it, and the
-    results are labelled under ``suite`` there (as ``srbench evaluate --store`` does)."""
+    results are labelled under ``suite`` there (as ``srbench evaluate --store`` does). Weights files of metrics
+    must be the pinned ones unless ``allow_unpinned_weights`` (as ``SRBENCH_ALLOW_UNPINNED_WEIGHTS=1``);
+    see :mod:`srbench.weights`."""
     from srbench.evaluation import evaluate as run
     from srbench.store import Store
+    from srbench.weights import allowing
 
     found: list[EvalResult] = []
     opened = Store(os.fspath(store)) if store is not None else None
-    try:
-        for one in _as_list(model):
-            found += list(run(one, _as_list(datasets), scale=scale, protocol=protocol, metrics=metrics,
-                              data_root=None if data_root is None else os.fspath(data_root),
-                              weights_dir=None if weights_dir is None else os.fspath(weights_dir),
-                              skip_unavailable=skip_unavailable, device=device, workers=workers, store=opened,
-                              suite=suite if opened is not None else None))
-    finally:
-        if opened is not None:
-            opened.close()
+    with allowing(allow_unpinned_weights):
+        try:
+            for one in _as_list(model):
+                found += list(run(one, _as_list(datasets), scale=scale, protocol=protocol, metrics=metrics,
+                                  data_root=None if data_root is None else os.fspath(data_root),
+                                  weights_dir=None if weights_dir is None else os.fspath(weights_dir),
+                                  skip_unavailable=skip_unavailable, device=device, workers=workers, store=opened,
+                                  suite=suite if opened is not None else None))
+        finally:
+            if opened is not None:
+                opened.close()
     return Results.from_evaluations(found)
 
 

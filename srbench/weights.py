@@ -7,8 +7,9 @@ file is hashed (sha256, once per process and file: cached by path, size, mtime a
 - checked against its pin, the one table of them being :data:`srbench.fetch.DOWNLOADS`: the whole sha256, the
   prefix a file name carries (torchvision's ``alexnet-owt-7be5be79.pth``), or, for files no project publishes a
   hash of, the sha256 recorded at its first ``srbench fetch`` (``fetched.json`` beside it). Another file is
-  refused in one line naming it, the pin and the fix, unless the user opts in with the environment variable
-  :data:`ALLOW_ENV` (``SRBENCH_ALLOW_UNPINNED_WEIGHTS=1``), the one switch for every command and the Python API;
+  refused in one line naming it, the pin and the fix, unless the user opts in: the environment variable
+  :data:`ALLOW_ENV` (``SRBENCH_ALLOW_UNPINNED_WEIGHTS=1``) is the one switch, which ``--allow-unpinned-weights``
+  (evaluate, check, ablate) and the API's ``allow_unpinned_weights=True`` set for their run;
 - hashed into the metric's stored version (``lpips-0.1-alex-1@<sha256>``), so a replaced file is recomputed,
   never answered from the store, and recorded in the evaluation's provenance (pinned or not).
 
@@ -18,10 +19,11 @@ download) cannot be checked; its sha256 still keys and records the values.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -61,6 +63,24 @@ class WeightsFile:
 def allowed() -> bool:
     """Whether the user opted in to weights that are not the pinned ones."""
     return os.environ.get(ALLOW_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+@contextlib.contextmanager
+def allowing(allow: bool = True) -> Iterator[None]:
+    """The opt-in for the block (``--allow-unpinned-weights``, the API's ``allow_unpinned_weights``): the same
+    environment variable, set while it runs and restored after, so there is one switch however it is given."""
+    if not allow:
+        yield
+        return
+    before = os.environ.get(ALLOW_ENV)
+    os.environ[ALLOW_ENV] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(ALLOW_ENV, None)
+        else:
+            os.environ[ALLOW_ENV] = before
 
 
 def stamp(path: str | os.PathLike) -> tuple[int, int, int]:

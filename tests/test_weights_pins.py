@@ -101,8 +101,9 @@ def test_a_file_that_is_not_the_recorded_pin_is_refused_in_one_line_naming_file_
     sha_b = _install(models, "B", weights)
     _pin_recorded(weights, sha_a)
     store = tmp_path / "s.sqlite"
-    res = CliRunner().invoke(main, ["evaluate", "--model", "bicubic", "--dataset", str(tiny), "--protocol", "pirm", "--metrics", "ma",
-                                    "--weights-dir", str(weights), "--store", str(store), "--workers", "1"])
+    res = CliRunner().invoke(main, ["evaluate", "--model", "bicubic", "--dataset", str(tiny), "--protocol", "pirm",
+                                    "--metrics", "ma", "--weights-dir", str(weights), "--store", str(store),
+                                    "--workers", "1"])
     assert res.exit_code == 1 and "Traceback" not in res.output, res.output
     errors = [line for line in res.stderr.splitlines() if line.strip()]
     assert len(errors) == 1 and errors[0].startswith("error: "), res.stderr
@@ -289,3 +290,42 @@ def test_an_alexnet_that_is_not_torchvisions_is_refused_then_opt_in_keys_the_sto
     assert second.provenance["weights"]["lpips"][0]["sha256"] == sha_2
     assert second.provenance["cached_images"] == 0
     assert second.summary["lpips"] == fresh.summary["lpips"] != first.summary["lpips"]
+
+
+def test_the_issue_case_real_lpips_with_another_alexnet_state_dict(tiny, weights, tmp_path, monkeypatch):
+    """LPIPS itself (the lpips package, where installed) with valid AlexNet state dicts that are not
+    torchvision's: refused; with the opt-in, each file gives its own stored value."""
+    pytest.importorskip("lpips")
+    sha_1 = _save_alexnet(weights, 1)
+    with pytest.raises(SrbenchError, match=f"sha256 {sha_1} is not the pinned 7be5be79"):
+        _lpips(tiny, weights)
+    monkeypatch.setenv(ALLOW, "1")
+    with Store(tmp_path / "s.sqlite") as s:
+        first = _lpips(tiny, weights, store=s)
+        _save_alexnet(weights, 2)
+        second = _lpips(tiny, weights, store=s)
+    fresh = _lpips(tiny, weights)
+    assert second.provenance["cached_images"] == 0
+    assert second.summary["lpips"] == fresh.summary["lpips"] != first.summary["lpips"]
+
+
+def test_the_cli_flag_and_the_api_parameter_are_the_same_opt_in_for_their_run_only(tiny, models, weights):
+    import os
+
+    _pin_recorded(weights, _sha(models / "A.mat"))
+    sha_b = _install(models, "B", weights)
+    args = ["evaluate", "--model", "bicubic", "--dataset", str(tiny), "--protocol", "pirm", "--metrics", "ma",
+            "--weights-dir", str(weights), "--workers", "1", "--json"]
+    refused = CliRunner().invoke(main, args)
+    assert refused.exit_code == 1 and "srbench fetch weights nrqm" in refused.stderr
+    allowed = CliRunner().invoke(main, [*args, "--allow-unpinned-weights"])
+    assert allowed.exit_code == 0, allowed.output
+    (row,) = json.loads(allowed.stdout)
+    assert row["provenance"]["weights"]["ma"][0]["sha256"] == sha_b and math.isfinite(row["ma"])
+    assert ALLOW not in os.environ  # the flag held for that command only
+    res = srbench.evaluate("bicubic", str(tiny), protocol="pirm", metrics=["ma"], weights_dir=weights, workers=1,
+                           allow_unpinned_weights=True)
+    assert res.summary.set_index("metric").loc["ma", "value"] == pytest.approx(row["ma"], abs=1e-12)
+    assert ALLOW not in os.environ
+    with pytest.raises(SrbenchError, match="srbench fetch weights nrqm"):
+        srbench.evaluate("bicubic", str(tiny), protocol="pirm", metrics=["ma"], weights_dir=weights, workers=1)

@@ -98,9 +98,16 @@ def _checked(path: str, size: int, mtime_ns: int) -> None:
     read_weights(path)  # a CheckpointError (pickled code, not a checkpoint, truncated) before pyiqa loads it
 
 
+def _read(f: WeightFile, found: Path) -> Path:
+    """The copy pyiqa or torchvision actually loads: the one already in its own folder, else ``found`` (which
+    srbench copies there when asked for it)."""
+    theirs = _reader_dir(f.reader) / f.filename
+    return theirs if theirs.is_file() else found
+
+
 def _files(pyiqa_name: str):
     def files(weights_dir: str | None) -> list[Path]:
-        found = weight_paths(pyiqa_name, weights_dir)
+        found = [_read(f, p) for f, p in zip(FILES[pyiqa_name], weight_paths(pyiqa_name, weights_dir), strict=True)]
         for path in found:
             stat = path.stat()
             _checked(str(path), stat.st_size, stat.st_mtime_ns)
@@ -119,13 +126,17 @@ def _finder(pyiqa_name: str):
 
 
 def _compute(pyiqa_name: str):
-    find = _finder(pyiqa_name)
+    files = _files(pyiqa_name)
+
+    def stamp(weights_dir: str | None) -> tuple:
+        from srbench.weights import stamp
+
+        return tuple(stamp(p) for p in files(weights_dir))
 
     def compute(x: PerImage) -> float:
         from srbench.metrics import pyiqa_adapter
 
-        find(x.weights_dir)
-        return pyiqa_adapter._compute(pyiqa_name, True)(x)
+        return pyiqa_adapter._compute(pyiqa_name, True, stamp)(x)
 
     return compute
 

@@ -320,7 +320,7 @@ def ssim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 # -- LPIPS ----------------------------------------------------------------------------------------------------
 _MODELS_LOCK = threading.Lock()
-_DEVICE_MODELS: dict[tuple[str, str], Any] = {}
+_DEVICE_MODELS: dict[tuple[str, tuple[int, ...], str], Any] = {}
 
 
 def lpips_input(images: torch.Tensor) -> torch.Tensor:
