@@ -233,10 +233,13 @@ def visual_comparison(sources: dict, dataset: str, data_root: str | None, *, n_i
     """Centre crops of the first ``n_images`` of ``dataset`` for HR and every opened source in ``sources``."""
     from srbench.datasets import resolve
     from srbench.metrics.nrqm import nrqm_model_path
+    from srbench.weights import UnpinnedWeightsError, check_file
 
     try:
-        nrqm_model_path(weights_dir)
+        check_file(nrqm_model_path(weights_dir))  # the crops' PI is made with the file the evaluation accepts
         nr_label, use_pi = "PI", True
+    except UnpinnedWeightsError:
+        nr_label, use_pi = "NIQE (PI unavailable: NRQM_model.mat is not the pinned file; see srbench evaluate)", False
     except SrbenchError:
         nr_label, use_pi = "NIQE (PI unavailable: no Ma weights; srbench fetch weights nrqm)", False
     try:

@@ -59,20 +59,24 @@ def evaluate(model: PathLike | Iterable[PathLike], datasets: PathLike | Iterable
              protocol: str = "sr", metrics: str | Sequence[str] | None = None, scale: int = 4,
              data_root: str | os.PathLike | None = None, weights_dir: str | os.PathLike | None = None,
              store: str | os.PathLike | None = None, suite: str = "evaluate", device: str = "auto",
-             workers: int | None = None, skip_unavailable: bool = False) -> Results:
+             workers: int | None = None, skip_unavailable: bool = False,
+             allow_unpinned_weights: bool = False) -> Results:
     """Evaluate ``model`` (``"bicubic"``, a checkpoint file, a variant or published checkpoint name, a folder of SR
     images; or a list of them) on ``datasets`` (names such as ``"set5"`` or ``"skimage"``, or folders) under
     ``protocol`` (``"sr"`` or ``"pirm"``): the numbers ``srbench evaluate`` prints. With a results ``store``
     (a file), values already computed for the same model, data and metric versions are read from it, and the
     results are labelled under ``suite`` there (as ``srbench evaluate --store`` does). ``metrics``, ``model`` and
     ``datasets`` take a list or the CLI's comma form (``metrics="psnr_y,ssim_y"``); ``device`` is ``"auto"``,
-    ``"cpu"`` or ``"cuda"``, ``workers`` a positive number of processes (default: the usable cores).
+    ``"cpu"`` or ``"cuda"``, ``workers`` a positive number of processes (default: the usable cores). Weights
+    files of metrics must be the pinned ones unless ``allow_unpinned_weights`` (as
+    ``SRBENCH_ALLOW_UNPINNED_WEIGHTS=1``); see :mod:`srbench.weights`.
 
     No model or no dataset is a BadInputError; so is a run where every image was skipped as bad input (nothing
     was evaluated). A dataset whose every image was skipped, beside others that were evaluated, is a warning
     (``warnings.warn`` and ``Results.warnings``)."""
     from srbench.evaluation import evaluate as run
     from srbench.store import Store
+    from srbench.weights import allowing
 
     models, names = _as_list(model), _as_list(datasets)
     if not models or not names:
@@ -80,16 +84,17 @@ def evaluate(model: PathLike | Iterable[PathLike], datasets: PathLike | Iterable
                             "or a list of them)")
     found: list[EvalResult] = []
     opened = Store(os.fspath(store)) if store is not None else None
-    try:
-        for one in models:
-            found += list(run(one, names, scale=scale, protocol=protocol, metrics=_metric_names(metrics),
-                              data_root=None if data_root is None else os.fspath(data_root),
-                              weights_dir=None if weights_dir is None else os.fspath(weights_dir),
-                              skip_unavailable=skip_unavailable, device=device, workers=workers, store=opened,
-                              suite=suite if opened is not None else None))
-    finally:
-        if opened is not None:
-            opened.close()
+    with allowing(allow_unpinned_weights):
+        try:
+            for one in models:
+                found += list(run(one, names, scale=scale, protocol=protocol, metrics=_metric_names(metrics),
+                                  data_root=None if data_root is None else os.fspath(data_root),
+                                  weights_dir=None if weights_dir is None else os.fspath(weights_dir),
+                                  skip_unavailable=skip_unavailable, device=device, workers=workers, store=opened,
+                                  suite=suite if opened is not None else None))
+        finally:
+            if opened is not None:
+                opened.close()
     _refuse_nothing_evaluated(found)
     return Results.from_evaluations(found)
 
@@ -172,6 +177,9 @@ class MetricFunction:
         sr = _as_image(self, "sr", sr, span)
         hr = sr if hr is None else _as_image(self, "hr", hr, span)
         names = proto.resolve_metrics([self.name])
+        from srbench.weights import check_metrics
+
+        check_metrics(proto, names, None)  # the pinned weights files, or the user's opt-in
         try:
             values = proto.per_image(sr, hr, self.scale, names, {})
         except BadInputError as exc:

@@ -69,6 +69,19 @@ def _format_table(rows: list[dict], metric_names: list[str]) -> str:
     return frame.to_string(index=False)
 
 
+def _allow_unpinned(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        from srbench.weights import allowing
+
+        ctx.with_resource(allowing())  # for this command only, restored when it ends
+
+
+allow_unpinned_weights = click.option(
+    "--allow-unpinned-weights", is_flag=True, expose_value=False, callback=_allow_unpinned,
+    help="Use weights files whose sha256 is not the pinned one (as SRBENCH_ALLOW_UNPINNED_WEIGHTS=1 does); each "
+         "file's sha256 is recorded with the values. Without it such a file is an error.")
+
+
 @main.command()
 @click.option("--model", required=True,
               help="'bicubic', a generator checkpoint, variant or published checkpoint name (srbench models "
@@ -101,6 +114,7 @@ def _format_table(rows: list[dict], metric_names: list[str]) -> str:
               help="Largest image (width x height) read; larger ones are skipped as bad input.")
 @click.option("--workers", type=click.IntRange(min=1),
               help="Processes computing the metrics (default: the usable CPU cores). Results do not depend on it.")
+@allow_unpinned_weights
 @click.option("--torch-metrics/--host-metrics", default=None,
               help="PSNR, SSIM, RMSE and LPIPS on the generator's device, where its SR image is (default: when it "
                    "runs on a GPU), or on the host (the reference).")
@@ -450,6 +464,7 @@ def suites_list() -> None:
               help="Trainings side by side, each on its share of the cores (default: 2 on a CPU with 2 or more "
                    "cores, 1 on a GPU).")
 @click.option("--workers", type=click.IntRange(min=1), help="Metric workers of each evaluation (as evaluate's).")
+@allow_unpinned_weights
 def ablate(suite_name, preset, datasets, checkpoints, store_path, out, data_root, weights_dir, device,
            training_cache, jobs, workers) -> None:
     """Train or load every variant of a suite, evaluate under both protocols, write the report."""
@@ -792,6 +807,7 @@ def _format_comparisons(results: list) -> str:
 @click.option("--markdown", "markdown_path", type=click.Path(dir_okay=False),
               help="Write a Markdown summary (for a pull-request comment).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON instead of text.")
+@allow_unpinned_weights
 def check(spec_path, baseline, tolerances, update, data_root, store_path, junit_path, markdown_path,
           as_json) -> None:
     """Recompute metric values and compare them with a baseline (metric drift). Exit status: 0 no drift, 1 a

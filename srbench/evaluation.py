@@ -30,6 +30,7 @@ import numpy as np
 from srbench import datasets as D
 from srbench import distributed as Dist
 from srbench import provenance as P
+from srbench import weights as Wt
 from srbench import workers as W
 from srbench.errors import BadInputError, SrbenchError, WeightsUnavailableError
 from srbench.images import atomic_write_text
@@ -105,11 +106,8 @@ def check_weights(
     """
     missing: dict[str, str] = {}
     for name in names:
-        finder = protocol.metric(name).find_weights
-        if finder is None:
-            continue
         try:
-            finder(weights_dir)
+            protocol.metric(name).weight_paths(weights_dir)
         except WeightsUnavailableError as exc:
             if raise_missing:
                 raise
@@ -122,16 +120,18 @@ def check_weights(
 
 @dataclass
 class _Plan:
-    """What one evaluation computes: the metrics, those whose weights are missing, the stored values reused."""
+    """What one evaluation computes: the metrics, those whose weights are missing, the weights files of the others,
+    the stored values reused."""
 
     proto: Protocol
     names: list[str]
     missing: dict[str, str]
     computable: list[str]
-    versions: dict[str, str]
+    versions: dict[str, str]  # stored versions: implementation, and the sha256 of the weights files read
     dataset_key: str
     cached: dict[str, dict]  # image -> stored per-image values
     dataset_cached: dict[str, float] = field(default_factory=dict)  # stored dataset-level outputs
+    weights: dict[str, list[Wt.WeightsFile]] = field(default_factory=dict)  # metric -> its checked weights files
 
     def _level(self, dataset: bool) -> list[str]:
         return [n for n in self.computable if self.proto.metric(n).is_dataset_level == dataset]
@@ -163,11 +163,12 @@ def _plan(source: SRSource, dataset: D.Dataset, scale: int, protocol: str, metri
     names = proto.resolve_metrics(metrics)
     missing = check_weights(proto, names, weights_dir, raise_missing=not skip_unavailable)
     computable = [n for n in names if n not in missing]
-    versions = proto.output_versions(computable)
+    weights = Wt.check_metrics(proto, computable, weights_dir)  # before any work: another file is refused here
+    versions = proto.output_versions(computable, Wt.tags(weights))
     dataset_key = dataset.fingerprint()
     cached = store.cached(source.key, dataset_key, proto.name, scale, versions) if store else {}
     dataset_cached = cached.pop(DATASET_IMAGE, {})
-    return _Plan(proto, names, missing, computable, versions, dataset_key, cached, dataset_cached)
+    return _Plan(proto, names, missing, computable, versions, dataset_key, cached, dataset_cached, weights)
 
 
 @dataclass
@@ -487,8 +488,10 @@ class _ImageLoop:
 
     def _start_run(self) -> None:
         if self.store is not None and self.run_id is None:
-            self.run_id = self.store.start_run(**P.run_fields(self.source, self.dataset, self.plan.dataset_key,
-                                                              self.plan.proto.name, self.scale, self.suite))
+            fields = P.run_fields(self.source, self.dataset, self.plan.dataset_key, self.plan.proto.name, self.scale,
+                                  self.suite)
+            fields["config"]["weights"] = Wt.provenance(self.plan.weights)
+            self.run_id = self.store.start_run(**fields)
 
     @staticmethod
     def _crashed(item: D.Item) -> W.WorkerCrashedError:
@@ -584,6 +587,7 @@ def _summarise(source: SRSource, dataset: D.Dataset, scale: int, plan: _Plan, ta
         "model": source.describe(),
         "model_key": source.key,
         "metric_versions": plan.proto.versions(plan.names),
+        "weights": Wt.provenance(plan.weights),  # metric -> file, sha256, pin, pinned (keyed into stored values)
         "protocol_description": plan.proto.description,
         "versions": dict(P.versions()),
         "cached_images": tally.from_cache,

@@ -73,6 +73,16 @@ DOWNLOADS: dict[str, Download] = {d.name: d for d in (
     Download("alexnet", "weights", "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
              "alexnet-owt-7be5be79.pth", "torchvision, torchvision/models/alexnet.py (AlexNet_Weights.IMAGENET1K_V1)",
              sha256="7be5be79", description="AlexNet ImageNet weights, LPIPS's backbone"),
+    Download("vgg16", "weights", "https://download.pytorch.org/models/vgg16-397923af.pth", "vgg16-397923af.pth",
+             "torchvision, torchvision/models/vgg.py (VGG16_Weights.IMAGENET1K_V1)", sha256="397923af",
+             description="VGG16 ImageNet weights, the backbone of lpips_vgg and dists"),
+    # torch-fidelity publishes no hash of it (the digits in its name are not stated to be one): the sha256 of the
+    # first download is recorded, and FID checks the file against that.
+    Download("inception", "weights",
+             "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/weights-inception-2015-12-05-6726825d.pth",
+             "weights-inception-2015-12-05-6726825d.pth",
+             "torch-fidelity (toshas/torch-fidelity), torch_fidelity/feature_extractor_inceptionv3.py URL_INCEPTION_V3",
+             description="InceptionV3 (TensorFlow's 2015-12-05 graph, ported by torch-fidelity), FID's features"),
     # Generators. The hash prefixes in BasicSR's and OpenMMLab's file names are sha256 prefixes (their
     # publish_model scripts); torch.hub checks them the same way.
     Download("esrgan-official", "weights",

@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -107,18 +107,21 @@ class Protocol:
             wanted.update(self.metric(name).requires)
         return [m.name for m in self.metrics if m.name in wanted]
 
-    def output_versions(self, names: Sequence[str]) -> dict[str, str]:
-        """Version of every per-image value the metrics ``names`` produce (what the store caches)."""
-        versions = self.versions(names)
+    def output_versions(self, names: Sequence[str], weights: Mapping[str, str] | None = None) -> dict[str, str]:
+        """Version of every per-image value the metrics ``names`` produce (what the store caches); ``weights``:
+        metric -> the tags of its weights files (``srbench.weights.tags``), part of the version stored."""
+        versions = self.versions(names, weights)
         return {out: versions[n] for n in names for out in self.metric(n).outputs}
 
-    def versions(self, names: Sequence[str]) -> dict[str, str]:
-        """Implementation version of each reported metric (derived ones include what they are made of)."""
-        out = {}
-        for n in names:
-            m = self.metric(n)
-            out[n] = "+".join([m.version, *(self.metric(r).version for r in m.requires)])
-        return out
+    def versions(self, names: Sequence[str], weights: Mapping[str, str] | None = None) -> dict[str, str]:
+        """Implementation version of each reported metric (derived ones include what they are made of), with the
+        tags of the weights files each reads where ``weights`` gives them."""
+        tags = weights or {}
+
+        def own(name: str) -> str:
+            return self.metric(name).version + tags.get(name, "")
+
+        return {n: "+".join([own(n), *(own(r) for r in self.metric(n).requires)]) for n in names}
 
     def per_image(self, sr: np.ndarray, hr: np.ndarray, scale: int, names: Sequence[str],
                   options: dict) -> dict[str, float]:

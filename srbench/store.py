@@ -125,6 +125,24 @@ def network_filesystem(path: str | os.PathLike, table: str = "/proc/mounts") -> 
     return None
 
 
+def _newest_weights(rows: list[dict]) -> list[dict]:
+    """``rows`` with each metric version split into implementation and weights (``srbench.weights.TAG``), keeping
+    per (model, dataset, protocol, scale, metric, implementation) only the values made with the weights of the
+    newest run among them: values of a replaced weights file stay stored (a run with it again reuses them) but are
+    not mixed with, or shown instead of, the newer file's."""
+    from srbench.weights import split_version
+
+    newest: dict[tuple, tuple[int, str]] = {}
+    for r in rows:
+        r["metric_version"], r["weights"] = split_version(r["metric_version"])
+        run = r.pop("run_id")
+        key = (r["model_key"], r["dataset_key"], r["protocol"], r["scale"], r["metric"], r["metric_version"])
+        if key not in newest or (-1 if run is None else run) > newest[key][0]:
+            newest[key] = (-1 if run is None else run, r["weights"])
+    return [r for r in rows if newest[(r["model_key"], r["dataset_key"], r["protocol"], r["scale"], r["metric"],
+                                       r["metric_version"])][1] == r["weights"]]
+
+
 class Store:
     """The results store at ``path`` (default: $SRBENCH_STORE, else reports/srbench.sqlite).
 
@@ -339,10 +357,12 @@ class Store:
 
     @_translate_errors
     def values(self, suite: str | None = None) -> list[dict]:
-        """Every stored value, with the suite's model names where labelled."""
+        """Every stored value, with the suite's model names where labelled: ``metric_version`` is the
+        implementation's, ``weights`` the sha256 tags of the weights files it was computed with. Of a metric
+        computed with several weights files (one replaced), only the newest run's values are given."""
         query = (
             "SELECT l.suite, l.model, l.dataset, v.protocol, v.scale, v.image, v.metric, v.metric_version, "
-            "v.value, v.model_key, v.dataset_key FROM metric_values v JOIN labels l "
+            "v.value, v.model_key, v.dataset_key, v.run_id FROM metric_values v JOIN labels l "
             "ON l.model_key = v.model_key AND l.dataset_key = v.dataset_key"
         )
         args: Sequence = ()
@@ -351,7 +371,7 @@ class Store:
             args = (suite,)
         cur = self._retry(lambda: self._open_conn.execute(query, args))
         names = [d[0] for d in cur.description]
-        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+        return _newest_weights([dict(zip(names, row, strict=True)) for row in cur.fetchall()])
 
     @_translate_errors
     def all_values(self) -> list[dict]:

@@ -201,7 +201,7 @@ def test_lpips_input_as_host_conversion():
     assert torch.equal(T.lpips_input(T.as_images(rgb[..., 1])), _to_tensor(rgb[..., 1]))
 
 
-def test_lpips_torch_form_with_a_random_network(monkeypatch):
+def test_lpips_torch_form_with_a_random_network(monkeypatch, tmp_path):
     """The AlexNet weights are a download: a randomly initialised LPIPS network stands in for it."""
     lpips_pkg = pytest.importorskip("lpips")
     import warnings
@@ -212,8 +212,9 @@ def test_lpips_torch_form_with_a_random_network(monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         net = lpips_pkg.LPIPS(net="alex", version="0.1", pnet_rand=True, verbose=False).eval()
-    monkeypatch.setattr(lpips_alex, "_model", lambda backbone: net)
-    monkeypatch.setattr(lpips_alex, "alexnet_path", lambda explicit=None: "random-alexnet")
+    monkeypatch.setattr(lpips_alex, "_model", lambda backbone, stamp=(): net)
+    (tmp_path / "random-alexnet").write_bytes(b"")  # the network is the one above; its file only has to exist
+    monkeypatch.setattr(lpips_alex, "alexnet_path", lambda explicit=None: tmp_path / "random-alexnet")
     monkeypatch.setattr(T, "_DEVICE_MODELS", {})
     rng = np.random.default_rng(9)
     pairs = [_random_pair(rng, (48, 56, 3)) for _ in range(2)]

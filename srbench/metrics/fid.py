@@ -159,8 +159,9 @@ def _find_weights(weights_dir: str | None) -> Path:
 
 
 @functools.cache
-def _inception(weights_file: str) -> Any:
-    """torch-fidelity's InceptionV3 with the local weights; its download call cannot reach the network."""
+def _inception(weights_file: str, stamp: tuple[int, ...] = ()) -> Any:
+    """torch-fidelity's InceptionV3 with the local weights; its download call cannot reach the network. ``stamp``
+    (``srbench.weights.stamp``) keys the cache, so a file replaced in place is read again."""
     import torch
     import torch_fidelity.feature_extractor_inceptionv3 as fe
 
@@ -186,7 +187,10 @@ def inception_features(patches: np.ndarray, weights_dir: str | None = None) -> n
     """2048-d pool features of uint8 N x P x P x 3 patches (torch-fidelity's conventions, batches of 32)."""
     import torch
 
-    net = _inception(str(inception_path(weights_dir)))
+    from srbench.weights import stamp
+
+    path = inception_path(weights_dir)
+    net = _inception(str(path), stamp(path))
     device = next(net.parameters()).device
     out = []
     with torch.no_grad():

@@ -27,7 +27,9 @@ def alexnet_path(explicit: str | os.PathLike | None = None) -> Path:
 
 
 @functools.cache
-def _model(backbone: str) -> Any:
+def _model(backbone: str, stamp: tuple[int, ...] = ()) -> Any:
+    """LPIPS with the AlexNet ``backbone``; ``stamp`` (``srbench.weights.stamp``) keys the cache, so a file replaced
+    in place is read again."""
     import warnings
 
     import lpips as lpips_pkg
@@ -71,6 +73,9 @@ def lpips(a: np.ndarray, b: np.ndarray, *, weights_dir: str | os.PathLike | None
 
     if np.shape(a) != np.shape(b):
         raise BadInputError(f"lpips: images differ in size, {np.shape(a)} vs {np.shape(b)}")
-    model = _model(str(alexnet_path(weights_dir)))
+    from srbench.weights import stamp
+
+    path = alexnet_path(weights_dir)
+    model = _model(str(path), stamp(path))
     with torch.no_grad():
         return float(model(_to_tensor(a), _to_tensor(b)).item())

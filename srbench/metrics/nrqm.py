@@ -500,8 +500,9 @@ class NrqmModel:
 
 
 @functools.cache
-def load_model(path: str) -> NrqmModel:
-    """Read ``NRQM_model.mat`` (``model.linear``, ``model.rf{1..3}``); a clear error for anything else."""
+def load_model(path: str, stamp: tuple[int, ...] = ()) -> NrqmModel:
+    """Read ``NRQM_model.mat`` (``model.linear``, ``model.rf{1..3}``); a clear error for anything else. ``stamp``
+    (``srbench.weights.stamp``) keys the cache, so a file replaced in place is read again."""
     from scipy.io import loadmat
     from scipy.io.matlab import MatReadError
 
@@ -549,7 +550,10 @@ def ma(img: np.ndarray, *, weights_dir: str | os.PathLike | None = None, convent
     plane = np.asarray(img, dtype=np.float64)
     if plane.ndim != 2:
         raise BadInputError(f"ma expects a 2-D plane (Y or gray) in 0..255, got shape {plane.shape}")
-    model = load_model(str(nrqm_model_path(weights_dir)))
+    from srbench.weights import stamp
+
+    path = nrqm_model_path(weights_dir)
+    model = load_model(str(path), stamp(path))
     check_size(plane.shape)
     gsm = gsm_features(plane, convention)
     if np.isnan(gsm).any():

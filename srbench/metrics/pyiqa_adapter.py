@@ -18,7 +18,7 @@ import io
 import os
 import shutil
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -86,7 +86,9 @@ def no_downloads(what: str, weights_dir: str | None = None) -> Iterator[None]:
 
 
 @functools.cache
-def _network(name: str, weights_dir: str | None) -> Any:
+def _network(name: str, weights_dir: str | None, stamp: tuple = ()) -> Any:
+    """pyiqa's network ``name``, built offline; ``stamp`` (of its weights files, where srbench knows them) keys the
+    cache, so a replaced file is read again."""
     import pyiqa
 
     with _BUILD_LOCK, no_downloads(f"{PREFIX}{name}", weights_dir):
@@ -108,11 +110,11 @@ def _tensor(img: np.ndarray):
     return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))[None]
 
 
-def _compute(name: str, fr: bool):
+def _compute(name: str, fr: bool, stamp: Callable[[str | None], tuple] | None = None):
     def compute(x: PerImage) -> float:
         import torch
 
-        net = _network(name, x.weights_dir)
+        net = _network(name, x.weights_dir, stamp(x.weights_dir) if stamp is not None else ())
         with torch.no_grad():
             score = net(_tensor(x.sr_plane()), _tensor(x.hr_plane())) if fr else net(_tensor(x.sr_plane()))
         return float(score.flatten()[0])

@@ -98,25 +98,45 @@ def _checked(path: str, size: int, mtime_ns: int) -> None:
     read_weights(path)  # a CheckpointError (pickled code, not a checkpoint, truncated) before pyiqa loads it
 
 
-def _finder(pyiqa_name: str):
-    def find(weights_dir: str | None) -> Path:
-        found = weight_paths(pyiqa_name, weights_dir)
+def _read(f: WeightFile, found: Path) -> Path:
+    """The copy pyiqa or torchvision actually loads: the one already in its own folder, else ``found`` (which
+    srbench copies there when asked for it)."""
+    theirs = _reader_dir(f.reader) / f.filename
+    return theirs if theirs.is_file() else found
+
+
+def _files(pyiqa_name: str):
+    def files(weights_dir: str | None) -> list[Path]:
+        found = [_read(f, p) for f, p in zip(FILES[pyiqa_name], weight_paths(pyiqa_name, weights_dir), strict=True)]
         for path in found:
             stat = path.stat()
             _checked(str(path), stat.st_size, stat.st_mtime_ns)
-        return found[0]
+        return found
+
+    return files
+
+
+def _finder(pyiqa_name: str):
+    files = _files(pyiqa_name)
+
+    def find(weights_dir: str | None) -> Path:
+        return files(weights_dir)[0]
 
     return find
 
 
 def _compute(pyiqa_name: str):
-    find = _finder(pyiqa_name)
+    files = _files(pyiqa_name)
+
+    def stamp(weights_dir: str | None) -> tuple:
+        from srbench.weights import stamp
+
+        return tuple(stamp(p) for p in files(weights_dir))
 
     def compute(x: PerImage) -> float:
         from srbench.metrics import pyiqa_adapter
 
-        find(x.weights_dir)
-        return pyiqa_adapter._compute(pyiqa_name, True)(x)
+        return pyiqa_adapter._compute(pyiqa_name, True, stamp)(x)
 
     return compute
 
@@ -132,7 +152,7 @@ def _descriptor(name: str, pyiqa_name: str, label: str, description: str) -> Met
     files = FILES[pyiqa_name]
     return Metric(name, label, 4, False, True, f"pyiqa-{_pyiqa_version()}", description, _compute(pyiqa_name),
                   plane="rgb", protocols=("sr", "pirm"), weights=" + ".join(f.filename for f in files),
-                  find_weights=_finder(pyiqa_name), tolerance=1e-4)
+                  find_weights=_finder(pyiqa_name), weight_files=_files(pyiqa_name), tolerance=1e-4)
 
 
 LPIPS_VGG = _descriptor("lpips_vgg", "lpips-vgg", "LPIPS-VGG",

@@ -114,6 +114,9 @@ class Metric:
     extra_outputs: tuple[str, ...] = ()  # other per-image values it produces (aggregation inputs, diagnostics)
     weights: str | None = None  # the downloaded file it needs, for listings
     find_weights: Callable[[str | None], Path] | None = None  # path of that file, or WeightsUnavailableError
+    # Every weights file its values depend on, where there are several (default: the file ``find_weights`` finds).
+    # Each is checked against its pin and hashed into the stored values' identity (srbench.weights).
+    weight_files: Callable[[str | None], Sequence[Path]] | None = None
     tolerance: float = 2e-3  # absolute drift tolerance of ``srbench check``
     drift_check: bool = False  # part of ``srbench check``'s reference set
     aggregation: str = "mean over images"  # how ``aggregate`` combines images, in words (listings)
@@ -165,6 +168,16 @@ class Metric:
         if self.is_dataset_level:
             return (self.name, *self.extra_outputs, self.n_images_output)
         return (self.name, *self.extra_outputs)
+
+    def weight_paths(self, weights_dir: str | None) -> list[Path]:
+        """The weights files its values depend on (none for a metric without, or whose files are not known by name:
+        a ``find_weights`` giving a folder)."""
+        if self.weight_files is not None:
+            return list(self.weight_files(weights_dir))
+        if self.find_weights is None:
+            return []
+        found = self.find_weights(weights_dir)
+        return [found] if found.is_file() else []
 
     def in_protocol(self, protocol: str) -> bool:
         return self.protocols is None or protocol in self.protocols

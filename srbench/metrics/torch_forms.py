@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from srbench import weights
 from srbench.errors import BadInputError
 from srbench.matlab import YCBCR_MATRIX
 from srbench.metrics import fullref
@@ -321,7 +322,7 @@ def ssim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 # -- LPIPS ----------------------------------------------------------------------------------------------------
 _MODELS_LOCK = threading.Lock()
-_DEVICE_MODELS: dict[tuple[str, str], Any] = {}
+_DEVICE_MODELS: dict[tuple[str, tuple[int, ...], str], Any] = {}
 
 
 def lpips_input(images: torch.Tensor) -> torch.Tensor:
@@ -333,13 +334,13 @@ def lpips_input(images: torch.Tensor) -> torch.Tensor:
     return (x / 127.5 - 1.0).float()
 
 
-def _lpips_model(backbone: str, device: torch.device) -> Any:
+def _lpips_model(backbone: str, device: torch.device, stamp: tuple[int, ...] = ()) -> Any:
     from srbench.metrics.lpips_alex import _model
 
-    key = (backbone, str(device))
+    key = (backbone, stamp, str(device))
     with _MODELS_LOCK:
         if key not in _DEVICE_MODELS:
-            cpu = _model(backbone)
+            cpu = _model(backbone, stamp)
             _DEVICE_MODELS[key] = cpu if device.type == "cpu" else copy.deepcopy(cpu).to(device)
         return _DEVICE_MODELS[key]
 
@@ -350,7 +351,8 @@ def lpips(sr: torch.Tensor, hr: torch.Tensor, *, weights_dir: str | None = None)
 
     if sr.shape != hr.shape:
         raise BadInputError(f"lpips: images differ in size, {tuple(sr.shape)} vs {tuple(hr.shape)}")
-    model = _lpips_model(str(alexnet_path(weights_dir)), sr.device)
+    path = alexnet_path(weights_dir)
+    model = _lpips_model(str(path), sr.device, weights.stamp(path))
     with torch.no_grad():
         return model(lpips_input(sr), lpips_input(hr)).reshape(-1).double().tolist()
 
@@ -378,7 +380,8 @@ def fid_features(patches: torch.Tensor, weights_dir: str | None = None) -> np.nd
 
     if fid._INJECTED:
         return fid._features(patches.permute(0, 2, 3, 1).cpu().numpy(), weights_dir)
-    net = fid._inception(str(fid.inception_path(weights_dir)))
+    path = fid.inception_path(weights_dir)
+    net = fid._inception(str(path), weights.stamp(path))
     device = next(net.parameters()).device
     out = []
     with torch.no_grad():
