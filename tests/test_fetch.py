@@ -17,6 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from srbench import fetch as F
+from srbench import paths
 from srbench.cli import main
 
 
@@ -68,6 +69,11 @@ def _pin(monkeypatch, name, **changes) -> F.Download:
     return download
 
 
+def _said(result) -> list[str]:
+    """The command's lines, without its progress bar's."""
+    return [line for line in result.output.splitlines() if line.strip() and "B/s" not in line]
+
+
 def test_weights_resume_after_a_cut_connection(server, monkeypatch, tmp_path):
     body = np.random.default_rng(0).bytes(3 * F.CHUNK + 123)
     server.files["/vgg.pth"] = body
@@ -93,18 +99,47 @@ def test_a_wrong_hash_is_refused_and_nothing_installed(server, monkeypatch, tmp_
     assert list(tmp_path.iterdir()) == []
 
 
+def _nrqm_model(linear: float) -> bytes:
+    """A structurally valid NRQM model file (one split per forest; ``linear`` tells two apart)."""
+    from scipy.io import savemat
+
+    forests = np.empty((1, 3), dtype=object)
+    for i in range(3):
+        forests[0, i] = {
+            "ldau": np.array([[2], [0], [0]], np.int32), "rdau": np.array([[3], [0], [0]], np.int32),
+            "unused1": np.zeros((3, 1)), "unused2": np.zeros((3, 1)), "threshold": np.array([[0.5], [0], [0]]),
+            "pred": np.array([[0.0], [2.0], [6.0]]), "best_attri": np.array([[1], [1], [1]], np.int32),
+        }
+    buf = io.BytesIO()
+    savemat(buf, {"model": {"linear": np.array([[linear], [0.3], [0.3], [0.4]]), "rf": forests}})
+    return buf.getvalue()
+
+
 def test_without_a_published_hash_the_first_download_is_recorded_and_then_required(server, monkeypatch, tmp_path):
-    server.files["/NRQM_model.mat"] = b"model v1"
+    v1 = _nrqm_model(0.5)
+    server.files["/NRQM_model.mat"] = v1
     _pin(monkeypatch, "nrqm", url=server.url + "/NRQM_model.mat")
     said: list[str] = []
     F.fetch_weights("nrqm", weights_dir=tmp_path, log=said.append, progress=False)
-    digest = hashlib.sha256(b"model v1").hexdigest()
+    digest = hashlib.sha256(v1).hexdigest()
     assert any(f"recorded sha256 {digest}" in line for line in said)
     assert json.loads((tmp_path / F.LEDGER).read_text())["NRQM_model.mat"]["sha256"] == digest
     (tmp_path / "NRQM_model.mat").unlink()
-    server.files["/NRQM_model.mat"] = b"model v2"  # the file changed upstream
+    server.files["/NRQM_model.mat"] = _nrqm_model(0.25)  # the file changed upstream
     with pytest.raises(F.FetchError, match="is not the pinned"):
         F.fetch_weights("nrqm", weights_dir=tmp_path, log=lambda m: None, progress=False)
+
+
+def test_a_first_download_without_a_published_hash_is_read_before_it_is_recorded(server, monkeypatch, tmp_path):
+    """An HTML error page (what a proxy answers) must not become the reference every later download is held to."""
+    server.files["/NRQM_model.mat"] = b"<html>Service unavailable</html>"
+    _pin(monkeypatch, "nrqm", url=server.url + "/NRQM_model.mat")
+    result = CliRunner().invoke(main, ["fetch", "weights", "nrqm", "--weights-dir", str(tmp_path / "w")])
+    assert result.exit_code == 1
+    (line,) = _said(result)
+    assert line.startswith("error: ")
+    assert "not an NRQM model file" in line and "refused and deleted" in line and "nothing was installed" in line
+    assert list(tmp_path.iterdir()) == []  # no file, no ledger, not even the folder
 
 
 def test_a_dataset_archive_is_unpacked_into_srbenchs_layout(server, monkeypatch, tmp_path, shared_data):
@@ -188,17 +223,21 @@ def test_sets_sharing_one_archive_download_it_once_and_land_where_named_datasets
     ds = D.resolve("set5", str(tmp_path))
     assert ds.layout == "benchmark" and [it.name for it in ds.items] == ["baby", "bird"]
     assert [it.name for it in D.resolve("set14", str(tmp_path)).items] == ["baboon"]
-    # No leftover unpack folder; the archive's sha256 (only an md5 is published) recorded at first download.
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".downloads", "benchmark", F.LEDGER]
-    assert json.loads((tmp_path / F.LEDGER).read_text())["benchmark.tar"]["sha256"] == hashlib.sha256(body).hexdigest()
+    # The data root holds the sets only (no leftover unpack folder, no archive); the archive waits in the cache's
+    # downloads folder with its sha256 (only an md5 is published) recorded at first download.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["benchmark"]
+    downloads = paths.downloads_dir()
+    assert sorted(p.name for p in downloads.iterdir()) == ["benchmark.tar", F.LEDGER]
+    assert (json.loads((downloads / F.LEDGER).read_text())["benchmark.tar"]["sha256"]
+            == hashlib.sha256(body).hexdigest())
 
 
 def test_a_wrong_md5_is_refused_like_a_wrong_sha256(server, monkeypatch, tmp_path, shared_data):
     server.files["/benchmark.tar"] = _benchmark_tar(shared_data)
     _pin(monkeypatch, "set5", url=server.url + "/benchmark.tar")  # the pinned md5 is the real archive's
     with pytest.raises(F.FetchError, match=f"md5 .* is not the pinned {F.DOWNLOADS['set5'].md5}: refused"):
-        F.fetch_dataset("set5", data_root=tmp_path, log=lambda m: None, progress=False)
-    assert not (tmp_path / "benchmark").exists() and not list((tmp_path / ".downloads").iterdir())
+        F.fetch_dataset("set5", data_root=tmp_path / "data", log=lambda m: None, progress=False)
+    assert list(tmp_path.iterdir()) == [] and not paths.downloads_dir().exists()  # nothing left, no empty folder
 
 
 def test_a_published_checkpoint_is_fetched_then_used_by_name(server, monkeypatch, tmp_path):
