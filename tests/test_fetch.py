@@ -277,3 +277,183 @@ def test_a_checkpoint_without_a_direct_download_says_where_to_get_it_and_what_to
             f"there and put it at {tmp_path / 'RRDB_PSNR_x4.pth'}; `srbench fetch weights rrdb-psnr-mmagic`"
             in result.output)
     assert list(tmp_path.iterdir()) == []
+
+
+def _unreachable() -> str:
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}"
+
+
+def test_an_offline_dataset_fetch_is_one_line_naming_where_the_set_goes_and_leaves_nothing(monkeypatch, tmp_path):
+    """No data root given: the set goes to the default one, paths' DATASETS_DIR (here a stand-in for the checkout's
+    datasets/), which must hold nothing after the failure; nor the working folder, nor the downloads folder."""
+    checkout = tmp_path / "checkout" / "datasets"
+    checkout.mkdir(parents=True)
+    (checkout / "set5.json").write_text("{}")
+    monkeypatch.setattr(paths, "DATASETS_DIR", checkout)
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    url = _unreachable() + "/benchmark.tar"
+    _pin(monkeypatch, "set5", url=url)
+    result = CliRunner().invoke(main, ["fetch", "datasets", "set5"])
+    assert result.exit_code == 1
+    (line,) = _said(result)
+    assert line.startswith(f"error: cannot download set5 from {url} (") and "nothing was installed" in line
+    assert (f"put it at {paths.downloads_dir() / 'benchmark.tar'}" in line
+            and f"into {checkout / 'benchmark/Set5'}, where srbench looks for set5" in line)
+    assert ".downloads" not in line
+    assert [p.name for p in checkout.iterdir()] == ["set5.json"] and list(work.iterdir()) == []
+    assert not paths.downloads_dir().exists()
+
+
+def test_a_failed_weights_fetch_removes_the_folders_it_made(monkeypatch, tmp_path):
+    url = _unreachable() + "/vgg.pth"
+    _pin(monkeypatch, "vgg19", url=url)
+    result = CliRunner().invoke(main, ["fetch", "weights", "vgg19", "--weights-dir", str(tmp_path / "new" / "w")])
+    assert result.exit_code == 1
+    (line,) = _said(result)
+    assert "nothing was installed" in line and f"put it at {tmp_path / 'new/w/vgg19-dcbb9e9d.pth'}" in line
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_connection_cut_before_any_byte_leaves_no_empty_part(server, monkeypatch, tmp_path):
+    server.files["/vgg.pth"] = b"x" * 1000
+    server.cut["/vgg.pth"] = 0
+    _pin(monkeypatch, "vgg19", url=server.url + "/vgg.pth", sha256=hashlib.sha256(b"x" * 1000).hexdigest()[:8])
+    with pytest.raises(F.FetchError, match="nothing was installed") as caught:
+        F.fetch_weights("vgg19", weights_dir=tmp_path / "w", log=lambda m: None, progress=False)
+    assert "resume" not in str(caught.value)  # nothing to resume from
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_cut_download_says_which_part_file_it_keeps_to_resume_from(server, monkeypatch, tmp_path):
+    body = np.random.default_rng(2).bytes(2 * F.CHUNK)
+    server.files["/vgg.pth"], server.cut["/vgg.pth"] = body, F.CHUNK
+    _pin(monkeypatch, "vgg19", url=server.url + "/vgg.pth", sha256=hashlib.sha256(body).hexdigest()[:8])
+    with pytest.raises(F.FetchError) as caught:
+        F.fetch_weights("vgg19", weights_dir=tmp_path, log=lambda m: None, progress=False)
+    part = tmp_path / ".vgg19-dcbb9e9d.pth.part"
+    assert f"the partial download {part} is kept: run the same command again to resume" in str(caught.value)
+    assert [p.name for p in tmp_path.iterdir()] == [part.name]
+
+
+def _one_image_set5() -> bytes:
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo("benchmark/Set5/HR/baby.png")
+        info.size = 4
+        tar.addfile(info, io.BytesIO(b"fake"))
+    return buf.getvalue()
+
+
+def test_an_archive_already_in_the_downloads_folder_is_checked_against_its_pinned_hash(server, monkeypatch,
+                                                                                      tmp_path):
+    fake = _one_image_set5()
+    archive = paths.downloads_dir() / "benchmark.tar"
+    archive.parent.mkdir(parents=True)
+    archive.write_bytes(fake)
+    _pin(monkeypatch, "set5", url=server.url + "/benchmark.tar")  # served by nobody: it must not be needed
+    result = CliRunner().invoke(main, ["fetch", "datasets", "set5", "--data-root", str(tmp_path / "data")])
+    assert result.exit_code == 1
+    (line,) = _said(result)
+    assert line == (f"error: {archive}: md5 {hashlib.md5(fake).hexdigest()} is not the pinned "
+                    f"{F.DOWNLOADS['set5'].md5}: nothing was installed (a changed or corrupted archive: delete it and "
+                    "fetch again)")
+    assert list(tmp_path.iterdir()) == [] and archive.read_bytes() == fake  # not ours to delete
+
+
+@pytest.mark.parametrize("name", ["nrqm", "alexnet"])
+def test_a_bad_weights_file_already_there_is_reported_not_accepted(name, tmp_path):
+    """nrqm has no published hash and nothing recorded: the file is read as a model; alexnet's is pinned."""
+    dest = tmp_path / F.DOWNLOADS[name].filename
+    dest.write_bytes(b"garbage")
+    result = CliRunner().invoke(main, ["fetch", "weights", name, "--weights-dir", str(tmp_path)])
+    assert result.exit_code == 1
+    (line,) = _said(result)
+    assert line.startswith("error: ") and str(dest) in line and "not accepted" in line
+    if name == "alexnet":
+        assert f"sha256 {hashlib.sha256(b'garbage').hexdigest()} is not the pinned 7be5be79" in line
+    else:
+        assert "not an NRQM model file" in line
+    assert dest.read_bytes() == b"garbage"
+
+
+def test_weights_already_there_are_accepted_by_their_recorded_hash_or_by_reading_them(tmp_path):
+    dest = tmp_path / "NRQM_model.mat"
+    dest.write_bytes(_nrqm_model(0.5))
+    said: list[str] = []
+    F.fetch_weights("nrqm", weights_dir=tmp_path, log=said.append, progress=False)
+    assert said == [f"nrqm: {dest} is there (read as an NRQM model; no published hash to check)"]
+    (tmp_path / F.LEDGER).write_text(json.dumps({"NRQM_model.mat": {"sha256": "0" * 64}}))
+    with pytest.raises(F.FetchError, match=rf"sha256 {hashlib.sha256(dest.read_bytes()).hexdigest()} is not the "
+                                           rf"pinned 0{{64}}"):
+        F.fetch_weights("nrqm", weights_dir=tmp_path, log=lambda m: None, progress=False)
+
+
+def test_an_installed_set_is_verified_before_it_is_called_there(server, monkeypatch, tmp_path, shared_data):
+    server.files["/benchmark.tar"] = body = _benchmark_tar(shared_data)
+    _pin(monkeypatch, "set5", url=server.url + "/benchmark.tar", md5=hashlib.md5(body).hexdigest())
+    set5 = tmp_path / "benchmark/Set5"
+    args = ["fetch", "datasets", "set5", "--data-root", str(tmp_path)]
+    assert CliRunner().invoke(main, args).exit_code == 0
+    again = CliRunner().invoke(main, args)
+    assert again.exit_code == 0 and f"set5: {set5} is there (verified: the 4 files unpacked from benchmark.tar)" in \
+        _said(again)
+    (set5 / "HR/bird.png").unlink()
+    (set5 / "HR/baby.png").write_bytes((shared_data / "benchmark/Set5/HR/head.png").read_bytes())
+    broken = CliRunner().invoke(main, args)
+    assert broken.exit_code == 1
+    (line,) = _said(broken)
+    assert line == (f"error: {set5} is there but is not what srbench fetch installed from benchmark.tar (1 missing "
+                    "(HR/bird.png); 1 changed (HR/baby.png)): move it away and fetch again")
+
+
+def test_a_set_put_there_by_hand_is_there_only_when_it_is_a_known_copy(server, tmp_path, shared_data):
+    import shutil
+
+    set5 = tmp_path / "benchmark/Set5"
+    shutil.copytree(shared_data / "benchmark/Set5", set5)
+    args = ["fetch", "datasets", "set5", "--data-root", str(tmp_path)]
+    fine = CliRunner().invoke(main, args)
+    assert fine.exit_code == 0
+    assert _said(fine) == [f"set5: {set5} is there (verified: identical to the known copy 'benchmark' of set5, 25 "
+                           "files)"]
+    (set5 / "LR_bicubic/X4/birdx4.png").unlink()
+    broken = CliRunner().invoke(main, args)
+    assert broken.exit_code == 1
+    (line,) = _said(broken)
+    assert line.startswith(f"error: {set5} is there but was not installed by srbench fetch and is not a known copy "
+                           "of set5 (against set5 copy 'benchmark': 24 identical, 1 missing;")
+
+
+def test_a_fetch_into_the_default_data_root_leaves_its_manifests_readable(server, monkeypatch, tmp_path,
+                                                                          shared_data):
+    """The default data root holds the manifests (datasets/*.json): a fetch must not add a JSON file there that
+    ``srbench datasets verify`` would then read as a manifest."""
+    import shutil
+
+    checkout = tmp_path / "datasets"
+    checkout.mkdir()
+    for manifest in paths.DATASETS_DIR.glob("*.json"):
+        shutil.copy(manifest, checkout)
+    monkeypatch.setattr(paths, "DATASETS_DIR", checkout)
+    server.files["/benchmark.tar"] = body = _benchmark_tar(shared_data)
+    _pin(monkeypatch, "set5", url=server.url + "/benchmark.tar", md5=hashlib.md5(body).hexdigest())
+    result = CliRunner().invoke(main, ["fetch", "datasets", "set5"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in checkout.iterdir()) == ["benchmark", "bsd100.json", "set14.json", "set5.json",
+                                                          "urban100.json"]
+    verify = CliRunner().invoke(main, ["datasets", "verify", str(checkout / "benchmark/Set5")])
+    assert verify.output.startswith(f"{checkout / 'benchmark/Set5'}: set5 / copy 'benchmark'")
+
+
+def test_a_weights_folder_that_is_a_file_is_one_line(monkeypatch, tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    monkeypatch.setenv("SRBENCH_WEIGHTS", str(afile))
+    result = CliRunner().invoke(main, ["fetch", "weights", "vgg19"])
+    assert result.exit_code == 1 and _said(result) == [f"error: {afile}: not a folder (where weights go)"]
