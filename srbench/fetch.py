@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import http.client
 import json
 import os
 import shutil
@@ -39,7 +40,7 @@ from typing import Any
 
 from srbench import paths
 from srbench.errors import BadInputError, SrbenchError
-from srbench.images import file_sha256
+from srbench.images import file_sha256, image_files
 
 CHUNK = 1 << 20
 LEDGER = "fetched.json"  # sha256 recorded at first download, for files no project publishes a hash of
@@ -222,9 +223,11 @@ def download_file(download: Download, dest: Path, *, progress: Callable[[int, in
             return _finish(download, part, dest, _Digests.of(part), expected, check)
         raise FetchError(f"{download.url}: the server answered {exc.code} {exc.reason}; nothing was installed"
                          + _kept(part)) from None
-    except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
+    except (urllib.error.URLError, TimeoutError, ConnectionError, OSError, http.client.HTTPException) as exc:
+        # HTTPException: a chunked response cut mid-chunk (IncompleteRead), a garbled status line
         if _drop_empty(part) > have:
-            raise FetchError(f"{download.url}: the connection broke after {part.stat().st_size} of {total} bytes "
+            raise FetchError(f"{download.url}: the connection broke after {part.stat().st_size} of "
+                             f"{total if total is not None else 'an unknown number of'} bytes "
                              f"({exc}); nothing was installed{_kept(part)}") from None
         raise _offline(download, dest, getattr(exc, "reason", exc), manual) from None
     if total is not None and _drop_empty(part) != total:
@@ -528,6 +531,8 @@ def _unpack(archive: Path, folder: str, root: Path, sha256: str) -> None:
                        key=lambda p: len(p.parts))
         if not found:
             raise FetchError(f"{archive}: holds no folder {folder!r}; nothing was installed")
+        if not image_files(found[0], recursive=True):
+            raise FetchError(f"{archive}: its folder {folder!r} holds no image files; nothing was installed")
         files = {p.relative_to(found[0]).as_posix(): file_sha256(p) for p in sorted(found[0].rglob("*"))
                  if p.is_file()}
         (found[0] / RECORD).write_text(json.dumps({"archive": archive.name, "sha256": sha256, "files": files},

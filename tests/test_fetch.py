@@ -22,11 +22,13 @@ from srbench.cli import main
 
 
 class _Server:
-    """Files by path; ``cut`` (path -> bytes) ends the next response for that path after so many bytes."""
+    """Files by path; ``cut`` (path -> bytes) ends the next response for that path after so many bytes; ``chunked``
+    paths are sent in the chunked transfer encoding, their first half as one whole chunk, then the cut."""
 
     def __init__(self) -> None:
         self.files: dict[str, bytes] = {}
         self.cut: dict[str, int] = {}
+        self.chunked: set[str] = set()
         self.ranges: list[str | None] = []
         server = self
 
@@ -41,6 +43,9 @@ class _Server:
                     return
                 asked = self.headers.get("Range")
                 server.ranges.append(asked)
+                if self.path in server.chunked:
+                    self._chunked(body)
+                    return
                 start = int(asked.removeprefix("bytes=").split("-")[0]) if asked else 0
                 self.send_response(206 if asked else 200)
                 self.send_header("Content-Length", str(len(body) - start))
@@ -50,6 +55,15 @@ class _Server:
                 if limit is not None:
                     self.wfile.flush()
                     self.connection.shutdown(socket.SHUT_RDWR)  # the connection breaks mid-file
+
+            def _chunked(self, body: bytes) -> None:
+                self.send_response(200)
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                half = len(body) // 2
+                self.wfile.write(b"%x\r\n%s\r\n%x\r\n" % (half, body[:half], len(body) - half))
+                self.wfile.flush()
+                self.connection.shutdown(socket.SHUT_RDWR)  # the second chunk never comes
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
@@ -462,3 +476,46 @@ def test_a_weights_folder_that_is_a_file_is_one_line(monkeypatch, tmp_path):
     monkeypatch.setenv("SRBENCH_WEIGHTS", str(afile))
     result = CliRunner().invoke(main, ["fetch", "weights", "vgg19"])
     assert result.exit_code == 1 and _said(result) == [f"error: {afile}: not a folder (where weights go)"]
+
+
+def test_a_chunked_download_cut_midway_is_one_line_not_a_traceback(server, monkeypatch, tmp_path):
+    body = b"y" * 1000
+    server.files["/vgg.pth"] = body
+    server.chunked.add("/vgg.pth")
+    _pin(monkeypatch, "vgg19", url=server.url + "/vgg.pth", sha256=hashlib.sha256(body).hexdigest()[:8])
+    result = CliRunner().invoke(main, ["fetch", "weights", "vgg19", "--weights-dir", str(tmp_path / "w")])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)  # no traceback
+    (line,) = _said(result)
+    assert line.startswith(f"error: cannot download vgg19 from {server.url}/vgg.pth (IncompleteRead(")
+    assert "nothing was installed" in line and list(tmp_path.iterdir()) == []
+
+
+def test_an_archive_whose_set_holds_no_images_installs_nothing(server, monkeypatch, tmp_path):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("Set5/HR/readme.txt", b"images removed")
+    server.files["/Set5.zip"] = buf.getvalue()
+    monkeypatch.setitem(F.DOWNLOADS, "set5", F.Download("set5", "datasets", server.url + "/Set5.zip", "Set5.zip",
+                                                        "test", folder="Set5"))
+    result = CliRunner().invoke(main, ["fetch", "datasets", "set5", "--data-root", str(tmp_path / "data")])
+    assert result.exit_code == 1
+    assert _said(result) == [f"error: {paths.downloads_dir() / 'Set5.zip'}: its folder 'Set5' holds no image files; "
+                             "nothing was installed"]
+    assert list(tmp_path.iterdir()) == [] and not paths.downloads_dir().exists()
+
+
+def test_an_installed_set_that_another_copy_hides_says_which_one_srbench_reads(server, monkeypatch, tmp_path,
+                                                                              shared_data):
+    server.files["/benchmark.tar"] = body = _benchmark_tar(shared_data)
+    _pin(monkeypatch, "set5", url=server.url + "/benchmark.tar", md5=hashlib.md5(body).hexdigest())
+    args = ["fetch", "datasets", "set5", "--data-root", str(tmp_path)]
+    first = CliRunner().invoke(main, args)
+    assert _said(first)[-1] == f"set5: installed {tmp_path / 'benchmark/Set5'}, where srbench looks for set5"
+    import shutil
+
+    shutil.rmtree(tmp_path / "benchmark")
+    shutil.copytree(shared_data / "benchmark/Set5/HR", tmp_path / "Set5/HR")  # found before benchmark/Set5
+    second = CliRunner().invoke(main, args)
+    assert second.exit_code == 0
+    assert _said(second)[-1] == (f"set5: installed {tmp_path / 'benchmark/Set5'}; note: srbench reads set5 from "
+                                 f"{tmp_path / 'Set5'}, found first: move that away to use this one")
