@@ -158,9 +158,9 @@ def _destination(download: Download, root: Path) -> Path:
     return root / download.filename
 
 
-def _offline(download: Download, dest: Path, why: object, manual: str | None) -> FetchError:
+def _offline(download: Download, dest: Path, why: object, manual: str | None, kept: str) -> FetchError:
     return FetchError(f"cannot download {download.name} from {download.url} ({why}): nothing was installed; "
-                      + (manual or f"download it yourself and put it at {dest}"))
+                      + (manual or f"download it yourself and put it at {dest}") + kept)
 
 
 def _folder(path: Path, what: str) -> Path:
@@ -229,7 +229,7 @@ def download_file(download: Download, dest: Path, *, progress: Callable[[int, in
             raise FetchError(f"{download.url}: the connection broke after {part.stat().st_size} of "
                              f"{total if total is not None else 'an unknown number of'} bytes "
                              f"({exc}); nothing was installed{_kept(part)}") from None
-        raise _offline(download, dest, getattr(exc, "reason", exc), manual) from None
+        raise _offline(download, dest, getattr(exc, "reason", exc), manual, _kept(part)) from None
     if total is not None and _drop_empty(part) != total:
         raise FetchError(f"{download.url}: got {part.stat().st_size if part.is_file() else 0} of {total} bytes; "
                          f"nothing was installed{_kept(part)}")

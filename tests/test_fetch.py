@@ -519,3 +519,14 @@ def test_an_installed_set_that_another_copy_hides_says_which_one_srbench_reads(s
     assert second.exit_code == 0
     assert _said(second)[-1] == (f"set5: installed {tmp_path / 'benchmark/Set5'}; note: srbench reads set5 from "
                                  f"{tmp_path / 'Set5'}, found first: move that away to use this one")
+
+
+def test_offline_with_a_part_from_an_earlier_cut_says_it_is_kept(monkeypatch, tmp_path):
+    part = tmp_path / ".vgg19-dcbb9e9d.pth.part"
+    part.write_bytes(b"z" * 100)
+    _pin(monkeypatch, "vgg19", url=_unreachable() + "/vgg.pth")
+    with pytest.raises(F.FetchError) as caught:
+        F.fetch_weights("vgg19", weights_dir=tmp_path, log=lambda m: None, progress=False)
+    assert str(caught.value).endswith(f"put it at {tmp_path / 'vgg19-dcbb9e9d.pth'}; the partial download {part} is "
+                                      "kept: run the same command again to resume from it")
+    assert part.read_bytes() == b"z" * 100
