@@ -606,7 +606,8 @@ def fetch_weights_cmd(names, weights_dir) -> None:
 @fetch.command("datasets")
 @click.argument("names", nargs=-1)
 @click.option("--data-root", type=click.Path(file_okay=False),
-              help="Where datasets go (default: $SRBENCH_DATA, else the checkout's datasets/).")
+              help="Where datasets go (default: the first folder of $SRBENCH_DATA, else the checkout's datasets/); "
+                   "archives are kept in the cache's downloads/ ($SRBENCH_CACHE, else ~/.cache/srbench).")
 def fetch_datasets_cmd(names, data_root) -> None:
     """Download datasets NAMES (none: list what srbench knows), unpacked into srbench's layout and verified."""
     from srbench.fetch import fetch_dataset

@@ -7,14 +7,25 @@ recorded in ``fetched.json`` beside it, printed, and every later download must m
 
 A download goes to ``.<name>.part`` beside its destination and resumes from there (an HTTP range request) after
 a cut connection; it becomes the file by one rename, only after its hash was checked, so a partial or wrong file
-is never used. Archives are unpacked into a temporary folder beside the data root and their set moved into the
-layout srbench reads (``<data root>/<folder>``), then checked like ``srbench datasets verify``. Offline, a fetch
-fails in one line saying what to download and where to put it.
+is never used. Dataset archives are downloaded into the cache's ``downloads/`` folder (:func:`srbench.paths.
+downloads_dir`, never the data root or the checkout); an archive already there is checked against its pinned hash
+like a fresh one, whoever put it there. It is unpacked into a temporary folder beside the data root and its set
+moved into the layout srbench reads (``<data root>/<folder>``, the data root being the first one srbench searches)
+with a record of its files' sha256 (``.srbench-fetched.json``), then checked like ``srbench datasets verify``.
+
+A file or set already in place is verified before it is called there: against its hash (or the fetch record),
+else against the known copies' manifests, else by reading it (a weights file no project publishes a hash of).
+A failed fetch leaves nothing it did not find: no folder it created, no archive it downloaded; only a cut
+download's ``.part``, which the next run resumes from, and the message says so. Offline, a fetch fails in one line
+saying that nothing was installed, what to download and where to put it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
+import http.client
 import json
 import os
 import shutil
@@ -22,17 +33,18 @@ import tempfile
 import urllib.error
 import urllib.request
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from srbench import paths
 from srbench.errors import BadInputError, SrbenchError
-from srbench.images import file_sha256
+from srbench.images import file_sha256, image_files
 
 CHUNK = 1 << 20
 LEDGER = "fetched.json"  # sha256 recorded at first download, for files no project publishes a hash of
+RECORD = ".srbench-fetched.json"  # in a fetched set's folder: its files' sha256 as unpacked, to verify it later
 
 
 class FetchError(SrbenchError):
@@ -156,18 +168,54 @@ def _destination(download: Download, root: Path) -> Path:
     return root / download.filename
 
 
-def _offline(download: Download, dest: Path, why: object) -> FetchError:
-    return FetchError(f"cannot download {download.name} from {download.url} ({why}): download it yourself and put it "
-                      f"at {dest}" + (f" (unpacked: {dest.parent / download.folder})" if download.folder else ""))
+def _offline(download: Download, dest: Path, why: object, manual: str | None, kept: str) -> FetchError:
+    return FetchError(f"cannot download {download.name} from {download.url} ({why}): nothing was installed; "
+                      + (manual or f"download it yourself and put it at {dest}") + kept)
+
+
+def _folder(path: Path, what: str) -> Path:
+    """``path``, refused in one line when something other than a folder is there."""
+    if path.exists() and not path.is_dir():
+        raise FetchError(f"{path}: not a folder (where {what} go)")
+    return path
+
+
+def _make_folder(path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise FetchError(f"{path}: cannot create the folder ({exc.strerror or exc}); nothing was installed") from None
+
+
+@contextlib.contextmanager
+def _leaving_no_trace(folder: Path) -> Iterator[None]:
+    """The folders up to ``folder`` that the block creates are removed again when it fails (deepest first; one
+    still holding a file, such as a resumable ``.part``, stays with its parents)."""
+    created = []
+    missing = folder
+    while not missing.exists() and not missing.is_symlink() and missing != missing.parent:
+        created.append(missing)
+        missing = missing.parent
+    try:
+        yield
+    except BaseException:
+        for made in created:
+            try:
+                made.rmdir()
+            except OSError:
+                break
+        raise
 
 
 def download_file(download: Download, dest: Path, *, progress: Callable[[int, int | None], None] | None = None,
-                  expected: str | None = None, timeout: float = 60.0) -> str:
+                  expected: str | None = None, timeout: float = 60.0, check: Callable[[Path], object] | None = None,
+                  manual: str | None = None) -> str:
     """``download.url`` to ``dest`` through ``.<name>.part`` (resumed if there), checked against ``expected`` (a
-    sha256 or its prefix); returns the sha256. A wrong file is deleted and refused."""
+    sha256 or its prefix) and the pinned md5, and by ``check`` (raising FetchError) where nothing is pinned;
+    returns the sha256. A wrong file is deleted and refused. ``manual`` says how to install by hand when offline."""
     if download.url is None:
         raise FetchError(_manual(download, dest))
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    _make_folder(dest.parent)
     part = dest.parent / f".{dest.name}.part"
     have = part.stat().st_size if part.is_file() else 0
     total: int | None = None
@@ -182,17 +230,33 @@ def download_file(download: Download, dest: Path, *, progress: Callable[[int, in
             _stream(response, part, have, digest, progress, total)
     except urllib.error.HTTPError as exc:
         if exc.code == 416 and have:  # the part is already whole
-            return _finish(download, part, dest, _Digests.of(part), expected)
-        raise FetchError(f"{download.url}: the server answered {exc.code} {exc.reason}") from None
-    except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
-        if part.is_file() and part.stat().st_size > have:
-            raise FetchError(f"{download.url}: the connection broke after {part.stat().st_size} of {total} bytes "
-                             f"({exc}); run the same command again to resume") from None
-        raise _offline(download, dest, getattr(exc, "reason", exc)) from None
-    if total is not None and part.stat().st_size != total:
-        raise FetchError(f"{download.url}: got {part.stat().st_size} of {total} bytes; run the same command again to "
-                         "resume")
-    return _finish(download, part, dest, digest, expected)
+            return _finish(download, part, dest, _Digests.of(part), expected, check)
+        raise FetchError(f"{download.url}: the server answered {exc.code} {exc.reason}; nothing was installed"
+                         + _kept(part)) from None
+    except (urllib.error.URLError, TimeoutError, ConnectionError, OSError, http.client.HTTPException) as exc:
+        # HTTPException: a chunked response cut mid-chunk (IncompleteRead), a garbled status line
+        if _drop_empty(part) > have:
+            raise FetchError(f"{download.url}: the connection broke after {part.stat().st_size} of "
+                             f"{total if total is not None else 'an unknown number of'} bytes "
+                             f"({exc}); nothing was installed{_kept(part)}") from None
+        raise _offline(download, dest, getattr(exc, "reason", exc), manual, _kept(part)) from None
+    if total is not None and _drop_empty(part) != total:
+        raise FetchError(f"{download.url}: got {part.stat().st_size if part.is_file() else 0} of {total} bytes; "
+                         f"nothing was installed{_kept(part)}")
+    return _finish(download, part, dest, digest, expected, check)
+
+
+def _drop_empty(part: Path) -> int:
+    """The size of ``part``, deleted when empty (nothing to resume from)."""
+    size = part.stat().st_size if part.is_file() else 0
+    if size == 0:
+        part.unlink(missing_ok=True)
+    return size
+
+
+def _kept(part: Path) -> str:
+    return (f"; the partial download {part} is kept: run the same command again to resume from it"
+            if part.is_file() else "")
 
 
 def _stream(response, part: Path, have: int, digest: _Digests, progress: Callable[[int, int | None], None] | None,
@@ -214,23 +278,44 @@ def _stream(response, part: Path, have: int, digest: _Digests, progress: Callabl
         os.fsync(out.fileno())
 
 
-def _finish(download: Download, part: Path, dest: Path, digests: _Digests, expected: str | None) -> str:
+def _mismatch(download: Download, digests: _Digests, expected: str | None) -> str | None:
+    """How a file's hashes differ from the pinned ones (``expected``: a sha256 or its prefix), or None."""
     sha256, md5 = digests.sha256.hexdigest(), digests.md5.hexdigest()
-    wrong = (f"sha256 {sha256} is not the pinned {expected}" if not _hash_ok(sha256, expected) else
-             f"md5 {md5} is not the pinned {download.md5}" if not _hash_ok(md5, download.md5) else None)
+    if not _hash_ok(sha256, expected):
+        return f"sha256 {sha256} is not the pinned {expected}"
+    if not _hash_ok(md5, download.md5):
+        return f"md5 {md5} is not the pinned {download.md5}"
+    return None
+
+
+def _finish(download: Download, part: Path, dest: Path, digests: _Digests, expected: str | None,
+            check: Callable[[Path], object] | None = None) -> str:
+    wrong = _mismatch(download, digests, expected)
+    if wrong is None and check is not None and expected is None and download.md5 is None:
+        try:
+            check(part)
+        except FetchError as exc:
+            wrong = f"not a {download.filename} ({exc})"
     if wrong:
         part.unlink(missing_ok=True)
         raise FetchError(f"{download.url}: {wrong}: refused and deleted (a changed or corrupted file; nothing was "
                          "installed)")
     os.replace(part, dest)
-    return sha256
+    return digests.sha256.hexdigest()
 
 
 def _ledger(root: Path) -> dict:
     try:
-        return json.loads((root / LEDGER).read_text())
+        ledger = json.loads((root / LEDGER).read_text())
     except (OSError, ValueError):
         return {}
+    return ledger if isinstance(ledger, dict) else {}
+
+
+def _recorded(root: Path, download: Download) -> str | None:
+    entry = _ledger(root).get(download.filename)
+    sha256 = entry.get("sha256") if isinstance(entry, dict) else None
+    return sha256 if isinstance(sha256, str) else None
 
 
 def _record(root: Path, download: Download, sha256: str) -> None:
@@ -241,19 +326,57 @@ def _record(root: Path, download: Download, sha256: str) -> None:
     atomic_write_text(root / LEDGER, json.dumps(ledger, indent=2, sort_keys=True) + "\n")
 
 
+def _remember(download: Download, root: Path, sha256: str, expected: str | None, log: Callable[[str], None]) -> None:
+    """A file no project publishes a hash of has the sha256 of its first (installed) download recorded in
+    ``root``'s ledger, and every later download must match it."""
+    if download.sha256 is None and expected is None:
+        _record(root, download, sha256)
+        log(f"{download.name}: no published hash; recorded sha256 {sha256} in {root / LEDGER}")
+
+
+def _structure(download: Download, path: Path) -> str:
+    """What a weights file no hash pins was read as; a FetchError naming the file when it is not that."""
+    try:
+        if download.filename.endswith(".mat"):
+            from srbench.metrics.nrqm import load_model
+
+            load_model.__wrapped__(str(path))  # not the cached reader: this file, as it is now
+            return "read as an NRQM model; no published hash to check"
+        from srbench.checkpoints import check_weights_file
+
+        check_weights_file(path)
+        return "read as a checkpoint; no published hash to check"
+    except SrbenchError as exc:
+        raise FetchError(str(exc)) from None
+
+
+def _check_present(download: Download, dest: Path, expected: str | None) -> str:
+    """How a weights file already in place was verified (its hash, else reading it); a FetchError if it is bad."""
+    if expected is None and download.md5 is None:
+        try:
+            return _structure(download, dest)
+        except FetchError as exc:
+            raise FetchError(f"{download.name}: {exc}: not accepted; move it away and fetch again") from None
+    wrong = _mismatch(download, _Digests.of(dest), expected) if dest.is_file() else "not a file"
+    if wrong:
+        raise FetchError(f"{dest}: {wrong} (a changed or corrupted file): not accepted; move it away and fetch again")
+    return "sha256 checked" if expected else "md5 checked"
+
+
 def fetch_weights(name: str, *, weights_dir: str | os.PathLike | None = None,
                   log: Callable[[str], None] = print, progress: bool = True) -> Path:
     """One weights file into the weights folder (already there and verified: left as it is)."""
     download = _known(name, "weights")
-    root = paths.weights_dir(weights_dir)
+    root = _folder(paths.weights_dir(weights_dir), "weights")
     dest = _destination(download, root)
-    expected = download.sha256 or _ledger(root).get(download.filename, {}).get("sha256")
-    if dest.is_file():
-        if _hash_ok(file_sha256(dest), expected):
-            log(f"{name}: {dest} is there")
-            return dest
-        raise FetchError(f"{dest} is there but its sha256 is not the pinned {expected}: move it away and fetch again")
-    sha256 = _download_pinned(download, dest, root, expected, log, progress)
+    expected = download.sha256 or _recorded(root, download)
+    if dest.exists() or dest.is_symlink():
+        log(f"{name}: {dest} is there ({_check_present(download, dest, expected)})")
+        return dest
+    with _leaving_no_trace(root):
+        sha256 = _download_pinned(download, dest, expected, progress,
+                                  check=functools.partial(_structure, download))
+    _remember(download, root, sha256, expected, log)
     log(f"{name}: {dest} (sha256 {sha256})")
     return dest
 
@@ -278,34 +401,119 @@ def _manual(download: Download, dest: Path) -> str:
 
 def fetch_dataset(name: str, *, data_root: str | os.PathLike | None = None, log: Callable[[str], None] = print,
                   progress: bool = True) -> Path:
-    """One dataset archive, downloaded beside the data root, unpacked into its layout there, then verified."""
+    """One dataset archive, downloaded into the downloads folder, unpacked into its layout under the data root, then
+    verified (a set already there: verified before it is called there)."""
     download = _known(name, "datasets")
     assert download.folder is not None
-    root = _data_root(data_root)
+    root = _folder(_data_root(data_root), "datasets")
     target = root / download.folder
-    if target.is_dir():
-        log(f"{name}: {target} is there")
+    if target.exists() or target.is_symlink():
+        log(f"{name}: {target} is there ({_check_installed(name, target)})")
         return target
-    archive = root / ".downloads" / download.filename
-    expected = download.sha256 or _ledger(root).get(download.filename, {}).get("sha256")
-    if not archive.is_file():
-        _download_pinned(download, archive, root, expected, log, progress)
-    _unpack(archive, download.folder, root)
+    downloads = _folder(paths.downloads_dir(), "downloaded archives")
+    archive = downloads / download.filename
+    expected = download.sha256 or _recorded(downloads, download)
+    fresh = not archive.is_file()
+    manual = (f"download {download.filename} yourself and put it at {archive}, then run the same command again: it "
+              f"checks the archive's pinned hash and unpacks its {download.folder} into {target}, where srbench looks "
+              f"for {name}")
+    with _leaving_no_trace(downloads), _leaving_no_trace(target.parent):
+        try:
+            sha256 = _archive(download, archive, expected, progress, manual)
+            _unpack(archive, download.folder, root, sha256)
+        except BaseException:
+            if fresh:  # downloaded by this run and not installed: not left behind
+                archive.unlink(missing_ok=True)
+            raise
+    _remember(download, downloads, sha256, expected, log)
     _verify(target, log)
-    log(f"{name}: {target}")
+    log(f"{name}: installed {target}{_where_read(name, target, data_root)}")
     return target
 
 
-def _download_pinned(download: Download, dest: Path, root: Path, expected: str | None,
-                     log: Callable[[str], None], progress: bool) -> str:
-    """:func:`download_file` with a progress bar; a file no project publishes a hash of has the sha256 of its first
-    download recorded in ``root``'s ledger (and every later download must match it)."""
+def _archive(download: Download, archive: Path, expected: str | None, progress: bool, manual: str) -> str:
+    """The archive's sha256: downloaded, or the one already there once its hashes are the pinned ones (whoever put
+    it there: a fake or truncated archive is never unpacked)."""
+    if not archive.is_file():
+        return _download_pinned(download, archive, expected, progress, manual=manual)
+    digests = _Digests.of(archive)
+    wrong = _mismatch(download, digests, expected)
+    if wrong:
+        raise FetchError(f"{archive}: {wrong}: nothing was installed (a changed or corrupted archive: delete it and "
+                         "fetch again)")
+    return digests.sha256.hexdigest()
+
+
+def _where_read(name: str, target: Path, data_root: str | os.PathLike | None) -> str:
+    """Where srbench reads the set from, when that is not the folder just installed (another copy found first)."""
+    from srbench import datasets as D
+
+    try:
+        found = Path(D.resolve(name, data_root).location)
+    except SrbenchError as exc:
+        return f"; note: srbench cannot read it as {name} ({exc})"
+    if found.resolve() == target.resolve():
+        return f", where srbench looks for {name}"
+    return f"; note: srbench reads {name} from {found}, found first: move that away to use this one"
+
+
+def _check_installed(name: str, target: Path) -> str:
+    """How a set already in place was verified: against the record its fetch left, else against the known copies'
+    manifests; a FetchError (one line) for an incomplete or modified set."""
+    if not target.is_dir():
+        raise FetchError(f"{target}: is there but is not a folder: move it away and fetch again")
+    record = _read_record(target)
+    if record is not None:
+        return _check_against_record(target, record)
+    from srbench.manifests import verify_folder
+
+    try:
+        report = verify_folder(target)
+    except SrbenchError as exc:
+        raise FetchError(f"{target} is there but cannot be verified ({exc}): move it away and fetch again") from None
+    if report.identical and report.dataset == name:
+        return f"verified: identical to the known copy '{report.copy}' of {name}, {len(report.findings)} files"
+    what = ("it matches no known copy" if report.copy is None else
+            f"against {report.dataset} copy '{report.copy}': " + ", ".join(f"{n} {s}" for s, n in
+                                                                         sorted(report.counts.items())))
+    raise FetchError(f"{target} is there but was not installed by srbench fetch and is not a known copy of {name} "
+                     f"({what}; `srbench datasets verify {target}` lists the files): move it away and fetch again")
+
+
+def _read_record(target: Path) -> dict | None:
+    path = target / RECORD
+    try:
+        record = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise FetchError(f"{path}: unreadable record of the fetched files ({exc}): move {target} away and fetch "
+                         "again") from None
+    if not isinstance(record, dict) or not isinstance(record.get("files"), dict):
+        raise FetchError(f"{path}: not a record of fetched files (no 'files' table): move {target} away and fetch "
+                         "again")
+    return record
+
+
+def _check_against_record(target: Path, record: dict) -> str:
+    want: dict = record["files"]
+    have = {p.relative_to(target).as_posix(): p for p in target.rglob("*") if p.is_file()}
+    have.pop(RECORD, None)
+    problems = {"missing": sorted(set(want) - set(have)), "extra": sorted(set(have) - set(want)),
+                "changed": sorted(rel for rel in set(want) & set(have) if file_sha256(have[rel]) != want[rel])}
+    found = [f"{len(rels)} {kind} ({', '.join(rels[:3])}{', ...' if len(rels) > 3 else ''})"
+             for kind, rels in problems.items() if rels]
+    if found:
+        raise FetchError(f"{target} is there but is not what srbench fetch installed from {record.get('archive')} "
+                         f"({'; '.join(found)}): move it away and fetch again")
+    return f"verified: the {len(want)} files unpacked from {record.get('archive')}"
+
+
+def _download_pinned(download: Download, dest: Path, expected: str | None, progress: bool,
+                     check: Callable[[Path], object] | None = None, manual: str | None = None) -> str:
+    """:func:`download_file` with a progress bar."""
     with _bar(progress, download.filename) as bar:
-        sha256 = download_file(download, dest, progress=bar, expected=expected)
-    if download.sha256 is None and expected is None:
-        _record(root, download, sha256)
-        log(f"{download.name}: no published hash; recorded sha256 {sha256} in {root / LEDGER}")
-    return sha256
+        return download_file(download, dest, progress=bar, expected=expected, check=check, manual=manual)
 
 
 def _data_root(explicit: str | os.PathLike | None) -> Path:
@@ -313,10 +521,10 @@ def _data_root(explicit: str | os.PathLike | None) -> Path:
     return paths.data_roots(explicit)[0]
 
 
-def _unpack(archive: Path, folder: str, root: Path) -> None:
+def _unpack(archive: Path, folder: str, root: Path, sha256: str) -> None:
     """The archive's ``folder`` (a path such as ``benchmark/Set5``, wherever it sits inside) moved to ``root/folder``
-    by one rename."""
-    root.mkdir(parents=True, exist_ok=True)
+    by one rename, with the record of its files."""
+    _make_folder(root)
     want = Path(folder).parts
     with tempfile.TemporaryDirectory(dir=root, prefix=".unpack-") as tmp:
         try:
@@ -327,12 +535,19 @@ def _unpack(archive: Path, folder: str, root: Path) -> None:
             else:
                 shutil.unpack_archive(str(archive), tmp, filter="data")
         except (OSError, ValueError, shutil.ReadError, zipfile.BadZipFile) as exc:
-            raise FetchError(f"{archive}: cannot unpack ({exc}); delete it and fetch again") from None
+            raise FetchError(f"{archive}: cannot unpack ({exc}); nothing was installed: delete it and fetch "
+                             "again") from None
         found = sorted((p for p in Path(tmp).rglob(want[-1]) if p.is_dir() and p.parts[-len(want):] == want),
                        key=lambda p: len(p.parts))
         if not found:
             raise FetchError(f"{archive}: holds no folder {folder!r}; nothing was installed")
-        (root / folder).parent.mkdir(parents=True, exist_ok=True)
+        if not image_files(found[0], recursive=True):
+            raise FetchError(f"{archive}: its folder {folder!r} holds no image files; nothing was installed")
+        files = {p.relative_to(found[0]).as_posix(): file_sha256(p) for p in sorted(found[0].rglob("*"))
+                 if p.is_file()}
+        (found[0] / RECORD).write_text(json.dumps({"archive": archive.name, "sha256": sha256, "files": files},
+                                                  indent=1, sort_keys=True) + "\n")
+        _make_folder((root / folder).parent)
         os.replace(found[0], root / folder)
 
 

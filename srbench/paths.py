@@ -67,6 +67,12 @@ def cache_dir(explicit: str | os.PathLike | None = None) -> Path:
     return _user_cache() / "srbench"
 
 
+def downloads_dir() -> Path:
+    """Where ``srbench fetch`` keeps dataset archives (and a cut download's ``.part``) before unpacking them under
+    the data root: ``downloads/`` in the cache folder, so that neither the data root nor a checkout holds them."""
+    return cache_dir() / "downloads"
+
+
 def _explicit_env_default(explicit: str | os.PathLike | None, env: str, default: Path) -> Path:
     if explicit is not None:
         return Path(explicit).expanduser()

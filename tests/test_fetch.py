@@ -17,15 +17,18 @@ import pytest
 from click.testing import CliRunner
 
 from srbench import fetch as F
+from srbench import paths
 from srbench.cli import main
 
 
 class _Server:
-    """Files by path; ``cut`` (path -> bytes) ends the next response for that path after so many bytes."""
+    """Files by path; ``cut`` (path -> bytes) ends the next response for that path after so many bytes; ``chunked``
+    paths are sent in the chunked transfer encoding, their first half as one whole chunk, then the cut."""
 
     def __init__(self) -> None:
         self.files: dict[str, bytes] = {}
         self.cut: dict[str, int] = {}
+        self.chunked: set[str] = set()
         self.ranges: list[str | None] = []
         server = self
 
@@ -40,6 +43,9 @@ class _Server:
                     return
                 asked = self.headers.get("Range")
                 server.ranges.append(asked)
+                if self.path in server.chunked:
+                    self._chunked(body)
+                    return
                 start = int(asked.removeprefix("bytes=").split("-")[0]) if asked else 0
                 self.send_response(206 if asked else 200)
                 self.send_header("Content-Length", str(len(body) - start))
@@ -49,6 +55,15 @@ class _Server:
                 if limit is not None:
                     self.wfile.flush()
                     self.connection.shutdown(socket.SHUT_RDWR)  # the connection breaks mid-file
+
+            def _chunked(self, body: bytes) -> None:
+                self.send_response(200)
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                half = len(body) // 2
+                self.wfile.write(b"%x\r\n%s\r\n%x\r\n" % (half, body[:half], len(body) - half))
+                self.wfile.flush()
+                self.connection.shutdown(socket.SHUT_RDWR)  # the second chunk never comes
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
@@ -66,6 +81,16 @@ def _pin(monkeypatch, name, **changes) -> F.Download:
     download = dataclasses.replace(F.DOWNLOADS[name], **changes)
     monkeypatch.setitem(F.DOWNLOADS, name, download)
     return download
+
+
+@pytest.fixture(autouse=True)
+def _no_progress_bar(monkeypatch):
+    """tqdm's bar shares the CLI's output, without a newline before the next line: no bar, so lines are lines."""
+    monkeypatch.setattr(F._bar, "__enter__", lambda self: None)
+
+
+def _said(result) -> list[str]:
+    return [line for line in result.output.splitlines() if line.strip()]
 
 
 def test_weights_resume_after_a_cut_connection(server, monkeypatch, tmp_path):
@@ -93,18 +118,47 @@ def test_a_wrong_hash_is_refused_and_nothing_installed(server, monkeypatch, tmp_
     assert list(tmp_path.iterdir()) == []
 
 
+def _nrqm_model(linear: float) -> bytes:
+    """A structurally valid NRQM model file (one split per forest; ``linear`` tells two apart)."""
+    from scipy.io import savemat
+
+    forests = np.empty((1, 3), dtype=object)
+    for i in range(3):
+        forests[0, i] = {
+            "ldau": np.array([[2], [0], [0]], np.int32), "rdau": np.array([[3], [0], [0]], np.int32),
+            "unused1": np.zeros((3, 1)), "unused2": np.zeros((3, 1)), "threshold": np.array([[0.5], [0], [0]]),
+            "pred": np.array([[0.0], [2.0], [6.0]]), "best_attri": np.array([[1], [1], [1]], np.int32),
+        }
+    buf = io.BytesIO()
+    savemat(buf, {"model": {"linear": np.array([[linear], [0.3], [0.3], [0.4]]), "rf": forests}})
+    return buf.getvalue()
+
+
 def test_without_a_published_hash_the_first_download_is_recorded_and_then_required(server, monkeypatch, tmp_path):
-    server.files["/NRQM_model.mat"] = b"model v1"
+    v1 = _nrqm_model(0.5)
+    server.files["/NRQM_model.mat"] = v1
     _pin(monkeypatch, "nrqm", url=server.url + "/NRQM_model.mat")
     said: list[str] = []
     F.fetch_weights("nrqm", weights_dir=tmp_path, log=said.append, progress=False)
-    digest = hashlib.sha256(b"model v1").hexdigest()
+    digest = hashlib.sha256(v1).hexdigest()
     assert any(f"recorded sha256 {digest}" in line for line in said)
     assert json.loads((tmp_path / F.LEDGER).read_text())["NRQM_model.mat"]["sha256"] == digest
     (tmp_path / "NRQM_model.mat").unlink()
-    server.files["/NRQM_model.mat"] = b"model v2"  # the file changed upstream
+    server.files["/NRQM_model.mat"] = _nrqm_model(0.25)  # the file changed upstream
     with pytest.raises(F.FetchError, match="is not the pinned"):
         F.fetch_weights("nrqm", weights_dir=tmp_path, log=lambda m: None, progress=False)
+
+
+def test_a_first_download_without_a_published_hash_is_read_before_it_is_recorded(server, monkeypatch, tmp_path):
+    """An HTML error page (what a proxy answers) must not become the reference every later download is held to."""
+    server.files["/NRQM_model.mat"] = b"<html>Service unavailable</html>"
+    _pin(monkeypatch, "nrqm", url=server.url + "/NRQM_model.mat")
+    result = CliRunner().invoke(main, ["fetch", "weights", "nrqm", "--weights-dir", str(tmp_path / "w")])
+    assert result.exit_code == 1
+    (line,) = _said(result)
+    assert line.startswith("error: ")
+    assert "not an NRQM model file" in line and "refused and deleted" in line and "nothing was installed" in line
+    assert list(tmp_path.iterdir()) == []  # no file, no ledger, not even the folder
 
 
 def test_a_dataset_archive_is_unpacked_into_srbenchs_layout(server, monkeypatch, tmp_path, shared_data):
@@ -188,17 +242,21 @@ def test_sets_sharing_one_archive_download_it_once_and_land_where_named_datasets
     ds = D.resolve("set5", str(tmp_path))
     assert ds.layout == "benchmark" and [it.name for it in ds.items] == ["baby", "bird"]
     assert [it.name for it in D.resolve("set14", str(tmp_path)).items] == ["baboon"]
-    # No leftover unpack folder; the archive's sha256 (only an md5 is published) recorded at first download.
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".downloads", "benchmark", F.LEDGER]
-    assert json.loads((tmp_path / F.LEDGER).read_text())["benchmark.tar"]["sha256"] == hashlib.sha256(body).hexdigest()
+    # The data root holds the sets only (no leftover unpack folder, no archive); the archive waits in the cache's
+    # downloads folder with its sha256 (only an md5 is published) recorded at first download.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["benchmark"]
+    downloads = paths.downloads_dir()
+    assert sorted(p.name for p in downloads.iterdir()) == ["benchmark.tar", F.LEDGER]
+    assert (json.loads((downloads / F.LEDGER).read_text())["benchmark.tar"]["sha256"]
+            == hashlib.sha256(body).hexdigest())
 
 
 def test_a_wrong_md5_is_refused_like_a_wrong_sha256(server, monkeypatch, tmp_path, shared_data):
     server.files["/benchmark.tar"] = _benchmark_tar(shared_data)
     _pin(monkeypatch, "set5", url=server.url + "/benchmark.tar")  # the pinned md5 is the real archive's
     with pytest.raises(F.FetchError, match=f"md5 .* is not the pinned {F.DOWNLOADS['set5'].md5}: refused"):
-        F.fetch_dataset("set5", data_root=tmp_path, log=lambda m: None, progress=False)
-    assert not (tmp_path / "benchmark").exists() and not list((tmp_path / ".downloads").iterdir())
+        F.fetch_dataset("set5", data_root=tmp_path / "data", log=lambda m: None, progress=False)
+    assert list(tmp_path.iterdir()) == [] and not paths.downloads_dir().exists()  # nothing left, no empty folder
 
 
 def test_a_published_checkpoint_is_fetched_then_used_by_name(server, monkeypatch, tmp_path):
@@ -238,3 +296,237 @@ def test_a_checkpoint_without_a_direct_download_says_where_to_get_it_and_what_to
             f"there and put it at {tmp_path / 'RRDB_PSNR_x4.pth'}; `srbench fetch weights rrdb-psnr-mmagic`"
             in result.output)
     assert list(tmp_path.iterdir()) == []
+
+
+def _unreachable() -> str:
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}"
+
+
+def test_an_offline_dataset_fetch_is_one_line_naming_where_the_set_goes_and_leaves_nothing(monkeypatch, tmp_path):
+    """No data root given: the set goes to the default one, paths' DATASETS_DIR (here a stand-in for the checkout's
+    datasets/), which must hold nothing after the failure; nor the working folder, nor the downloads folder."""
+    checkout = tmp_path / "checkout" / "datasets"
+    checkout.mkdir(parents=True)
+    (checkout / "set5.json").write_text("{}")
+    monkeypatch.setattr(paths, "DATASETS_DIR", checkout)
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    url = _unreachable() + "/benchmark.tar"
+    _pin(monkeypatch, "set5", url=url)
+    result = CliRunner().invoke(main, ["fetch", "datasets", "set5"])
+    assert result.exit_code == 1
+    (line,) = _said(result)
+    assert line.startswith(f"error: cannot download set5 from {url} (") and "nothing was installed" in line
+    assert (f"put it at {paths.downloads_dir() / 'benchmark.tar'}" in line
+            and f"into {checkout / 'benchmark/Set5'}, where srbench looks for set5" in line)
+    assert ".downloads" not in line
+    assert [p.name for p in checkout.iterdir()] == ["set5.json"] and list(work.iterdir()) == []
+    assert not paths.downloads_dir().exists()
+
+
+def test_a_failed_weights_fetch_removes_the_folders_it_made(monkeypatch, tmp_path):
+    url = _unreachable() + "/vgg.pth"
+    _pin(monkeypatch, "vgg19", url=url)
+    result = CliRunner().invoke(main, ["fetch", "weights", "vgg19", "--weights-dir", str(tmp_path / "new" / "w")])
+    assert result.exit_code == 1
+    (line,) = _said(result)
+    assert "nothing was installed" in line and f"put it at {tmp_path / 'new/w/vgg19-dcbb9e9d.pth'}" in line
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_connection_cut_before_any_byte_leaves_no_empty_part(server, monkeypatch, tmp_path):
+    server.files["/vgg.pth"] = b"x" * 1000
+    server.cut["/vgg.pth"] = 0
+    _pin(monkeypatch, "vgg19", url=server.url + "/vgg.pth", sha256=hashlib.sha256(b"x" * 1000).hexdigest()[:8])
+    with pytest.raises(F.FetchError, match="nothing was installed") as caught:
+        F.fetch_weights("vgg19", weights_dir=tmp_path / "w", log=lambda m: None, progress=False)
+    assert "resume" not in str(caught.value)  # nothing to resume from
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_cut_download_says_which_part_file_it_keeps_to_resume_from(server, monkeypatch, tmp_path):
+    body = np.random.default_rng(2).bytes(2 * F.CHUNK)
+    server.files["/vgg.pth"], server.cut["/vgg.pth"] = body, F.CHUNK
+    _pin(monkeypatch, "vgg19", url=server.url + "/vgg.pth", sha256=hashlib.sha256(body).hexdigest()[:8])
+    with pytest.raises(F.FetchError) as caught:
+        F.fetch_weights("vgg19", weights_dir=tmp_path, log=lambda m: None, progress=False)
+    part = tmp_path / ".vgg19-dcbb9e9d.pth.part"
+    assert f"the partial download {part} is kept: run the same command again to resume" in str(caught.value)
+    assert [p.name for p in tmp_path.iterdir()] == [part.name]
+
+
+def _one_image_set5() -> bytes:
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo("benchmark/Set5/HR/baby.png")
+        info.size = 4
+        tar.addfile(info, io.BytesIO(b"fake"))
+    return buf.getvalue()
+
+
+def test_an_archive_already_in_the_downloads_folder_is_checked_against_its_pinned_hash(server, monkeypatch,
+                                                                                      tmp_path):
+    fake = _one_image_set5()
+    archive = paths.downloads_dir() / "benchmark.tar"
+    archive.parent.mkdir(parents=True)
+    archive.write_bytes(fake)
+    _pin(monkeypatch, "set5", url=server.url + "/benchmark.tar")  # served by nobody: it must not be needed
+    result = CliRunner().invoke(main, ["fetch", "datasets", "set5", "--data-root", str(tmp_path / "data")])
+    assert result.exit_code == 1
+    (line,) = _said(result)
+    assert line == (f"error: {archive}: md5 {hashlib.md5(fake).hexdigest()} is not the pinned "
+                    f"{F.DOWNLOADS['set5'].md5}: nothing was installed (a changed or corrupted archive: delete it and "
+                    "fetch again)")
+    assert list(tmp_path.iterdir()) == [] and archive.read_bytes() == fake  # not ours to delete
+
+
+@pytest.mark.parametrize("name", ["nrqm", "alexnet"])
+def test_a_bad_weights_file_already_there_is_reported_not_accepted(name, tmp_path):
+    """nrqm has no published hash and nothing recorded: the file is read as a model; alexnet's is pinned."""
+    dest = tmp_path / F.DOWNLOADS[name].filename
+    dest.write_bytes(b"garbage")
+    result = CliRunner().invoke(main, ["fetch", "weights", name, "--weights-dir", str(tmp_path)])
+    assert result.exit_code == 1
+    (line,) = _said(result)
+    assert line.startswith("error: ") and str(dest) in line and "not accepted" in line
+    if name == "alexnet":
+        assert f"sha256 {hashlib.sha256(b'garbage').hexdigest()} is not the pinned 7be5be79" in line
+    else:
+        assert "not an NRQM model file" in line
+    assert dest.read_bytes() == b"garbage"
+
+
+def test_weights_already_there_are_accepted_by_their_recorded_hash_or_by_reading_them(tmp_path):
+    dest = tmp_path / "NRQM_model.mat"
+    dest.write_bytes(_nrqm_model(0.5))
+    said: list[str] = []
+    F.fetch_weights("nrqm", weights_dir=tmp_path, log=said.append, progress=False)
+    assert said == [f"nrqm: {dest} is there (read as an NRQM model; no published hash to check)"]
+    (tmp_path / F.LEDGER).write_text(json.dumps({"NRQM_model.mat": {"sha256": "0" * 64}}))
+    with pytest.raises(F.FetchError, match=rf"sha256 {hashlib.sha256(dest.read_bytes()).hexdigest()} is not the "
+                                           rf"pinned 0{{64}}"):
+        F.fetch_weights("nrqm", weights_dir=tmp_path, log=lambda m: None, progress=False)
+
+
+def test_an_installed_set_is_verified_before_it_is_called_there(server, monkeypatch, tmp_path, shared_data):
+    server.files["/benchmark.tar"] = body = _benchmark_tar(shared_data)
+    _pin(monkeypatch, "set5", url=server.url + "/benchmark.tar", md5=hashlib.md5(body).hexdigest())
+    set5 = tmp_path / "benchmark/Set5"
+    args = ["fetch", "datasets", "set5", "--data-root", str(tmp_path)]
+    assert CliRunner().invoke(main, args).exit_code == 0
+    again = CliRunner().invoke(main, args)
+    assert again.exit_code == 0 and f"set5: {set5} is there (verified: the 4 files unpacked from benchmark.tar)" in \
+        _said(again)
+    (set5 / "HR/bird.png").unlink()
+    (set5 / "HR/baby.png").write_bytes((shared_data / "benchmark/Set5/HR/head.png").read_bytes())
+    broken = CliRunner().invoke(main, args)
+    assert broken.exit_code == 1
+    (line,) = _said(broken)
+    assert line == (f"error: {set5} is there but is not what srbench fetch installed from benchmark.tar (1 missing "
+                    "(HR/bird.png); 1 changed (HR/baby.png)): move it away and fetch again")
+
+
+def test_a_set_put_there_by_hand_is_there_only_when_it_is_a_known_copy(server, tmp_path, shared_data):
+    import shutil
+
+    set5 = tmp_path / "benchmark/Set5"
+    shutil.copytree(shared_data / "benchmark/Set5", set5)
+    args = ["fetch", "datasets", "set5", "--data-root", str(tmp_path)]
+    fine = CliRunner().invoke(main, args)
+    assert fine.exit_code == 0
+    assert _said(fine) == [f"set5: {set5} is there (verified: identical to the known copy 'benchmark' of set5, 25 "
+                           "files)"]
+    (set5 / "LR_bicubic/X4/birdx4.png").unlink()
+    broken = CliRunner().invoke(main, args)
+    assert broken.exit_code == 1
+    (line,) = _said(broken)
+    assert line.startswith(f"error: {set5} is there but was not installed by srbench fetch and is not a known copy "
+                           "of set5 (against set5 copy 'benchmark': 24 identical, 1 missing;")
+
+
+def test_a_fetch_into_the_default_data_root_leaves_its_manifests_readable(server, monkeypatch, tmp_path,
+                                                                          shared_data):
+    """The default data root holds the manifests (datasets/*.json): a fetch must not add a JSON file there that
+    ``srbench datasets verify`` would then read as a manifest."""
+    import shutil
+
+    checkout = tmp_path / "datasets"
+    checkout.mkdir()
+    for manifest in paths.DATASETS_DIR.glob("*.json"):
+        shutil.copy(manifest, checkout)
+    monkeypatch.setattr(paths, "DATASETS_DIR", checkout)
+    server.files["/benchmark.tar"] = body = _benchmark_tar(shared_data)
+    _pin(monkeypatch, "set5", url=server.url + "/benchmark.tar", md5=hashlib.md5(body).hexdigest())
+    result = CliRunner().invoke(main, ["fetch", "datasets", "set5"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in checkout.iterdir()) == ["benchmark", "bsd100.json", "set14.json", "set5.json",
+                                                          "urban100.json"]
+    verify = CliRunner().invoke(main, ["datasets", "verify", str(checkout / "benchmark/Set5")])
+    assert verify.output.startswith(f"{checkout / 'benchmark/Set5'}: set5 / copy 'benchmark'")
+
+
+def test_a_weights_folder_that_is_a_file_is_one_line(monkeypatch, tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    monkeypatch.setenv("SRBENCH_WEIGHTS", str(afile))
+    result = CliRunner().invoke(main, ["fetch", "weights", "vgg19"])
+    assert result.exit_code == 1 and _said(result) == [f"error: {afile}: not a folder (where weights go)"]
+
+
+def test_a_chunked_download_cut_midway_is_one_line_not_a_traceback(server, monkeypatch, tmp_path):
+    body = b"y" * 1000
+    server.files["/vgg.pth"] = body
+    server.chunked.add("/vgg.pth")
+    _pin(monkeypatch, "vgg19", url=server.url + "/vgg.pth", sha256=hashlib.sha256(body).hexdigest()[:8])
+    result = CliRunner().invoke(main, ["fetch", "weights", "vgg19", "--weights-dir", str(tmp_path / "w")])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)  # no traceback
+    (line,) = _said(result)
+    assert line.startswith(f"error: cannot download vgg19 from {server.url}/vgg.pth (IncompleteRead(")
+    assert "nothing was installed" in line and list(tmp_path.iterdir()) == []
+
+
+def test_an_archive_whose_set_holds_no_images_installs_nothing(server, monkeypatch, tmp_path):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("Set5/HR/readme.txt", b"images removed")
+    server.files["/Set5.zip"] = buf.getvalue()
+    monkeypatch.setitem(F.DOWNLOADS, "set5", F.Download("set5", "datasets", server.url + "/Set5.zip", "Set5.zip",
+                                                        "test", folder="Set5"))
+    result = CliRunner().invoke(main, ["fetch", "datasets", "set5", "--data-root", str(tmp_path / "data")])
+    assert result.exit_code == 1
+    assert _said(result) == [f"error: {paths.downloads_dir() / 'Set5.zip'}: its folder 'Set5' holds no image files; "
+                             "nothing was installed"]
+    assert list(tmp_path.iterdir()) == [] and not paths.downloads_dir().exists()
+
+
+def test_an_installed_set_that_another_copy_hides_says_which_one_srbench_reads(server, monkeypatch, tmp_path,
+                                                                              shared_data):
+    server.files["/benchmark.tar"] = body = _benchmark_tar(shared_data)
+    _pin(monkeypatch, "set5", url=server.url + "/benchmark.tar", md5=hashlib.md5(body).hexdigest())
+    args = ["fetch", "datasets", "set5", "--data-root", str(tmp_path)]
+    first = CliRunner().invoke(main, args)
+    assert _said(first)[-1] == f"set5: installed {tmp_path / 'benchmark/Set5'}, where srbench looks for set5"
+    import shutil
+
+    shutil.rmtree(tmp_path / "benchmark")
+    shutil.copytree(shared_data / "benchmark/Set5/HR", tmp_path / "Set5/HR")  # found before benchmark/Set5
+    second = CliRunner().invoke(main, args)
+    assert second.exit_code == 0
+    assert _said(second)[-1] == (f"set5: installed {tmp_path / 'benchmark/Set5'}; note: srbench reads set5 from "
+                                 f"{tmp_path / 'Set5'}, found first: move that away to use this one")
+
+
+def test_offline_with_a_part_from_an_earlier_cut_says_it_is_kept(monkeypatch, tmp_path):
+    part = tmp_path / ".vgg19-dcbb9e9d.pth.part"
+    part.write_bytes(b"z" * 100)
+    _pin(monkeypatch, "vgg19", url=_unreachable() + "/vgg.pth")
+    with pytest.raises(F.FetchError) as caught:
+        F.fetch_weights("vgg19", weights_dir=tmp_path, log=lambda m: None, progress=False)
+    assert str(caught.value).endswith(f"put it at {tmp_path / 'vgg19-dcbb9e9d.pth'}; the partial download {part} is "
+                                      "kept: run the same command again to resume from it")
+    assert part.read_bytes() == b"z" * 100
