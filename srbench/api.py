@@ -46,12 +46,14 @@ def evaluate(model: PathLike | Iterable[PathLike], datasets: PathLike | Iterable
              protocol: str = "sr", metrics: Sequence[str] | None = None, scale: int = 4,
              data_root: str | os.PathLike | None = None, weights_dir: str | os.PathLike | None = None,
              store: str | os.PathLike | None = None, suite: str = "evaluate", device: str = "auto",
-             workers: int | None = None, skip_unavailable: bool = False) -> Results:
+             workers: int | None = None, skip_unavailable: bool = False, sr_pattern: str | None = None) -> Results:
     """Evaluate ``model`` (``"bicubic"``, a checkpoint file, a variant or published checkpoint name, a folder of SR
     images; or a list of them) on ``datasets`` (names such as ``"set5"`` or ``"skimage"``, or folders) under
     ``protocol`` (``"sr"`` or ``"pirm"``): the numbers ``srbench evaluate`` prints. With a results ``store``
     (a file), values already computed for the same model, data and metric versions are read from it, and the
-    results are labelled under ``suite`` there (as ``srbench evaluate --store`` does)."""
+    results are labelled under ``suite`` there (as ``srbench evaluate --store`` does). ``sr_pattern`` says how an
+    SR folder's files are named (``"{name}_RCAN_x{scale}"``); by default names are matched, else the folder's own
+    shared prefix/suffix is found (:class:`srbench.sources.FolderSource`)."""
     from srbench.evaluation import evaluate as run
     from srbench.store import Store
 
@@ -63,7 +65,7 @@ def evaluate(model: PathLike | Iterable[PathLike], datasets: PathLike | Iterable
                               data_root=None if data_root is None else os.fspath(data_root),
                               weights_dir=None if weights_dir is None else os.fspath(weights_dir),
                               skip_unavailable=skip_unavailable, device=device, workers=workers, store=opened,
-                              suite=suite if opened is not None else None))
+                              suite=suite if opened is not None else None, sr_pattern=sr_pattern))
     finally:
         if opened is not None:
             opened.close()
