@@ -60,7 +60,7 @@ def evaluate(model: PathLike | Iterable[PathLike], datasets: PathLike | Iterable
              data_root: str | os.PathLike | None = None, weights_dir: str | os.PathLike | None = None,
              store: str | os.PathLike | None = None, suite: str = "evaluate", device: str = "auto",
              workers: int | None = None, skip_unavailable: bool = False,
-             allow_unpinned_weights: bool = False) -> Results:
+             allow_unpinned_weights: bool = False, sr_pattern: str | None = None) -> Results:
     """Evaluate ``model`` (``"bicubic"``, a checkpoint file, a variant or published checkpoint name, a folder of SR
     images; or a list of them) on ``datasets`` (names such as ``"set5"`` or ``"skimage"``, or folders) under
     ``protocol`` (``"sr"`` or ``"pirm"``): the numbers ``srbench evaluate`` prints. With a results ``store``
@@ -69,7 +69,9 @@ def evaluate(model: PathLike | Iterable[PathLike], datasets: PathLike | Iterable
     ``datasets`` take a list or the CLI's comma form (``metrics="psnr_y,ssim_y"``); ``device`` is ``"auto"``,
     ``"cpu"`` or ``"cuda"``, ``workers`` a positive number of processes (default: the usable cores). Weights
     files of metrics must be the pinned ones unless ``allow_unpinned_weights`` (as
-    ``SRBENCH_ALLOW_UNPINNED_WEIGHTS=1``); see :mod:`srbench.weights`.
+    ``SRBENCH_ALLOW_UNPINNED_WEIGHTS=1``); see :mod:`srbench.weights`. ``sr_pattern`` says how an SR folder's
+    files are named (``"{name}_RCAN_x{scale}"``); by default names are matched, else the folder's own shared
+    prefix/suffix is found (:class:`srbench.sources.FolderSource`).
 
     No model or no dataset is a BadInputError; so is a run where every image was skipped as bad input (nothing
     was evaluated). A dataset whose every image was skipped, beside others that were evaluated, is a warning
@@ -91,7 +93,7 @@ def evaluate(model: PathLike | Iterable[PathLike], datasets: PathLike | Iterable
                                   data_root=None if data_root is None else os.fspath(data_root),
                                   weights_dir=None if weights_dir is None else os.fspath(weights_dir),
                                   skip_unavailable=skip_unavailable, device=device, workers=workers, store=opened,
-                                  suite=suite if opened is not None else None))
+                                  suite=suite if opened is not None else None, sr_pattern=sr_pattern))
         finally:
             if opened is not None:
                 opened.close()

@@ -118,9 +118,11 @@ allow_unpinned_weights = click.option(
 @click.option("--torch-metrics/--host-metrics", default=None,
               help="PSNR, SSIM, RMSE and LPIPS on the generator's device, where its SR image is (default: when it "
                    "runs on a GPU), or on the host (the reference).")
+@click.option("--sr-pattern", help="How the SR folder's files are named, e.g. '{name}_RCAN_x{scale}' (default: by "
+                                   "the image's name, else the prefix/suffix all the folder's files share).")
 def evaluate(model, datasets, scale, protocol, metrics, as_json, out, data_root, weights_dir,
              skip_unavailable, skip_bad, device, tile, store_path, name, suite_name, max_pixels, workers,
-             torch_metrics) -> None:
+             torch_metrics, sr_pattern) -> None:
     """Evaluate MODEL on datasets under a named protocol (sr or pirm)."""
     from contextlib import AbstractContextManager, nullcontext
 
@@ -148,7 +150,7 @@ def evaluate(model, datasets, scale, protocol, metrics, as_json, out, data_root,
                               data_root=data_root, weights_dir=weights_dir, skip_unavailable=skip_unavailable,
                               progress=_progress, device=device, tile=tile, store=store,
                               suite=suite_name if store_path else None, name=name, workers=workers,
-                              torch_metrics=torch_metrics):
+                              torch_metrics=torch_metrics, sr_pattern=sr_pattern):
                 results.append(result)
                 if out:
                     write_outputs(result, out)

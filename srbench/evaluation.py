@@ -37,7 +37,7 @@ from srbench.images import atomic_write_text
 from srbench.metrics.niqe import ILL_CONDITIONED_SPREAD
 from srbench.metrics.registry import PerImage
 from srbench.protocols import Protocol, get_protocol
-from srbench.sources import GeneratorSource, SRSource, open_source
+from srbench.sources import FolderPairing, FolderSource, GeneratorSource, SRSource, open_source
 from srbench.store import DATASET_IMAGE, Store
 
 Progress = Callable[[str, int, int], None]
@@ -558,7 +558,8 @@ def _conditioning_words(key: str, row: dict) -> str:
             "zero, all positive or all negative (another implementation, MATLAB's included, resolves them its own way)")
 
 
-def _summarise(source: SRSource, dataset: D.Dataset, scale: int, plan: _Plan, tally: _Tally) -> EvalResult:
+def _summarise(source: SRSource, dataset: D.Dataset, scale: int, plan: _Plan, tally: _Tally,
+               pairing: FolderPairing | None) -> EvalResult:
     rows = [{"image": it.name, **tally.values[it.name]} for it in dataset.items if it.name in tally.values]
     summary: dict[str, float | None] = dict.fromkeys(plan.names)
     if rows and plan.image_metrics:
@@ -567,6 +568,8 @@ def _summarise(source: SRSource, dataset: D.Dataset, scale: int, plan: _Plan, ta
     summary.update({k: dataset_values[k] for n in plan.dataset_metrics for k in plan.proto.metric(n).outputs
                     if k in dataset_values})
     warnings = _image_warnings(rows, plan.computable, plan.proto) + _fid_warnings(summary)
+    if pairing is not None and isinstance(source, FolderSource):
+        warnings += pairing.notes(source.folder, dataset.name)
     if tally.cropped:
         warnings.append(f"{tally.cropped} HR image(s) cropped to a multiple of {scale} (modcrop) before pairing")
     warnings += tally.read_notes
@@ -586,6 +589,7 @@ def _summarise(source: SRSource, dataset: D.Dataset, scale: int, plan: _Plan, ta
         "read_notes": tally.read_notes,
         "model": source.describe(),
         "model_key": source.key,
+        **({"sr_pairing": pairing.describe()} if pairing is not None else {}),
         "metric_versions": plan.proto.versions(plan.names),
         "weights": Wt.provenance(plan.weights),  # metric -> file, sha256, pin, pinned (keyed into stored values)
         "protocol_description": plan.proto.description,
@@ -619,11 +623,13 @@ def evaluate_dataset(
     values as the CPU reference's, bitwise except PSNR-Y/SSIM-Y of the ``sr`` protocol, within 1e-12 relative: see
     :mod:`srbench.metrics.torch_forms`)."""
     where = Dist.ranks()
+    # Which SR file stands for which image is decided once for the whole dataset, before any work.
+    pairing = source.pair(dataset, scale) if isinstance(source, FolderSource) else None
     if not where.active:
         plan = _plan(source, dataset, scale, protocol, metrics, weights_dir, skip_unavailable, store)
         tally = _ImageLoop(source, dataset, scale, plan, store, suite, workers, weights_dir,
                            torch_metrics=torch_metrics).run(progress)
-        return _summarise(source, dataset, scale, plan, tally)
+        return _summarise(source, dataset, scale, plan, tally, pairing)
     # torchrun: rank 0 alone reads and writes the store; every rank computes its share of the images.
     store = store if where.is_main else None
     plan = _plan(source, dataset, scale, protocol, metrics, weights_dir, skip_unavailable, store)
@@ -632,7 +638,7 @@ def evaluate_dataset(
     plan.cached, plan.dataset_cached = Dist.broadcast_from_main((plan.cached, plan.dataset_cached), where)
     tally = _ImageLoop(source, dataset, scale, plan, store, suite, workers, weights_dir, where,
                        torch_metrics).run(progress if where.is_main else None)
-    result = _summarise(source, dataset, scale, plan, tally) if where.is_main else None
+    result = _summarise(source, dataset, scale, plan, tally, pairing) if where.is_main else None
     shared = Dist.broadcast_from_main(result, where)  # every rank returns rank 0's result
     assert shared is not None
     return shared
@@ -696,6 +702,7 @@ def evaluate(
     name: str | None = None,
     workers: int | None = None,
     torch_metrics: bool | None = None,
+    sr_pattern: str | None = None,
 ) -> Iterator[EvalResult]:
     """One :class:`EvalResult` per dataset, yielded as each finishes (nothing is lost on a later error).
 
@@ -704,12 +711,14 @@ def evaluate(
     ``suite``, each result is also labelled there as model ``name`` (default: the source's own name) of that
     suite, so ``srbench results``, ``table`` and ``pirm-plane`` show it. ``workers``: processes computing the
     metrics (default: the usable cores, ``os.sched_getaffinity``); results do not depend on it, bit for bit.
-    ``torch_metrics``: see :func:`evaluate_dataset`.
+    ``torch_metrics``: see :func:`evaluate_dataset`. ``sr_pattern``: how the files of an SR folder are named
+    (``"{name}_RCAN_x{scale}"``; by default read off the folder, see :class:`srbench.sources.FolderSource`).
     """
     check_options(device, workers)
 
     def open_inputs() -> tuple[SRSource, list[D.Dataset]]:
-        source = open_source(model, device=device, tile=tile) if isinstance(model, str) else model
+        source = (open_source(model, device=device, tile=tile, sr_pattern=sr_pattern) if isinstance(model, str)
+                  else model)
         if name:
             source.name = name
         if isinstance(source, GeneratorSource) and source.runner.scale != scale:

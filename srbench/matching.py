@@ -8,8 +8,13 @@ A suffix that names a scale must name the evaluated scale (``baby_x2.png`` is no
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+
+from srbench.errors import BadInputError
+from srbench.images import IMAGE_SUFFIXES
 
 # The naming habits of SR code in the wild; ``{s}`` is the evaluated scale. Longest first, so that
 # ``_x4_SR`` is stripped whole rather than as ``_SR``.
@@ -68,3 +73,102 @@ class SRIndex:
 def describe_ambiguity(image: str, files: Sequence[Path]) -> str:
     return (f"several SR files match image {image!r}: {', '.join(str(p) for p in files)}; keep one "
             f"(srbench never guesses which)")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Released outputs as their authors name them: one affix shared by the whole folder.
+#
+# Released SR results rarely carry the bare image name: ``baby_RCAN_x4.png``, ``SR_baby.png``,
+# ``baboon_SRGAN-VGG54.png``. Rather than growing the suffix list forever, the folder's own naming is read
+# off: the one (prefix, suffix) pair whose removal maps every image of the dataset to exactly one file. Two
+# such pairs (a folder holding several methods' outputs) or none are never guessed between.
+
+_PATTERN_FIELDS = re.compile(r"\{([^{}]*)\}")
+
+
+@dataclass(frozen=True)
+class Affix:
+    """What surrounds the image name in an SR file's stem: ``prefix + name + suffix``."""
+
+    prefix: str
+    suffix: str
+
+    def stem(self, name: str) -> str:
+        return f"{self.prefix}{name}{self.suffix}"
+
+    def pattern(self, scale: int) -> str:
+        """As ``--sr-pattern`` writes it, the scale shown as ``{scale}`` where it follows an x."""
+        def general(text: str) -> str:
+            return re.sub(rf"(?<=[xX]){scale}(?!\d)", "{scale}", text)
+
+        return f"{general(self.prefix)}{{name}}{general(self.suffix)}"
+
+
+def parse_pattern(pattern: str, scale: int) -> Affix:
+    """``--sr-pattern``: ``{name}`` once, ``{scale}`` anywhere, nothing else in braces, no extension needed."""
+    fields = _PATTERN_FIELDS.findall(pattern)
+    unknown = sorted({f for f in fields if f not in ("name", "scale")})
+    if unknown or fields.count("name") != 1 or pattern.count("{") != len(fields):
+        raise BadInputError(
+            f"--sr-pattern {pattern!r}: write the SR file's name with {{name}} once where the image's name is "
+            f"and {{scale}} where the scale is, e.g. '{{name}}_RCAN_x{{scale}}'"
+            + (f" (unknown field(s): {', '.join(unknown)})" if unknown else ""))
+    stem = pattern
+    for ext in IMAGE_SUFFIXES:
+        if stem.lower().endswith(ext):
+            stem = stem[: -len(ext)]
+            break
+    prefix, suffix = stem.split("{name}")
+    return Affix(prefix.replace("{scale}", str(scale)), suffix.replace("{scale}", str(scale)))
+
+
+def files_by_stem(files: Iterable[Path]) -> dict[str, list[Path]]:
+    by_stem: dict[str, list[Path]] = {}
+    for path in files:
+        by_stem.setdefault(path.stem, []).append(path)
+    return by_stem
+
+
+def pair_by_affix(affix: Affix, by_stem: dict[str, list[Path]],
+                  images: Sequence[tuple[str, set[str]]]) -> dict[str, list[Path]]:
+    """Each image (its name, the names it goes by) with the files whose stem is the affixed name."""
+    return {image: sorted({p for n in names for p in by_stem.get(affix.stem(n), ())}) for image, names in images}
+
+
+def _candidates(stems: Iterable[str], names: set[str]) -> set[Affix]:
+    found = set()
+    for stem in stems:
+        for name in names:
+            start = stem.find(name)
+            while start >= 0:
+                found.add(Affix(stem[:start], stem[start + len(name):]))
+                start = stem.find(name, start + 1)
+    return found
+
+
+def infer_affixes(by_stem: dict[str, list[Path]], images: Sequence[tuple[str, set[str]]]) -> list[Affix]:
+    """Every affix (other than none) that pairs each image with exactly one file, no file used twice."""
+    all_names = {n for _, names in images for n in names}
+    working = []
+    for affix in _candidates(by_stem, all_names):
+        if not (affix.prefix or affix.suffix):
+            continue
+        paired = pair_by_affix(affix, by_stem, images)
+        files = [p for found in paired.values() for p in found]
+        if all(len(found) == 1 for found in paired.values()) and len(set(files)) == len(files):
+            working.append(affix)
+    return sorted(working, key=lambda a: (a.prefix, a.suffix))
+
+
+def suggest_pattern(by_stem: dict[str, list[Path]], images: Sequence[tuple[str, set[str]]], scale: int) -> str | None:
+    """The affix pairing the most images (a hint for a folder where no affix pairs them all)."""
+    all_names = {n for _, names in images for n in names}
+    best: tuple[int, str] | None = None
+    for affix in _candidates(by_stem, all_names):
+        if not (affix.prefix or affix.suffix):
+            continue
+        n = sum(1 for found in pair_by_affix(affix, by_stem, images).values() if len(found) == 1)
+        pattern = affix.pattern(scale)
+        if best is None or (n, pattern) > best:
+            best = (n, pattern)
+    return None if best is None else best[1]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,17 @@ import numpy as np
 from srbench import datasets as D
 from srbench.errors import BadInputError
 from srbench.images import content_sha256, decode_image, describe_channels, image_files
-from srbench.matching import SRIndex, describe_ambiguity, hr_names
+from srbench.matching import (
+    Affix,
+    SRIndex,
+    describe_ambiguity,
+    files_by_stem,
+    hr_names,
+    infer_affixes,
+    pair_by_affix,
+    parse_pattern,
+    suggest_pattern,
+)
 from srbench.matlab import imresize, modcrop
 
 
@@ -37,22 +48,51 @@ class BicubicSource:
         return ()
 
 
+@dataclass(frozen=True)
+class FolderPairing:
+    """Which SR file stands for which image of one dataset, and by what rule."""
+
+    rule: str  # "names" (srbench.matching's names and suffixes), "affix" (read off the folder), "pattern" (given)
+    pattern: str | None  # the affix as --sr-pattern writes it
+    files: dict[str, list[Path]]  # image -> the files standing for it (one, or none: missing; several: ambiguous)
+    ignored: int  # files of the folder standing for no image of the dataset
+
+    def notes(self, folder: Path, dataset: str) -> list[str]:
+        notes = []
+        if self.rule == "affix":
+            notes.append(f"SR files in {folder} paired with {dataset}'s images by their shared naming "
+                         f"'{self.pattern}' (--sr-pattern states it explicitly)")
+        if self.ignored and self.rule != "names":
+            notes.append(f"{self.ignored} other file(s) in {folder} stand for no image of {dataset}: ignored")
+        return notes
+
+    def describe(self) -> dict:
+        return {"rule": self.rule, "pattern": self.pattern, "ignored_files": self.ignored}
+
+
 class FolderSource:
     """A folder of SR images made elsewhere, matched to HR images by name (the PIRM use case).
 
-    Matching is exact on the stem after stripping at most one known suffix (:mod:`srbench.matching`): a
-    missing or ambiguous SR file skips that image with its reason, it is never paired by a guess.
+    Matching is exact on the stem after stripping at most one known suffix (:mod:`srbench.matching`). Where no
+    file is named so, released outputs' own naming is read off the folder: the one prefix and/or suffix shared
+    by its files whose removal pairs every image with exactly one file (``baby_RCAN_x4.png``, ``SR_baby.png``);
+    ``sr_pattern`` (``"{name}_RCAN_x{scale}"``) states it instead. A missing or ambiguous SR file skips that image
+    with its reason; two working affixes, or none, are an error naming what was found: never a guess.
     """
 
-    def __init__(self, folder: str | os.PathLike) -> None:
+    def __init__(self, folder: str | os.PathLike, sr_pattern: str | None = None) -> None:
         self.folder = Path(folder).expanduser()
         if not self.folder.is_dir():
             raise BadInputError(f"{folder}: the model is neither 'bicubic' nor a folder of SR images")
         self.files = image_files(self.folder, recursive=True)
         if not self.files:
             raise BadInputError(f"{self.folder}: the SR folder holds no images")
+        if sr_pattern is not None:
+            parse_pattern(sr_pattern, 4)  # refuse a malformed pattern before any work
+        self.sr_pattern = sr_pattern
         self.name = self.folder.name
         self._indexes: dict[int, SRIndex] = {}
+        self._pairings: dict[int, FolderPairing] = {}
         self._notes: dict[str, tuple[str, ...]] = {}
 
     def take_notes(self, image: str) -> tuple[str, ...]:
@@ -64,19 +104,83 @@ class FolderSource:
         h = hashlib.sha256()
         for p in self.files:
             h.update(f"{p.relative_to(self.folder).as_posix()}:{content_sha256(p)}\n".encode())
-        return f"folder:{h.hexdigest()}"
+        # A given pattern can pick other files of the same folder (one method's outputs among several).
+        return f"folder:{h.hexdigest()}" + (f":pattern={self.sr_pattern}" if self.sr_pattern else "")
 
     def describe(self) -> dict:
-        return {"kind": "folder", "path": str(self.folder), "n_files": len(self.files)}
+        described = {"kind": "folder", "path": str(self.folder), "n_files": len(self.files)}
+        if self.sr_pattern:
+            described["sr_pattern"] = self.sr_pattern
+        return described
 
-    def match(self, item: D.Item, scale: int = 4) -> Path:
+    def pair(self, dataset: D.Dataset, scale: int) -> FolderPairing:
+        """Decide which file stands for which image of ``dataset`` at ``scale`` (used by :meth:`match` from
+        then on): the given pattern, else the names rule, else the one affix the folder's names share."""
+        images = [(it.name, hr_names(it.name, it.hr_path.stem)) for it in dataset.items]
+        by_stem = files_by_stem(self.files)
+        if self.sr_pattern is not None:
+            pairing = self._pairing("pattern", parse_pattern(self.sr_pattern, scale), by_stem, images, scale)
+        else:
+            pairing = self._by_names_or_affix(dataset, images, by_stem, scale)
+        self._pairings[scale] = pairing
+        return pairing
+
+    def _pairing(self, rule: str, affix: Affix, by_stem: dict[str, list[Path]],
+                 images: list[tuple[str, set[str]]], scale: int) -> FolderPairing:
+        files = pair_by_affix(affix, by_stem, images)
+        used = {p for found in files.values() for p in found}
+        return FolderPairing(rule, affix.pattern(scale), files, len(self.files) - len(used))
+
+    def _by_names_or_affix(self, dataset: D.Dataset, images: list[tuple[str, set[str]]],
+                           by_stem: dict[str, list[Path]], scale: int) -> FolderPairing:
+        index = self._index(scale)
+        files = {image: index.matches(names) for image, names in images}
+        used = {p for found in files.values() for p in found}
+        by_names = FolderPairing("names", None, files, len(self.files) - len(used))
+        if all(len(found) == 1 for found in files.values()):
+            return by_names
+        affixes = infer_affixes(by_stem, images)
+        if len(affixes) == 1:
+            return self._pairing("affix", affixes[0], by_stem, images, scale)
+        if len(affixes) > 1:
+            raise BadInputError(
+                f"{self.folder}: the files pair with {dataset.name}'s images under several namings: "
+                f"{', '.join(repr(a.pattern(scale)) for a in affixes)}; pass the one to evaluate as --sr-pattern "
+                f"(srbench never guesses)")
+        if not used:
+            raise BadInputError(f"{self.folder}: no file is named after an image of {dataset.name}"
+                                f"{self._naming_hint(by_stem, images, scale)}")
+        return by_names
+
+    def _naming_hint(self, by_stem: dict[str, list[Path]], images: list[tuple[str, set[str]]], scale: int) -> str:
+        examples = ", ".join(p.name for p in self.files[:3])
+        hint = f" (its files are named like {examples}{', ...' if len(self.files) > 3 else ''}; the images are "
+        hint += ", ".join(name for name, _ in images[:3]) + (", ..." if len(images) > 3 else "")
+        suggested = suggest_pattern(by_stem, images, scale)
+        if suggested:
+            hint += f"; if each file is an image's name with a fixed prefix or suffix, pass e.g. --sr-pattern " \
+                    f"'{suggested}'"
+        return hint + ")"
+
+    def _index(self, scale: int) -> SRIndex:
         if scale not in self._indexes:
             self._indexes[scale] = SRIndex(self.files, scale)
-        found = self._indexes[scale].matches(hr_names(item.name, item.hr_path.stem))
+        return self._indexes[scale]
+
+    def match(self, item: D.Item, scale: int = 4) -> Path:
+        pairing = self._pairings.get(scale)
+        if pairing is not None and item.name in pairing.files:
+            found = pairing.files[item.name]
+        else:
+            found = self._index(scale).matches(hr_names(item.name, item.hr_path.stem))
         if len(found) == 1:
             return found[0]
         if found:
             raise BadInputError(describe_ambiguity(item.name, found))
+        if pairing is not None and pairing.rule != "names":
+            expected = str(pairing.pattern).replace("{name}", item.name).replace("{scale}", str(scale))
+            raise BadInputError(f"{item.name}: no SR file {expected}.* in {self.folder} (named as "
+                                f"'{pairing.pattern}')")
         raise BadInputError(f"{item.name}: no SR image for it in {self.folder} (names tried: "
                             f"{', '.join(sorted(hr_names(item.name, item.hr_path.stem)))}, with the suffixes "
                             f"of srbench.matching.SR_SUFFIXES)")
@@ -147,10 +251,16 @@ class GeneratorSource:
 SRSource = BicubicSource | FolderSource | GeneratorSource
 
 
-def open_source(model: str, *, device: str = "auto", tile: int | None = None) -> SRSource:
-    """``bicubic``, a checkpoint file, variant or published checkpoint name, or a folder of SR images."""
+def open_source(model: str, *, device: str = "auto", tile: int | None = None,
+                sr_pattern: str | None = None) -> SRSource:
+    """``bicubic``, a checkpoint file, variant or published checkpoint name, or a folder of SR images (named
+    after the dataset's images, or as ``sr_pattern`` says: see :class:`FolderSource`)."""
     from srbench.archs import GENERATORS
 
+    if sr_pattern is not None:
+        if not Path(model).expanduser().is_dir():
+            raise BadInputError(f"--sr-pattern names the files of a folder of SR images; {model} is not a folder")
+        return FolderSource(model, sr_pattern)
     if model == "bicubic":
         return BicubicSource()
     from srbench.fetch import published_checkpoint
@@ -158,4 +268,4 @@ def open_source(model: str, *, device: str = "auto", tile: int | None = None) ->
     path = Path(model).expanduser()
     if path.is_file() or model in GENERATORS or published_checkpoint(model) is not None:
         return GeneratorSource(model, device=device, tile=tile)
-    return FolderSource(model)
+    return FolderSource(model, sr_pattern)

@@ -1,0 +1,147 @@
+"""Released SR outputs evaluated as their authors name them (issue 25): the folder's shared affix is found,
+stated, and never guessed between."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from srbench.cli import main
+from srbench.errors import BadInputError
+from srbench.evaluation import evaluate
+from srbench.images import read_image, write_png
+from srbench.matching import Affix, parse_pattern
+from srbench.matlab import imresize
+
+SET5 = ("baby", "bird", "butterfly", "head", "woman")
+SET14_SOME = ("baboon", "comic", "zebra")
+
+
+def _released(shared_data: Path, folder: Path, stem: str, scale: int = 4) -> dict[str, np.ndarray]:
+    """Set5's bicubic outputs (from the MATLAB-made LR files) saved under ``stem.format(name=..., scale=...)``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    made = {}
+    for name in SET5:
+        lr = read_image(shared_data / f"benchmark/Set5/LR_bicubic/X{scale}/{name}x{scale}.png")
+        made[name] = imresize(lr, scale)
+        write_png(folder / f"{stem.format(name=name, scale=scale)}.png", made[name])
+    return made
+
+
+@pytest.fixture(scope="module")
+def bicubic_set5(shared_data):
+    (result,) = evaluate("bicubic", [str(shared_data / "benchmark/Set5")], metrics=["psnr_y"])
+    return {r["image"]: r["psnr_y"] for r in result.per_image}
+
+
+@pytest.mark.parametrize("stem", ["{name}_RCAN_x{scale}", "{name}_x{scale}_SR", "{name}_SRGAN-VGG54", "{name}_rlt",
+                                  "SR_{name}", "EDSR_{name}_x{scale}_out"])
+def test_released_naming_forms_evaluate_out_of_the_box(shared_data, tmp_path, bicubic_set5, stem):
+    _released(shared_data, tmp_path / "method", stem)
+    (result,) = evaluate(str(tmp_path / "method"), [str(shared_data / "benchmark/Set5")], metrics=["psnr_y"])
+    assert not result.skipped
+    # The files hold bicubic's pixels: the values must be bicubic's, image by image, bit for bit.
+    assert {r["image"]: r["psnr_y"] for r in result.per_image} == bicubic_set5
+    pairing = result.provenance["sr_pairing"]
+    if stem in ("{name}_x{scale}_SR", "{name}_rlt"):  # suffixes srbench.matching strips: paired by name
+        assert pairing == {"rule": "names", "pattern": None, "ignored_files": 0}
+    else:
+        assert pairing == {"rule": "affix", "pattern": stem, "ignored_files": 0}
+        assert any(f"'{stem}'" in w for w in result.warnings)
+
+
+def test_a_folder_mixing_sets_ignores_the_other_files_with_a_count(shared_data, tmp_path, bicubic_set5):
+    folder = tmp_path / "SRGAN"
+    _released(shared_data, folder, "{name}_SRGAN-VGG54")
+    for name in SET14_SOME:
+        write_png(folder / f"{name}_SRGAN-VGG54.png", np.zeros((8, 8, 3), np.uint8))
+    (result,) = evaluate(str(folder), [str(shared_data / "benchmark/Set5")], metrics=["psnr_y"])
+    assert {r["image"]: r["psnr_y"] for r in result.per_image} == bicubic_set5
+    assert result.provenance["sr_pairing"]["ignored_files"] == 3
+    assert any("3 other file(s)" in w and "ignored" in w for w in result.warnings)
+
+
+def test_two_working_namings_are_an_error_naming_both(shared_data, tmp_path):
+    folder = tmp_path / "SRGAN"
+    _released(shared_data, folder, "{name}_SRGAN-VGG54")
+    _released(shared_data, folder, "{name}_SRGAN-MSE")
+    with pytest.raises(BadInputError, match=r"'\{name\}_SRGAN-MSE', '\{name\}_SRGAN-VGG54'.*--sr-pattern"):
+        list(evaluate(str(folder), [str(shared_data / "benchmark/Set5")], metrics=["psnr_y"]))
+
+
+def test_sr_pattern_picks_one_method_and_is_part_of_the_identity(shared_data, tmp_path, bicubic_set5):
+    folder = tmp_path / "SRGAN"
+    _released(shared_data, folder, "{name}_SRGAN-VGG54")
+    for name in SET5:  # another method's outputs beside them: other pixels, so other values
+        write_png(folder / f"{name}_SRGAN-MSE.png", read_image(shared_data / f"benchmark/Set5/HR/{name}.png"))
+    data = [str(shared_data / "benchmark/Set5")]
+    (vgg,) = evaluate(str(folder), data, metrics=["psnr_y"], sr_pattern="{name}_SRGAN-VGG54")
+    (mse,) = evaluate(str(folder), data, metrics=["psnr_y"], sr_pattern="{name}_SRGAN-MSE.png")
+    assert {r["image"]: r["psnr_y"] for r in vgg.per_image} == bicubic_set5
+    assert all(r["psnr_y"] == float("inf") for r in mse.per_image)  # the HR itself
+    assert vgg.provenance["model_key"] != mse.provenance["model_key"]  # a store never mixes the two
+
+
+def test_no_working_naming_is_an_error_showing_the_names_and_a_pattern(shared_data, tmp_path):
+    folder = tmp_path / "partial"
+    _released(shared_data, folder, "{name}_RCAN_x{scale}")
+    (folder / "woman_RCAN_x4.png").unlink()  # one image missing: the affix pairs only four of five
+    with pytest.raises(BadInputError) as err:
+        list(evaluate(str(folder), [str(shared_data / "benchmark/Set5")], metrics=["psnr_y"]))
+    message = str(err.value)
+    assert "baby_RCAN_x4.png" in message and "--sr-pattern '{name}_RCAN_x{scale}'" in message
+
+
+def test_an_explicit_pattern_skips_a_missing_image_with_its_reason(shared_data, tmp_path, bicubic_set5):
+    folder = tmp_path / "partial"
+    _released(shared_data, folder, "{name}_RCAN_x{scale}")
+    (folder / "woman_RCAN_x4.png").unlink()
+    (result,) = evaluate(str(folder), [str(shared_data / "benchmark/Set5")], metrics=["psnr_y"],
+                         sr_pattern="{name}_RCAN_x{scale}")
+    assert [s["image"] for s in result.skipped] == ["woman"]
+    assert "no SR file woman_RCAN_x4.*" in result.skipped[0]["error"]
+    assert {r["image"]: r["psnr_y"] for r in result.per_image} == {k: v for k, v in bicubic_set5.items()
+                                                                    if k != "woman"}
+
+
+@pytest.mark.parametrize("scale", [2, 3, 8])
+def test_the_scale_field_follows_the_evaluated_scale(shared_data, tmp_path, scale):
+    _released(shared_data, tmp_path / "m", "{name}_RDN_x{scale}", scale)
+    data = [str(shared_data / "benchmark/Set5")]
+    (auto,) = evaluate(str(tmp_path / "m"), data, scale=scale, metrics=["psnr_y"])
+    (bicubic,) = evaluate("bicubic", data, scale=scale, metrics=["psnr_y"])
+    assert auto.per_image == bicubic.per_image
+    assert auto.provenance["sr_pairing"]["pattern"] == "{name}_RDN_x{scale}"
+
+
+@pytest.mark.parametrize("pattern", ["{name}_{name}", "{img}_x4", "no_field", "{name}_{scale"])
+def test_a_malformed_pattern_is_one_line(tmp_path, pattern):
+    write_png(tmp_path / "a.png", np.zeros((4, 4, 3), np.uint8))
+    with pytest.raises(BadInputError, match="--sr-pattern"):
+        parse_pattern(pattern, 4)
+
+
+def test_pattern_round_trip():
+    assert parse_pattern("{name}_RCAN_x{scale}", 3) == Affix("", "_RCAN_x3")
+    assert Affix("", "_RCAN_x3").pattern(3) == "{name}_RCAN_x{scale}"
+    assert Affix("SR_", "").pattern(4) == "SR_{name}"
+
+
+def test_cli_sr_pattern_and_the_affix_line(shared_data, tmp_path, bicubic_set5):
+    _released(shared_data, tmp_path / "RCAN", "{name}_RCAN_x{scale}")
+    data = str(shared_data / "benchmark/Set5")
+    runner = CliRunner()
+    auto = runner.invoke(main, ["evaluate", "--model", str(tmp_path / "RCAN"), "--dataset", data,
+                                "--metrics", "psnr_y", "--json"])
+    assert auto.exit_code == 0, auto.output
+    given = runner.invoke(main, ["evaluate", "--model", str(tmp_path / "RCAN"), "--dataset", data,
+                                 "--metrics", "psnr_y", "--json", "--sr-pattern", "{name}_RCAN_x{scale}"])
+    assert given.exit_code == 0, given.output
+    (first,), (second,) = json.loads(auto.stdout), json.loads(given.stdout)
+    assert first["psnr_y"] == second["psnr_y"] == pytest.approx(np.mean(list(bicubic_set5.values())), abs=0)
+    bad = runner.invoke(main, ["evaluate", "--model", "bicubic", "--dataset", data, "--sr-pattern", "{name}"])
+    assert bad.exit_code != 0 and "not a folder" in bad.output and "Traceback" not in bad.output
