@@ -32,7 +32,7 @@ def test_config_layers_and_rejects_unknown_keys(tmp_path):
     mine = resolve_config(str(toml), "smoke", ["gan.iters=7", "loss.fft_weight=0.1"])
     assert mine.name == "mine" and mine.generator_config == {"num_block": 2}
     assert mine.loss.adversarial == "wgan-gp" and mine.gan.lr == 5e-5 and mine.gan.iters == 7
-    assert mine.loss.fft_weight == 0.1
+    assert mine.loss.frequency == "fft-l1" and mine.loss.frequency_weight == 0.1  # the former fft_weight
     assert resolve_config("esrgan", "smoke").gan.iters == 300  # presets are never mutated by a resolution
     toml.write_text('generator = "rrdb23"\n[loss]\nadversarial_wieght = 1\n')
     with pytest.raises(BadInputError, match=r"unknown configuration key 'loss\.adversarial_wieght'"):
