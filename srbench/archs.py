@@ -220,7 +220,8 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def _vgg19_features_state(path: Path, expected: dict[str, torch.Tensor], name: str = "VGG19") -> dict[str, torch.Tensor]:
+def _vgg19_features_state(path: Path, expected: dict[str, torch.Tensor],
+                          name: str = "VGG19") -> dict[str, torch.Tensor]:
     """The ``features.*`` tensors of a VGG weights file (VGG19; VGG16 for DISTS), refused with one line unless they
     fit exactly."""
     from srbench.checkpoints import CheckpointError, read_weights

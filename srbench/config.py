@@ -522,7 +522,7 @@ def _legacy_fft_weight(layered: dict[str, Any]) -> None:
     if not isinstance(loss, dict) or "fft_weight" not in loss:
         return
     value = _as_float(loss.pop("fft_weight"), "loss.fft_weight")
-    Rule(**WEIGHT).check(value, "loss.fft_weight")
+    Rule(lo=0.0, hi=math.inf).check(value, "loss.fft_weight")  # as WEIGHT says
     if "frequency" in loss or "frequency_weight" in loss:
         raise BadInputError("loss.fft_weight is the former name of loss.frequency = 'fft-l1' with "
                             "loss.frequency_weight: give either fft_weight or the two new keys, not both")

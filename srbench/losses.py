@@ -40,11 +40,12 @@ halves both sums (BasicSR too), which is the same as halving ``loss.adversarial_
 - ``vgg``: distance between VGG19 features of one layer (ESRGAN: ``conv5_4``), ``l1`` (mean absolute difference,
   ESRGAN) or ``l2`` (mean squared difference, the squared L2 of SRGAN/the WGAN-GP project's perceptual loss).
 - ``lpips``: LPIPS v0.1 with AlexNet (Zhang et al. 2018), the ``lpips`` package's calibrated linear layers.
-- ``dists``: DISTS (Ding et al. 2020, "Image Quality Assessment: Unifying Structure and Texture Similarity",
-  IEEE TPAMI, arXiv:2004.07728; the authors' code, the ``dists-pytorch`` package): VGG16 with its max pools replaced by L2 pooling (a 3x3 Hann
-  window, stride 2), and on the image and the five stages' outputs (relu1_2 .. relu5_3), per channel ``i`` of
-  stage ``j``, the texture term ``l = (2 mu_x mu_y + c1) / (mu_x^2 + mu_y^2 + c1)`` and the structure term
-  ``s = (2 sigma_xy + c2) / (sigma_x^2 + sigma_y^2 + c2)`` (global means, variances, covariance; c1 = c2 = 1e-6);
+- ``dists``: DISTS (Ding et al. 2020, "Image Quality Assessment: Unifying Structure and Texture Similarity", IEEE TPAMI,
+  arXiv:2004.07728; the authors' code, the ``dists-pytorch`` package): VGG16 with its max pools replaced by L2 pooling
+  (a 3x3 Hann window, stride 2); on the image and the five stages' outputs (relu1_2 .. relu5_3), per channel ``i``
+  of stage ``j``, with global means, variances and covariance, and c1 = c2 = 1e-6, the texture term
+  ``l = (2 mu_x mu_y + c1) / (mu_x^2 + mu_y^2 + c1)`` and the structure term
+  ``s = (2 sigma_xy + c2) / (sigma_x^2 + sigma_y^2 + c2)``;
   ``DISTS = 1 - sum_ij (alpha_ij l_ij + beta_ij s_ij)`` with the learned ``alpha``, ``beta`` (1475 each, normalised
   to sum 1 together) of the authors' MIT-licensed release (the ``dists-pytorch`` package's ``weights.pt``).
 
@@ -362,11 +363,14 @@ def _dists_alpha_beta(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
     except CheckpointError as exc:
         raise BadInputError(f"DISTS weights: {exc}") from None
     shape = (1, sum(DISTS_CHANNELS), 1, 1)
-    found = {k: getattr(state.get(k), "shape", None) for k in ("alpha", "beta")} if isinstance(state, dict) else {}
-    if any(found.get(k) != shape for k in ("alpha", "beta")):
+    tensors = {k: state.get(k) for k in ("alpha", "beta")} if isinstance(state, dict) else {}
+    found = {k: getattr(v, "shape", None) for k, v in tensors.items()}
+    alpha, beta = tensors.get("alpha"), tensors.get("beta")
+    if not (isinstance(alpha, torch.Tensor) and isinstance(beta, torch.Tensor)
+            and alpha.shape == beta.shape == shape):
         raise BadInputError(f"{path}: not DISTS's learned weights (alpha and beta of shape {shape} expected, "
                             f"found {found or type(state).__name__})")
-    return state["alpha"].float(), state["beta"].float()
+    return alpha.float(), beta.float()
 
 
 class L2Pool(nn.Module):
@@ -423,7 +427,7 @@ class DISTSLoss(nn.Module):
 
         alpha, beta = alpha_beta if alpha_beta is not None else _dists_alpha_beta(dists_weights_path(weights_dir))
         features = _vgg16_features(weights, weights_dir)
-        stages = []
+        stages: list[nn.Module] = []
         for first, end in _DISTS_STAGES:
             layers = list(features[first:end])
             if first:  # the stage's max pool -> L2 pooling over the previous stage's channels

@@ -393,11 +393,11 @@ def test_missing_dists_files_name_what_is_missing(tmp_path, monkeypatch):
 
     monkeypatch.setenv("SRBENCH_WEIGHTS", str(tmp_path))
     monkeypatch.setattr(L.importlib.util, "find_spec", lambda name: None)
-    with pytest.raises(WeightsUnavailableError, match="DISTS .learned alpha/beta. needs weights.pt.*dists-pytorch"):
+    with pytest.raises(WeightsUnavailableError, match=r"DISTS \(learned alpha/beta\) needs weights\.pt.*dists-pytorch"):
         L.DISTSLoss(weights=None)
     n = sum(L.DISTS_CHANNELS)
     ab = (torch.ones(1, n, 1, 1), torch.ones(1, n, 1, 1))
-    with pytest.raises(WeightsUnavailableError, match="VGG16 backbone.*needs vgg16-397923af.pth"):
+    with pytest.raises(WeightsUnavailableError, match=r"VGG16 backbone.*needs vgg16-397923af\.pth"):
         L.DISTSLoss(alpha_beta=ab)
     (tmp_path / "weights.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(BadInputError, match="DISTS weights: "):

@@ -1,9 +1,9 @@
 """The two training stages, BasicSR's model classes: each owns its networks, optimisers, schedulers and EMA.
 
-``PsnrStage`` trains the generator on the pixel loss; ``GanStage`` adds the discriminator, the perceptual (VGG19,
-LPIPS or DISTS), adversarial (and optional LPIPS and frequency) losses and an EMA of the generator. ``step(lr, hr)`` runs one iteration and
-returns its logged values; ``state_dict()``/``load_state_dict()`` hold everything exact resume needs except the
-iteration number, which the caller keeps in ``iteration`` (the gradient-penalty noise depends on it).
+``PsnrStage`` trains the generator on the pixel loss; ``GanStage`` adds the discriminator, the perceptual (VGG19, LPIPS
+or DISTS), adversarial (and optional LPIPS and frequency) losses and an EMA of the generator. ``step(lr, hr)`` runs one
+iteration and returns its logged values; ``state_dict()``/``load_state_dict()`` hold everything exact resume needs
+except the iteration number, which the caller keeps in ``iteration`` (the gradient-penalty noise depends on it).
 
 Construction draws from torch's global generator in a fixed order (generator, its ``init`` checkpoint,
 discriminator, perceptual networks, EMA), so a given seed builds bitwise the same networks.
