@@ -230,25 +230,25 @@ SPECTRAL_EPS = 1e-8  # added to |F| before the logarithm (Durall et al.'s epsilo
 GREY = (0.2989, 0.5870, 0.1140)  # Durall et al.'s RGB -> grey weights (ITU-R BT.601)
 
 
-def _rings(h: int, w: int, device: torch.device) -> tuple[torch.Tensor, int]:
-    """The integer ring of every pixel of an h x w centred spectrum, and the number of rings."""
+def _ring_means(h: int, w: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """(rings, H*W): row k averages the pixels of integer radius k about ((W-1)/2, (H-1)/2) of an h x w plane."""
     y = torch.arange(h, device=device, dtype=torch.float64)[:, None] - (h - 1) / 2
     x = torch.arange(w, device=device, dtype=torch.float64)[None, :] - (w - 1) / 2
-    ring = torch.hypot(y, x).floor().long()
-    return ring.flatten(), int(ring.max()) + 1
+    ring = torch.hypot(y, x).floor().long().flatten()
+    member = (ring[None, :] == torch.arange(int(ring.max()) + 1, device=device)[:, None]).to(dtype)
+    return member / member.sum(1, keepdim=True)
 
 
 def azimuthal_average(plane: torch.Tensor) -> torch.Tensor:
     """Mean of ``plane`` (..., H, W) over each ring of integer radius about ((W-1)/2, (H-1)/2), rings 1 to the
-    last but one (Durall et al.'s ``azimuthalAverage``: the central ring and the partial outer ring dropped)."""
+    last but one (Durall et al.'s ``azimuthalAverage``: the central ring and the partial outer ring dropped).
+    A product with the ring-averaging matrix, not a scatter: the same sums in the same order on every device
+    (CUDA's scatter-add accumulates in an arbitrary order, which would break bitwise resume)."""
     h, w = plane.shape[-2:]
-    ring, n = _rings(h, w, plane.device)
-    if n < 3:
+    means = _ring_means(h, w, plane.device, plane.dtype)
+    if means.shape[0] < 3:
         raise BadInputError(f"spectral loss: a {h}x{w} image has no ring between its centre and its corners")
-    flat = plane.flatten(-2)
-    sums = torch.zeros(*flat.shape[:-1], n, dtype=flat.dtype, device=flat.device).index_add_(-1, ring, flat)
-    counts = torch.bincount(ring, minlength=n).to(flat.dtype)
-    return (sums / counts)[..., 1:-1]
+    return plane.flatten(-2) @ means[1:-1].T
 
 
 def spectrum_1d(images: torch.Tensor) -> torch.Tensor:
