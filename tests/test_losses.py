@@ -405,3 +405,12 @@ def test_missing_dists_files_name_what_is_missing(tmp_path, monkeypatch):
     torch.save({"alpha": torch.ones(3)}, tmp_path / "weights.pt")
     with pytest.raises(BadInputError, match="not DISTS's learned weights"):
         L.DISTSLoss(weights=None)
+
+
+def test_readme_lists_the_loss_choices_the_code_accepts():
+    from pathlib import Path
+
+    readme = " ".join((Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8").split())
+    for choices in (L.ADVERSARIAL_KINDS, L.PERCEPTUAL_BACKBONES):
+        assert ", ".join(f"`{k}`" for k in choices) in readme
+    assert all(f"`{k}`" in readme for k in L.FREQUENCY_LOSSES)
