@@ -184,7 +184,8 @@ def _generators() -> tuple:
 def _check_vgg_weights(value: str, path: str) -> None:
     if value in VGG_WEIGHTS_NAMED:
         return
-    allowed = "'imagenet', 'random' or the path of a VGG19 state-dict file"
+    allowed = ("'imagenet', 'random' or the path of a VGG19 state-dict file (AlexNet's with perceptual_backbone "
+               "'lpips', VGG16's with 'dists')")
     file = user_path(value, path)
     if not _is_file(file):
         raise BadInputError(f"{path}: {shown(value)} is not allowed: no such file; allowed: {allowed}")

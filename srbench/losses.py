@@ -74,6 +74,7 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+import logging
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -84,6 +85,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from srbench.errors import BadInputError
+
+log = logging.getLogger(__name__)
 
 # The contract's order (error messages list them so).
 ADVERSARIAL_KINDS = ("standard", "ragan", "rahinge", "rals", "rcgan", "rchinge", "rcls", "ragp", "wgan-gp")
@@ -298,6 +301,7 @@ class LPIPSLoss(nn.Module):
         from srbench.metrics.lpips_alex import _model, alexnet_path
 
         if weights is None:
+            log.warning("LPIPSLoss: random AlexNet (weights=None); the perceptual loss is not LPIPS's")
             self.net = _random_lpips()
         else:
             path = alexnet_path(weights_dir) if weights == "imagenet" else _weights_file(weights, "AlexNet")
@@ -397,6 +401,7 @@ def _vgg16_features(weights: str | os.PathLike | None, weights_dir: str | os.Pat
     from srbench.archs import _vgg19_features_state
 
     if weights is None:
+        log.warning("DISTSLoss: random VGG16 (weights=None); the perceptual loss is not DISTS's")
         return vgg16(weights=None).features
     path = (paths.require_weight(VGG16_FILENAME, "DISTS (VGG16 backbone, ImageNet)", VGG16_ORIGIN,
                                  [paths.torch_hub_dir() / "checkpoints"], weights_dir)
