@@ -220,28 +220,30 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def _vgg19_features_state(path: Path, expected: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The ``features.*`` tensors of a VGG19 weights file, refused with one line unless they fit exactly."""
+def _vgg19_features_state(path: Path, expected: dict[str, torch.Tensor],
+                          name: str = "VGG19") -> dict[str, torch.Tensor]:
+    """The ``features.*`` tensors of a VGG weights file (VGG19; VGG16 for DISTS), refused with one line unless they
+    fit exactly."""
     from srbench.checkpoints import CheckpointError, read_weights
 
     try:
         state = read_weights(path)  # the checkpoint reader's refusals: pickled code, not a checkpoint, truncated
     except CheckpointError as exc:
-        raise BadInputError(f"VGG19 weights: {exc}") from None
+        raise BadInputError(f"{name} weights: {exc}") from None
     if not isinstance(state, dict):
-        raise BadInputError(f"{path}: holds a {type(state).__name__}, not a VGG19 state dict")
+        raise BadInputError(f"{path}: holds a {type(state).__name__}, not a {name} state dict")
     features = {k.removeprefix("features."): v for k, v in state.items()
                 if isinstance(k, str) and k.startswith("features.") and isinstance(v, torch.Tensor)}
     if not features:
-        raise BadInputError(f"{path}: no 'features.*' tensors, not a VGG19 state dict")
+        raise BadInputError(f"{path}: no 'features.*' tensors, not a {name} state dict")
     missing = sorted(set(expected) - set(features))
     wrong = sorted(f"{k} {tuple(features[k].shape)} vs {tuple(v.shape)}" for k, v in expected.items()
                    if k in features and features[k].shape != v.shape)
     if missing or wrong:
         problem = f"missing features.{', features.'.join(missing[:4])}" if missing else f"wrong shape: {wrong[0]}"
-        raise BadInputError(f"{path}: not a VGG19 state dict ({problem})")
+        raise BadInputError(f"{path}: not a {name} state dict ({problem})")
     if not all(features[k].is_floating_point() for k in expected):
-        raise BadInputError(f"{path}: not a VGG19 state dict (non-floating tensors)")
+        raise BadInputError(f"{path}: not a {name} state dict (non-floating tensors)")
     return {k: features[k] for k in expected}
 
 

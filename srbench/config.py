@@ -12,7 +12,9 @@ TOML layout (every key optional, every number of a preset can be overridden)::
     num_block = 8
     [loss]
     perceptual_layer = "conv5_4"
-    adversarial = "ragan"
+    adversarial = "ragan"           # srbench.losses.ADVERSARIAL_KINDS
+    frequency = "fft"               # none, fft, fft-l1, spectral; weighted by frequency_weight
+    frequency_weight = 0.3
     [data]
     train = "div2k"                 # a named set, a folder or "skimage"
     [psnr]                          # stage settings
@@ -155,6 +157,24 @@ def _adversarial_kinds() -> tuple:
     return ADVERSARIAL_KINDS
 
 
+def _perceptual_backbones() -> tuple:
+    from srbench.losses import PERCEPTUAL_BACKBONES
+
+    return PERCEPTUAL_BACKBONES
+
+
+def _perceptual_criteria() -> tuple:
+    from srbench.losses import PERCEPTUAL_CRITERIA
+
+    return PERCEPTUAL_CRITERIA
+
+
+def _frequency_losses() -> tuple:
+    from srbench.losses import FREQUENCY_LOSSES
+
+    return FREQUENCY_LOSSES
+
+
 def _generators() -> tuple:
     from srbench.archs import GENERATORS
 
@@ -164,7 +184,8 @@ def _generators() -> tuple:
 def _check_vgg_weights(value: str, path: str) -> None:
     if value in VGG_WEIGHTS_NAMED:
         return
-    allowed = "'imagenet', 'random' or the path of a VGG19 state-dict file"
+    allowed = ("'imagenet', 'random' or the path of a VGG19 state-dict file (AlexNet's with perceptual_backbone "
+               "'lpips', VGG16's with 'dists')")
     file = user_path(value, path)
     if not _is_file(file):
         raise BadInputError(f"{path}: {shown(value)} is not allowed: no such file; allowed: {allowed}")
@@ -196,15 +217,23 @@ class LossConfig:
     pixel: str = _f("l1", choices=PIXEL_LOSSES)
     # gan stage; the psnr stage uses the pixel loss alone with weight 1
     pixel_weight: float = _f(1e-2, **WEIGHT)
+    # The perceptual term (weight perceptual_weight): VGG19 features of perceptual_layer at perceptual_criterion
+    # distance (vgg), or LPIPS (lpips) or DISTS (dists) in its place.
+    perceptual_backbone: str = _f("vgg", choices=_perceptual_backbones)
     perceptual_layer: str = _f("conv5_4", choices=_vgg_layers)
+    perceptual_criterion: str = _f("l1", choices=_perceptual_criteria)
     perceptual_weight: float = _f(1.0, **WEIGHT)
-    # "imagenet", a file path, or "random" (smoke runs only, logged)
+    # The backbone's ImageNet network (VGG19 for vgg, AlexNet for lpips, VGG16 for dists): "imagenet" (the file
+    # in the weights folder), a file path, or "random" (smoke runs only, logged)
     vgg_weights: str = _f("imagenet", text=True, extra=_check_vgg_weights)
     adversarial: str = _f("ragan", choices=_adversarial_kinds)
     adversarial_weight: float = _f(5e-3, **WEIGHT)
     gp_weight: float = _f(10.0, **WEIGHT)
-    lpips_weight: float = _f(0.0, **WEIGHT)
-    fft_weight: float = _f(0.0, **WEIGHT)
+    lpips_weight: float = _f(0.0, **WEIGHT)  # LPIPS beside the perceptual term (AlexNet from the weights folder)
+    # none, or a term of srbench.losses.FREQUENCY_LOSSES weighted by frequency_weight (> 0 exactly when one is
+    # chosen). The former key fft_weight = w reads as frequency = "fft-l1", frequency_weight = w.
+    frequency: str = _f("none", choices=_frequency_losses)
+    frequency_weight: float = _f(0.0, **WEIGHT)
 
 
 @dataclass(frozen=True)
@@ -478,10 +507,60 @@ def resolve_config(variant: str | dict, preset: str = "paper", sets: Sequence[st
         raise BadInputError(f"name: expected a string, got {shown(layered['name'])}")
     base = TrainConfig(name=layered["name"], generator=layered["generator"], preset=preset)
     rest = {k: v for k, v in layered.items() if k not in ("name", "generator")}
+    _legacy_fft_weight(rest)
     config = _merge(base, rest, "")
     check_fields(config)
     _check_cross(config)
+    _check_losses(config.loss)
     return config
+
+
+def _legacy_fft_weight(layered: dict[str, Any]) -> None:
+    """``loss.fft_weight = w`` (srbench before the frequency choice) -> ``loss.frequency = "fft-l1"`` with
+    ``loss.frequency_weight = w`` (``none`` and 0 for w = 0), in place: old configuration files keep working and
+    train what they trained before."""
+    loss = layered.get("loss")
+    if not isinstance(loss, dict) or "fft_weight" not in loss:
+        return
+    value = _as_float(loss.pop("fft_weight"), "loss.fft_weight")
+    Rule(lo=0.0, hi=math.inf).check(value, "loss.fft_weight")  # as WEIGHT says
+    if "frequency" in loss or "frequency_weight" in loss:
+        raise BadInputError("loss.fft_weight is the former name of loss.frequency = 'fft-l1' with "
+                            "loss.frequency_weight: give either fft_weight or the two new keys, not both")
+    loss["frequency"] = "fft-l1" if value > 0 else "none"
+    loss["frequency_weight"] = value
+
+
+def upgrade_saved_config(saved: dict) -> dict:
+    """A resolved configuration as srbench wrote it (``config.json``, a training state) in today's layout: the
+    former ``loss.fft_weight`` as ``frequency``/``frequency_weight``, and the loss keys added since at the
+    defaults that reproduce what was trained then. Anything else is returned unchanged."""
+    loss = saved.get("loss") if isinstance(saved, dict) else None
+    if not isinstance(loss, dict):
+        return saved
+    loss = dict(loss)
+    if "fft_weight" in loss and "frequency" not in loss:
+        weight = loss.pop("fft_weight")
+        loss["frequency"] = "fft-l1" if isinstance(weight, (int, float)) and weight > 0 else "none"
+        loss["frequency_weight"] = weight
+    defaults = dataclasses.asdict(LossConfig())
+    for key in ("perceptual_backbone", "perceptual_criterion", "frequency", "frequency_weight"):
+        loss.setdefault(key, defaults[key])
+    return {**saved, "loss": loss}
+
+
+def _check_losses(loss: LossConfig) -> None:
+    """Loss keys that constrain each other: a frequency term and its weight, and LPIPS chosen twice."""
+    if loss.frequency != "none" and loss.frequency_weight == 0:
+        raise BadInputError(f"loss.frequency_weight: 0 switches loss.frequency = {shown(loss.frequency)} off; "
+                            f"allowed: a weight > 0 with it, or loss.frequency = 'none'")
+    if loss.frequency == "none" and loss.frequency_weight > 0:
+        others = ", ".join(repr(k) for k in _frequency_losses() if k != "none")
+        raise BadInputError(f"loss.frequency_weight: {_num(loss.frequency_weight)} weighs no term "
+                            f"(loss.frequency = 'none'); choose loss.frequency: {others}")
+    if loss.perceptual_backbone == "lpips" and loss.lpips_weight > 0:
+        raise BadInputError("loss.lpips_weight adds LPIPS beside the perceptual term, which is LPIPS already "
+                            "(loss.perceptual_backbone = 'lpips'): set loss.perceptual_weight instead")
 
 
 def _check_cross(config: TrainConfig) -> None:

@@ -86,6 +86,20 @@ BAD_SETS = [
     ("loss.perceptual_layer=conv6_1", r"loss\.perceptual_layer: 'conv6_1' is not allowed; allowed: 'conv1_1'"),
     ("loss.perceptual_weight=-1", r"loss\.perceptual_weight: -1\.0 is out of range; allowed: a finite number >= 0"),
     ("loss.fft_weight=nan", r"loss\.fft_weight: nan is not allowed"),
+    ("loss.fft_weight=-0.5", r"loss\.fft_weight: -0\.5 is out of range; allowed: a finite number >= 0"),
+    ("loss.fft_weight=fast", r"loss\.fft_weight: expected a number, got 'fast'"),
+    ("loss.adversarial=rsgan", r"loss\.adversarial: 'rsgan' is not allowed; allowed: 'standard', 'ragan', 'rahinge', "
+                               r"'rals', 'rcgan', 'rchinge', 'rcls', 'ragp', 'wgan-gp'$"),
+    ("loss.perceptual_backbone=alexnet", r"loss\.perceptual_backbone: 'alexnet' is not allowed; allowed: 'vgg', "
+                                         r"'lpips', 'dists'$"),
+    ("loss.perceptual_criterion=fro", r"loss\.perceptual_criterion: 'fro' is not allowed; allowed: 'l1', 'l2'$"),
+    ("loss.frequency=fourier", r"loss\.frequency: 'fourier' is not allowed; allowed: 'none', 'fft', 'fft-l1', "
+                               r"'spectral'$"),
+    ("loss.frequency=spectral", r"loss\.frequency_weight: 0 switches loss\.frequency = 'spectral' off; allowed: a "
+                                r"weight > 0 with it, or loss\.frequency = 'none'"),
+    ("loss.frequency_weight=0.3", r"loss\.frequency_weight: 0\.3 weighs no term \(loss\.frequency = 'none'\); "
+                                  r"choose loss\.frequency: 'fft', 'fft-l1', 'spectral'"),
+    ("loss.frequency_weight=inf", r"loss\.frequency_weight: inf is not allowed"),
     ("loss.vgg_weights=''", r"loss\.vgg_weights: must not be empty"),
     ("loss.vgg_weights=no/such/vgg19.pth", r"loss\.vgg_weights: 'no/such/vgg19\.pth' is not allowed: no such file; "
                                            r"allowed: 'imagenet', 'random' or the path"),
@@ -107,6 +121,65 @@ BAD_SETS = [
 @pytest.mark.parametrize(("assignment", "message"), BAD_SETS, ids=[a for a, _ in BAD_SETS])
 def test_bad_values_are_one_line_errors_naming_key_value_and_range(assignment, message):
     assert re.search(message, _refused([assignment])), _refused([assignment])
+
+
+def test_loss_keys_that_constrain_each_other():
+    assert "loss.lpips_weight adds LPIPS beside the perceptual term, which is LPIPS already" in _refused(
+        ["loss.perceptual_backbone='lpips'", "loss.lpips_weight=0.5"])
+    assert "give either fft_weight or the two new keys, not both" in _refused(
+        ["loss.fft_weight=0.1", "loss.frequency='fft'", "loss.frequency_weight=0.3"])
+    for choice in ("fft", "fft-l1", "spectral"):
+        cfg = resolve_config("esrgan", "smoke", [f"loss.frequency='{choice}'", "loss.frequency_weight=0.5"])
+        assert (cfg.loss.frequency, cfg.loss.frequency_weight) == (choice, 0.5)
+    for backbone in ("vgg", "lpips", "dists"):
+        assert resolve_config("esrgan", "smoke", [f"loss.perceptual_backbone='{backbone}'"]).loss.perceptual_backbone \
+            == backbone
+
+
+def test_former_fft_weight_reads_as_the_fft_l1_frequency_term(tmp_path):
+    toml = tmp_path / "old.toml"
+    toml.write_text('generator = "rrdb23"\n[loss]\nfft_weight = 0.25\n')
+    cfg = resolve_config(str(toml), "smoke")
+    assert (cfg.loss.frequency, cfg.loss.frequency_weight) == ("fft-l1", 0.25)
+    assert "fft_weight" not in cfg.to_dict()["loss"]
+    off = resolve_config("esrgan", "smoke", ["loss.fft_weight=0"])
+    assert (off.loss.frequency, off.loss.frequency_weight) == ("none", 0.0)
+    assert off == resolve_config("esrgan", "smoke")
+
+
+def test_training_cache_fingerprints_of_former_configurations_are_unchanged():
+    """The gan stage's fingerprint reads every loss key: configurations that train what srbench trained before
+    the backbone/criterion/frequency choices give the loss inputs they gave then (53014ee's, written out),
+    so their cache entries stay valid; the new choices give new inputs."""
+    from srbench.train.cache import fingerprint_inputs
+
+    def loss_inputs(sets: list[str]) -> dict:
+        cfg = resolve_config("esrgan", "paper", sets)
+        return fingerprint_inputs(cfg, "gan", data={"train": "x", "val": None}, init_sha256=None,
+                                  device="cpu", threads=1)["config"]["loss"]
+
+    before = {"pixel": "l1", "pixel_weight": 0.01, "perceptual_layer": "conv5_4", "perceptual_weight": 1.0,
+              "vgg_weights": "imagenet", "adversarial": "ragan", "adversarial_weight": 0.005, "gp_weight": 10.0,
+              "lpips_weight": 0.0, "fft_weight": 0.0}
+    assert loss_inputs([]) == before
+    assert loss_inputs(["loss.fft_weight=0.1"]) == {**before, "fft_weight": 0.1}
+    assert loss_inputs(["loss.frequency='fft-l1'", "loss.frequency_weight=0.1"]) == {**before, "fft_weight": 0.1}
+    new = loss_inputs(["loss.frequency='fft'", "loss.frequency_weight=0.1", "loss.perceptual_backbone='dists'"])
+    assert new == {**{k: v for k, v in before.items() if k != "fft_weight"}, "frequency": "fft",
+                   "frequency_weight": 0.1, "perceptual_backbone": "dists"}
+    assert loss_inputs(["loss.perceptual_criterion='l2'"]) == {**before, "perceptual_criterion": "l2"}
+
+
+def test_states_and_configs_written_before_the_frequency_choice_still_resume():
+    from srbench.config import upgrade_saved_config
+
+    now = resolve_config("esrgan", "smoke", ["loss.fft_weight=0.2"]).to_dict()
+    then = json.loads(json.dumps(now))
+    for key in ("perceptual_backbone", "perceptual_criterion", "frequency", "frequency_weight"):
+        del then["loss"][key]
+    then["loss"]["fft_weight"] = 0.2
+    assert upgrade_saved_config(then) == json.loads(json.dumps(now))
+    assert upgrade_saved_config({"stage": "gan"}) == {"stage": "gan"}
 
 
 def test_srresnet_generator_config_is_checked_against_its_own_constructor():
@@ -370,9 +443,14 @@ def _assert_sane(cfg: TrainConfig, preset: str) -> None:
     assert data.val_crop // data.scale >= 1
     assert data.val is not None or data.holdout >= 1
     loss = cfg.loss
-    assert loss.pixel in ("l1", "l2") and loss.adversarial in ("standard", "ragan", "wgan-gp", "ragp")
+    assert loss.pixel in ("l1", "l2") and loss.adversarial in ("standard", "ragan", "rahinge", "rals", "rcgan",
+                                                               "rchinge", "rcls", "ragp", "wgan-gp")
+    assert loss.perceptual_backbone in ("vgg", "lpips", "dists") and loss.perceptual_criterion in ("l1", "l2")
+    assert loss.frequency in ("none", "fft", "fft-l1", "spectral")
+    assert (loss.frequency == "none") == (loss.frequency_weight == 0)
+    assert not (loss.perceptual_backbone == "lpips" and loss.lpips_weight > 0)
     for w in (loss.pixel_weight, loss.perceptual_weight, loss.adversarial_weight, loss.gp_weight,
-              loss.lpips_weight, loss.fft_weight):
+              loss.lpips_weight, loss.frequency_weight):
         assert math.isfinite(w) and w >= 0
     arch = GENERATORS[cfg.generator].arch
     for key, value in cfg.generator_config.items():

@@ -7,7 +7,9 @@ A stage's **fingerprint** is the sha256 of a canonical JSON (sorted keys, no spa
 - ``config``: the resolved configuration that the stage reads: ``generator`` and ``generator_config``, ``seed``,
   ``data`` (``train``, ``val``, ``holdout``, ``patch_size``, ``batch_size``, ``scale``), the stage's own section
   (``iters``, ``lr``, ``milestones``, ``gamma``, ``betas`` and, for gan, ``d_lr``, ``d_num_feat``,
-  ``ema_decay``), and the losses it uses (psnr: ``loss.pixel`` alone, with weight 1; gan: every ``loss`` key).
+  ``ema_decay``), and the losses it uses (psnr: ``loss.pixel`` alone, with weight 1; gan: every ``loss`` key,
+  written as srbench wrote them before the perceptual backbone, perceptual criterion and frequency choices
+  existed wherever that says the same (:func:`loss_inputs`): the stages trained then keep their fingerprints).
   Left out because they never change the weights: the run ``name`` and ``preset`` label (the numbers the preset
   chose are in the config), ``data.data_root`` (the data enters by content, below), ``data.workers`` (a sample
   is a pure function of seed and index), ``data.val_crop`` and the stage's ``val_every`` (validation runs in
@@ -98,7 +100,7 @@ def fingerprint_inputs(config: TrainConfig, stage: str, *, data: dict[str, str |
         section = {k: v for k, v in section.items() if k not in GAN_ONLY}
         loss = {"pixel": full["loss"]["pixel"]}
     else:
-        loss = full["loss"]
+        loss = loss_inputs(full["loss"])
     resolved = {
         "generator": full["generator"], "generator_config": full["generator_config"], "seed": full["seed"],
         "data": {k: full["data"][k] for k in DATA_KEYS}, stage: section, "loss": loss,
@@ -109,6 +111,24 @@ def fingerprint_inputs(config: TrainConfig, stage: str, *, data: dict[str, str |
         "threads": threads if not device.startswith("cuda") else None, "srbench": srbench.__version__,
         "torch": torch.__version__.split("+")[0],
     }
+
+
+# Loss keys added after the first training caches were written, at the values that train what those trained.
+_LEGACY_LOSS_DEFAULTS = {"perceptual_backbone": "vgg", "perceptual_criterion": "l1"}
+
+
+def loss_inputs(loss: dict) -> dict:
+    """A resolved ``loss`` section as fingerprint input: keys at their former behaviour are left out and
+    ``fft-l1`` (or no frequency term) is written as the former ``fft_weight``, so a configuration that trains
+    what an older srbench trained has the fingerprint it had; ``fft`` and ``spectral`` keep the new keys."""
+    out = {k: v for k, v in loss.items() if _LEGACY_LOSS_DEFAULTS.get(k, object()) != v}
+    frequency = out.pop("frequency", "none")
+    weight = out.pop("frequency_weight", 0.0)
+    if frequency in ("none", "fft-l1"):
+        out["fft_weight"] = weight if frequency == "fft-l1" else 0.0
+    else:
+        out.update(frequency=frequency, frequency_weight=weight)
+    return out
 
 
 def fingerprint(inputs: dict) -> str:
@@ -268,7 +288,9 @@ def _resumable(stage_dir: Path, config: TrainConfig, stage: str) -> bool:
         saved = json.loads((stage_dir / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return saved == json.loads(json.dumps({"stage": stage, **config.to_dict()}))
+    from srbench.config import upgrade_saved_config
+
+    return upgrade_saved_config(saved) == json.loads(json.dumps({"stage": stage, **config.to_dict()}))
 
 
 def _remove(path: Path) -> None:

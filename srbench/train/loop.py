@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from srbench.checkpoints import CheckpointError, save_checkpoint
-from srbench.config import TrainConfig
+from srbench.config import TrainConfig, upgrade_saved_config
 from srbench.errors import BadInputError, OutputError, SrbenchError
 from srbench.images import atomic_write_bytes, atomic_write_text, ensure_writable_dir
 from srbench.train.data import training_data, validation_l1
@@ -189,7 +189,7 @@ class Trainer:
         if state.get("stage") != self.stage:
             raise CheckpointError(f"{path}: a {state.get('stage')} stage state, not {self.stage}")
         try:
-            saved = json.loads(state["config"])
+            saved = upgrade_saved_config(json.loads(state["config"]))
             done = int(state["iteration"])
         except (KeyError, TypeError, ValueError):
             raise CheckpointError(f"{path}: not a training state written by srbench (no config or iteration)") from None

@@ -1,9 +1,9 @@
 """The two training stages, BasicSR's model classes: each owns its networks, optimisers, schedulers and EMA.
 
-``PsnrStage`` trains the generator on the pixel loss; ``GanStage`` adds the discriminator, the perceptual,
-adversarial (and optional LPIPS/FFT) losses and an EMA of the generator. ``step(lr, hr)`` runs one iteration and
-returns its logged values; ``state_dict()``/``load_state_dict()`` hold everything exact resume needs except the
-iteration number, which the caller keeps in ``iteration`` (the gradient-penalty noise depends on it).
+``PsnrStage`` trains the generator on the pixel loss; ``GanStage`` adds the discriminator, the perceptual (VGG19, LPIPS
+or DISTS), adversarial (and optional LPIPS and frequency) losses and an EMA of the generator. ``step(lr, hr)`` runs one
+iteration and returns its logged values; ``state_dict()``/``load_state_dict()`` hold everything exact resume needs
+except the iteration number, which the caller keeps in ``iteration`` (the gradient-penalty noise depends on it).
 
 Construction draws from torch's global generator in a fixed order (generator, its ``init`` checkpoint,
 discriminator, perceptual networks, EMA), so a given seed builds bitwise the same networks.
@@ -22,7 +22,7 @@ from torch import nn
 from srbench import losses as L
 from srbench.archs import GENERATORS, VGGStyleDiscriminator, build_generator
 from srbench.checkpoints import CheckpointError, generator_info, load_generator
-from srbench.config import StageConfig, TrainConfig
+from srbench.config import LossConfig, StageConfig, TrainConfig
 from srbench.errors import BadInputError, SrbenchError
 from srbench.train.distributed import Dist, unwrap, wrap
 
@@ -180,6 +180,16 @@ class PsnrStage:
         return logs
 
 
+def _perceptual(loss: LossConfig) -> nn.Module:
+    """The perceptual term's network (frozen), as ``loss.perceptual_backbone`` names it."""
+    weights = None if loss.vgg_weights == "random" else loss.vgg_weights
+    if loss.perceptual_backbone == "lpips":
+        return L.LPIPSLoss(weights=weights)
+    if loss.perceptual_backbone == "dists":
+        return L.DISTSLoss(weights=weights)
+    return L.PerceptualLoss({loss.perceptual_layer: 1.0}, weights=weights, criterion=loss.perceptual_criterion)
+
+
 class GanStage(PsnrStage):
     """The GAN stage: generator and discriminator steps on the same batch, then the generator's EMA."""
 
@@ -189,8 +199,7 @@ class GanStage(PsnrStage):
         loss = self.config.loss
         d = VGGStyleDiscriminator(num_feat=self.sc.d_num_feat, input_size=self.config.data.patch_size)
         self.d: nn.Module = d.to(self.device)
-        vgg = None if loss.vgg_weights == "random" else loss.vgg_weights
-        self.percep = L.PerceptualLoss({loss.perceptual_layer: 1.0}, weights=vgg).to(self.device)
+        self.percep = _perceptual(loss).to(self.device)
         self.lpips = L.LPIPSLoss().to(self.device) if loss.lpips_weight > 0 else None
         self._ema = build_generator(self.arch, self.gen_config).to(self.device)
         self._ema.load_state_dict(self.g.state_dict())
@@ -248,8 +257,10 @@ class GanStage(PsnrStage):
                                                                           fake_logits)
         if self.lpips is not None:
             terms["l_lpips"] = loss_cfg.lpips_weight * self.lpips(sr, hr)
-        if loss_cfg.fft_weight > 0:
-            terms["l_fft"] = loss_cfg.fft_weight * L.fft_loss(sr, hr)
+        if loss_cfg.frequency != "none":
+            # Named by the term: a log's l_fft is the fft-l1 term, as before the frequency choice.
+            name = {"fft-l1": "l_fft", "fft": "l_fft_norm", "spectral": "l_spectral"}[loss_cfg.frequency]
+            terms[name] = loss_cfg.frequency_weight * L.frequency_loss(loss_cfg.frequency, sr, hr)
         l_g = sum(terms.values())
         logs = self._check({**terms, "l_g": l_g})
         self.opt_g.zero_grad(set_to_none=True)
