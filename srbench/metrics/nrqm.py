@@ -242,6 +242,30 @@ def _rcos(width: float, position: float) -> tuple[np.ndarray, np.ndarray]:
     return position + 2 * width / np.pi * (x + np.pi / 4), y
 
 
+def _mirrored(a: np.ndarray) -> np.ndarray:
+    """``a`` at the opposite frequency, a(-k), on ifft2's (unshifted) grid."""
+    return np.roll(a[::-1, ::-1], 1, axis=(0, 1))
+
+
+def _real_bands(spectrum: np.ndarray, angular: list[np.ndarray], phase: complex) -> list[np.ndarray]:
+    """``real(ifft2(spectrum * angular[b] * phase))`` for each b, two bands per inverse FFT.
+
+    ``spectrum`` (a real image's DFT times radial masks) is Hermitian, so the real part of a band is the
+    inverse FFT of the Hermitian part of its spectrum, spectrum * (phase a(k) + conj(phase) a(-k)) / 2; that
+    inverse is real, so two bands go through one FFT as its real and imaginary parts. Half the FFTs of
+    ``buildSCFpyr``'s real bands, equal to them to rounding (1e-15 of the band's range).
+    """
+    half = spectrum * 0.5
+    masks = [phase * a + np.conj(phase) * _mirrored(a) for a in angular]
+    bands = []
+    for first, second in zip(masks[::2], masks[1::2], strict=True):
+        both = fft.ifft2(half * (first + 1j * second))
+        bands += [both.real, both.imag]
+    if len(masks) % 2:
+        bands.append(fft.ifft2(half * masks[-1]).real)
+    return bands
+
+
 def steerable_pyramid(img: np.ndarray, height: int = _SCALES, nbands: int = _BANDS
                       ) -> tuple[np.ndarray, list[list[np.ndarray]]]:
     """The real parts of matlabPyrTools ``buildSCFpyr(img, height, nbands-1)``: the high-pass residual and,
@@ -254,9 +278,12 @@ def steerable_pyramid(img: np.ndarray, height: int = _SCALES, nbands: int = _BAN
     xrcos, yrcos = _rcos(1.0, -0.5)
     yrcos = np.sqrt(yrcos)
     yircos = np.sqrt(1.0 - yrcos**2)
-    dft = fft.fftshift(fft.fft2(img))
-    highpass = fft.ifft2(fft.ifftshift(dft * np.interp(log_rad, xrcos, yrcos))).real
-    lodft = dft * np.interp(log_rad, xrcos, yircos)
+    # Each band is ifft2(ifftshift(spectrum * mask)); the masks are elementwise functions of the grid, so they
+    # are built on the grid in ifft2's (unshifted) order instead: the same numbers, one shift per scale and
+    # not one per band.
+    dft_unshifted = fft.fft2(img)
+    highpass = fft.ifft2(dft_unshifted * np.interp(fft.ifftshift(log_rad), xrcos, yrcos)).real
+    lodft = fft.fftshift(dft_unshifted) * np.interp(log_rad, xrcos, yircos)
 
     lut = 1024
     xcosn = np.pi * np.arange(-(2 * lut + 1), lut + 2) / lut
@@ -268,11 +295,10 @@ def steerable_pyramid(img: np.ndarray, height: int = _SCALES, nbands: int = _BAN
     scales = []
     for _ in range(height):
         xrcos = xrcos - 1.0
-        himask = np.interp(log_rad, xrcos, yrcos)
-        bands = [fft.ifft2(fft.ifftshift(lodft * np.interp(angle, xcosn + np.pi * b / nbands, ycosn) * himask
-                                         * phase)).real
-                 for b in range(nbands)]
-        scales.append(bands)
+        himask = np.interp(fft.ifftshift(log_rad), xrcos, yrcos)
+        angle_unshifted = fft.ifftshift(angle)
+        angular = [np.interp(angle_unshifted, xcosn + np.pi * b / nbands, ycosn) for b in range(nbands)]
+        scales.append(_real_bands(fft.ifftshift(lodft) * himask, angular, phase))
         dims = np.array(lodft.shape)
         ctr = np.ceil((dims + 0.5) / 2).astype(int)
         lodims = np.ceil((dims - 0.5) / 2).astype(int)
