@@ -242,30 +242,6 @@ def _rcos(width: float, position: float) -> tuple[np.ndarray, np.ndarray]:
     return position + 2 * width / np.pi * (x + np.pi / 4), y
 
 
-def _mirrored(a: np.ndarray) -> np.ndarray:
-    """``a`` at the opposite frequency, a(-k), on ifft2's (unshifted) grid."""
-    return np.roll(a[::-1, ::-1], 1, axis=(0, 1))
-
-
-def _real_bands(spectrum: np.ndarray, angular: list[np.ndarray], phase: complex) -> list[np.ndarray]:
-    """``real(ifft2(spectrum * angular[b] * phase))`` for each b, two bands per inverse FFT.
-
-    ``spectrum`` (a real image's DFT times radial masks) is Hermitian, so the real part of a band is the
-    inverse FFT of the Hermitian part of its spectrum, spectrum * (phase a(k) + conj(phase) a(-k)) / 2; that
-    inverse is real, so two bands go through one FFT as its real and imaginary parts. Half the FFTs of
-    ``buildSCFpyr``'s real bands, equal to them to rounding (1e-15 of the band's range).
-    """
-    half = spectrum * 0.5
-    masks = [phase * a + np.conj(phase) * _mirrored(a) for a in angular]
-    bands = []
-    for first, second in zip(masks[::2], masks[1::2], strict=True):
-        both = fft.ifft2(half * (first + 1j * second))
-        bands += [both.real, both.imag]
-    if len(masks) % 2:
-        bands.append(fft.ifft2(half * masks[-1]).real)
-    return bands
-
-
 def steerable_pyramid(img: np.ndarray, height: int = _SCALES, nbands: int = _BANDS
                       ) -> tuple[np.ndarray, list[list[np.ndarray]]]:
     """The real parts of matlabPyrTools ``buildSCFpyr(img, height, nbands-1)``: the high-pass residual and,
@@ -296,9 +272,9 @@ def steerable_pyramid(img: np.ndarray, height: int = _SCALES, nbands: int = _BAN
     for _ in range(height):
         xrcos = xrcos - 1.0
         himask = np.interp(fft.ifftshift(log_rad), xrcos, yrcos)
-        angle_unshifted = fft.ifftshift(angle)
-        angular = [np.interp(angle_unshifted, xcosn + np.pi * b / nbands, ycosn) for b in range(nbands)]
-        scales.append(_real_bands(fft.ifftshift(lodft) * himask, angular, phase))
+        lo_unshifted, angle_unshifted = fft.ifftshift(lodft), fft.ifftshift(angle)
+        scales.append([fft.ifft2(lo_unshifted * np.interp(angle_unshifted, xcosn + np.pi * b / nbands, ycosn)
+                                 * himask * phase).real for b in range(nbands)])
         dims = np.array(lodft.shape)
         ctr = np.ceil((dims + 0.5) / 2).astype(int)
         lodims = np.ceil((dims - 0.5) / 2).astype(int)
@@ -370,10 +346,11 @@ def _gsm_divisor(x: np.ndarray, n_spatial: int) -> np.ndarray | None:
         inverse_t = np.linalg.inv(cov).T
     except np.linalg.LinAlgError:
         return None
-    # x' C^-1 x for every pixel: a matrix product per chunk of pixels, not n solves and not a second x.
+    # x' C^-1 x for every pixel: a matrix product per chunk of pixels, not n solves and not a second x of a
+    # large image (chunks of 2^18 pixels: a 480x320 band in one product, which is 1.7x faster than 2^16).
     quad = np.empty(x.shape[1])
-    for at in range(0, x.shape[1], 1 << 16):
-        part = x[:, at:at + (1 << 16)]
+    for at in range(0, x.shape[1], 1 << 18):
+        part = x[:, at:at + (1 << 18)]
         quad[at:at + part.shape[1]] = np.einsum("ij,ij->j", inverse_t @ part, part)
     return np.sqrt(quad / n_spatial)
 
@@ -427,7 +404,9 @@ class _Moments:
     @classmethod
     def of(cls, img: np.ndarray) -> _Moments:
         mean = _filt(img)
-        return cls(img, mean, _filt(img * img) - mean * mean)
+        var = _filt(img * img)
+        var -= mean * mean  # in place: the same numbers without another plane-sized temporary
+        return cls(img, mean, var)
 
 
 def _ssim_cs(x: _Moments, y: _Moments, convention: Convention) -> float:
@@ -437,8 +416,14 @@ def _ssim_cs(x: _Moments, y: _Moments, convention: Convention) -> float:
         pyiqa ssim_arch.py        cs_map = F.relu(cs_map)   # negative correlation clipped to 0 before the mean
     """
     c2 = (0.03 * 255) ** 2
-    cov = _filt(x.img * y.img) - x.mean * y.mean
-    cs = (2 * cov + c2) / (x.var + y.var + c2)
+    # (2 * cov + c2) / (var_x + var_y + c2), in place in the filtered plane (the same operations in the same order).
+    cs = _filt(x.img * y.img)
+    cs -= x.mean * y.mean
+    cs *= 2
+    cs += c2
+    den = x.var + y.var
+    den += c2
+    cs /= den
     return float((np.maximum(cs, 0) if convention.clamped_ssim_cs else cs).mean())
 
 
