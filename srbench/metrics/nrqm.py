@@ -346,11 +346,10 @@ def _gsm_divisor(x: np.ndarray, n_spatial: int) -> np.ndarray | None:
         inverse_t = np.linalg.inv(cov).T
     except np.linalg.LinAlgError:
         return None
-    # x' C^-1 x for every pixel: a matrix product per chunk of pixels, not n solves and not a second x of a
-    # large image (chunks of 2^18 pixels: a 480x320 band in one product, which is 1.7x faster than 2^16).
+    # x' C^-1 x for every pixel: a matrix product per chunk of pixels, not n solves and not a second x.
     quad = np.empty(x.shape[1])
-    for at in range(0, x.shape[1], 1 << 18):
-        part = x[:, at:at + (1 << 18)]
+    for at in range(0, x.shape[1], 1 << 16):
+        part = x[:, at:at + (1 << 16)]
         quad[at:at + part.shape[1]] = np.einsum("ij,ij->j", inverse_t @ part, part)
     return np.sqrt(quad / n_spatial)
 
