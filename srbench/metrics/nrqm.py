@@ -254,12 +254,9 @@ def steerable_pyramid(img: np.ndarray, height: int = _SCALES, nbands: int = _BAN
     xrcos, yrcos = _rcos(1.0, -0.5)
     yrcos = np.sqrt(yrcos)
     yircos = np.sqrt(1.0 - yrcos**2)
-    # Each band is ifft2(ifftshift(spectrum * mask)); the masks are elementwise functions of the grid, so they
-    # are built on the grid in ifft2's (unshifted) order instead: the same numbers, one shift per scale and
-    # not one per band.
-    dft_unshifted = fft.fft2(img)
-    highpass = fft.ifft2(dft_unshifted * np.interp(fft.ifftshift(log_rad), xrcos, yrcos)).real
-    lodft = fft.fftshift(dft_unshifted) * np.interp(log_rad, xrcos, yircos)
+    dft = fft.fftshift(fft.fft2(img))
+    highpass = fft.ifft2(fft.ifftshift(dft * np.interp(log_rad, xrcos, yrcos))).real
+    lodft = dft * np.interp(log_rad, xrcos, yircos)
 
     lut = 1024
     xcosn = np.pi * np.arange(-(2 * lut + 1), lut + 2) / lut
@@ -271,10 +268,11 @@ def steerable_pyramid(img: np.ndarray, height: int = _SCALES, nbands: int = _BAN
     scales = []
     for _ in range(height):
         xrcos = xrcos - 1.0
-        himask = np.interp(fft.ifftshift(log_rad), xrcos, yrcos)
-        lo_unshifted, angle_unshifted = fft.ifftshift(lodft), fft.ifftshift(angle)
-        scales.append([fft.ifft2(lo_unshifted * np.interp(angle_unshifted, xcosn + np.pi * b / nbands, ycosn)
-                                 * himask * phase).real for b in range(nbands)])
+        himask = np.interp(log_rad, xrcos, yrcos)
+        bands = [fft.ifft2(fft.ifftshift(lodft * np.interp(angle, xcosn + np.pi * b / nbands, ycosn) * himask
+                                         * phase)).real
+                 for b in range(nbands)]
+        scales.append(bands)
         dims = np.array(lodft.shape)
         ctr = np.ceil((dims + 0.5) / 2).astype(int)
         lodims = np.ceil((dims - 0.5) / 2).astype(int)
@@ -403,9 +401,7 @@ class _Moments:
     @classmethod
     def of(cls, img: np.ndarray) -> _Moments:
         mean = _filt(img)
-        var = _filt(img * img)
-        var -= mean * mean  # in place: the same numbers without another plane-sized temporary
-        return cls(img, mean, var)
+        return cls(img, mean, _filt(img * img) - mean * mean)
 
 
 def _ssim_cs(x: _Moments, y: _Moments, convention: Convention) -> float:
@@ -415,14 +411,8 @@ def _ssim_cs(x: _Moments, y: _Moments, convention: Convention) -> float:
         pyiqa ssim_arch.py        cs_map = F.relu(cs_map)   # negative correlation clipped to 0 before the mean
     """
     c2 = (0.03 * 255) ** 2
-    # (2 * cov + c2) / (var_x + var_y + c2), in place in the filtered plane (the same operations in the same order).
-    cs = _filt(x.img * y.img)
-    cs -= x.mean * y.mean
-    cs *= 2
-    cs += c2
-    den = x.var + y.var
-    den += c2
-    cs /= den
+    cov = _filt(x.img * y.img) - x.mean * y.mean
+    cs = (2 * cov + c2) / (x.var + y.var + c2)
     return float((np.maximum(cs, 0) if convention.clamped_ssim_cs else cs).mean())
 
 
