@@ -646,11 +646,13 @@ def published_show(collection, dataset) -> None:
     names = list(dict.fromkeys(n.strip() for n in collection.split(",") if n.strip()))
     rows = [v for v in selected if dataset is None or v.dataset == dataset]
     frame = pd.DataFrame([{**({"collection": v.collection} if len(names) > 1 else {}), "method": v.method,
-                           "dataset": v.dataset, "metric": v.metric, "protocol": v.protocol, "value": v.value,
+                           "dataset": v.dataset, "metric": v.metric, "protocol": v.protocol, "value": P.shown_value(v),
                            "comparable": v.comparable, "source": v.source, "note": v.note} for v in rows])
     for name in names:
         click.echo(P.collections()[name].citation if len(names) == 1 else f"[{name}] {P.collections()[name].citation}")
     click.echo(frame.to_string(index=False) if not frame.empty else "no numbers")
+    for name in names:  # what the numbers are and what their source leaves unstated
+        click.echo(f"[{name}] {P.collections()[name].description}")
 
 
 @main.command("pirm-plane")

@@ -85,6 +85,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from srbench.errors import BadInputError
+from srbench.metrics.spectrum import DURALL_EPS, DURALL_GREY, ring_index
 
 log = logging.getLogger(__name__)
 
@@ -229,15 +230,14 @@ def normalised_fft_loss(sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
     return (num / den.clamp_min(torch.finfo(den.dtype).tiny)).mean()
 
 
-SPECTRAL_EPS = 1e-8  # added to |F| before the logarithm (Durall et al.'s epsilon)
-GREY = (0.2989, 0.5870, 0.1140)  # Durall et al.'s RGB -> grey weights (ITU-R BT.601)
+# Durall et al.'s constants and rings are the spectrum_discrepancy metric's (one definition for both).
+SPECTRAL_EPS = DURALL_EPS
+GREY = DURALL_GREY
 
 
 def _ring_means(h: int, w: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     """(rings, H*W): row k averages the pixels of integer radius k about ((W-1)/2, (H-1)/2) of an h x w plane."""
-    y = torch.arange(h, device=device, dtype=torch.float64)[:, None] - (h - 1) / 2
-    x = torch.arange(w, device=device, dtype=torch.float64)[None, :] - (w - 1) / 2
-    ring = torch.hypot(y, x).floor().long().flatten()
+    ring = torch.from_numpy(ring_index(h, w)).to(device).flatten()
     member = (ring[None, :] == torch.arange(int(ring.max()) + 1, device=device)[:, None]).to(dtype)
     return member / member.sum(1, keepdim=True)
 

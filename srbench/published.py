@@ -37,7 +37,7 @@ class PublishedMetric:
 
     name: str
     label: str
-    like: str  # the srbench metric it resembles (its column goes next to that one)
+    like: str  # the srbench metric it resembles (its column goes next to that one); "" for none
     digits: int
     higher_is_better: bool
     description: str
@@ -78,7 +78,17 @@ def collections() -> dict[str, Collection]:
 
 @functools.cache
 def published_metrics() -> dict[str, PublishedMetric]:
+    from srbench.metrics import get_metric
+
     data = tomllib.loads(_read_text("collections.toml"))
+    for name, m in data.get("metrics", {}).items():
+        # "" for a published figure with no srbench counterpart (training cost): a column only when asked for.
+        if m["like"]:
+            try:
+                get_metric(m["like"])
+            except BadInputError:
+                raise BadInputError(f"srbench/data/published/collections.toml: metric {name!r} is like "
+                                    f"{m['like']!r}, which is not an srbench metric") from None
     # The label carries ‡ wherever it is shown: a column of numbers computed otherwise than srbench's.
     return {name: PublishedMetric(name, f"{m['label']} ‡", m["like"], int(m["digits"]), bool(m["higher_is_better"]),
                                   m["description"]) for name, m in data.get("metrics", {}).items()}
@@ -133,6 +143,15 @@ def select(names: str | Sequence[str]) -> list[PublishedValue]:
         raise BadInputError(f"unknown published collection(s) {', '.join(unknown)}; known: "
                             f"{', '.join(collections())} (srbench published list)")
     return [v for v in values() if v.collection in wanted]
+
+
+def shown_value(value: PublishedValue) -> str:
+    """The number with its metric's digits (one column may hold 0.00034 and 1000000: no common format)."""
+    from srbench.metrics import get_metric
+
+    own = published_metrics().get(value.metric)
+    digits = own.digits if own is not None else get_metric(value.metric).digits
+    return f"{value.value:.{digits}f}"
 
 
 def row_name(value: PublishedValue) -> str:

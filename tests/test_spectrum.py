@@ -15,7 +15,7 @@ from srbench import metrics as M
 from srbench.cli import main
 from srbench.errors import BadInputError
 from srbench.evaluation import evaluate
-from srbench.metrics.spectrum import EPS, HF_FROM, radial_power_spectrum, spectrum_discrepancy
+from srbench.metrics.spectrum import EPS, HF_FROM, log_spectrum_distance, radial_power_spectrum
 from srbench.protocols import PROTOCOLS
 
 N = 64
@@ -111,7 +111,7 @@ def test_bad_planes_are_refused():
     with pytest.raises(BadInputError, match="too small"):
         radial_power_spectrum(np.zeros((7, 32)))
     with pytest.raises(BadInputError, match="differ in size"):
-        spectrum_discrepancy(np.zeros((16, 16)), np.zeros((16, 17)))
+        log_spectrum_distance(np.zeros((16, 16)), np.zeros((16, 17)))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -120,14 +120,14 @@ def test_bad_planes_are_refused():
 
 def test_an_image_against_itself_is_zero_and_the_discrepancy_is_symmetric():
     a, b = _texture(0), _texture(1)
-    assert spectrum_discrepancy(a, a) == {"spectrum": 0.0, "spectrum_hf": 0.0}
-    ab, ba = spectrum_discrepancy(a, b), spectrum_discrepancy(b, a)
+    assert log_spectrum_distance(a, a) == {"spectrum": 0.0, "spectrum_hf": 0.0}
+    ab, ba = log_spectrum_distance(a, b), log_spectrum_distance(b, a)
     assert ab == ba and ab["spectrum"] > 0
 
 
 def test_blur_raises_the_discrepancy_mostly_at_high_frequencies():
     hr = _texture()
-    mild, strong = (spectrum_discrepancy(gaussian_filter(hr, s), hr) for s in (0.7, 1.5))
+    mild, strong = (log_spectrum_distance(gaussian_filter(hr, s), hr) for s in (0.7, 1.5))
     assert 0 < mild["spectrum"] < strong["spectrum"]
     for d in (mild, strong):
         # spectrum is the mean of the low and high halves: the high half carries most of it
@@ -142,7 +142,7 @@ def test_adding_a_constant_changes_nothing(c):
     _, base = radial_power_spectrum(x)
     _, shifted = radial_power_spectrum(x + c)
     np.testing.assert_allclose(shifted, base, atol=1e-9)
-    assert spectrum_discrepancy(x + c, x)["spectrum"] < 1e-9
+    assert log_spectrum_distance(x + c, x)["spectrum"] < 1e-9
 
 
 @settings(max_examples=25, deadline=None)
@@ -152,7 +152,7 @@ def test_scaling_by_c_shifts_every_bin_by_two_log10_c(c):
     _, base = radial_power_spectrum(x)
     _, scaled = radial_power_spectrum(c * x)
     np.testing.assert_allclose(scaled - base, 2 * math.log10(c), atol=1e-4)
-    d = spectrum_discrepancy(x, c * x)
+    d = log_spectrum_distance(x, c * x)
     assert d["spectrum"] == pytest.approx(2 * abs(math.log10(c)), abs=1e-4)
     assert d["spectrum_hf"] == pytest.approx(2 * abs(math.log10(c)), abs=1e-4)
 

@@ -15,7 +15,7 @@ from srbench.metrics.fullref import mse, psnr, ssim
 from srbench.metrics.niqe import niqe_conditioning
 from srbench.metrics.pyiqa_extra import DISTS, LPIPS_VGG
 from srbench.metrics.registry import Metric, PerImage, TorchBatch
-from srbench.metrics.spectrum import SPECTRUM
+from srbench.metrics.spectrum import SPECTRUM, SPECTRUM_DISCREPANCY
 
 
 def perceptual_index_from(ma: float, niqe: float) -> float:
@@ -142,7 +142,8 @@ BUILTIN: tuple[Metric, ...] = (
     Metric("brisque", "BRISQUE", 3, False, False, "live-2",
            "BRISQUE as the LIVE MATLAB release (rgb2gray, MSCN 7x7, LIVE allmodel/allrange SVR)", _brisque,
            plane="rgb", protocols=("sr", "pirm"), extra_outputs=("brisque_spread",), tolerance=2e-3),
-    SPECTRUM,  # opt-in (not in a protocol's default_metrics, not drift-checked), as are the two below
+    SPECTRUM,  # opt-in (not in a protocol's default_metrics, not drift-checked), as are the three below
+    SPECTRUM_DISCREPANCY,
     LPIPS_VGG,
     DISTS,
     FID,  # dataset-level: one value per (model, dataset, protocol), opt-in

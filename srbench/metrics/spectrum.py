@@ -1,10 +1,16 @@
-"""Power-spectrum discrepancy: how far the SR image's radially averaged power spectrum is from the HR one's.
+"""Two power-spectrum discrepancies between an SR image and its HR image, both lower is better, both
+phase-blind (0 means the same radial spectrum, not equal images). They answer different questions and their
+numbers are not interchangeable:
 
-The view behind the frequency-domain (FFT) losses of ESRGAN follow-up work: blur removes power at high
-frequencies, GAN artefacts (checkerboards, hallucinated texture, ringing) add it. Lower is better; 0 means the
-two images have the same radial power spectrum (not that they are equal: phase is ignored).
+- ``spectrum`` (srbench's own, in decades of power): how far the SR image's radially averaged power spectrum is
+  from the HR one's, frequency by frequency, on an absolute scale: blur removes power at high frequencies, GAN
+  artefacts (checkerboards, hallucinated texture, ringing) add it. Values are decades (1.0 is a factor 10).
+- ``spectrum_discrepancy`` (Durall et al.'s normalised 1-D spectrum, values of about 1e-4 to 1e-2): how far the
+  *shapes* of the two spectra are apart once each is min-max normalised to [0, 1]; it ignores gain and offset.
+  This is the "spectrum discrepancy" the loss study of the published collection ``gan-sr-thesis`` reports.
 
-Definition, for one plane (the protocol's Y plane, float64 in 0..255) of H x W pixels:
+**spectrum** (the view behind the frequency-domain (FFT) losses of ESRGAN follow-up work). Definition, for one
+plane (the protocol's Y plane, float64 in 0..255) of H x W pixels:
 
 1. ``x = plane - mean(plane)``: the DC term is removed, so adding a constant changes nothing.
 2. ``x * w`` with the 2-D periodic Hann window ``w[i, j] = h_H[i] h_W[j]``, ``h_N[n] = 0.5 - 0.5 cos(2 pi n / N)``.
@@ -28,8 +34,34 @@ Definition, for one plane (the protocol's Y plane, float64 in 0..255) of H x W p
 blur and GAN artefacts show. Scaling an image by ``c`` shifts every ``L(k)`` by ``2 log10 c``, so the
 discrepancy of ``x`` and ``c x`` is ``2 |log10 c|``.
 
-Images smaller than :data:`MIN_SIZE` on a side have too few bins for a meaningful spectrum: the metric hook
-gives NaN for them (the image stays in the set, as NIQE does), the functions raise :class:`BadInputError`.
+**spectrum_discrepancy** follows the azimuthally integrated 1-D spectrum of Durall, Keuper and Keuper, "Watch your
+Up-Convolution: CNN Based Generative Deep Neural Networks are Failing to Reproduce Spectral Distributions", CVPR 2020
+(arXiv:2003.01826), as their code computes it (github.com/cc-hpc-itwm/UpConv, ``Experiments_Codes/train_spectrum.py``
+for the spectral loss, ``Visualization.ipynb`` for the spectra they plot, ``radialProfile.py`` for the average).
+For one image (the protocol's RGB image, border shaved, as uint8 0..255):
+
+1. grey ``g = 0.2989 R + 0.5870 G + 0.1140 B`` (their ``RGB2gray``, ITU-R BT.601; a grey image is used as it is);
+2. the centred 2-D DFT ``F = fftshift(fft2(g))`` and its magnitude in decibels, ``20 ln(|F| + 1e-8)`` (natural
+   log and 1e-8 as their code; they add 1e-8 to the complex value, which differs only where |F| is 0 to rounding);
+3. the azimuthal average: the mean over each ring of integer radius ``floor(hypot(y - (H-1)/2, x - (W-1)/2))``
+   about the centre ``((W-1)/2, (H-1)/2)``, rings 1 to the last but one (their ``azimuthalAverage`` drops the
+   innermost ring, which holds DC, and the outermost, a partial ring of corner pixels);
+4. min-max normalisation of that 1-D profile to [0, 1] (their ``(psd1D - min) / (max - min)``).
+
+The paper's spectral loss is the binary cross-entropy of the generated image's normalised spectrum against the
+real one's (``srbench.losses.spectral_loss``); as a metric srbench takes the **mean squared difference** of the two
+normalised spectra over the rings, per image, and the mean over images per dataset. The study does not print its
+formula: this is the most plausible reading of "spectrum discrepancy" in its range, checked on the reference
+data (bicubic x4 gives 0.0074 on Set5, 0.0078 on Set14 and 0.0089 on BSD100, where the study's GAN models give
+3e-4 to 8e-3; the other candidates are off by orders of magnitude: the BCE is at least the HR spectrum's
+binary entropy, about 0.5 on Set5, the mean absolute difference about 0.07, and the MSE of linear power spectra
+normalised by their maximum about 1e-7). The SR and HR images have the same size, so no interpolation to a
+common length (their notebook's for real images of another size) is needed. Symmetric in SR and HR; unchanged
+when either image is scaled or offset in brightness (the offset is DC, in the dropped ring; a gain is a constant
+dB shift, removed by the normalisation). A constant image has a flat profile, with no range to normalise: NaN.
+
+Images smaller than :data:`MIN_SIZE` on a side have too few bins for a meaningful spectrum: the metric hooks
+give NaN for them (the image stays in the set, as NIQE does), the functions raise :class:`BadInputError`.
 """
 
 from __future__ import annotations
@@ -44,6 +76,8 @@ from srbench.metrics.registry import Metric, PerImage
 EPS = 1e-6  # added to the bin means before log10, in (0..255)^2 units
 MIN_SIZE = 8  # smallest side: K = 4 bins, two of them above 0.25 cycles per pixel
 HF_FROM = 0.25  # cycles per pixel: bins strictly above it make ``spectrum_hf``
+DURALL_GREY = (0.2989, 0.5870, 0.1140)  # Durall et al.'s RGB -> grey weights (ITU-R BT.601)
+DURALL_EPS = 1e-8  # added to |F| before the logarithm (Durall et al.'s epsilon)
 
 
 def _hann(n: int) -> np.ndarray:
@@ -89,7 +123,7 @@ def radial_power_spectrum(plane: np.ndarray, *, window: bool = True) -> tuple[np
     return freqs, np.log10(sums / counts + EPS)
 
 
-def spectrum_discrepancy(sr: np.ndarray, hr: np.ndarray) -> dict[str, float]:
+def log_spectrum_distance(sr: np.ndarray, hr: np.ndarray) -> dict[str, float]:
     """``{"spectrum": ..., "spectrum_hf": ...}``: mean absolute difference, in decades, of the two log spectra
     over all bins and over the bins above 0.25 cycles per pixel (symmetric in ``sr`` and ``hr``)."""
     if np.shape(sr) != np.shape(hr):
@@ -105,7 +139,7 @@ def spectrum_of(x: PerImage) -> dict[str, float]:
     sr, hr = x.sr_plane(), x.hr_plane()
     if min(np.shape(sr)) < MIN_SIZE:
         return {"spectrum": math.nan, "spectrum_hf": math.nan}
-    return spectrum_discrepancy(sr, hr)
+    return log_spectrum_distance(sr, hr)
 
 
 SPECTRUM = Metric(
@@ -116,4 +150,109 @@ SPECTRUM = Metric(
     spectrum_of, protocols=("sr", "pirm"), extra_outputs=("spectrum_hf",), tolerance=1e-3,
 )
 
-__all__ = ["EPS", "HF_FROM", "MIN_SIZE", "SPECTRUM", "radial_power_spectrum", "spectrum_discrepancy", "spectrum_of"]
+
+# -- spectrum_discrepancy: Durall et al.'s normalised 1-D spectrum -------------------------------------------------
+def ring_index(h: int, w: int) -> np.ndarray:
+    """(H, W) int64: the ring of each pixel of an h x w plane, ``floor`` of its distance to ((W-1)/2, (H-1)/2).
+
+    The one definition of Durall et al.'s rings, shared by this metric and the spectral training loss
+    (``srbench.losses``), which averages over them with a matrix product on the training device."""
+    y = np.arange(h, dtype=np.float64)[:, None] - (h - 1) / 2
+    x = np.arange(w, dtype=np.float64)[None, :] - (w - 1) / 2
+    return np.floor(np.hypot(y, x)).astype(np.int64)
+
+
+def azimuthal_profile(plane: np.ndarray) -> np.ndarray:
+    """Mean of a 2-D ``plane`` over each ring of :func:`ring_index`, rings 1 to the last but one (Durall et
+    al.'s ``azimuthalAverage``: the central ring and the partial outer ring dropped)."""
+    arr = np.asarray(plane, dtype=np.float64)
+    rings = ring_index(*arr.shape).ravel()
+    counts = np.bincount(rings)
+    if counts.size < 4:
+        raise BadInputError(f"spectrum_discrepancy: a {arr.shape[0]}x{arr.shape[1]} plane has fewer than two rings "
+                            "between its centre and its corners")
+    sums = np.bincount(rings, weights=arr.ravel())
+    return sums[1:-1] / counts[1:-1]
+
+
+def _grey(img: np.ndarray) -> np.ndarray:
+    arr = np.asarray(img, dtype=np.float64)
+    if arr.ndim == 3 and arr.shape[2] == 3:
+        return arr @ np.asarray(DURALL_GREY)
+    if arr.ndim == 2:
+        return arr
+    raise BadInputError(f"spectrum_discrepancy: expected a grey or RGB image, got shape {arr.shape}")
+
+
+def durall_profile(img: np.ndarray) -> np.ndarray:
+    """The azimuthal average of ``20 ln(|F| + 1e-8)`` of the image's grey plane, before normalisation (steps 1-3
+    of the module docstring)."""
+    grey = _grey(img)
+    if min(grey.shape) < MIN_SIZE:
+        raise BadInputError(f"spectrum_discrepancy: a {grey.shape[0]}x{grey.shape[1]} image is too small "
+                            f"(at least {MIN_SIZE} pixels a side)")
+    if not np.all(np.isfinite(grey)):
+        raise BadInputError("spectrum_discrepancy: the image has NaN or infinite values")
+    spectrum = np.fft.fftshift(np.fft.fft2(grey))
+    return azimuthal_profile(20.0 * np.log(np.abs(spectrum) + DURALL_EPS))
+
+
+def _normalised_or_none(img: np.ndarray) -> np.ndarray | None:
+    """The profile mapped onto [0, 1], or None for a constant image. Its profile is flat in exact arithmetic;
+    computed, it is the FFT's rounding residues against the 1e-8, spread over [0, 1] by the normalisation, so
+    flatness is decided on the image, not on the profile."""
+    profile = durall_profile(img)
+    if np.ptp(_grey(img)) == 0:
+        return None
+    low, span = profile.min(), profile.max() - profile.min()
+    return (profile - low) / span if span > 0 else None
+
+
+def normalised_spectrum_1d(img: np.ndarray) -> np.ndarray:
+    """Durall et al.'s 1-D spectrum of an image (H x W grey or H x W x 3 RGB), min-max normalised to [0, 1]."""
+    normalised = _normalised_or_none(img)
+    if normalised is None:
+        raise BadInputError("spectrum_discrepancy: the image's spectrum is flat (a constant image): it has no "
+                            "range to normalise")
+    return normalised
+
+
+def _discrepancy_or_none(sr: np.ndarray, hr: np.ndarray) -> float | None:
+    if np.shape(sr) != np.shape(hr):
+        raise BadInputError(f"spectrum_discrepancy: images differ in size, {np.shape(sr)} vs {np.shape(hr)}")
+    a, b = _normalised_or_none(sr), _normalised_or_none(hr)
+    if a is None or b is None:
+        return None
+    return float(np.mean((a - b) ** 2))
+
+
+def spectrum_discrepancy(sr: np.ndarray, hr: np.ndarray) -> float:
+    """Mean squared difference of the normalised 1-D spectra of ``sr`` and ``hr`` (same size, grey or RGB,
+    0..255; symmetric). Raises :class:`BadInputError` for a constant image (module docstring)."""
+    value = _discrepancy_or_none(sr, hr)
+    if value is None:
+        raise BadInputError("spectrum_discrepancy: an image's spectrum is flat (a constant image): it has no range "
+                            "to normalise")
+    return value
+
+
+def spectrum_discrepancy_of(x: PerImage) -> float:
+    """The registry's hook: NaN where the value is undefined (a side under MIN_SIZE, a constant image)."""
+    sr, hr = x.sr_plane(), x.hr_plane()
+    if min(np.shape(sr)[:2]) < MIN_SIZE:
+        return math.nan
+    value = _discrepancy_or_none(sr, hr)
+    return math.nan if value is None else value
+
+
+SPECTRUM_DISCREPANCY = Metric(
+    "spectrum_discrepancy", "Spectrum discr.", 5, False, True, "durall2020-mse-1",
+    "Durall et al. (CVPR 2020) normalised 1-D spectrum: grey (0.2989/0.5870/0.1140) of the RGB image, "
+    "20 ln(|fftshift(fft2)| + 1e-8) averaged over integer rings about the centre (innermost and outer partial ring "
+    "dropped), min-max normalised; mean squared difference of SR's and HR's (not `spectrum`, in decades)",
+    spectrum_discrepancy_of, plane="rgb", protocols=("sr", "pirm"), tolerance=1e-6,
+)
+
+__all__ = ["DURALL_EPS", "DURALL_GREY", "EPS", "HF_FROM", "MIN_SIZE", "SPECTRUM", "SPECTRUM_DISCREPANCY",
+           "azimuthal_profile", "durall_profile", "log_spectrum_distance", "normalised_spectrum_1d",
+           "radial_power_spectrum", "ring_index", "spectrum_discrepancy", "spectrum_discrepancy_of", "spectrum_of"]
