@@ -266,12 +266,17 @@ def _rcos(width: float, position: float) -> tuple[np.ndarray, np.ndarray]:
     return position + 2 * width / np.pi * (x + np.pi / 4), y
 
 
-def _hermitian_half(mask: np.ndarray) -> np.ndarray:
-    """The half (last axis 0..w//2) of the Hermitian part (M(f) + conj M(-f)) / 2 of an unshifted mask: for
-    a real image's spectrum F, ``Re ifft2(F M) = irfft2(F half(M))`` (F is Hermitian itself), at half the cost."""
-    h, w = mask.shape
-    mirrored = np.conj(mask[-np.arange(h)[:, None], -np.arange(w // 2 + 1)])
-    return (mask[:, : w // 2 + 1] + mirrored) / 2
+def _hermitian_half(mask: np.ndarray, phase: complex = 1) -> np.ndarray:
+    """The half (last axis 0..w//2) of the Hermitian part (M(f) + conj M(-f)) / 2 of the unshifted mask
+    M = phase * mask (``mask`` real): for a real image's spectrum F, ``Re ifft2(F M) = irfft2(F half(M))``
+    (F is Hermitian itself), at half the cost. Real when the phase is 1."""
+    w = mask.shape[1]
+    rows = np.concatenate([mask[:1], mask[:0:-1]])  # mask at -f, f's rows and columns taken modulo the size
+    mirrored = np.concatenate([rows[:, :1], rows[:, w - 1:w - w // 2 - 1:-1]], axis=1)
+    half = mask[:, : w // 2 + 1]
+    if phase == 1:
+        return (half + mirrored) / 2
+    return phase.real * ((half + mirrored) / 2) + 1j * (phase.imag * ((half - mirrored) / 2))
 
 
 # Per scale: the low-pass carried into it, the spectrum's rows and columns it reads, its bands' masks.
@@ -312,12 +317,12 @@ def _pyramid_masks(h: int, w: int, height: int, nbands: int) -> tuple[np.ndarray
     for scale in range(height):
         xrcos = xrcos - 1.0
         himask = np.interp(log_rad, xrcos, yrcos)
-        masks = [fft.ifftshift(np.interp(angle, xcosn + np.pi * b / nbands, ycosn) * himask * phase
-                               * (lowpass if scale == 0 else 1.0)) for b in range(nbands)]
+        angular = [np.interp(angle, xcosn + np.pi * b / nbands, ycosn) * himask for b in range(nbands)]
         if scale == 0:
-            masks = [_hermitian_half(m) for m in masks]
+            masks = [_hermitian_half(fft.ifftshift(a * lowpass), phase) for a in angular]
             carried = None
         else:
+            masks = [fft.ifftshift(a * phase) for a in angular]
             carried = fft.ifftshift(lowpass)
         scales.append((carried, (_unshifted_index(rows_kept, h), _unshifted_index(cols_kept, w)), masks))
         dims = np.array(log_rad.shape)
