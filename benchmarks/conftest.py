@@ -54,7 +54,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
             line += f"  baseline {base:.4f}s  ratio {ratio:.2f}x ({1 / ratio:.1f}x faster)"
             if group in TARGET_RATIO:
                 verdict = "meets" if ratio <= TARGET_RATIO[group] else "MISSES"
-                verdict = f"  target ratio <= {TARGET_RATIO[group]}: {verdict}"
+                verdict = f"  target ratio <= {TARGET_RATIO[group]:.3g}: {verdict}"
         if ours is not None and group in TARGET_SECONDS:
             ok = "meets" if ours <= TARGET_SECONDS[group] else "MISSES"
             verdict = f"  target <= {TARGET_SECONDS[group]:.0f}s: {ok}"
