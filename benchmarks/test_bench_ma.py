@@ -2,8 +2,9 @@
 
 The real ``NRQM_model.mat`` is not on every machine; both sides read the same stand-in model file of the
 real one's structure (3 forests of 2000 trees, 2881 node slots each), so the forests cost what the real ones do.
-Per-image times of niqe, ma and pi (= niqe + ma) are reported for the same images; niqe and ma against pyiqa's
-(pi's pyiqa baseline would be its NRQM again plus its NIQE: the two ratios above give it).
+Per-image times of niqe, ma and pi (= niqe + ma) are reported for the same images, each as a ratio against
+pyiqa's (pi's baseline is the sum of pyiqa's NRQM and NIQE times, ``conftest._pi_baselines``: not a third run
+of pyiqa's slow NRQM).
 """
 
 from __future__ import annotations
