@@ -293,6 +293,12 @@ def test_the_last_fine_band_has_no_parent_and_parents_are_doubled_then_cropped()
     assert N._at_size(even, 6, (64, 80), cache) is cache[6]
 
 
+@pytest.mark.parametrize("shape", [(2, 2), (3, 5), (32, 41), (81, 64)])
+def test_doubling_equals_imresize_bit_for_bit(shape):
+    band = np.random.default_rng(sum(shape)).normal(0, 40, shape)
+    assert np.array_equal(N.imresize_x2(band), imresize(band, 2))
+
+
 def test_ssim_cs_is_averaged_unclipped_as_in_matlab():
     rng = np.random.default_rng(4)
     x = rng.normal(0, 30, (40, 40))
