@@ -22,7 +22,7 @@ def test_config_layers_and_rejects_unknown_keys(tmp_path):
     cfg = resolve_config("esrgan", "smoke")
     assert cfg.generator == "rrdb23-smoke" and cfg.loss.adversarial == "ragan"
     assert cfg.loss.perceptual_layer == "conv5_4" and cfg.loss.vgg_weights == "random"
-    assert cfg.data.patch_size == 32 and cfg.data.batch_size == 4 and cfg.psnr.iters == 300
+    assert cfg.data.patch_size == 32 and cfg.data.batch_size == 4 and cfg.psnr.iters == 200
     paper = resolve_config("srgan", "paper")
     assert paper.generator == "srgan_srresnet16_bn" and paper.loss.perceptual_layer == "relu5_4"
     assert paper.loss.adversarial == "standard" and paper.gan.milestones == (50_000, 100_000, 200_000, 300_000)
@@ -54,7 +54,7 @@ def test_smoke_preset_learns_and_runs_both_stages(tmp_path, variant):
     meta = json.loads((tmp_path / "psnr/g_final.json").read_text())
     # The resolved config travels with the weights.
     assert meta["extra"]["train_config"] == json.loads(json.dumps(cfg.to_dict()))
-    assert meta["iteration"] == 300 and meta["stage"] == "psnr"
+    assert meta["iteration"] == 200 and meta["stage"] == "psnr"
     short = resolve_config(variant, "smoke", ["gan.iters=12"])
     gan = train(short, "gan", tmp_path, progress=False)
     assert gan.iterations == 12 and gan.final_ema.is_file()
