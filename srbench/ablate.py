@@ -317,6 +317,7 @@ class AblationReport:
     visual: Callable[[], VisualComparison] | None = None
     training: list = field(default_factory=list)  # SharedStage: where each stage's checkpoint came from
     iterations: dict[str, tuple[int, int]] = field(default_factory=dict)  # entry -> (psnr, gan) iterations
+    batches: dict[str, tuple[int, int]] = field(default_factory=dict)  # entry -> (HR patch size, batch size)
 
 
 def _find_checkpoint(folder: Path | None, variant: str, stage: str) -> Path | None:
@@ -789,7 +790,8 @@ def ablate(
     _evaluate_options(workers)  # a --workers this evaluate() cannot take fails now, not after the training
     report = AblationReport(suite, preset, datasets, out_dir=out_dir, data_root=data_root, weights_dir=weights_dir,
                             iterations={name: (c.stage("psnr").iters, c.stage("gan").iters)
-                                        for name, c in configs.items()})
+                                        for name, c in configs.items()},
+                            batches={name: (c.data.patch_size, c.data.batch_size) for name, c in configs.items()})
     plan.check_outputs()
     assert plan.cache_dir is not None
     _check_shared(plan.cache_dir, where)

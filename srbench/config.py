@@ -303,10 +303,13 @@ PRESET_OVERRIDES: dict[str, dict[str, Any]] = {
     },
     "smoke": {
         "loss": {"vgg_weights": "random"},
-        "data": {"train": "skimage-train", "patch_size": 32, "batch_size": 8, "workers": 0, "val_crop": 96},
-        "psnr": {"iters": 400, "lr": 5e-4, "milestones": [300], "checkpoint_every": 100, "val_every": 100,
+        # 32 px HR patches are the discriminator's smallest; batch and iterations keep `srbench ablate` with no
+        # data root (the main job) under 150 s on 2 cores (docs/scaling.md); each stage still checkpoints,
+        # validates and steps its learning rate down before it ends.
+        "data": {"train": "skimage-train", "patch_size": 32, "batch_size": 4, "workers": 0, "val_crop": 96},
+        "psnr": {"iters": 200, "lr": 5e-4, "milestones": [150], "checkpoint_every": 100, "val_every": 100,
                  "log_every": 10},
-        "gan": {"iters": 300, "milestones": [200], "checkpoint_every": 100, "val_every": 100, "log_every": 10,
+        "gan": {"iters": 40, "milestones": [30], "checkpoint_every": 20, "val_every": 20, "log_every": 10,
                 "d_num_feat": 16},
     },
 }

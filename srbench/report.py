@@ -455,7 +455,8 @@ def _shared(training: list[dict]) -> list[dict]:
 
 def preset_notice(report) -> str | None:
     """What the numbers of a ``smoke`` run mean, in plain words, and the command that runs the real thing (None
-    for the other presets). The iterations are the suite's resolved ones (``report.iterations``)."""
+    for the other presets). The iterations, patch and batch sizes are the suite's resolved ones
+    (``report.iterations``, ``report.batches``)."""
     if report.preset != "smoke":
         return None
     from srbench.datasets import SKIMAGE_TRAIN
@@ -466,11 +467,17 @@ def preset_notice(report) -> str | None:
     iters = getattr(report, "iterations", None) or {}
     trained = (f"trained for {span([p for p, _ in iters.values()])} PSNR-stage and "
                f"{span([g for _, g in iters.values()])} GAN-stage iterations" if iters else "briefly trained")
+    batches = getattr(report, "batches", None) or {}
+    if batches:
+        trained += (f" on batches of {span([b for _, b in batches.values()])} HR patches "
+                    f"({span([p for p, _ in batches.values()])} px on a side) cut from")
+    else:
+        trained += " on"
     suite = report.suite.name
-    return (f"Smoke preset: small versions of the networks, {trained} on {len(SKIMAGE_TRAIN)} images "
+    return (f"Smoke preset: small versions of the networks, {trained} {len(SKIMAGE_TRAIN)} images "
             "scikit-image ships, with a randomly initialised VGG19 for the perceptual loss. "
             "These numbers show that the harness works end to end; they are not the paper's results, and trained "
-            "models losing to bicubic, or colour casts in the crops, are what a few minutes of such training gives. "
+            "models losing to bicubic, or colour casts in the crops, are what such brief training gives. "
             f"The real thing: srbench ablate --suite {suite} --data-root DIR (the paper preset on the suite's "
             "datasets; it needs VGG19's ImageNet weights in the weights folder).")
 

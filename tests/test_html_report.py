@@ -115,5 +115,8 @@ def test_only_the_smoke_preset_carries_the_notice():
 
     suite = SimpleNamespace(name="esrgan")
     smoke = SimpleNamespace(preset="smoke", suite=suite, iterations={"a": (400, 300), "b": (400, 200)})
-    assert "trained for 400 PSNR-stage and 200-300 GAN-stage iterations" in preset_notice(smoke)
+    assert "trained for 400 PSNR-stage and 200-300 GAN-stage iterations on 4 images" in preset_notice(smoke)
+    smoke.batches = {"a": (32, 4), "b": (64, 4)}
+    assert ("trained for 400 PSNR-stage and 200-300 GAN-stage iterations on batches of 4 HR patches (32-64 px on "
+            "a side) cut from 4 images scikit-image ships") in preset_notice(smoke)
     assert preset_notice(SimpleNamespace(preset="paper", suite=suite, iterations={})) is None

@@ -22,7 +22,7 @@ def test_config_layers_and_rejects_unknown_keys(tmp_path):
     cfg = resolve_config("esrgan", "smoke")
     assert cfg.generator == "rrdb23-smoke" and cfg.loss.adversarial == "ragan"
     assert cfg.loss.perceptual_layer == "conv5_4" and cfg.loss.vgg_weights == "random"
-    assert cfg.data.patch_size == 32 and cfg.psnr.iters == 400
+    assert cfg.data.patch_size == 32 and cfg.data.batch_size == 4 and cfg.psnr.iters == 200
     paper = resolve_config("srgan", "paper")
     assert paper.generator == "srgan_srresnet16_bn" and paper.loss.perceptual_layer == "relu5_4"
     assert paper.loss.adversarial == "standard" and paper.gan.milestones == (50_000, 100_000, 200_000, 300_000)
@@ -34,7 +34,7 @@ def test_config_layers_and_rejects_unknown_keys(tmp_path):
     assert mine.name == "mine" and mine.generator_config == {"num_block": 2}
     assert mine.loss.adversarial == "wgan-gp" and mine.gan.lr == 5e-5 and mine.gan.iters == 7
     assert mine.loss.frequency == "fft-l1" and mine.loss.frequency_weight == 0.1  # the former fft_weight
-    assert resolve_config("esrgan", "smoke").gan.iters == 300  # presets are never mutated by a resolution
+    assert resolve_config("esrgan", "smoke").gan.iters == 40  # presets are never mutated by a resolution
     toml.write_text('generator = "rrdb23"\n[loss]\nadversarial_wieght = 1\n')
     with pytest.raises(BadInputError, match=r"unknown configuration key 'loss\.adversarial_wieght'"):
         resolve_config(str(toml))
@@ -54,7 +54,7 @@ def test_smoke_preset_learns_and_runs_both_stages(tmp_path, variant):
     meta = json.loads((tmp_path / "psnr/g_final.json").read_text())
     # The resolved config travels with the weights.
     assert meta["extra"]["train_config"] == json.loads(json.dumps(cfg.to_dict()))
-    assert meta["iteration"] == 400 and meta["stage"] == "psnr"
+    assert meta["iteration"] == 200 and meta["stage"] == "psnr"
     short = resolve_config(variant, "smoke", ["gan.iters=12"])
     gan = train(short, "gan", tmp_path, progress=False)
     assert gan.iterations == 12 and gan.final_ema.is_file()
