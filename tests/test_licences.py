@@ -165,3 +165,16 @@ def test_evaluate_under_pirm_needs_no_pyiqa_and_lpips_vgg_says_which_extra_in_on
     assert lpips["stderr"].strip().splitlines() == [
         'error: lpips_vgg needs pyiqa, which is not installed: pip install "srbench[pyiqa]" adds it (pyiqa\'s '
         "licence: PolyForm-Noncommercial-1.0.0, non-commercial use only)"], lpips
+
+
+def test_install_doc_tables_every_core_and_extra_dependency():
+    """docs/install.md's licence tables name every requirement of pyproject.toml, core and extras alike."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    declared = {canonicalize_name(Requirement(r).name) for r in project["dependencies"]}
+    for extra in project["optional-dependencies"].values():
+        declared |= {canonicalize_name(Requirement(r).name) for r in extra}
+    doc = (ROOT / "docs" / "install.md").read_text(encoding="utf-8")
+    tabled = {canonicalize_name(name.strip()) for row in re.findall(r"^\| ([\w., -]+?) \|", doc, flags=re.MULTILINE)
+              for name in row.split(",")}
+    assert declared - tabled == set()
+    assert "| pyiqa | **PolyForm-Noncommercial-1.0.0**" in doc
