@@ -1,10 +1,9 @@
 """Manifests of known dataset copies, and telling which copy a folder is.
 
 Several versions of each benchmark set circulate (grayscale conversions, crops to a multiple of the scale,
-re-encodings), and each gives different numbers. A manifest (``srbench/data/manifests/<name>.json``, package data;
-an installed package records new copies in the user's cache instead, see :func:`srbench.paths.manifests_dir`)
-records, for every
-known copy, each file's sha256, its decoded-pixel hash, and hashes of the usual derived versions (grayscale
+re-encodings), and each gives different numbers. A manifest (``srbench/data/manifests/<name>.json``, package
+data; an installed srbench records new copies in the user's cache, :func:`srbench.paths.manifests_dir`) records,
+for every known copy, each file's sha256, its decoded-pixel hash, and hashes of the usual derived versions (grayscale
 by MATLAB ``rgb2gray``, PIL ``convert('L')`` or the Y channel; top-left crops to multiples of 2, 3, 4 and 8),
 so ``srbench datasets verify`` can say not only *that* a file differs but *how*.
 """

@@ -9,8 +9,8 @@ default. The defaults depend on where srbench runs from (docs/install.md has the
   cache (``$XDG_CACHE_HOME/srbench``, else ``~/.cache/srbench``), reports and the results store in
   ``srbench-reports/`` in the working directory, the one default resolved against it.
 
-Files srbench reads at run time (dataset manifests, the drift baseline, suites) are package data under
-``srbench/data``, the same in both.
+Files srbench reads at run time (dataset manifests, the drift baseline, suites) are package data
+(``srbench/data``, ``srbench/suites``), the same in both.
 """
 
 from __future__ import annotations
