@@ -34,7 +34,8 @@ from srbench.config import read_toml, shown
 from srbench.errors import BadInputError, SrbenchError
 from srbench.images import atomic_write_text
 
-DEFAULT_BASELINE = paths.PROJECT_ROOT / "reports" / "baselines" / "default.json"
+# Package data: ``srbench check`` reads it installed too (``--update`` writes it only in a checkout).
+DEFAULT_BASELINE = paths.PACKAGE_DATA / "baselines" / "default.json"
 CHECK_DATASETS = ("skimage", "set5")
 SMALL_MODEL = "rrdb23-smoke"
 BASELINE_FORMAT = "srbench-drift-baseline"
@@ -811,6 +812,10 @@ def update_baseline(spec: CheckSpec, *, tolerances: Mapping[str, float] | None =
     cannot run, so a baseline never silently loses an entry."""
     from srbench.images import ensure_writable_dir
 
+    if spec.baseline.expanduser().resolve() == DEFAULT_BASELINE.resolve() and not paths.in_checkout():
+        # Installed, srbench's own baseline lies in site-packages, which srbench never writes into.
+        raise BadInputError(f"cannot update {DEFAULT_BASELINE}: it is srbench's own, inside the installed package; "
+                            "write yours with --baseline FILE (or a --spec naming its baseline); nothing was written")
     ensure_writable_dir(spec.baseline.expanduser().parent)  # before anything is computed
     computed = _computed(spec, store_path, log)
     if any(not n.optional for n in computed.not_run):

@@ -95,7 +95,7 @@ allow_unpinned_weights = click.option(
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list, one object per (model, dataset).")
 @click.option("--out", type=click.Path(file_okay=False), help="Also write per-image CSV and JSON here.")
 @click.option("--data-root", type=click.Path(file_okay=False), help="Where named datasets live "
-              "(default: $SRBENCH_DATA, else the checkout's datasets/).")
+              "(default: $SRBENCH_DATA, else the checkout's datasets/, or ~/.cache/srbench/datasets installed).")
 @click.option("--weights-dir", type=click.Path(file_okay=False),
               help="Where downloaded weights live (default: $SRBENCH_WEIGHTS, else ~/.cache/srbench/weights).")
 @click.option("--skip-unavailable", is_flag=True,
@@ -229,7 +229,8 @@ def datasets_verify(folder, as_json) -> None:
 @click.option("--copy", "copy_id", required=True, help="An id for this copy (e.g. benchmark, selfexsr).")
 @click.option("--source", required=True, help="Where this copy comes from (repository, commit, path).")
 def datasets_manifest(folder, name, copy_id, source) -> None:
-    """Record FOLDER as a known copy of a dataset in datasets/<name>.json."""
+    """Record FOLDER as a known copy of a dataset in srbench/data/manifests/<name>.json (installed: in
+    ~/.cache/srbench/manifests/)."""
     from srbench.manifests import add_copy
 
     path = add_copy(folder, name, copy_id, source)
@@ -608,7 +609,8 @@ def fetch_weights_cmd(names, weights_dir) -> None:
 @fetch.command("datasets")
 @click.argument("names", nargs=-1)
 @click.option("--data-root", type=click.Path(file_okay=False),
-              help="Where datasets go (default: the first folder of $SRBENCH_DATA, else the checkout's datasets/); "
+              help="Where datasets go (default: the first folder of $SRBENCH_DATA, else the checkout's datasets/, or "
+                   "~/.cache/srbench/datasets installed); "
                    "archives are kept in the cache's downloads/ ($SRBENCH_CACHE, else ~/.cache/srbench).")
 def fetch_datasets_cmd(names, data_root) -> None:
     """Download datasets NAMES (none: list what srbench knows), unpacked into srbench's layout and verified."""
@@ -800,11 +802,11 @@ def _format_comparisons(results: list) -> str:
               help="A check spec (TOML: baseline, [tolerances], [[entries]] of model, datasets, protocols, metrics); "
                    "default: srbench's own reference set.")
 @click.option("--baseline", type=click.Path(dir_okay=False),
-              help="Baseline JSON (default: the spec's, or reports/baselines/default.json).")
+              help="Baseline JSON (default: the spec's, or srbench's own, srbench/data/baselines/default.json).")
 @click.option("--tolerance", "tolerances", multiple=True, metavar="METRIC=ABS", help="Override a tolerance.")
 @click.option("--update", is_flag=True, help="Write the current numbers as the new baseline.")
 @click.option("--data-root", type=click.Path(file_okay=False),
-              help="Where named datasets are (default: the spec's data_root, $SRBENCH_DATA, the checkout's).")
+              help="Where named datasets are (default: the spec's data_root, $SRBENCH_DATA, the default data root).")
 @click.option("--store", "store_path", type=click.Path(dir_okay=False),
               help="A results store: values already computed for the same fingerprints are read, not recomputed.")
 @click.option("--junit", "junit_path", type=click.Path(dir_okay=False),

@@ -268,7 +268,7 @@ def resolve(name_or_folder: str, data_root: str | os.PathLike | None = None) -> 
         fetch = (f"`srbench fetch datasets {key}` downloads it; or put it" if key in DOWNLOADS else "Put it")
         raise DatasetNotFoundError(
             f"dataset {key!r} not found (looked in: {looked}). {fetch} under a data root (--data-root or "
-            f"{paths.DATA_ENV}, default {paths.DATASETS_DIR}) as {KNOWN_SETS[key][0]}/HR/*.png with optional "
+            f"{paths.DATA_ENV}, default {paths.default_data_root()}) as {KNOWN_SETS[key][0]}/HR/*.png with optional "
             f"{KNOWN_SETS[key][0]}/LR_bicubic/X4/<name>x4.png, or in the SelfExSR layout "
             f"{KNOWN_SETS[key][0]}/image_SRF_4/img_001_SRF_4_HR.png, or as a plain folder of HR images"
         )

@@ -11,6 +11,10 @@ class BadInputError(SrbenchError, ValueError):
     """An input file or argument is unusable: corrupt, wrong size, wrong kind of image, unknown name."""
 
 
+class MissingExtraError(BadInputError):
+    """A metric needs an optional package (one of srbench's extras) that is not installed."""
+
+
 class DatasetNotFoundError(SrbenchError):
     """A named dataset is not under any data root."""
 

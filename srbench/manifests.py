@@ -1,8 +1,9 @@
 """Manifests of known dataset copies, and telling which copy a folder is.
 
 Several versions of each benchmark set circulate (grayscale conversions, crops to a multiple of the scale,
-re-encodings), and each gives different numbers. A manifest (``datasets/<name>.json``) records, for every
-known copy, each file's sha256, its decoded-pixel hash, and hashes of the usual derived versions (grayscale
+re-encodings), and each gives different numbers. A manifest (``srbench/data/manifests/<name>.json``, package
+data; an installed srbench records new copies in the user's cache, :func:`srbench.paths.manifests_dir`) records,
+for every known copy, each file's sha256, its decoded-pixel hash, and hashes of the usual derived versions (grayscale
 by MATLAB ``rgb2gray``, PIL ``convert('L')`` or the Y channel; top-left crops to multiples of 2, 3, 4 and 8),
 so ``srbench datasets verify`` can say not only *that* a file differs but *how*.
 """
@@ -89,11 +90,11 @@ def scan_copy(folder: str | Path) -> dict[str, dict]:
 
 
 def manifest_path(name: str, manifest_dir: Path | None = None) -> Path:
-    return (manifest_dir or paths.DATASETS_DIR) / f"{name}.json"
+    """Where ``add_copy`` records a copy of ``name``."""
+    return (manifest_dir or paths.manifests_dir()) / f"{name}.json"
 
 
-def load_manifests(manifest_dir: Path | None = None) -> dict[str, dict]:
-    folder = manifest_dir or paths.DATASETS_DIR
+def _read_folder(folder: Path) -> dict[str, dict]:
     out = {}
     if folder.is_dir():
         for path in sorted(folder.glob("*.json")):
@@ -104,10 +105,23 @@ def load_manifests(manifest_dir: Path | None = None) -> dict[str, dict]:
     return out
 
 
+def load_manifests(manifest_dir: Path | None = None) -> dict[str, dict]:
+    """Name -> manifest: those of ``manifest_dir``, else srbench's own, each replaced by the user's where an
+    installed package recorded more copies of it (``add_copy`` starts the user's from srbench's)."""
+    if manifest_dir is not None:
+        return _read_folder(manifest_dir)
+    out = _read_folder(paths.MANIFESTS_DIR)
+    if paths.manifests_dir() != paths.MANIFESTS_DIR:
+        out.update(_read_folder(paths.manifests_dir()))
+    return out
+
+
 def add_copy(folder: str | Path, name: str, copy_id: str, source: str, manifest_dir: Path | None = None) -> Path:
     """Record (or re-record) ``folder`` as copy ``copy_id`` of dataset ``name``."""
     path = manifest_path(name, manifest_dir)
-    manifest: dict[str, Any] = (json.loads(path.read_text(encoding="utf-8")) if path.exists()
+    known = paths.MANIFESTS_DIR / f"{name}.json"
+    start = path if path.exists() else known if manifest_dir is None and known.exists() else None
+    manifest: dict[str, Any] = (json.loads(start.read_text(encoding="utf-8")) if start is not None
                                 else {"name": name, "copies": []})
     manifest["copies"] = [c for c in manifest["copies"] if c["id"] != copy_id]
     manifest["copies"].append({"id": copy_id, "source": source, "files": scan_copy(folder)})

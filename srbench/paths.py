@@ -1,12 +1,23 @@
 """The one place that decides where data, weights and caches live.
 
 Precedence everywhere: an explicit argument (CLI option), then the environment variable, then the
-default. Nothing is resolved against the working directory.
+default. The defaults depend on where srbench runs from (docs/install.md has the table):
+
+- a source checkout (its pyproject.toml names srbench; ``pip install -e`` is one too): the checkout's
+  ``datasets/``, ``models/`` and ``reports/``;
+- an installed package (a wheel in site-packages, where nothing may be written): data and models in the user's
+  cache (``$XDG_CACHE_HOME/srbench``, else ``~/.cache/srbench``), reports and the results store in
+  ``srbench-reports/`` in the working directory, the one default resolved against it.
+
+Files srbench reads at run time (dataset manifests, the drift baseline, suites) are package data
+(``srbench/data``, ``srbench/suites``), the same in both.
 """
 
 from __future__ import annotations
 
+import functools
 import os
+import tomllib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,13 +30,41 @@ REPORTS_ENV = "SRBENCH_REPORTS"
 TRAINING_CACHE_ENV = "SRBENCH_TRAINING_CACHE"
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-# A source checkout's datasets/ folder holds the manifests of known copies and is the default data root
-# (its images are git-ignored).
+# A source checkout's datasets/ folder is its default data root (its images are git-ignored).
 DATASETS_DIR = PROJECT_ROOT / "datasets"
+PACKAGE_DATA = Path(__file__).resolve().parent / "data"
+# The known copies of each dataset (srbench.manifests), read in a checkout and an installed package alike.
+MANIFESTS_DIR = PACKAGE_DATA / "manifests"
+INSTALLED_REPORTS = "srbench-reports"  # the installed package's reports folder, in the working directory
+
+
+@functools.cache
+def _names_srbench(pyproject: Path) -> bool:
+    try:
+        return tomllib.loads(pyproject.read_text(encoding="utf-8")).get("project", {}).get("name") == "srbench"
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return False
+
+
+def in_checkout(root: Path | None = None) -> bool:
+    """Whether srbench runs from a source checkout (``root``, default :data:`PROJECT_ROOT`, has a pyproject.toml
+    naming srbench), not from an installed package, whose parent folder is site-packages."""
+    return _names_srbench((root or PROJECT_ROOT) / "pyproject.toml")
 
 
 def _user_cache() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+
+
+def manifests_dir() -> Path:
+    """Where ``srbench datasets manifest`` records a copy: srbench's own manifests in a checkout (committed with
+    it), else ``manifests/`` in the user's srbench cache (never site-packages)."""
+    return MANIFESTS_DIR if in_checkout() else _user_cache() / "srbench" / "manifests"
+
+
+def default_data_root() -> Path:
+    """The checkout's ``datasets/``, else ``datasets/`` in the user's srbench cache."""
+    return DATASETS_DIR if in_checkout() else _user_cache() / "srbench" / "datasets"
 
 
 def data_roots(explicit: str | os.PathLike | None = None) -> list[Path]:
@@ -35,7 +74,7 @@ def data_roots(explicit: str | os.PathLike | None = None) -> list[Path]:
     env = os.environ.get(DATA_ENV)
     if env:
         return [Path(p).expanduser() for p in env.split(os.pathsep) if p]
-    return [DATASETS_DIR]
+    return [default_data_root()]
 
 
 def weights_dir(explicit: str | os.PathLike | None = None) -> Path:
@@ -81,13 +120,17 @@ def _explicit_env_default(explicit: str | os.PathLike | None, env: str, default:
 
 
 def models_dir(explicit: str | os.PathLike | None = None) -> Path:
-    """Where ``<variant>.safetensors`` checkpoints named by variant are looked for."""
-    return _explicit_env_default(explicit, MODELS_ENV, PROJECT_ROOT / "models")
+    """Where ``<variant>.safetensors`` checkpoints named by variant are looked for: the checkout's ``models/``, else
+    ``models/`` in the user's srbench cache."""
+    default = PROJECT_ROOT / "models" if in_checkout() else _user_cache() / "srbench" / "models"
+    return _explicit_env_default(explicit, MODELS_ENV, default)
 
 
 def reports_dir(explicit: str | os.PathLike | None = None) -> Path:
-    """The default parent of suite reports and training runs (``--out`` overrides it per command)."""
-    return _explicit_env_default(explicit, REPORTS_ENV, PROJECT_ROOT / "reports")
+    """The default parent of suite reports and training runs (``--out`` overrides it per command): the checkout's
+    ``reports/``, else ``srbench-reports/`` in the working directory (outputs belong with the user's work)."""
+    default = PROJECT_ROOT / "reports" if in_checkout() else Path.cwd() / INSTALLED_REPORTS
+    return _explicit_env_default(explicit, REPORTS_ENV, default)
 
 
 def store_path(explicit: str | os.PathLike | None = None) -> Path:

@@ -451,13 +451,13 @@ def test_a_set_put_there_by_hand_is_there_only_when_it_is_a_known_copy(server, t
 
 def test_a_fetch_into_the_default_data_root_leaves_its_manifests_readable(server, monkeypatch, tmp_path,
                                                                           shared_data):
-    """The default data root holds the manifests (datasets/*.json): a fetch must not add a JSON file there that
-    ``srbench datasets verify`` would then read as a manifest."""
+    """A data root holding manifests (as a checkout's datasets/ did before they became package data): a fetch must
+    not add a JSON file there, and ``srbench datasets verify`` still knows the fetched copy."""
     import shutil
 
     checkout = tmp_path / "datasets"
     checkout.mkdir()
-    for manifest in paths.DATASETS_DIR.glob("*.json"):
+    for manifest in paths.MANIFESTS_DIR.glob("*.json"):
         shutil.copy(manifest, checkout)
     monkeypatch.setattr(paths, "DATASETS_DIR", checkout)
     server.files["/benchmark.tar"] = body = _benchmark_tar(shared_data)

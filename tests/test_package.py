@@ -19,13 +19,19 @@ DISTRIBUTION = {"PIL": "pillow", "skimage": "scikit-image", "cv2": "opencv-pytho
 OPTIONAL = {"huggingface_hub"}
 
 
-def _declared() -> set[str]:
+def _names(requirements: list[str]) -> set[str]:
     names = set()
-    for requirement in PYPROJECT["project"]["dependencies"]:
+    for requirement in requirements:
         for stop in "<>=!~[; ":
             requirement = requirement.split(stop)[0]
         names.add(requirement.strip().lower())
     return names
+
+
+def _declared() -> set[str]:
+    """The core dependencies and the users' extras (not dev: a user never installs it)."""
+    extras = PYPROJECT["project"]["optional-dependencies"]
+    return _names(PYPROJECT["project"]["dependencies"]).union(*(_names(v) for k, v in extras.items() if k != "dev"))
 
 
 def _imported_top_level() -> set[str]:
@@ -43,6 +49,13 @@ def test_every_imported_package_is_declared():
     missing = sorted(DISTRIBUTION.get(m, m).lower() for m in _imported_top_level() - OPTIONAL
                      if DISTRIBUTION.get(m, m).lower() not in _declared())
     assert missing == [], f"imported by srbench but not in pyproject dependencies: {missing}"
+
+
+def test_pyiqa_is_an_extra_that_dev_includes_and_no_core_dependency():
+    """pyiqa's wheels are licensed PolyForm-Noncommercial-1.0.0: a plain install must not bring it (issue 25)."""
+    extras = PYPROJECT["project"]["optional-dependencies"]
+    assert "pyiqa" not in _names(PYPROJECT["project"]["dependencies"])
+    assert extras["pyiqa"] == ["pyiqa"] and "pyiqa" in _names(extras["dev"])
 
 
 def test_version_has_one_source():

@@ -8,6 +8,10 @@ expects; pyiqa's own conventions (its Y conversion, borders) apply inside it.
 srbench never downloads: while the pyiqa network is built, pyiqa's and torch.hub's download functions are
 replaced by one that looks for the file in srbench's weights folder (copying it to where pyiqa reads it)
 and otherwise raises :class:`WeightsUnavailableError` naming the file and the folder to put it in.
+
+pyiqa is an extra (``pip install "srbench[pyiqa]"``), not a dependency: its wheels are licensed
+PolyForm-Noncommercial-1.0.0 while srbench is MIT. Every import of it goes through :func:`import_pyiqa`, so that
+where it is missing the metric that needs it says so in one line.
 """
 
 from __future__ import annotations
@@ -26,21 +30,39 @@ from urllib.parse import urlparse
 import numpy as np
 
 from srbench import paths
-from srbench.errors import BadInputError, SrbenchError, WeightsUnavailableError
+from srbench.errors import BadInputError, MissingExtraError, SrbenchError, WeightsUnavailableError
 from srbench.metrics.registry import Metric, PerImage
 
 PREFIX = "pyiqa:"
+EXTRA = "pyiqa"
+# As pyiqa's 0.1.x wheels declare it (their License-Expression); named so that nobody installs it unaware.
+LICENCE = "PolyForm-Noncommercial-1.0.0"
 _BUILD_LOCK = threading.Lock()  # the download guard patches module globals: one build at a time
 
 
-def _configs() -> dict:
+def import_pyiqa(what: str) -> Any:
+    """The pyiqa module, or a :class:`MissingExtraError` naming ``what`` needs it, the extra that installs it and
+    its licence."""
+    try:
+        import pyiqa
+    except ImportError as exc:
+        state = "is not installed" if exc.name == "pyiqa" else f"cannot be imported ({exc})"
+        raise MissingExtraError(
+            f"{what} needs pyiqa, which {state}: pip install \"srbench[{EXTRA}]\" adds it (pyiqa's licence: "
+            f"{LICENCE}, non-commercial use only)") from None
+    return pyiqa
+
+
+def _configs(what: str) -> dict:
+    import_pyiqa(what)
     from pyiqa.default_model_configs import DEFAULT_CONFIGS
 
     return DEFAULT_CONFIGS
 
 
-def pyiqa_cache_dir() -> Path:
+def pyiqa_cache_dir(what: str = "pyiqa's cache folder") -> Path:
     """Where pyiqa keeps (and would download) its weights."""
+    import_pyiqa(what)
     from pyiqa.utils import download_util
 
     return Path(download_util.DEFAULT_CACHE_DIR)
@@ -63,6 +85,8 @@ def _fetch_locally(what: str, weights_dir: str | None):
 def no_downloads(what: str, weights_dir: str | None = None) -> Iterator[None]:
     """Inside the block, pyiqa, torch.hub and the Hugging Face hub cannot reach the network."""
     import torch.hub
+
+    import_pyiqa(what)
     from pyiqa.utils import download_util
 
     fetch = _fetch_locally(what, weights_dir)
@@ -89,7 +113,7 @@ def no_downloads(what: str, weights_dir: str | None = None) -> Iterator[None]:
 def _network(name: str, weights_dir: str | None, stamp: tuple = ()) -> Any:
     """pyiqa's network ``name``, built offline; ``stamp`` (of its weights files, where srbench knows them) keys the
     cache, so a replaced file is read again."""
-    import pyiqa
+    pyiqa = import_pyiqa(f"{PREFIX}{name}")
 
     with _BUILD_LOCK, no_downloads(f"{PREFIX}{name}", weights_dir):
         try:
@@ -125,21 +149,18 @@ def _compute(name: str, fr: bool, stamp: Callable[[str | None], tuple] | None = 
 def _finder(name: str):
     def find(weights_dir: str | None) -> Path:
         _network(name, weights_dir)  # building it is the only way to learn which files it needs
-        return pyiqa_cache_dir()
+        return pyiqa_cache_dir(f"{PREFIX}{name}")
 
     return find
 
 
 def pyiqa_metric(name: str) -> Metric:
     """The descriptor of pyiqa's metric ``name`` (nothing is built or loaded until it is used)."""
-    try:
-        configs = _configs()
-    except ImportError as exc:
-        raise BadInputError(f"{PREFIX}{name} needs pyiqa, which is not installed ({exc})") from None
+    pyiqa = import_pyiqa(f"{PREFIX}{name}")
+    configs = _configs(f"{PREFIX}{name}")
     if name not in configs:
         raise BadInputError(f"unknown metric {PREFIX + name!r}: pyiqa has no metric {name!r} "
                             f"(python -c 'import pyiqa; print(pyiqa.list_models())' lists them)")
-    import pyiqa
 
     cfg = configs[name]
     fr = cfg.get("metric_mode") == "FR"
@@ -150,4 +171,5 @@ def pyiqa_metric(name: str) -> Metric:
     )
 
 
-__all__ = ["PREFIX", "WeightsUnavailableError", "no_downloads", "pyiqa_cache_dir", "pyiqa_metric"]
+__all__ = ["EXTRA", "LICENCE", "PREFIX", "WeightsUnavailableError", "import_pyiqa", "no_downloads", "pyiqa_cache_dir",
+           "pyiqa_metric"]

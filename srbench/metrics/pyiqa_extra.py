@@ -20,7 +20,7 @@ from importlib import metadata
 from pathlib import Path
 
 from srbench import paths
-from srbench.errors import BadInputError, SrbenchError, WeightsUnavailableError
+from srbench.errors import SrbenchError, WeightsUnavailableError
 from srbench.metrics.registry import Metric, PerImage
 
 
@@ -62,15 +62,16 @@ class MissingWeightsError(WeightsUnavailableError):
                   "(or set SRBENCH_WEIGHTS to their folder).")
 
 
-def _reader_dir(reader: str) -> Path:
+# srbench's name of each (what the one-line error for a missing pyiqa names).
+METRIC_NAMES = {"lpips-vgg": "lpips_vgg", "dists": "dists"}
+
+
+def _reader_dir(reader: str, pyiqa_name: str) -> Path:
     if reader == "torchvision":
         return paths.torch_hub_dir() / "checkpoints"
-    try:
-        from srbench.metrics.pyiqa_adapter import pyiqa_cache_dir
+    from srbench.metrics.pyiqa_adapter import pyiqa_cache_dir
 
-        return pyiqa_cache_dir()
-    except ImportError as exc:
-        raise BadInputError(f"this metric needs pyiqa, which is not installed ({exc})") from None
+    return pyiqa_cache_dir(METRIC_NAMES[pyiqa_name])  # MissingExtraError where pyiqa is not installed
 
 
 def weight_paths(pyiqa_name: str, weights_dir: str | None = None) -> list[Path]:
@@ -81,7 +82,8 @@ def weight_paths(pyiqa_name: str, weights_dir: str | None = None) -> list[Path]:
     missing: list[tuple[WeightFile, WeightsUnavailableError]] = []
     for f in FILES[pyiqa_name]:
         try:
-            found.append(paths.require_weight(f.filename, what, f.origin, [_reader_dir(f.reader)], weights_dir))
+            found.append(paths.require_weight(f.filename, what, f.origin, [_reader_dir(f.reader, pyiqa_name)],
+                                              weights_dir))
         except WeightsUnavailableError as exc:
             missing.append((f, exc))
     if len(missing) == 1:
@@ -98,16 +100,17 @@ def _checked(path: str, size: int, mtime_ns: int) -> None:
     read_weights(path)  # a CheckpointError (pickled code, not a checkpoint, truncated) before pyiqa loads it
 
 
-def _read(f: WeightFile, found: Path) -> Path:
+def _read(f: WeightFile, found: Path, pyiqa_name: str) -> Path:
     """The copy pyiqa or torchvision actually loads: the one already in its own folder, else ``found`` (which
     srbench copies there when asked for it)."""
-    theirs = _reader_dir(f.reader) / f.filename
+    theirs = _reader_dir(f.reader, pyiqa_name) / f.filename
     return theirs if theirs.is_file() else found
 
 
 def _files(pyiqa_name: str):
     def files(weights_dir: str | None) -> list[Path]:
-        found = [_read(f, p) for f, p in zip(FILES[pyiqa_name], weight_paths(pyiqa_name, weights_dir), strict=True)]
+        found = [_read(f, p, pyiqa_name)
+                 for f, p in zip(FILES[pyiqa_name], weight_paths(pyiqa_name, weights_dir), strict=True)]
         for path in found:
             stat = path.stat()
             _checked(str(path), stat.st_size, stat.st_mtime_ns)
