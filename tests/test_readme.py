@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from click.testing import CliRunner
 
 from srbench.cli import main
@@ -32,9 +33,9 @@ def _blocks(language: str) -> list[str]:
 
 
 def _commands() -> list[str]:
-    """Each command of the README's shell blocks (``a && b`` is two)."""
-    return [part.strip() for block in _blocks("sh") for line in block.splitlines() if line.strip()
-            for part in line.split("&&")]
+    """Each command of the README's shell blocks (``a && b`` is two), without its comment."""
+    return [part.strip() for block in _blocks("sh") for line in block.splitlines() if line.split(" #")[0].strip()
+            for part in line.split(" #")[0].split("&&")]
 
 
 def _section(title: str) -> str:
@@ -142,3 +143,51 @@ def test_the_results_page_states_the_one_json_rule_the_code_applies():
     assert format_value(math.inf, 2, "csv") == "inf" and "CSV as `inf`" in rule
     assert format_value(math.inf, 2, "markdown") == "∞" and "Markdown tables as `∞`" in rule
     assert format_value(math.inf, 2, "latex") == "$\\infty$" and "LaTeX as `$\\infty$`" in rule
+
+
+def _tree() -> dict[str, str]:
+    """The README's tree of what the main job writes: path (folders end in /) -> its description."""
+    (tree,) = [block for block in _blocks("text") if block.startswith("reports/\n")]
+    entries, parents = {}, ["reports/"]
+    for line in tree.splitlines()[1:]:
+        depth = (len(line) - len(line.lstrip("│ ├└─"))) // 4
+        name, _, about = line.lstrip("│ ├└─").partition("  ")
+        del parents[depth:]
+        for each in name.split(", "):
+            entries["".join(parents) + each] = about.strip()
+        parents.append(name)
+    return entries
+
+
+@pytest.mark.slow
+def test_the_main_job_writes_the_readme_tree(tmp_path, monkeypatch):
+    """An esrgan-named suite of one variant, trained for two iterations per stage, with an interpolation: the
+    report holds exactly the files the README's tree lists, beside the store and the training cache."""
+    for name in [k for k in os.environ if k.startswith("SRBENCH_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("SRBENCH_REPORTS", str(tmp_path / "reports"))
+    tiny = "iters = 2, milestones = [1], val_every = 2, checkpoint_every = 2"
+    (tmp_path / "suite.toml").write_text(
+        f'name = "esrgan"\nbaselines = ["bicubic"]\n[[variants]]\nname = "esrgan"\n'
+        f'training = {{ variant = "srgan-nobn", psnr = {{ {tiny} }}, gan = {{ {tiny} }} }}\n'
+        '[interpolation]\nvariant = "esrgan"\nalphas = [0.0, 0.2]\n')
+    done = CliRunner().invoke(main, ["ablate", "--suite", str(tmp_path / "suite.toml"), "--device", "cpu",
+                                     "--jobs", "1"])
+    assert done.exit_code == 0, done.output
+    tree = _tree()
+    reports = tmp_path / "reports"
+    assert {p for p in tree if p.count("/") == 1 or (p.count("/") == 2 and p.endswith("/"))} == {
+        "reports/srbench.sqlite", "reports/training-cache/", "reports/esrgan/"}
+    assert (reports / "srbench.sqlite").is_file() and any((reports / "training-cache").iterdir())
+    report = reports / "esrgan"
+    listed = {p.removeprefix("reports/esrgan/").split("/")[0] for p in tree if p.startswith("reports/esrgan/")}
+    written = {p.name for p in report.iterdir() if not p.name.startswith(".")}
+    assert written == listed, "the main job's report differs from the README's tree"
+    (interp,) = [about for p, about in tree.items() if p.startswith("reports/esrgan/interp/")]
+    example = interp.split()[0]  # the file of the interpolated variant at the second alpha
+    assert (report / "interp" / "smoke" / example).is_file(), example
+    (runs,) = [about for p, about in tree.items() if p.startswith("reports/esrgan/runs/")]
+    for stage in ("psnr", "gan"):
+        assert f"{stage}/" in runs
+        for file in runs.split(": ", 1)[1].split(", "):
+            assert (report / "runs" / "smoke" / "esrgan" / stage / file).is_file(), (stage, file)
