@@ -1,4 +1,4 @@
-"""nox sessions: tests, lint, typecheck, bench. Each installs the project as the README says.
+"""nox sessions: tests, lint, typecheck, bench. Each installs the project as the README says for developers.
 
 ``nox -s tests -- -m "not slow"`` is the quick path; CI runs every test.
 """

@@ -740,8 +740,8 @@ def compare(model_a, model_b, dataset, metric_names, protocol, scale, suite, sto
 
 
 def _json_safe(fields: dict) -> dict:
-    """Numbers as the README's one rule writes them (srbench.evaluation.json_number): NaN (undefined) is null,
-    infinity the string "inf" or "-inf"; JSON has no such numbers."""
+    """Numbers as the one rule of docs/results.md writes them (srbench.evaluation.json_number): NaN (undefined)
+    is null, infinity the string "inf" or "-inf"; JSON has no such numbers."""
     from srbench.evaluation import json_number
 
     return {k: json_number(v) if isinstance(v, float) else v for k, v in fields.items()}

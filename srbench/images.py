@@ -40,7 +40,7 @@ def is_image_candidate(path: Path) -> bool:
 # --- reading -------------------------------------------------------------------------------------------------
 #
 # One reader for every command. MODES is the one table of what files may store and what srbench does with
-# each; the reader dispatches on it and the README prints it (modes_markdown).
+# each; the reader dispatches on it and docs/inputs.md prints it (modes_markdown).
 
 DEFAULT_MAX_PIXELS: int = 2**27
 """134,217,728 pixels: a 16K frame (15360x8640) fits, and so do 8K SR outputs (7680x4320, 33 MP)."""
@@ -124,7 +124,7 @@ MODES: dict[str, ModeRule] = {
 
 
 def modes_markdown() -> str:
-    """MODES as a Markdown table, for the README's "What srbench refuses, and why"."""
+    """MODES as a Markdown table, for docs/inputs.md ("Images")."""
     rows = ["| Stored as | What srbench does |", "|---|---|"]
     rows += [f"| {rule.stored_as} | {rule.effect} |" for rule in MODES.values()]
     return "\n".join(rows)

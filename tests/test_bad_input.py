@@ -242,14 +242,14 @@ def test_evaluate_store_caches_labels_and_shows_in_results_and_table(shared_data
 
 
 
-def test_readme_states_the_reader_table_and_the_suffixes_the_code_applies():
+def test_docs_state_the_reader_table_and_the_suffixes_the_code_applies():
     from pathlib import Path
 
     from srbench.images import modes_markdown
 
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
-    assert modes_markdown() in readme
-    assert ", ".join(f"`{s}`" for s in SR_SUFFIXES) in readme
+    inputs = (Path(__file__).resolve().parent.parent / "docs" / "inputs.md").read_text(encoding="utf-8")
+    assert modes_markdown() in inputs
+    assert ", ".join(f"`{s}`" for s in SR_SUFFIXES) in inputs
 
 
 def test_a_decompression_bomb_is_skipped_and_the_good_images_scored(shared_data, tmp_path):
