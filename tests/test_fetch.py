@@ -475,7 +475,8 @@ def test_a_weights_folder_that_is_a_file_is_one_line(monkeypatch, tmp_path):
     afile.write_text("")
     monkeypatch.setenv("SRBENCH_WEIGHTS", str(afile))
     result = CliRunner().invoke(main, ["fetch", "weights", "vgg19"])
-    assert result.exit_code == 1 and _said(result) == [f"error: SRBENCH_WEIGHTS must be a folder, but {afile} is a file"]
+    assert result.exit_code == 1
+    assert _said(result) == [f"error: SRBENCH_WEIGHTS must be a folder, but {afile} is a file"]
 
 
 def test_a_chunked_download_cut_midway_is_one_line_not_a_traceback(server, monkeypatch, tmp_path):

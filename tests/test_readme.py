@@ -115,7 +115,7 @@ def test_the_python_block_runs_and_gives_the_readme_numbers(tmp_path, monkeypatc
     for name in [k for k in os.environ if k.startswith("SRBENCH_")]:
         monkeypatch.delenv(name)
     # The store the block reads is the main job's; one bicubic evaluation labelled like it stands in here.
-    stored = CliRunner().invoke(main, [*shlex.split(FIRST)[1:], "--store", "reports/srbench.sqlite",
+    stored = CliRunner().invoke(main, [*shlex.split(FIRST)[1:], "--store", "srbench-reports/srbench.sqlite",
                                        "--suite", "esrgan"])
     assert stored.exit_code == 0, stored.output
     scope: dict = {}
@@ -147,7 +147,8 @@ def test_the_results_page_states_the_one_json_rule_the_code_applies():
 
 def _tree() -> dict[str, str]:
     """The README's tree of what the main job writes: path (folders end in /) -> its description."""
-    (tree,) = [block for block in _blocks("text") if block.startswith("reports/\n")]
+    # Its root is the installed default, srbench-reports/ (SRBENCH_REPORTS's folder; a checkout's reports/): "reports/".
+    (tree,) = [block for block in _blocks("text") if block.startswith("srbench-reports/ ")]
     entries, parents = {}, ["reports/"]
     for line in tree.splitlines()[1:]:
         depth = (len(line) - len(line.lstrip("│ ├└─"))) // 4
