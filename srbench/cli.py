@@ -265,7 +265,7 @@ def models() -> None:
 def models_list() -> None:
     """Show the named variants and the published checkpoints srbench loads."""
     from srbench.archs import GENERATORS, count_parameters
-    from srbench.fetch import DOWNLOADS
+    from srbench.downloads import DOWNLOADS
 
     click.echo("variants:")
     for v in GENERATORS.values():
@@ -575,7 +575,7 @@ def fetch() -> None:
 
 
 def _fetch_each(kind: str, names: tuple[str, ...], run) -> None:
-    from srbench.fetch import DOWNLOADS
+    from srbench.downloads import DOWNLOADS
 
     known = [d for d in DOWNLOADS.values() if d.kind == kind]
     if not names:

@@ -4,7 +4,7 @@ A metric computed with downloaded weights (LPIPS's AlexNet, FID's Inception, LPI
 ``NRQM_model.mat``) gives another number with other weights, so before an evaluation computes anything each such
 file is hashed (sha256, once per process and file: cached by path, size, mtime and inode) and
 
-- checked against its pin, the one table of them being :data:`srbench.fetch.DOWNLOADS`: the whole sha256, the
+- checked against its pin, the one table of them being :data:`srbench.downloads.DOWNLOADS`: the whole sha256, the
   prefix a file name carries (torchvision's ``alexnet-owt-7be5be79.pth``), or, for files no project publishes a
   hash of, the sha256 recorded at its first ``srbench fetch`` (``fetched.json`` beside it). Another file is
   refused in one line naming it, the pin and the fix, unless the user opts in: the environment variable
@@ -104,13 +104,13 @@ def _sha256(path: str, size: int, mtime_ns: int, inode: int) -> str:
 
 
 def pin_of(path: Path) -> tuple[str | None, str | None]:
-    """(pinned sha256 or prefix, fetch name) of a weights file, by its file name in ``fetch.DOWNLOADS``; the sha256
+    """(pinned sha256 or prefix, fetch name) of a weights file, by its file name in ``downloads.DOWNLOADS``; the sha256
     recorded at first download (in the ledger beside the file) where the project publishes none."""
-    from srbench import fetch
+    from srbench import downloads
 
-    for download in fetch.DOWNLOADS.values():
+    for download in downloads.DOWNLOADS.values():
         if download.kind == "weights" and download.filename == path.name:
-            recorded = fetch._ledger(path.parent).get(download.filename, {}).get("sha256")
+            recorded = downloads.ledger(path.parent).get(download.filename, {}).get("sha256")
             return download.sha256 or recorded, download.name
     return None, None
 
