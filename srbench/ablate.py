@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from srbench import distributed, paths
-from srbench.config import shown
 from srbench.distributed import Ranks
 from srbench.errors import BadInputError, SrbenchError
+from srbench.text import shown
 
 SUITE_KEYS = {"name", "description", "datasets", "baselines", "variants", "interpolation"}
 VARIANT_KEYS = {"name", "label", "training"}
@@ -149,7 +149,8 @@ def parse_suite(data: dict, origin: str) -> Suite:
 
 def load_suite(name_or_path: str) -> Suite:
     """A shipped suite by name (``srbench suites list``) or a suite TOML file."""
-    from srbench.config import read_toml, user_path
+    from srbench.paths import user_path
+    from srbench.text import read_toml
 
     shipped = shipped_suites()
     if name_or_path in shipped:

@@ -224,7 +224,7 @@ def _vgg19_features_state(path: Path, expected: dict[str, torch.Tensor],
                           name: str = "VGG19") -> dict[str, torch.Tensor]:
     """The ``features.*`` tensors of a VGG weights file (VGG19; VGG16 for DISTS), refused with one line unless they
     fit exactly."""
-    from srbench.checkpoints import CheckpointError, read_weights
+    from srbench.weightfiles import CheckpointError, read_weights
 
     try:
         state = read_weights(path)  # the checkpoint reader's refusals: pickled code, not a checkpoint, truncated
@@ -300,7 +300,7 @@ class VGGFeatures(nn.Module):
                 "caches it in torch.hub's checkpoints folder)",
                 [paths.torch_hub_dir() / "checkpoints"], weights_dir,
             )
-        from srbench.config import user_path
+        from srbench.paths import user_path
 
         path = user_path(weights, "VGG19 weights")
         if not path.is_file():
@@ -438,7 +438,7 @@ def generator_defaults(arch: str) -> dict:
 def validate_generator_config(arch: str, config: object, where: str = "generator_config") -> dict:
     """``config`` checked key by key against ``arch``'s constructor; one-line BadInputError naming
     ``where.key``, the value and what is allowed."""
-    from srbench.config import shown
+    from srbench.text import shown
 
     known = generator_defaults(arch)
     if not isinstance(config, dict):

@@ -30,9 +30,9 @@ import numpy as np
 
 import srbench
 from srbench import paths
-from srbench.config import read_toml, shown
 from srbench.errors import BadInputError, SrbenchError
 from srbench.images import atomic_write_text
+from srbench.text import read_toml, shown
 
 DEFAULT_BASELINE = paths.PROJECT_ROOT / "reports" / "baselines" / "default.json"
 CHECK_DATASETS = ("skimage", "set5")

@@ -29,7 +29,6 @@ import copy
 import dataclasses
 import itertools
 import math
-import os
 import re
 import tomllib
 import types
@@ -40,6 +39,8 @@ from pathlib import Path
 from typing import Any
 
 from srbench.errors import BadInputError
+from srbench.paths import user_path
+from srbench.text import read_toml, shown
 
 STAGES = ("psnr", "gan")
 PRESETS = ("smoke", "short", "paper")
@@ -125,12 +126,6 @@ class Rule:
                                 f"increasing values, each {self.allowed(integer)}")
 
 
-def shown(value: Any, limit: int = 80) -> str:
-    """``repr(value)`` cut to ``limit`` characters: error messages stay one readable line."""
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 def _num(x: float) -> str:
     return f"{x:g}" if isinstance(x, float) else str(x)
 
@@ -189,20 +184,12 @@ def _check_vgg_weights(value: str, path: str) -> None:
     file = user_path(value, path)
     if not _is_file(file):
         raise BadInputError(f"{path}: {shown(value)} is not allowed: no such file; allowed: {allowed}")
-    from srbench.checkpoints import CheckpointError, check_weights_file
+    from srbench.weightfiles import CheckpointError, check_weights_file
 
     try:  # reads only the file's pickle, not its tensors: pickled code and non-checkpoints fail here, not hours later
         check_weights_file(file)
     except CheckpointError as exc:
         raise BadInputError(f"{path}: {exc}") from None
-
-
-def user_path(text: str | os.PathLike, what: str) -> Path:
-    """``Path(text).expanduser()``, with an unknown ``~user`` as a one-line error instead of a RuntimeError."""
-    try:
-        return Path(text).expanduser()
-    except RuntimeError:
-        raise BadInputError(f"{what}: cannot expand {shown(str(text))}: no such user's home folder") from None
 
 
 def _is_file(path: Path) -> bool:
@@ -423,25 +410,6 @@ def _deep_update(target: dict, source: dict) -> dict:
         else:
             target[key] = copy.deepcopy(value)
     return target
-
-
-def read_toml(path: Path, what: str = "config file") -> dict[str, Any]:
-    """A TOML file's table, or one BadInputError naming the file: missing, unreadable, not UTF-8, invalid."""
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise BadInputError(f"{path}: cannot read {what} ({exc.strerror or exc})") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise BadInputError(f"{path}: {what} is not UTF-8 text (byte offset {exc.start}); TOML files are "
-                            "UTF-8") from None
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise BadInputError(f"{path}: invalid TOML ({exc})") from None
-    except RecursionError:
-        raise BadInputError(f"{path}: invalid TOML (nested too deeply)") from None
 
 
 def load_recipe(variant: str | dict) -> tuple[str, dict[str, Any]]:

@@ -243,7 +243,7 @@ def _structure(download: Download, path: Path) -> str:
 
             load_model.__wrapped__(str(path))  # not the cached reader: this file, as it is now
             return "read as an NRQM model; no published hash to check"
-        from srbench.checkpoints import check_weights_file
+        from srbench.weightfiles import check_weights_file
 
         check_weights_file(path)
         return "read as a checkpoint; no published hash to check"

@@ -324,7 +324,7 @@ def _random_lpips() -> nn.Module:
 
 
 def _weights_file(weights: str | os.PathLike, what: str) -> Path:
-    from srbench.config import user_path
+    from srbench.paths import user_path
 
     path = user_path(weights, f"{what} weights")
     if not path.is_file():
@@ -360,7 +360,7 @@ def dists_weights_path(weights_dir: str | os.PathLike | None = None) -> Path:
 
 
 def _dists_alpha_beta(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
-    from srbench.checkpoints import CheckpointError, read_weights
+    from srbench.weightfiles import CheckpointError, read_weights
 
     try:
         state = read_weights(path)

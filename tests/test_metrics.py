@@ -146,7 +146,7 @@ def test_a_bad_lpips_backbone_file_is_one_clear_error(tmp_path, monkeypatch, kin
     import pickle
 
     torch = pytest.importorskip("torch")
-    from srbench.checkpoints import CheckpointError
+    from srbench.weightfiles import CheckpointError
 
     path = tmp_path / "alexnet-owt-7be5be79.pth"
     if kind == "random-bytes":

@@ -22,7 +22,6 @@ from click.testing import CliRunner
 import srbench
 from srbench import datasets as D
 from srbench import downloads as DL
-from srbench import fetch as F
 from srbench.cli import main
 from srbench.errors import SrbenchError
 from srbench.evaluation import evaluate
@@ -234,8 +233,8 @@ def _first_layer_distance(x) -> float:
     file as LPIPS does: the mean squared difference of the first AlexNet layer's responses."""
     import torch
 
-    from srbench.checkpoints import read_weights
     from srbench.metrics.lpips_alex import alexnet_path
+    from srbench.weightfiles import read_weights
 
     state = read_weights(alexnet_path(x.weights_dir))
     w, b = state["features.0.weight"], state["features.0.bias"]

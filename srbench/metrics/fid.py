@@ -165,7 +165,7 @@ def _inception(weights_file: str, stamp: tuple[int, ...] = ()) -> Any:
     import torch
     import torch_fidelity.feature_extractor_inceptionv3 as fe
 
-    from srbench.checkpoints import read_weights
+    from srbench.weightfiles import read_weights
 
     def local_state_dict(url: str, *args: Any, **kwargs: Any) -> Any:
         if Path(url).name != INCEPTION_FILENAME:  # another release of torch-fidelity wants another file

@@ -39,7 +39,7 @@ def _model(backbone: str, stamp: tuple[int, ...] = ()) -> Any:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # lpips passes torchvision's deprecated `pretrained`
         model = lpips_pkg.LPIPS(net="alex", version="0.1", pnet_rand=True, verbose=False)
-    from srbench.checkpoints import CheckpointError, read_weights
+    from srbench.weightfiles import CheckpointError, read_weights
 
     state = read_weights(backbone)  # refuses pickled code and says what a non-checkpoint is
     for block in (model.net.slice1, model.net.slice2, model.net.slice3, model.net.slice4, model.net.slice5):

@@ -93,7 +93,7 @@ def weight_paths(pyiqa_name: str, weights_dir: str | None = None) -> list[Path]:
 
 @functools.cache
 def _checked(path: str, size: int, mtime_ns: int) -> None:
-    from srbench.checkpoints import read_weights
+    from srbench.weightfiles import read_weights
 
     read_weights(path)  # a CheckpointError (pickled code, not a checkpoint, truncated) before pyiqa loads it
 

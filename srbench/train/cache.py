@@ -311,8 +311,9 @@ def place(cached: CachedStage, dest: str | os.PathLike, *, config: TrainConfig, 
     """Put the entry's weights into the stage folder ``dest`` (a hard link, else a copy) with sidecars that
     describe ``config`` (this suite entry's own configuration) and name the cache entry; returns the final
     weights there. The weights are the entry's bytes: their sha256, the store's model key, is the entry's."""
-    from srbench.checkpoints import CheckpointError, sidecar_path
+    from srbench.checkpoints import sidecar_path
     from srbench.images import atomic_write_text
+    from srbench.weightfiles import CheckpointError
 
     dest = Path(dest)
     try:

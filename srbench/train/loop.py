@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from srbench.checkpoints import CheckpointError, save_checkpoint
+from srbench.checkpoints import save_checkpoint
 from srbench.config import TrainConfig, upgrade_saved_config
 from srbench.errors import BadInputError, OutputError, SrbenchError
 from srbench.images import atomic_write_bytes, atomic_write_text, ensure_writable_dir
@@ -29,6 +29,7 @@ from srbench.train.distributed import Dist, init_distributed, sync_buffers, writ
 from srbench.train.lock import lock_run_folder
 from srbench.train.logs import RunLog
 from srbench.train.stages import STAGES, NonFiniteLoss, TrainingDiverged
+from srbench.weightfiles import CheckpointError
 
 
 class TrainingInterrupted(SrbenchError):
