@@ -220,7 +220,7 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def _vgg19_features_state(path: Path, expected: dict[str, torch.Tensor],
+def vgg_features_state(path: Path, expected: dict[str, torch.Tensor],
                           name: str = "VGG19") -> dict[str, torch.Tensor]:
     """The ``features.*`` tensors of a VGG weights file (VGG19; VGG16 for DISTS), refused with one line unless they
     fit exactly."""
@@ -273,7 +273,7 @@ class VGGFeatures(nn.Module):
             path = self._weights_path(weights, weights_dir)
             with torch.device("meta"):  # the expected shapes, without initialising 20M weights for a refusal
                 expected = vgg19(weights=None).features.state_dict()
-            state = _vgg19_features_state(path, expected)
+            state = vgg_features_state(path, expected)
         net = vgg19(weights=None)
         if state is None:
             log.warning("VGGFeatures: random initialisation (weights=None); perceptual losses are not ImageNet's")

@@ -30,7 +30,6 @@ from typing import Any, cast
 import torch
 from torch import nn
 
-import srbench
 from srbench.archs import (
     ARCHS,
     GENERATORS,
@@ -44,6 +43,7 @@ from srbench.archs import (
 from srbench.errors import BadInputError
 from srbench.images import atomic_write_bytes, file_sha256
 from srbench.text import one_line, shown
+from srbench.version import __version__
 from srbench.weightfiles import CheckpointError, read_weights
 
 FORMAT = "srbench-checkpoint"
@@ -389,7 +389,7 @@ def save_checkpoint(
     meta = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "arch": arch, "config": config, "variant": variant,
         "stage": stage, "iteration": iteration, "sha256": hashlib.sha256(data).hexdigest(),
-        "srbench_version": srbench.__version__, "torch_version": torch.__version__,
+        "srbench_version": __version__, "torch_version": torch.__version__,
         "created": datetime.now(UTC).isoformat(timespec="seconds"), "extra": extra or {},
     }
     atomic_write_bytes(sidecar_path(path), (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode())

@@ -26,12 +26,16 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from srbench.errors import SrbenchError
 
-if TYPE_CHECKING:
-    from srbench.protocols import Protocol
+
+class _Metrics(Protocol):
+    """What the checks need of a protocol (:class:`srbench.protocols.Protocol`, a level above): its metrics by name.
+    Typed by shape, not by import, so that this module stays below the protocols that use it."""
+
+    def metric(self, name: str) -> Any: ...
 
 ALLOW_ENV = "SRBENCH_ALLOW_UNPINNED_WEIGHTS"
 # How a weights file's sha256 appears in a stored metric version: "<implementation version>@<sha256>" per file.
@@ -130,12 +134,12 @@ def check_file(path: str | os.PathLike) -> WeightsFile:
     return found
 
 
-def check_metric(protocol: Protocol, name: str, weights_dir: str | None) -> list[WeightsFile]:
+def check_metric(protocol: _Metrics, name: str, weights_dir: str | None) -> list[WeightsFile]:
     """Every weights file metric ``name`` reads, checked (the metric's weights must be there)."""
     return [check_file(p) for p in protocol.metric(name).weight_paths(weights_dir)]
 
 
-def check_metrics(protocol: Protocol, names: Sequence[str], weights_dir: str | None) -> dict[str, list[WeightsFile]]:
+def check_metrics(protocol: _Metrics, names: Sequence[str], weights_dir: str | None) -> dict[str, list[WeightsFile]]:
     """:func:`check_metric` of each of ``names`` that reads weights files."""
     found = {n: check_metric(protocol, n, weights_dir) for n in names}
     return {n: files for n, files in found.items() if files}

@@ -24,10 +24,11 @@ SRBENCH = Path(__file__).resolve().parent.parent / "srbench"
 LEVELS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("base", (
         "srbench.errors", "srbench.paths", "srbench.text", "srbench.downloads", "srbench.weightfiles",
-        "srbench.images", "srbench.matlab", "srbench.provenance", "srbench.manifests", "srbench.suites", "srbench.data",
+        "srbench.images", "srbench.matlab", "srbench.manifests", "srbench.suites", "srbench.data", "srbench.version",
     )),
     ("metrics & data", (
         "srbench.metrics", "srbench.datasets", "srbench.matching", "srbench.weights", "srbench.fetch",
+        "srbench.provenance",
     )),
     ("models", (
         "srbench.archs", "srbench.checkpoints", "srbench.infer", "srbench.sources",
@@ -35,17 +36,21 @@ LEVELS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("train & evaluation", (
         "srbench.train", "srbench.protocols", "srbench.evaluation", "srbench.workers", "srbench.store",
         "srbench.stats", "srbench.published_results", "srbench.report", "srbench.plots", "srbench.check",
-        "srbench.process_group",
+        "srbench.work_split",
     )),
     ("ablation", ("srbench.ablate",)),
     ("interface", ("srbench.cli", "srbench.api", "srbench.__main__", "srbench")),
 )
 
-# The one loop srbench means to have: the registry's lazy table names its metric modules, and each metric
-# module imports the registry's descriptor types. The registry imports a metric module only when that metric
-# is first asked for (so ``import srbench`` stays free of torch and scipy), and the metric modules need the
-# registry's ``Metric`` fields at import time. Both ends are on the metrics level.
-ALLOWED_LOOPS: tuple[frozenset[str], ...] = ()
+# The one loop srbench means to have, named by its two back arrows: the metric registry fills itself with the
+# built-in metrics (and builds a ``pyiqa:<name>`` metric) only when a metric is first asked for, from inside a
+# function, while those modules import the registry's ``Metric`` descriptor at import time. Loading them lazily
+# keeps ``import srbench.metrics`` free of torch and pyiqa and lets an outside package register its metric
+# before the table is filled. Every other loop is an error; both ends of these are on the metrics level.
+ALLOWED_BACK_ARROWS: dict[tuple[str, str], str] = {
+    ("srbench.metrics.registry", "srbench.metrics.builtin"): "the registry loads the built-in table on first use",
+    ("srbench.metrics.registry", "srbench.metrics.pyiqa_adapter"): "the registry builds pyiqa:<name> on first use",
+}
 
 
 @dataclass(frozen=True)
@@ -132,6 +137,24 @@ def arrows(root: Path = SRBENCH) -> list[Arrow]:
     return found
 
 
+def private_imports(root: Path = SRBENCH) -> list[str]:
+    """``from srbench.x import _name`` anywhere in the package, where ``x`` is another module: a module's private
+    names are its own (one that another module needs gets a public name in its home module)."""
+    modules = module_names(root)
+    found = []
+    for name, path in modules.items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+            if not isinstance(node, ast.ImportFrom):
+                continue
+            base = _absolute(node, name, path.name == "__init__.py")
+            if _resolve(base, modules) is None:
+                continue
+            found += [f"{name} line {node.lineno}: from {base} import {alias.name}" for alias in node.names
+                      if alias.name.startswith("_") and not alias.name.startswith("__")
+                      and f"{base}.{alias.name}" not in modules]
+    return found
+
+
 def level_of(module: str, extra: dict[str, str] | None = None) -> int:
     """The index in ``LEVELS`` of ``module``'s level; -1 when no prefix places it."""
     table = [(prefix, i) for i, (_, prefixes) in enumerate(LEVELS) for prefix in prefixes]
@@ -213,9 +236,17 @@ def counts(root: Path = SRBENCH, extra: dict[str, str] | None = None) -> str:
     lines.append(f"function-local imports of srbench modules: {sum(a.local for a in found)}")
     lines.append(f"upward arrows (module pairs): {len({(a.source, a.target) for a in up})}")
     lines += [f"  {a.source} -> {a.target} (line {a.line})" for a in up]
+    private = private_imports(root)
+    lines.append(f"imports of another module's private names: {len(private)}")
+    lines += [f"  {p}" for p in private]
     cycles = loops(found)
-    lines.append(f"import loops (strongly connected components): {len(cycles)}")
+    lines.append(f"import loops (strongly connected components): {len(cycles)}, of "
+                 f"{' + '.join(str(len(c)) for c in cycles) or 0} modules")
     lines += [f"  {sorted(c)}" for c in cycles]
+    rest = loops(without_allowed(found))
+    lines.append(f"import loops without the registry's named lazy arrows: {len(rest)}, of "
+                 f"{' + '.join(str(len(c)) for c in rest) or 0} modules")
+    lines += [f"  {sorted(c)}" for c in rest]
     return "\n".join(lines)
 
 
@@ -231,8 +262,23 @@ def test_no_import_points_up_a_level() -> None:
     assert shown == []
 
 
+def without_allowed(found: list[Arrow]) -> list[Arrow]:
+    """The arrows but the named back arrows of the registry's lazy loop."""
+    return [a for a in found if (a.source, a.target) not in ALLOWED_BACK_ARROWS]
+
+
 def test_no_import_loop_but_the_named_one() -> None:
-    assert [sorted(c) for c in loops(arrows()) if c not in ALLOWED_LOOPS] == []
+    assert [sorted(c) for c in loops(without_allowed(arrows()))] == []
+
+
+def test_the_allowed_back_arrows_exist_and_are_lazy() -> None:
+    # An exception that no longer matches the code must go, and it is allowed only as a function-local import.
+    found = {(a.source, a.target): a.local for a in arrows() if (a.source, a.target) in ALLOWED_BACK_ARROWS}
+    assert found == dict.fromkeys(ALLOWED_BACK_ARROWS, True)
+
+
+def test_no_module_imports_another_ones_private_names() -> None:
+    assert private_imports() == []
 
 
 def test_the_parser_sees_local_relative_and_plain_imports(tmp_path: Path) -> None:

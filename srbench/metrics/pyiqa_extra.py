@@ -150,7 +150,8 @@ def _pyiqa_version() -> str:
 
 def _descriptor(name: str, pyiqa_name: str, label: str, description: str) -> Metric:
     files = FILES[pyiqa_name]
-    return Metric(name, label, 4, False, True, f"pyiqa-{_pyiqa_version()}", description, _compute(pyiqa_name),
+    return Metric(name=name, label=label, digits=4, higher_is_better=False, needs_reference=True,
+                  version=f"pyiqa-{_pyiqa_version()}", description=description, compute=_compute(pyiqa_name),
                   plane="rgb", protocols=("sr", "pirm"), weights=" + ".join(f.filename for f in files),
                   find_weights=_finder(pyiqa_name), weight_files=_files(pyiqa_name), tolerance=1e-4)
 

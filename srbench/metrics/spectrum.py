@@ -109,11 +109,11 @@ def spectrum_of(x: PerImage) -> dict[str, float]:
 
 
 SPECTRUM = Metric(
-    "spectrum", "Spectrum", 3, False, True, "1",
-    "power-spectrum discrepancy of the Y plane: mean |log10 P_sr - log10 P_hr| over radial frequency bins of "
-    "width 1/min(H,W) up to 0.5 cycles/px (mean removed, 2-D Hann window, eps 1e-6), in decades; "
+    name="spectrum", label="Spectrum", digits=3, higher_is_better=False, needs_reference=True, version="1",
+    description="power-spectrum discrepancy of the Y plane: mean |log10 P_sr - log10 P_hr| over radial frequency bins "
+    "of width 1/min(H,W) up to 0.5 cycles/px (mean removed, 2-D Hann window, eps 1e-6), in decades; "
     "spectrum_hf: the same over the bins above 0.25 cycles/px",
-    spectrum_of, protocols=("sr", "pirm"), extra_outputs=("spectrum_hf",), tolerance=1e-3,
+    compute=spectrum_of, protocols=("sr", "pirm"), extra_outputs=("spectrum_hf",), tolerance=1e-3,
 )
 
 __all__ = ["EPS", "HF_FROM", "MIN_SIZE", "SPECTRUM", "radial_power_spectrum", "spectrum_discrepancy", "spectrum_of"]

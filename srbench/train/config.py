@@ -12,7 +12,7 @@ TOML layout (every key optional, every number of a preset can be overridden)::
     num_block = 8
     [loss]
     perceptual_layer = "conv5_4"
-    adversarial = "ragan"           # srbench.losses.ADVERSARIAL_KINDS
+    adversarial = "ragan"           # srbench.train.losses.ADVERSARIAL_KINDS
     frequency = "fft"               # none, fft, fft-l1, spectral; weighted by frequency_weight
     frequency_weight = 0.3
     [data]
@@ -49,7 +49,7 @@ INT64_MAX = 2**63 - 1  # seeds and counters end up in JSON, SQLite and numpy: al
 SAFE_NAME = re.compile(r"(?!\.{1,2}\Z)[^/\\\x00-\x1f]{1,200}")  # used with fullmatch
 SAFE_NAME_TEXT = ("a name usable as one folder name (no '/', '\\' or control characters, not '.' or '..', "
                   "1 to 200 characters)")
-PIXEL_LOSSES = ("l1", "l2")  # srbench.losses.pixel_loss
+PIXEL_LOSSES = ("l1", "l2")  # srbench.train.losses.pixel_loss
 VGG_WEIGHTS_NAMED = ("imagenet", "random")
 
 
@@ -147,25 +147,25 @@ def _vgg_layers() -> tuple:
 
 
 def _adversarial_kinds() -> tuple:
-    from srbench.losses import ADVERSARIAL_KINDS
+    from srbench.train.losses import ADVERSARIAL_KINDS
 
     return ADVERSARIAL_KINDS
 
 
 def _perceptual_backbones() -> tuple:
-    from srbench.losses import PERCEPTUAL_BACKBONES
+    from srbench.train.losses import PERCEPTUAL_BACKBONES
 
     return PERCEPTUAL_BACKBONES
 
 
 def _perceptual_criteria() -> tuple:
-    from srbench.losses import PERCEPTUAL_CRITERIA
+    from srbench.train.losses import PERCEPTUAL_CRITERIA
 
     return PERCEPTUAL_CRITERIA
 
 
 def _frequency_losses() -> tuple:
-    from srbench.losses import FREQUENCY_LOSSES
+    from srbench.train.losses import FREQUENCY_LOSSES
 
     return FREQUENCY_LOSSES
 
@@ -217,7 +217,7 @@ class LossConfig:
     adversarial_weight: float = _f(5e-3, **WEIGHT)
     gp_weight: float = _f(10.0, **WEIGHT)
     lpips_weight: float = _f(0.0, **WEIGHT)  # LPIPS beside the perceptual term (AlexNet from the weights folder)
-    # none, or a term of srbench.losses.FREQUENCY_LOSSES weighted by frequency_weight (> 0 exactly when one is
+    # none, or a term of srbench.train.losses.FREQUENCY_LOSSES weighted by frequency_weight (> 0 exactly when one is
     # chosen). The former key fft_weight = w reads as frequency = "fft-l1", frequency_weight = w.
     frequency: str = _f("none", choices=_frequency_losses)
     frequency_weight: float = _f(0.0, **WEIGHT)
