@@ -262,6 +262,20 @@ def test_no_import_points_up_a_level() -> None:
     assert shown == []
 
 
+def _training(module: str) -> bool:
+    return module == "srbench.train" or module.startswith("srbench.train.")
+
+
+def test_training_and_evaluation_share_a_level_but_not_imports() -> None:
+    # Two rooms on one level: a trainer needs no evaluation code and an evaluation no training code (the suite
+    # runner, a level up, joins them).
+    room = dict(LEVELS)["train & evaluation"]
+    evaluation = {m for m in room if not _training(m)}
+    crossing = [(a.source, a.target) for a in arrows()
+                if (_training(a.source) and a.target in evaluation) or (a.source in evaluation and _training(a.target))]
+    assert crossing == []
+
+
 def without_allowed(found: list[Arrow]) -> list[Arrow]:
     """The arrows but the named back arrows of the registry's lazy loop."""
     return [a for a in found if (a.source, a.target) not in ALLOWED_BACK_ARROWS]
