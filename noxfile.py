@@ -1,4 +1,4 @@
-"""nox sessions: tests, lint, typecheck, bench. Each installs the project as the README says for developers.
+"""nox sessions: tests, lint, typecheck, bench, imports. Each installs the project as the README says for developers.
 
 ``nox -s tests -- -m "not slow"`` is the quick path; CI runs every test.
 """
@@ -31,3 +31,9 @@ def bench(session: nox.Session) -> None:
     session.install("-e", ".[dev]")
     session.run("pytest", "benchmarks", "--benchmark-only", "--benchmark-columns=min,mean,median,ops,rounds",
                  *session.posargs)
+
+
+@nox.session(python=False)
+def imports(session: nox.Session) -> None:
+    """Modules per level, upward arrows, loops and function-local imports (docs/contributing.md)."""
+    session.run("python", "tests/test_layers.py", *session.posargs)

@@ -185,8 +185,8 @@ TRAIN_CASES = {
 def test_training_iteration(benchmark, tmp_path, case, stage, torch):
     from srbench.archs import GENERATORS, build_generator
     from srbench.checkpoints import save_checkpoint
-    from srbench.config import resolve_config
     from srbench.train import PatchDataset, Trainer, load_hr_images
+    from srbench.train.config import resolve_config
 
     variant, preset, sets = TRAIN_CASES[case]
     cfg = resolve_config(variant, preset, sets)
@@ -234,7 +234,7 @@ def smoke_checkpoints(tmp_path_factory, torch):
     from srbench.ablate import load_suite
     from srbench.archs import GENERATORS, build_generator
     from srbench.checkpoints import save_checkpoint
-    from srbench.config import resolve_config
+    from srbench.train.config import resolve_config
 
     root = tmp_path_factory.mktemp("ckpts")
     torch.manual_seed(0)

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from srbench.version import __version__
+
 __all__ = ["MetricFunction", "Results", "__version__", "evaluate", "metric", "results"]
 
 if TYPE_CHECKING:

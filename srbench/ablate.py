@@ -22,10 +22,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from srbench import distributed, paths
-from srbench.config import shown
-from srbench.distributed import Ranks
+from srbench import paths
+from srbench import work_split as distributed
 from srbench.errors import BadInputError, SrbenchError
+from srbench.text import shown
+from srbench.work_split import Ranks
 
 SUITE_KEYS = {"name", "description", "datasets", "baselines", "variants", "interpolation"}
 VARIANT_KEYS = {"name", "label", "training"}
@@ -43,7 +44,7 @@ def shipped_suites() -> dict[str, str]:
 class SuiteEntry:
     name: str
     label: str
-    training: Any  # a training recipe (srbench.config.RECIPES), a generator name, a TOML file or an inline table
+    training: Any  # a training recipe (srbench.train.config.RECIPES), a generator name, a TOML file or an inline table
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ def _names(data: dict, key: str, where: str, default: list[str]) -> tuple[str, .
 
 
 def _text(table: dict, key: str, where: str, default: str | None = None, *, name: bool = False) -> str:
-    from srbench.config import SAFE_NAME, SAFE_NAME_TEXT
+    from srbench.train.config import SAFE_NAME, SAFE_NAME_TEXT
 
     value = table.get(key, default)
     if not isinstance(value, str) or (name and not SAFE_NAME.fullmatch(value)):
@@ -149,7 +150,8 @@ def parse_suite(data: dict, origin: str) -> Suite:
 
 def load_suite(name_or_path: str) -> Suite:
     """A shipped suite by name (``srbench suites list``) or a suite TOML file."""
-    from srbench.config import read_toml, user_path
+    from srbench.paths import user_path
+    from srbench.text import read_toml
 
     shipped = shipped_suites()
     if name_or_path in shipped:
@@ -173,7 +175,7 @@ def load_suite(name_or_path: str) -> Suite:
 def resolve_suite_configs(suite: Suite, preset: str) -> dict:
     """Every variant's training configuration under ``preset`` (name -> TrainConfig), resolved as ``ablate``
     resolves them, so that a bad one is found before the first variant trains; errors name the variant."""
-    from srbench.config import resolve_config
+    from srbench.train.config import resolve_config
 
     configs = {}
     for variant in suite.entries:
@@ -355,7 +357,7 @@ class _Plan:
     cache_dir: Path | None = None  # the training cache (srbench.paths.training_cache_dir)
     jobs: int = 1  # trainings side by side
     workers: int | None = None  # metric workers of each evaluation (srbench.evaluation)
-    where: Any = None  # srbench.distributed.Ranks: this process's place in a torchrun launch
+    where: Any = None  # srbench.work_split.Ranks: this process's place in a torchrun launch
 
     def existing(self, variant: str, stage: str) -> Path | None:
         """A checkpoint given with --checkpoints (used as it is, never trained)."""
@@ -546,7 +548,7 @@ class _Trainings:
         """torchrun: the stages in waves of the dependency graph (the psnr stages, then the gan stages that start
         from them); in each wave rank ``r`` trains every ``world``-th stage on its own (no DDP: a whole stage per
         rank), then every rank reads the wave's entries from the training cache, which the ranks share."""
-        from srbench import distributed as Dist
+        from srbench import work_split as Dist
 
         while self.queue:
             wave, self.queue = self.queue, []

@@ -385,7 +385,7 @@ class Results:
               published: Sequence[str] | None = None) -> str:
         """The paper table ``srbench table`` prints (markdown, latex or csv): best bold, second underlined, § on
         NIQE/PI values within another's conditioning range; ``ci``: bootstrap intervals beside the values;
-        ``published``: collections of published numbers (srbench.published) as extra rows."""
+        ``published``: collections of published numbers (srbench.published_results) as extra rows."""
         from srbench.report import paper_table
 
         intervals = None
@@ -519,9 +519,10 @@ def _merged_tidy(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
 
 def _conditioning_warnings(tidy: pd.DataFrame) -> list[str]:
     """Results read from a store: where a NIQE value has a conditioning range wider than the threshold."""
-    from srbench.metrics.niqe import ILL_CONDITIONED_SPREAD
+    from srbench.metrics import get_metric
 
-    rows = tidy[(tidy["metric"] == "niqe") & ((tidy["cond_high"] - tidy["cond_low"]) > ILL_CONDITIONED_SPREAD)]
+    threshold = get_metric("niqe").ill_conditioned_spread
+    rows = tidy[(tidy["metric"] == "niqe") & ((tidy["cond_high"] - tidy["cond_low"]) > threshold)]
     return [f"{r.model} on {r.dataset}: NIQE {r.value:.4f} is ill-conditioned: flat areas put it anywhere in "
             f"[{r.cond_low:.4f}, {r.cond_high:.4f}] under another summation order (MATLAB's included)"
             for r in rows.itertuples()]

@@ -220,11 +220,11 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def _vgg19_features_state(path: Path, expected: dict[str, torch.Tensor],
+def vgg_features_state(path: Path, expected: dict[str, torch.Tensor],
                           name: str = "VGG19") -> dict[str, torch.Tensor]:
     """The ``features.*`` tensors of a VGG weights file (VGG19; VGG16 for DISTS), refused with one line unless they
     fit exactly."""
-    from srbench.checkpoints import CheckpointError, read_weights
+    from srbench.weightfiles import CheckpointError, read_weights
 
     try:
         state = read_weights(path)  # the checkpoint reader's refusals: pickled code, not a checkpoint, truncated
@@ -273,7 +273,7 @@ class VGGFeatures(nn.Module):
             path = self._weights_path(weights, weights_dir)
             with torch.device("meta"):  # the expected shapes, without initialising 20M weights for a refusal
                 expected = vgg19(weights=None).features.state_dict()
-            state = _vgg19_features_state(path, expected)
+            state = vgg_features_state(path, expected)
         net = vgg19(weights=None)
         if state is None:
             log.warning("VGGFeatures: random initialisation (weights=None); perceptual losses are not ImageNet's")
@@ -300,7 +300,7 @@ class VGGFeatures(nn.Module):
                 "caches it in torch.hub's checkpoints folder)",
                 [paths.torch_hub_dir() / "checkpoints"], weights_dir,
             )
-        from srbench.config import user_path
+        from srbench.paths import user_path
 
         path = user_path(weights, "VGG19 weights")
         if not path.is_file():
@@ -438,7 +438,7 @@ def generator_defaults(arch: str) -> dict:
 def validate_generator_config(arch: str, config: object, where: str = "generator_config") -> dict:
     """``config`` checked key by key against ``arch``'s constructor; one-line BadInputError naming
     ``where.key``, the value and what is allowed."""
-    from srbench.config import shown
+    from srbench.text import shown
 
     known = generator_defaults(arch)
     if not isinstance(config, dict):

@@ -28,11 +28,11 @@ from typing import Any
 
 import numpy as np
 
-import srbench
 from srbench import paths
-from srbench.config import read_toml, shown
 from srbench.errors import BadInputError, SrbenchError
 from srbench.images import atomic_write_text
+from srbench.text import read_toml, shown
+from srbench.version import __version__
 
 # Package data: ``srbench check`` reads it installed too (``--update`` writes it only in a checkout).
 DEFAULT_BASELINE = paths.PACKAGE_DATA / "baselines" / "default.json"
@@ -482,7 +482,7 @@ def write_baseline(path: str | os.PathLike, entries: list[dict], tolerances: Map
     keep = ("model", "dataset", "protocol", "metric", "value", "n_images", "fingerprints", "per_image")
     data = {
         "format": BASELINE_FORMAT, "format_version": BASELINE_FORMAT_VERSION,
-        "srbench_version": srbench.__version__, "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "srbench_version": __version__, "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "spec": spec, "tolerances": {**default_tolerances(), **(tolerances or {})},
         "entries": [{k: _json_value(k, e[k]) for k in keep if k in e} for e in entries],
     }

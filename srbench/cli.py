@@ -8,8 +8,8 @@ import sys
 
 import click
 
-from srbench import __version__
 from srbench.errors import SrbenchError
+from srbench.version import __version__
 
 
 class _Group(click.Group):
@@ -126,10 +126,10 @@ def evaluate(model, datasets, scale, protocol, metrics, as_json, out, data_root,
     """Evaluate MODEL on datasets under a named protocol (sr or pirm)."""
     from contextlib import AbstractContextManager, nullcontext
 
-    from srbench.distributed import ranks
     from srbench.evaluation import evaluate as run
     from srbench.evaluation import write_outputs
     from srbench.images import ensure_writable_dir, set_max_pixels
+    from srbench.work_split import ranks
 
     set_max_pixels(max_pixels)
     # Under torchrun every rank computes its share; rank 0 alone holds the store, writes and prints.
@@ -266,7 +266,7 @@ def models() -> None:
 def models_list() -> None:
     """Show the named variants and the published checkpoints srbench loads."""
     from srbench.archs import GENERATORS, count_parameters
-    from srbench.fetch import DOWNLOADS
+    from srbench.downloads import DOWNLOADS
 
     click.echo("variants:")
     for v in GENERATORS.values():
@@ -396,10 +396,10 @@ def train(variant, stage, preset, init, data, val, data_root, out, iters, sets, 
     from pathlib import Path
 
     from srbench import paths
-    from srbench.config import resolve_config
     from srbench.images import ensure_writable_dir
     from srbench.train import recorded_iters
     from srbench.train import train as run
+    from srbench.train.config import resolve_config
 
     overrides: dict = {"data": {}}
     if data:
@@ -576,7 +576,7 @@ def fetch() -> None:
 
 
 def _fetch_each(kind: str, names: tuple[str, ...], run) -> None:
-    from srbench.fetch import DOWNLOADS
+    from srbench.downloads import DOWNLOADS
 
     known = [d for d in DOWNLOADS.values() if d.kind == kind]
     if not names:
@@ -627,7 +627,7 @@ def published() -> None:
 @published.command("list")
 def published_list() -> None:
     """Each collection: its citation, what it holds, and how many numbers."""
-    from srbench import published as P
+    from srbench import published_results as P
 
     for name, c in P.collections().items():
         rows = [v for v in P.values() if v.collection == name]
@@ -642,7 +642,7 @@ def published_show(collection, dataset) -> None:
     """Every number of COLLECTION (or of several, comma-separated) with its source, protocol and caveats."""
     import pandas as pd
 
-    from srbench import published as P
+    from srbench import published_results as P
 
     selected = P.select(collection)  # an unknown or empty name is one error listing the known ones
     names = list(dict.fromkeys(n.strip() for n in collection.split(",") if n.strip()))

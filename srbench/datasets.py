@@ -263,7 +263,7 @@ def resolve(name_or_folder: str, data_root: str | os.PathLike | None = None) -> 
                 if (root / rel).is_dir():
                     return open_folder(root / rel, key)
         looked = ", ".join(str(r / rel) for r in roots for rel in KNOWN_SETS[key])
-        from srbench.fetch import DOWNLOADS
+        from srbench.downloads import DOWNLOADS
 
         fetch = (f"`srbench fetch datasets {key}` downloads it; or put it" if key in DOWNLOADS else "Put it")
         raise DatasetNotFoundError(

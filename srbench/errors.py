@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from srbench.downloads import DOWNLOADS
+
 
 class SrbenchError(Exception):
     """Base of all errors srbench reports to users (the CLI prints the message without a traceback)."""
@@ -28,8 +30,6 @@ class WeightsUnavailableError(SrbenchError):
         self.folder = folder
         self.searched = searched
         looked = ", ".join(searched)
-        from srbench.fetch import DOWNLOADS
-
         fetchable = next((d.name for d in DOWNLOADS.values() if d.filename == filename), None)
         how = f"Run srbench fetch weights {fetchable}, or get it" if fetchable else "Get it"
         super().__init__(

@@ -28,14 +28,13 @@ from typing import TypeVar
 import numpy as np
 
 from srbench import datasets as D
-from srbench import distributed as Dist
 from srbench import provenance as P
 from srbench import weights as Wt
+from srbench import work_split as Dist
 from srbench import workers as W
 from srbench.errors import BadInputError, SrbenchError, WeightsUnavailableError
 from srbench.images import atomic_write_text
-from srbench.metrics.niqe import ILL_CONDITIONED_SPREAD
-from srbench.metrics.registry import PerImage
+from srbench.metrics.registry import PerImage, get_metric
 from srbench.protocols import Protocol, get_protocol
 from srbench.sources import FolderPairing, FolderSource, GeneratorSource, SRSource, open_source
 from srbench.store import DATASET_IMAGE, Store
@@ -193,7 +192,7 @@ def _measure(proto: Protocol, sr, hr, scale: int, need: list[str], dataset_names
     With ``order`` (the image's metrics with worker processes), ``need`` are the metrics computed here, after
     the values of the others arrived from a worker (``after``'s result, which derived metrics may read).
     """
-    from srbench.protocols import _check_pair, _Planes, quantize
+    from srbench.protocols import Planes, check_pair, quantize
 
     if order is None:
         values = proto.per_image(sr, hr, scale, need, options) if need else {}
@@ -203,8 +202,8 @@ def _measure(proto: Protocol, sr, hr, scale: int, need: list[str], dataset_names
     if (order is not None and need) or dataset_names:
         # The protocol's own planes (quantised SR, Y/RGB, shave), exactly as its per-image metrics see them.
         sr = quantize(sr)
-        _check_pair(sr, hr)
-        planes = _Planes(sr, hr, scale if proto.border is None else proto.border, proto.rounded_luma)
+        check_pair(sr, hr)
+        planes = Planes(sr, hr, scale if proto.border is None else proto.border, proto.rounded_luma)
     if order is not None:
         for name in need:  # as Protocol.per_image does, on top of the worker's values
             assert planes is not None
@@ -519,17 +518,19 @@ class _ImageLoop:
 def _image_warnings(rows: list[dict], computable: Sequence[str], proto: Protocol) -> list[str]:
     # Metrics that report their conditioning (an ``<name>_spread`` output: NIQE, BRISQUE, which fit MSCN statistics
     # where flat areas leave rounding residues whose sign counts) warn where it is poor.
-    conditioned = [(n, proto.metric(n).label) for n in computable if f"{n}_spread" in proto.metric(n).outputs]
+    # The threshold is each metric's own (its descriptor's ill_conditioned_spread).
+    conditioned = [(n, m.label, m.ill_conditioned_spread) for n in computable for m in [proto.metric(n)]
+                   if f"{n}_spread" in m.outputs and m.ill_conditioned_spread is not None]
     warnings = [
         f"{r['image']}: {label} {r[key]:.4f} is ill-conditioned: {_conditioning_words(key, r)}"
-        for key, label in conditioned for r in rows
-        if (r.get(f"{key}_spread") or 0.0) > ILL_CONDITIONED_SPREAD
+        for key, label, threshold in conditioned for r in rows
+        if (r.get(f"{key}_spread") or 0.0) > threshold
     ]
     for r in rows:
         undefined = [k for k in computable if isinstance(r.get(k), float) and math.isnan(r[k])]
         if undefined:
-            warnings.append(f"{r['image']}: {', '.join(undefined)} undefined (NaN) for this image (NIQE needs two "
-                            f"96x96 blocks after the shave; a flat output has no NIQE, Ma or BRISQUE)")
+            warnings.append(f"{r['image']}: {', '.join(undefined)} undefined (NaN) for this image "
+                            f"({get_metric('niqe').undefined_when}; a flat output has no NIQE, Ma or BRISQUE)")
     return warnings
 
 

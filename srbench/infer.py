@@ -174,9 +174,10 @@ def resolve_generator(ckpt_or_variant: str, scale: int | None = None) -> nn.Modu
             f"variant {ckpt_or_variant!r} has no checkpoint: looked for {candidate} (set SRBENCH_MODELS or pass "
             "a checkpoint file)"
         )
-    from srbench.fetch import published_checkpoint, weights_file
+    from srbench.downloads import checkpoint_download
+    from srbench.fetch import weights_file
 
-    published = published_checkpoint(ckpt_or_variant)
+    published = checkpoint_download(ckpt_or_variant)
     if published is not None:
         return load_generator(weights_file(ckpt_or_variant), published.variant, scale=scale)
     raise BadInputError(f"{ckpt_or_variant!r} is neither a checkpoint file, a variant ({', '.join(GENERATORS)}) nor a "

@@ -172,3 +172,14 @@ def require_weight(
         if candidate.is_file():
             return candidate
     raise WeightsUnavailableError(what, filename, str(searched[0]), [str(p) for p in searched], origin)
+
+
+def user_path(text: str | os.PathLike, what: str) -> Path:
+    """``Path(text).expanduser()``, with an unknown ``~user`` as a one-line error instead of a RuntimeError."""
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:
+        from srbench.errors import BadInputError
+        from srbench.text import shown
+
+        raise BadInputError(f"{what}: cannot expand {shown(str(text))}: no such user's home folder") from None

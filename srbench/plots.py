@@ -39,8 +39,10 @@ def plane_points(tidy: pd.DataFrame, dataset: str) -> tuple[pd.DataFrame, str]:
         raise BadInputError(f"neither PI nor NIQE for dataset {dataset!r}")
     points = wide[["rmse", y_metric]].dropna().rename(columns={y_metric: "y"}).reset_index()
     if points.empty:
+        from srbench.metrics import get_metric
+
         raise BadInputError(f"no model has both an RMSE and a {y_metric.upper()} on {dataset!r}: every value "
-                            f"is undefined (NaN: NIQE needs two 96x96 blocks after the shave, a flat image has "
+                            f"is undefined (NaN: {get_metric('niqe').undefined_when}, a flat image has "
                             "none), so there is no point to draw")
     return points, y_metric
 
@@ -85,8 +87,9 @@ def conditioning_ranges(tidy: pd.DataFrame, points: pd.DataFrame, y_metric: str,
     """(model, rmse, low, high) of the points whose y (NIQE, or PI through NIQE) has a conditioning range wider
     than NIQE's ill-conditioning threshold (tidy's ``cond_low``/``cond_high``): where the order of two points on
     the y axis can be an artifact of the metric's arithmetic."""
-    from srbench.metrics.niqe import ILL_CONDITIONED_SPREAD
+    from srbench.metrics import get_metric
 
+    threshold = get_metric("niqe").ill_conditioned_spread
     columns = ["model", "rmse", "low", "high"]
     if "cond_low" not in tidy.columns:
         return pd.DataFrame(columns=columns)
@@ -96,7 +99,7 @@ def conditioning_ranges(tidy: pd.DataFrame, points: pd.DataFrame, y_metric: str,
     for model, rmse in zip(points["model"], points["rmse"], strict=True):
         if model in ranges.index:
             low, high = ranges.loc[model, "cond_low"], ranges.loc[model, "cond_high"]
-            if high - low > ILL_CONDITIONED_SPREAD:  # False with NaN
+            if high - low > threshold:  # False with NaN
                 out.append({"model": model, "rmse": rmse, "low": low, "high": high})
     return pd.DataFrame(out, columns=columns)
 
@@ -113,9 +116,9 @@ def point_labels(points: pd.DataFrame) -> list[tuple[float, float, str]]:
 
 
 def published_points(collections: Sequence[str], dataset: str) -> pd.DataFrame:
-    """(model, rmse, y) of the published methods of ``collections`` (``srbench.published``) with both a
+    """(model, rmse, y) of the published methods of ``collections`` (``srbench.published_results``) with both a
     pirm-protocol RMSE and a PI on ``dataset``; the model is the published row's name (marked †)."""
-    from srbench import published as P
+    from srbench import published_results as P
 
     found: dict[str, dict[str, float]] = {}
     for v in P.select(collections):

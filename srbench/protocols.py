@@ -33,7 +33,8 @@ def quantize(img: np.ndarray) -> np.ndarray:
     return img if img.dtype == np.uint8 else to_uint8(img)
 
 
-def _check_pair(sr: np.ndarray, hr: np.ndarray) -> None:
+def check_pair(sr: np.ndarray, hr: np.ndarray) -> None:
+    """A BadInputError naming both sizes when an SR image and its HR differ in shape."""
     if sr.shape != hr.shape:
         raise BadInputError(f"SR is {_describe(sr)} but HR is {_describe(hr)}")
 
@@ -51,7 +52,7 @@ def _luma(img: np.ndarray, *, rounded: bool) -> np.ndarray:
     raise BadInputError(f"expected a grayscale or RGB image, got shape {img.shape}")
 
 
-class _Planes:
+class Planes:
     """The planes of one SR/HR pair a protocol hands its metrics, each made once and only when asked."""
 
     def __init__(self, sr: np.ndarray, hr: np.ndarray, border: int, rounded: bool) -> None:
@@ -127,8 +128,8 @@ class Protocol:
                   options: dict) -> dict[str, float]:
         """Per-image values of ``names`` (in the protocol's order: what a derived metric reads comes first)."""
         sr = quantize(sr)
-        _check_pair(sr, hr)
-        planes = _Planes(sr, hr, scale if self.border is None else self.border, self.rounded_luma)
+        check_pair(sr, hr)
+        planes = Planes(sr, hr, scale if self.border is None else self.border, self.rounded_luma)
         out: dict[str, float] = {}
         for name in names:
             m = self.metric(name)

@@ -8,13 +8,13 @@ import platform
 from importlib import metadata
 from pathlib import Path
 
-import srbench
 from srbench import datasets as D
+from srbench.version import __version__
 
 
 @functools.cache
 def versions() -> dict[str, str]:
-    out = {"srbench": srbench.__version__, "python": platform.python_version()}
+    out = {"srbench": __version__, "python": platform.python_version()}
     for pkg in ("numpy", "scipy", "pillow", "scikit-image", "torch", "pyiqa"):
         with contextlib.suppress(metadata.PackageNotFoundError):  # absent packages are simply not listed
             out[pkg] = metadata.version(pkg)

@@ -179,10 +179,10 @@ def table_model(tidy: pd.DataFrame, metrics: Sequence[str], models: Sequence[str
     """Models as rows, dataset x metric columns; best and second by each metric's own direction (of the values;
     ``intervals``, from ``srbench.stats.table_intervals``, are shown beside them and named in the caption).
 
-    ``published``: collections of :mod:`srbench.published` whose numbers are added as rows (italic, marked †, never
-    ranked, cited under the table) of the datasets shown; a number computed otherwise than srbench's metric gets
-    a column of its own (marked ‡), next to the metric it resembles."""
-    from srbench import published as P
+    ``published``: collections of :mod:`srbench.published_results` whose numbers are added as rows (italic,
+    marked †, never ranked, cited under the table) of the datasets shown; a number computed otherwise than
+    srbench's metric gets a column of its own (marked ‡), next to the metric it resembles."""
+    from srbench import published_results as P
 
     extra = P.select(published) if published else []
     metrics = _with_published_columns(metrics, extra)
@@ -270,9 +270,9 @@ def _unresolved(tidy: pd.DataFrame, models: Sequence[str], datasets: Sequence[st
 
 
 def _with_published_columns(metrics: Sequence[str], extra: list) -> list[str]:
-    """``metrics``, each followed by the published-only metrics (``srbench.published``) that resemble it and have
-    values in ``extra``: another implementation's numbers never share srbench's column."""
-    from srbench import published as P
+    """``metrics``, each followed by the published-only metrics (``srbench.published_results``) that resemble it and
+    have values in ``extra``: another implementation's numbers never share srbench's column."""
+    from srbench import published_results as P
 
     own = P.published_metrics()
     present = list(dict.fromkeys(v.metric for v in extra if v.metric in own))
@@ -284,7 +284,7 @@ def _with_published_columns(metrics: Sequence[str], extra: list) -> list[str]:
 
 def _published_note(shown: list, own_columns: list) -> str:
     """The citation footnote of published rows, and what the columns of their own measure."""
-    from srbench import published as P
+    from srbench import published_results as P
 
     cited = []
     for name in dict.fromkeys(v.collection for v in shown):
@@ -393,7 +393,7 @@ def write_suite_report(report) -> list[Path]:
     """Tidy CSV, Markdown and LaTeX tables, the perception-distortion plane and the HTML page of a suite run."""
     import hashlib
 
-    import srbench
+    from srbench.version import __version__
 
     out = report.out_dir
     out.mkdir(parents=True, exist_ok=True)
@@ -401,7 +401,7 @@ def write_suite_report(report) -> list[Path]:
     training = training_rows(report)
     # Same numbers, models and failures as the report on disk: nothing to redo (a cached re-run stays fast).
     digest = hashlib.sha256(json.dumps(
-        [srbench.__version__, tidy.to_csv(index=False), {k: str(v) for k, v in report.models.items()},
+        [__version__, tidy.to_csv(index=False), {k: str(v) for k, v in report.models.items()},
          report.failures, report.datasets, training, preset_notice(report)], sort_keys=True).encode()).hexdigest()
     stamp = out / ".report.sha256"
     if stamp.is_file() and stamp.read_text().strip() == digest and (out / "index.html").is_file():

@@ -217,10 +217,10 @@ class GeneratorSource:
         module = resolve_generator(ckpt_or_variant)
         self.info = generator_info(module)
         self.runner = Runner.create(module, device=device, tile=tile, tile_pad=tile_pad)
-        from srbench.fetch import published_checkpoint
+        from srbench.downloads import checkpoint_download
 
         # A published checkpoint keeps its own name: "rrdb23" would not tell ESRGAN from its PSNR model.
-        self.name = (ckpt_or_variant if published_checkpoint(ckpt_or_variant) is not None else
+        self.name = (ckpt_or_variant if checkpoint_download(ckpt_or_variant) is not None else
                      self.info["variant"] or Path(ckpt_or_variant).stem)
         r = self.runner
         # Device, precision and tiling change the output in its last bits: they are part of the identity.
@@ -263,9 +263,9 @@ def open_source(model: str, *, device: str = "auto", tile: int | None = None,
         return FolderSource(model, sr_pattern)
     if model == "bicubic":
         return BicubicSource()
-    from srbench.fetch import published_checkpoint
+    from srbench.downloads import checkpoint_download
 
     path = Path(model).expanduser()
-    if path.is_file() or model in GENERATORS or published_checkpoint(model) is not None:
+    if path.is_file() or model in GENERATORS or checkpoint_download(model) is not None:
         return GeneratorSource(model, device=device, tile=tile)
     return FolderSource(model, sr_pattern)

@@ -4,7 +4,7 @@ A metric computed with downloaded weights (LPIPS's AlexNet, FID's Inception, LPI
 ``NRQM_model.mat``) gives another number with other weights, so before an evaluation computes anything each such
 file is hashed (sha256, once per process and file: cached by path, size, mtime and inode) and
 
-- checked against its pin, the one table of them being :data:`srbench.fetch.DOWNLOADS`: the whole sha256, the
+- checked against its pin, the one table of them being :data:`srbench.downloads.DOWNLOADS`: the whole sha256, the
   prefix a file name carries (torchvision's ``alexnet-owt-7be5be79.pth``), or, for files no project publishes a
   hash of, the sha256 recorded at its first ``srbench fetch`` (``fetched.json`` beside it). Another file is
   refused in one line naming it, the pin and the fix, unless the user opts in: the environment variable
@@ -26,12 +26,16 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from srbench.errors import SrbenchError
 
-if TYPE_CHECKING:
-    from srbench.protocols import Protocol
+
+class _Metrics(Protocol):
+    """What the checks need of a protocol (:class:`srbench.protocols.Protocol`, a level above): its metrics by name.
+    Typed by shape, not by import, so that this module stays below the protocols that use it."""
+
+    def metric(self, name: str) -> Any: ...
 
 ALLOW_ENV = "SRBENCH_ALLOW_UNPINNED_WEIGHTS"
 # How a weights file's sha256 appears in a stored metric version: "<implementation version>@<sha256>" per file.
@@ -104,13 +108,13 @@ def _sha256(path: str, size: int, mtime_ns: int, inode: int) -> str:
 
 
 def pin_of(path: Path) -> tuple[str | None, str | None]:
-    """(pinned sha256 or prefix, fetch name) of a weights file, by its file name in ``fetch.DOWNLOADS``; the sha256
+    """(pinned sha256 or prefix, fetch name) of a weights file, by its file name in ``downloads.DOWNLOADS``; the sha256
     recorded at first download (in the ledger beside the file) where the project publishes none."""
-    from srbench import fetch
+    from srbench import downloads
 
-    for download in fetch.DOWNLOADS.values():
+    for download in downloads.DOWNLOADS.values():
         if download.kind == "weights" and download.filename == path.name:
-            recorded = fetch._ledger(path.parent).get(download.filename, {}).get("sha256")
+            recorded = downloads.ledger(path.parent).get(download.filename, {}).get("sha256")
             return download.sha256 or recorded, download.name
     return None, None
 
@@ -130,12 +134,12 @@ def check_file(path: str | os.PathLike) -> WeightsFile:
     return found
 
 
-def check_metric(protocol: Protocol, name: str, weights_dir: str | None) -> list[WeightsFile]:
+def check_metric(protocol: _Metrics, name: str, weights_dir: str | None) -> list[WeightsFile]:
     """Every weights file metric ``name`` reads, checked (the metric's weights must be there)."""
     return [check_file(p) for p in protocol.metric(name).weight_paths(weights_dir)]
 
 
-def check_metrics(protocol: Protocol, names: Sequence[str], weights_dir: str | None) -> dict[str, list[WeightsFile]]:
+def check_metrics(protocol: _Metrics, names: Sequence[str], weights_dir: str | None) -> dict[str, list[WeightsFile]]:
     """:func:`check_metric` of each of ``names`` that reads weights files."""
     found = {n: check_metric(protocol, n, weights_dir) for n in names}
     return {n: files for n, files in found.items() if files}

@@ -17,15 +17,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from srbench.archs import RRDBNet
-from srbench.checkpoints import (
-    CheckpointError,
-    check_weights_file,
-    load_generator,
-    read_weights,
-    save_checkpoint,
-    sidecar_path,
-)
+from srbench.checkpoints import load_generator, save_checkpoint, sidecar_path
 from srbench.errors import BadInputError
+from srbench.weightfiles import CheckpointError, check_weights_file, read_weights
 
 CONFIG = {"num_feat": 8, "num_block": 1, "num_grow_ch": 4}
 

@@ -11,7 +11,6 @@ from click.testing import CliRunner
 
 from srbench.archs import RRDBNet, SRResNet
 from srbench.checkpoints import (
-    CheckpointError,
     alpha_label,
     interpolate,
     load_generator,
@@ -20,6 +19,7 @@ from srbench.checkpoints import (
     sidecar_path,
 )
 from srbench.cli import main
+from srbench.weightfiles import CheckpointError
 
 CONFIG = {"num_feat": 16, "num_block": 3, "num_grow_ch": 8}
 

@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 
 from srbench.ablate import load_suite, parse_suite, resolve_suite_configs, shipped_suites
 from srbench.archs import GENERATORS
-from srbench.config import (
+from srbench.errors import BadInputError
+from srbench.train.config import (
     PRESETS,
     RECIPES,
     SAFE_NAME,
@@ -27,7 +28,6 @@ from srbench.config import (
     TrainConfig,
     resolve_config,
 )
-from srbench.errors import BadInputError
 
 
 def _refused(sets: list[str], variant: str = "esrgan", preset: str = "smoke", **kw) -> str:
@@ -171,7 +171,7 @@ def test_training_cache_fingerprints_of_former_configurations_are_unchanged():
 
 
 def test_states_and_configs_written_before_the_frequency_choice_still_resume():
-    from srbench.config import upgrade_saved_config
+    from srbench.train.config import upgrade_saved_config
 
     now = resolve_config("esrgan", "smoke", ["loss.fft_weight=0.2"]).to_dict()
     then = json.loads(json.dumps(now))
@@ -293,7 +293,7 @@ def _vgg_files(tmp_path):
     ("partial.pth", None, "not a VGG19 state dict (missing features.0.bias, features.10.bias"),
 ])
 def test_vgg_weights_files_are_refused_clearly(tmp_path, name, at_config, at_loss):
-    from srbench.losses import PerceptualLoss
+    from srbench.train.losses import PerceptualLoss
 
     path = _vgg_files(tmp_path) / name
     if at_config:

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from srbench import downloads as DL
 from srbench import fetch as F
 from srbench import paths
 from srbench.cli import main
@@ -77,9 +78,9 @@ def server():
     s.httpd.shutdown()
 
 
-def _pin(monkeypatch, name, **changes) -> F.Download:
-    download = dataclasses.replace(F.DOWNLOADS[name], **changes)
-    monkeypatch.setitem(F.DOWNLOADS, name, download)
+def _pin(monkeypatch, name, **changes) -> DL.Download:
+    download = dataclasses.replace(DL.DOWNLOADS[name], **changes)
+    monkeypatch.setitem(DL.DOWNLOADS, name, download)
     return download
 
 
@@ -142,7 +143,7 @@ def test_without_a_published_hash_the_first_download_is_recorded_and_then_requir
     F.fetch_weights("nrqm", weights_dir=tmp_path, log=said.append, progress=False)
     digest = hashlib.sha256(v1).hexdigest()
     assert any(f"recorded sha256 {digest}" in line for line in said)
-    assert json.loads((tmp_path / F.LEDGER).read_text())["NRQM_model.mat"]["sha256"] == digest
+    assert json.loads((tmp_path / DL.LEDGER).read_text())["NRQM_model.mat"]["sha256"] == digest
     (tmp_path / "NRQM_model.mat").unlink()
     server.files["/NRQM_model.mat"] = _nrqm_model(0.25)  # the file changed upstream
     with pytest.raises(F.FetchError, match="is not the pinned"):
@@ -169,8 +170,8 @@ def test_a_dataset_archive_is_unpacked_into_srbenchs_layout(server, monkeypatch,
         for name in ("baby", "bird"):
             z.write(shared_data / f"benchmark/Set5/HR/{name}.png", f"testsets/Set5/HR/{name}.png")
     server.files["/Set5.zip"] = buf.getvalue()
-    download = F.Download("set5", "datasets", server.url + "/Set5.zip", "Set5.zip", "test", folder="Set5")
-    monkeypatch.setitem(F.DOWNLOADS, "set5", download)
+    download = DL.Download("set5", "datasets", server.url + "/Set5.zip", "Set5.zip", "test", folder="Set5")
+    monkeypatch.setitem(DL.DOWNLOADS, "set5", download)
     said: list[str] = []
     target = F.fetch_dataset("set5", data_root=tmp_path, log=said.append, progress=False)
     assert target == tmp_path / "Set5" and sorted(p.name for p in (target / "HR").iterdir()) == ["baby.png",
@@ -186,7 +187,7 @@ def test_an_archive_escaping_its_folder_is_refused(server, monkeypatch, tmp_path
     with zipfile.ZipFile(buf, "w") as z:
         z.writestr("../evil.png", b"x")
     server.files["/bad.zip"] = buf.getvalue()
-    monkeypatch.setitem(F.DOWNLOADS, "bad", F.Download("bad", "datasets", server.url + "/bad.zip", "bad.zip", "test",
+    monkeypatch.setitem(DL.DOWNLOADS, "bad", DL.Download("bad", "datasets", server.url + "/bad.zip", "bad.zip", "test",
                                                       folder="Bad"))
     with pytest.raises(F.FetchError, match="outside the folder: refused"):
         F.fetch_dataset("bad", data_root=tmp_path / "root", log=lambda m: None, progress=False)
@@ -246,15 +247,15 @@ def test_sets_sharing_one_archive_download_it_once_and_land_where_named_datasets
     # downloads folder with its sha256 (only an md5 is published) recorded at first download.
     assert sorted(p.name for p in tmp_path.iterdir()) == ["benchmark"]
     downloads = paths.downloads_dir()
-    assert sorted(p.name for p in downloads.iterdir()) == ["benchmark.tar", F.LEDGER]
-    assert (json.loads((downloads / F.LEDGER).read_text())["benchmark.tar"]["sha256"]
+    assert sorted(p.name for p in downloads.iterdir()) == ["benchmark.tar", DL.LEDGER]
+    assert (json.loads((downloads / DL.LEDGER).read_text())["benchmark.tar"]["sha256"]
             == hashlib.sha256(body).hexdigest())
 
 
 def test_a_wrong_md5_is_refused_like_a_wrong_sha256(server, monkeypatch, tmp_path, shared_data):
     server.files["/benchmark.tar"] = _benchmark_tar(shared_data)
     _pin(monkeypatch, "set5", url=server.url + "/benchmark.tar")  # the pinned md5 is the real archive's
-    with pytest.raises(F.FetchError, match=f"md5 .* is not the pinned {F.DOWNLOADS['set5'].md5}: refused"):
+    with pytest.raises(F.FetchError, match=f"md5 .* is not the pinned {DL.DOWNLOADS['set5'].md5}: refused"):
         F.fetch_dataset("set5", data_root=tmp_path / "data", log=lambda m: None, progress=False)
     assert list(tmp_path.iterdir()) == [] and not paths.downloads_dir().exists()  # nothing left, no empty folder
 
@@ -278,7 +279,7 @@ def test_a_published_checkpoint_is_fetched_then_used_by_name(server, monkeypatch
     with pytest.raises(F.FetchError, match="run `srbench fetch weights esrgan-official`"):
         open_source("esrgan-official")
     path = F.fetch_weights("esrgan-official", log=lambda m: None, progress=False)
-    assert path == tmp_path / F.DOWNLOADS["esrgan-official"].filename
+    assert path == tmp_path / DL.DOWNLOADS["esrgan-official"].filename
     source = open_source("esrgan-official")
     assert source.name == "esrgan-official" and source.info["sha256"] == hashlib.sha256(body).hexdigest()
     lr = np.random.default_rng(1).integers(0, 256, (8, 8, 3), dtype=np.uint8)
@@ -380,7 +381,7 @@ def test_an_archive_already_in_the_downloads_folder_is_checked_against_its_pinne
     assert result.exit_code == 1
     (line,) = _said(result)
     assert line == (f"error: {archive}: md5 {hashlib.md5(fake).hexdigest()} is not the pinned "
-                    f"{F.DOWNLOADS['set5'].md5}: nothing was installed (a changed or corrupted archive: delete it and "
+                    f"{DL.DOWNLOADS['set5'].md5}: nothing was installed (a changed or corrupted archive: delete it and "
                     "fetch again)")
     assert list(tmp_path.iterdir()) == [] and archive.read_bytes() == fake  # not ours to delete
 
@@ -388,7 +389,7 @@ def test_an_archive_already_in_the_downloads_folder_is_checked_against_its_pinne
 @pytest.mark.parametrize("name", ["nrqm", "alexnet"])
 def test_a_bad_weights_file_already_there_is_reported_not_accepted(name, tmp_path):
     """nrqm has no published hash and nothing recorded: the file is read as a model; alexnet's is pinned."""
-    dest = tmp_path / F.DOWNLOADS[name].filename
+    dest = tmp_path / DL.DOWNLOADS[name].filename
     dest.write_bytes(b"garbage")
     result = CliRunner().invoke(main, ["fetch", "weights", name, "--weights-dir", str(tmp_path)])
     assert result.exit_code == 1
@@ -407,7 +408,7 @@ def test_weights_already_there_are_accepted_by_their_recorded_hash_or_by_reading
     said: list[str] = []
     F.fetch_weights("nrqm", weights_dir=tmp_path, log=said.append, progress=False)
     assert said == [f"nrqm: {dest} is there (read as an NRQM model; no published hash to check)"]
-    (tmp_path / F.LEDGER).write_text(json.dumps({"NRQM_model.mat": {"sha256": "0" * 64}}))
+    (tmp_path / DL.LEDGER).write_text(json.dumps({"NRQM_model.mat": {"sha256": "0" * 64}}))
     with pytest.raises(F.FetchError, match=rf"sha256 {hashlib.sha256(dest.read_bytes()).hexdigest()} is not the "
                                            rf"pinned 0{{64}}"):
         F.fetch_weights("nrqm", weights_dir=tmp_path, log=lambda m: None, progress=False)
@@ -496,7 +497,7 @@ def test_an_archive_whose_set_holds_no_images_installs_nothing(server, monkeypat
     with zipfile.ZipFile(buf, "w") as z:
         z.writestr("Set5/HR/readme.txt", b"images removed")
     server.files["/Set5.zip"] = buf.getvalue()
-    monkeypatch.setitem(F.DOWNLOADS, "set5", F.Download("set5", "datasets", server.url + "/Set5.zip", "Set5.zip",
+    monkeypatch.setitem(DL.DOWNLOADS, "set5", DL.Download("set5", "datasets", server.url + "/Set5.zip", "Set5.zip",
                                                         "test", folder="Set5"))
     result = CliRunner().invoke(main, ["fetch", "datasets", "set5", "--data-root", str(tmp_path / "data")])
     assert result.exit_code == 1

@@ -155,15 +155,17 @@ def test_fid_descriptor():
 
 def test_dataset_level_descriptors_are_validated():
     acc = DatasetAccumulator(start=list, add=list.append, finish=len)
+    card = {"label": "x", "digits": 2, "higher_is_better": True, "needs_reference": True, "version": "1",
+            "description": "x"}
     with pytest.raises(BadInputError, match="needs an accumulator"):
-        M.Metric("x", "x", 2, True, True, "1", "x", M.registry.per_image_unsupported, level="dataset")
+        M.Metric(name="x", **card, compute=M.registry.per_image_unsupported, level="dataset")
     with pytest.raises(BadInputError, match="level must be"):
-        M.Metric("x", "x", 2, True, True, "1", "x", M.registry.per_image_unsupported, level="set")
+        M.Metric(name="x", **card, compute=M.registry.per_image_unsupported, level="set")
     with pytest.raises(BadInputError, match="no requires"):
-        M.Metric("x", "x", 2, True, True, "1", "x", M.registry.per_image_unsupported, level="dataset",
+        M.Metric(name="x", **card, compute=M.registry.per_image_unsupported, level="dataset",
                  accumulator=acc, requires=("psnr_y",))
     with M.temporarily(F.FID), pytest.raises(BadInputError, match="cannot require dataset-level"):
-        M.register(M.Metric("y", "y", 2, True, True, "1", "y", lambda x: 0.0, requires=("fid",)))
+        M.register(M.Metric(name="y", **card, compute=lambda x: 0.0, requires=("fid",)))
 
 
 # -- evaluate, store, tables --------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ def test_shipped_suites():
     assert esrgan.baselines == ("bicubic",)
     grid = load_suite("esrgan-grid")
     assert len(grid.entries) == 16 and len({v.name for v in grid.entries}) == 16
-    from srbench.config import resolve_config
+    from srbench.train.config import resolve_config
 
     for v in grid.entries:  # every grid cell resolves to a valid configuration
         resolve_config(v.training, "smoke")

@@ -11,8 +11,8 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from srbench import losses as L
 from srbench.errors import BadInputError
+from srbench.train import losses as L
 
 
 def softplus(x: float) -> float:

@@ -54,7 +54,7 @@ def test_metric_equals_the_lpips_package_on_uint8_images(backbone, monkeypatch):
 
 def test_training_loss_scales_0_1_tensors_as_the_metric_scales_0_255_images(backbone, monkeypatch):
     from srbench import metrics as M
-    from srbench.losses import LPIPSLoss
+    from srbench.train.losses import LPIPSLoss
 
     rng = np.random.default_rng(6)
     a = rng.integers(0, 256, (40, 40, 3)).astype(np.uint8)

@@ -17,9 +17,9 @@ from click.testing import CliRunner
 from PIL import Image
 
 import srbench
-from srbench import distributed as Dist
 from srbench import evaluation as E
 from srbench import metrics as M
+from srbench import work_split as Dist
 from srbench.cli import main
 from srbench.errors import BadInputError
 

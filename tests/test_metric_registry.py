@@ -29,7 +29,8 @@ def _mae(image: M.PerImage) -> float:
 
 
 # A lower-is-better toy: mean absolute error of the protocol's Y plane, with a tolerance no built-in has.
-MAE = M.Metric("mae_y", "MAE-Y", 3, False, True, "toy-1", "mean absolute error of Y", _mae, protocols=("sr",),
+MAE = M.Metric(name="mae_y", label="MAE-Y", digits=3, higher_is_better=False, needs_reference=True,
+               version="toy-1", description="mean absolute error of Y", compute=_mae, protocols=("sr",),
                tolerance=0.125, drift_check=True)
 
 
@@ -65,13 +66,18 @@ def _noisy_folder(tmp_path, sigma: float):
     return folder
 
 
+def _toy(name: str, **fields) -> M.Metric:
+    return M.Metric(name=name, label="x", digits=2, higher_is_better=True, needs_reference=True, version="1",
+                    description="x", compute=_mae, **fields)
+
+
 def test_register_refuses_a_taken_name_and_unknown_requirements(mae):
     with pytest.raises(BadInputError, match="already registered"):
-        M.register(M.Metric("psnr_y", "x", 2, True, True, "1", "x", _mae))
+        M.register(_toy("psnr_y"))
     with pytest.raises(BadInputError, match="requires unregistered metric"):
-        M.register(M.Metric("derived", "x", 2, True, True, "1", "x", _mae, requires=("nope",)))
+        M.register(_toy("derived", requires=("nope",)))
     with pytest.raises(BadInputError, match="plane must be one of"):
-        M.Metric("bad", "x", 2, True, True, "1", "x", _mae, plane="lab")
+        _toy("bad", plane="lab")
     assert list(M.all_metrics())[-1] == "mae_y"  # after the built-ins: the protocols' column order is kept
 
 
@@ -174,7 +180,8 @@ def test_entry_point_plugins_load_lazily_on_first_use(tmp_path, monkeypatch):
         def _gain(image):
             return float(image.sr.mean() / max(image.hr.mean(), 1e-9))
 
-        METRIC = Metric("toy_gain", "Gain", 3, True, True, "gain-1", "mean(SR) / mean(HR)", _gain)
+        METRIC = Metric(name="toy_gain", label="Gain", digits=3, higher_is_better=True, needs_reference=True,
+                        version="gain-1", description="mean(SR) / mean(HR)", compute=_gain)
     """))
     dist = tmp_path / "toyplug-0.1.dist-info"
     dist.mkdir()
@@ -246,3 +253,17 @@ def test_pyiqa_metric_needing_weights_is_reported_missing_without_downloading(of
                                     "--metrics", "pyiqa:brisque"])
     assert out.exit_code == 1
     assert "brisque_svm_weights.pth" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
+def test_niqe_facts_other_modules_use_are_fields_of_its_descriptor():
+    # Issue 22: evaluation, plots and the API read NIQE's ill-conditioning threshold and its smallest image from
+    # the descriptor, where they were a constant imported across modules and a sentence written in evaluation.
+    niqe = M.get_metric("niqe")
+    assert niqe.ill_conditioned_spread == 1e-3 and M.get_metric("brisque").ill_conditioned_spread == 1e-3
+    assert niqe.undefined_when == "NIQE needs two 96x96 blocks after the shave"
+    assert M.get_metric("psnr_y").ill_conditioned_spread is None
+
+
+def test_a_descriptor_is_written_with_keywords():
+    with pytest.raises(TypeError):
+        M.Metric("x", "x", 2, True, True, "1", "x", _mae)  # positional fields: refused, a descriptor is a card

@@ -146,7 +146,7 @@ def test_a_bad_lpips_backbone_file_is_one_clear_error(tmp_path, monkeypatch, kin
     import pickle
 
     torch = pytest.importorskip("torch")
-    from srbench.checkpoints import CheckpointError
+    from srbench.weightfiles import CheckpointError
 
     path = tmp_path / "alexnet-owt-7be5be79.pth"
     if kind == "random-bytes":
@@ -179,7 +179,7 @@ def test_lpips_uses_a_local_backbone_file(tmp_path, monkeypatch):
     assert M.lpips(a, a) == 0.0
     d_ab, d_ba = M.lpips(a, b), M.lpips(b, a)
     assert d_ab > 0 and abs(d_ab - d_ba) < 1e-6
-    model = lpips_mod._model(str(tmp_path / "alexnet-owt-7be5be79.pth"))
+    model = lpips_mod.lpips_network(str(tmp_path / "alexnet-owt-7be5be79.pth"))
     assert torch.equal(model.net.slice1[0].weight, state["features.0.weight"])
     assert torch.equal(model.net.slice5._modules["10"].weight, state["features.10.weight"])
 

@@ -187,8 +187,8 @@ def test_train_into_an_unwritable_folder_fails_before_building_anything(tmp_path
 
 
 def test_training_on_a_full_disk_stops_with_one_error_keeping_the_last_checkpoint(tmp_path, monkeypatch):
-    from srbench.config import resolve_config
     from srbench.train import Trainer
+    from srbench.train.config import resolve_config
 
     cfg = resolve_config("rrdb23-smoke", "smoke", ["data.batch_size=2", "psnr.iters=6", "psnr.checkpoint_every=3",
                                                    "psnr.val_every=100", "psnr.log_every=1"])
@@ -508,8 +508,8 @@ def test_a_second_trainer_fails_at_once_naming_the_holder(tmp_path):
 
 
 def test_trainer_holds_the_lock_for_the_whole_run_and_releases_it(tmp_path):
-    from srbench.config import resolve_config
     from srbench.train import Trainer, lock_run_folder
+    from srbench.train.config import resolve_config
 
     cfg = resolve_config("rrdb23-smoke", "smoke", ["data.batch_size=2", "psnr.iters=3", "psnr.val_every=100"])
     seen = []

@@ -1,4 +1,4 @@
-"""Published results (srbench.published): the shipped data file, its checks, the table and plane rows, and the
+"""Published results (srbench.published_results): the shipped data file, its checks, the table and plane rows, and the
 published numbers srbench can recompute from the reference data."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from srbench import published as P
+from srbench import published_results as P
 from srbench.errors import BadInputError
 
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from srbench import published as P
+from srbench import published_results as P
 from srbench.cli import main
 from srbench.errors import BadInputError
 

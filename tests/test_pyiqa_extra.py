@@ -16,10 +16,10 @@ import pytest
 from click.testing import CliRunner
 
 from srbench import metrics as M
-from srbench.checkpoints import CheckpointError
 from srbench.cli import main
 from srbench.errors import WeightsUnavailableError
 from srbench.protocols import PROTOCOLS
+from srbench.weightfiles import CheckpointError
 
 pytest.importorskip("pyiqa")
 

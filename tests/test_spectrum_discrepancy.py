@@ -10,13 +10,13 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from srbench import losses as L
 from srbench import metrics as M
 from srbench.cli import main
 from srbench.errors import BadInputError
 from srbench.evaluation import evaluate
 from srbench.metrics.spectrum import normalised_spectrum_1d, ring_index, spectrum_discrepancy
 from srbench.protocols import PROTOCOLS
+from srbench.train import losses as L
 
 
 def _durall_reference(img: np.ndarray) -> np.ndarray:

@@ -111,7 +111,7 @@ def test_planes_like_protocol_planes():
     gray_sr, gray_hr = sr[..., 0], hr[..., 0]
     for s, h in ((sr, hr), (gray_sr, gray_hr)):
         planes = T.TorchPlanes(T.as_images(s), T.as_images(h), 3, rounded=True)
-        ref = protocols._Planes(s, h, 3, True)
+        ref = protocols.Planes(s, h, 3, True)
         for which in ("sr", "hr"):
             assert np.array_equal(planes.get("y", which)[0].numpy(), ref.get("y", which))
             assert np.array_equal(T.to_host(planes.get("rgb", which))[0], ref.get("rgb", which))
@@ -193,12 +193,12 @@ def test_unit_float_sr_quantised_as_the_runner_does():
 
 # -- LPIPS and FID --------------------------------------------------------------------------------------------
 def test_lpips_input_as_host_conversion():
-    from srbench.metrics.lpips_alex import _to_tensor
+    from srbench.metrics.lpips_alex import to_tensor
 
     rng = np.random.default_rng(8)
     rgb = rng.integers(0, 256, (20, 24, 3), dtype=np.uint8)
-    assert torch.equal(T.lpips_input(T.as_images(rgb)), _to_tensor(rgb))
-    assert torch.equal(T.lpips_input(T.as_images(rgb[..., 1])), _to_tensor(rgb[..., 1]))
+    assert torch.equal(T.lpips_input(T.as_images(rgb)), to_tensor(rgb))
+    assert torch.equal(T.lpips_input(T.as_images(rgb[..., 1])), to_tensor(rgb[..., 1]))
 
 
 def test_lpips_torch_form_with_a_random_network(monkeypatch, tmp_path):
@@ -212,7 +212,7 @@ def test_lpips_torch_form_with_a_random_network(monkeypatch, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         net = lpips_pkg.LPIPS(net="alex", version="0.1", pnet_rand=True, verbose=False).eval()
-    monkeypatch.setattr(lpips_alex, "_model", lambda backbone, stamp=(): net)
+    monkeypatch.setattr(lpips_alex, "lpips_network", lambda backbone, stamp=(): net)
     (tmp_path / "random-alexnet").write_bytes(b"")  # the network is the one above; its file only has to exist
     monkeypatch.setattr(lpips_alex, "alexnet_path", lambda explicit=None: tmp_path / "random-alexnet")
     monkeypatch.setattr(T, "_DEVICE_MODELS", {})

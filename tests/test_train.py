@@ -12,10 +12,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from srbench import losses as L
-from srbench.config import resolve_config
 from srbench.errors import BadInputError
 from srbench.train import Trainer, TrainingDiverged, TrainingInterrupted, train
+from srbench.train import losses as L
+from srbench.train.config import resolve_config
 
 
 def test_config_layers_and_rejects_unknown_keys(tmp_path):

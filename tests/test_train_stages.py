@@ -13,8 +13,6 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from srbench import losses as L  # noqa: E402
-from srbench.config import resolve_config  # noqa: E402
 from srbench.train import (  # noqa: E402
     GanStage,
     IterationSampler,
@@ -27,6 +25,8 @@ from srbench.train import (  # noqa: E402
     deferred_sigint,
     training_data,
 )
+from srbench.train import losses as L  # noqa: E402
+from srbench.train.config import resolve_config  # noqa: E402
 
 CPU = torch.device("cpu")
 

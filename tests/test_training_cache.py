@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from srbench.config import resolve_config
 from srbench.train import cache as C
+from srbench.train.config import resolve_config
 
 TINY = {"psnr": {"iters": 2, "milestones": [1], "val_every": 2, "checkpoint_every": 2},
         "gan": {"iters": 2, "milestones": [1], "val_every": 2, "checkpoint_every": 2}}

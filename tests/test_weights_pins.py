@@ -3,7 +3,7 @@ stored values' identity and provenance, as a checkpoint's hash is for models.
 
 No real weights can be downloaded here: the files are stand-ins (NRQM models of the real one's structure from
 srbench.metrics.nrqm_synthetic; a random AlexNet feature state dict under torchvision's file name), and a file is
-made "the pinned one" by pinning its hash (the ledger ``srbench fetch`` writes, or a patched ``fetch.DOWNLOADS``).
+made "the pinned one" by pinning its hash (the ledger ``srbench fetch`` writes, or a patched ``downloads.DOWNLOADS``).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from click.testing import CliRunner
 
 import srbench
 from srbench import datasets as D
-from srbench import fetch as F
+from srbench import downloads as DL
 from srbench.cli import main
 from srbench.errors import SrbenchError
 from srbench.evaluation import evaluate
@@ -79,7 +79,7 @@ def _install(models, which: str, weights) -> str:
 
 def _pin_recorded(weights, sha: str) -> None:
     """The pin ``srbench fetch weights nrqm`` records at its first download (pyiqa publishes no hash)."""
-    (weights / F.LEDGER).write_text(json.dumps({N.NRQM_FILENAME: {"sha256": sha, "url": "x"}}))
+    (weights / DL.LEDGER).write_text(json.dumps({N.NRQM_FILENAME: {"sha256": sha, "url": "x"}}))
 
 
 def _ma(tiny, weights, store=None, **kwargs):
@@ -114,10 +114,10 @@ def test_a_file_that_is_not_the_recorded_pin_is_refused_in_one_line_naming_file_
 
 
 def test_a_file_not_the_pinned_prefix_of_the_table_is_refused(tiny, models, weights, monkeypatch):
-    """The pin table itself (fetch.DOWNLOADS) patched so that model A is "the pinned one", by a prefix as the file
+    """The pin table itself (downloads.DOWNLOADS) patched so that model A is "the pinned one", by a prefix as the file
     names of torchvision carry."""
     sha_a = _sha(models / "A.mat")
-    monkeypatch.setitem(F.DOWNLOADS, "nrqm", dataclasses.replace(F.DOWNLOADS["nrqm"], sha256=sha_a[:8]))
+    monkeypatch.setitem(DL.DOWNLOADS, "nrqm", dataclasses.replace(DL.DOWNLOADS["nrqm"], sha256=sha_a[:8]))
     _install(models, "B", weights)
     with pytest.raises(SrbenchError, match=f"is not the pinned {sha_a[:8]}: "):
         _ma(tiny, weights)
@@ -233,8 +233,8 @@ def _first_layer_distance(x) -> float:
     file as LPIPS does: the mean squared difference of the first AlexNet layer's responses."""
     import torch
 
-    from srbench.checkpoints import read_weights
     from srbench.metrics.lpips_alex import alexnet_path
+    from srbench.weightfiles import read_weights
 
     state = read_weights(alexnet_path(x.weights_dir))
     w, b = state["features.0.weight"], state["features.0.bias"]

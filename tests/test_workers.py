@@ -115,10 +115,12 @@ def test_runtime_registered_metrics_run_in_the_parent(tiny):
         calls.append(os.getpid())
         return float(np.mean(x.sr_plane()))
 
-    mean_y = M.Metric("mean_y", "mean Y", 2, True, False, "t1", "mean of Y", counting, protocols=("pirm",))
+    mean_y = M.Metric(name="mean_y", label="mean Y", digits=2, higher_is_better=True, needs_reference=False,
+                      version="t1", description="mean of Y", compute=counting, protocols=("pirm",))
     # Derived from a metric computed in a worker: reads its value after it arrived.
-    half_niqe = M.Metric("half_niqe", "NIQE/2", 3, False, False, "t1", "half NIQE",
-                         lambda x: x.values["niqe"] / 2, plane="none", protocols=("pirm",), requires=("niqe",))
+    half_niqe = M.Metric(name="half_niqe", label="NIQE/2", digits=3, higher_is_better=False, needs_reference=False,
+                         version="t1", description="half NIQE",
+                         compute=lambda x: x.values["niqe"] / 2, plane="none", protocols=("pirm",), requires=("niqe",))
     real = M.get_metric("rmse")
     shifted = dataclasses.replace(real, compute=lambda x: {"mse": 1.0, "rmse": 1.0}, version="t")
     with M.temporarily(mean_y), M.temporarily(half_niqe), M.temporarily(shifted):

@@ -159,13 +159,13 @@ def _find_weights(weights_dir: str | None) -> Path:
 
 
 @functools.cache
-def _inception(weights_file: str, stamp: tuple[int, ...] = ()) -> Any:
+def inception_network(weights_file: str, stamp: tuple[int, ...] = ()) -> Any:
     """torch-fidelity's InceptionV3 with the local weights; its download call cannot reach the network. ``stamp``
     (``srbench.weights.stamp``) keys the cache, so a file replaced in place is read again."""
     import torch
     import torch_fidelity.feature_extractor_inceptionv3 as fe
 
-    from srbench.checkpoints import read_weights
+    from srbench.weightfiles import read_weights
 
     def local_state_dict(url: str, *args: Any, **kwargs: Any) -> Any:
         if Path(url).name != INCEPTION_FILENAME:  # another release of torch-fidelity wants another file
@@ -190,7 +190,7 @@ def inception_features(patches: np.ndarray, weights_dir: str | None = None) -> n
     from srbench.weights import stamp
 
     path = inception_path(weights_dir)
-    net = _inception(str(path), stamp(path))
+    net = inception_network(str(path), stamp(path))
     device = next(net.parameters()).device
     out = []
     with torch.no_grad():
@@ -201,7 +201,13 @@ def inception_features(patches: np.ndarray, weights_dir: str | None = None) -> n
     return np.concatenate(out) if out else np.zeros((0, 2048))
 
 
-def _features(patches: np.ndarray, weights_dir: str | None) -> np.ndarray:
+def extractor_injected() -> bool:
+    """Whether a :func:`use_feature_extractor` block is active (FID then needs no Inception and no weights)."""
+    return bool(_INJECTED)
+
+
+def features(patches: np.ndarray, weights_dir: str | None) -> np.ndarray:
+    """FID's features of uint8 N x P x P x 3 patches: the injected extractor's, else Inception's."""
     if _INJECTED:
         return np.asarray(_INJECTED[-1](patches), np.float64) if len(patches) else np.zeros((0, 0))
     return inception_features(patches, weights_dir)
@@ -217,7 +223,7 @@ class FidState:
 def _prepare(x: PerImage, size: int = PATCH_SIZE) -> tuple[np.ndarray, np.ndarray]:
     """One image's SR and HR patch features (worker thread)."""
     sr, hr = extract_patches(x.sr_plane(), size), extract_patches(x.hr_plane(), size)
-    return _features(sr, x.weights_dir), _features(hr, x.weights_dir)
+    return features(sr, x.weights_dir), features(hr, x.weights_dir)
 
 
 def _add(state: FidState, features: tuple[np.ndarray, np.ndarray]) -> None:
@@ -237,16 +243,18 @@ def _finish(state: FidState) -> dict[str, float]:
 ACCUMULATOR = DatasetAccumulator(start=FidState, add=_add, finish=_finish, prepare=_prepare)
 
 FID = Metric(
-    "fid", "FID", 2, False, True, "tfid-inception2015-p64-1",
-    f"FID between the SR and HR sets (torch-fidelity InceptionV3 2048-d pool features, its TF-compatible bilinear "
-    f"resize to 299) on {PATCH_SIZE}x{PATCH_SIZE} patches: the non-overlapping grid plus the grid shifted by "
+    name="fid", label="FID", digits=2, higher_is_better=False, needs_reference=True,
+    version="tfid-inception2015-p64-1",
+    description=f"FID between the SR and HR sets (torch-fidelity InceptionV3 2048-d pool features, its TF-compatible "
+    f"bilinear resize to 299) on {PATCH_SIZE}x{PATCH_SIZE} patches: the non-overlapping grid plus the grid shifted by "
     f"{PATCH_SIZE // 2} when the image is at least {PATCH_SIZE * 3 // 2} px high and wide (FID/P of Mentzer et al. "
     f"2020), on the protocol's RGB; one value per dataset; fid_n_patches samples per side (fewer than 2048 "
     f"make the covariance rank-deficient)",
-    per_image_unsupported, plane="rgb", protocols=("sr", "pirm"), extra_outputs=("fid_n_patches",),
+    compute=per_image_unsupported, plane="rgb", protocols=("sr", "pirm"), extra_outputs=("fid_n_patches",),
     weights=INCEPTION_FILENAME, find_weights=_find_weights, tolerance=1e-2, level="dataset", accumulator=ACCUMULATOR,
     aggregation=f"Fréchet distance of SR and HR {PATCH_SIZE}x{PATCH_SIZE}-patch feature statistics over the set",
 )
 
 __all__ = ["FID", "INCEPTION_FILENAME", "INCEPTION_URL", "PATCH_SIZE", "RunningMoments", "extract_patches",
-           "frechet_distance", "inception_features", "inception_path", "patch_positions", "use_feature_extractor"]
+           "extractor_injected", "features", "frechet_distance", "inception_features", "inception_network",
+           "inception_path", "patch_positions", "use_feature_extractor"]

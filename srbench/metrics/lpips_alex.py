@@ -27,7 +27,7 @@ def alexnet_path(explicit: str | os.PathLike | None = None) -> Path:
 
 
 @functools.cache
-def _model(backbone: str, stamp: tuple[int, ...] = ()) -> Any:
+def lpips_network(backbone: str, stamp: tuple[int, ...] = ()) -> Any:
     """LPIPS with the AlexNet ``backbone``; ``stamp`` (``srbench.weights.stamp``) keys the cache, so a file replaced
     in place is read again."""
     import warnings
@@ -39,7 +39,7 @@ def _model(backbone: str, stamp: tuple[int, ...] = ()) -> Any:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # lpips passes torchvision's deprecated `pretrained`
         model = lpips_pkg.LPIPS(net="alex", version="0.1", pnet_rand=True, verbose=False)
-    from srbench.checkpoints import CheckpointError, read_weights
+    from srbench.weightfiles import CheckpointError, read_weights
 
     state = read_weights(backbone)  # refuses pickled code and says what a non-checkpoint is
     for block in (model.net.slice1, model.net.slice2, model.net.slice3, model.net.slice4, model.net.slice5):
@@ -56,7 +56,8 @@ def _model(backbone: str, stamp: tuple[int, ...] = ()) -> Any:
     return model.eval()
 
 
-def _to_tensor(img: np.ndarray) -> Any:
+def to_tensor(img: np.ndarray) -> Any:
+    """An H x W (x 3) image in 0..255 as LPIPS takes it: a 1 x 3 x H x W float32 tensor in -1..1."""
     import torch
 
     x = np.asarray(img, dtype=np.float64)
@@ -76,6 +77,6 @@ def lpips(a: np.ndarray, b: np.ndarray, *, weights_dir: str | os.PathLike | None
     from srbench.weights import stamp
 
     path = alexnet_path(weights_dir)
-    model = _model(str(path), stamp(path))
+    model = lpips_network(str(path), stamp(path))
     with torch.no_grad():
-        return float(model(_to_tensor(a), _to_tensor(b)).item())
+        return float(model(to_tensor(a), to_tensor(b)).item())

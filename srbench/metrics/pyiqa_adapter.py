@@ -165,9 +165,11 @@ def pyiqa_metric(name: str) -> Metric:
     cfg = configs[name]
     fr = cfg.get("metric_mode") == "FR"
     return Metric(
-        f"{PREFIX}{name}", name.upper(), 4, not cfg.get("lower_better", False), fr, f"pyiqa-{pyiqa.__version__}",
-        f"pyiqa's {name} ({cfg.get('metric_mode')}, range {cfg.get('score_range', '?')}) on the protocol's RGB",
-        _compute(name, fr), plane="rgb", find_weights=_finder(name),
+        name=f"{PREFIX}{name}", label=name.upper(), digits=4, higher_is_better=not cfg.get("lower_better", False),
+        needs_reference=fr, version=f"pyiqa-{pyiqa.__version__}",
+        description=f"pyiqa's {name} ({cfg.get('metric_mode')}, range {cfg.get('score_range', '?')}) on the "
+                    "protocol's RGB",
+        compute=_compute(name, fr), plane="rgb", find_weights=_finder(name),
     )
 
 

@@ -95,7 +95,7 @@ def weight_paths(pyiqa_name: str, weights_dir: str | None = None) -> list[Path]:
 
 @functools.cache
 def _checked(path: str, size: int, mtime_ns: int) -> None:
-    from srbench.checkpoints import read_weights
+    from srbench.weightfiles import read_weights
 
     read_weights(path)  # a CheckpointError (pickled code, not a checkpoint, truncated) before pyiqa loads it
 
@@ -153,7 +153,8 @@ def _pyiqa_version() -> str:
 
 def _descriptor(name: str, pyiqa_name: str, label: str, description: str) -> Metric:
     files = FILES[pyiqa_name]
-    return Metric(name, label, 4, False, True, f"pyiqa-{_pyiqa_version()}", description, _compute(pyiqa_name),
+    return Metric(name=name, label=label, digits=4, higher_is_better=False, needs_reference=True,
+                  version=f"pyiqa-{_pyiqa_version()}", description=description, compute=_compute(pyiqa_name),
                   plane="rgb", protocols=("sr", "pirm"), weights=" + ".join(f.filename for f in files),
                   find_weights=_finder(pyiqa_name), weight_files=_files(pyiqa_name), tolerance=1e-4)
 

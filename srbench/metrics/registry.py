@@ -94,9 +94,10 @@ def per_image_unsupported(x: PerImage) -> NoReturn:
     raise SrbenchError("a dataset-level metric has no per-image value (its accumulator makes the dataset value)")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Metric:
-    """Everything srbench knows about one reported metric."""
+    """Everything srbench knows about one reported metric, given field by field (keywords only: a descriptor
+    reads as a card, ``Metric(name="psnr_y", label="PSNR-Y", digits=2, higher_is_better=True, ...)``)."""
 
     name: str
     label: str  # table header
@@ -129,6 +130,12 @@ class Metric:
     # image, the same numbers as ``compute`` within the tolerance its module states. ``compute`` stays the
     # reference; evaluation uses this one only when the SR images are on a device already.
     torch_compute: Callable[[TorchBatch], Sequence[float | Mapping[str, float]]] | None = None
+    # Conditioning, for a metric whose ``<name>_spread`` output says how far its value moves with the sign of
+    # rounding residues in flat areas (NIQE, BRISQUE): above this spread the value is an artifact of
+    # floating-point summation, and evaluate, tables and plots say so. None: no such output.
+    ill_conditioned_spread: float | None = None
+    # When the metric has no value (NaN) for an image, in words, for the note beside it ("": never said).
+    undefined_when: str = ""
 
     def __post_init__(self) -> None:
         if self.plane not in PLANES:

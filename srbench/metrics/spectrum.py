@@ -49,9 +49,9 @@ For one image (the protocol's RGB image, border shaved, as uint8 0..255):
 4. min-max normalisation of that 1-D profile to [0, 1] (their ``(psd1D - min) / (max - min)``).
 
 The paper's spectral loss is the binary cross-entropy of the generated image's normalised spectrum against the
-real one's (``srbench.losses.spectral_loss``); as a metric srbench takes the **mean squared difference** of the two
-normalised spectra over the rings, per image, and the mean over images per dataset. The study does not print its
-formula: this is the most plausible reading of "spectrum discrepancy" in its range, checked on the reference
+real one's (``srbench.train.losses.spectral_loss``); as a metric srbench takes the **mean squared difference** of
+the two normalised spectra over the rings, per image, and the mean over images per dataset. The study does not
+print its formula: this is the most plausible reading of "spectrum discrepancy" in its range, checked on the reference
 data (bicubic x4 gives 0.0074 on Set5, 0.0078 on Set14 and 0.0089 on BSD100, where the study's GAN models give
 3e-4 to 8e-3; the other candidates are off by orders of magnitude: the BCE is at least the HR spectrum's
 binary entropy, about 0.5 on Set5, the mean absolute difference about 0.07, and the MSE of linear power spectra
@@ -143,11 +143,11 @@ def spectrum_of(x: PerImage) -> dict[str, float]:
 
 
 SPECTRUM = Metric(
-    "spectrum", "Spectrum", 3, False, True, "1",
-    "power-spectrum discrepancy of the Y plane: mean |log10 P_sr - log10 P_hr| over radial frequency bins of "
-    "width 1/min(H,W) up to 0.5 cycles/px (mean removed, 2-D Hann window, eps 1e-6), in decades; "
+    name="spectrum", label="Spectrum", digits=3, higher_is_better=False, needs_reference=True, version="1",
+    description="power-spectrum discrepancy of the Y plane: mean |log10 P_sr - log10 P_hr| over radial frequency bins "
+    "of width 1/min(H,W) up to 0.5 cycles/px (mean removed, 2-D Hann window, eps 1e-6), in decades; "
     "spectrum_hf: the same over the bins above 0.25 cycles/px",
-    spectrum_of, protocols=("sr", "pirm"), extra_outputs=("spectrum_hf",), tolerance=1e-3,
+    compute=spectrum_of, protocols=("sr", "pirm"), extra_outputs=("spectrum_hf",), tolerance=1e-3,
 )
 
 
@@ -156,7 +156,7 @@ def ring_index(h: int, w: int) -> np.ndarray:
     """(H, W) int64: the ring of each pixel of an h x w plane, ``floor`` of its distance to ((W-1)/2, (H-1)/2).
 
     The one definition of Durall et al.'s rings, shared by this metric and the spectral training loss
-    (``srbench.losses``), which averages over them with a matrix product on the training device."""
+    (``srbench.train.losses``), which averages over them with a matrix product on the training device."""
     y = np.arange(h, dtype=np.float64)[:, None] - (h - 1) / 2
     x = np.arange(w, dtype=np.float64)[None, :] - (w - 1) / 2
     return np.floor(np.hypot(y, x)).astype(np.int64)
@@ -246,11 +246,12 @@ def spectrum_discrepancy_of(x: PerImage) -> float:
 
 
 SPECTRUM_DISCREPANCY = Metric(
-    "spectrum_discrepancy", "Spectrum discr.", 5, False, True, "durall2020-mse-1",
-    "Durall et al. (CVPR 2020) normalised 1-D spectrum: grey (0.2989/0.5870/0.1140) of the RGB image, "
+    name="spectrum_discrepancy", label="Spectrum discr.", digits=5, higher_is_better=False, needs_reference=True,
+    version="durall2020-mse-1",
+    description="Durall et al. (CVPR 2020) normalised 1-D spectrum: grey (0.2989/0.5870/0.1140) of the RGB image, "
     "20 ln(|fftshift(fft2)| + 1e-8) averaged over integer rings about the centre (innermost and outer partial ring "
     "dropped), min-max normalised; mean squared difference of SR's and HR's (not `spectrum`, in decades)",
-    spectrum_discrepancy_of, plane="rgb", protocols=("sr", "pirm"), tolerance=1e-6,
+    compute=spectrum_discrepancy_of, plane="rgb", protocols=("sr", "pirm"), tolerance=1e-6,
 )
 
 __all__ = ["DURALL_EPS", "DURALL_GREY", "EPS", "HF_FROM", "MIN_SIZE", "SPECTRUM", "SPECTRUM_DISCREPANCY",

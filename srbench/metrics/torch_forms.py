@@ -130,7 +130,7 @@ def shave(x: torch.Tensor, border: int) -> torch.Tensor:
 
 
 class TorchPlanes:
-    """The planes of a batch of SR/HR pairs, as ``srbench.protocols._Planes`` makes them for one pair: plane
+    """The planes of a batch of SR/HR pairs, as ``srbench.protocols.Planes`` makes them for one pair: plane
     "y" is ``N x H x W`` float64, "rgb" the ``N x C x H x W`` uint8 images, both shaved; made once, when asked.
 
     ``sr`` may be a generator's raw float output in 0..1 (``unit=True``: quantised as ``Runner.upscale``
@@ -326,7 +326,7 @@ _DEVICE_MODELS: dict[tuple[str, tuple[int, ...], str], Any] = {}
 
 
 def lpips_input(images: torch.Tensor) -> torch.Tensor:
-    """``lpips_alex._to_tensor`` on device: ``N x C x H x W`` (0..255) -> float32 in -1..1, three channels."""
+    """``lpips_alex.to_tensor`` on device: ``N x C x H x W`` (0..255) -> float32 in -1..1, three channels."""
     images = as_images(images)
     x = images.to(torch.float64)
     if x.shape[1] == 1:
@@ -335,12 +335,12 @@ def lpips_input(images: torch.Tensor) -> torch.Tensor:
 
 
 def _lpips_model(backbone: str, device: torch.device, stamp: tuple[int, ...] = ()) -> Any:
-    from srbench.metrics.lpips_alex import _model
+    from srbench.metrics.lpips_alex import lpips_network
 
     key = (backbone, stamp, str(device))
     with _MODELS_LOCK:
         if key not in _DEVICE_MODELS:
-            cpu = _model(backbone, stamp)
+            cpu = lpips_network(backbone, stamp)
             _DEVICE_MODELS[key] = cpu if device.type == "cpu" else copy.deepcopy(cpu).to(device)
         return _DEVICE_MODELS[key]
 
@@ -374,14 +374,14 @@ def fid_patches(images: torch.Tensor, size: int | None = None) -> list[torch.Ten
 
 
 def fid_features(patches: torch.Tensor, weights_dir: str | None = None) -> np.ndarray:
-    """``fid._features`` of channel-first uint8 patches on any device: the same batches of 32 through the same
+    """``fid.features`` of channel-first uint8 patches on any device: the same batches of 32 through the same
     network, features (2048 floats a patch) returned to the host; an injected extractor gets host patches."""
     from srbench.metrics import fid
 
-    if fid._INJECTED:
-        return fid._features(patches.permute(0, 2, 3, 1).cpu().numpy(), weights_dir)
+    if fid.extractor_injected():
+        return fid.features(patches.permute(0, 2, 3, 1).cpu().numpy(), weights_dir)
     path = fid.inception_path(weights_dir)
-    net = fid._inception(str(path), weights.stamp(path))
+    net = fid.inception_network(str(path), weights.stamp(path))
     device = next(net.parameters()).device
     out = []
     with torch.no_grad():

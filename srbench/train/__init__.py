@@ -9,7 +9,7 @@ draws a disjoint slice of every iteration's sample indices (the role Distributed
 loops), gradients are averaged by DDP, and rank 0 writes every file.
 
 The parts: ``data`` (patches, sampler, validation), ``stages`` (:class:`PsnrStage`, :class:`GanStage`: networks,
-optimisers, one ``step``), ``distributed`` (process group, buffer sync, rank digests), ``logs`` (log.csv,
+optimisers, one ``step``), ``ddp`` (process group, DDP wrapping, buffer sync, rank digests), ``logs`` (log.csv,
 TensorBoard), ``lock`` (one trainer per run folder), ``loop`` (:class:`Trainer`: files, resume, the loop) and
 ``cache`` (finished stages by fingerprint, shared by every run and suite entry that needs them).
 """
@@ -23,9 +23,9 @@ from srbench.train.data import (
     validation_l1,
     validation_pairs,
 )
-from srbench.train.distributed import Dist, init_distributed, state_digest, sync_buffers, write_rank_digests
+from srbench.train.ddp import Dist, init_distributed, state_digest, sync_buffers, write_rank_digests
 from srbench.train.lock import LOCK_NAME, lock_run_folder
-from srbench.train.logs import RunLog, _CsvLog
+from srbench.train.logs import CsvLog, RunLog
 from srbench.train.loop import (
     Trainer,
     TrainingInterrupted,
@@ -37,8 +37,8 @@ from srbench.train.loop import (
 from srbench.train.stages import STAGES, GanStage, NonFiniteLoss, PsnrStage, TrainingDiverged
 
 __all__ = [
-    "LOCK_NAME", "STAGES", "Dist", "GanStage", "IterationSampler", "NonFiniteLoss", "PatchDataset", "PsnrStage",
-    "RunLog", "TrainResult", "Trainer", "TrainingCache", "TrainingDiverged", "TrainingInterrupted", "_CsvLog",
+    "LOCK_NAME", "STAGES", "CsvLog", "Dist", "GanStage", "IterationSampler", "NonFiniteLoss", "PatchDataset",
+    "PsnrStage", "RunLog", "TrainResult", "Trainer", "TrainingCache", "TrainingDiverged", "TrainingInterrupted",
     "deferred_sigint", "init_distributed", "load_hr_images", "lock_run_folder", "recorded_iters", "stage_key",
     "state_digest", "sync_buffers", "train", "training_data", "validation_l1", "validation_pairs",
     "write_rank_digests",

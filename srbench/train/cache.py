@@ -50,8 +50,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from srbench.config import STAGES, TrainConfig
 from srbench.errors import OutputError, SrbenchError
+from srbench.train.config import STAGES, TrainConfig
 
 CACHE_FORMAT = 1
 ENTRY_FILE = "entry.json"
@@ -90,7 +90,7 @@ def fingerprint_inputs(config: TrainConfig, stage: str, *, data: dict[str, str |
     """What determines the weights of ``stage`` of ``config`` (see the module docstring), as JSON-ready values."""
     import torch
 
-    import srbench
+    from srbench.version import __version__
 
     if stage not in STAGES:
         raise SrbenchError(f"unknown stage {stage!r}")
@@ -108,7 +108,7 @@ def fingerprint_inputs(config: TrainConfig, stage: str, *, data: dict[str, str |
     return {
         "format": CACHE_FORMAT, "stage": stage, "config": resolved, "data": data, "init": init_sha256,
         "device": "cuda" if device.startswith("cuda") else device,
-        "threads": threads if not device.startswith("cuda") else None, "srbench": srbench.__version__,
+        "threads": threads if not device.startswith("cuda") else None, "srbench": __version__,
         "torch": torch.__version__.split("+")[0],
     }
 
@@ -288,7 +288,7 @@ def _resumable(stage_dir: Path, config: TrainConfig, stage: str) -> bool:
         saved = json.loads((stage_dir / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    from srbench.config import upgrade_saved_config
+    from srbench.train.config import upgrade_saved_config
 
     return upgrade_saved_config(saved) == json.loads(json.dumps({"stage": stage, **config.to_dict()}))
 
@@ -311,8 +311,9 @@ def place(cached: CachedStage, dest: str | os.PathLike, *, config: TrainConfig, 
     """Put the entry's weights into the stage folder ``dest`` (a hard link, else a copy) with sidecars that
     describe ``config`` (this suite entry's own configuration) and name the cache entry; returns the final
     weights there. The weights are the entry's bytes: their sha256, the store's model key, is the entry's."""
-    from srbench.checkpoints import CheckpointError, sidecar_path
+    from srbench.checkpoints import sidecar_path
     from srbench.images import atomic_write_text
+    from srbench.weightfiles import CheckpointError
 
     dest = Path(dest)
     try:

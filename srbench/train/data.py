@@ -14,9 +14,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from srbench.config import TrainConfig
 from srbench.errors import BadInputError
 from srbench.matlab import imresize, modcrop
+from srbench.train.config import TrainConfig
 
 log = logging.getLogger("srbench.train")
 

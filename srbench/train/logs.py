@@ -9,7 +9,7 @@ from srbench.errors import OutputError
 from srbench.images import atomic_write_text
 
 
-class _CsvLog:
+class CsvLog:
     """The loss log: one row per logged iteration, appended. On resume, rows past the resumed iteration (written
     after the last checkpoint by the interrupted run) are dropped first, so the log matches the weights."""
 
@@ -66,7 +66,7 @@ class RunLog:
         if not resume:
             (folder / "log.csv").unlink(missing_ok=True)  # left by a run that died before its first checkpoint
         self.stage = stage
-        self.csv = _CsvLog(folder / "log.csv", resumed_at)
+        self.csv = CsvLog(folder / "log.csv", resumed_at)
         self.tb = _tensorboard(folder / "tb")
 
     def write(self, row: dict) -> None:

@@ -20,15 +20,16 @@ from typing import Any
 
 import torch
 
-from srbench.checkpoints import CheckpointError, save_checkpoint
-from srbench.config import TrainConfig, upgrade_saved_config
+from srbench.checkpoints import save_checkpoint
 from srbench.errors import BadInputError, OutputError, SrbenchError
 from srbench.images import atomic_write_bytes, atomic_write_text, ensure_writable_dir
+from srbench.train.config import TrainConfig, upgrade_saved_config
 from srbench.train.data import training_data, validation_l1
-from srbench.train.distributed import Dist, init_distributed, sync_buffers, write_rank_digests
+from srbench.train.ddp import Dist, init_distributed, sync_buffers, write_rank_digests
 from srbench.train.lock import lock_run_folder
 from srbench.train.logs import RunLog
 from srbench.train.stages import STAGES, NonFiniteLoss, TrainingDiverged
+from srbench.weightfiles import CheckpointError
 
 
 class TrainingInterrupted(SrbenchError):

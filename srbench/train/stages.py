@@ -19,12 +19,13 @@ from typing import TypeVar, cast
 import torch
 from torch import nn
 
-from srbench import losses as L
 from srbench.archs import GENERATORS, VGGStyleDiscriminator, build_generator
-from srbench.checkpoints import CheckpointError, generator_info, load_generator
-from srbench.config import LossConfig, StageConfig, TrainConfig
+from srbench.checkpoints import generator_info, load_generator
 from srbench.errors import BadInputError, SrbenchError
-from srbench.train.distributed import Dist, unwrap, wrap
+from srbench.train import losses as L
+from srbench.train.config import LossConfig, StageConfig, TrainConfig
+from srbench.train.ddp import Dist, unwrap, wrap
+from srbench.weightfiles import CheckpointError
 
 
 class TrainingDiverged(SrbenchError):

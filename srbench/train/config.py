@@ -12,7 +12,7 @@ TOML layout (every key optional, every number of a preset can be overridden)::
     num_block = 8
     [loss]
     perceptual_layer = "conv5_4"
-    adversarial = "ragan"           # srbench.losses.ADVERSARIAL_KINDS
+    adversarial = "ragan"           # srbench.train.losses.ADVERSARIAL_KINDS
     frequency = "fft"               # none, fft, fft-l1, spectral; weighted by frequency_weight
     frequency_weight = 0.3
     [data]
@@ -29,7 +29,6 @@ import copy
 import dataclasses
 import itertools
 import math
-import os
 import re
 import tomllib
 import types
@@ -40,6 +39,8 @@ from pathlib import Path
 from typing import Any
 
 from srbench.errors import BadInputError
+from srbench.paths import user_path
+from srbench.text import read_toml, shown
 
 STAGES = ("psnr", "gan")
 PRESETS = ("smoke", "short", "paper")
@@ -48,7 +49,7 @@ INT64_MAX = 2**63 - 1  # seeds and counters end up in JSON, SQLite and numpy: al
 SAFE_NAME = re.compile(r"(?!\.{1,2}\Z)[^/\\\x00-\x1f]{1,200}")  # used with fullmatch
 SAFE_NAME_TEXT = ("a name usable as one folder name (no '/', '\\' or control characters, not '.' or '..', "
                   "1 to 200 characters)")
-PIXEL_LOSSES = ("l1", "l2")  # srbench.losses.pixel_loss
+PIXEL_LOSSES = ("l1", "l2")  # srbench.train.losses.pixel_loss
 VGG_WEIGHTS_NAMED = ("imagenet", "random")
 
 
@@ -125,12 +126,6 @@ class Rule:
                                 f"increasing values, each {self.allowed(integer)}")
 
 
-def shown(value: Any, limit: int = 80) -> str:
-    """``repr(value)`` cut to ``limit`` characters: error messages stay one readable line."""
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 def _num(x: float) -> str:
     return f"{x:g}" if isinstance(x, float) else str(x)
 
@@ -152,25 +147,25 @@ def _vgg_layers() -> tuple:
 
 
 def _adversarial_kinds() -> tuple:
-    from srbench.losses import ADVERSARIAL_KINDS
+    from srbench.train.losses import ADVERSARIAL_KINDS
 
     return ADVERSARIAL_KINDS
 
 
 def _perceptual_backbones() -> tuple:
-    from srbench.losses import PERCEPTUAL_BACKBONES
+    from srbench.train.losses import PERCEPTUAL_BACKBONES
 
     return PERCEPTUAL_BACKBONES
 
 
 def _perceptual_criteria() -> tuple:
-    from srbench.losses import PERCEPTUAL_CRITERIA
+    from srbench.train.losses import PERCEPTUAL_CRITERIA
 
     return PERCEPTUAL_CRITERIA
 
 
 def _frequency_losses() -> tuple:
-    from srbench.losses import FREQUENCY_LOSSES
+    from srbench.train.losses import FREQUENCY_LOSSES
 
     return FREQUENCY_LOSSES
 
@@ -189,20 +184,12 @@ def _check_vgg_weights(value: str, path: str) -> None:
     file = user_path(value, path)
     if not _is_file(file):
         raise BadInputError(f"{path}: {shown(value)} is not allowed: no such file; allowed: {allowed}")
-    from srbench.checkpoints import CheckpointError, check_weights_file
+    from srbench.weightfiles import CheckpointError, check_weights_file
 
     try:  # reads only the file's pickle, not its tensors: pickled code and non-checkpoints fail here, not hours later
         check_weights_file(file)
     except CheckpointError as exc:
         raise BadInputError(f"{path}: {exc}") from None
-
-
-def user_path(text: str | os.PathLike, what: str) -> Path:
-    """``Path(text).expanduser()``, with an unknown ``~user`` as a one-line error instead of a RuntimeError."""
-    try:
-        return Path(text).expanduser()
-    except RuntimeError:
-        raise BadInputError(f"{what}: cannot expand {shown(str(text))}: no such user's home folder") from None
 
 
 def _is_file(path: Path) -> bool:
@@ -230,7 +217,7 @@ class LossConfig:
     adversarial_weight: float = _f(5e-3, **WEIGHT)
     gp_weight: float = _f(10.0, **WEIGHT)
     lpips_weight: float = _f(0.0, **WEIGHT)  # LPIPS beside the perceptual term (AlexNet from the weights folder)
-    # none, or a term of srbench.losses.FREQUENCY_LOSSES weighted by frequency_weight (> 0 exactly when one is
+    # none, or a term of srbench.train.losses.FREQUENCY_LOSSES weighted by frequency_weight (> 0 exactly when one is
     # chosen). The former key fft_weight = w reads as frequency = "fft-l1", frequency_weight = w.
     frequency: str = _f("none", choices=_frequency_losses)
     frequency_weight: float = _f(0.0, **WEIGHT)
@@ -426,25 +413,6 @@ def _deep_update(target: dict, source: dict) -> dict:
         else:
             target[key] = copy.deepcopy(value)
     return target
-
-
-def read_toml(path: Path, what: str = "config file") -> dict[str, Any]:
-    """A TOML file's table, or one BadInputError naming the file: missing, unreadable, not UTF-8, invalid."""
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise BadInputError(f"{path}: cannot read {what} ({exc.strerror or exc})") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise BadInputError(f"{path}: {what} is not UTF-8 text (byte offset {exc.start}); TOML files are "
-                            "UTF-8") from None
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise BadInputError(f"{path}: invalid TOML ({exc})") from None
-    except RecursionError:
-        raise BadInputError(f"{path}: invalid TOML (nested too deeply)") from None
 
 
 def load_recipe(variant: str | dict) -> tuple[str, dict[str, Any]]:

@@ -298,7 +298,7 @@ class LPIPSLoss(nn.Module):
     def __init__(self, weights_dir: str | os.PathLike | None = None,
                  weights: str | os.PathLike | None = "imagenet") -> None:
         super().__init__()
-        from srbench.metrics.lpips_alex import _model, alexnet_path
+        from srbench.metrics.lpips_alex import alexnet_path, lpips_network
 
         if weights is None:
             log.warning("LPIPSLoss: random AlexNet (weights=None); the perceptual loss is not LPIPS's")
@@ -306,7 +306,7 @@ class LPIPSLoss(nn.Module):
         else:
             path = alexnet_path(weights_dir) if weights == "imagenet" else _weights_file(weights, "AlexNet")
             # A copy: the metric's cached network must not move to the training device or change.
-            self.net = copy.deepcopy(_model(str(path)))
+            self.net = copy.deepcopy(lpips_network(str(path)))
         self.net.requires_grad_(False)
 
     def forward(self, sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
@@ -324,7 +324,7 @@ def _random_lpips() -> nn.Module:
 
 
 def _weights_file(weights: str | os.PathLike, what: str) -> Path:
-    from srbench.config import user_path
+    from srbench.paths import user_path
 
     path = user_path(weights, f"{what} weights")
     if not path.is_file():
@@ -360,7 +360,7 @@ def dists_weights_path(weights_dir: str | os.PathLike | None = None) -> Path:
 
 
 def _dists_alpha_beta(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
-    from srbench.checkpoints import CheckpointError, read_weights
+    from srbench.weightfiles import CheckpointError, read_weights
 
     try:
         state = read_weights(path)
@@ -398,7 +398,7 @@ def _vgg16_features(weights: str | os.PathLike | None, weights_dir: str | os.Pat
     from torchvision.models import vgg16
 
     from srbench import paths
-    from srbench.archs import _vgg19_features_state
+    from srbench.archs import vgg_features_state
 
     if weights is None:
         log.warning("DISTSLoss: random VGG16 (weights=None); the perceptual loss is not DISTS's")
@@ -408,7 +408,7 @@ def _vgg16_features(weights: str | os.PathLike | None, weights_dir: str | os.Pat
             if weights == "imagenet" else _weights_file(weights, "VGG16"))
     with torch.device("meta"):  # the expected shapes, without initialising 138M weights for a refusal
         expected = vgg16(weights=None).features.state_dict()
-    state = _vgg19_features_state(path, expected, "VGG16")
+    state = vgg_features_state(path, expected, "VGG16")
     features = vgg16(weights=None).features
     features.load_state_dict(state)
     return features
