@@ -60,10 +60,12 @@ def _losses(name: str) -> dict[str, tuple]:
 
 
 def test_the_loss_study_suites_are_its_ablations():
-    assert _losses("loss-perceptual") == {"vgg": ("vgg", "ragan", "none", 0.0), "lpips": ("lpips", "ragan", "none", 0.0),
+    assert _losses("loss-perceptual") == {"vgg": ("vgg", "ragan", "none", 0.0),
+                                          "lpips": ("lpips", "ragan", "none", 0.0),
                                           "dists": ("dists", "ragan", "none", 0.0)}
     adversarial = _losses("loss-adversarial")
-    assert [a for _, a, _, _ in adversarial.values()] == ["ragan", "rahinge", "rals", "rcgan", "rchinge", "rcls", "ragp"]
+    assert [a for _, a, _, _ in adversarial.values()] == ["ragan", "rahinge", "rals", "rcgan", "rchinge", "rcls",
+                                                          "ragp"]
     assert {(b, f) for b, _, f, _ in adversarial.values()} == {("lpips", "none")}
     assert _losses("loss-frequency") == {
         "ragp": ("lpips", "ragp", "none", 0.0),
