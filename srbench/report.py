@@ -538,9 +538,7 @@ def study_metrics_table(report, tidy: pd.DataFrame, fmt: str = "markdown") -> st
 
 
 def _metric_label(name: str) -> str:
-    from srbench.metrics import all_metrics
-
-    found = all_metrics().get(name)
+    found = _registered().get(name)
     return found.label if found is not None else name
 
 

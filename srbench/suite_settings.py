@@ -11,6 +11,7 @@ patches apply to the presets that train for real; smoke runs keep the smoke pres
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -104,7 +105,7 @@ def missing_reasons(report_metrics: tuple[str, ...], results: list[Any]) -> dict
     from srbench.metrics import all_metrics
 
     reasons: dict[str, str] = {}
-    present = {m for r in results for m, v in r.summary.items() if v is not None and v == v}
+    present = {m for r in results for m, v in r.summary.items() if v is not None and not math.isnan(v)}
     for r in results:
         for metric, why in r.unavailable.items():
             reasons.setdefault(metric, why)
