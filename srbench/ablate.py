@@ -13,6 +13,7 @@ trainings run.
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import os
 import tomllib
@@ -25,10 +26,12 @@ from typing import Any
 from srbench import paths
 from srbench import work_split as distributed
 from srbench.errors import BadInputError, SrbenchError
+from srbench.suite_settings import SuiteSettings, parse_settings, protocol_metrics
 from srbench.text import shown
 from srbench.work_split import Ranks
 
-SUITE_KEYS = {"name", "description", "datasets", "baselines", "variants", "interpolation"}
+SUITE_KEYS = {"name", "description", "datasets", "baselines", "variants", "interpolation", "source", "training_data",
+              "report", "presets"}
 VARIANT_KEYS = {"name", "label", "training"}
 INTERP_KEYS = {"variant", "alphas"}
 SUITE_PROTOCOLS = ("sr", "pirm")  # every suite model is evaluated under both
@@ -56,6 +59,9 @@ class Suite:
     entries: tuple[SuiteEntry, ...]  # the [[variants]] tables of the suite file
     interp_variant: str | None = None
     alphas: tuple[float, ...] = ()
+    source: str = ""  # where the suite's recipe comes from (a paper, a thesis)
+    training_data: str = ""  # what the source trained on (smoke runs train on scikit-image's images instead)
+    settings: SuiteSettings = field(default_factory=SuiteSettings)  # [report] and [presets] (srbench.suite_settings)
 
 
 def _reject_unknown(table: dict, known: set[str], where: str) -> None:
@@ -144,7 +150,8 @@ def parse_suite(data: dict, origin: str) -> Suite:
     return Suite(
         name=_text(data, "name", origin, Path(origin).stem, name=True),
         description=_text(data, "description", origin, ""), datasets=datasets, baselines=baselines,
-        entries=variants, interp_variant=interp_variant, alphas=alphas,
+        entries=variants, interp_variant=interp_variant, alphas=alphas, source=_text(data, "source", origin, ""),
+        training_data=_text(data, "training_data", origin, ""), settings=parse_settings(data, origin),
     )
 
 
@@ -180,7 +187,8 @@ def resolve_suite_configs(suite: Suite, preset: str) -> dict:
     configs = {}
     for variant in suite.entries:
         try:
-            configs[variant.name] = resolve_config(variant.training, preset, overrides={"name": variant.name})
+            overrides = {**copy.deepcopy(suite.settings.presets.get(preset, {})), "name": variant.name}
+            configs[variant.name] = resolve_config(variant.training, preset, overrides=overrides)
         except BadInputError as exc:
             raise BadInputError(f"suite {suite.name}: variant {variant.name}: {exc}") from None
     return configs
@@ -696,6 +704,7 @@ def _evaluate_model(plan: _Plan, report: AblationReport, store, model_name: str,
     from srbench.sources import open_source
 
     options = _evaluate_options(plan.workers)
+    metrics = protocol_metrics(plan.suite.settings.metrics, SUITE_PROTOCOLS)
     try:
         opened = open_source(str(source), device=plan.device)
     except _fatal():
@@ -709,7 +718,8 @@ def _evaluate_model(plan: _Plan, report: AblationReport, store, model_name: str,
     for dataset in report.datasets:
         for protocol in SUITE_PROTOCOLS:
             try:
-                for result in evaluate(opened, [dataset], protocol=protocol, data_root=report.data_root,
+                for result in evaluate(opened, [dataset], protocol=protocol, metrics=metrics[protocol],
+                                       data_root=report.data_root,
                                        weights_dir=report.weights_dir, skip_unavailable=True, device=plan.device,
                                        store=store, suite=plan.suite.name, name=model_name, **options):
                     report.results.append(result)

@@ -204,6 +204,46 @@ class VGGStyleDiscriminator(nn.Module):
         return self.linear2(feat)
 
 
+class VGG8Critic(nn.Module):
+    """The WGAN-GP SR project's critic: SRGAN's discriminator body (Ledig et al. 2017, Fig. 4), eight 3x3
+    convolutions of ``num_feat`` x (1, 1, 2, 2, 4, 4, 8, 8) channels (64 -> 512), stride 2 in every second one,
+    each followed by LeakyReLU(0.2); then a dense layer of 1024 units, LeakyReLU and one output, with no sigmoid:
+    an unbounded critic score, as the Wasserstein loss needs.
+
+    No normalisation: the gradient penalty is taken per sample, which batch normalisation would couple across the
+    batch (Gulrajani et al. 2017, Sec. 4, leave it out of the critic). The dense layers follow a global average
+    pool, so the critic takes any patch size: on the project's 384x384 HR patches SRGAN's
+    flattened 24x24x512 input would need a 302M-weight dense layer."""
+
+    STRIDES = (1, 2, 1, 2, 1, 2, 1, 2)
+    WIDTHS = (1, 1, 2, 2, 4, 4, 8, 8)
+
+    def __init__(self, num_in_ch: int = 3, num_feat: int = 64, input_size: int = 128) -> None:
+        super().__init__()
+        if input_size % 16 or input_size < 16:
+            raise BadInputError(f"VGG8Critic input_size must be a multiple of 16, not {input_size}")
+        self.input_size = input_size
+        layers: list[nn.Module] = []
+        channels = num_in_ch
+        for width, stride in zip(self.WIDTHS, self.STRIDES, strict=True):
+            layers += [nn.Conv2d(channels, num_feat * width, 3, stride, 1), nn.LeakyReLU(0.2, inplace=True)]
+            channels = num_feat * width
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(1), nn.Linear(channels, 1024),
+                                  nn.LeakyReLU(0.2, inplace=True), nn.Linear(1024, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-2:] != (self.input_size, self.input_size):
+            raise BadInputError(f"the critic takes {self.input_size}x{self.input_size} patches, got "
+                                f"{x.shape[-2]}x{x.shape[-1]}: set the HR patch size and input_size to the same value")
+        return self.head(self.features(x))
+
+
+# gan.discriminator -> the network (srbench.train.config.StageConfig): ESRGAN's VGG-style discriminator, or the WGAN-GP
+# project's critic.
+DISCRIMINATORS: dict[str, type[nn.Module]] = {"vgg": VGGStyleDiscriminator, "vgg8-critic": VGG8Critic}
+
+
 # VGG19 "features" layer names in torchvision's order.
 def _vgg19_layer_names() -> list[str]:
     names = []

@@ -399,10 +399,12 @@ def write_suite_report(report) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     tidy = tidy_from_results(report.results)
     training = training_rows(report)
+    study = study_metrics_table(report, tidy)
     # Same numbers, models and failures as the report on disk: nothing to redo (a cached re-run stays fast).
     digest = hashlib.sha256(json.dumps(
         [__version__, tidy.to_csv(index=False), {k: str(v) for k, v in report.models.items()},
-         report.failures, report.datasets, training, preset_notice(report)], sort_keys=True).encode()).hexdigest()
+         report.failures, report.datasets, training, preset_notice(report), study],
+        sort_keys=True).encode()).hexdigest()
     stamp = out / ".report.sha256"
     if stamp.is_file() and stamp.read_text().strip() == digest and (out / "index.html").is_file():
         return sorted(p for p in out.iterdir() if p.is_file() and not p.name.startswith("."))
@@ -415,7 +417,7 @@ def write_suite_report(report) -> list[Path]:
             text = paper_table(tidy, metrics, fmt, models=list(report.models))
             if fmt == "markdown":
                 notice = preset_notice(report)
-                text = (f"> {notice}\n\n" if notice else "") + text + shared_training_note(training)
+                text = (f"> {notice}\n\n" if notice else "") + study + text + shared_training_note(training)
             atomic_write_text(out / f"table.{suffix}", text)
             written.append(out / f"table.{suffix}")
         from srbench.plots import pirm_plane
@@ -505,6 +507,92 @@ def _training_html(training: list[dict]) -> str:
     return ("<h3>Trainings</h3><p class=\"note\">Suite entries whose stage configurations resolve to one "
             "fingerprint are trained once and share the checkpoint.</p><table class=\"results\"><tr><th>Stage</th>"
             f"<th>Entries</th><th>Shared</th><th>Fingerprint</th><th>Training time</th></tr>{rows}</table>")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# A suite's own metrics (``[report] metrics``, srbench.suite_settings): its first table, in its order
+
+
+def study_metrics_table(report, tidy: pd.DataFrame, fmt: str = "markdown") -> str:
+    """The suite's ``[report] metrics`` as its first table (Markdown or HTML), in the suite's order, then what is
+    missing and why (an unregistered metric, a missing weights file), then the per-dataset spectrum-discrepancy
+    table where the suite asks for it. Empty for a suite without report metrics or without results."""
+    from srbench.metrics import all_metrics
+    from srbench.suite_settings import missing_reasons
+
+    settings = report.suite.settings
+    if not settings.metrics or tidy.empty:
+        return ""
+    registered = [m for m in settings.metrics if m in all_metrics()]
+    missing = missing_reasons(settings.metrics, report.results)
+    caption = ("In the order of the suite's source. Best in bold, second underlined; – = not available"
+               + (" (below)." if missing else "."))
+    notes = [_source_note(report)]
+    notes += [f"Not available: {_metric_label(m)}: {why}" for m, why in missing.items()]
+    models = list(report.models)
+    if fmt == "html":
+        table = html_table(tidy, registered, models) if registered else ""
+        text = "\n".join(f'<p class="note">{html.escape(n)}</p>' for n in notes if n)
+        spectrum = spectrum_table(tidy, models, report.datasets, "html") if settings.spectrum_table else ""
+        caption_html = f'<p class="note">{html.escape(caption)}</p>'
+        return f"<h2>The suite's metrics</h2>\n{table}\n{caption_html}\n{text}\n{spectrum}"
+    table = paper_table(tidy, registered, "markdown", models=models, caption=caption) if registered else ""
+    lines = [f"## {report.suite.name}: the suite's metrics", "", table, *(f"- {n}" for n in notes if n), ""]
+    if settings.spectrum_table:
+        lines += ["### Spectrum discrepancy per dataset (lower is better)", "",
+                  spectrum_table(tidy, models, report.datasets, "markdown"), ""]
+    return "\n".join(lines) + "\n"
+
+
+def _metric_label(name: str) -> str:
+    found = _registered().get(name)
+    return found.label if found is not None else name
+
+
+def _source_note(report) -> str:
+    suite = report.suite
+    parts = [f"Source: {suite.source}." if suite.source else "",
+             f"Its training data: {suite.training_data}." if suite.training_data else ""]
+    if suite.training_data and report.preset == "smoke":
+        parts.append("This smoke run trained on scikit-image's images instead.")
+    return " ".join(p for p in parts if p)
+
+
+SPECTRUM_NOT_COMPUTED = "not computed"
+
+
+def spectrum_table(tidy: pd.DataFrame, models: Sequence[str], datasets: Sequence[str], fmt: str = "markdown",
+                   metric: str | None = None) -> str:
+    """Models as rows, datasets as columns, of the spectrum discrepancy (``metric``, default
+    ``srbench.suite_settings.SPECTRUM_DISCREPANCY``) as the tidy table has it (first protocol that has a value);
+    "not computed" where it has none: never a made-up number."""
+    from srbench.suite_settings import SPECTRUM_DISCREPANCY
+
+    name = metric or SPECTRUM_DISCREPANCY
+    digits = get_metric(name).digits if name in _registered() else 5
+    found = tidy[tidy["metric"] == name]
+    shown_datasets = list(dict.fromkeys([*datasets, *found["dataset"]])) if not found.empty else list(datasets)
+    cells = {}
+    for model in models:
+        for d in shown_datasets:
+            rows = found[(found["model"] == model) & (found["dataset"] == d)]["value"].dropna()
+            cells[(model, d)] = (format_value(float(rows.iloc[0]), digits, fmt) if len(rows)
+                                 else SPECTRUM_NOT_COMPUTED)
+    if fmt == "html":
+        head = "".join(f"<th>{html.escape(h)}</th>" for h in ["Model", *shown_datasets])
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in
+                                         [m, *(cells[(m, d)] for d in shown_datasets)]) + "</tr>" for m in models)
+        return (f"<h3>Spectrum discrepancy per dataset (lower is better)</h3><table class=\"results\"><thead><tr>"
+                f"{head}</tr></thead><tbody>{body}</tbody></table>")
+    lines = ["| Model | " + " | ".join(shown_datasets) + " |", "|---|" + "|".join("---:" for _ in shown_datasets) + "|"]
+    lines += ["| " + m + " | " + " | ".join(cells[(m, d)] for d in shown_datasets) + " |" for m in models]
+    return "\n".join(lines) + "\n"
+
+
+def _registered() -> dict:
+    from srbench.metrics import all_metrics
+
+    return all_metrics()
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -605,6 +693,7 @@ def write_html(report, tidy: pd.DataFrame, planes: list[Path]) -> Path:
 
     metrics = _suite_metrics(tidy)
     table = html_table(tidy, metrics, list(report.models)) if metrics else "<p>No results.</p>"
+    table = study_metrics_table(report, tidy, "html") + table
     plane_html = "\n".join(f'<img alt="{html.escape(p.name)}" style="max-width:100%" src="{_png_data_uri(_load(p))}">'
                            for p in planes)
     visual = report.visual() if getattr(report, "visual", None) is not None else None

@@ -345,7 +345,8 @@ def test_good_values_keep_their_values():
 @pytest.mark.parametrize("suite", list(shipped_suites()))
 def test_shipped_suites_validate_under_every_preset(suite, preset):
     configs = resolve_suite_configs(load_suite(suite), preset)
-    assert len(configs) == {"esrgan": 5, "esrgan-grid": 16}[suite]
+    assert len(configs) == {"esrgan": 5, "esrgan-grid": 16, "loss-perceptual": 3, "loss-adversarial": 7,
+                            "loss-frequency": 5, "loss-final": 2, "wgan-gp": 1}[suite]
     for name, cfg in configs.items():
         assert cfg.name == name
         _assert_sane(cfg, preset)

@@ -63,7 +63,9 @@ KEPT = (FINAL, "g_final.json", FINAL_EMA, "g_ema_final.json", "log.csv", "config
 DATA_KEYS = ("train", "val", "holdout", "patch_size", "batch_size", "scale")
 # Keys of a stage's section that never change its weights.
 CADENCE_KEYS = ("checkpoint_every", "val_every", "log_every")
-GAN_ONLY = ("d_lr", "d_num_feat", "ema_decay")  # read by the gan stage alone
+GAN_ONLY = ("d_lr", "d_num_feat", "ema_decay", "discriminator")  # read by the gan stage alone
+# Stage keys added after the first training caches were written, at the values that train what those trained.
+_LEGACY_STAGE_DEFAULTS = {"discriminator": "vgg"}
 
 
 def canonical_json(obj: Any) -> str:
@@ -95,7 +97,8 @@ def fingerprint_inputs(config: TrainConfig, stage: str, *, data: dict[str, str |
     if stage not in STAGES:
         raise SrbenchError(f"unknown stage {stage!r}")
     full = json.loads(json.dumps(config.to_dict()))  # tuples as lists, as JSON has them
-    section = {k: v for k, v in full[stage].items() if k not in CADENCE_KEYS}
+    section = {k: v for k, v in full[stage].items()
+               if k not in CADENCE_KEYS and _LEGACY_STAGE_DEFAULTS.get(k, object()) != v}
     if stage == "psnr":
         section = {k: v for k, v in section.items() if k not in GAN_ONLY}
         loss = {"pixel": full["loss"]["pixel"]}

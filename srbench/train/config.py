@@ -170,6 +170,12 @@ def _frequency_losses() -> tuple:
     return FREQUENCY_LOSSES
 
 
+def _discriminators() -> tuple:
+    from srbench.archs import DISCRIMINATORS
+
+    return tuple(DISCRIMINATORS)
+
+
 def _generators() -> tuple:
     from srbench.archs import GENERATORS
 
@@ -246,6 +252,8 @@ class StageConfig:
     betas: tuple[float, float] = _f((0.9, 0.999), length=2, lo=0.0, hi=1.0, hi_open=True)  # Adam's
     d_lr: float = _f(1e-4, **RATE)
     d_num_feat: int = _f(64, lo=1, hi=4096)
+    # srbench.archs.DISCRIMINATORS: ESRGAN's VGG-style discriminator, or the WGAN-GP project's critic
+    discriminator: str = _f("vgg", choices=_discriminators)
     ema_decay: float = _f(0.999, lo=0.0, hi=1.0)
     checkpoint_every: int = _f(5000, **POSITIVE_INT)
     val_every: int = _f(5000, **POSITIVE_INT)
@@ -504,8 +512,8 @@ def _legacy_fft_weight(layered: dict[str, Any]) -> None:
 
 def upgrade_saved_config(saved: dict) -> dict:
     """A resolved configuration as srbench wrote it (``config.json``, a training state) in today's layout: the
-    former ``loss.fft_weight`` as ``frequency``/``frequency_weight``, and the loss keys added since at the
-    defaults that reproduce what was trained then. Anything else is returned unchanged."""
+    former ``loss.fft_weight`` as ``frequency``/``frequency_weight``, and the loss and stage keys added since at
+    the defaults that reproduce what was trained then. Anything else is returned unchanged."""
     loss = saved.get("loss") if isinstance(saved, dict) else None
     if not isinstance(loss, dict):
         return saved
@@ -517,7 +525,8 @@ def upgrade_saved_config(saved: dict) -> dict:
     defaults = dataclasses.asdict(LossConfig())
     for key in ("perceptual_backbone", "perceptual_criterion", "frequency", "frequency_weight"):
         loss.setdefault(key, defaults[key])
-    return {**saved, "loss": loss}
+    stages = {name: {"discriminator": "vgg", **saved[name]} for name in STAGES if isinstance(saved.get(name), dict)}
+    return {**saved, "loss": loss, **stages}
 
 
 def _check_losses(loss: LossConfig) -> None:

@@ -19,9 +19,9 @@ from typing import TypeVar, cast
 import torch
 from torch import nn
 
-from srbench.archs import GENERATORS, VGGStyleDiscriminator, build_generator
+from srbench.archs import DISCRIMINATORS, GENERATORS, build_generator
 from srbench.checkpoints import generator_info, load_generator
-from srbench.errors import BadInputError, SrbenchError
+from srbench.errors import BadInputError, SrbenchError, WeightsUnavailableError
 from srbench.train import losses as L
 from srbench.train.config import LossConfig, StageConfig, TrainConfig
 from srbench.train.ddp import Dist, unwrap, wrap
@@ -181,14 +181,36 @@ class PsnrStage:
         return logs
 
 
-def _perceptual(loss: LossConfig) -> nn.Module:
-    """The perceptual term's network (frozen), as ``loss.perceptual_backbone`` names it."""
+def _perceptual(loss: LossConfig, preset: str = "paper") -> nn.Module:
+    """The perceptual term's network (frozen), as ``loss.perceptual_backbone`` names it. A missing weights file is
+    an error that names it; with ``loss.vgg_weights = "random"`` no ImageNet file is read (logged), and under the
+    smoke preset DISTS's learned alpha/beta, when absent, are uniform (logged), as its backbone is random."""
     weights = None if loss.vgg_weights == "random" else loss.vgg_weights
-    if loss.perceptual_backbone == "lpips":
-        return L.LPIPSLoss(weights=weights)
-    if loss.perceptual_backbone == "dists":
-        return L.DISTSLoss(weights=weights)
-    return L.PerceptualLoss({loss.perceptual_layer: 1.0}, weights=weights, criterion=loss.perceptual_criterion)
+    try:
+        if loss.perceptual_backbone == "lpips":
+            return L.LPIPSLoss(weights=weights)
+        if loss.perceptual_backbone == "dists":
+            return _dists(weights, preset)
+        return L.PerceptualLoss({loss.perceptual_layer: 1.0}, weights=weights, criterion=loss.perceptual_criterion)
+    except WeightsUnavailableError as exc:
+        if preset != "smoke":
+            exc.args = (f"{exc} (the {preset} preset trains with it: only the smoke preset trains the perceptual "
+                        "term without the ImageNet files, on random backbones)",)
+        raise
+
+
+def _dists(weights: str | None, preset: str) -> nn.Module:
+    """DISTS; a smoke run on a random VGG16 without the learned alpha/beta gets uniform ones (their values mean
+    nothing on a random backbone anyway), logged like the random backbone."""
+    if weights is None and preset == "smoke":
+        try:
+            L.dists_weights_path()
+        except WeightsUnavailableError:
+            L.log.warning("DISTSLoss: uniform alpha/beta (the dists-pytorch package's weights.pt is missing; "
+                          "smoke preset)")
+            ones = torch.ones(1, sum(L.DISTS_CHANNELS), 1, 1)
+            return L.DISTSLoss(weights=None, alpha_beta=(ones, ones))
+    return L.DISTSLoss(weights=weights)
 
 
 class GanStage(PsnrStage):
@@ -198,9 +220,9 @@ class GanStage(PsnrStage):
 
     def _build(self) -> None:
         loss = self.config.loss
-        d = VGGStyleDiscriminator(num_feat=self.sc.d_num_feat, input_size=self.config.data.patch_size)
+        d = DISCRIMINATORS[self.sc.discriminator](num_feat=self.sc.d_num_feat, input_size=self.config.data.patch_size)
         self.d: nn.Module = d.to(self.device)
-        self.percep = _perceptual(loss).to(self.device)
+        self.percep = _perceptual(loss, self.config.preset).to(self.device)
         self.lpips = L.LPIPSLoss().to(self.device) if loss.lpips_weight > 0 else None
         self._ema = build_generator(self.arch, self.gen_config).to(self.device)
         self._ema.load_state_dict(self.g.state_dict())
