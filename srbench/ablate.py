@@ -30,6 +30,13 @@ from srbench.suite_settings import SuiteSettings, parse_settings, protocol_metri
 from srbench.text import shown
 from srbench.work_split import Ranks
 
+
+def _presets() -> tuple[str, ...]:
+    from srbench.train.config import PRESETS
+
+    return PRESETS
+
+
 SUITE_KEYS = {"name", "description", "datasets", "baselines", "variants", "interpolation", "source", "training_data",
               "report", "presets"}
 VARIANT_KEYS = {"name", "label", "training"}
@@ -151,7 +158,7 @@ def parse_suite(data: dict, origin: str) -> Suite:
         name=_text(data, "name", origin, Path(origin).stem, name=True),
         description=_text(data, "description", origin, ""), datasets=datasets, baselines=baselines,
         entries=variants, interp_variant=interp_variant, alphas=alphas, source=_text(data, "source", origin, ""),
-        training_data=_text(data, "training_data", origin, ""), settings=parse_settings(data, origin),
+        training_data=_text(data, "training_data", origin, ""), settings=parse_settings(data, origin, _presets()),
     )
 
 

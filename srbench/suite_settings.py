@@ -38,8 +38,10 @@ def known_metrics() -> tuple[str, ...]:
     return (*all_metrics(), *(m for m in PENDING_METRICS if m not in all_metrics()))
 
 
-def parse_settings(data: dict, origin: str) -> SuiteSettings:
-    """The ``[report]`` and ``[presets]`` tables of a suite file; one-line errors naming ``origin`` and the key."""
+def parse_settings(data: dict, origin: str, known_presets: tuple[str, ...]) -> SuiteSettings:
+    """The ``[report]`` and ``[presets]`` tables of a suite file (``known_presets``: the training presets, which
+    this evaluation-side module takes from its caller rather than importing training); one-line errors naming
+    ``origin`` and the key."""
     from srbench.text import shown
 
     table = data.get("report", {})
@@ -63,21 +65,20 @@ def parse_settings(data: dict, origin: str) -> SuiteSettings:
     spectrum_table = table.get("spectrum_table", False)
     if not isinstance(spectrum_table, bool):
         raise BadInputError(f"{origin}: report.spectrum_table = {shown(spectrum_table)}; allowed: true or false")
-    return SuiteSettings(tuple(metrics), spectrum_table, _parse_presets(data, origin))
+    return SuiteSettings(tuple(metrics), spectrum_table, _parse_presets(data, origin, known_presets))
 
 
-def _parse_presets(data: dict, origin: str) -> dict[str, dict]:
+def _parse_presets(data: dict, origin: str, known_presets: tuple[str, ...]) -> dict[str, dict]:
     from srbench.text import shown
-    from srbench.train.config import PRESETS
 
     presets = data.get("presets", {})
     if not isinstance(presets, dict) or not all(isinstance(v, dict) for v in presets.values()):
         raise BadInputError(f"{origin}: presets = {shown(presets)}: expected tables [presets.<preset>] of "
                             "training settings")
-    unknown = [p for p in presets if p not in PRESETS]
+    unknown = [p for p in presets if p not in known_presets]
     if unknown:
         raise BadInputError(f"{origin}: presets: unknown preset(s) {', '.join(map(repr, unknown))}; known: "
-                            f"{', '.join(PRESETS)}")
+                            f"{', '.join(known_presets)}")
     return dict(presets)
 
 
