@@ -33,6 +33,8 @@ from srbench import paths
 from srbench.config import read_toml, shown
 from srbench.errors import BadInputError, SrbenchError
 from srbench.images import atomic_write_text
+from srbench.jsonnum import dumps as json_dumps
+from srbench.jsonnum import json_number, read_number
 
 DEFAULT_BASELINE = paths.PROJECT_ROOT / "reports" / "baselines" / "default.json"
 CHECK_DATASETS = ("skimage", "set5")
@@ -465,14 +467,12 @@ def _valid_entry(entry: Any, at: str) -> dict:
 
 
 def _number(value: Any, at: str) -> float | None:
-    """A value as JSON holds it: a number, "inf"/"-inf", or null (undefined: None)."""
-    if value is None:
-        return None
-    if value in ("inf", "-inf"):
-        return float(value)
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise BadInputError(f"{at}: expected a number, \"inf\", \"-inf\" or null, got {shown(value)}")
-    return float(value)
+    """A value as JSON holds it (:func:`srbench.jsonnum.read_number`); undefined (null) is None here."""
+    try:
+        number = read_number(value)
+    except ValueError:
+        raise BadInputError(f"{at}: expected a number, \"inf\", \"-inf\" or null, got {shown(value)}") from None
+    return None if math.isnan(number) else number
 
 
 def write_baseline(path: str | os.PathLike, entries: list[dict], tolerances: Mapping[str, float] | None = None,
@@ -483,21 +483,10 @@ def write_baseline(path: str | os.PathLike, entries: list[dict], tolerances: Map
         "format": BASELINE_FORMAT, "format_version": BASELINE_FORMAT_VERSION,
         "srbench_version": srbench.__version__, "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "spec": spec, "tolerances": {**default_tolerances(), **(tolerances or {})},
-        "entries": [{k: _json_value(k, e[k]) for k in keep if k in e} for e in entries],
+        "entries": [{k: e[k] for k in keep if k in e} for e in entries],
     }
-    atomic_write_text(path, json.dumps(data, indent=1, allow_nan=False) + "\n")
+    atomic_write_text(path, json_dumps(data, indent=1) + "\n")
     return path
-
-
-def _json_value(key: str, value: Any) -> Any:
-    """An entry's field as JSON has it: infinity "inf", undefined null (srbench.evaluation.json_number)."""
-    from srbench.evaluation import json_number
-
-    if key == "value":
-        return json_number(value)
-    if key == "per_image":
-        return {image: json_number(v) for image, v in value.items()}
-    return value
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -548,8 +537,7 @@ class CheckRow:
         return text
 
     def as_dict(self) -> dict:
-        from srbench.evaluation import json_number as j
-
+        j = json_number  # as the one JSON rule writes them (srbench.jsonnum)
         return {"model": self.model, "dataset": self.dataset, "protocol": self.protocol, "metric": self.metric,
                 "status": self.status, "baseline": j(self.baseline), "value": j(self.value), "diff": j(self.diff),
                 "tolerance": self.tolerance, "changed": self.changed,

@@ -3,13 +3,13 @@ commands so that ``srbench --help`` is instant."""
 
 from __future__ import annotations
 
-import json
 import sys
 
 import click
 
 from srbench import __version__
 from srbench.errors import SrbenchError
+from srbench.jsonnum import dumps as json_dumps
 
 
 class _Group(click.Group):
@@ -175,7 +175,7 @@ def _report(results, as_json: bool) -> None:
     if not results:
         return
     if as_json:
-        click.echo(json.dumps([r.to_dict() for r in results], indent=2, allow_nan=False))
+        click.echo(json_dumps([r.to_dict() for r in results], indent=2))
     else:
         names = list(dict.fromkeys(n for r in results for n in r.metrics))
         click.echo(_format_table([r.to_dict() for r in results], names))
@@ -216,7 +216,7 @@ def datasets_verify(folder, as_json) -> None:
 
     report = verify_folder(folder)
     if as_json:
-        click.echo(json.dumps(report.to_dict(), indent=2))
+        click.echo(json_dumps(report.to_dict(), indent=2))
     else:
         click.echo(report.describe())
     if not report.identical:
@@ -290,7 +290,7 @@ def models_inspect(checkpoint, arch, as_json) -> None:
 
     info = dict(generator_info(load_generator(checkpoint, arch)))
     if as_json:
-        click.echo(json.dumps(info, indent=2, default=str))
+        click.echo(json_dumps(info, indent=2, default=str))
         return
     click.echo(f"file:       {info['source']}")
     click.echo(f"sha256:     {info['sha256']}")
@@ -730,17 +730,9 @@ def compare(model_a, model_b, dataset, metric_names, protocol, scale, suite, sto
     results = [paired_comparison(a, b, spec, n_resamples=resamples, n_permutations=resamples, seed=seed)
                for spec in specs]
     if as_json:
-        click.echo(json.dumps([_json_safe(r.as_dict()) for r in results], indent=2, allow_nan=False))
+        click.echo(json_dumps([r.as_dict() for r in results], indent=2))
     else:
         click.echo(_format_comparisons(results))
-
-
-def _json_safe(fields: dict) -> dict:
-    """Numbers as the README's one rule writes them (srbench.evaluation.json_number): NaN (undefined) is null,
-    infinity the string "inf" or "-inf"; JSON has no such numbers."""
-    from srbench.evaluation import json_number
-
-    return {k: json_number(v) if isinstance(v, float) else v for k, v in fields.items()}
 
 
 def _num(value: float, digits: int, sign: str = "") -> str:
@@ -847,7 +839,7 @@ def check(spec_path, baseline, tolerances, update, data_root, store_path, junit_
         click.echo(f"error: {exc}", err=True)
         sys.exit(C.EXIT_NOT_RUN)
     if as_json:
-        click.echo(json.dumps(report.as_dict(), indent=2, allow_nan=False))
+        click.echo(json_dumps(report.as_dict(), indent=2))
     else:
         click.echo(C.format_rows(report.rows))
         for n in report.not_run:

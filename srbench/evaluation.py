@@ -14,7 +14,6 @@ not stored yet, every image is produced again (per-image values already stored a
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
@@ -34,6 +33,8 @@ from srbench import weights as Wt
 from srbench import workers as W
 from srbench.errors import BadInputError, SrbenchError, WeightsUnavailableError
 from srbench.images import atomic_write_text
+from srbench.jsonnum import dumps as json_dumps
+from srbench.jsonnum import json_number
 from srbench.metrics.niqe import ILL_CONDITIONED_SPREAD
 from srbench.metrics.registry import PerImage
 from srbench.protocols import Protocol, get_protocol
@@ -85,16 +86,6 @@ class EvalResult:
         import pandas as pd
 
         return pd.DataFrame(self.per_image)
-
-
-def json_number(value: float | None) -> float | str | None:
-    """A value as JSON has it: NaN (undefined) is null, infinity is the string "inf" or "-inf" (PSNR of an
-    SR identical to its HR); JSON itself has no infinity."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    if isinstance(value, float) and math.isinf(value):
-        return "inf" if value > 0 else "-inf"
-    return value
 
 
 def check_weights(
@@ -746,7 +737,7 @@ def write_outputs(result: EvalResult, out_dir: str | os.PathLike) -> list[Path]:
     csv_path = out / f"{stem}.csv"
     json_path = out / f"{stem}.json"
     atomic_write_text(csv_path, result.per_image_frame().to_csv(index=False))
-    atomic_write_text(json_path, json.dumps(result.to_dict(), indent=2, allow_nan=False) + "\n")
+    atomic_write_text(json_path, json_dumps(result.to_dict(), indent=2) + "\n")
     return [csv_path, json_path]
 
 

@@ -21,6 +21,7 @@ import pandas as pd
 
 from srbench.errors import BadInputError
 from srbench.images import atomic_write_text
+from srbench.jsonnum import dumps as json_dumps
 from srbench.metrics import get_metric
 from srbench.protocols import PROTOCOLS
 from srbench.stats import conditioning_range
@@ -430,7 +431,7 @@ def write_suite_report(report) -> list[Path]:
         atomic_write_text(out / "failures.txt", "\n".join(report.failures) + "\n")
         written.append(out / "failures.txt")
     if training:
-        atomic_write_text(out / "training.json", json.dumps(training, indent=2) + "\n")
+        atomic_write_text(out / "training.json", json_dumps(training, indent=2) + "\n")
         written.append(out / "training.json")
     planes = [p for p in written if p.suffix == ".png"]
     written.append(write_html(report, tidy, planes))
