@@ -390,20 +390,38 @@ def _suite_metrics(tidy: pd.DataFrame) -> list[str]:
     return [m for m in SUITE_TABLE_METRICS if m in present or m == "pi"]
 
 
-def write_suite_report(report) -> list[Path]:
-    """Tidy CSV, Markdown and LaTeX tables, the perception-distortion plane and the HTML page of a suite run."""
+def _suite_report_digest(report, tidy: pd.DataFrame, training: list[dict]) -> str:
+    """What the report on disk shows: srbench's version, the numbers, models, failures, datasets and trainings."""
     import hashlib
 
     import srbench
 
+    return hashlib.sha256(json.dumps(
+        [srbench.__version__, tidy.to_csv(index=False), {k: str(v) for k, v in report.models.items()},
+         report.failures, report.datasets, training, preset_notice(report)], sort_keys=True).encode()).hexdigest()
+
+
+def suite_report_is_current(report) -> bool:
+    """Whether the report in ``report.out_dir`` already shows these numbers, models and failures: then
+    :func:`write_suite_report` writes nothing, and its visual comparison need not be made (a cached re-run stays
+    fast)."""
+    out = report.out_dir
+    stamp = out / ".report.sha256"
+    if not (stamp.is_file() and (out / "index.html").is_file()):
+        return False
+    digest = _suite_report_digest(report, tidy_from_results(report.results), training_rows(report))
+    return stamp.read_text().strip() == digest
+
+
+def write_suite_report(report, visual=None) -> list[Path]:
+    """Tidy CSV, Markdown and LaTeX tables, the perception-distortion plane and the HTML page of a suite run, with
+    ``visual`` (a :class:`srbench.ablate.VisualComparison`, or None) as the page's crops."""
     out = report.out_dir
     out.mkdir(parents=True, exist_ok=True)
     tidy = tidy_from_results(report.results)
     training = training_rows(report)
     # Same numbers, models and failures as the report on disk: nothing to redo (a cached re-run stays fast).
-    digest = hashlib.sha256(json.dumps(
-        [srbench.__version__, tidy.to_csv(index=False), {k: str(v) for k, v in report.models.items()},
-         report.failures, report.datasets, training, preset_notice(report)], sort_keys=True).encode()).hexdigest()
+    digest = _suite_report_digest(report, tidy, training)
     stamp = out / ".report.sha256"
     if stamp.is_file() and stamp.read_text().strip() == digest and (out / "index.html").is_file():
         return sorted(p for p in out.iterdir() if p.is_file() and not p.name.startswith("."))
@@ -434,7 +452,7 @@ def write_suite_report(report) -> list[Path]:
         atomic_write_text(out / "training.json", json_dumps(training, indent=2) + "\n")
         written.append(out / "training.json")
     planes = [p for p in written if p.suffix == ".png"]
-    written.append(write_html(report, tidy, planes))
+    written.append(write_html(report, tidy, planes, visual))
     atomic_write_text(stamp, digest + "\n")
     return written
 
@@ -594,14 +612,13 @@ def render_visual(visual) -> tuple[str, int, str]:
     return "\n".join(blocks), count, visual.nr_label
 
 
-def write_html(report, tidy: pd.DataFrame, planes: list[Path]) -> Path:
+def write_html(report, tidy: pd.DataFrame, planes: list[Path], visual=None) -> Path:
     import html
 
     metrics = _suite_metrics(tidy)
     table = html_table(tidy, metrics, list(report.models)) if metrics else "<p>No results.</p>"
     plane_html = "\n".join(f'<img alt="{html.escape(p.name)}" style="max-width:100%" src="{_png_data_uri(_load(p))}">'
                            for p in planes)
-    visual = report.visual() if getattr(report, "visual", None) is not None else None
     crops, n_crops, nr_label = render_visual(visual)
     crop_h, crop_w = (visual.rows[0][1][0].pixels.shape[:2] if visual is not None and visual.rows
                       else (CROP_H, CROP_W))

@@ -40,9 +40,9 @@ def test_html_report_renders_with_its_images(tmp_path):
             (result,) = evaluate(str(source), ["skimage"], protocol=protocol, skip_unavailable=True, device="cpu")
             result.model = name
             report.results.append(result)
-    report.visual = lambda: visual_comparison({n: open_source(str(s), device="cpu") for n, s in report.models.items()},
-                                              "skimage", None)
-    written = write_suite_report(report)
+    visual = visual_comparison({n: open_source(str(s), device="cpu") for n, s in report.models.items()}, "skimage",
+                               None)
+    written = write_suite_report(report, visual)
     page = tmp_path / "report/index.html"
     assert page in written and (tmp_path / "report/table.md").is_file() and (tmp_path / "report/table.tex").is_file()
     assert (tmp_path / "report/pirm_plane_skimage.png").is_file()
