@@ -316,7 +316,7 @@ def run_spec(spec: CheckSpec, *, store=None, log: Callable[[str], None] | None =
     """Every entry of ``spec`` now. With a results ``store``, values already computed for the same model,
     dataset, protocol and metric versions are read from it, not computed again."""
     from srbench.datasets import resolve
-    from srbench.evaluation import evaluate
+    from srbench.options import EvalOptions
     from srbench.sources import open_source
 
     out = Computed([], [])
@@ -331,7 +331,8 @@ def run_spec(spec: CheckSpec, *, store=None, log: Callable[[str], None] | None =
         for dataset, label in entry.labelled_datasets():
             try:
                 resolve(dataset, spec.data_root)
-                rows = _evaluate_entry(evaluate, source, entry, dataset, label, spec, store, env)
+                options = EvalOptions.build(scale=entry.scale, data_root=spec.data_root, device=spec.device)
+                rows = _evaluate_entry(source, entry, dataset, label, options, store, env)
             except SrbenchError as exc:
                 out.not_run.append(NotRun(entry.label, label, str(exc), entry.optional))
                 continue
@@ -341,15 +342,15 @@ def run_spec(spec: CheckSpec, *, store=None, log: Callable[[str], None] | None =
     return out
 
 
-def _evaluate_entry(evaluate, source, entry: CheckEntry, dataset: str, label: str, spec: CheckSpec, store,
-                    env) -> list[dict]:
+def _evaluate_entry(source, entry: CheckEntry, dataset: str, label: str, options, store, env) -> list[dict]:
+    from srbench.evaluation import evaluate_model
+
     rows = []
     for protocol in entry.protocols:
         metrics = entry.metrics_for(protocol)
         if not metrics:
             continue
-        (result,) = evaluate(source, [dataset], protocol=protocol, metrics=metrics, data_root=spec.data_root,
-                             device=spec.device, scale=entry.scale, store=store)
+        (result,) = evaluate_model(source, [dataset], options.under(protocol, metrics), store=store)
         if result.skipped:
             first = result.skipped[0]
             raise SrbenchError(f"{len(result.skipped)} image(s) could not be evaluated, e.g. {first['image']}: "

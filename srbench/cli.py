@@ -82,7 +82,7 @@ allow_unpinned_weights = click.option(
          "file's sha256 is recorded with the values. Without it such a file is an error.")
 
 
-@main.command()
+@main.command("evaluate")
 @click.option("--model", required=True,
               help="'bicubic', a generator checkpoint, variant or published checkpoint name (srbench models "
                    "list), or a folder of SR images matched by name.")
@@ -120,16 +120,16 @@ allow_unpinned_weights = click.option(
                    "runs on a GPU), or on the host (the reference).")
 @click.option("--sr-pattern", help="How the SR folder's files are named, e.g. '{name}_RCAN_x{scale}' (default: by "
                                    "the image's name, else the prefix/suffix all the folder's files share).")
-def evaluate(model, datasets, scale, protocol, metrics, as_json, out, data_root, weights_dir,
-             skip_unavailable, skip_bad, device, tile, store_path, name, suite_name, max_pixels, workers,
-             torch_metrics, sr_pattern) -> None:
+def evaluate_command(model, datasets, scale, protocol, metrics, as_json, out, data_root, weights_dir,
+                     skip_unavailable, skip_bad, device, tile, store_path, name, suite_name, max_pixels, workers,
+                     torch_metrics, sr_pattern) -> None:
     """Evaluate MODEL on datasets under a named protocol (sr or pirm)."""
     from contextlib import AbstractContextManager, nullcontext
 
     from srbench.distributed import ranks
-    from srbench.evaluation import evaluate as run
-    from srbench.evaluation import write_outputs
+    from srbench.evaluation import evaluate_model, write_outputs
     from srbench.images import ensure_writable_dir, set_max_pixels
+    from srbench.options import EvalOptions
 
     set_max_pixels(max_pixels)
     # Under torchrun every rank computes its share; rank 0 alone holds the store, writes and prints.
@@ -146,11 +146,12 @@ def evaluate(model, datasets, scale, protocol, metrics, as_json, out, data_root,
         store_cm = nullcontext()
     with store_cm as store:
         try:
-            for result in run(model, list(datasets), scale=scale, protocol=protocol, metrics=_split_csv(metrics),
-                              data_root=data_root, weights_dir=weights_dir, skip_unavailable=skip_unavailable,
-                              progress=_progress, device=device, tile=tile, store=store,
-                              suite=suite_name if store_path else None, name=name, workers=workers,
-                              torch_metrics=torch_metrics, sr_pattern=sr_pattern):
+            options = EvalOptions.build(protocol=protocol, metrics=_split_csv(metrics), scale=scale,
+                                        data_root=data_root, weights_dir=weights_dir, device=device, workers=workers,
+                                        tile=tile, skip_unavailable=skip_unavailable, torch_metrics=torch_metrics,
+                                        sr_pattern=sr_pattern)
+            for result in evaluate_model(model, list(datasets), options, store=store,
+                                         suite=suite_name if store_path else None, name=name, progress=_progress):
                 results.append(result)
                 if out:
                     write_outputs(result, out)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from srbench.ablate.suites import Suite
+from srbench.options import EvalOptions
 
 
 @dataclass
@@ -55,13 +56,11 @@ class Plan:
     ckpt_dir: Path | None
     device: str
     log: Callable[[str], None]
+    evaluation: EvalOptions  # how each model is evaluated, under each of SUITE_PROTOCOLS in turn
     datasets: list[str] = field(default_factory=list)  # what each model is evaluated on
-    data_root: str | None = None
-    weights_dir: str | None = None
     opened: dict = field(default_factory=dict)  # model name -> opened source of the models the report shows
     cache_dir: Path | None = None  # the training cache (srbench.paths.training_cache_dir)
     jobs: int = 1  # trainings side by side
-    workers: int | None = None  # metric workers of each evaluation (srbench.evaluation)
     where: Any = None  # srbench.distributed.Ranks: this process's place in a torchrun launch
 
     def existing(self, variant: str, stage: str) -> Path | None:

@@ -15,6 +15,7 @@ from srbench.ablate.suites import SUITE_PROTOCOLS, load_suite, resolve_suite_con
 from srbench.ablate.visual import shown_models, visual_comparison
 from srbench.distributed import Ranks
 from srbench.errors import BadInputError, SrbenchError
+from srbench.options import EvalOptions
 
 
 def _has_data_root(data_root: str | None) -> bool:
@@ -40,12 +41,11 @@ def _interpolate(plan: Plan, report: AblationReport) -> None:
 
 def _evaluate_model(plan: Plan, report: AblationReport, store, model_name: str, source) -> None:
     """Every dataset under both protocols, with the model opened once."""
-    from srbench.evaluation import evaluate
+    from srbench.evaluation import evaluate_model
     from srbench.sources import open_source
 
-    options = _evaluate_options(plan.workers)
     try:
-        opened = open_source(str(source), device=plan.device)
+        opened = open_source(str(source), device=plan.evaluation.device)
     except fatal_errors():
         raise
     except SrbenchError as exc:
@@ -57,9 +57,8 @@ def _evaluate_model(plan: Plan, report: AblationReport, store, model_name: str, 
     for dataset in plan.datasets:
         for protocol in SUITE_PROTOCOLS:
             try:
-                for result in evaluate(opened, [dataset], protocol=protocol, data_root=plan.data_root,
-                                       weights_dir=plan.weights_dir, skip_unavailable=True, device=plan.device,
-                                       store=store, suite=plan.suite.name, name=model_name, **options):
+                for result in evaluate_model(opened, [dataset], plan.evaluation.under(protocol), store=store,
+                                             suite=plan.suite.name, name=model_name):
                     report.results.append(result)
                     cached = result.provenance["cached_images"]
                     plan.log(f"evaluated {model_name} on {dataset} ({protocol}): {result.n_images} images"
@@ -70,19 +69,6 @@ def _evaluate_model(plan: Plan, report: AblationReport, store, model_name: str, 
             except SrbenchError as exc:
                 report.failures.append(f"{model_name} / {dataset} / {protocol}: {exc}")
                 plan.log(f"FAILED {model_name} on {dataset} ({protocol}): {exc}")
-
-
-def _evaluate_options(workers: int | None) -> dict:
-    """``workers`` for :func:`srbench.evaluation.evaluate` when given (and that function takes it)."""
-    import inspect
-
-    from srbench.evaluation import evaluate
-
-    if workers is None:
-        return {}
-    if "workers" not in inspect.signature(evaluate).parameters:
-        raise BadInputError("--workers: this srbench's evaluate() takes no workers option")
-    return {"workers": workers}
 
 
 def _each_failing_alone(report: AblationReport, what: str, step: Callable[[], None],
@@ -133,11 +119,13 @@ def ablate(
     if where.active:
         jobs = 1  # one training at a time per torchrun process: the ranks are the trainings side by side
         log = _rank_log(log, where)
+    # Checked now, not after the training: a bad --workers or device.
+    evaluation = EvalOptions.build(data_root=data_root, weights_dir=weights_dir, device=device, workers=workers,
+                                   skip_unavailable=True)
     plan = Plan(suite, preset, out_dir, out_dir / "runs" / preset,
-                 Path(checkpoints).expanduser() if checkpoints else None, device, log, datasets, data_root,
-                 weights_dir, cache_dir=paths.training_cache_dir(training_cache, store_path),
-                 jobs=jobs or default_jobs(device), workers=workers, where=where)
-    _evaluate_options(workers)  # a --workers this evaluate() cannot take fails now, not after the training
+                Path(checkpoints).expanduser() if checkpoints else None, device, log, evaluation, datasets,
+                cache_dir=paths.training_cache_dir(training_cache, store_path), jobs=jobs or default_jobs(device),
+                where=where)
     report = AblationReport(suite, preset, datasets, out_dir=out_dir,
                             iterations={name: (c.stage("psnr").iters, c.stage("gan").iters)
                                         for name, c in configs.items()})
@@ -164,7 +152,7 @@ def ablate(
         # The crops are made only when the report is (re)written: a cached re-run whose numbers did not change
         # leaves it as it is.
         visual = None if suite_report_is_current(report) else visual_comparison(
-            plan.opened, datasets[0], data_root, weights_dir=weights_dir)
+            plan.opened, datasets[0], evaluation.data_root, weights_dir=evaluation.weights_dir)
         write_suite_report(report, visual)
     return report
 
