@@ -7,10 +7,12 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from srbench.ablate.suites import Suite
-from srbench.options import EvalOptions
+
+if TYPE_CHECKING:
+    from srbench.options import EvalOptions
 
 
 @dataclass

@@ -15,7 +15,6 @@ from srbench.ablate.suites import SUITE_PROTOCOLS, load_suite, resolve_suite_con
 from srbench.ablate.visual import shown_models, visual_comparison
 from srbench.distributed import Ranks
 from srbench.errors import BadInputError, SrbenchError
-from srbench.options import EvalOptions
 
 
 def _has_data_root(data_root: str | None) -> bool:
@@ -104,6 +103,7 @@ def ablate(
     ``training_cache``: the training cache folder (default: srbench.paths.training_cache_dir, beside the store);
     ``jobs``: trainings side by side (default: :func:`default_jobs`); ``workers``: metric workers of each
     evaluation (default: srbench.evaluation's)."""
+    from srbench.options import EvalOptions  # the metrics' registry, only when a suite runs
     from srbench.report import suite_report_is_current, write_suite_report
     from srbench.store import Store
 
