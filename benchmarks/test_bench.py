@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from srbench.evaluation import evaluate
+from srbench.evaluation import evaluate_model
 from srbench.images import read_image
 from srbench.matlab import imresize, rgb2gray, rgb2y
 from srbench.metrics import niqe, ssim
@@ -89,7 +89,7 @@ def test_niqe_baseline_pyiqa(benchmark, photo, torch):
 @pytest.mark.benchmark(group="bsd100-bicubic-sr", min_rounds=1, max_time=1.0, warmup=False)
 def test_bsd100_bicubic_sr_srbench(benchmark, shared_data):
     def run():
-        (result,) = evaluate("bicubic", [str(shared_data / "selfexsr/BSD100")], scale=4, protocol="sr")
+        (result,) = evaluate_model("bicubic", [str(shared_data / "selfexsr/BSD100")], scale=4, protocol="sr")
         return result
 
     result = benchmark.pedantic(run, rounds=1, iterations=1)
@@ -219,7 +219,7 @@ def test_evaluate_set14_sr_and_pirm(benchmark, shared_data, tmp_path):
     def run():
         out = []
         for protocol, metrics in (("sr", None), ("pirm", ["rmse", "niqe"])):
-            (r,) = evaluate("bicubic", [str(shared_data / "selfexsr/Set14")], protocol=protocol, metrics=metrics)
+            (r,) = evaluate_model("bicubic", [str(shared_data / "selfexsr/Set14")], protocol=protocol, metrics=metrics)
             out.append(r)
         return out
 

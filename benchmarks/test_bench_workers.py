@@ -14,7 +14,7 @@ import shutil
 import numpy as np
 import pytest
 
-from srbench.evaluation import evaluate
+from srbench.evaluation import evaluate_model
 from srbench.images import read_image
 from srbench.matlab import rgb2y
 from srbench.metrics import nrqm as N
@@ -44,8 +44,8 @@ def weights(bsd, tmp_path_factory):
 
 
 def _evaluate(bsd, weights, workers):
-    (res,) = evaluate("bicubic", [str(bsd)], protocol="pirm", metrics=METRICS, weights_dir=str(weights),
-                      workers=workers)
+    (res,) = evaluate_model("bicubic", [str(bsd)], protocol="pirm", metrics=METRICS, weights_dir=str(weights),
+                            workers=workers)
     assert res.n_images == N_IMAGES and not res.skipped
     return res
 

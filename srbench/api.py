@@ -76,7 +76,8 @@ def evaluate(model: PathLike | Iterable[PathLike], datasets: PathLike | Iterable
     No model or no dataset is a BadInputError; so is a run where every image was skipped as bad input (nothing
     was evaluated). A dataset whose every image was skipped, beside others that were evaluated, is a warning
     (``warnings.warn`` and ``Results.warnings``)."""
-    from srbench.evaluation import evaluate as run
+    from srbench.evaluation import evaluate_model
+    from srbench.options import EvalOptions
     from srbench.store import Store
     from srbench.weights import allowing
 
@@ -84,16 +85,16 @@ def evaluate(model: PathLike | Iterable[PathLike], datasets: PathLike | Iterable
     if not models or not names:
         raise BadInputError(f"srbench.evaluate: no {'model' if not models else 'dataset'} given (pass a name, a path "
                             "or a list of them)")
+    options = EvalOptions.build(protocol=protocol, metrics=_metric_names(metrics), scale=scale, data_root=data_root,
+                                weights_dir=weights_dir, device=device, workers=workers,
+                                skip_unavailable=skip_unavailable, sr_pattern=sr_pattern)
     found: list[EvalResult] = []
     opened = Store(os.fspath(store)) if store is not None else None
     with allowing(allow_unpinned_weights):
         try:
             for one in models:
-                found += list(run(one, names, scale=scale, protocol=protocol, metrics=_metric_names(metrics),
-                                  data_root=None if data_root is None else os.fspath(data_root),
-                                  weights_dir=None if weights_dir is None else os.fspath(weights_dir),
-                                  skip_unavailable=skip_unavailable, device=device, workers=workers, store=opened,
-                                  suite=suite if opened is not None else None, sr_pattern=sr_pattern))
+                found += list(evaluate_model(one, names, options, store=opened,
+                                             suite=suite if opened is not None else None))
         finally:
             if opened is not None:
                 opened.close()

@@ -31,6 +31,8 @@ import numpy as np
 from srbench import paths
 from srbench.errors import BadInputError, SrbenchError
 from srbench.images import atomic_write_text
+from srbench.jsonnum import dumps as json_dumps
+from srbench.jsonnum import json_number, read_number
 from srbench.text import read_toml, shown
 from srbench.version import __version__
 
@@ -315,7 +317,7 @@ def run_spec(spec: CheckSpec, *, store=None, log: Callable[[str], None] | None =
     """Every entry of ``spec`` now. With a results ``store``, values already computed for the same model,
     dataset, protocol and metric versions are read from it, not computed again."""
     from srbench.datasets import resolve
-    from srbench.evaluation import evaluate
+    from srbench.options import EvalOptions
     from srbench.sources import open_source
 
     out = Computed([], [])
@@ -330,7 +332,8 @@ def run_spec(spec: CheckSpec, *, store=None, log: Callable[[str], None] | None =
         for dataset, label in entry.labelled_datasets():
             try:
                 resolve(dataset, spec.data_root)
-                rows = _evaluate_entry(evaluate, source, entry, dataset, label, spec, store, env)
+                options = EvalOptions.build(scale=entry.scale, data_root=spec.data_root, device=spec.device)
+                rows = _evaluate_entry(source, entry, dataset, label, options, store, env)
             except SrbenchError as exc:
                 out.not_run.append(NotRun(entry.label, label, str(exc), entry.optional))
                 continue
@@ -340,15 +343,15 @@ def run_spec(spec: CheckSpec, *, store=None, log: Callable[[str], None] | None =
     return out
 
 
-def _evaluate_entry(evaluate, source, entry: CheckEntry, dataset: str, label: str, spec: CheckSpec, store,
-                    env) -> list[dict]:
+def _evaluate_entry(source, entry: CheckEntry, dataset: str, label: str, options, store, env) -> list[dict]:
+    from srbench.evaluation import evaluate_model
+
     rows = []
     for protocol in entry.protocols:
         metrics = entry.metrics_for(protocol)
         if not metrics:
             continue
-        (result,) = evaluate(source, [dataset], protocol=protocol, metrics=metrics, data_root=spec.data_root,
-                             device=spec.device, scale=entry.scale, store=store)
+        (result,) = evaluate_model(source, [dataset], options.under(protocol, metrics), store=store)
         if result.skipped:
             first = result.skipped[0]
             raise SrbenchError(f"{len(result.skipped)} image(s) could not be evaluated, e.g. {first['image']}: "
@@ -466,14 +469,12 @@ def _valid_entry(entry: Any, at: str) -> dict:
 
 
 def _number(value: Any, at: str) -> float | None:
-    """A value as JSON holds it: a number, "inf"/"-inf", or null (undefined: None)."""
-    if value is None:
-        return None
-    if value in ("inf", "-inf"):
-        return float(value)
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise BadInputError(f"{at}: expected a number, \"inf\", \"-inf\" or null, got {shown(value)}")
-    return float(value)
+    """A value as JSON holds it (:func:`srbench.jsonnum.read_number`); undefined (null) is None here."""
+    try:
+        number = read_number(value)
+    except ValueError:
+        raise BadInputError(f"{at}: expected a number, \"inf\", \"-inf\" or null, got {shown(value)}") from None
+    return None if math.isnan(number) else number
 
 
 def write_baseline(path: str | os.PathLike, entries: list[dict], tolerances: Mapping[str, float] | None = None,
@@ -484,21 +485,10 @@ def write_baseline(path: str | os.PathLike, entries: list[dict], tolerances: Map
         "format": BASELINE_FORMAT, "format_version": BASELINE_FORMAT_VERSION,
         "srbench_version": __version__, "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "spec": spec, "tolerances": {**default_tolerances(), **(tolerances or {})},
-        "entries": [{k: _json_value(k, e[k]) for k in keep if k in e} for e in entries],
+        "entries": [{k: e[k] for k in keep if k in e} for e in entries],
     }
-    atomic_write_text(path, json.dumps(data, indent=1, allow_nan=False) + "\n")
+    atomic_write_text(path, json_dumps(data, indent=1) + "\n")
     return path
-
-
-def _json_value(key: str, value: Any) -> Any:
-    """An entry's field as JSON has it: infinity "inf", undefined null (srbench.evaluation.json_number)."""
-    from srbench.evaluation import json_number
-
-    if key == "value":
-        return json_number(value)
-    if key == "per_image":
-        return {image: json_number(v) for image, v in value.items()}
-    return value
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -549,8 +539,7 @@ class CheckRow:
         return text
 
     def as_dict(self) -> dict:
-        from srbench.evaluation import json_number as j
-
+        j = json_number  # as the one JSON rule writes them (srbench.jsonnum)
         return {"model": self.model, "dataset": self.dataset, "protocol": self.protocol, "metric": self.metric,
                 "status": self.status, "baseline": j(self.baseline), "value": j(self.value), "diff": j(self.diff),
                 "tolerance": self.tolerance, "changed": self.changed,

@@ -3,12 +3,12 @@ commands so that ``srbench --help`` is instant."""
 
 from __future__ import annotations
 
-import json
 import sys
 
 import click
 
 from srbench.errors import SrbenchError
+from srbench.jsonnum import dumps as json_dumps
 from srbench.version import __version__
 
 
@@ -82,7 +82,7 @@ allow_unpinned_weights = click.option(
          "file's sha256 is recorded with the values. Without it such a file is an error.")
 
 
-@main.command()
+@main.command("evaluate")
 @click.option("--model", required=True,
               help="'bicubic', a generator checkpoint, variant or published checkpoint name (srbench models "
                    "list), or a folder of SR images matched by name.")
@@ -120,15 +120,15 @@ allow_unpinned_weights = click.option(
                    "runs on a GPU), or on the host (the reference).")
 @click.option("--sr-pattern", help="How the SR folder's files are named, e.g. '{name}_RCAN_x{scale}' (default: by "
                                    "the image's name, else the prefix/suffix all the folder's files share).")
-def evaluate(model, datasets, scale, protocol, metrics, as_json, out, data_root, weights_dir,
-             skip_unavailable, skip_bad, device, tile, store_path, name, suite_name, max_pixels, workers,
-             torch_metrics, sr_pattern) -> None:
+def evaluate_command(model, datasets, scale, protocol, metrics, as_json, out, data_root, weights_dir,
+                     skip_unavailable, skip_bad, device, tile, store_path, name, suite_name, max_pixels, workers,
+                     torch_metrics, sr_pattern) -> None:
     """Evaluate MODEL on datasets under a named protocol (sr or pirm)."""
     from contextlib import AbstractContextManager, nullcontext
 
-    from srbench.evaluation import evaluate as run
-    from srbench.evaluation import write_outputs
+    from srbench.evaluation import evaluate_model, write_outputs
     from srbench.images import ensure_writable_dir, set_max_pixels
+    from srbench.options import EvalOptions
     from srbench.work_split import ranks
 
     set_max_pixels(max_pixels)
@@ -146,11 +146,12 @@ def evaluate(model, datasets, scale, protocol, metrics, as_json, out, data_root,
         store_cm = nullcontext()
     with store_cm as store:
         try:
-            for result in run(model, list(datasets), scale=scale, protocol=protocol, metrics=_split_csv(metrics),
-                              data_root=data_root, weights_dir=weights_dir, skip_unavailable=skip_unavailable,
-                              progress=_progress, device=device, tile=tile, store=store,
-                              suite=suite_name if store_path else None, name=name, workers=workers,
-                              torch_metrics=torch_metrics, sr_pattern=sr_pattern):
+            options = EvalOptions.build(protocol=protocol, metrics=_split_csv(metrics), scale=scale,
+                                        data_root=data_root, weights_dir=weights_dir, device=device, workers=workers,
+                                        tile=tile, skip_unavailable=skip_unavailable, torch_metrics=torch_metrics,
+                                        sr_pattern=sr_pattern)
+            for result in evaluate_model(model, list(datasets), options, store=store,
+                                         suite=suite_name if store_path else None, name=name, progress=_progress):
                 results.append(result)
                 if out:
                     write_outputs(result, out)
@@ -175,7 +176,7 @@ def _report(results, as_json: bool) -> None:
     if not results:
         return
     if as_json:
-        click.echo(json.dumps([r.to_dict() for r in results], indent=2, allow_nan=False))
+        click.echo(json_dumps([r.to_dict() for r in results], indent=2))
     else:
         names = list(dict.fromkeys(n for r in results for n in r.metrics))
         click.echo(_format_table([r.to_dict() for r in results], names))
@@ -216,7 +217,7 @@ def datasets_verify(folder, as_json) -> None:
 
     report = verify_folder(folder)
     if as_json:
-        click.echo(json.dumps(report.to_dict(), indent=2))
+        click.echo(json_dumps(report.to_dict(), indent=2))
     else:
         click.echo(report.describe())
     if not report.identical:
@@ -291,7 +292,7 @@ def models_inspect(checkpoint, arch, as_json) -> None:
 
     info = dict(generator_info(load_generator(checkpoint, arch)))
     if as_json:
-        click.echo(json.dumps(info, indent=2, default=str))
+        click.echo(json_dumps(info, indent=2, default=str))
         return
     click.echo(f"file:       {info['source']}")
     click.echo(f"sha256:     {info['sha256']}")
@@ -734,17 +735,9 @@ def compare(model_a, model_b, dataset, metric_names, protocol, scale, suite, sto
     results = [paired_comparison(a, b, spec, n_resamples=resamples, n_permutations=resamples, seed=seed)
                for spec in specs]
     if as_json:
-        click.echo(json.dumps([_json_safe(r.as_dict()) for r in results], indent=2, allow_nan=False))
+        click.echo(json_dumps([r.as_dict() for r in results], indent=2))
     else:
         click.echo(_format_comparisons(results))
-
-
-def _json_safe(fields: dict) -> dict:
-    """Numbers as the one rule of docs/results.md writes them (srbench.evaluation.json_number): NaN (undefined)
-    is null, infinity the string "inf" or "-inf"; JSON has no such numbers."""
-    from srbench.evaluation import json_number
-
-    return {k: json_number(v) if isinstance(v, float) else v for k, v in fields.items()}
 
 
 def _num(value: float, digits: int, sign: str = "") -> str:
@@ -851,7 +844,7 @@ def check(spec_path, baseline, tolerances, update, data_root, store_path, junit_
         click.echo(f"error: {exc}", err=True)
         sys.exit(C.EXIT_NOT_RUN)
     if as_json:
-        click.echo(json.dumps(report.as_dict(), indent=2, allow_nan=False))
+        click.echo(json_dumps(report.as_dict(), indent=2))
     else:
         click.echo(C.format_rows(report.rows))
         for n in report.not_run:

@@ -14,7 +14,6 @@ not stored yet, every image is produced again (per-image values already stored a
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
@@ -23,7 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import BrokenExecutor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -34,8 +33,11 @@ from srbench import work_split as Dist
 from srbench import workers as W
 from srbench.errors import BadInputError, SrbenchError, WeightsUnavailableError
 from srbench.images import atomic_write_text
+from srbench.jsonnum import dumps as json_dumps
+from srbench.jsonnum import json_number
 from srbench.metrics.registry import PerImage, get_metric
-from srbench.protocols import Protocol, get_protocol
+from srbench.options import EvalOptions
+from srbench.protocols import Protocol
 from srbench.sources import FolderPairing, FolderSource, GeneratorSource, SRSource, open_source
 from srbench.store import DATASET_IMAGE, Store
 
@@ -84,16 +86,6 @@ class EvalResult:
         import pandas as pd
 
         return pd.DataFrame(self.per_image)
-
-
-def json_number(value: float | None) -> float | str | None:
-    """A value as JSON has it: NaN (undefined) is null, infinity is the string "inf" or "-inf" (PSNR of an
-    SR identical to its HR); JSON itself has no infinity."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    if isinstance(value, float) and math.isinf(value):
-        return "inf" if value > 0 else "-inf"
-    return value
 
 
 def check_weights(
@@ -154,18 +146,14 @@ class _Plan:
         return self.proto.resolve_metrics(need) if need else []  # derived metrics bring what they are made of
 
 
-def _plan(source: SRSource, dataset: D.Dataset, scale: int, protocol: str, metrics: Sequence[str] | None,
-          weights_dir: str | None, skip_unavailable: bool, store: Store | None) -> _Plan:
-    proto = get_protocol(protocol)
-    if scale < 1:
-        raise BadInputError(f"scale must be a positive integer, got {scale}")
-    names = proto.resolve_metrics(metrics)
-    missing = check_weights(proto, names, weights_dir, raise_missing=not skip_unavailable)
+def _plan(source: SRSource, dataset: D.Dataset, options: EvalOptions, store: Store | None) -> _Plan:
+    proto, names = options.protocol, list(options.metrics)
+    missing = check_weights(proto, names, options.weights_dir, raise_missing=not options.skip_unavailable)
     computable = [n for n in names if n not in missing]
-    weights = Wt.check_metrics(proto, computable, weights_dir)  # before any work: another file is refused here
+    weights = Wt.check_metrics(proto, computable, options.weights_dir)  # before any work: another file is refused
     versions = proto.output_versions(computable, Wt.tags(weights))
     dataset_key = dataset.fingerprint()
-    cached = store.cached(source.key, dataset_key, proto.name, scale, versions) if store else {}
+    cached = store.cached(source.key, dataset_key, proto.name, options.scale, versions) if store else {}
     dataset_cached = cached.pop(DATASET_IMAGE, {})
     return _Plan(proto, names, missing, computable, versions, dataset_key, cached, dataset_cached, weights)
 
@@ -270,16 +258,15 @@ class _ImageLoop:
     rank 0 gathers the outcomes and applies them in dataset order (it alone holds the store), round by round, so
     an interruption loses at most one round."""
 
-    def __init__(self, source: SRSource, dataset: D.Dataset, scale: int, plan: _Plan, store: Store | None,
-                 suite: str | None, workers: int | None, weights_dir: str | None,
-                 where: Dist.Ranks | None = None, torch_metrics: bool | None = None) -> None:
-        self.source, self.dataset, self.scale, self.plan = source, dataset, scale, plan
+    def __init__(self, source: SRSource, dataset: D.Dataset, plan: _Plan, store: Store | None, suite: str | None,
+                 options: EvalOptions, where: Dist.Ranks | None = None) -> None:
+        self.source, self.dataset, self.scale, self.plan = source, dataset, options.scale, plan
         on_gpu = isinstance(source, GeneratorSource) and source.runner.device.type == "cuda"
-        self.torch_metrics = isinstance(source, GeneratorSource) and (on_gpu if torch_metrics is None
-                                                                      else torch_metrics)
-        self.store, self.suite, self.workers = store, suite, W.resolve_workers(workers)
+        self.torch_metrics = isinstance(source, GeneratorSource) and (on_gpu if options.torch_metrics is None
+                                                                      else options.torch_metrics)
+        self.store, self.suite, self.workers = store, suite, W.resolve_workers(options.workers)
         self.where = where or Dist.Ranks()
-        self.options = {"weights_dir": weights_dir}
+        self.metric_options = {"weights_dir": options.weights_dir}
         self.tally = _Tally(skipped=[{"image": r.name, "file": str(r.path), "error": r.error}
                                      for r in dataset.rejected])
         self.run_id: int | None = None
@@ -397,7 +384,7 @@ class _ImageLoop:
         assert sr is not None  # made on the host, or brought there for the metrics left
         if self.processes is None:
             return _InFlight(index, item, have, info, thread.submit(_measure, proto, sr, pair.hr, self.scale, need,
-                                                                    self.dataset_needed, self.options),
+                                                                    self.dataset_needed, self.metric_options),
                              early=early, need=full)
         from srbench.protocols import quantize
 
@@ -405,11 +392,11 @@ class _ImageLoop:
         future = None
         if remote:  # the SR image as every protocol first makes it: uint8 (8x smaller than a float output)
             future = self.processes.submit(W.compute, proto.name, quantize(sr), pair.hr, self.scale, remote,
-                                           self.options, self.env)
+                                           self.metric_options, self.env)
         if local or self.dataset_needed or future is None:
             return _InFlight(index, item, have, info,
                              thread.submit(_measure, proto, sr, pair.hr, self.scale, local, self.dataset_needed,
-                                           self.options, future, need), future, need, early, full)
+                                           self.metric_options, future, need), future, need, early, full)
         return _InFlight(index, item, have, info, future, future, need, early, full)
 
     def _on_device(self, pair: D.Pair, item: D.Item, need: list[str]) -> tuple[list[str], dict, np.ndarray | None]:
@@ -430,7 +417,7 @@ class _ImageLoop:
 
         planes = T.TorchPlanes(raw, T.as_images(pair.hr), self.scale if proto.border is None else proto.border,
                                proto.rounded_luma, unit=True)
-        (values,) = T.per_image(proto, planes, names, self.options["weights_dir"])
+        (values,) = T.per_image(proto, planes, names, self.metric_options["weights_dir"])
         rest = len(names) < len(need) or bool(self.dataset_needed)
         return names, values, (T.to_host(planes.image("sr"))[0] if rest else None)
 
@@ -604,55 +591,38 @@ def _summarise(source: SRSource, dataset: D.Dataset, scale: int, plan: _Plan, ta
 def evaluate_dataset(
     source: SRSource,
     dataset: D.Dataset,
+    options: EvalOptions,
     *,
-    scale: int = 4,
-    protocol: str = "sr",
-    metrics: Sequence[str] | None = None,
-    weights_dir: str | None = None,
-    skip_unavailable: bool = False,
     progress: Progress | None = None,
     store: Store | None = None,
     suite: str | None = None,
-    workers: int | None = None,
-    torch_metrics: bool | None = None,
 ) -> EvalResult:
-    """Evaluate one source on one dataset. With a ``store``, values already computed for the same source,
-    dataset, protocol, scale and metric versions are reused and only the missing ones computed; metrics are
-    computed in ``workers`` worker processes (default: the usable cores; see :mod:`srbench.workers`) while the
-    source produces the next SR image. Values do not depend on ``workers``, bit for bit. ``torch_metrics``: compute
-    the metrics with a torch form on the generator's device, where its SR image is (default: when that is a GPU;
-    values as the CPU reference's, bitwise except PSNR-Y/SSIM-Y of the ``sr`` protocol, within 1e-12 relative: see
-    :mod:`srbench.metrics.torch_forms`)."""
+    """Evaluate one source on one dataset as ``options`` say. With a ``store``, values already computed for the same
+    source, dataset, protocol, scale and metric versions are reused and only the missing ones computed; metrics are
+    computed in ``options.workers`` worker processes (default: the usable cores; see :mod:`srbench.workers`) while
+    the source produces the next SR image. Values do not depend on ``workers``, bit for bit.
+    ``options.torch_metrics``: compute the metrics with a torch form on the generator's device, where its SR image
+    is (default: when that is a GPU; values as the CPU reference's, bitwise except PSNR-Y/SSIM-Y of the ``sr``
+    protocol, within 1e-12 relative: see :mod:`srbench.metrics.torch_forms`)."""
+    scale = options.scale
     where = Dist.ranks()
     # Which SR file stands for which image is decided once for the whole dataset, before any work.
     pairing = source.pair(dataset, scale) if isinstance(source, FolderSource) else None
     if not where.active:
-        plan = _plan(source, dataset, scale, protocol, metrics, weights_dir, skip_unavailable, store)
-        tally = _ImageLoop(source, dataset, scale, plan, store, suite, workers, weights_dir,
-                           torch_metrics=torch_metrics).run(progress)
+        plan = _plan(source, dataset, options, store)
+        tally = _ImageLoop(source, dataset, plan, store, suite, options).run(progress)
         return _summarise(source, dataset, scale, plan, tally, pairing)
     # torchrun: rank 0 alone reads and writes the store; every rank computes its share of the images.
     store = store if where.is_main else None
-    plan = _plan(source, dataset, scale, protocol, metrics, weights_dir, skip_unavailable, store)
+    plan = _plan(source, dataset, options, store)
     _same_on_every_rank(f"the dataset {dataset.name} ({dataset.location})", plan.dataset_key, where)
     _same_on_every_rank(f"the model {source.name}", source.key, where)
     plan.cached, plan.dataset_cached = Dist.broadcast_from_main((plan.cached, plan.dataset_cached), where)
-    tally = _ImageLoop(source, dataset, scale, plan, store, suite, workers, weights_dir, where,
-                       torch_metrics).run(progress if where.is_main else None)
+    tally = _ImageLoop(source, dataset, plan, store, suite, options, where).run(progress if where.is_main else None)
     result = _summarise(source, dataset, scale, plan, tally, pairing) if where.is_main else None
     shared = Dist.broadcast_from_main(result, where)  # every rank returns rank 0's result
     assert shared is not None
     return shared
-
-
-DEVICES = ("auto", "cpu", "cuda")
-
-
-def check_options(device: str, workers: int | None) -> None:
-    """``device`` and ``workers`` as :func:`evaluate` takes them, or one line listing the allowed forms."""
-    if device not in DEVICES:
-        raise BadInputError(f"unknown device {device!r}: use {', '.join(DEVICES)}")
-    W.resolve_workers(workers)
 
 
 def on_every_rank(prepare: Callable[[], T]) -> T:
@@ -685,55 +655,47 @@ def _same_on_every_rank(what: str, fingerprint: str, where: Dist.Ranks) -> None:
                             f"(sha256 {seen[0][:12]} on rank 0); give every node the same copy")
 
 
-def evaluate(
+def evaluate_model(
     model: str | SRSource,
     datasets: Sequence[str],
+    options: EvalOptions | None = None,
     *,
-    scale: int = 4,
-    protocol: str = "sr",
-    metrics: Sequence[str] | None = None,
-    data_root: str | None = None,
-    weights_dir: str | None = None,
-    skip_unavailable: bool = False,
-    progress: Progress | None = None,
-    device: str = "auto",
-    tile: int | None = None,
     store: Store | None = None,
     suite: str | None = None,
     name: str | None = None,
-    workers: int | None = None,
-    torch_metrics: bool | None = None,
-    sr_pattern: str | None = None,
+    progress: Progress | None = None,
+    **settings: Any,
 ) -> Iterator[EvalResult]:
-    """One :class:`EvalResult` per dataset, yielded as each finishes (nothing is lost on a later error).
+    """One model on ``datasets`` as ``options`` say: one :class:`EvalResult` per dataset, yielded as each finishes
+    (nothing is lost on a later error).
 
     ``model`` is a name or path (see :func:`srbench.sources.open_source`) or an already opened source, which
-    callers evaluating one model many times (``ablate``, ``check``) pass to open it once. With a ``store`` and a
-    ``suite``, each result is also labelled there as model ``name`` (default: the source's own name) of that
-    suite, so ``srbench results``, ``table`` and ``pirm-plane`` show it. ``workers``: processes computing the
-    metrics (default: the usable cores, ``os.sched_getaffinity``); results do not depend on it, bit for bit.
-    ``torch_metrics``: see :func:`evaluate_dataset`. ``sr_pattern``: how the files of an SR folder are named
-    (``"{name}_RCAN_x{scale}"``; by default read off the folder, see :class:`srbench.sources.FolderSource`).
+    callers evaluating one model many times (``ablate``, ``check``) pass to open it once. Without ``options``, the
+    keyword ``settings`` build them (:meth:`EvalOptions.build`: ``protocol``, ``metrics``, ``scale``,
+    ``data_root``, ``weights_dir``, ``device``, ``workers``, ``tile``, ``skip_unavailable``, ``torch_metrics``,
+    ``sr_pattern``). With a ``store`` and a ``suite``, each result is also labelled there as model ``name``
+    (default: the source's own name) of that suite, so ``srbench results``, ``table`` and ``pirm-plane`` show it.
+    Results do not depend on ``options.workers``, bit for bit.
     """
-    check_options(device, workers)
+    if options is None:
+        options = EvalOptions.build(**settings)
+    elif settings:
+        raise TypeError(f"evaluate_model: options given, and settings {sorted(settings)} too")
+    chosen = options
 
     def open_inputs() -> tuple[SRSource, list[D.Dataset]]:
-        source = (open_source(model, device=device, tile=tile, sr_pattern=sr_pattern) if isinstance(model, str)
-                  else model)
+        source = (open_source(model, device=chosen.device, tile=chosen.tile, sr_pattern=chosen.sr_pattern)
+                  if isinstance(model, str) else model)
         if name:
             source.name = name
-        if isinstance(source, GeneratorSource) and source.runner.scale != scale:
+        if isinstance(source, GeneratorSource) and source.runner.scale != chosen.scale:
             raise BadInputError(f"{source.info['source']} is a x{source.runner.scale} model, evaluation asks "
-                                f"x{scale} (--scale)")
-        get_protocol(protocol).resolve_metrics(metrics)  # fail on unknown names before any work
-        return source, [D.resolve(ds, data_root) for ds in datasets]
+                                f"x{chosen.scale} (--scale)")
+        return source, [D.resolve(ds, chosen.data_root) for ds in datasets]
 
     source, resolved = on_every_rank(open_inputs)
     for ds in resolved:
-        result = evaluate_dataset(source, ds, scale=scale, protocol=protocol, metrics=metrics,
-                                  weights_dir=weights_dir, skip_unavailable=skip_unavailable,
-                                  progress=progress, store=store, suite=suite, workers=workers,
-                                  torch_metrics=torch_metrics)
+        result = evaluate_dataset(source, ds, options, progress=progress, store=store, suite=suite)
         if store is not None and suite is not None and result.per_image:
             store.label(suite, result.model, result.provenance["model_key"], result.dataset,
                         result.provenance["dataset_sha256"])
@@ -747,7 +709,7 @@ def write_outputs(result: EvalResult, out_dir: str | os.PathLike) -> list[Path]:
     csv_path = out / f"{stem}.csv"
     json_path = out / f"{stem}.json"
     atomic_write_text(csv_path, result.per_image_frame().to_csv(index=False))
-    atomic_write_text(json_path, json.dumps(result.to_dict(), indent=2, allow_nan=False) + "\n")
+    atomic_write_text(json_path, json_dumps(result.to_dict(), indent=2) + "\n")
     return [csv_path, json_path]
 
 

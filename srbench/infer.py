@@ -13,6 +13,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -158,30 +159,61 @@ def _unit_input(rgb: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).float().div_(255.0)[None]
 
 
-def resolve_generator(ckpt_or_variant: str, scale: int | None = None) -> nn.Module:
+@dataclass(frozen=True)
+class GeneratorRef:
+    """A generator as the user named it, classified once (:func:`classify_generator`): a checkpoint ``file``, a
+    ``variant`` (its checkpoint in the models folder) or a ``published`` checkpoint (``published`` holds its
+    entry in srbench.downloads)."""
+
+    text: str
+    kind: str  # "file", "variant" or "published"
+    published: Any = None
+
+
+def classify_generator(text: str) -> GeneratorRef | None:
+    """What ``text`` names, if it names a generator (None: it does not, e.g. a folder of SR images). The one place
+    a model string is classified: :func:`resolve_generator`, srbench.sources.open_source and GeneratorSource all
+    go by its answer."""
+    if Path(text).expanduser().is_file():
+        return GeneratorRef(text, "file")
+    if text in GENERATORS:
+        return GeneratorRef(text, "variant")
+    from srbench.downloads import checkpoint_download
+
+    published = checkpoint_download(text)
+    return GeneratorRef(text, "published", published) if published is not None else None
+
+
+def generator_ref(text: str | GeneratorRef) -> GeneratorRef:
+    """``text`` classified (:func:`classify_generator`), or one line saying it names no generator."""
+    if isinstance(text, GeneratorRef):
+        return text
+    ref = classify_generator(text)
+    if ref is None:
+        raise BadInputError(f"{text!r} is neither a checkpoint file, a variant ({', '.join(GENERATORS)}) nor a "
+                            "published checkpoint (srbench models list)")
+    return ref
+
+
+def resolve_generator(ckpt_or_variant: str | GeneratorRef, scale: int | None = None) -> nn.Module:
     """A loaded generator from a checkpoint path, from ``<models dir>/<variant>.safetensors``, or a published
     checkpoint by name (``esrgan-official``) once ``srbench fetch weights`` has put it in the weights folder."""
     from srbench.checkpoints import load_generator
 
-    path = Path(ckpt_or_variant).expanduser()
-    if path.is_file():
-        return load_generator(path, scale=scale)
-    if ckpt_or_variant in GENERATORS:
-        candidate = paths.models_dir() / f"{ckpt_or_variant}.safetensors"
+    ref = generator_ref(ckpt_or_variant)
+    if ref.kind == "file":
+        return load_generator(Path(ref.text).expanduser(), scale=scale)
+    if ref.kind == "variant":
+        candidate = paths.models_dir() / f"{ref.text}.safetensors"
         if candidate.is_file():
-            return load_generator(candidate, ckpt_or_variant)
+            return load_generator(candidate, ref.text)
         raise BadInputError(
-            f"variant {ckpt_or_variant!r} has no checkpoint: looked for {candidate} (set SRBENCH_MODELS or pass "
+            f"variant {ref.text!r} has no checkpoint: looked for {candidate} (set SRBENCH_MODELS or pass "
             "a checkpoint file)"
         )
-    from srbench.downloads import checkpoint_download
     from srbench.fetch import weights_file
 
-    published = checkpoint_download(ckpt_or_variant)
-    if published is not None:
-        return load_generator(weights_file(ckpt_or_variant), published.variant, scale=scale)
-    raise BadInputError(f"{ckpt_or_variant!r} is neither a checkpoint file, a variant ({', '.join(GENERATORS)}) nor a "
-                        "published checkpoint (srbench models list)")
+    return load_generator(weights_file(ref.text), ref.published.variant, scale=scale)
 
 
 def collect_inputs(inputs: list[str]) -> list[Path]:

@@ -10,7 +10,7 @@ default. The defaults depend on where srbench runs from (docs/install.md has the
   ``srbench-reports/`` in the working directory, the one default resolved against it.
 
 Files srbench reads at run time (dataset manifests, the drift baseline, suites) are package data
-(``srbench/data``, ``srbench/suites``), the same in both.
+(``srbench/data``, ``srbench/ablate/suites``), the same in both.
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ import pandas as pd
 
 from srbench.errors import BadInputError
 from srbench.images import atomic_write_text
+from srbench.jsonnum import dumps as json_dumps
 from srbench.metrics import get_metric
 from srbench.protocols import PROTOCOLS
 from srbench.stats import conditioning_range
@@ -389,22 +390,40 @@ def _suite_metrics(tidy: pd.DataFrame) -> list[str]:
     return [m for m in SUITE_TABLE_METRICS if m in present or m == "pi"]
 
 
-def write_suite_report(report) -> list[Path]:
-    """Tidy CSV, Markdown and LaTeX tables, the perception-distortion plane and the HTML page of a suite run."""
+def _suite_report_digest(report, tidy: pd.DataFrame, training: list[dict]) -> str:
+    """What the report on disk shows: srbench's version, the numbers, models, failures, datasets and trainings."""
     import hashlib
 
     from srbench.version import __version__
 
+    return hashlib.sha256(json.dumps(
+        [__version__, tidy.to_csv(index=False), {k: str(v) for k, v in report.models.items()},
+         report.failures, report.datasets, training, preset_notice(report), study_metrics_table(report, tidy)],
+        sort_keys=True).encode()).hexdigest()
+
+
+def suite_report_is_current(report) -> bool:
+    """Whether the report in ``report.out_dir`` already shows these numbers, models and failures: then
+    :func:`write_suite_report` writes nothing, and its visual comparison need not be made (a cached re-run stays
+    fast)."""
+    out = report.out_dir
+    stamp = out / ".report.sha256"
+    if not (stamp.is_file() and (out / "index.html").is_file()):
+        return False
+    digest = _suite_report_digest(report, tidy_from_results(report.results), training_rows(report))
+    return stamp.read_text().strip() == digest
+
+
+def write_suite_report(report, visual=None) -> list[Path]:
+    """Tidy CSV, Markdown and LaTeX tables, the perception-distortion plane and the HTML page of a suite run, with
+    ``visual`` (a :class:`srbench.ablate.VisualComparison`, or None) as the page's crops."""
     out = report.out_dir
     out.mkdir(parents=True, exist_ok=True)
     tidy = tidy_from_results(report.results)
     training = training_rows(report)
     study = study_metrics_table(report, tidy)
     # Same numbers, models and failures as the report on disk: nothing to redo (a cached re-run stays fast).
-    digest = hashlib.sha256(json.dumps(
-        [__version__, tidy.to_csv(index=False), {k: str(v) for k, v in report.models.items()},
-         report.failures, report.datasets, training, preset_notice(report), study],
-        sort_keys=True).encode()).hexdigest()
+    digest = _suite_report_digest(report, tidy, training)
     stamp = out / ".report.sha256"
     if stamp.is_file() and stamp.read_text().strip() == digest and (out / "index.html").is_file():
         return sorted(p for p in out.iterdir() if p.is_file() and not p.name.startswith("."))
@@ -432,10 +451,10 @@ def write_suite_report(report) -> list[Path]:
         atomic_write_text(out / "failures.txt", "\n".join(report.failures) + "\n")
         written.append(out / "failures.txt")
     if training:
-        atomic_write_text(out / "training.json", json.dumps(training, indent=2) + "\n")
+        atomic_write_text(out / "training.json", json_dumps(training, indent=2) + "\n")
         written.append(out / "training.json")
     planes = [p for p in written if p.suffix == ".png"]
-    written.append(write_html(report, tidy, planes))
+    written.append(write_html(report, tidy, planes, visual))
     atomic_write_text(stamp, digest + "\n")
     return written
 
@@ -688,7 +707,7 @@ def render_visual(visual) -> tuple[str, int, str]:
     return "\n".join(blocks), count, visual.nr_label
 
 
-def write_html(report, tidy: pd.DataFrame, planes: list[Path]) -> Path:
+def write_html(report, tidy: pd.DataFrame, planes: list[Path], visual=None) -> Path:
     import html
 
     metrics = _suite_metrics(tidy)
@@ -696,7 +715,6 @@ def write_html(report, tidy: pd.DataFrame, planes: list[Path]) -> Path:
     table = study_metrics_table(report, tidy, "html") + table
     plane_html = "\n".join(f'<img alt="{html.escape(p.name)}" style="max-width:100%" src="{_png_data_uri(_load(p))}">'
                            for p in planes)
-    visual = report.visual() if getattr(report, "visual", None) is not None else None
     crops, n_crops, nr_label = render_visual(visual)
     crop_h, crop_w = (visual.rows[0][1][0].pixels.shape[:2] if visual is not None and visual.rows
                       else (CROP_H, CROP_W))

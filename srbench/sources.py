@@ -12,6 +12,7 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -30,6 +31,9 @@ from srbench.matching import (
     suggest_pattern,
 )
 from srbench.matlab import imresize, modcrop
+
+if TYPE_CHECKING:
+    from srbench.infer import GeneratorRef
 
 
 class BicubicSource:
@@ -209,19 +213,17 @@ class FolderSource:
 class GeneratorSource:
     """A generator network (checkpoint file or variant with a checkpoint in the models folder)."""
 
-    def __init__(self, ckpt_or_variant: str, *, device: str = "auto", tile: int | None = None,
+    def __init__(self, ckpt_or_variant: str | GeneratorRef, *, device: str = "auto", tile: int | None = None,
                  tile_pad: int = 16) -> None:
         from srbench.checkpoints import generator_info
-        from srbench.infer import Runner, resolve_generator
+        from srbench.infer import Runner, generator_ref, resolve_generator
 
-        module = resolve_generator(ckpt_or_variant)
+        ref = generator_ref(ckpt_or_variant)
+        module = resolve_generator(ref)
         self.info = generator_info(module)
         self.runner = Runner.create(module, device=device, tile=tile, tile_pad=tile_pad)
-        from srbench.downloads import checkpoint_download
-
         # A published checkpoint keeps its own name: "rrdb23" would not tell ESRGAN from its PSNR model.
-        self.name = (ckpt_or_variant if checkpoint_download(ckpt_or_variant) is not None else
-                     self.info["variant"] or Path(ckpt_or_variant).stem)
+        self.name = ref.text if ref.kind == "published" else self.info["variant"] or Path(ref.text).stem
         r = self.runner
         # Device, precision and tiling change the output in its last bits: they are part of the identity.
         self.key = (f"generator:{self.info['sha256']}:{r.device.type}{':half' if r.half else ''}"
@@ -255,7 +257,6 @@ def open_source(model: str, *, device: str = "auto", tile: int | None = None,
                 sr_pattern: str | None = None) -> SRSource:
     """``bicubic``, a checkpoint file, variant or published checkpoint name, or a folder of SR images (named
     after the dataset's images, or as ``sr_pattern`` says: see :class:`FolderSource`)."""
-    from srbench.archs import GENERATORS
 
     if sr_pattern is not None:
         if not Path(model).expanduser().is_dir():
@@ -263,9 +264,9 @@ def open_source(model: str, *, device: str = "auto", tile: int | None = None,
         return FolderSource(model, sr_pattern)
     if model == "bicubic":
         return BicubicSource()
-    from srbench.downloads import checkpoint_download
+    from srbench.infer import classify_generator
 
-    path = Path(model).expanduser()
-    if path.is_file() or model in GENERATORS or checkpoint_download(model) is not None:
-        return GeneratorSource(model, device=device, tile=tile)
+    ref = classify_generator(model)  # the one place a model string is classified
+    if ref is not None:
+        return GeneratorSource(ref, device=device, tile=tile)
     return FolderSource(model, sr_pattern)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import math
 import os
 import sqlite3
@@ -31,6 +30,7 @@ from typing import cast
 
 from srbench import paths
 from srbench.errors import StoreError
+from srbench.jsonnum import dumps as json_dumps
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -303,7 +303,7 @@ class Store:
     def start_run(self, **fields) -> int:
         fields = {**fields, "started": _now()}
         if isinstance(fields.get("config"), dict):
-            fields["config"] = json.dumps(fields["config"], sort_keys=True, default=str)
+            fields["config"] = json_dumps(fields["config"], sort_keys=True, default=str)
         cols = ", ".join(fields)
         marks = ", ".join("?" for _ in fields)
         with self._transaction() as conn:

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from srbench.cli import main
-from srbench.evaluation import evaluate
+from srbench.evaluation import evaluate_model
 from srbench.images import read_image, write_png
 from srbench.matching import SR_SUFFIXES, SRIndex, candidate_names, suffixes
 from srbench.matlab import imresize, modcrop
@@ -47,7 +47,7 @@ def test_a_missing_sr_file_is_skipped_not_paired_with_a_longer_name(shared_data,
     sr = tmp_path / "sr"
     write_png(sr / "bird_2.png", _bicubic_sr(hr / "butterfly.png"))
     write_png(sr / "butterfly.png", _bicubic_sr(hr / "butterfly.png"))
-    (res,) = evaluate(str(sr), [str(hr)])
+    (res,) = evaluate_model(str(sr), [str(hr)])
     assert [r["image"] for r in res.per_image] == ["butterfly"]
     (bad,) = res.skipped
     assert bad["image"] == "bird" and "no SR image for it" in bad["error"]
@@ -113,7 +113,7 @@ def test_two_files_with_one_stem_are_both_refused_never_merged(shared_data, tmp_
     assert len(lines) == 2
     assert all("bird.png" in ln and "bird.bmp" in ln and "share the image name 'bird'" in ln for ln in lines)
     # The good image keeps exactly its value.
-    (alone,) = evaluate("bicubic", [str(_hr_set(shared_data, tmp_path / "alone", names=("butterfly",)))])
+    (alone,) = evaluate_model("bicubic", [str(_hr_set(shared_data, tmp_path / "alone", names=("butterfly",)))])
     assert row["psnr_y"] == alone.summary["psnr_y"]
 
 
@@ -123,7 +123,7 @@ def test_selfexsr_stem_clash_is_refused(shared_data, tmp_path):
     root = tmp_path / "Set5" / "image_SRF_4"
     shutil.copytree(shared_data / "selfexsr/Set5/image_SRF_4", root)
     Image.open(root / "img_001_SRF_4_HR.png").save(root / "img_001_SRF_4_HR.bmp")
-    (res,) = evaluate("bicubic", [str(tmp_path / "Set5")])
+    (res,) = evaluate_model("bicubic", [str(tmp_path / "Set5")])
     assert sorted(r["image"] for r in res.per_image) == ["img_002", "img_003", "img_004", "img_005"]
     assert [s["image"] for s in res.skipped] == ["img_001", "img_001"]
 
@@ -169,11 +169,11 @@ def test_a_missing_lr_file_is_noted_in_the_result_and_provenance(shared_data, tm
     root = tmp_path / "Set5"
     shutil.copytree(shared_data / "benchmark/Set5", root)
     (root / "LR_bicubic/X4/birdx4.png").unlink()
-    (res,) = evaluate("bicubic", [str(root)])
+    (res,) = evaluate_model("bicubic", [str(root)])
     assert res.provenance["lr_file_missing"] == ["bird"]
     assert res.provenance["lr_source"] == {"file": 4, "imresize": 1}
     assert any("no x4 LR file" in w and "bird" in w for w in res.warnings)
-    (full,) = evaluate("bicubic", [str(shared_data / "benchmark/Set5")])
+    (full,) = evaluate_model("bicubic", [str(shared_data / "benchmark/Set5")])
     assert full.provenance["lr_file_missing"] == [] and not any("no x4 LR file" in w for w in full.warnings)
     # The images that have their file keep exactly their values.
     by_image = {r["image"]: r["psnr_y"] for r in full.per_image}
@@ -206,7 +206,7 @@ def test_skip_bad_with_every_image_bad_is_an_error(tmp_path):
 def test_pirm_keeps_rmse_of_an_image_too_small_for_niqe(shared_data, tmp_path):
     ds = _hr_set(shared_data, tmp_path / "ds", names=("bird",), size=200)
     write_png(ds / "small.png", read_image(shared_data / "benchmark/Set5/HR/butterfly.png")[:120, :120])
-    (res,) = evaluate("bicubic", [str(ds)], protocol="pirm", metrics=["rmse", "niqe"])
+    (res,) = evaluate_model("bicubic", [str(ds)], protocol="pirm", metrics=["rmse", "niqe"])
     assert not res.skipped
     rows = {r["image"]: r for r in res.per_image}
     assert math.isnan(rows["small"]["niqe"]) and rows["small"]["rmse"] > 0
@@ -233,7 +233,7 @@ def test_evaluate_store_caches_labels_and_shows_in_results_and_table(shared_data
     assert row["model"] == "mine" and row["provenance"]["cached_images"] == 0
     (second_row,) = json.loads(_cli(*args).stdout)
     assert second_row["provenance"]["cached_images"] == 2 and second_row["psnr_y"] == row["psnr_y"]
-    (bicubic,) = evaluate("bicubic", [str(hr)])
+    (bicubic,) = evaluate_model("bicubic", [str(hr)])
     assert row["psnr_y"] == bicubic.summary["psnr_y"]
     table = _cli("table", "--suite", "evaluate", "--store", store, "--metrics", "psnr_y,ssim_y")
     assert table.exit_code == 0 and f"| mine | **{row['psnr_y']:.2f}** |" in table.stdout
@@ -264,11 +264,11 @@ def test_a_decompression_bomb_is_skipped_and_the_good_images_scored(shared_data,
     ihdr = struct.pack(">IIBBBBB", 100000, 100000, 8, 0, 0, 0, 0)
     (ds / "bomb.png").write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
                                   + chunk(b"IDAT", zlib.compress(b"\0" * 100001)) + chunk(b"IEND", b""))
-    (res,) = evaluate("bicubic", [str(ds)])
+    (res,) = evaluate_model("bicubic", [str(ds)])
     assert [r["image"] for r in res.per_image] == ["bird", "butterfly"]
     (bad,) = res.skipped
     assert bad["image"] == "bomb" and "100000x100000" in bad["error"] and "--max-pixels" in bad["error"]
-    (good,) = evaluate("bicubic", [str(_hr_set(shared_data, tmp_path / "good", names=("bird", "butterfly")))])
+    (good,) = evaluate_model("bicubic", [str(_hr_set(shared_data, tmp_path / "good", names=("bird", "butterfly")))])
     assert res.summary == good.summary
 
 

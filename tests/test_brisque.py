@@ -268,7 +268,7 @@ def test_an_all_zero_plane_has_no_brisque():
 
 def test_evaluation_warns_where_brisque_is_ill_conditioned(tmp_path):
     """A saturated patch in an SR output: evaluation keeps the value and says how far it can move."""
-    from srbench.evaluation import evaluate
+    from srbench.evaluation import evaluate_model
     from srbench.images import write_png
 
     rng = np.random.default_rng(3)
@@ -276,7 +276,7 @@ def test_evaluation_warns_where_brisque_is_ill_conditioned(tmp_path):
     hr[16:112, 16:112] = 255  # bicubic keeps the middle of this patch exactly flat
     folder = tmp_path / "set"
     write_png(folder / "flat.png", hr)
-    (res,) = evaluate("bicubic", [str(folder)], protocol="pirm", metrics=["brisque"])
+    (res,) = evaluate_model("bicubic", [str(folder)], protocol="pirm", metrics=["brisque"])
     (row,) = res.per_image
     assert math.isfinite(row["brisque"]) and row["brisque_spread"] > 1e-3
     assert any(w.startswith("flat: BRISQUE") and "ill-conditioned" in w for w in res.warnings)

@@ -12,7 +12,7 @@ from PIL import Image
 
 from srbench import metrics as M
 from srbench.errors import BadInputError, WeightsUnavailableError
-from srbench.evaluation import evaluate, write_outputs
+from srbench.evaluation import evaluate_model, write_outputs
 from srbench.images import read_image, write_png
 from srbench.matlab import imresize, rgb2y, shave
 
@@ -28,7 +28,7 @@ PUBLISHED_BICUBIC_X4 = {
 @pytest.mark.parametrize("subset", [pytest.param(s, marks=pytest.mark.slow) if "Urban100" in s else s
                                     for s in sorted(PUBLISHED_BICUBIC_X4)])
 def test_bicubic_reproduces_published_figures(shared_data, subset):
-    (result,) = evaluate("bicubic", [str(shared_data / subset)], scale=4, protocol="sr")
+    (result,) = evaluate_model("bicubic", [str(shared_data / subset)], scale=4, protocol="sr")
     psnr_ref, ssim_ref = PUBLISHED_BICUBIC_X4[subset]
     assert not result.skipped
     assert abs(result.summary["psnr_y"] - psnr_ref) < 0.015
@@ -36,7 +36,7 @@ def test_bicubic_reproduces_published_figures(shared_data, subset):
 
 
 def test_sr_protocol_is_the_mean_of_per_image_values_on_unrounded_y(shared_data):
-    (result,) = evaluate("bicubic", [str(shared_data / "benchmark/Set5")], scale=4)
+    (result,) = evaluate_model("bicubic", [str(shared_data / "benchmark/Set5")], scale=4)
     hr = read_image(shared_data / "benchmark/Set5/HR/bird.png")
     lr = read_image(shared_data / "benchmark/Set5/LR_bicubic/X4/birdx4.png")
     sr = imresize(lr, 4)
@@ -60,7 +60,7 @@ def _tiny_set(shared_data, root, size=200):
 
 def test_pirm_rmse_is_sqrt_of_mean_mse_on_rounded_y(shared_data, tmp_path):
     ds = _tiny_set(shared_data, tmp_path / "tiny")
-    (res,) = evaluate("bicubic", [str(ds)], protocol="pirm", metrics=["rmse", "niqe"])
+    (res,) = evaluate_model("bicubic", [str(ds)], protocol="pirm", metrics=["rmse", "niqe"])
     mses = []
     for name in ("bird", "butterfly"):
         hr = read_image(ds / f"{name}.png")
@@ -78,8 +78,8 @@ def test_pirm_rmse_is_sqrt_of_mean_mse_on_rounded_y(shared_data, tmp_path):
 def test_pirm_without_nrqm_model_fails_or_reports_missing(shared_data, tmp_path):
     ds = _tiny_set(shared_data, tmp_path / "tiny")
     with pytest.raises(WeightsUnavailableError, match=r"NRQM_model\.mat"):
-        list(evaluate("bicubic", [str(ds)], protocol="pirm"))
-    (res,) = evaluate("bicubic", [str(ds)], protocol="pirm", skip_unavailable=True)
+        list(evaluate_model("bicubic", [str(ds)], protocol="pirm"))
+    (res,) = evaluate_model("bicubic", [str(ds)], protocol="pirm", skip_unavailable=True)
     assert res.summary["ma"] is None and res.summary["pi"] is None
     assert res.summary["niqe"] > 0 and res.summary["rmse"] > 0
     assert set(res.unavailable) == {"ma", "pi"}
@@ -114,7 +114,7 @@ def test_ma_and_pi_use_a_local_nrqm_model_on_the_protocol_plane(shared_data, tmp
     _fake_nrqm_model(weights / "NRQM_model.mat")
     monkeypatch.setenv("SRBENCH_WEIGHTS", str(weights))
     ds = _tiny_set(shared_data, tmp_path / "tiny")
-    (res,) = evaluate("bicubic", [str(ds)], protocol="pirm")
+    (res,) = evaluate_model("bicubic", [str(ds)], protocol="pirm")
     reference = NRQM(test_y_channel=False, pretrained_model_path=str(weights / "NRQM_model.mat"))
     for row in res.per_image:
         hr = read_image(ds / f"{row['image']}.png")
@@ -132,8 +132,8 @@ def test_sr_folder_is_matched_by_name_and_equals_the_model_it_came_from(shared_d
         lr = read_image(shared_data / f"benchmark/Set5/LR_bicubic/X4/{name}x4.png")
         stem = name if i % 2 else f"{name}_x4_SR"  # both naming habits
         write_png(sr_dir / f"{stem}.png", imresize(lr, 4))
-    (from_folder,) = evaluate(str(sr_dir), [str(shared_data / "benchmark/Set5")])
-    (bicubic,) = evaluate("bicubic", [str(shared_data / "benchmark/Set5")])
+    (from_folder,) = evaluate_model(str(sr_dir), [str(shared_data / "benchmark/Set5")])
+    (bicubic,) = evaluate_model("bicubic", [str(shared_data / "benchmark/Set5")])
     assert from_folder.model == "my_sr"
     assert from_folder.summary == bicubic.summary
 
@@ -144,7 +144,7 @@ def test_bad_images_are_reported_and_the_rest_evaluated(shared_data, tmp_path):
     (ds / "truncated.png").write_bytes((ds / "butterfly.png").read_bytes()[:300])
     Image.fromarray(np.dstack([good, np.full(good.shape[:2], 254, np.uint8)])).save(ds / "rgba.png")
     Image.fromarray(good[..., 0].astype(np.uint16) * 257 + 1).save(ds / "deep.png")  # no exact 8-bit form
-    (res,) = evaluate("bicubic", [str(ds)])
+    (res,) = evaluate_model("bicubic", [str(ds)])
     assert sorted(r["image"] for r in res.per_image) == ["bird", "butterfly"]
     errors = {s["image"]: s["error"] for s in res.skipped}
     assert "truncated.png: corrupt or truncated" in errors["truncated"]
@@ -157,7 +157,7 @@ def test_sr_of_the_wrong_size_is_named(shared_data, tmp_path):
     sr_dir = tmp_path / "sr"
     write_png(sr_dir / "bird.png", np.zeros((120, 200, 3), np.uint8))
     write_png(sr_dir / "butterfly.png", read_image(ds / "butterfly.png"))
-    (res,) = evaluate(str(sr_dir), [str(ds)])
+    (res,) = evaluate_model(str(sr_dir), [str(ds)])
     assert [r["image"] for r in res.per_image] == ["butterfly"]
     assert res.per_image[0]["psnr_y"] == math.inf
     (bad,) = res.skipped
@@ -166,13 +166,13 @@ def test_sr_of_the_wrong_size_is_named(shared_data, tmp_path):
 
 def test_unknown_metric_and_protocol_fail_before_work(shared_data):
     with pytest.raises(BadInputError, match="unknown metric 'psnr_rgb'"):
-        list(evaluate("bicubic", ["skimage"], metrics=["psnr_rgb"]))
+        list(evaluate_model("bicubic", ["skimage"], metrics=["psnr_rgb"]))
     with pytest.raises(BadInputError, match="unknown protocol"):
-        list(evaluate("bicubic", ["skimage"], protocol="nope"))
+        list(evaluate_model("bicubic", ["skimage"], protocol="nope"))
 
 
 def test_outputs_are_written_as_csv_and_json(tmp_path):
-    (res,) = evaluate("bicubic", ["skimage"])
+    (res,) = evaluate_model("bicubic", ["skimage"])
     csv_path, json_path = write_outputs(res, tmp_path)
     import pandas as pd
 
@@ -188,7 +188,7 @@ def test_grayscale_hr_is_compared_on_its_single_channel(shared_data, tmp_path):
     root = tmp_path / "gray"
     root.mkdir()
     shutil.copy(shared_data / "benchmark/Set14/HR/bridge.png", root / "bridge.png")
-    (res,) = evaluate("bicubic", [str(root)])
+    (res,) = evaluate_model("bicubic", [str(root)])
     hr = read_image(root / "bridge.png")
     sr = imresize(imresize(hr, 0.25), 4)
     assert res.per_image[0]["psnr_y"] == M.psnr(shave(sr.astype(float), 4), shave(hr.astype(float), 4))

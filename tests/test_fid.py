@@ -18,7 +18,7 @@ from PIL import Image
 from srbench import metrics as M
 from srbench.check import check_metrics, compare
 from srbench.errors import BadInputError, SrbenchError, WeightsUnavailableError
-from srbench.evaluation import evaluate, write_outputs
+from srbench.evaluation import evaluate_model, write_outputs
 from srbench.metrics import fid as F
 from srbench.metrics.registry import DatasetAccumulator, PerImage
 from srbench.protocols import PROTOCOLS
@@ -171,7 +171,7 @@ def test_dataset_level_descriptors_are_validated():
 # -- evaluate, store, tables --------------------------------------------------------------------------------
 def test_fid_is_stored_once_read_back_and_shown_in_tables(net, tmp_path):
     store = Store(tmp_path / "s.sqlite")
-    (res,) = evaluate("bicubic", ["skimage"], metrics=["psnr_y", "fid"], store=store, suite="t", name="bicubic")
+    (res,) = evaluate_model("bicubic", ["skimage"], metrics=["psnr_y", "fid"], store=store, suite="t", name="bicubic")
     fid = res.summary["fid"]
     assert isinstance(fid, float) and fid > 0 and res.metrics == ["psnr_y", "fid"]
     assert all("fid" not in row and "fid_n_patches" not in row for row in res.per_image)  # no per-image value
@@ -194,7 +194,7 @@ def test_fid_is_stored_once_read_back_and_shown_in_tables(net, tmp_path):
     assert "skimage FID ↓" in paper_table(tidy, ["psnr_y", "fid"])
     # Everything cached: no SR image made, no feature computed, same value.
     seen = net.patches
-    (again,) = evaluate("bicubic", ["skimage"], metrics=["psnr_y", "fid"], store=store, suite="t", name="bicubic")
+    (again,) = evaluate_model("bicubic", ["skimage"], metrics=["psnr_y", "fid"], store=store, suite="t", name="bicubic")
     assert net.patches == seen and again.summary["fid"] == fid and again.provenance["cached_images"] == 5
     assert len([r for r in store.all_values() if r["image"] == DATASET_IMAGE]) == 3
 
@@ -202,10 +202,10 @@ def test_fid_is_stored_once_read_back_and_shown_in_tables(net, tmp_path):
 def test_fid_added_later_reuses_the_stored_per_image_values(net, tmp_path):
     store = Store(tmp_path / "s.sqlite")
     folder = _folder(tmp_path, "set", 3)
-    (first,) = evaluate("bicubic", [str(folder)], metrics=["psnr_y"], store=store)
+    (first,) = evaluate_model("bicubic", [str(folder)], metrics=["psnr_y"], store=store)
     assert net.patches == 0
     before = {(r["image"], r["metric"]): r["run_id"] for r in store.all_values()}
-    (both,) = evaluate("bicubic", [str(folder)], metrics=["psnr_y", "fid"], store=store)
+    (both,) = evaluate_model("bicubic", [str(folder)], metrics=["psnr_y", "fid"], store=store)
     assert net.patches == 2 * 3 * (6 + 2)  # every image fed to FID: a 2x3 grid + 1x2 shifted in 128x192
     assert both.summary["psnr_y"] == first.summary["psnr_y"]
     after = {(r["image"], r["metric"]): r["run_id"] for r in store.all_values() if r["image"] != DATASET_IMAGE}
@@ -215,13 +215,13 @@ def test_fid_added_later_reuses_the_stored_per_image_values(net, tmp_path):
 def test_a_changed_image_set_recomputes_fid(net, tmp_path):
     store = Store(tmp_path / "s.sqlite")
     folder = _folder(tmp_path, "set", 4)
-    (first,) = evaluate("bicubic", [str(folder)], metrics=["fid"], store=store)
+    (first,) = evaluate_model("bicubic", [str(folder)], metrics=["fid"], store=store)
     assert first.per_image == [{"image": f"img{i}"} for i in range(4)] and first.summary["fid"] > 0
     seen = net.patches
-    (cached,) = evaluate("bicubic", [str(folder)], metrics=["fid"], store=store)
+    (cached,) = evaluate_model("bicubic", [str(folder)], metrics=["fid"], store=store)
     assert net.patches == seen and cached.summary["fid"] == first.summary["fid"]
     (folder / "img3.png").unlink()
-    (changed,) = evaluate("bicubic", [str(folder)], metrics=["fid"], store=store)
+    (changed,) = evaluate_model("bicubic", [str(folder)], metrics=["fid"], store=store)
     assert net.patches == seen + 2 * 3 * 8 and changed.summary["fid"] != first.summary["fid"]
     values = {r["dataset_key"]: r["value"] for r in store.all_values() if r["metric"] == "fid_n_images"}
     assert sorted(values.values()) == [3.0, 4.0]  # one dataset value per image set
@@ -230,11 +230,13 @@ def test_a_changed_image_set_recomputes_fid(net, tmp_path):
 def test_fid_value_does_not_depend_on_the_thread_count(net, tmp_path):
     from srbench.datasets import resolve
     from srbench.evaluation import evaluate_dataset
+    from srbench.options import EvalOptions
     from srbench.sources import open_source
 
     folder = _folder(tmp_path, "set", 5)
-    values = {workers: evaluate_dataset(open_source("bicubic"), resolve(str(folder)), metrics=["fid"],
-                                        workers=workers).summary["fid"] for workers in (1, 3)}
+    values = {workers: evaluate_dataset(open_source("bicubic"), resolve(str(folder)),
+                                        EvalOptions.build(metrics=["fid"], workers=workers)).summary["fid"]
+              for workers in (1, 3)}
     assert values[1] == values[3]
 
 
@@ -251,12 +253,12 @@ def test_check_compares_a_dataset_level_value(net):
 def test_missing_inception_weights_name_the_file_and_where_to_put_it(tmp_path, monkeypatch):
     monkeypatch.setenv("SRBENCH_WEIGHTS", str(tmp_path / "w"))
     with M.temporarily(F.FID), pytest.raises(WeightsUnavailableError) as err:
-        list(evaluate("bicubic", ["skimage"], metrics=["fid"]))
+        list(evaluate_model("bicubic", ["skimage"], metrics=["fid"]))
     text = str(err.value)
     assert "weights-inception-2015-12-05-6726825d.pth" in text and str(tmp_path / "w") in text
     assert F.INCEPTION_URL in text and err.value.filename == F.INCEPTION_FILENAME
     with M.temporarily(F.FID):
-        (res,) = evaluate("bicubic", ["skimage"], metrics=["psnr_y", "fid"], skip_unavailable=True)
+        (res,) = evaluate_model("bicubic", ["skimage"], metrics=["psnr_y", "fid"], skip_unavailable=True)
     assert res.summary["fid"] is None and "weights-inception" in res.unavailable["fid"]
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from srbench.ablate import load_suite, parse_suite
 from srbench.errors import BadInputError
-from srbench.evaluation import evaluate
+from srbench.evaluation import evaluate_model
 from srbench.report import paper_table, tidy_from_store
 from srbench.store import Store
 
@@ -44,7 +44,7 @@ def test_suite_errors_are_named():
 def test_store_caches_per_image_and_recomputes_only_new_metrics(shared_data, tmp_path):
     store = Store(tmp_path / "s.sqlite")
     ds = str(shared_data / "benchmark/Set5")
-    (first,) = evaluate("bicubic", [ds], store=store, suite="t")
+    (first,) = evaluate_model("bicubic", [ds], store=store, suite="t")
     assert first.provenance["cached_images"] == 0
     calls = {"n": 0}
     import dataclasses
@@ -58,12 +58,12 @@ def test_store_caches_per_image_and_recomputes_only_new_metrics(shared_data, tmp
         return real.compute(image)
 
     with M.temporarily(dataclasses.replace(real, compute=counting)):
-        (again,) = evaluate("bicubic", [ds], store=store, suite="t")
+        (again,) = evaluate_model("bicubic", [ds], store=store, suite="t")
     assert again.provenance["cached_images"] == 5 and calls["n"] == 0
     assert again.summary == first.summary
     # A new metric version is a different number: recomputed, the old one kept.
     with M.temporarily(dataclasses.replace(real, compute=counting, version="wang2004-2")):
-        (bumped,) = evaluate("bicubic", [ds], store=store, suite="t")
+        (bumped,) = evaluate_model("bicubic", [ds], store=store, suite="t")
     assert calls["n"] == 5 and bumped.provenance["cached_images"] == 0
     versions = {r["metric_version"] for r in store.all_values() if r["metric"] == "ssim_y"}
     assert versions == {"wang2004-1", "wang2004-2"}
@@ -231,8 +231,8 @@ def test_stored_nan_stays_a_nan_not_a_missing_metric(tmp_path):
 
 def test_cached_evaluation_keeps_the_same_provenance(tmp_path):
     store = Store(tmp_path / "s.sqlite")
-    (fresh,) = evaluate("bicubic", ["skimage"], store=store)
-    (cached,) = evaluate("bicubic", ["skimage"], store=store)
+    (fresh,) = evaluate_model("bicubic", ["skimage"], store=store)
+    (cached,) = evaluate_model("bicubic", ["skimage"], store=store)
     assert cached.provenance["cached_images"] == 5
     assert cached.provenance["lr_source"] == fresh.provenance["lr_source"] == {"imresize": 5}
     assert cached.warnings == fresh.warnings and any("modcrop" in w for w in cached.warnings)

@@ -13,7 +13,7 @@ import torch
 from srbench.ablate import AblationReport, load_suite, visual_comparison
 from srbench.archs import get_generator
 from srbench.checkpoints import save_checkpoint
-from srbench.evaluation import evaluate
+from srbench.evaluation import evaluate_model
 from srbench.report import write_suite_report
 from srbench.sources import open_source
 
@@ -37,12 +37,12 @@ def test_html_report_renders_with_its_images(tmp_path):
     report.models = {"bicubic": "bicubic", "esrgan-gan": ckpt}
     for name, source in report.models.items():
         for protocol in ("sr", "pirm"):
-            (result,) = evaluate(str(source), ["skimage"], protocol=protocol, skip_unavailable=True, device="cpu")
+            (result,) = evaluate_model(str(source), ["skimage"], protocol=protocol, skip_unavailable=True, device="cpu")
             result.model = name
             report.results.append(result)
-    report.visual = lambda: visual_comparison({n: open_source(str(s), device="cpu") for n, s in report.models.items()},
-                                              "skimage", None)
-    written = write_suite_report(report)
+    visual = visual_comparison({n: open_source(str(s), device="cpu") for n, s in report.models.items()}, "skimage",
+                               None)
+    written = write_suite_report(report, visual)
     page = tmp_path / "report/index.html"
     assert page in written and (tmp_path / "report/table.md").is_file() and (tmp_path / "report/table.tex").is_file()
     assert (tmp_path / "report/pirm_plane_skimage.png").is_file()

@@ -16,7 +16,7 @@ from srbench.archs import RRDBNet, get_generator
 from srbench.checkpoints import save_checkpoint
 from srbench.cli import main
 from srbench.errors import BadInputError
-from srbench.evaluation import evaluate
+from srbench.evaluation import evaluate_model
 from srbench.images import read_image
 from srbench.infer import Runner
 from srbench.matlab import rgb2gray
@@ -117,7 +117,7 @@ def test_evaluate_accepts_a_checkpoint_and_checks_its_scale(smoke_net, tmp_path)
 
     ckpt = save_checkpoint(smoke_net, tmp_path / "net.safetensors", arch="rrdbnet",
                            config=dict(get_generator("rrdb23-smoke").config), variant="rrdb23-smoke")
-    (res,) = evaluate(str(ckpt), ["skimage"], scale=4)
+    (res,) = evaluate_model(str(ckpt), ["skimage"], scale=4)
     assert res.model == "rrdb23-smoke" and res.n_images == 5
     assert res.provenance["model"]["sha256"] and res.provenance["model"]["layout"] == "basicsr"
     ds = D.resolve("skimage")
@@ -126,4 +126,4 @@ def test_evaluate_accepts_a_checkpoint_and_checks_its_scale(smoke_net, tmp_path)
     expected = psnr(shave(rgb2y(sr.astype(float)), 4), shave(rgb2y(pair.hr.astype(float)), 4))
     assert next(r for r in res.per_image if r["image"] == "chelsea")["psnr_y"] == expected
     with pytest.raises(BadInputError, match="is a x4 model, evaluation asks x2"):
-        list(evaluate(str(ckpt), ["skimage"], scale=2))
+        list(evaluate_model(str(ckpt), ["skimage"], scale=2))

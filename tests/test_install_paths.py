@@ -105,12 +105,13 @@ def test_installed_check_update_refuses_to_write_the_packaged_baseline(installed
 
 
 def test_every_file_srbench_reads_at_run_time_is_package_data():
-    """Manifests, the drift baseline, suites, published tables: each under srbench/data or srbench/suites must be
+    """Manifests, the drift baseline, suites, published tables: each under srbench/data or srbench/ablate/suites must be
     matched by [tool.setuptools.package-data], or an installed srbench lacks it."""
     patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["srbench"]
     package = ROOT / "srbench"
-    files = [p.relative_to(package).as_posix() for folder in ("data", "suites") for p in (package / folder).rglob("*")
+    files = [p.relative_to(package).as_posix() for folder in ("data", "ablate/suites")
+             for p in (package / folder).rglob("*")
              if p.is_file() and p.suffix not in (".py", ".pyc") and "__pycache__" not in p.parts]
-    assert {"data/manifests/set5.json", "data/baselines/default.json", "suites/esrgan.toml"} <= set(files)
+    assert {"data/manifests/set5.json", "data/baselines/default.json", "ablate/suites/esrgan.toml"} <= set(files)
     unmatched = [f for f in files if not any(fnmatch.fnmatch(f, pat) for pat in patterns)]
     assert unmatched == []

@@ -24,7 +24,7 @@ SRBENCH = Path(__file__).resolve().parent.parent / "srbench"
 LEVELS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("base", (
         "srbench.errors", "srbench.paths", "srbench.text", "srbench.downloads", "srbench.weightfiles",
-        "srbench.images", "srbench.matlab", "srbench.manifests", "srbench.suites", "srbench.data", "srbench.version",
+        "srbench.images", "srbench.matlab", "srbench.manifests", "srbench.jsonnum", "srbench.data", "srbench.version",
     )),
     ("metrics & data", (
         "srbench.metrics", "srbench.datasets", "srbench.matching", "srbench.weights", "srbench.fetch",
@@ -36,7 +36,7 @@ LEVELS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("train & evaluation", (
         "srbench.train", "srbench.protocols", "srbench.evaluation", "srbench.workers", "srbench.store",
         "srbench.stats", "srbench.published_results", "srbench.report", "srbench.plots", "srbench.check",
-        "srbench.work_split", "srbench.suite_settings",
+        "srbench.work_split", "srbench.suite_settings", "srbench.options",
     )),
     ("ablation", ("srbench.ablate",)),
     ("interface", ("srbench.cli", "srbench.api", "srbench.__main__", "srbench")),

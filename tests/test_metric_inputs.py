@@ -155,7 +155,7 @@ def test_scale_1_on_a_one_pixel_wide_image_is_skipped(tmp_path):
     folder = tmp_path / "lines"
     _save(folder, "line", RNG.integers(0, 256, (256, 1, 3), dtype=np.uint8))
     _save(folder, "square", RNG.integers(0, 256, (16, 16, 3), dtype=np.uint8))
-    (res,) = E.evaluate("bicubic", [str(folder)], scale=1, workers=1)
+    (res,) = E.evaluate_model("bicubic", [str(folder)], scale=1, workers=1)
     assert [r["image"] for r in res.per_image] == ["square"]
     assert res.per_image[0]["psnr_y"] == math.inf  # bicubic at scale 1 is the HR image itself
     (bad,) = res.skipped
@@ -184,7 +184,7 @@ def test_brisque_of_a_flat_image_is_noted_and_its_version_bumped(tmp_path):
     folder = tmp_path / "flat"
     _save(folder, "flat", np.full((48, 48, 3), 128, np.uint8))
     _save(folder, "busy", RNG.integers(0, 256, (48, 48, 3), dtype=np.uint8))
-    (res,) = E.evaluate("bicubic", [str(folder)], metrics=["brisque"], workers=1)
+    (res,) = E.evaluate_model("bicubic", [str(folder)], metrics=["brisque"], workers=1)
     values = {r["image"]: r["brisque"] for r in res.per_image}
     assert math.isnan(values["flat"]) and math.isfinite(values["busy"])
     assert any(w.startswith("flat: brisque undefined (NaN)") and "BRISQUE" in w for w in res.warnings)
@@ -202,7 +202,7 @@ def test_fid_shows_its_patch_count_and_warns_below_the_feature_dimension(tmp_pat
     for i in range(2):
         _save(folder, f"img{i}", RNG.integers(0, 256, (136, 200, 3), dtype=np.uint8))
     with M.temporarily(F.FID), F.use_feature_extractor(RandomNet()) as net:
-        (res,) = E.evaluate("bicubic", [str(folder)], metrics=["fid"], workers=1)
+        (res,) = E.evaluate_model("bicubic", [str(folder)], metrics=["fid"], workers=1)
     patches = net.patches / 2  # SR and HR
     assert 0 < patches < 2048
     assert res.to_dict()["fid_n_patches"] == patches

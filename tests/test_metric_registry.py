@@ -15,7 +15,7 @@ from PIL import Image
 from srbench import metrics as M
 from srbench.cli import main
 from srbench.errors import BadInputError, WeightsUnavailableError
-from srbench.evaluation import evaluate
+from srbench.evaluation import evaluate_model
 from srbench.matlab import rgb2y, shave
 from srbench.metrics import registry
 from srbench.store import Store
@@ -82,7 +82,7 @@ def test_register_refuses_a_taken_name_and_unknown_requirements(mae):
 
 
 def test_registered_metric_in_evaluate_and_json(mae):
-    (res,) = evaluate("bicubic", ["skimage"], metrics=["psnr_y", "mae_y"])
+    (res,) = evaluate_model("bicubic", ["skimage"], metrics=["psnr_y", "mae_y"])
     assert res.metrics == ["psnr_y", "mae_y"]
     per_image = {r["image"]: r["mae_y"] for r in res.per_image}
     assert set(per_image) == set(_skimage_pairs())
@@ -100,7 +100,7 @@ def test_registered_metric_in_evaluate_and_json(mae):
 
 def test_registered_metric_values_are_what_the_sr_protocol_feeds_it(mae, tmp_path):
     folder = _noisy_folder(tmp_path, 20)
-    (res,) = evaluate(str(folder), ["skimage"], metrics=["mae_y"])
+    (res,) = evaluate_model(str(folder), ["skimage"], metrics=["mae_y"])
     pairs = _skimage_pairs()
     for row in res.per_image:
         with Image.open(folder / f"{row['image']}.png") as im:
@@ -114,12 +114,12 @@ def test_registered_metric_in_store_and_table(mae, tmp_path):
     better = _noisy_folder(tmp_path, 3)
     results = {}
     for name, model in (("bicubic", "bicubic"), ("noisy30", str(worse)), ("noisy3", str(better))):
-        (results[name],) = evaluate(model, ["skimage"], metrics=["psnr_y", "mae_y"], store=store, suite="toy",
-                                    name=name)
+        (results[name],) = evaluate_model(model, ["skimage"], metrics=["psnr_y", "mae_y"], store=store, suite="toy",
+                                          name=name)
     stored = {(r["metric"], r["metric_version"]) for r in store.all_values()}
     assert ("mae_y", "toy-1") in stored
     CALLS["n"] = 0
-    (again,) = evaluate("bicubic", ["skimage"], metrics=["mae_y"], store=store, suite="toy")
+    (again,) = evaluate_model("bicubic", ["skimage"], metrics=["mae_y"], store=store, suite="toy")
     assert again.provenance["cached_images"] == 5 and CALLS["n"] == 0
     assert again.summary["mae_y"] == results["bicubic"].summary["mae_y"]
     order = sorted(results, key=lambda n: results[n].summary["mae_y"])
@@ -193,7 +193,7 @@ def test_entry_point_plugins_load_lazily_on_first_use(tmp_path, monkeypatch):
     assert "toyplug" not in sys.modules  # nothing is loaded before the registry is used
     assert M.get_metric("toy_gain").version == "gain-1"
     assert "toyplug" in sys.modules and list(M.all_metrics())[:2] == ["psnr_y", "ssim_y"]
-    (res,) = evaluate("bicubic", ["skimage"], protocol="pirm", metrics=["toy_gain"])
+    (res,) = evaluate_model("bicubic", ["skimage"], protocol="pirm", metrics=["toy_gain"])
     assert 0.9 < res.summary["toy_gain"] < 1.1  # protocols=None: any protocol reports it
 
 
@@ -222,7 +222,7 @@ def test_pyiqa_metric_without_weights_is_computed_on_the_protocol_rgb(offline, t
     import pyiqa
 
     folder = _noisy_folder(tmp_path, 20)
-    (res,) = evaluate(str(folder), ["skimage"], metrics=["psnr_y", "pyiqa:psnr"])
+    (res,) = evaluate_model(str(folder), ["skimage"], metrics=["psnr_y", "pyiqa:psnr"])
     assert res.provenance["metric_versions"]["pyiqa:psnr"] == f"pyiqa-{pyiqa.__version__}"
     pairs = _skimage_pairs()
     for row in res.per_image:
@@ -242,12 +242,12 @@ def test_pyiqa_metric_needing_weights_is_reported_missing_without_downloading(of
     import os
 
     with pytest.raises(WeightsUnavailableError) as info:
-        list(evaluate("bicubic", ["skimage"], metrics=["pyiqa:brisque"]))  # a generator: run it
+        list(evaluate_model("bicubic", ["skimage"], metrics=["pyiqa:brisque"]))  # a generator: run it
     err = info.value
     assert err.filename == "brisque_svm_weights.pth" and err.folder == os.environ["SRBENCH_WEIGHTS"]
     assert str(offline) in err.searched
     assert not (offline / "brisque_svm_weights.pth").exists()
-    (res,) = evaluate("bicubic", ["skimage"], metrics=["psnr_y", "pyiqa:brisque"], skip_unavailable=True)
+    (res,) = evaluate_model("bicubic", ["skimage"], metrics=["psnr_y", "pyiqa:brisque"], skip_unavailable=True)
     assert "brisque_svm_weights.pth" in res.unavailable["pyiqa:brisque"] and res.summary["psnr_y"] > 20
     out = CliRunner().invoke(main, ["evaluate", "--model", "bicubic", "--dataset", "skimage",
                                     "--metrics", "pyiqa:brisque"])

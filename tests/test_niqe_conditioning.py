@@ -139,7 +139,7 @@ def test_compare_notes_a_difference_within_the_conditioning_ranges(tmp_path):
 def test_evaluation_stores_each_images_range_and_says_what_was_measured(tmp_path, shared_data):
     """LIVE image3 as HR: bicubic keeps its flat sky flat. The range is stored beside the value (and cached), the
     table rows carry the dataset's range, and the warning states the measured range."""
-    from srbench.evaluation import evaluate
+    from srbench.evaluation import evaluate_model
     from srbench.images import write_png
     from srbench.report import tidy_from_store
     from srbench.store import Store
@@ -147,8 +147,8 @@ def test_evaluation_stores_each_images_range_and_says_what_was_measured(tmp_path
     folder = tmp_path / "set"
     write_png(folder / "image3.png", read_image(shared_data / "niqe/live_examples/image3.bmp"))
     store = Store(tmp_path / "s.sqlite")
-    (res,) = evaluate("bicubic", [str(folder)], protocol="pirm", metrics=["niqe", "niqe_median"], store=store,
-                      suite="s", name="bicubic")
+    (res,) = evaluate_model("bicubic", [str(folder)], protocol="pirm", metrics=["niqe", "niqe_median"], store=store,
+                            suite="s", name="bicubic")
     (row,) = res.per_image
     assert row["niqe_low"] <= row["niqe"] <= row["niqe_high"] and row["niqe_high"] - row["niqe_low"] > 1e-3
     assert res.summary["niqe_median"] == row["niqe_med"]
@@ -158,7 +158,7 @@ def test_evaluation_stores_each_images_range_and_says_what_was_measured(tmp_path
     tidy = tidy_from_store(store.values("s"))
     niqe = tidy[tidy["metric"] == "niqe"].iloc[0]
     assert (niqe["cond_low"], niqe["cond_high"]) == (row["niqe_low"], row["niqe_high"])
-    (again,) = evaluate("bicubic", [str(folder)], protocol="pirm", metrics=["niqe", "niqe_median"], store=store)
+    (again,) = evaluate_model("bicubic", [str(folder)], protocol="pirm", metrics=["niqe", "niqe_median"], store=store)
     assert again.provenance["cached_images"] == 1 and again.per_image == res.per_image
 
 

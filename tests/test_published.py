@@ -117,11 +117,11 @@ def test_published_bicubic_numbers_recomputed_from_the_reference_data(shared_dat
     printed digit, plus Set14's LR made here by imresize since the set ships no x4 LR files); SSIM within 1e-3,
     the measured gap (7e-4 on Set5, 6e-4 on BSD100) between the table's SSIM, whose implementation the table does
     not state, and Wang's reference that srbench follows."""
-    from srbench.evaluation import evaluate
+    from srbench.evaluation import evaluate_model
 
     published = {(v.collection, v.dataset, v.metric): v.value for v in P.values() if v.method == "Bicubic"}
     for dataset in ("set5", "set14", "bsd100"):
-        (sr,) = evaluate("bicubic", [dataset], protocol="sr", data_root=str(shared_data), workers=1)
+        (sr,) = evaluate_model("bicubic", [dataset], protocol="sr", data_root=str(shared_data), workers=1)
         assert sr.summary["psnr_y"] == pytest.approx(published[("esrgan-paper", dataset, "psnr_y")], abs=0.01)
         assert sr.summary["ssim_y"] == pytest.approx(published[("esrgan-paper", dataset, "ssim_y")], abs=1e-3)
 

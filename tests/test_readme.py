@@ -133,7 +133,7 @@ def test_the_python_block_runs_and_gives_the_readme_numbers(tmp_path, monkeypatc
 
 def test_the_results_page_states_the_one_json_rule_the_code_applies():
     """The rule the README used to state, now in docs/results.md, is what srbench writes."""
-    from srbench.evaluation import json_number
+    from srbench.jsonnum import json_number
     from srbench.report import format_value
 
     rule = " ".join((ROOT / "docs" / "results.md").read_text(encoding="utf-8").split())

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from srbench.cli import main
 from srbench.errors import BadInputError
-from srbench.evaluation import evaluate
+from srbench.evaluation import evaluate_model
 from srbench.images import read_image, write_png
 from srbench.matching import Affix, parse_pattern
 from srbench.matlab import imresize
@@ -34,7 +34,7 @@ def _released(shared_data: Path, folder: Path, stem: str, scale: int = 4) -> dic
 
 @pytest.fixture(scope="module")
 def bicubic_set5(shared_data):
-    (result,) = evaluate("bicubic", [str(shared_data / "benchmark/Set5")], metrics=["psnr_y"])
+    (result,) = evaluate_model("bicubic", [str(shared_data / "benchmark/Set5")], metrics=["psnr_y"])
     return {r["image"]: r["psnr_y"] for r in result.per_image}
 
 
@@ -42,7 +42,7 @@ def bicubic_set5(shared_data):
                                   "SR_{name}", "EDSR_{name}_x{scale}_out"])
 def test_released_naming_forms_evaluate_out_of_the_box(shared_data, tmp_path, bicubic_set5, stem):
     _released(shared_data, tmp_path / "method", stem)
-    (result,) = evaluate(str(tmp_path / "method"), [str(shared_data / "benchmark/Set5")], metrics=["psnr_y"])
+    (result,) = evaluate_model(str(tmp_path / "method"), [str(shared_data / "benchmark/Set5")], metrics=["psnr_y"])
     assert not result.skipped
     # The files hold bicubic's pixels: the values must be bicubic's, image by image, bit for bit.
     assert {r["image"]: r["psnr_y"] for r in result.per_image} == bicubic_set5
@@ -59,7 +59,7 @@ def test_a_folder_mixing_sets_ignores_the_other_files_with_a_count(shared_data, 
     _released(shared_data, folder, "{name}_SRGAN-VGG54")
     for name in SET14_SOME:
         write_png(folder / f"{name}_SRGAN-VGG54.png", np.zeros((8, 8, 3), np.uint8))
-    (result,) = evaluate(str(folder), [str(shared_data / "benchmark/Set5")], metrics=["psnr_y"])
+    (result,) = evaluate_model(str(folder), [str(shared_data / "benchmark/Set5")], metrics=["psnr_y"])
     assert {r["image"]: r["psnr_y"] for r in result.per_image} == bicubic_set5
     assert result.provenance["sr_pairing"]["ignored_files"] == 3
     assert any("3 other file(s)" in w and "ignored" in w for w in result.warnings)
@@ -70,7 +70,7 @@ def test_two_working_namings_are_an_error_naming_both(shared_data, tmp_path):
     _released(shared_data, folder, "{name}_SRGAN-VGG54")
     _released(shared_data, folder, "{name}_SRGAN-MSE")
     with pytest.raises(BadInputError, match=r"'\{name\}_SRGAN-MSE', '\{name\}_SRGAN-VGG54'.*--sr-pattern"):
-        list(evaluate(str(folder), [str(shared_data / "benchmark/Set5")], metrics=["psnr_y"]))
+        list(evaluate_model(str(folder), [str(shared_data / "benchmark/Set5")], metrics=["psnr_y"]))
 
 
 def test_sr_pattern_picks_one_method_and_is_part_of_the_identity(shared_data, tmp_path, bicubic_set5):
@@ -79,8 +79,8 @@ def test_sr_pattern_picks_one_method_and_is_part_of_the_identity(shared_data, tm
     for name in SET5:  # another method's outputs beside them: other pixels, so other values
         write_png(folder / f"{name}_SRGAN-MSE.png", read_image(shared_data / f"benchmark/Set5/HR/{name}.png"))
     data = [str(shared_data / "benchmark/Set5")]
-    (vgg,) = evaluate(str(folder), data, metrics=["psnr_y"], sr_pattern="{name}_SRGAN-VGG54")
-    (mse,) = evaluate(str(folder), data, metrics=["psnr_y"], sr_pattern="{name}_SRGAN-MSE.png")
+    (vgg,) = evaluate_model(str(folder), data, metrics=["psnr_y"], sr_pattern="{name}_SRGAN-VGG54")
+    (mse,) = evaluate_model(str(folder), data, metrics=["psnr_y"], sr_pattern="{name}_SRGAN-MSE.png")
     assert {r["image"]: r["psnr_y"] for r in vgg.per_image} == bicubic_set5
     assert all(r["psnr_y"] == float("inf") for r in mse.per_image)  # the HR itself
     assert vgg.provenance["model_key"] != mse.provenance["model_key"]  # a store never mixes the two
@@ -91,7 +91,7 @@ def test_no_working_naming_is_an_error_showing_the_names_and_a_pattern(shared_da
     _released(shared_data, folder, "{name}_RCAN_x{scale}")
     (folder / "woman_RCAN_x4.png").unlink()  # one image missing: the affix pairs only four of five
     with pytest.raises(BadInputError) as err:
-        list(evaluate(str(folder), [str(shared_data / "benchmark/Set5")], metrics=["psnr_y"]))
+        list(evaluate_model(str(folder), [str(shared_data / "benchmark/Set5")], metrics=["psnr_y"]))
     message = str(err.value)
     assert "baby_RCAN_x4.png" in message and "--sr-pattern '{name}_RCAN_x{scale}'" in message
 
@@ -100,8 +100,8 @@ def test_an_explicit_pattern_skips_a_missing_image_with_its_reason(shared_data, 
     folder = tmp_path / "partial"
     _released(shared_data, folder, "{name}_RCAN_x{scale}")
     (folder / "woman_RCAN_x4.png").unlink()
-    (result,) = evaluate(str(folder), [str(shared_data / "benchmark/Set5")], metrics=["psnr_y"],
-                         sr_pattern="{name}_RCAN_x{scale}")
+    (result,) = evaluate_model(str(folder), [str(shared_data / "benchmark/Set5")], metrics=["psnr_y"],
+                               sr_pattern="{name}_RCAN_x{scale}")
     assert [s["image"] for s in result.skipped] == ["woman"]
     assert "no SR file woman_RCAN_x4.*" in result.skipped[0]["error"]
     assert {r["image"]: r["psnr_y"] for r in result.per_image} == {k: v for k, v in bicubic_set5.items()
@@ -112,8 +112,8 @@ def test_an_explicit_pattern_skips_a_missing_image_with_its_reason(shared_data, 
 def test_the_scale_field_follows_the_evaluated_scale(shared_data, tmp_path, scale):
     _released(shared_data, tmp_path / "m", "{name}_RDN_x{scale}", scale)
     data = [str(shared_data / "benchmark/Set5")]
-    (auto,) = evaluate(str(tmp_path / "m"), data, scale=scale, metrics=["psnr_y"])
-    (bicubic,) = evaluate("bicubic", data, scale=scale, metrics=["psnr_y"])
+    (auto,) = evaluate_model(str(tmp_path / "m"), data, scale=scale, metrics=["psnr_y"])
+    (bicubic,) = evaluate_model("bicubic", data, scale=scale, metrics=["psnr_y"])
     assert auto.per_image == bicubic.per_image
     assert auto.provenance["sr_pairing"]["pattern"] == "{name}_RDN_x{scale}"
 

@@ -14,7 +14,7 @@ from scipy.ndimage import gaussian_filter
 from srbench import metrics as M
 from srbench.cli import main
 from srbench.errors import BadInputError
-from srbench.evaluation import evaluate
+from srbench.evaluation import evaluate_model
 from srbench.metrics.spectrum import EPS, HF_FROM, log_spectrum_distance, radial_power_spectrum
 from srbench.protocols import PROTOCOLS
 
@@ -171,7 +171,7 @@ def test_registered_as_an_opt_in_full_reference_metric_of_both_protocols():
 
 
 def test_evaluated_on_the_protocol_y_plane():
-    (res,) = evaluate("bicubic", ["skimage"], metrics=["psnr_y", "spectrum"])
+    (res,) = evaluate_model("bicubic", ["skimage"], metrics=["psnr_y", "spectrum"])
     assert res.metrics == ["psnr_y", "spectrum"]
     values = [r["spectrum"] for r in res.per_image]
     hf = [r["spectrum_hf"] for r in res.per_image]

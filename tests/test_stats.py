@@ -385,7 +385,7 @@ def test_select_image_set_names_what_is_known():
 
 def test_compare_of_a_model_identical_to_hr_prints_a_possible_p_and_writes_inf_as_json_does(tmp_path):
     """Issue 21, item 2, through the command: p = 0.0625 (not 0.0), 5/0/0 under a 5 images header, no NumPy
-    warning, a note; --json writes infinity as "inf" (srbench.evaluation.json_number), not null."""
+    warning, a note; --json writes infinity as "inf" (srbench.jsonnum.json_number), not null."""
     from srbench.cli import main
     from srbench.protocols import PROTOCOLS
     from srbench.store import Store

@@ -307,12 +307,12 @@ def test_evaluation_with_metrics_on_the_generators_device(generator_file, small_
     """``torch_metrics``: PSNR/SSIM/RMSE computed where the generator's output is (here the CPU standing in for a
     GPU) give the host reference's values (pirm: bitwise; sr: within one ulp of rgb2y's BLAS order), in the same
     order, and the other metrics (NIQE, BRISQUE) see the same uint8 SR image."""
-    from srbench.evaluation import evaluate
+    from srbench.evaluation import evaluate_model
 
     metrics = ["psnr_y", "ssim_y", "brisque"] if protocol == "sr" else ["rmse", "niqe"]
     host_only = "brisque" if protocol == "sr" else "niqe"
-    runs = [next(evaluate(str(generator_file), [str(small_set)], protocol=protocol, metrics=metrics, device="cpu",
-                          workers=1, torch_metrics=on)) for on in (False, True)]
+    runs = [next(evaluate_model(str(generator_file), [str(small_set)], protocol=protocol, metrics=metrics, device="cpu",
+                                workers=1, torch_metrics=on)) for on in (False, True)]
     host, device = runs
     assert [list(r) for r in host.per_image] == [list(r) for r in device.per_image]
     for a, b in zip(host.per_image, device.per_image, strict=True):
@@ -327,18 +327,18 @@ def test_evaluation_with_metrics_on_the_generators_device(generator_file, small_
 
 def test_metrics_on_the_device_never_bring_the_sr_image_to_the_host(generator_file, small_set, monkeypatch):
     """With only torch-form metrics, neither the host prediction nor a host copy of the SR image is made."""
-    from srbench.evaluation import evaluate
+    from srbench.evaluation import evaluate_model
     from srbench.sources import GeneratorSource
 
     def refuse(*args, **kwargs):
         raise AssertionError("the SR image was brought to the host")
 
-    reference = next(evaluate(str(generator_file), [str(small_set)], protocol="pirm", metrics=["rmse"],
-                              device="cpu", workers=1))
+    reference = next(evaluate_model(str(generator_file), [str(small_set)], protocol="pirm", metrics=["rmse"],
+                                    device="cpu", workers=1))
     monkeypatch.setattr(GeneratorSource, "predict", refuse)
     monkeypatch.setattr(T, "to_host", refuse)
-    on_device = next(evaluate(str(generator_file), [str(small_set)], protocol="pirm", metrics=["rmse"],
-                              device="cpu", workers=1, torch_metrics=True))
+    on_device = next(evaluate_model(str(generator_file), [str(small_set)], protocol="pirm", metrics=["rmse"],
+                                    device="cpu", workers=1, torch_metrics=True))
     assert on_device.n_images == 3 and on_device.summary["rmse"] == reference.summary["rmse"]
 
 
@@ -347,12 +347,12 @@ def test_metrics_on_the_device_never_bring_the_sr_image_to_the_host(generator_fi
 def test_cuda_evaluation_matches_the_host_metrics_on_the_same_output(generator_file, small_set, protocol):
     """On a GPU the default computes PSNR/SSIM/RMSE there: equal to the host reference on the same generator
     output (deterministic kernels, so both runs make the same SR image)."""
-    from srbench.evaluation import evaluate
+    from srbench.evaluation import evaluate_model
 
     torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
     metrics = ["psnr_y", "ssim_y"] if protocol == "sr" else ["rmse"]
-    host, device = (next(evaluate(str(generator_file), [str(small_set)], protocol=protocol, metrics=metrics,
-                                  device="cuda", workers=1, torch_metrics=on)) for on in (False, None))
+    host, device = (next(evaluate_model(str(generator_file), [str(small_set)], protocol=protocol, metrics=metrics,
+                                        device="cuda", workers=1, torch_metrics=on)) for on in (False, None))
     for a, b in zip(host.per_image, device.per_image, strict=True):
         for key in set(a) - {"image"}:
             assert b[key] == pytest.approx(a[key], rel=REL, abs=0), key

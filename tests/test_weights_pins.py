@@ -24,7 +24,7 @@ from srbench import datasets as D
 from srbench import downloads as DL
 from srbench.cli import main
 from srbench.errors import SrbenchError
-from srbench.evaluation import evaluate
+from srbench.evaluation import evaluate_model
 from srbench.images import read_image, write_png
 from srbench.matlab import rgb2y
 from srbench.metrics import nrqm as N
@@ -83,8 +83,8 @@ def _pin_recorded(weights, sha: str) -> None:
 
 
 def _ma(tiny, weights, store=None, **kwargs):
-    (res,) = evaluate("bicubic", [str(tiny)], protocol="pirm", metrics=["ma", "pi"], weights_dir=str(weights),
-                      workers=1, store=store, suite="s" if store is not None else None, **kwargs)
+    (res,) = evaluate_model("bicubic", [str(tiny)], protocol="pirm", metrics=["ma", "pi"], weights_dir=str(weights),
+                            workers=1, store=store, suite="s" if store is not None else None, **kwargs)
     return res
 
 
@@ -264,7 +264,7 @@ def _save_alexnet(weights, seed: int) -> str:
 
 
 def _lpips(tiny, weights, store=None):
-    (res,) = evaluate("bicubic", [str(tiny)], metrics=["lpips"], weights_dir=str(weights), workers=1, store=store)
+    (res,) = evaluate_model("bicubic", [str(tiny)], metrics=["lpips"], weights_dir=str(weights), workers=1, store=store)
     return res
 
 

@@ -15,7 +15,7 @@ from srbench import metrics as M
 from srbench import workers as W
 from srbench.cli import main
 from srbench.errors import BadInputError
-from srbench.evaluation import evaluate
+from srbench.evaluation import evaluate_model
 from srbench.images import read_image, write_png
 from srbench.matlab import imresize, rgb2y
 from srbench.metrics import nrqm as N
@@ -44,7 +44,7 @@ def nrqm_weights(tiny, tmp_path_factory):
 
 
 def _run(model, ds, workers, **kwargs):
-    (res,) = evaluate(model, [str(ds)], workers=workers, **kwargs)
+    (res,) = evaluate_model(model, [str(ds)], workers=workers, **kwargs)
     return res
 
 
@@ -171,7 +171,8 @@ def test_a_killed_worker_is_one_clear_error_and_the_next_run_recovers(tiny):
                 os.kill(process.pid, signal.SIGKILL)
 
     with pytest.raises(W.WorkerCrashedError, match=r"worker process ended abruptly .*\.png"):
-        list(evaluate("bicubic", [str(tiny)], protocol="pirm", metrics=["rmse", "niqe"], workers=2, progress=kill))
+        list(evaluate_model("bicubic", [str(tiny)], protocol="pirm", metrics=["rmse", "niqe"], workers=2,
+                            progress=kill))
     _same(one, _run("bicubic", tiny, 2, protocol="pirm", metrics=["rmse", "niqe"]))
 
 
