@@ -30,7 +30,7 @@ def test_the_fingerprint_follows_what_changes_the_weights_and_nothing_else():
     # The psnr stage reads neither the gan section nor the gan-only losses: the ablation's psnr stages are shared.
     assert _key(resolve_config("srgan-nobn-preact-ragan", "smoke")) == _key(base)
     assert _key(resolve_config("srgan-nobn-preact-ragan", "smoke"), "gan", "i" * 64) != _key(base, "gan", "i" * 64)
-    for changed in ({"seed": 1}, {"psnr": {"lr": 1e-4}}, {"data": {"batch_size": 4}}, {"loss": {"pixel": "l2"}},
+    for changed in ({"seed": 1}, {"psnr": {"lr": 1e-4}}, {"data": {"batch_size": 3}}, {"loss": {"pixel": "l2"}},
                     {"generator_config": {"num_block": 4}}):
         assert _key(resolve_config({"variant": "srgan-nobn", **changed}, "smoke")) != _key(base), changed
     assert _key(resolve_config({"variant": "srgan-nobn", "gan": {"lr": 1e-5}}, "smoke")) == _key(base)
@@ -135,7 +135,8 @@ def test_equal_stages_train_once_and_the_report_says_who_shares_them(tmp_path, c
     table = (tmp_path / "one" / "table.md").read_text()
     # the smoke run says what its numbers are: the suite's own iterations, and the command for the real thing
     assert table.startswith("> Smoke preset: small versions of the networks, trained for 2 PSNR-stage and 2 "
-                            "GAN-stage iterations on 4 images scikit-image ships")
+                            "GAN-stage iterations on batches of ")
+    assert " px on a side) cut from 4 images scikit-image ships" in table.splitlines()[0]
     assert "srbench ablate --suite shared --data-root DIR" in table.splitlines()[0]
     assert 'class="notice"' in (tmp_path / "one" / "index.html").read_text()
     assert "psnr stage" in table and "trained once for a, b, d" in table and "trained once for a, b:" in table
