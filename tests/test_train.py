@@ -142,6 +142,37 @@ def test_two_process_ddp_ends_with_identical_weights(tmp_path):
         assert json.loads((tmp_path / stage / "g_final.json").read_text())["iteration"] == iters
 
 
+@pytest.mark.slow
+def test_two_process_ddp_with_the_study_losses_ends_with_identical_weights(tmp_path):
+    """The loss study's and the WGAN-GP project's choices under DDP: a relativistic centered loss with DISTS and the
+    spectral loss, and WGAN-GP with the 8-convolution critic and the normalised FFT loss; both ranks end equal."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cases = {
+        "study": ['loss.adversarial="rchinge"', 'loss.perceptual_backbone="dists"', 'loss.frequency="spectral"',
+                  "loss.frequency_weight=0.3"],
+        "wgan": ['loss.adversarial="wgan-gp"', 'gan.discriminator="vgg8-critic"', 'loss.frequency="fft"',
+                 "loss.frequency_weight=0.5"],
+    }
+    port = 29541
+    for name, sets in cases.items():
+        out = tmp_path / name
+        common = ["--variant", "srgan-nobn", "--preset", "smoke", "--out", str(out), "--device", "cpu",
+                  "--set", "data.batch_size=2", *[arg for s in sets for arg in ("--set", s)]]
+        for stage, iters in (("psnr", 2), ("gan", 3)):
+            port += 1
+            cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+                   str(port), "-m", "srbench", "train", "--stage", stage, "--iters", str(iters), *common]
+            proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+            assert proc.returncode == 0, (name, proc.stderr[-3000:])
+            digests = json.loads((out / stage / "ddp_ranks.json").read_text())
+            assert len(digests) == 2 and digests[0] == digests[1], (name, stage)
+        assert json.loads((out / "gan" / "g_final.json").read_text())["iteration"] == 3
+        config = json.loads((out / "gan" / "config.json").read_text())
+        chosen = {f"{section}.{key}={json.dumps(value)}" for section in ("loss", "gan")
+                  for key, value in config[section].items()}
+        assert set(sets) <= chosen, name  # trained as asked, not with defaults
+
+
 def test_sigint_is_deferred_to_the_end_of_the_step(tmp_path):
     """A real SIGINT in the middle of an iteration saves the state after that iteration, never a half update."""
     import signal
