@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -56,3 +59,21 @@ def offline(tmp_path, monkeypatch):
     monkeypatch.setattr(download_util, "DEFAULT_CACHE_DIR", str(cache))
     yield cache
     pyiqa_adapter._network.cache_clear()  # fake networks must not serve a later test
+
+
+@pytest.fixture
+def ddp_train():
+    """``srbench train`` of one stage on 2 gloo processes (torchrun, one thread each); returns the two ranks'
+    weight digests (``ddp_ranks.json``) after checking that the launch succeeded."""
+    def run(stage: str, iters: int, args: list[str], out, port: int) -> list:
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
+               "-m", "srbench", "train", "--stage", stage, "--iters", str(iters), "--out", str(out), "--device",
+               "cpu", *args]
+        proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                              timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        digests = json.loads((Path(out) / stage / "ddp_ranks.json").read_text())
+        assert len(digests) == 2, digests
+        return digests
+
+    return run

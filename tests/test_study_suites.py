@@ -6,9 +6,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -323,20 +320,15 @@ def test_the_frequency_suites_report_has_the_spectrum_table():
 
 # -- DDP ---------------------------------------------------------------------------------------------------------
 @pytest.mark.slow
-def test_a_study_loss_trains_under_two_process_ddp(tmp_path):
+def test_a_study_loss_trains_under_two_process_ddp(tmp_path, ddp_train):
     """RaHinge with the spectral loss and the LPIPS backbone (random AlexNet under smoke): one GAN step on 2 gloo
     processes ends with identical weights on both ranks, as the ESRGAN losses do."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     sets = ["--set", "data.batch_size=2", "--set", 'loss.adversarial="rahinge"', "--set",
             'loss.perceptual_backbone="lpips"', "--set", 'loss.frequency="spectral"', "--set",
             "loss.frequency_weight=0.3", "--set", "gan.log_every=1"]
-    common = ["--variant", "esrgan", "--preset", "smoke", "--out", str(tmp_path), "--device", "cpu", *sets]
+    common = ["--variant", "esrgan", "--preset", "smoke", *sets]
     for port, stage, iters in ((29541, "psnr", 1), (29542, "gan", 2)):
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
-               "-m", "srbench", "train", "--stage", stage, "--iters", str(iters), *common]
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        digests = json.loads((tmp_path / stage / "ddp_ranks.json").read_text())
-        assert len(digests) == 2 and digests[0] == digests[1], stage
+        digests = ddp_train(stage, iters, common, tmp_path, port)
+        assert digests[0] == digests[1], stage
     header = (tmp_path / "gan/log.csv").read_text().splitlines()[0].split(",")
     assert {"l_percep", "l_spectral", "l_g_adv", "l_d"} <= set(header)

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -126,46 +124,35 @@ def test_gan_stage_needs_a_psnr_start(tmp_path):
 
 
 @pytest.mark.slow
-def test_two_process_ddp_ends_with_identical_weights(tmp_path):
+def test_two_process_ddp_ends_with_identical_weights(tmp_path, ddp_train):
     """srgan has BatchNorm (buffers DDP only broadcasts at each forward) and the gan stage has a DDP-wrapped
     discriminator that is frozen during the generator step: both stages must end identical on both ranks."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    common = ["--variant", "srgan", "--preset", "smoke", "--out", str(tmp_path), "--device", "cpu",
-              "--set", "data.batch_size=2"]
+    common = ["--variant", "srgan", "--preset", "smoke", "--set", "data.batch_size=2"]
     for port, stage, iters in ((29533, "psnr", 4), (29534, "gan", 3)):
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
-               "-m", "srbench", "train", "--stage", stage, "--iters", str(iters), *common]
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        digests = json.loads((tmp_path / stage / "ddp_ranks.json").read_text())
-        assert len(digests) == 2 and digests[0] == digests[1], stage
+        digests = ddp_train(stage, iters, common, tmp_path, port)
+        assert digests[0] == digests[1], stage
         assert json.loads((tmp_path / stage / "g_final.json").read_text())["iteration"] == iters
 
 
 @pytest.mark.slow
-def test_two_process_ddp_with_the_study_losses_ends_with_identical_weights(tmp_path):
+def test_two_process_ddp_with_the_study_losses_ends_with_identical_weights(tmp_path, ddp_train):
     """The loss study's and the WGAN-GP project's choices under DDP: a relativistic centered loss with DISTS and the
     spectral loss, and WGAN-GP with the 8-convolution critic and the normalised FFT loss; both ranks end equal."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cases = {
         "study": ['loss.adversarial="rchinge"', 'loss.perceptual_backbone="dists"', 'loss.frequency="spectral"',
                   "loss.frequency_weight=0.3"],
         "wgan": ['loss.adversarial="wgan-gp"', 'gan.discriminator="vgg8-critic"', 'loss.frequency="fft"',
                  "loss.frequency_weight=0.5"],
     }
-    port = 29541
+    port = 29550  # apart from the other DDP tests' ports
     for name, sets in cases.items():
         out = tmp_path / name
-        common = ["--variant", "srgan-nobn", "--preset", "smoke", "--out", str(out), "--device", "cpu",
-                  "--set", "data.batch_size=2", *[arg for s in sets for arg in ("--set", s)]]
+        common = ["--variant", "srgan-nobn", "--preset", "smoke", "--set", "data.batch_size=2",
+                  *[arg for s in sets for arg in ("--set", s)]]
         for stage, iters in (("psnr", 2), ("gan", 3)):
             port += 1
-            cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
-                   str(port), "-m", "srbench", "train", "--stage", stage, "--iters", str(iters), *common]
-            proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
-            assert proc.returncode == 0, (name, proc.stderr[-3000:])
-            digests = json.loads((out / stage / "ddp_ranks.json").read_text())
-            assert len(digests) == 2 and digests[0] == digests[1], (name, stage)
+            digests = ddp_train(stage, iters, common, out, port)
+            assert digests[0] == digests[1], (name, stage)
         assert json.loads((out / "gan" / "g_final.json").read_text())["iteration"] == 3
         config = json.loads((out / "gan" / "config.json").read_text())
         chosen = {f"{section}.{key}={json.dumps(value)}" for section in ("loss", "gan")
