@@ -10,6 +10,7 @@ Outside ``torchrun`` (no ``WORLD_SIZE``, or 1) nothing here imports torch or sta
 
 from __future__ import annotations
 
+import atexit
 import functools
 import os
 from collections.abc import Sequence
@@ -49,6 +50,13 @@ def _group() -> Any:
     return dist.new_group(backend="gloo") if dist.get_backend() != "gloo" else dist.group.WORLD
 
 
+def _leave_group() -> None:
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def ranks() -> Ranks:
     """This process's place in a ``torchrun`` launch (the process group is started on first use)."""
     if world_size() == 1:
@@ -60,6 +68,9 @@ def ranks() -> Ranks:
         if torch.cuda.is_available():  # each process of a node on its own GPU ("cuda" means it from now on)
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
+        # Leaving with the group's threads alive aborts the process at exit ("terminate called without an
+        # active exception") now and then, after every result was written: close it first.
+        atexit.register(_leave_group)
     return Ranks(dist.get_rank(), dist.get_world_size())
 
 
