@@ -15,6 +15,19 @@ from srbench.version import __version__
 class _Group(click.Group):
     """Turns srbench's user-facing errors into one line on stderr instead of a traceback."""
 
+    def main(self, *args, **kwargs):
+        try:
+            return super().main(*args, **kwargs)
+        except SystemExit as done:
+            from srbench import work_split
+
+            if work_split.in_launch():
+                code = done.code
+                if isinstance(code, str):
+                    click.echo(code, err=True)
+                work_split.leave_launch(code if isinstance(code, int) else 0 if code is None else 1)
+            raise
+
     def invoke(self, ctx: click.Context):
         import errno
 

@@ -10,12 +10,13 @@ Outside ``torchrun`` (no ``WORLD_SIZE``, or 1) nothing here imports torch or sta
 
 from __future__ import annotations
 
-import atexit
+import contextlib
 import functools
 import os
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 T = TypeVar("T")
 
@@ -50,13 +51,6 @@ def _group() -> Any:
     return dist.new_group(backend="gloo") if dist.get_backend() != "gloo" else dist.group.WORLD
 
 
-def _leave_group() -> None:
-    import torch.distributed as dist
-
-    if dist.is_initialized():
-        dist.destroy_process_group()
-
-
 def ranks() -> Ranks:
     """This process's place in a ``torchrun`` launch (the process group is started on first use)."""
     if world_size() == 1:
@@ -68,10 +62,34 @@ def ranks() -> Ranks:
         if torch.cuda.is_available():  # each process of a node on its own GPU ("cuda" means it from now on)
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
-        # Leaving with the group's threads alive aborts the process at exit ("terminate called without an
-        # active exception") now and then, after every result was written: close it first.
-        atexit.register(_leave_group)
     return Ranks(dist.get_rank(), dist.get_world_size())
+
+
+def leave_launch(code: int) -> NoReturn:
+    """End a process of a ``torchrun`` launch with exit status ``code`` once its results are written.
+
+    A rank that leaves through the interpreter's normal shutdown aborts now and then in C++ static destructors
+    ("terminate called without an active exception", SIGABRT), after every result was written, and torchrun
+    then kills its peers and fails the launch. So: close the process group, run Python's exit handlers, flush,
+    and leave without the C++ destructors.
+    """
+    import atexit
+
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.destroy_process_group()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
+
+
+def in_launch() -> bool:
+    """Whether this process has started a torchrun process group (without importing torch to find out)."""
+    dist = sys.modules.get("torch.distributed")
+    return dist is not None and bool(dist.is_available() and dist.is_initialized())
 
 
 def broadcast_from_main(obj: T, where: Ranks) -> T:

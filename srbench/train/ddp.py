@@ -6,7 +6,6 @@ epoch-based loops), gradients are averaged by DDP, and rank 0 writes every file.
 
 from __future__ import annotations
 
-import atexit
 import hashlib
 import json
 import os
@@ -32,11 +31,6 @@ class Dist:
         return self.rank == 0
 
 
-def _leave_group() -> None:
-    if dist.is_initialized():
-        dist.destroy_process_group()
-
-
 def init_distributed() -> Dist:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world == 1:
@@ -44,9 +38,6 @@ def init_distributed() -> Dist:
     if not dist.is_initialized():
         backend = "nccl" if torch.cuda.is_available() else "gloo"
         dist.init_process_group(backend=backend)
-        # Leaving with the group's threads alive aborts the process at exit ("terminate called without an
-        # active exception") now and then, after every result was written: close it first.
-        atexit.register(_leave_group)
     return Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
 
 
