@@ -23,6 +23,7 @@ from srbench.errors import BadInputError
 from srbench.images import atomic_write_text
 from srbench.jsonnum import dumps as json_dumps
 from srbench.metrics import get_metric
+from srbench.metrics.niqe import BLOCK as NIQE_BLOCK
 from srbench.protocols import PROTOCOLS
 from srbench.stats import conditioning_range
 from srbench.store import DATASET_IMAGE
@@ -654,7 +655,9 @@ window.addEventListener("load", function () {{
 </body></html>
 """
 
-CROP_H, CROP_W = 96, 192  # the page's layout when there are no crops (ablate makes them this size)
+# The visual comparison's crops (srbench.ablate.visual cuts them, the page lays them out): two of NIQE's blocks
+# side by side, the least on which the crop's PI (or NIQE) is defined.
+CROP_H, CROP_W = NIQE_BLOCK, 2 * NIQE_BLOCK
 
 
 def _png_data_uri(img) -> str:

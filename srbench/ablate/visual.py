@@ -9,8 +9,7 @@ from typing import Any
 
 from srbench import paths
 from srbench.errors import SrbenchError
-
-CROP_H, CROP_W = 96, 192  # NIQE needs two 96x96 blocks
+from srbench.report import CROP_H, CROP_W
 
 
 @dataclass(frozen=True)
