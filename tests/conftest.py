@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import copy
 import json
 import os
 import subprocess
@@ -77,3 +78,46 @@ def ddp_train():
         return digests
 
     return run
+
+
+# A tiny two-stage training (two iterations a stage) and a 4-entry suite of it (training cache, torchrun).
+TINY_STAGES = {"psnr": {"iters": 2, "milestones": [1], "val_every": 2, "checkpoint_every": 2},
+               "gan": {"iters": 2, "milestones": [1], "val_every": 2, "checkpoint_every": 2}}
+
+SHARED_SUITE = """
+name = "shared"
+[[variants]]
+name = "a"
+training = {{ variant = "srgan-nobn", {tiny} }}
+[[variants]]
+name = "b"
+training = {{ variant = "srgan-nobn", {tiny} }}
+[[variants]]
+name = "c"
+training = {{ variant = "srgan-nobn", seed = 1, {tiny} }}
+[[variants]]
+name = "d"
+training = {{ variant = "srgan-nobn", {tiny_gan_lr} }}
+"""
+
+
+def _shared_suite_text() -> str:
+    def table(stages):
+        return ", ".join(f"{stage} = {{ " + ", ".join(f"{k} = {json.dumps(v)}" for k, v in sc.items()) + " }"
+                         for stage, sc in stages.items())
+
+    gan_lr = {**TINY_STAGES, "gan": {**TINY_STAGES["gan"], "lr": 5e-5}}
+    return SHARED_SUITE.format(tiny=table(TINY_STAGES), tiny_gan_lr=table(gan_lr))
+
+
+
+@pytest.fixture
+def tiny_stages() -> dict:
+    """Both stages of a training cut to two iterations."""
+    return copy.deepcopy(TINY_STAGES)
+
+
+@pytest.fixture
+def shared_suite() -> str:
+    """A suite whose entries a and b are equal; c has another seed; d another gan learning rate."""
+    return _shared_suite_text()

@@ -11,7 +11,6 @@ import sys
 
 import numpy as np
 import pytest
-from test_training_cache import _suite_text
 
 from srbench.images import read_image, write_png
 from srbench.matlab import rgb2y
@@ -91,10 +90,10 @@ def _ablate(tmp, out: str, ranks: int) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.slow
-def test_ablate_on_two_ranks_equals_one_process_and_resumes_from_the_cache(tmp_path):
+def test_ablate_on_two_ranks_equals_one_process_and_resumes_from_the_cache(tmp_path, shared_suite):
     """Rank r trains every 2nd stage of each wave (psnr, then the gan stages from it) alone; evaluation is sharded;
     rank 0 writes the report. Weights, shared stages and every number equal a one-process run's."""
-    (tmp_path / "suite.toml").write_text(_suite_text())  # a, b equal; c another seed; d another gan lr
+    (tmp_path / "suite.toml").write_text(shared_suite)  # a, b equal; c another seed; d another gan lr
     _ablate(tmp_path, "one", 1)
     sharded = _ablate(tmp_path, "two", 2)
     one, two = tmp_path / "one" / "report", tmp_path / "two" / "report"

@@ -11,8 +11,6 @@ import pytest
 from srbench.train import cache as C
 from srbench.train.config import resolve_config
 
-TINY = {"psnr": {"iters": 2, "milestones": [1], "val_every": 2, "checkpoint_every": 2},
-        "gan": {"iters": 2, "milestones": [1], "val_every": 2, "checkpoint_every": 2}}
 DATA = {"train": "t" * 64, "val": None}
 
 
@@ -75,32 +73,6 @@ def test_paths_put_the_cache_beside_the_store(tmp_path, monkeypatch):
     assert paths.training_cache_dir(tmp_path / "explicit") == tmp_path / "explicit"
 
 
-SUITE = """
-name = "shared"
-[[variants]]
-name = "a"
-training = {{ variant = "srgan-nobn", {tiny} }}
-[[variants]]
-name = "b"
-training = {{ variant = "srgan-nobn", {tiny} }}
-[[variants]]
-name = "c"
-training = {{ variant = "srgan-nobn", seed = 1, {tiny} }}
-[[variants]]
-name = "d"
-training = {{ variant = "srgan-nobn", {tiny_gan_lr} }}
-"""
-
-
-def _suite_text() -> str:
-    def table(stages):
-        return ", ".join(f"{stage} = {{ " + ", ".join(f"{k} = {json.dumps(v)}" for k, v in sc.items()) + " }"
-                         for stage, sc in stages.items())
-
-    gan_lr = {**TINY, "gan": {**TINY["gan"], "lr": 5e-5}}
-    return SUITE.format(tiny=table(TINY), tiny_gan_lr=table(gan_lr))
-
-
 @pytest.fixture
 def counted(monkeypatch):
     """Every Trainer.run call, as (run name, stage)."""
@@ -119,10 +91,10 @@ def counted(monkeypatch):
     return calls
 
 
-def test_equal_stages_train_once_and_the_report_says_who_shares_them(tmp_path, counted):
+def test_equal_stages_train_once_and_the_report_says_who_shares_them(tmp_path, counted, shared_suite):
     from srbench.ablate import ablate
 
-    (tmp_path / "shared.toml").write_text(_suite_text())
+    (tmp_path / "shared.toml").write_text(shared_suite)
     common = {"store_path": str(tmp_path / "s.sqlite"), "device": "cpu", "jobs": 1, "log": lambda msg: None}
     report = ablate(str(tmp_path / "shared.toml"), out=str(tmp_path / "one"), **common)
     assert not report.failures
@@ -162,11 +134,11 @@ def test_equal_stages_train_once_and_the_report_says_who_shares_them(tmp_path, c
     assert json.loads((tmp_path / "two" / "training.json").read_text()) == rows
 
 
-def test_the_cached_stage_is_what_a_plain_training_gives(tmp_path):
+def test_the_cached_stage_is_what_a_plain_training_gives(tmp_path, tiny_stages):
     """A cache entry holds the weights `srbench train` writes for that configuration (bitwise, on CPU)."""
     from srbench.train import Trainer
 
-    config = resolve_config({"variant": "srgan-nobn", **TINY}, "smoke")
+    config = resolve_config({"variant": "srgan-nobn", **tiny_stages}, "smoke")
     plain = Trainer(config, "psnr", tmp_path / "plain", device="cpu", progress=False).run().final
     cache = C.TrainingCache(tmp_path / "cache")
     key = C.stage_key(config, "psnr", data=C.data_fingerprints(config), init=None, device="cpu")
@@ -180,12 +152,12 @@ def test_the_cached_stage_is_what_a_plain_training_gives(tmp_path):
 
 
 @pytest.mark.slow
-def test_side_by_side_trainings_share_stages_like_a_sequential_run(tmp_path, counted):
+def test_side_by_side_trainings_share_stages_like_a_sequential_run(tmp_path, counted, shared_suite):
     """jobs=2 trains in worker processes (one thread each, part of the fingerprint): the same sharing, and a
     re-run with the same jobs into another --out trains nothing."""
     from srbench.ablate import ablate
 
-    (tmp_path / "shared.toml").write_text(_suite_text())
+    (tmp_path / "shared.toml").write_text(shared_suite)
     common = {"device": "cpu", "log": lambda msg: None, "store_path": str(tmp_path / "s.sqlite"), "jobs": 2}
     two = ablate(str(tmp_path / "shared.toml"), out=str(tmp_path / "two"), **common)
     assert not two.failures and counted == []  # trained in the workers, not here
