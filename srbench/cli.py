@@ -655,9 +655,12 @@ def table(suite, metrics, datasets, fmt, store_path, ci, published, scale) -> No
     if ci:
         from srbench.stats import table_intervals
 
-        intervals = table_intervals(rows, names, datasets=_split_csv(datasets))
-        scale_intervals = {s: table_intervals([r for r in rows if r["scale"] == s], names,
-                                              datasets=_split_csv(datasets)) for s in {r["scale"] for r in rows}}
+        stored = {r["scale"] for r in rows}
+        if len(stored) > 1:  # each scale's rows ranked, and their intervals computed, on their own
+            scale_intervals = {s: table_intervals([r for r in rows if r["scale"] == s], names,
+                                                  datasets=_split_csv(datasets)) for s in stored}
+        else:
+            intervals = table_intervals(rows, names, datasets=_split_csv(datasets))
     click.echo(paper_table(tidy, names, fmt, datasets=_split_csv(datasets), intervals=intervals,
                            published=_split_csv(published), scale_intervals=scale_intervals))
 

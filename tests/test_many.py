@@ -91,6 +91,10 @@ def test_a_tree_is_each_leaf_evaluated_alone_stored_by_method_and_scale(shared_d
     csv = _invoke(["table", "--suite", "evaluate", "--store", store, "--metrics", METRICS, "--format", "csv"])
     assert csv.stdout.splitlines()[0] == "model,scale,set5/psnr_y,set5/ssim_y"
 
+    ci = _invoke(["table", "--suite", "evaluate", "--store", store, "--metrics", "psnr_y", "--ci"])
+    assert ci.exit_code == 0, ci.output
+    assert all(" [" in line for line in ci.stdout.splitlines()[2:5]) and "Brackets: 95% interval" in ci.stdout
+
     none = _invoke(["table", "--suite", "evaluate", "--store", store, "--scale", "3"])
     assert none.exit_code == 1 and "no results at x3" in none.output and "x2, x4" in none.output
 
