@@ -2,7 +2,8 @@
 
 From Python: ``srbench.evaluate(model, datasets, protocol="sr")`` returns :class:`srbench.Results` (pandas
 ``summary`` and ``per_image``, ``table()``, ``plane()``, ``compare()``); ``srbench.results(store)`` reads a results
-store; ``srbench.metric(name)`` is any registered metric as a function of images. They are loaded on first use
+store; ``srbench.evaluate_tree(tree)`` evaluates a tree of released results ``<method>/<dataset>/x<scale>/``;
+``srbench.metric(name)`` is any registered metric as a function of images. They are loaded on first use
 (``srbench.api``): ``import srbench`` imports neither torch, pyiqa, pandas nor matplotlib.
 """
 
@@ -12,10 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 from srbench.version import __version__
 
-__all__ = ["MetricFunction", "Results", "__version__", "evaluate", "metric", "results"]
+__all__ = ["MetricFunction", "Results", "__version__", "evaluate", "evaluate_tree", "metric", "results"]
 
 if TYPE_CHECKING:
-    from srbench.api import MetricFunction, Results, evaluate, metric, results
+    from srbench.api import MetricFunction, Results, evaluate, evaluate_tree, metric, results
 
 _API = frozenset(__all__) - {"__version__"}
 

@@ -102,6 +102,51 @@ def evaluate(model: PathLike | Iterable[PathLike], datasets: PathLike | Iterable
     return Results.from_evaluations(found)
 
 
+def evaluate_tree(tree: str | os.PathLike, *, protocol: str = "sr", metrics: str | Sequence[str] | None = None,
+                  scales: int | Sequence[int] | None = None, data_root: str | os.PathLike | None = None,
+                  weights_dir: str | os.PathLike | None = None, store: str | os.PathLike | None = None,
+                  suite: str = "evaluate", workers: int | None = None, skip_unavailable: bool = False,
+                  allow_unpinned_weights: bool = False, sr_pattern: str | None = None) -> Results:
+    """Evaluate a tree of released results laid out ``<method>/<dataset>/x<scale>/`` (``RCAN/Set5/x4/
+    baby_RCAN_x4.png``): each leaf on that dataset (its folder's name matched case-insensitively: ``Set5``,
+    ``B100``...) at that scale, its files paired with the images by name or by the affix they share, named by its
+    method (as ``srbench evaluate --tree`` does; see :mod:`srbench.many`). ``scales`` keeps only those leaves; the
+    other arguments are :func:`evaluate`'s. With a ``store`` every leaf is stored, scale included, for ``srbench
+    table`` and ``pirm-plane``.
+
+    A folder that is no leaf (an unknown dataset, a scale folder not ``x<int>``, no images) or a leaf that fails
+    (files named after no image) is a warning naming its path (``warnings.warn`` and ``Results.warnings``), and the
+    other leaves are still evaluated; when no leaf gives a result it is a BadInputError listing them."""
+    import warnings
+
+    from srbench import many
+    from srbench.options import EvalOptions
+    from srbench.store import Store
+    from srbench.weights import allowing
+
+    options = EvalOptions.build(protocol=protocol, metrics=_metric_names(metrics), data_root=data_root,
+                                weights_dir=weights_dir, workers=workers, skip_unavailable=skip_unavailable,
+                                sr_pattern=sr_pattern)
+    wanted = [scales] if isinstance(scales, int) else list(scales or [])
+    opened = Store(os.fspath(store)) if store is not None else None
+    with allowing(allow_unpinned_weights):
+        try:
+            found = many.evaluate_tree(tree, options, scales=wanted, store=opened,
+                                       suite=suite if opened is not None else None)
+        finally:
+            if opened is not None:
+                opened.close()
+    failed = [f"not evaluated: {f}" for f in found.failures]
+    if not found.results:
+        raise BadInputError(f"{tree}: no leaf was evaluated" + (f" ({'; '.join(failed)})" if failed else ""))
+    for line in failed:
+        warnings.warn(line, stacklevel=2)
+    _refuse_nothing_evaluated(found.results)
+    results = Results.from_evaluations(found.results)
+    results.warnings = [*failed, *results.warnings]
+    return results
+
+
 def _refuse_nothing_evaluated(found: Sequence[EvalResult]) -> None:
     """An error when no image at all was evaluated, a warning for each (model, dataset) with none."""
     import warnings

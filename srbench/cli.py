@@ -96,13 +96,17 @@ allow_unpinned_weights = click.option(
 
 
 @main.command("evaluate")
-@click.option("--model", required=True,
+@click.option("--model", "models", multiple=True,
               help="'bicubic', a generator checkpoint, variant or published checkpoint name (srbench models "
-                   "list), or a folder of SR images matched by name.")
-@click.option("--dataset", "datasets", multiple=True, required=True,
+                   "list), or a folder of SR images matched by name; repeat for several.")
+@click.option("--tree", type=click.Path(file_okay=False),
+              help="A tree of released results <method>/<dataset>/x<scale>/ (e.g. RCAN/Set5/x4/baby_RCAN_x4.png): "
+                   "each leaf evaluated on that dataset at that scale, named by its method.")
+@click.option("--dataset", "datasets", multiple=True,
               help="A dataset name (set5, set14, bsd100, urban100, pirm-val, div2k-val, skimage) or a folder; "
-                   "repeat for several.")
-@click.option("--scale", default=4, show_default=True, type=click.IntRange(min=1))
+                   "repeat for several (needed with --model).")
+@click.option("--scale", type=click.IntRange(min=1),
+              help="The scale of --model [default: 4]; with --tree, only the leaves x<scale> [default: all].")
 @click.option("--protocol", default="sr", show_default=True, type=click.Choice(["sr", "pirm"]))
 @click.option("--metrics", help="Comma-separated metrics (default: the protocol's own set).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list, one object per (model, dataset).")
@@ -119,8 +123,9 @@ allow_unpinned_weights = click.option(
 @click.option("--store", "store_path", type=click.Path(dir_okay=False),
               help="Results store (SQLite, created if missing): reuse cached values, record provenance, and label "
                    "the results for srbench results/table/pirm-plane.")
-@click.option("--name", help="The model's name in the store and the output (default: the folder, variant or "
-                             "checkpoint name).")
+@click.option("--name", "names", multiple=True,
+              help="The model's name in the store and the output (default: the folder, variant or checkpoint "
+                   "name); with several --model, one --name per --model, in order.")
 @click.option("--suite", "suite_name", default="evaluate", show_default=True,
               help="The suite the results are labelled under in the store (--suite of table and pirm-plane).")
 @click.option("--max-pixels", type=click.IntRange(min=1),
@@ -133,10 +138,11 @@ allow_unpinned_weights = click.option(
                    "runs on a GPU), or on the host (the reference).")
 @click.option("--sr-pattern", help="How the SR folder's files are named, e.g. '{name}_RCAN_x{scale}' (default: by "
                                    "the image's name, else the prefix/suffix all the folder's files share).")
-def evaluate_command(model, datasets, scale, protocol, metrics, as_json, out, data_root, weights_dir,
-                     skip_unavailable, skip_bad, device, tile, store_path, name, suite_name, max_pixels, workers,
+def evaluate_command(models, tree, datasets, scale, protocol, metrics, as_json, out, data_root, weights_dir,
+                     skip_unavailable, skip_bad, device, tile, store_path, names, suite_name, max_pixels, workers,
                      torch_metrics, sr_pattern) -> None:
-    """Evaluate MODEL on datasets under a named protocol (sr or pirm)."""
+    """Evaluate each --model on datasets, or each leaf of a --tree of released results, under a named protocol
+    (sr or pirm)."""
     from contextlib import AbstractContextManager, nullcontext
 
     from srbench.evaluation import evaluate_model, write_outputs
@@ -144,7 +150,16 @@ def evaluate_command(model, datasets, scale, protocol, metrics, as_json, out, da
     from srbench.options import EvalOptions
     from srbench.work_split import ranks
 
+    _check_model_arguments(models, tree, datasets, names)
     set_max_pixels(max_pixels)
+    if tree or len(models) > 1:
+        _evaluate_many(models, names, tree, datasets, scale, out, as_json, skip_bad, store_path, suite_name,
+                       dict(protocol=protocol, metrics=_split_csv(metrics), data_root=data_root,
+                            weights_dir=weights_dir, device=device, workers=workers, tile=tile,
+                            skip_unavailable=skip_unavailable, torch_metrics=torch_metrics, sr_pattern=sr_pattern))
+        return
+    model, name = models[0], (names[0] if names else None)
+    scale = 4 if scale is None else scale
     # Under torchrun every rank computes its share; rank 0 alone holds the store, writes and prints.
     main_rank = ranks().is_main
     out = out if main_rank else None
@@ -178,10 +193,81 @@ def evaluate_command(model, datasets, scale, protocol, metrics, as_json, out, da
         click.echo(f"error: nothing was evaluated on {', '.join(empty)}: every image was skipped (see above)",
                    err=True)
         sys.exit(1)
+    _refuse_skipped(results, skip_bad)
+
+
+def _check_model_arguments(models, tree, datasets, names) -> None:
+    if not models and not tree:
+        raise click.UsageError("give --model (repeat for several) or --tree")
+    if models and not datasets:
+        raise click.UsageError("--model needs --dataset")
+    if names and len(names) != len(models):
+        raise click.UsageError(f"{len(names)} --name for {len(models)} --model: give one per --model, in order (a "
+                               "--tree's results are named by their method folders)")
+
+
+def _refuse_skipped(results, skip_bad: bool) -> None:
     skipped = sum(len(r.skipped) for r in results)
     if skipped and not skip_bad:
         click.echo(f"error: {skipped} image(s) skipped as bad input (see above); --skip-bad accepts that",
                    err=True)
+        sys.exit(1)
+
+
+def _evaluate_many(models, names, tree, datasets, scale, out, as_json, skip_bad, store_path, suite_name,
+                   settings: dict) -> None:
+    """Several --model, and/or the leaves of a --tree (srbench.many): each one's failure is one line naming its
+    path, the others are still evaluated and stored; the exit status is 1 when anything failed."""
+    from contextlib import AbstractContextManager, nullcontext
+
+    from srbench import many
+    from srbench.evaluation import write_outputs
+    from srbench.images import ensure_writable_dir
+    from srbench.options import EvalOptions
+    from srbench.store import Store
+    from srbench.work_split import ranks
+
+    main_rank = ranks().is_main
+    out = out if main_rank else None
+    if out:
+        ensure_writable_dir(out)
+    options = EvalOptions.build(scale=4 if scale is None else scale, **settings)
+    found = many.ManyResults()
+    store_cm: AbstractContextManager[Store | None] = Store(store_path) if store_path and main_rank else nullcontext()
+
+    def written(result) -> None:
+        if out:
+            write_outputs(result, out)
+
+    with store_cm as store:
+        suite = suite_name if store_path else None
+        try:
+            if models:
+                found.add(many.evaluate_many(list(models), list(datasets), options, names=list(names), store=store,
+                                             suite=suite, progress=_progress, on_result=written))
+            if tree:
+                found.add(many.evaluate_tree(tree, options, scales=[scale] if scale is not None else None,
+                                             store=store, suite=suite, progress=_progress, on_result=written))
+        finally:
+            if main_rank:
+                _report(found.results, as_json)
+    if main_rank:
+        _refuse_failures(found, bool(store_path))
+        _refuse_skipped(found.results, skip_bad)
+
+
+def _refuse_failures(found, stored: bool) -> None:
+    """Each model or tree folder that gave no result, one line naming its path, then exit 1."""
+    for failure in found.failures:
+        click.echo(f"error: {failure}", err=True)
+    empty = [f"{r.model} on {r.dataset} x{r.scale}" for r in found.results if not r.per_image]
+    if empty:
+        click.echo(f"error: nothing was evaluated for {', '.join(empty)}: every image was skipped (see above)",
+                   err=True)
+    if found.failures or empty:
+        kept = sum(bool(r.per_image) for r in found.results)
+        click.echo(f"error: {len(found.failures) + len(empty)} not evaluated (listed above); the {kept} other "
+                   f"result(s) were evaluated{' and stored' if stored else ''}", err=True)
         sys.exit(1)
 
 
@@ -516,7 +602,8 @@ def results(store_path, suite) -> None:
     if tidy.empty:
         click.echo("no labelled results")
     else:
-        wide = tidy.pivot_table(index=["model", "dataset"], columns="metric", values="value", aggfunc="first")
+        index = ["model", "dataset", *(["scale"] if tidy["scale"].nunique() > 1 else [])]
+        wide = tidy.pivot_table(index=index, columns="metric", values="value", aggfunc="first")
         click.echo(wide.to_string(float_format=lambda v: f"{v:.4f}"))
 
 
@@ -562,26 +649,45 @@ def export(store_path, fmt, out, per_image) -> None:
                                         "as 31.42 [31.07, 31.77] (10000 resamples, seed 0).")
 @click.option("--published", help="Comma-separated published collections to add as rows (srbench published list), "
                                   "e.g. esrgan-paper,spsr.")
-def table(suite, metrics, datasets, fmt, store_path, ci, published) -> None:
+@click.option("--scale", type=click.IntRange(min=1),
+              help="Only the results at this scale (default: every stored scale; several get a Scale column).")
+def table(suite, metrics, datasets, fmt, store_path, ci, published, scale) -> None:
     """A paper-style table of a suite from the results store."""
     from srbench.report import paper_table, tidy_from_store
     from srbench.store import Store
 
     with Store.open_existing(store_path) as store:
-        rows = store.values(suite)
+        rows = _at_scale(store.values(suite), scale, suite)
     tidy = tidy_from_store(rows)
     if tidy.empty:
         raise click.ClickException(f"no results for suite {suite!r} in the store: run srbench ablate first")
     names = _split_csv(metrics)
     if names is None:
         raise click.BadParameter("name at least one metric", param_hint="--metrics")
-    intervals = None
+    intervals, scale_intervals = None, None
     if ci:
         from srbench.stats import table_intervals
 
-        intervals = table_intervals(rows, names, datasets=_split_csv(datasets))
+        stored = {r["scale"] for r in rows}
+        if len(stored) > 1:  # each scale's rows ranked, and their intervals computed, on their own
+            scale_intervals = {s: table_intervals([r for r in rows if r["scale"] == s], names,
+                                                  datasets=_split_csv(datasets)) for s in stored}
+        else:
+            intervals = table_intervals(rows, names, datasets=_split_csv(datasets))
     click.echo(paper_table(tidy, names, fmt, datasets=_split_csv(datasets), intervals=intervals,
-                           published=_split_csv(published)))
+                           published=_split_csv(published), scale_intervals=scale_intervals))
+
+
+def _at_scale(rows: list[dict], scale: int | None, suite: str | None) -> list[dict]:
+    """The stored rows at ``scale`` (None: all); none there is an error naming the scales that are stored."""
+    if scale is None:
+        return rows
+    kept = [r for r in rows if r["scale"] == scale]
+    if rows and not kept:
+        held = ", ".join(f"x{s}" for s in sorted({r["scale"] for r in rows}))
+        raise click.ClickException(f"no results at x{scale}{f' for suite {suite!r}' if suite else ''} in the store "
+                                   f"(it holds {held})")
+    return kept
 
 
 @main.group()
@@ -690,7 +796,7 @@ def pirm_plane_cmd(suite, dataset, out, store_path, ci, published) -> None:
     from srbench.store import Store
 
     with Store.open_existing(store_path) as store:
-        rows = store.values(suite)
+        rows = _plane_scale(store.values(suite), suite)
     tidy = tidy_from_store(rows)
     ensure_writable_dir(Path(out).expanduser().parent)
     if tidy.empty:
@@ -712,6 +818,18 @@ def pirm_plane_cmd(suite, dataset, out, store_path, ci, published) -> None:
     for region, model in sorted(region_winners(points).items()):
         click.echo(f"best in {region}: {model}")
     click.echo(f"wrote {path}")
+
+
+def _plane_scale(rows: list[dict], suite: str) -> list[dict]:
+    """The x4 results (the PIRM convention): results at other scales are left out with a note, and a store holding
+    none at x4 is one error naming the scales it holds."""
+    others = sorted({r["scale"] for r in rows} - {4})
+    if not others:
+        return rows
+    kept = _at_scale(rows, 4, suite)
+    click.echo(f"note: the perception-distortion plane is x4 (the PIRM convention): results at "
+               f"{', '.join(f'x{s}' for s in others)} are not drawn", err=True)
+    return kept
 
 
 @main.command()

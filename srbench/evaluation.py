@@ -698,7 +698,7 @@ def evaluate_model(
         result = evaluate_dataset(source, ds, options, progress=progress, store=store, suite=suite)
         if store is not None and suite is not None and result.per_image:
             store.label(suite, result.model, result.provenance["model_key"], result.dataset,
-                        result.provenance["dataset_sha256"])
+                        result.provenance["dataset_sha256"], result.scale)
         yield result
 
 

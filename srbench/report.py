@@ -8,6 +8,7 @@ have no per-image values: their stored set value (image key ``srbench.store.DATA
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 import math
@@ -206,8 +207,7 @@ def table_model(tidy: pd.DataFrame, metrics: Sequence[str], models: Sequence[str
                           _rank_marks(series.drop(others), spec[m].higher_is_better).items()})
     values.update({(P.row_name(v), v.dataset, v.metric): v.value for v in shown})
     unresolved = _unresolved(tidy, models, datasets, metrics)
-    protocols = sorted({p for m in metrics for p in (getattr(spec[m], "protocols", None) or ())[:1]})
-    caption = caption or _caption(protocols)
+    caption = caption or _default_caption(metrics, spec)
     if unresolved:
         caption += " " + _unresolved_note(sorted({spec[m].label for _, _, m in unresolved}))
     if other_images:
@@ -219,6 +219,12 @@ def table_model(tidy: pd.DataFrame, metrics: Sequence[str], models: Sequence[str
     columns = [(d, spec[m]) for d in datasets for m in metrics]
     return TableModel([*models, *published_rows], columns, values, ranks, caption, intervals,
                       frozenset(published_rows), frozenset(unresolved), frozenset(other_images))
+
+
+def _default_caption(metrics: Sequence[str], spec: Mapping[str, Any] | None = None) -> str:
+    """The caption's first sentence: how the metrics shown are computed (by their protocols)."""
+    spec = spec or {m: get_metric(m) for m in metrics}
+    return _caption(sorted({p for m in metrics for p in (getattr(spec[m], "protocols", None) or ())[:1]}))
 
 
 def _image_set_of(row: pd.Series) -> Any:
@@ -317,44 +323,77 @@ def _interval_note(intervals: Mapping[tuple[str, str, str], Any]) -> str:
 def paper_table(tidy: pd.DataFrame, metrics: Sequence[str], fmt: str = "markdown", models: Sequence[str] | None = None,
                 datasets: Sequence[str] | None = None, caption: str | None = None,
                 intervals: Mapping[tuple[str, str, str], Any] | None = None,
-                published: Sequence[str] | None = None) -> str:
+                published: Sequence[str] | None = None,
+                scale_intervals: Mapping[int, Mapping[tuple[str, str, str], Any]] | None = None) -> str:
     """Models as rows, dataset x metric columns with direction arrows; best bold, second underlined;
     missing values shown as such, never as zero. With ``intervals`` each value is followed by its interval
     ``[low, high]`` (CSV: columns ``<dataset>/<metric>_low`` and ``_high``); ``published``: see
-    :func:`table_model`."""
+    :func:`table_model`.
+
+    Results of several scales (one method at x2 and x4) get a Scale column: a row per model and scale, ranked
+    within its scale only, the intervals of each scale from ``scale_intervals`` (scale -> its intervals)."""
     if fmt not in ("markdown", "latex", "csv"):
         raise ValueError(f"unknown table format {fmt!r}: use markdown, latex or csv")
-    table = table_model(tidy, metrics, models, datasets, caption, intervals, published)
-    if not table.models or not table.columns:
-        raise BadInputError(f"no results to tabulate ({len(table.models)} model(s), {len(table.columns)} "
+    scales = sorted({int(s) for s in tidy["scale"].dropna()}) if "scale" in tidy.columns else []
+    groups: list[tuple[int | None, TableModel]]
+    if len(scales) > 1:
+        if published:
+            raise BadInputError(f"the table holds several scales (x{', x'.join(map(str, scales))}); published "
+                                "numbers are given at one scale: choose it with --scale")
+        datasets = list(datasets or dict.fromkeys(tidy["dataset"]))
+        base = caption or _default_caption(metrics)
+        groups = [(s, table_model(tidy[tidy["scale"] == s], metrics, None if models is None else
+                                  [m for m in models if m in set(tidy.loc[tidy["scale"] == s, "model"])],
+                                  datasets, base, (scale_intervals or {}).get(s)))
+                  for s in scales]
+        notes = [f"x{s}: {t.caption.removeprefix(base).strip()}" for s, t in groups
+                 if t.caption.removeprefix(base).strip()]
+        groups = [(s, dataclasses.replace(t, caption=" ".join([base, *notes]))) for s, t in groups]
+    else:
+        groups = [(None, table_model(tidy, metrics, models, datasets, caption, intervals, published))]
+    return _render_table(groups, fmt)
+
+
+def _render_table(groups: list[tuple[int | None, TableModel]], fmt: str) -> str:
+    """The table's text: each group's rows in turn, after a Scale cell when the groups are scales."""
+    if not any(t.models for _, t in groups) or not groups[0][1].columns:
+        n_models = sum(len(t.models) for _, t in groups)
+        raise BadInputError(f"no results to tabulate ({n_models} model(s), {len(groups[0][1].columns)} "
                             "dataset x metric column(s))")
+    scaled = groups[0][0] is not None
+    table = groups[0][1]
     if fmt == "csv":
-        columns: dict[str, list] = {}
+        columns: dict[str, list] = {"scale": [s for s, t in groups for _ in t.models]} if scaled else {}
         for d, m in table.columns:
-            columns[f"{d}/{m.name}"] = [table.values.get((model, d, m.name)) for model in table.models]
-            if intervals:
-                columns.update(_bound_columns(f"{d}/{m.name}", table, d, m.name))
-        frame = pd.DataFrame(columns, index=table.models)
+            columns[f"{d}/{m.name}"] = [t.values.get((model, d, m.name)) for _, t in groups for model in t.models]
+            if any(t.intervals for _, t in groups):
+                columns.update(_bound_columns(f"{d}/{m.name}", groups, d, m.name))
+        frame = pd.DataFrame(columns, index=[model for _, t in groups for model in t.models])
         return frame.to_csv(index_label="model")
-    rows = [[table.cell(model, d, m, fmt) for d, m in table.columns] for model in table.models]
+    rows = [(model, scale, [t.cell(model, d, m, fmt) for d, m in t.columns]) for scale, t in groups
+            for model in t.models]
+    scale_head = ["Scale"] if scaled else []
     if fmt == "markdown":
-        head = "| Model | " + " | ".join(f"{d} {m.label} {m.arrow}" for d, m in table.columns) + " |"
-        sep = "|---|" + "|".join("---:" for _ in table.columns) + "|"
-        body = ["| " + model + " | " + " | ".join(row) + " |" for model, row in zip(table.models, rows, strict=True)]
+        head = "| " + " | ".join(["Model", *scale_head, *(f"{d} {m.label} {m.arrow}" for d, m in table.columns)]) + " |"
+        sep = "|---|" + "".join("---:|" for _ in scale_head) + "|".join("---:" for _ in table.columns) + "|"
+        body = ["| " + " | ".join([model, *([f"x{scale}"] if scaled else []), *cells]) + " |"
+                for model, scale, cells in rows]
         return "\n".join([head, sep, *body, "", f"*{table.caption}*", ""])
     latex_arrow = {"↑": "$\\uparrow$", "↓": "$\\downarrow$"}
     lines = ["\\begin{table}[t]", "\\centering", f"\\caption{{{table.caption}}}",
-             "\\begin{tabular}{l" + "r" * len(table.columns) + "}", "\\toprule",
-             "Model & " + " & ".join(f"{_tex(d)} {m.label} {latex_arrow[m.arrow]}" for d, m in table.columns)
-             + " \\\\", "\\midrule"]
-    lines += [_tex(model) + " & " + " & ".join(row) + " \\\\" for model, row in zip(table.models, rows, strict=True)]
+             "\\begin{tabular}{l" + "r" * (len(scale_head) + len(table.columns)) + "}", "\\toprule",
+             " & ".join(["Model", *scale_head, *(f"{_tex(d)} {m.label} {latex_arrow[m.arrow]}" for d, m in
+                                                 table.columns)]) + " \\\\", "\\midrule"]
+    lines += [" & ".join([_tex(model), *([f"$\\times${scale}"] if scaled else []), *cells]) + " \\\\"
+              for model, scale, cells in rows]
     lines += ["\\bottomrule", "\\end{tabular}", "\\end{table}", ""]
     return "\n".join(lines)
 
 
-def _bound_columns(name: str, table: TableModel, dataset: str, metric: str) -> dict[str, list]:
+def _bound_columns(name: str, groups: list[tuple[int | None, TableModel]], dataset: str,
+                   metric: str) -> dict[str, list]:
     """The CSV columns ``<name>_low`` and ``<name>_high`` of a table with intervals."""
-    found = [(table.intervals or {}).get((model, dataset, metric)) for model in table.models]
+    found = [(t.intervals or {}).get((model, dataset, metric)) for _, t in groups for model in t.models]
     return {f"{name}_{bound}": [getattr(i, bound) if i is not None else None for i in found]
             for bound in ("low", "high")}
 

@@ -48,9 +48,25 @@ CREATE TABLE IF NOT EXISTS metric_values (
 );
 CREATE TABLE IF NOT EXISTS labels (
     model_key TEXT NOT NULL, suite TEXT NOT NULL, model TEXT NOT NULL, dataset TEXT NOT NULL,
-    dataset_key TEXT NOT NULL,
-    PRIMARY KEY (suite, model, dataset)
+    dataset_key TEXT NOT NULL, scale INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (suite, model, dataset, scale)
 );
+"""
+
+# A label names a model of a suite on a dataset at one scale, so one method's x2 and x4 results (two SR folders,
+# two fingerprints) are both shown. Scale 0 is "every scale": the labels of stores written before labels had a
+# scale, and of callers that give none. Such a store's labels table is rebuilt when a writer opens it; a reader
+# (Store.open_existing) leaves the file as it is and reads the old table.
+LABELS_WITH_SCALE = """
+CREATE TABLE labels_scaled (
+    model_key TEXT NOT NULL, suite TEXT NOT NULL, model TEXT NOT NULL, dataset TEXT NOT NULL,
+    dataset_key TEXT NOT NULL, scale INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (suite, model, dataset, scale)
+);
+INSERT INTO labels_scaled (model_key, suite, model, dataset, dataset_key, scale)
+    SELECT model_key, suite, model, dataset, dataset_key, 0 FROM labels;
+DROP TABLE labels;
+ALTER TABLE labels_scaled RENAME TO labels;
 """
 
 
@@ -230,8 +246,22 @@ class Store:
             if create:
                 self._retry(lambda: self._open_conn.execute("PRAGMA journal_mode = WAL"))
                 self._retry(lambda: self._conn.executescript(SCHEMA))
+                if not self._labels_have_scale():
+                    self._retry(self._add_label_scale)
         except sqlite3.Error as exc:
             raise self._error(exc) from None
+
+    def _labels_have_scale(self) -> bool:
+        columns = self._retry(lambda: self._open_conn.execute("PRAGMA table_info(labels)").fetchall())
+        return any(c[1] == "scale" for c in columns)
+
+    def _add_label_scale(self) -> None:
+        """Rebuild an older store's labels table with a scale (0: every scale, as those labels meant)."""
+        with self._transaction() as conn:
+            if not any(c[1] == "scale" for c in conn.execute("PRAGMA table_info(labels)").fetchall()):
+                for statement in LABELS_WITH_SCALE.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
 
     @property
     def _open_conn(self) -> sqlite3.Connection:
@@ -342,11 +372,18 @@ class Store:
                 "metric_version, value, run_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
     @_translate_errors
-    def label(self, suite: str, model: str, model_key: str, dataset: str, dataset_key: str) -> None:
-        """Name ``model_key`` as ``model`` of ``suite`` (the newest fingerprint wins)."""
+    def label(self, suite: str, model: str, model_key: str, dataset: str, dataset_key: str,
+              scale: int | None = None) -> None:
+        """Name ``model_key`` as ``model`` of ``suite`` on ``dataset``, at ``scale`` (None: at every scale its
+        values hold). The newest fingerprint wins: a label at one scale replaces the one at that scale and one at
+        every scale, a label at every scale replaces them all, so the same method at x2 and x4 (two fingerprints)
+        keeps both."""
+        scale = scale or 0
         with self._transaction() as conn:
-            conn.execute("INSERT OR REPLACE INTO labels VALUES (?, ?, ?, ?, ?)",
-                         (model_key, suite, model, dataset, dataset_key))
+            conn.execute("DELETE FROM labels WHERE suite = ? AND model = ? AND dataset = ? AND (scale = ? OR scale = 0 "
+                         "OR ? = 0)", (suite, model, dataset, scale, scale))
+            conn.execute("INSERT INTO labels (model_key, suite, model, dataset, dataset_key, scale) "
+                         "VALUES (?, ?, ?, ?, ?, ?)", (model_key, suite, model, dataset, dataset_key, scale))
 
     # -- reading -----------------------------------------------------------------------------------------
     @_translate_errors
@@ -365,6 +402,8 @@ class Store:
             "v.value, v.model_key, v.dataset_key, v.run_id FROM metric_values v JOIN labels l "
             "ON l.model_key = v.model_key AND l.dataset_key = v.dataset_key"
         )
+        if self._labels_have_scale():  # a store written before labels had a scale, opened to read, has none
+            query += " AND (l.scale = 0 OR l.scale = v.scale)"
         args: Sequence = ()
         if suite is not None:
             query += " WHERE l.suite = ?"
