@@ -55,6 +55,7 @@ import sys
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from srbench.errors import BadInputError, SrbenchError
@@ -166,9 +167,13 @@ def _worker_env(env: dict[str, str | None]) -> None:
 def compute(protocol: str, sr, hr, scale: int, names: list[str], options: dict,
             env: dict[str, str | None]) -> dict[str, float]:
     """What a worker runs for one image: the protocol's own per-image computation."""
+    _worker_env(env)
+    return _per_image(protocol, sr, hr, scale, names, options)
+
+
+def _per_image(protocol: str, sr, hr, scale: int, names: list[str], options: dict) -> dict[str, float]:
     from srbench.protocols import get_protocol
 
-    _worker_env(env)
     try:
         return get_protocol(protocol).per_image(sr, hr, scale, names, options)
     except Exception as exc:
@@ -176,6 +181,39 @@ def compute(protocol: str, sr, hr, scale: int, names: list[str], options: dict,
         if sendable is exc:
             raise
         raise sendable from exc
+
+
+def produce(protocol: str, item, sr_recipe: tuple[str, str], scale: int, names: list[str], options: dict,
+            env: dict[str, str | None], max_pixels: int) -> tuple[tuple[list[str], str, bool] | None, dict, str | None]:
+    """What a worker runs for one image of a bicubic or folder source: the whole per-image pipeline.
+
+    It reads the HR and LR files of ``item`` (:func:`srbench.datasets.load_pair`), makes the SR image (MATLAB
+    bicubic, or the folder's file ``sr_recipe`` names, as :func:`srbench.sources.read_folder_sr` fits it) and computes
+    ``names`` with :meth:`Protocol.per_image`: the same functions on the same arrays as the parent's path, so the
+    same floats. Only the item (paths) comes in and only the values go back. -> (the read notes, LR source and
+    cropped flag, or None when the pair could not be read; the values; the bad-input message or None: a read
+    error's own message, a metric's prefixed with the HR path, as the parent words them).
+    """
+    from srbench import datasets as D
+    from srbench.images import set_max_pixels
+    from srbench.matlab import imresize
+    from srbench.sources import read_folder_sr
+
+    _worker_env(env)
+    set_max_pixels(max_pixels)
+    try:
+        pair = D.load_pair(item, scale)
+        how, what = sr_recipe
+        if how == "error":  # no file of the folder stands for this image
+            raise BadInputError(what)
+        sr, notes = (imresize(pair.lr, scale), ()) if how == "bicubic" else read_folder_sr(Path(what), pair, scale)
+    except BadInputError as exc:
+        return None, {}, str(exc)
+    info = ([*pair.notes, *notes], pair.lr_source, pair.cropped_from is not None)
+    try:
+        return info, _per_image(protocol, sr, pair.hr, scale, names, options), None
+    except BadInputError as exc:
+        return info, {}, f"{item.hr_path}: {exc}"
 
 
 def _sendable(exc: Exception) -> Exception:
