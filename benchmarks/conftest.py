@@ -20,6 +20,8 @@ TARGET_RATIO = {"niqe": 1.0, "infer-rrdb23-128": 1.10, "ma-480x320": 1 / 40, "ma
                 "ma-speed-480x320": 1 / 3, "ma-speed-1024x768": 1 / 3,
                 "niqe-480x320": 1.0, "niqe-1024x768": 1.0,
                 "workers-pirm-bsd100": 1 / 1.7,  # --workers 2 vs 1 on 2 cores: >= 1.7x the images/s (issue 11)
+                # whole evaluate commands on BSD100, --workers 2 vs 1, process start included (issue 24)
+                "workers-cmd-sr": 1 / 1.7, "workers-cmd-pirm-rmse-niqe": 1 / 1.7, "workers-cmd-pirm-ma-pi": 1 / 1.7,
                 "niqe-conditioning-bsd100": 10.0}  # NIQE's sampled range at most 10x plain NIQE (issue 13)
 TARGET_SECONDS = {"bsd100-bicubic-sr": 20.0, "ablate-smoke-cached-rerun": 5.0}
 

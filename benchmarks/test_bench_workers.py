@@ -66,3 +66,38 @@ def test_workers_1_baseline(benchmark, bsd, weights):
 
 def test_workers_2(benchmark, bsd, weights):
     _bench(benchmark, bsd, weights, 2)
+
+
+# --------------------------------------------------------------------------------- whole commands (issue 24)
+# ``python -m srbench evaluate`` on all of BSD100, a fresh process and store each time (start-up included), as
+# benchmarks/workers_bsd100.py times them: groups ``workers-cmd-<case>``, ``srbench`` is ``--workers 2`` and
+# ``baseline`` ``--workers 1``, target ratio <= 1 / 1.7 (conftest).
+def _script():
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("workers_bsd100", Path(__file__).with_name("workers_bsd100.py"))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def whole(shared_data, tmp_path_factory):
+    script = _script()
+    scratch = tmp_path_factory.mktemp("whole")
+    weights = scratch / "weights"
+    weights.mkdir()
+    script._stand_in_nrqm(shared_data, weights)
+    return script, shared_data, weights, scratch
+
+
+@pytest.mark.parametrize("case", ["sr", "pirm-rmse-niqe", "pirm-ma-pi"])
+@pytest.mark.parametrize("workers", [1, 2], ids=["baseline-workers-1", "workers-2"])
+def test_whole_command(benchmark, whole, case, workers):
+    script, data, weights, scratch = whole
+    benchmark.group = f"workers-cmd-{case}"
+    rounds = 1 if case == "pirm-ma-pi" else 2
+    benchmark.pedantic(script._run, (case, workers, data, weights, scratch), rounds=rounds, iterations=1)
+    print(f"\n{case} --workers {workers}: {benchmark.stats.stats.median:.2f} s (whole command)")

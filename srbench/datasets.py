@@ -113,29 +113,34 @@ class Dataset:
 
     def load_pair(self, item: Item, scale: int) -> Pair:
         """HR cropped to a multiple of ``scale`` and its LR (the set's file, else MATLAB imresize)."""
-        decoded = decode_image(item.hr_path)
-        hr_full, notes = decoded.pixels, decoded.notes
-        where = item.hr_path
-        h, w = hr_full.shape[:2]
-        if h < scale or w < scale:
-            raise BadInputError(f"{where}: HR is {h}x{w}, smaller than the scale x{scale}")
-        hr = modcrop(hr_full, scale)
-        cropped = (h, w) if hr.shape != hr_full.shape else None
-        lr_path = item.lr_paths.get(scale)
-        if lr_path is None:
-            return Pair(item.name, hr, imresize(hr, 1.0 / scale), "imresize", cropped, notes)
-        decoded = decode_image(lr_path)
-        lr, notes = decoded.pixels, notes + decoded.notes
-        expected = (hr.shape[0] // scale, hr.shape[1] // scale)
-        if lr.shape[:2] != expected:
-            raise BadInputError(
-                f"{lr_path}: LR is {lr.shape[0]}x{lr.shape[1]}, but HR {where} ({h}x{w}) at x{scale} "
-                f"needs {expected[0]}x{expected[1]}"
-            )
-        if lr.ndim != hr.ndim:
-            raise BadInputError(
-                f"{lr_path}: LR is {describe_channels(lr)} but HR {where} is {describe_channels(hr)}")
-        return Pair(item.name, hr, lr, "file", cropped, notes)
+        return load_pair(item, scale)
+
+
+def load_pair(item: Item, scale: int) -> Pair:
+    """:meth:`Dataset.load_pair` of ``item`` (it reads only the item's files: a worker process runs it too)."""
+    decoded = decode_image(item.hr_path)
+    hr_full, notes = decoded.pixels, decoded.notes
+    where = item.hr_path
+    h, w = hr_full.shape[:2]
+    if h < scale or w < scale:
+        raise BadInputError(f"{where}: HR is {h}x{w}, smaller than the scale x{scale}")
+    hr = modcrop(hr_full, scale)
+    cropped = (h, w) if hr.shape != hr_full.shape else None
+    lr_path = item.lr_paths.get(scale)
+    if lr_path is None:
+        return Pair(item.name, hr, imresize(hr, 1.0 / scale), "imresize", cropped, notes)
+    decoded = decode_image(lr_path)
+    lr, notes = decoded.pixels, notes + decoded.notes
+    expected = (hr.shape[0] // scale, hr.shape[1] // scale)
+    if lr.shape[:2] != expected:
+        raise BadInputError(
+            f"{lr_path}: LR is {lr.shape[0]}x{lr.shape[1]}, but HR {where} ({h}x{w}) at x{scale} "
+            f"needs {expected[0]}x{expected[1]}"
+        )
+    if lr.ndim != hr.ndim:
+        raise BadInputError(
+            f"{lr_path}: LR is {describe_channels(lr)} but HR {where} is {describe_channels(hr)}")
+    return Pair(item.name, hr, lr, "file", cropped, notes)
 
 
 def _images_in(folder: Path) -> list[Path]:

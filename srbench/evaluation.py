@@ -32,13 +32,13 @@ from srbench import weights as Wt
 from srbench import work_split as Dist
 from srbench import workers as W
 from srbench.errors import BadInputError, SrbenchError, WeightsUnavailableError
-from srbench.images import atomic_write_text
+from srbench.images import atomic_write_text, get_max_pixels
 from srbench.jsonnum import dumps as json_dumps
 from srbench.jsonnum import json_number
 from srbench.metrics.registry import PerImage, get_metric
 from srbench.options import EvalOptions
 from srbench.protocols import Protocol
-from srbench.sources import FolderPairing, FolderSource, GeneratorSource, SRSource, open_source
+from srbench.sources import BicubicSource, FolderPairing, FolderSource, GeneratorSource, SRSource, open_source
 from srbench.store import DATASET_IMAGE, Store
 
 Progress = Callable[[str, int, int], None]
@@ -231,6 +231,7 @@ class _InFlight:
     order: list[str] | None = None  # the image's metrics, with worker processes
     early: dict = field(default_factory=dict)  # values computed on the generator's device (torch forms)
     need: list[str] = field(default_factory=list)  # every metric of the image (the order of its values)
+    produced: bool = False  # a worker read the pair and made the SR image too (``future`` -> W.produce's result)
 
 
 @dataclass
@@ -367,6 +368,10 @@ class _ImageLoop:
         need = self.plan.still_needed(have)
         if not need and not self.dataset_needed:
             return _Outcome(index, item, have, from_cache=True)
+        if self.processes is not None and self._whole_in_worker(need):
+            whole = self.processes.submit(W.produce, self.plan.proto.name, item, self._sr_recipe(item), self.scale,
+                                          need, self.metric_options, self.env, get_max_pixels())
+            return _InFlight(index, item, have, ([], "", False), whole, whole, need, produced=True)
         try:
             pair = self.dataset.load_pair(item, self.scale)
             done, early, sr = self._on_device(pair, item, need)
@@ -398,6 +403,22 @@ class _ImageLoop:
                              thread.submit(_measure, proto, sr, pair.hr, self.scale, local, self.dataset_needed,
                                            self.metric_options, future, need), future, need, early, full)
         return _InFlight(index, item, have, info, future, future, need, early, full)
+
+    def _whole_in_worker(self, need: list[str]) -> bool:
+        """Whether a worker makes the image too: a bicubic or folder source (a generator stays where its device
+        is), every metric of the image a worker's, no dataset-level accumulator to feed with its planes."""
+        return (isinstance(self.source, BicubicSource | FolderSource) and not self.dataset_needed
+                and not W.split_metrics(self.plan.proto, need)[1])
+
+    def _sr_recipe(self, item: D.Item) -> tuple[str, str]:
+        """How a worker makes ``item``'s SR image: ("bicubic", ""), ("file", the folder's file), or ("error", why no
+        file stands for it: raised after the pair was read, as :meth:`FolderSource.predict` would)."""
+        if not isinstance(self.source, FolderSource):
+            return "bicubic", ""
+        try:
+            return "file", str(self.source.match(item, self.scale))
+        except BadInputError as exc:
+            return "error", str(exc)
 
     def _on_device(self, pair: D.Pair, item: D.Item, need: list[str]) -> tuple[list[str], dict, np.ndarray | None]:
         """With metrics on the generator's device (``torch_metrics``; by default when it is a GPU): the SR image is
@@ -435,6 +456,12 @@ class _ImageLoop:
             if self.processes is not None:
                 W.POOL.discard(self.processes, terminate=True)
             raise self._crashed(flight.item) from None
+        if flight.produced:  # the worker read the pair and made the SR image: what it read comes back with it
+            info, result, outcome.error = result
+            if info is not None:
+                outcome.notes, outcome.lr_source, outcome.cropped = info
+            if outcome.error is not None:
+                return outcome
         if flight.future is flight.remote:  # the worker's values are all there is
             assert flight.order is not None
             outcome.new = _in_order(self.plan.proto, flight.order, result)

@@ -190,24 +190,30 @@ class FolderSource:
                             f"of srbench.matching.SR_SUFFIXES)")
 
     def predict(self, pair: D.Pair, item: D.Item, scale: int) -> np.ndarray:
-        path = self.match(item, scale)
-        decoded = decode_image(path)
-        sr = decoded.pixels
-        self._notes[item.name] = decoded.notes
+        sr, notes = read_folder_sr(self.match(item, scale), pair, scale)
+        self._notes[item.name] = notes
+        return sr
+
+
+def read_folder_sr(path: Path, pair: D.Pair, scale: int) -> tuple[np.ndarray, tuple[str, ...]]:
+    """The SR file ``path`` fitted to ``pair``'s HR (cropped as it was where the SR is full size), and what the
+    reader noted; a BadInputError naming both sizes when it does not fit. (A worker process runs it too.)"""
+    decoded = decode_image(path)
+    sr = decoded.pixels
+    if sr.shape == pair.hr.shape:
+        return sr, decoded.notes
+    if pair.cropped_from is not None and sr.shape[:2] == pair.cropped_from:
+        # A full-size SR of an HR that is not a multiple of the scale: crop it the same way.
+        sr = modcrop(sr, scale)
         if sr.shape == pair.hr.shape:
-            return sr
-        if pair.cropped_from is not None and sr.shape[:2] == pair.cropped_from:
-            # A full-size SR of an HR that is not a multiple of the scale: crop it the same way.
-            sr = modcrop(sr, scale)
-            if sr.shape == pair.hr.shape:
-                return sr
-        hr_desc = f"{pair.hr.shape[0]}x{pair.hr.shape[1]}"
-        if pair.cropped_from is not None:
-            hr_desc += f" (cropped from {pair.cropped_from[0]}x{pair.cropped_from[1]})"
-        raise BadInputError(
-            f"{path}: SR is {sr.shape[0]}x{sr.shape[1]} {describe_channels(sr)}, "
-            f"HR is {hr_desc} {describe_channels(pair.hr)}"
-        )
+            return sr, decoded.notes
+    hr_desc = f"{pair.hr.shape[0]}x{pair.hr.shape[1]}"
+    if pair.cropped_from is not None:
+        hr_desc += f" (cropped from {pair.cropped_from[0]}x{pair.cropped_from[1]})"
+    raise BadInputError(
+        f"{path}: SR is {sr.shape[0]}x{sr.shape[1]} {describe_channels(sr)}, "
+        f"HR is {hr_desc} {describe_channels(pair.hr)}"
+    )
 
 
 class GeneratorSource:

@@ -4,7 +4,15 @@ NIQE, Ma and BRISQUE are CPU-bound Python/numpy code that threads do not scale (
 ``workers > 1`` ``evaluate`` computes them in a pool of ``N`` worker processes while the calling process reads
 images, makes the SR images (bicubic, folder, generator) and writes the store. The design:
 
-Start method: *spawn*, one pool per process, created lazily on the first evaluation that needs it and reused by
+What a worker does: with a bicubic or folder source, the whole image (:func:`produce`): it reads HR and LR, makes
+the SR image and computes the metrics, and the parent only plans (the folder's pairing included), orders the
+outcomes and writes the store; only paths go out and values (with the read notes) come back. With a generator
+(which runs where its device is), a dataset-level metric (fed the image's planes in the parent) or a metric that
+stays in the parent, the parent reads and makes the image and hands it over (:func:`compute`, below).
+
+Start method: *fork* where it is safe (Linux, the process has one thread and has not imported torch: the CLI's
+bicubic and folder evaluations), so workers start without importing numpy, scipy and srbench again; else *spawn*,
+one pool per process, created lazily on the first evaluation that needs it and reused by
 every later one (the test suite and ``ablate`` call ``evaluate`` hundreds of times; a worker's start, ~0.6 s of
 imports, is paid once per worker, and its caches, e.g. the parsed NRQM forests, stay warm). *fork* would copy
 the registry but is unsafe once torch (or any library) has started threads in the parent, which training and
@@ -22,10 +30,10 @@ No pool is made when ``workers == 1``, when fewer than two images need computing
 to the workers: then one thread of the parent computes the metrics while the next SR image is made (what the
 two hard-coded threads did before).
 
-Hand-over: the SR image is quantised to uint8 in the parent (what every protocol does first; a float generator
-output shrinks 8x) and pickled to the worker with the HR image. Pickling a 480x320 RGB pair costs 0.3 ms
-against ~1.7 s of NIQE + Ma + BRISQUE for it, and ~10 ms of PSNR + SSIM: shared memory would save nothing
-measurable and would need segments cleaned up after a killed worker, so it is not used.
+Hand-over (the parent's image): the SR image is quantised to uint8 in the parent (what every protocol does
+first; a float generator output shrinks 8x) and pickled to the worker with the HR image. Pickling a 480x320 RGB
+pair costs 0.3 ms against ~1.7 s of NIQE + Ma + BRISQUE for it, and ~10 ms of PSNR + SSIM: shared memory would
+save nothing measurable and would need segments cleaned up after a killed worker, so it is not used.
 
 Ordering and equality: a worker computes with the same function, :meth:`Protocol.per_image`, on the same
 arrays, so its floats are the parent's bit for bit (checked by ``tests/test_workers.py``). BLAS, OpenMP and
@@ -55,6 +63,7 @@ import sys
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from srbench.errors import BadInputError, SrbenchError
@@ -134,11 +143,40 @@ def _init_worker() -> None:
         from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
         threadpool_limits(1)
+    _keep_freed_memory()
     try:
         import cv2
     except ImportError:
         return
     cv2.setNumThreads(1)
+
+
+# glibc's mallopt parameters; thresholds a worker's per-image arrays (a few MB each) stay under.
+_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
+_WORKER_HEAP = 64 << 20
+
+
+def _keep_freed_memory() -> None:
+    """A worker keeps freed memory for the next image's arrays (glibc only) instead of mapping and unmapping it.
+
+    By default glibc serves each array over its mmap threshold (128 KiB, raised only up to the largest freed so
+    far) with fresh pages from the kernel, zeroed and page-faulted in, and gives them back when freed: MATLAB
+    bicubic and SSIM make dozens of such temporaries per image, and on a BSD100 image that kernel time (sys) was
+    about as large as the arithmetic. Heap memory up to 64 MiB is kept instead. Only srbench's own worker
+    processes do this: it is their whole job; the calling process's allocator is left as its owner set it.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # not glibc (musl has no mallopt)
+        return
+    for param, value in ((_M_MMAP_THRESHOLD, _WORKER_HEAP), (_M_TRIM_THRESHOLD, 2 * _WORKER_HEAP),
+                         (_M_TOP_PAD, _WORKER_HEAP)):
+        mallopt(param, value)
 
 
 def one_blas_thread():
@@ -166,9 +204,13 @@ def _worker_env(env: dict[str, str | None]) -> None:
 def compute(protocol: str, sr, hr, scale: int, names: list[str], options: dict,
             env: dict[str, str | None]) -> dict[str, float]:
     """What a worker runs for one image: the protocol's own per-image computation."""
+    _worker_env(env)
+    return _per_image(protocol, sr, hr, scale, names, options)
+
+
+def _per_image(protocol: str, sr, hr, scale: int, names: list[str], options: dict) -> dict[str, float]:
     from srbench.protocols import get_protocol
 
-    _worker_env(env)
     try:
         return get_protocol(protocol).per_image(sr, hr, scale, names, options)
     except Exception as exc:
@@ -176,6 +218,39 @@ def compute(protocol: str, sr, hr, scale: int, names: list[str], options: dict,
         if sendable is exc:
             raise
         raise sendable from exc
+
+
+def produce(protocol: str, item, sr_recipe: tuple[str, str], scale: int, names: list[str], options: dict,
+            env: dict[str, str | None], max_pixels: int) -> tuple[tuple[list[str], str, bool] | None, dict, str | None]:
+    """What a worker runs for one image of a bicubic or folder source: the whole per-image pipeline.
+
+    It reads the HR and LR files of ``item`` (:func:`srbench.datasets.load_pair`), makes the SR image (MATLAB
+    bicubic, or the folder's file ``sr_recipe`` names, as :func:`srbench.sources.read_folder_sr` fits it) and computes
+    ``names`` with :meth:`Protocol.per_image`: the same functions on the same arrays as the parent's path, so the
+    same floats. Only the item (paths) comes in and only the values go back. -> (the read notes, LR source and
+    cropped flag, or None when the pair could not be read; the values; the bad-input message or None: a read
+    error's own message, a metric's prefixed with the HR path, as the parent words them).
+    """
+    from srbench import datasets as D
+    from srbench.images import set_max_pixels
+    from srbench.matlab import imresize
+    from srbench.sources import read_folder_sr
+
+    _worker_env(env)
+    set_max_pixels(max_pixels)
+    try:
+        pair = D.load_pair(item, scale)
+        how, what = sr_recipe
+        if how == "error":  # no file of the folder stands for this image
+            raise BadInputError(what)
+        sr, notes = (imresize(pair.lr, scale), ()) if how == "bicubic" else read_folder_sr(Path(what), pair, scale)
+    except BadInputError as exc:
+        return None, {}, str(exc)
+    info = ([*pair.notes, *notes], pair.lr_source, pair.cropped_from is not None)
+    try:
+        return info, _per_image(protocol, sr, pair.hr, scale, names, options), None
+    except BadInputError as exc:
+        return info, {}, f"{item.hr_path}: {exc}"
 
 
 def _sendable(exc: Exception) -> Exception:
@@ -195,14 +270,37 @@ def _sendable(exc: Exception) -> Exception:
 _WORKER_NAME = "srbench-metrics-worker"
 
 
-class _WorkerProcess(multiprocessing.context.SpawnProcess):
+class _Named:
+    """A worker process named so that :func:`_skip_main_in_workers` knows it."""
+
+    name: str
+
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.name = f"{_WORKER_NAME}-{self.name}"
 
 
+class _WorkerProcess(_Named, multiprocessing.context.SpawnProcess):
+    pass
+
+
 class _SpawnContext(multiprocessing.context.SpawnContext):
     Process = _WorkerProcess
+
+
+class _ForkProcess(_Named, multiprocessing.context.ForkProcess):
+    pass
+
+
+class _ForkContext(multiprocessing.context.ForkContext):
+    Process = _ForkProcess
+
+
+def start_method() -> str:
+    """*fork* where it is safe and available: Linux, this process has one thread and has not imported torch
+    (whose thread pools and CUDA state a forked child would inherit broken); else *spawn*."""
+    safe = sys.platform == "linux" and "torch" not in sys.modules and threading.active_count() == 1
+    return "fork" if safe else "spawn"
 
 
 def _skip_main_in_workers() -> None:
@@ -245,8 +343,11 @@ class _Pool:
                 self._executor.shutdown(wait=True, cancel_futures=True)
                 self._executor = None
             if self._executor is None:
-                _skip_main_in_workers()
-                self._executor = ProcessPoolExecutor(workers, mp_context=_SpawnContext(), initializer=_init_worker)
+                context: multiprocessing.context.BaseContext = _ForkContext()
+                if start_method() == "spawn":
+                    _skip_main_in_workers()
+                    context = _SpawnContext()
+                self._executor = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker)
                 self._size = workers
             return self._executor
 

@@ -193,3 +193,35 @@ def test_an_error_that_cannot_be_pickled_arrives_as_its_message():
     assert type(sent) is SrbenchError and str(sent) == str(exc)
     plain = BadInputError("bad")
     assert W._sendable(plain) is plain
+
+
+@pytest.mark.parametrize("case", ["sr", "pirm", "folder"])
+def test_workers_read_and_make_the_images_the_parent_only_orders(tiny, tmp_path, monkeypatch, case):
+    """With workers, a bicubic or folder source's images are read, made and measured in the workers (issue 24):
+    the parent decodes no image file, and the values are those of ``--workers 1`` bit for bit."""
+    from srbench import datasets as D
+    from srbench import sources as S
+
+    model = "bicubic"
+    if case == "folder":
+        model = str(tmp_path / "sr")
+        for name in CROPS:
+            write_png(tmp_path / "sr" / f"{name}_x4.png", imresize(imresize(read_image(tiny / f"{name}.png"), 0.25), 4))
+    settings = {"protocol": "pirm", "metrics": ["rmse", "niqe"]} if case == "pirm" else {}
+    one = _run(model, tiny, 1, **settings)
+    reads: list[str] = []
+
+    def counted(path, *args, **kwargs):
+        reads.append(str(path))
+        return original(path, *args, **kwargs)
+
+    original = D.decode_image
+    monkeypatch.setattr(D, "decode_image", counted)
+    monkeypatch.setattr(S, "decode_image", counted)
+    _run(model, tiny, 1, **settings)
+    assert len(reads) == len(CROPS) * (2 if case == "folder" else 1)  # the patch sees the parent's reads
+    reads.clear()
+    two = _run(model, tiny, 2, **settings)
+    assert reads == []  # a spawned worker does not see the patch: had the parent read a file, it would show
+    _same(one, two)
+    assert two.provenance["lr_source"] == one.provenance["lr_source"] == {"imresize": len(CROPS)}
