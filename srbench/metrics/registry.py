@@ -134,8 +134,12 @@ class Metric:
     # rounding residues in flat areas (NIQE, BRISQUE): above this spread the value is an artifact of
     # floating-point summation, and evaluate, tables and plots say so. None: no such output.
     ill_conditioned_spread: float | None = None
-    # When the metric has no value (NaN) for an image, in words, for the note beside it ("": never said).
+    # When the metric has no value (NaN) for an image, in words, for the note beside it ("": never said). A metric
+    # that gives NaN says when here: the conformance tester (srbench.conformance) fails a NaN it does not declare.
     undefined_when: str = ""
+    # Its value for an SR image identical to its HR (full-reference metrics whose value there is exact: PSNR inf,
+    # SSIM 1, RMSE 0), checked by the conformance tester; None: not exact (a float network's ~1e-7) or not said.
+    identical: float | None = None
 
     def __post_init__(self) -> None:
         if self.plane not in PLANES:

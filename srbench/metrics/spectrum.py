@@ -147,7 +147,8 @@ SPECTRUM = Metric(
     description="power-spectrum discrepancy of the Y plane: mean |log10 P_sr - log10 P_hr| over radial frequency bins "
     "of width 1/min(H,W) up to 0.5 cycles/px (mean removed, 2-D Hann window, eps 1e-6), in decades; "
     "spectrum_hf: the same over the bins above 0.25 cycles/px",
-    compute=spectrum_of, protocols=("sr", "pirm"), extra_outputs=("spectrum_hf",), tolerance=1e-3,
+    compute=spectrum_of, protocols=("sr", "pirm"), extra_outputs=("spectrum_hf",), tolerance=1e-3, identical=0.0,
+    undefined_when=f"a side of the plane under {MIN_SIZE} pixels",
 )
 
 
@@ -251,7 +252,8 @@ SPECTRUM_DISCREPANCY = Metric(
     description="Durall et al. (CVPR 2020) normalised 1-D spectrum: grey (0.2989/0.5870/0.1140) of the RGB image, "
     "20 ln(|fftshift(fft2)| + 1e-8) averaged over integer rings about the centre (innermost and outer partial ring "
     "dropped), min-max normalised; mean squared difference of SR's and HR's (not `spectrum`, in decades)",
-    compute=spectrum_discrepancy_of, plane="rgb", protocols=("sr", "pirm"), tolerance=1e-6,
+    compute=spectrum_discrepancy_of, plane="rgb", protocols=("sr", "pirm"), tolerance=1e-6, identical=0.0,
+    undefined_when=f"a side under {MIN_SIZE} pixels, or a constant image (its spectrum has no range to normalise)",
 )
 
 __all__ = ["DURALL_EPS", "DURALL_GREY", "EPS", "HF_FROM", "MIN_SIZE", "SPECTRUM", "SPECTRUM_DISCREPANCY",
