@@ -14,8 +14,9 @@ a crop too small for most metrics, a constant gray image -- and checks five prop
                  number, NaN only where the descriptor says when the metric is undefined (``undefined_when``),
                  infinity only as its declared ``identical`` value, or a one-line refusal
                  (:class:`~srbench.errors.BadInputError`) -- never another exception.
-``determinism``  every value and refusal is the same, bit for bit, in two fresh processes, one with 1 and one
-                 with 2 threads (``OMP_NUM_THREADS`` and the like, torch's intra-op threads), as in this one.
+``determinism``  every value and refusal is the same, bit for bit, on a second run and in a fresh process with 1
+                 and with 2 threads (``OMP_NUM_THREADS``, threadpoolctl's BLAS/OpenMP limits, torch's intra-op
+                 threads), as in this one.
 ``store``        every value written through :class:`srbench.store.Store` reads back identical (infinity and NaN
                  included) under its version and not under another one, and through srbench's JSON number rule
                  (:mod:`srbench.jsonnum`).
@@ -32,7 +33,7 @@ metric 'psnr_y': conforms
   version      ok    1
   direction    ok    higher is better: HR vs HR inf, noisy vs HR 2...
   nan_inf      ok    ...
-  determinism  skip  not run (processes=False)
+  determinism  ok    5 cases bit for bit equal on a second run (no fresh process: processes=False)
   store        ok    ...
 
 A metric registered from outside is checked the same way, as a descriptor or by its registered name; a failing
@@ -52,7 +53,6 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -343,50 +343,49 @@ def _child_env(threads: int) -> dict[str, str]:
     return env
 
 
-def in_fresh_processes(metric: Metric, proto: Protocol, cases: Mapping[str, tuple[np.ndarray, np.ndarray]],
+def in_a_fresh_process(metric: Metric, proto: Protocol, cases: Mapping[str, tuple[np.ndarray, np.ndarray]],
                        scale: int, weights_dir: str | None, context: Context | None,
-                       threads: Sequence[int] = THREADS) -> dict[int, dict[str, Any]]:
-    """The outcomes of every case computed in fresh processes, one per thread count, run side by side:
-    thread count -> {"outcomes": ...} or {"error": why the process gave none}."""
+                       threads: Sequence[int] = THREADS) -> dict[str, Any]:
+    """The outcomes of every case computed in a fresh process at each thread count in turn (it starts with
+    ``OMP_NUM_THREADS`` and the like at the first; then threadpoolctl's limits and torch's intra-op threads are
+    set to each): ``{"outcomes": {threads: ...}}``, or ``{"error": why the process gave none}``. One process
+    for all thread counts: a fresh torch or pyiqa import costs seconds."""
     payload = {"metrics": _portable(metric, proto), "name": metric.name, "version": metric.version,
                "protocol": proto.name, "cases": dict(cases), "scale": scale, "weights_dir": weights_dir,
-               "context": context}
+               "context": context, "threads": list(threads)}
     try:
         data = pickle.dumps(payload)
     except Exception as exc:
-        why = f"the context cannot be sent to a fresh process ({type(exc).__name__}: {exc})"
-        return {n: {"error": why} for n in threads}
-    command = [sys.executable, "-m", "srbench.conformance", "--child"]
-
-    def run(n: int) -> dict[str, Any]:
-        env = {**_child_env(n), "SRBENCH_CONFORMANCE_THREADS": str(n)}
-        try:
-            proc = subprocess.run(command, input=data, capture_output=True, env=env, timeout=CHILD_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            return {"error": f"no answer in {CHILD_TIMEOUT_S} s"}
-        if proc.returncode != 0:
-            last = proc.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no message"]
-            return {"error": f"exit status {proc.returncode}: {last[0]}"}
-        return pickle.loads(proc.stdout)
-
-    with ThreadPoolExecutor(len(threads)) as pool:  # side by side: the processes start (imports) at once
-        return dict(zip(threads, pool.map(run, threads), strict=True))
+        return {"error": f"the context cannot be sent to a fresh process ({type(exc).__name__}: {exc})"}
+    env = _child_env(threads[0])
+    try:
+        proc = subprocess.run([sys.executable, "-m", "srbench.conformance", "--child"], input=data,
+                              capture_output=True, env=env, timeout=CHILD_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        return {"error": f"no answer in {CHILD_TIMEOUT_S} s"}
+    if proc.returncode != 0:
+        last = proc.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no message"]
+        return {"error": f"exit status {proc.returncode}: {last[0]}"}
+    return pickle.loads(proc.stdout)
 
 
 def check_determinism(metric: Metric, proto: Protocol, cases: Mapping[str, tuple[np.ndarray, np.ndarray]],
                       found: Mapping[str, Mapping[str, Any]], scale: int, weights_dir: str | None,
                       context: Context | None, threads: Sequence[int]) -> Finding:
-    problems = []
     again = outcomes_within(metric, proto, cases, scale, weights_dir, context)
-    problems += _differences(found, again, metric.name, "on a second run in this process")
-    for n, child in in_fresh_processes(metric, proto, cases, scale, weights_dir, context, threads).items():
-        if "error" in child:
-            problems.append(f"the fresh process with {n} thread(s) gave no values: {child['error']}")
-            continue
-        problems += _differences(found, child["outcomes"], metric.name, f"in a fresh process with {n} thread(s)")
+    problems = _differences(found, again, metric.name, "on a second run in this process")
+    if not threads:
+        return Finding("determinism", "FAIL", "; ".join(problems)) if problems else \
+            Finding("determinism", "ok", f"{len(found)} cases bit for bit equal on a second run (no fresh process: "
+                                         "processes=False)")
+    child = in_a_fresh_process(metric, proto, cases, scale, weights_dir, context, threads)
+    if "error" in child:
+        problems.append(f"the fresh process gave no values: {child['error']}")
+    for n, there in child.get("outcomes", {}).items():
+        problems += _differences(found, there, metric.name, f"in a fresh process with {n} thread(s)")
     if problems:
         return Finding("determinism", "FAIL", "; ".join(problems))
-    return Finding("determinism", "ok", f"{len(found)} cases bit for bit equal here, again, and in fresh processes "
+    return Finding("determinism", "ok", f"{len(found)} cases bit for bit equal here, again, and in a fresh process "
                                         f"with {' and '.join(map(str, threads))} thread(s)")
 
 
@@ -421,12 +420,19 @@ def child_main() -> None:
                              f"{payload['version']!r}: the descriptor did not pickle; register it through an entry "
                              "point or define its functions at module level")
         stack.enter_context(_entered(payload["context"]))
-        if "torch" in sys.modules:
-            sys.modules["torch"].set_num_threads(int(os.environ["SRBENCH_CONFORMANCE_THREADS"]))
-        found = outcomes(metric, get_protocol(payload["protocol"]), payload["cases"], payload["scale"],
-                         payload["weights_dir"])
+        found = {n: _at_threads(n, metric, payload) for n in payload["threads"]}
     with answer:
         answer.write(pickle.dumps({"outcomes": found}))
+
+
+def _at_threads(n: int, metric: Metric, payload: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+
+    with threadpool_limits(n):
+        if "torch" in sys.modules:
+            sys.modules["torch"].set_num_threads(n)
+        return outcomes(metric, get_protocol(payload["protocol"]), payload["cases"], payload["scale"],
+                        payload["weights_dir"])
 
 
 # -- the tester -----------------------------------------------------------------------------------------------------
@@ -443,7 +449,8 @@ def check_metric(metric: str | Metric, *, image: np.ndarray | None = None, proto
     callable giving a context manager entered around every computation, here and in the fresh processes (so
     picklable: a module-level function, or a ``functools.partial`` of one), e.g. one injecting a random network
     where the real weights are absent. ``exceptions``: property -> why this metric cannot meet it (reported as
-    skipped with the reason). ``processes=False`` leaves out the fresh processes of ``determinism``.
+    skipped with the reason). ``processes=False`` leaves out the fresh process of ``determinism`` (its second run
+    in this process stays).
 
     Returns the :class:`ConformanceReport`; with ``raise_on_failure`` (the default) a failing property raises
     :class:`ConformanceError` with the report as its message instead.
@@ -479,8 +486,7 @@ def _report(metric: Metric, image: np.ndarray | None, protocol: str | None, scal
         "version": lambda: check_version(metric, proto),
         "direction": lambda: check_direction(metric, found),
         "nan_inf": lambda: check_nan_inf(metric, found),
-        "determinism": lambda: (check_determinism(metric, proto, cases, found, scale, weights_dir, context, threads)
-                                if threads else Finding("determinism", "skip", "not run (processes=False)")),
+        "determinism": lambda: check_determinism(metric, proto, cases, found, scale, weights_dir, context, threads),
         "store": lambda: check_store(metric, proto, found, scale),
     }
     findings = [Finding(check, "skip", f"exception: {exceptions[check]}") if check in exceptions else run[check]()

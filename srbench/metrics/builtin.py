@@ -21,7 +21,11 @@ from srbench.metrics.spectrum import SPECTRUM, SPECTRUM_DISCREPANCY
 
 def perceptual_index_from(ma: float, niqe: float) -> float:
     """PIRM-SR 2018 perceptual index ((10 - Ma) + NIQE) / 2 (lower is better): per image from its Ma and NIQE,
-    per dataset from their means (the only place the formula is written)."""
+    per dataset from their means (the only place the formula is written).
+
+    >>> perceptual_index_from(ma=6.0, niqe=4.0), perceptual_index_from(ma=8.5, niqe=3.0)
+    (4.0, 2.25)
+    """
     return ((10.0 - ma) + niqe) / 2.0
 
 

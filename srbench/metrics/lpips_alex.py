@@ -77,7 +77,17 @@ def to_tensor(img: np.ndarray) -> Any:
 
 
 def lpips(a: np.ndarray, b: np.ndarray, *, weights_dir: str | os.PathLike | None = None) -> float:
-    """LPIPS distance of two images in 0..255 (lower is more similar)."""
+    """LPIPS distance of two images in 0..255 (lower is more similar); needs torchvision's AlexNet weights:
+
+    >>> import tempfile
+    >>> img = np.zeros((48, 48, 3))
+    >>> lpips(img, img, weights_dir=tempfile.mkdtemp())              # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    srbench.errors.WeightsUnavailableError: ...alexnet-owt-7be5be79.pth...
+    >>> lpips(img[:16, :16], img[:16, :16])                          # AlexNet's pooling needs 31x31
+    Traceback (most recent call last):
+    srbench.errors.BadInputError: lpips: AlexNet needs an image of at least 31x31 pixels; got 16x16
+    """
     import torch
 
     if np.shape(a) != np.shape(b):

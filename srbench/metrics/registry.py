@@ -259,7 +259,19 @@ def _load_entry_points() -> None:
 
 
 def register(metric: Metric, *, replace: bool = False) -> Metric:
-    """Add ``metric`` to the registry; a name already taken fails unless ``replace``."""
+    """Add ``metric`` to the registry; a name already taken fails unless ``replace``.
+
+    >>> import numpy as np
+    >>> def mae(x: PerImage) -> float:
+    ...     return float(np.mean(np.abs(x.sr_plane() - x.hr_plane())))
+    >>> toy = Metric(name="mae_doc", label="MAE", digits=3, higher_is_better=False, needs_reference=True,
+    ...              version="doc-1", description="mean absolute error of Y", compute=mae, identical=0.0)
+    >>> register(toy) is get_metric("mae_doc")
+    True
+    >>> register(toy, replace=False) is toy                           # the same descriptor again: fine
+    True
+    >>> unregister("mae_doc")
+    """
     with _REGISTRY.lock:
         metrics = _ensure_loaded()
         if metric.name in metrics and not replace and metrics[metric.name] is not metric:
@@ -307,6 +319,13 @@ def all_metrics() -> dict[str, Metric]:
 
 
 def get_metric(name: str) -> Metric:
+    """The descriptor of a registered metric (``pyiqa:<name>`` built on first use); an unknown name is one
+    BadInputError listing the known ones.
+
+    >>> m = get_metric("psnr_y")
+    >>> m.label, m.direction, m.needs_reference, m.version, m.identical
+    ('PSNR-Y', 'higher', True, '1', inf)
+    """
     metrics = _ensure_loaded()
     if name in metrics:
         return metrics[name]
