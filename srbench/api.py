@@ -75,7 +75,15 @@ def evaluate(model: PathLike | Iterable[PathLike], datasets: PathLike | Iterable
 
     No model or no dataset is a BadInputError; so is a run where every image was skipped as bad input (nothing
     was evaluated). A dataset whose every image was skipped, beside others that were evaluated, is a warning
-    (``warnings.warn`` and ``Results.warnings``)."""
+    (``warnings.warn`` and ``Results.warnings``).
+
+    >>> import srbench
+    >>> res = srbench.evaluate("bicubic", "skimage", metrics="psnr_y,ssim_y", workers=1)  # scikit-image's photos
+    >>> print(res.summary[["dataset", "metric", "value", "n_images"]].round(4).to_string(index=False))
+    dataset metric   value  n_images
+    skimage psnr_y 28.1910         5
+    skimage ssim_y  0.8035         5
+    """
     from srbench.evaluation import evaluate_model
     from srbench.options import EvalOptions
     from srbench.store import Store
@@ -164,7 +172,15 @@ def _refuse_nothing_evaluated(found: Sequence[EvalResult]) -> None:
 
 def results(store: str | os.PathLike | None = None, *, suite: str | None = None) -> Results:
     """What a results store holds (default: ``$SRBENCH_STORE``, else reports/srbench.sqlite), optionally one suite's
-    labelled models only, as :class:`Results`."""
+    labelled models only, as :class:`Results`.
+
+    >>> import os, srbench, tempfile
+    >>> store = os.path.join(tempfile.mkdtemp(), "results.sqlite")
+    >>> _ = srbench.evaluate("bicubic", "skimage", metrics="psnr_y", workers=1, store=store)
+    >>> print(srbench.results(store).summary[["model", "dataset", "metric", "value"]].round(2).to_string(index=False))
+      model dataset metric  value
+    bicubic skimage psnr_y  28.19
+    """
     from srbench.store import Store
 
     with Store.open_existing(None if store is None else os.fspath(store)) as opened:
@@ -192,10 +208,16 @@ class MetricFunction:
     an image too small for the protocol's border. ``value_range`` applies to the non-uint8 images only (an
     SR float beside a uint8 HR is fine), at the call or as :func:`metric`'s default::
 
+        >>> import numpy as np, srbench
+        >>> rng = np.random.default_rng(0)
+        >>> hr_uint8 = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+        >>> sr_uint8 = np.clip(hr_uint8 + rng.integers(-6, 7, hr_uint8.shape), 0, 255).astype(np.uint8)
         >>> psnr = srbench.metric("psnr_y")
         >>> psnr(sr_uint8, hr_uint8) == psnr(sr_uint8 / 255, hr_uint8 / 255, value_range=(0, 1))
         True
-        >>> psnr(sr_uint8 / 255, hr_uint8 / 255)   # BadInputError: ... needs value_range=(low, high) ...
+        >>> psnr(sr_uint8 / 255, hr_uint8 / 255)                      # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        srbench.errors.BadInputError: srbench.metric('psnr_y', protocol='sr'): sr is float64, which needs ...
 
     A metric undefined for an image (NIQE below two 96x96 blocks after the border, BRISQUE of a constant
     image, ...) is NaN, as in evaluations.
@@ -284,7 +306,20 @@ def metric(name: str, *, protocol: str | None = None, scale: int = 4,
     """Any registered metric by name (``srbench metrics`` lists them), as a function of images computed the way
     ``protocol`` computes it (default: the first protocol the metric belongs to), e.g.
     ``srbench.metric("niqe")(img)`` on a uint8 image, or ``srbench.metric("niqe", value_range=(0, 1))(img)`` on
-    floats in [0, 1]: see :class:`MetricFunction` for the images it takes."""
+    floats in [0, 1]: see :class:`MetricFunction` for the images it takes.
+
+    >>> import numpy as np, srbench
+    >>> hr = np.tile(np.arange(0, 256, 8, dtype=np.uint8), (32, 1))   # a 32x32 gray ramp
+    >>> sr = hr.copy()
+    >>> sr[::2] += 4                                                   # every other row 4 levels brighter
+    >>> psnr = srbench.metric("psnr_y")
+    >>> psnr
+    srbench.metric('psnr_y', protocol='sr')
+    >>> round(psnr(sr, hr), 4), psnr(hr, hr)                           # the 4 px border shaved first
+    (39.0999, inf)
+    >>> srbench.metric("rmse").outputs(sr, hr)                         # pirm protocol: RMSE and its MSE
+    {'mse': 8.0, 'rmse': 2.8284271247461903}
+    """
     from srbench.metrics import get_metric
 
     spec = get_metric(name)
@@ -299,7 +334,16 @@ def metric(name: str, *, protocol: str | None = None, scale: int = 4,
 class Results:
     """Evaluation results: ``summary`` (one row per model, dataset, protocol and metric: the dataset value, its
     number of images, a bootstrap interval and, for NIQE and PI, the conditioning range) and ``per_image`` (one
-    row per image and metric, with the model's and dataset's fingerprints). Renders as a table in Jupyter."""
+    row per image and metric, with the model's and dataset's fingerprints). Renders as a table in Jupyter.
+
+    >>> import srbench
+    >>> res = srbench.evaluate("bicubic", "skimage", metrics="psnr_y,ssim_y", workers=1)
+    >>> for line in res.table().splitlines()[:3]:                    # the markdown table, its caption below
+    ...     print(line)
+    | Model | skimage PSNR-Y ↑ | skimage SSIM-Y ↑ |
+    |---|---:|---:|
+    | bicubic | **28.19** | **0.8035** |
+    """
 
     def __init__(self, image_sets: Sequence[ImageSet], *, tidy: pd.DataFrame, provenance: Mapping[tuple, dict],
                  warnings: Sequence[str] = ()) -> None:

@@ -44,7 +44,11 @@ def to_json(obj: Any) -> Any:
 
 def dumps(obj: Any, **kwargs: Any) -> str:
     """``json.dumps`` of ``obj`` with its numbers written by the rule; a NaN or infinity that escaped it (none
-    can) would raise rather than be written as a literal no JSON reader accepts."""
+    can) would raise rather than be written as a literal no JSON reader accepts.
+
+    >>> dumps({"psnr_y": float("inf"), "niqe": float("nan"), "ssim_y": 0.5})
+    '{"psnr_y": "inf", "niqe": null, "ssim_y": 0.5}'
+    """
     return json.dumps(to_json(obj), allow_nan=False, **kwargs)
 
 

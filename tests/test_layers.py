@@ -37,6 +37,7 @@ LEVELS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "srbench.train", "srbench.protocols", "srbench.evaluation", "srbench.workers", "srbench.store",
         "srbench.stats", "srbench.published_results", "srbench.report", "srbench.plots", "srbench.check",
         "srbench.work_split", "srbench.suite_settings", "srbench.options", "srbench.many",
+        "srbench.conformance",
     )),
     ("ablation", ("srbench.ablate",)),
     ("interface", ("srbench.cli", "srbench.api", "srbench.__main__", "srbench")),

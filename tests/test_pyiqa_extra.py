@@ -37,11 +37,15 @@ def _random_vgg16():
 @pytest.fixture(scope="session")
 def fake_files(tmp_path_factory) -> dict[str, Path]:
     """Randomly initialised weights under the names pyiqa and torchvision download them as (written once)."""
+    return write_fake_weights(tmp_path_factory.mktemp("fake-weights"))
+
+
+def write_fake_weights(folder: Path) -> dict[str, Path]:
+    """The files of :func:`fake_files` written to ``folder`` (tests/test_conformance.py uses them too)."""
     import torch
     import torchvision
     from pyiqa.archs import dists_arch, lpips_arch
 
-    folder = tmp_path_factory.mktemp("fake-weights")
     torch.manual_seed(0)
     vgg = _random_vgg16().state_dict()
     # torchvision loads the whole VGG16 strictly, but LPIPS and DISTS use only its features: the classifier

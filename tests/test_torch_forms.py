@@ -24,7 +24,7 @@ from srbench.images import decode_image  # noqa: E402
 from srbench.matlab import imresize, modcrop, rgb2y, shave, to_uint8  # noqa: E402
 from srbench.metrics import fullref  # noqa: E402
 from srbench.metrics import torch_forms as T  # noqa: E402
-from srbench.metrics.registry import TorchBatch, get_metric  # noqa: E402
+from srbench.metrics.registry import PerImage, TorchBatch, get_metric  # noqa: E402
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (compares it with the CPU)")
 REL = 1e-12  # unrounded Y: <= 1 ulp per pixel apart, summed into PSNR/SSIM
@@ -240,8 +240,6 @@ def test_fid_patches_and_prepare():
         return p.reshape(len(p), -1)[:, ::97].astype(np.float64)
 
     with fid.use_feature_extractor(features):
-        from srbench.metrics.registry import PerImage
-
         ref = fid._prepare(PerImage(sr, hr, {}))
         (got,) = T.fid_prepare(T.as_images(sr), T.as_images(hr))
     assert all(np.array_equal(g, r) for g, r in zip(got, ref, strict=True))
@@ -356,3 +354,11 @@ def test_cuda_evaluation_matches_the_host_metrics_on_the_same_output(generator_f
     for a, b in zip(host.per_image, device.per_image, strict=True):
         for key in set(a) - {"image"}:
             assert b[key] == pytest.approx(a[key], rel=REL, abs=0), key
+
+
+def test_lpips_torch_form_of_images_under_31_pixels_is_nan_as_the_host_form():
+    """AlexNet's pooling has no output below 31x31 (torch raised): NaN, as the descriptor's host hook gives."""
+    small = T.as_images(np.zeros((20, 40, 3), np.uint8))
+    assert all(math.isnan(r["lpips"]) for r in get_metric("lpips").run_torch(TorchBatch(small, small)))
+    assert math.isnan(get_metric("lpips").run(PerImage(np.zeros((20, 40, 3), np.uint8),
+                                                       np.zeros((20, 40, 3), np.uint8), {}))["lpips"])

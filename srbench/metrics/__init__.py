@@ -25,14 +25,26 @@ from srbench.metrics.registry import (
 
 
 def ma(img: np.ndarray, **kwargs) -> float:
-    """Ma et al.'s score (pyiqa's ``nrqm``) of a 2-D plane; needs ``NRQM_model.mat``."""
+    """Ma et al.'s score (pyiqa's ``nrqm``) of a 2-D plane; needs ``NRQM_model.mat``
+    (:func:`srbench.metrics.nrqm.ma` has an example with a stand-in model).
+
+    >>> import tempfile
+    >>> ma(np.zeros((96, 96)), weights_dir=tempfile.mkdtemp())        # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    srbench.errors.WeightsUnavailableError: ...NRQM_model.mat...
+    """
     from srbench.metrics.nrqm import ma as _ma
 
     return _ma(img, **kwargs)
 
 
 def lpips(a: np.ndarray, b: np.ndarray, **kwargs) -> float:
-    """LPIPS v0.1 (AlexNet); needs torchvision's AlexNet ImageNet weights."""
+    """LPIPS v0.1 (AlexNet); needs torchvision's AlexNet ImageNet weights.
+
+    >>> lpips(np.zeros((16, 16, 3)), np.zeros((16, 16, 3)))
+    Traceback (most recent call last):
+    srbench.errors.BadInputError: lpips: AlexNet needs an image of at least 31x31 pixels; got 16x16
+    """
     from srbench.metrics.lpips_alex import lpips as _lpips
 
     return _lpips(a, b, **kwargs)
@@ -43,6 +55,11 @@ def perceptual_index(img: np.ndarray, **kwargs) -> float:
 
     A dataset's PI is built from the *means* of Ma and NIQE (the ``pi`` descriptor's aggregation), which
     equals the mean of this per-image value because both are linear.
+
+    >>> import tempfile
+    >>> perceptual_index(np.zeros((96, 96)), weights_dir=tempfile.mkdtemp())  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    srbench.errors.WeightsUnavailableError: ...NRQM_model.mat...
     """
     return perceptual_index_from(ma(img, **kwargs), niqe(img))
 

@@ -338,7 +338,14 @@ def is_constant(plane: np.ndarray) -> bool:
 
 def brisque(plane: np.ndarray, *, weights_dir: str | None = None) -> float:
     """BRISQUE of a plane (HxW, 0..255, as MATLAB gets it) or RGB image (rgb2gray first); lower is better.
-    NaN for a constant plane."""
+    NaN for a constant plane.
+
+    >>> import skimage.data
+    >>> plane = skimage.data.camera()[:200, :200]                     # 200x200: two 96x96 blocks each way
+    >>> noisy = np.clip(plane + np.random.default_rng(0).normal(0, 25, plane.shape), 0, 255).round()
+    >>> round(brisque(plane), 4), round(brisque(noisy), 4), brisque(np.full((40, 40), 128.0))
+    (10.3613, 69.113, nan)
+    """
     model, ranges = _load_model(brisque_model_path(weights_dir))
     plane = prepare_plane(plane)
     if is_constant(plane):
@@ -366,6 +373,11 @@ class BrisqueConditioning:
 
 def brisque_conditioning(plane: np.ndarray, *, weights_dir: str | None = None) -> BrisqueConditioning:
     """BRISQUE plus its range when flat-region MSCN values are resolved as zero, all positive or all negative.
+
+    >>> import skimage.data
+    >>> cond = brisque_conditioning(skimage.data.camera()[:200, :200])
+    >>> cond.value, cond.flat_fraction, cond.spread                   # no flat area: no spread
+    (10.3613, 0.0, 0.0)
 
     A spread above ``ILL_CONDITIONED_SPREAD`` means the score is an artifact of floating-point summation
     order: MATLAB (whose own order mixes signs) can print a different number, and it need not lie inside

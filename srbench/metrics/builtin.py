@@ -12,6 +12,7 @@ from pathlib import Path
 from srbench.errors import BadInputError
 from srbench.metrics.fid import FID
 from srbench.metrics.fullref import mse, psnr, ssim
+from srbench.metrics.lpips_alex import MIN_SIDE as LPIPS_MIN_SIDE
 from srbench.metrics.niqe import BLOCK, ILL_CONDITIONED_SPREAD, niqe_conditioning
 from srbench.metrics.pyiqa_extra import DISTS, LPIPS_VGG
 from srbench.metrics.registry import Metric, PerImage, TorchBatch
@@ -20,7 +21,11 @@ from srbench.metrics.spectrum import SPECTRUM, SPECTRUM_DISCREPANCY
 
 def perceptual_index_from(ma: float, niqe: float) -> float:
     """PIRM-SR 2018 perceptual index ((10 - Ma) + NIQE) / 2 (lower is better): per image from its Ma and NIQE,
-    per dataset from their means (the only place the formula is written)."""
+    per dataset from their means (the only place the formula is written).
+
+    >>> perceptual_index_from(ma=6.0, niqe=4.0), perceptual_index_from(ma=8.5, niqe=3.0)
+    (4.0, 2.25)
+    """
     return ((10.0 - ma) + niqe) / 2.0
 
 
@@ -77,8 +82,10 @@ def _brisque(x: PerImage) -> dict[str, float]:
 
 
 def _lpips(x: PerImage) -> float:
-    from srbench.metrics.lpips_alex import lpips
+    from srbench.metrics.lpips_alex import lpips, too_small
 
+    if too_small(x.sr_plane().shape):
+        return math.nan  # as NIQE: the image stays, NaN marks that LPIPS is undefined at this size
     return lpips(x.sr_plane(), x.hr_plane(), weights_dir=x.weights_dir)
 
 
@@ -104,7 +111,10 @@ def _rmse_torch(x: TorchBatch) -> list[dict[str, float]]:
 
 def _lpips_torch(x: TorchBatch) -> list[float]:
     from srbench.metrics import torch_forms
+    from srbench.metrics.lpips_alex import too_small
 
+    if too_small(tuple(x.sr.shape)):
+        return [math.nan] * len(x.sr)
     return torch_forms.lpips(x.sr, x.hr_plane(), weights_dir=x.weights_dir)
 
 
@@ -112,16 +122,16 @@ BUILTIN: tuple[Metric, ...] = (
     Metric(name="psnr_y", label="PSNR-Y", digits=2, higher_is_better=True, needs_reference=True,
            version="1", description="PSNR in dB of the Y plane, float64, range 255",
            compute=lambda x: psnr(x.sr_plane(), x.hr_plane()), torch_compute=_psnr_torch,
-           protocols=("sr",), tolerance=2e-3, drift_check=True),
+           protocols=("sr",), tolerance=2e-3, drift_check=True, identical=math.inf),
     Metric(name="ssim_y", label="SSIM-Y", digits=4, higher_is_better=True, needs_reference=True,
            version="wang2004-1", description="SSIM of the Y plane, 11x11 Gaussian sigma 1.5, valid, no downsampling",
            compute=lambda x: ssim(x.sr_plane(), x.hr_plane()), torch_compute=_ssim_torch,
-           protocols=("sr",), tolerance=2e-5, drift_check=True),
+           protocols=("sr",), tolerance=2e-5, drift_check=True, identical=1.0),
     Metric(name="rmse", label="RMSE", digits=2, higher_is_better=False, needs_reference=True,
            version="1", description="root mean squared error of the Y plane, float64",
            compute=_rmse, torch_compute=_rmse_torch, extra_outputs=("mse",),
            aggregate=lambda mean: math.sqrt(mean("mse")), aggregation="sqrt(mean per-image MSE)",
-           protocols=("pirm",), tolerance=2e-3, drift_check=True),
+           protocols=("pirm",), tolerance=2e-3, drift_check=True, identical=0.0),
     Metric(name="niqe", label="NIQE", digits=3, higher_is_better=False, needs_reference=False,
            version="live-2", description="NIQE as the LIVE MATLAB release (96x96 blocks, pristine LIVE model)",
            compute=_niqe, extra_outputs=NIQE_OUTPUTS[1:],
@@ -135,12 +145,14 @@ BUILTIN: tuple[Metric, ...] = (
            description="median of NIQE over the sign patterns of its flat areas' rounding residues (conditioning "
                        "sample)",
            compute=lambda x: x.values["niqe_med"], plane="none", requires=("niqe",),
-           protocols=("pirm",), tolerance=2e-3),
+           undefined_when="where NIQE is", protocols=("pirm",), tolerance=2e-3),
     Metric(name="ma", label="Ma", digits=3, higher_is_better=True, needs_reference=False,
            version="native-1",
            description="Ma et al. NRQM (CVIU 2017), native port of the MATLAB release (pyiqa's departures not "
                        "followed)",
            compute=_ma, weights="NRQM_model.mat", find_weights=_nrqm_path,
+           undefined_when="Ma needs a plane of at least 45x45 pixels whose quarter-size level has 25 5x5 blocks "
+                          "(e.g. 84x84 after the shave), and one that is not flat",
            protocols=("pirm",), tolerance=2e-3),
     Metric(name="pi", label="PI", digits=3, higher_is_better=False, needs_reference=False,
            version="pirm2018-1", description="perceptual index ((10 - Ma) + NIQE) / 2",
@@ -148,17 +160,20 @@ BUILTIN: tuple[Metric, ...] = (
            requires=("niqe", "ma"), weights="NRQM_model.mat",
            aggregate=lambda mean: perceptual_index_from(mean("ma"), mean("niqe")),
            aggregation="((10 - mean Ma) + mean NIQE) / 2",
-           protocols=("pirm",), tolerance=2e-3),
+           undefined_when="where NIQE or Ma is", protocols=("pirm",), tolerance=2e-3),
     Metric(name="lpips", label="LPIPS", digits=4, higher_is_better=False, needs_reference=True,
            version="lpips-0.1-alex-1", description="LPIPS v0.1, AlexNet, on RGB",
            compute=_lpips, torch_compute=_lpips_torch, plane="rgb",
-           weights="alexnet-owt-7be5be79.pth", find_weights=_alexnet_path,
+           weights="alexnet-owt-7be5be79.pth", find_weights=_alexnet_path, identical=0.0,
+           undefined_when=f"LPIPS (AlexNet) needs an image of at least {LPIPS_MIN_SIDE}x{LPIPS_MIN_SIDE} pixels "
+                          "after the shave",
            protocols=("sr", "pirm"), tolerance=1e-4),
     Metric(name="brisque", label="BRISQUE", digits=3, higher_is_better=False, needs_reference=False,
            version="live-2",
            description="BRISQUE as the LIVE MATLAB release (rgb2gray, MSCN 7x7, LIVE allmodel/allrange SVR)",
            compute=_brisque, plane="rgb", extra_outputs=("brisque_spread",),
            ill_conditioned_spread=ILL_CONDITIONED_SPREAD,
+           undefined_when="BRISQUE is undefined for a constant image, and one too small for its two scales",
            protocols=("sr", "pirm"), tolerance=2e-3),
     SPECTRUM,  # opt-in (not in a protocol's default_metrics, not drift-checked), as are the four below
     SPECTRUM_DISCREPANCY,

@@ -61,7 +61,11 @@ FeatureExtractor = Callable[[np.ndarray], np.ndarray]  # uint8 N x P x P x 3 -> 
 # -- patches ------------------------------------------------------------------------------------------------
 def patch_positions(height: int, width: int, size: int = PATCH_SIZE) -> list[tuple[int, int]]:
     """Top-left corners (y, x) of the FID/P patches of an image: the non-overlapping grid from (0, 0), then,
-    when the image is at least 1.5 ``size`` high and wide, the grid shifted by ``size // 2``."""
+    when the image is at least 1.5 ``size`` high and wide, the grid shifted by ``size // 2``.
+
+    >>> patch_positions(128, 160)
+    [(0, 0), (0, 64), (64, 0), (64, 64), (32, 32), (32, 96)]
+    """
     if size < 1:
         raise BadInputError(f"patch size must be positive, got {size}")
     offsets = [0]
@@ -89,7 +93,13 @@ def extract_patches(img: np.ndarray, size: int = PATCH_SIZE) -> np.ndarray:
 
 # -- the Fréchet distance -----------------------------------------------------------------------------------
 def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
-    """||mu1 - mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^1/2), by torch-fidelity's implementation (float64)."""
+    """||mu1 - mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^1/2), by torch-fidelity's implementation (float64).
+
+    >>> round(frechet_distance(np.zeros(2), np.eye(2), np.ones(2), np.eye(2)), 6)     # means 1 apart per axis
+    2.0
+    >>> round(frechet_distance(np.zeros(2), np.eye(2), np.zeros(2), 4 * np.eye(2)), 6)  # (2 - 1)^2 per axis
+    2.0
+    """
     from torch_fidelity.metric_fid import KEY_METRIC_FID, fid_statistics_to_metric
 
     def stats(mu: np.ndarray, sigma: np.ndarray) -> dict[str, np.ndarray]:
@@ -253,6 +263,8 @@ FID = Metric(
     compute=per_image_unsupported, plane="rgb", protocols=("sr", "pirm"), extra_outputs=("fid_n_patches",),
     weights=INCEPTION_FILENAME, find_weights=_find_weights, tolerance=1e-2, level="dataset", accumulator=ACCUMULATOR,
     aggregation=f"Fréchet distance of SR and HR {PATCH_SIZE}x{PATCH_SIZE}-patch feature statistics over the set",
+    undefined_when=f"a set without one {PATCH_SIZE}x{PATCH_SIZE} patch (every image under {PATCH_SIZE} px a side after "
+                   "the shave)",
 )
 
 __all__ = ["FID", "INCEPTION_FILENAME", "INCEPTION_URL", "PATCH_SIZE", "RunningMoments", "extract_patches",

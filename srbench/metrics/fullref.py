@@ -27,14 +27,28 @@ def _pair(a: np.ndarray, b: np.ndarray, fn: str) -> tuple[np.ndarray, np.ndarray
 
 
 def mse(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean squared error in float64 (images in 0..255)."""
+    """Mean squared error in float64 (images in 0..255).
+
+    >>> hr = np.tile(np.arange(0, 256, 8, dtype=np.uint8), (32, 1))   # a 32x32 ramp
+    >>> sr = hr.copy()
+    >>> sr[::2] += 4                                                   # every other row 4 levels brighter
+    >>> mse(sr, hr), mse(hr, hr)
+    (8.0, 0.0)
+    """
     a, b = _pair(a, b, "mse")
     diff = a - b
     return float(np.mean(diff * diff))
 
 
 def psnr(a: np.ndarray, b: np.ndarray, data_range: float = 255.0) -> float:
-    """10 log10(range^2 / MSE); ``inf`` for identical images."""
+    """10 log10(range^2 / MSE); ``inf`` for identical images.
+
+    >>> hr = np.tile(np.arange(0, 256, 8, dtype=np.uint8), (32, 1))   # a 32x32 ramp
+    >>> sr = hr.copy()
+    >>> sr[::2] += 4                                                   # every other row 4 levels brighter
+    >>> round(psnr(sr, hr), 4), psnr(hr, hr)
+    (39.0999, inf)
+    """
     err = mse(a, b)
     if err == 0:
         return math.inf
@@ -76,7 +90,14 @@ def _ssim_plane(a: np.ndarray, b: np.ndarray) -> float:
 
 def ssim(a: np.ndarray, b: np.ndarray) -> float:
     """SSIM of Wang et al. (``ssim_index.m``): 11x11 Gaussian (sigma 1.5), K = (0.01, 0.03), L = 255,
-    'valid' filtering, no downsampling, mean of the map. Colour images: mean of the per-channel values."""
+    'valid' filtering, no downsampling, mean of the map. Colour images: mean of the per-channel values.
+
+    >>> hr = np.tile(np.arange(0, 256, 8, dtype=np.uint8), (32, 1))   # a 32x32 ramp
+    >>> sr = hr.copy()
+    >>> sr[::2] += 4                                                   # every other row 4 levels brighter
+    >>> round(ssim(sr, hr), 4), ssim(hr, hr)
+    (0.9883, 1.0)
+    """
     a, b = _pair(a, b, "ssim")
     if min(a.shape[:2]) < SSIM_WINDOW:
         raise BadInputError(f"ssim: images must be at least {SSIM_WINDOW}x{SSIM_WINDOW}, got {a.shape[:2]}")

@@ -18,6 +18,14 @@ from srbench.errors import BadInputError
 
 ALEXNET_FILENAME = "alexnet-owt-7be5be79.pth"
 ALEXNET_ORIGIN = "torchvision's AlexNet ImageNet weights (torchvision.models.AlexNet_Weights.IMAGENET1K_V1)"
+# AlexNet's second max-pool needs a 3x3 input: on a smaller image its last three layers have no output (the
+# network raised "Output size is too small"). The registry's hook gives NaN below it, as NIQE's does.
+MIN_SIDE = 31
+
+
+def too_small(shape: tuple[int, ...]) -> bool:
+    """Whether an image (H x W, H x W x 3, or a batch's N x C x H x W) is under :data:`MIN_SIDE` on a side."""
+    return min(shape[-2:] if len(shape) == 4 else shape[:2]) < MIN_SIDE
 
 
 def alexnet_path(explicit: str | os.PathLike | None = None) -> Path:
@@ -69,11 +77,24 @@ def to_tensor(img: np.ndarray) -> Any:
 
 
 def lpips(a: np.ndarray, b: np.ndarray, *, weights_dir: str | os.PathLike | None = None) -> float:
-    """LPIPS distance of two images in 0..255 (lower is more similar)."""
+    """LPIPS distance of two images in 0..255 (lower is more similar); needs torchvision's AlexNet weights:
+
+    >>> import tempfile
+    >>> img = np.zeros((48, 48, 3))
+    >>> lpips(img, img, weights_dir=tempfile.mkdtemp())              # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    srbench.errors.WeightsUnavailableError: ...alexnet-owt-7be5be79.pth...
+    >>> lpips(img[:16, :16], img[:16, :16])                          # AlexNet's pooling needs 31x31
+    Traceback (most recent call last):
+    srbench.errors.BadInputError: lpips: AlexNet needs an image of at least 31x31 pixels; got 16x16
+    """
     import torch
 
     if np.shape(a) != np.shape(b):
         raise BadInputError(f"lpips: images differ in size, {np.shape(a)} vs {np.shape(b)}")
+    if too_small(np.shape(a)):
+        h, w = np.shape(a)[:2]
+        raise BadInputError(f"lpips: AlexNet needs an image of at least {MIN_SIDE}x{MIN_SIDE} pixels; got {h}x{w}")
     from srbench.weights import stamp
 
     path = alexnet_path(weights_dir)

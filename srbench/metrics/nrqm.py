@@ -740,6 +740,23 @@ def ma(img: np.ndarray, *, weights_dir: str | os.PathLike | None = None, convent
 
     NaN when the plane is too flat for the GSM features (their neighbourhood covariance is singular).
     ``convention=PYIQA`` gives pyiqa's number instead of the MATLAB release's.
+
+    It needs ``NRQM_model.mat`` (see :func:`nrqm_model_path`); without it, one error names the file:
+
+    >>> import skimage.data, tempfile
+    >>> plane = skimage.data.camera()[:96, :96].astype(np.float64)
+    >>> ma(plane, weights_dir=tempfile.mkdtemp())                     # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    srbench.errors.WeightsUnavailableError: ...NRQM_model.mat...
+
+    The tests' stand-in model (:mod:`srbench.metrics.nrqm_synthetic`: random trees, so a number, not a quality)
+    shows the call:
+
+    >>> from srbench.metrics.nrqm_synthetic import write_model_around
+    >>> folder = tempfile.mkdtemp()
+    >>> write_model_around(f"{folder}/{NRQM_FILENAME}", [plane], n_samples=50, n_trees=5)
+    >>> round(ma(plane, weights_dir=folder), 4)
+    5.3168
     """
     plane = np.asarray(img, dtype=np.float64)
     if plane.ndim != 2:

@@ -134,8 +134,12 @@ class Metric:
     # rounding residues in flat areas (NIQE, BRISQUE): above this spread the value is an artifact of
     # floating-point summation, and evaluate, tables and plots say so. None: no such output.
     ill_conditioned_spread: float | None = None
-    # When the metric has no value (NaN) for an image, in words, for the note beside it ("": never said).
+    # When the metric has no value (NaN) for an image, in words, for the note beside it ("": never said). A metric
+    # that gives NaN says when here: the conformance tester (srbench.conformance) fails a NaN it does not declare.
     undefined_when: str = ""
+    # Its value for an SR image identical to its HR (full-reference metrics whose value there is exact: PSNR inf,
+    # SSIM 1, RMSE 0), checked by the conformance tester; None: not exact (a float network's ~1e-7) or not said.
+    identical: float | None = None
 
     def __post_init__(self) -> None:
         if self.plane not in PLANES:
@@ -255,7 +259,19 @@ def _load_entry_points() -> None:
 
 
 def register(metric: Metric, *, replace: bool = False) -> Metric:
-    """Add ``metric`` to the registry; a name already taken fails unless ``replace``."""
+    """Add ``metric`` to the registry; a name already taken fails unless ``replace``.
+
+    >>> import numpy as np
+    >>> def mae(x: PerImage) -> float:
+    ...     return float(np.mean(np.abs(x.sr_plane() - x.hr_plane())))
+    >>> toy = Metric(name="mae_doc", label="MAE", digits=3, higher_is_better=False, needs_reference=True,
+    ...              version="doc-1", description="mean absolute error of Y", compute=mae, identical=0.0)
+    >>> register(toy) is get_metric("mae_doc")
+    True
+    >>> register(toy, replace=False) is toy                           # the same descriptor again: fine
+    True
+    >>> unregister("mae_doc")
+    """
     with _REGISTRY.lock:
         metrics = _ensure_loaded()
         if metric.name in metrics and not replace and metrics[metric.name] is not metric:
@@ -303,6 +319,13 @@ def all_metrics() -> dict[str, Metric]:
 
 
 def get_metric(name: str) -> Metric:
+    """The descriptor of a registered metric (``pyiqa:<name>`` built on first use); an unknown name is one
+    BadInputError listing the known ones.
+
+    >>> m = get_metric("psnr_y")
+    >>> m.label, m.direction, m.needs_reference, m.version, m.identical
+    ('PSNR-Y', 'higher', True, '1', inf)
+    """
     metrics = _ensure_loaded()
     if name in metrics:
         return metrics[name]

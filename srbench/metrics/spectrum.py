@@ -125,7 +125,14 @@ def radial_power_spectrum(plane: np.ndarray, *, window: bool = True) -> tuple[np
 
 def log_spectrum_distance(sr: np.ndarray, hr: np.ndarray) -> dict[str, float]:
     """``{"spectrum": ..., "spectrum_hf": ...}``: mean absolute difference, in decades, of the two log spectra
-    over all bins and over the bins above 0.25 cycles per pixel (symmetric in ``sr`` and ``hr``)."""
+    over all bins and over the bins above 0.25 cycles per pixel (symmetric in ``sr`` and ``hr``).
+
+    >>> plane = np.random.default_rng(0).normal(100, 20, (64, 64))
+    >>> log_spectrum_distance(plane, plane)
+    {'spectrum': 0.0, 'spectrum_hf': 0.0}
+    >>> {k: round(v, 4) for k, v in log_spectrum_distance(2 * plane, plane).items()}   # 2 log10(2) decades
+    {'spectrum': 0.6021, 'spectrum_hf': 0.6021}
+    """
     if np.shape(sr) != np.shape(hr):
         raise BadInputError(f"spectrum: planes differ in size, {np.shape(sr)} vs {np.shape(hr)}")
     freqs, log_sr = radial_power_spectrum(sr)
@@ -147,7 +154,8 @@ SPECTRUM = Metric(
     description="power-spectrum discrepancy of the Y plane: mean |log10 P_sr - log10 P_hr| over radial frequency bins "
     "of width 1/min(H,W) up to 0.5 cycles/px (mean removed, 2-D Hann window, eps 1e-6), in decades; "
     "spectrum_hf: the same over the bins above 0.25 cycles/px",
-    compute=spectrum_of, protocols=("sr", "pirm"), extra_outputs=("spectrum_hf",), tolerance=1e-3,
+    compute=spectrum_of, protocols=("sr", "pirm"), extra_outputs=("spectrum_hf",), tolerance=1e-3, identical=0.0,
+    undefined_when=f"a side of the plane under {MIN_SIZE} pixels",
 )
 
 
@@ -228,7 +236,14 @@ def _discrepancy_or_none(sr: np.ndarray, hr: np.ndarray) -> float | None:
 
 def spectrum_discrepancy(sr: np.ndarray, hr: np.ndarray) -> float:
     """Mean squared difference of the normalised 1-D spectra of ``sr`` and ``hr`` (same size, grey or RGB,
-    0..255; symmetric). Raises :class:`BadInputError` for a constant image (module docstring)."""
+    0..255; symmetric). Raises :class:`BadInputError` for a constant image (module docstring).
+
+    >>> hr = np.random.default_rng(0).integers(0, 256, (64, 64, 3)).astype(np.float64)
+    >>> spectrum_discrepancy(hr, hr)
+    0.0
+    >>> round(spectrum_discrepancy(hr * 0.5 + 64, hr), 12)            # gain and offset: normalised away
+    0.0
+    """
     value = _discrepancy_or_none(sr, hr)
     if value is None:
         raise BadInputError("spectrum_discrepancy: an image's spectrum is flat (a constant image): it has no range "
@@ -251,7 +266,8 @@ SPECTRUM_DISCREPANCY = Metric(
     description="Durall et al. (CVPR 2020) normalised 1-D spectrum: grey (0.2989/0.5870/0.1140) of the RGB image, "
     "20 ln(|fftshift(fft2)| + 1e-8) averaged over integer rings about the centre (innermost and outer partial ring "
     "dropped), min-max normalised; mean squared difference of SR's and HR's (not `spectrum`, in decades)",
-    compute=spectrum_discrepancy_of, plane="rgb", protocols=("sr", "pirm"), tolerance=1e-6,
+    compute=spectrum_discrepancy_of, plane="rgb", protocols=("sr", "pirm"), tolerance=1e-6, identical=0.0,
+    undefined_when=f"a side under {MIN_SIZE} pixels, or a constant image (its spectrum has no range to normalise)",
 )
 
 __all__ = ["DURALL_EPS", "DURALL_GREY", "EPS", "HF_FROM", "MIN_SIZE", "SPECTRUM", "SPECTRUM_DISCREPANCY",
