@@ -116,12 +116,6 @@ def gen_gauss_shape(x: np.ndarray, convention: Convention = MATLAB) -> np.ndarra
     return shapes[nearest_index(ratios, var / (mean_abs + 1e-7))]
 
 
-def _variation(x: np.ndarray, eps: float = 1e-7) -> np.ndarray:
-    """Coefficient of variation of |x| along the last axis (unbiased std over mean)."""
-    a = np.abs(x)
-    return a.std(axis=-1, ddof=1) / (a.mean(axis=-1) + eps)
-
-
 def gaussian_pyramid(plane: np.ndarray, levels: int = 3, convention: Convention = MATLAB) -> list[np.ndarray]:
     """``levels`` images: the plane, then 3x3 Gaussian (sigma 0.5) with zero borders and every second pixel."""
     kernel = _fspecial_gaussian(3, 0.5, convention)
@@ -182,53 +176,60 @@ def _mean_high(sorted_x: np.ndarray, convention: Convention) -> float:
 
 
 @functools.cache
-def _dct_operator() -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
-    """The 7x7 orthonormal 2-D DCT-II as one 49x49 matrix acting on flattened blocks (row-major), transposed
-    for ``blocks @ op``, and the flat indices of each orientation group in :data:`_ORIENTATIONS`' order.
+def _dct_operator() -> np.ndarray:
+    """The 7x7 orthonormal 2-D DCT-II as one 49x49 matrix acting on flattened blocks (row-major): row 0 gives
+    the DC coefficient, rows 1-16, 17-32 and 33-48 the three orientation groups of :data:`_ORIENTATIONS`
+    (which partition the 48 AC coefficients), each group's coefficients in row-major order.
 
     One matrix product for all blocks is 12x faster than ``dctn`` on 7x7 blocks (pocketfft's odd length), and
-    equal to it to 6e-16 of the largest coefficient.
+    equal to it to 6e-16 of the largest coefficient; with the rows in group order every statistic below is a
+    sum over a contiguous slice of rows.
     """
     d = fft.dct(np.eye(7), type=2, norm="ortho", axis=0)  # d @ v = dct(v)
-    op = np.ascontiguousarray(np.kron(d, d).T)
     flat = np.arange(49).reshape(7, 7)
-    groups = tuple(np.concatenate([flat[ix].ravel() for ix in group]) for group in _ORIENTATIONS)
+    order = np.concatenate([[0], *(np.concatenate([flat[ix].ravel() for ix in group]) for group in _ORIENTATIONS)])
+    assert np.array_equal(np.sort(order), np.arange(49)) and order.size == 1 + 3 * _GROUP
+    op = np.ascontiguousarray(np.kron(d, d)[order])
     op.flags.writeable = False
-    return op, groups
+    return op
 
 
-def _column_spread(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per column of ``x`` (samples down the rows): the mean, the deviations from it and the unbiased variance.
+_GROUP = 16  # coefficients per orientation group
 
-    The DCT statistics run on coefficient-major arrays (49 rows, one column per block): each reduction is then
-    a few dozen whole-row additions, not a 48-long reduction per block; equal to the row-wise form to 1e-15.
+
+def _dct_statistics(ac: np.ndarray, convention: Convention) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per block (one column of ``ac``, the 48 AC coefficients in group order): the generalised-Gaussian shape
+    of the coefficients, the coefficient of variation of their magnitudes, and the variance of that
+    coefficient over the three orientation groups (``gama_dct``, ``block_dct.m``).
+
+    Coefficient-major arrays (48 rows, one column per block): each reduction is a few dozen whole-row
+    additions, not a 48-long reduction per block. The magnitudes' squared deviations from their mean come from
+    each group's (each group's own plus 16 times its mean's squared distance to the overall mean: exact, and
+    no cancellation), so the two magnitude statistics share one pass of deviations. Equal to the row-wise
+    forms (``gen_gauss_shape``, ``_variation``) to rounding.
     """
-    mean = x.sum(axis=0) / x.shape[0]
-    dev = x - mean
-    return mean, dev, np.einsum("ij,ij->j", dev, dev) / (x.shape[0] - 1)
-
-
-def _column_shape(x: np.ndarray, convention: Convention) -> np.ndarray:
-    """:func:`gen_gauss_shape` of each column of ``x``."""
-    _, dev, var = _column_spread(x)
-    mean_abs = (np.abs(dev).sum(axis=0) / x.shape[0]) ** 2
+    n = ac.shape[0]
+    mean = ac.sum(axis=0) / n
+    dev = ac - mean
+    var = np.einsum("ij,ij->j", dev, dev) / (n - 1)
+    mean_abs = (np.abs(dev, out=dev).sum(axis=0) / n) ** 2
     shapes, ratios = _shape_table(convention.float32_constants)
-    return shapes[nearest_index(ratios, var / (mean_abs + 1e-7))]
+    shape = shapes[nearest_index(ratios, var / (mean_abs + 1e-7))]
 
-
-def _column_variation(x: np.ndarray, eps: float = 1e-7) -> np.ndarray:
-    """:func:`_variation` of each column of ``x``."""
-    mean, _, var = _column_spread(np.abs(x))
-    return np.sqrt(var) / (mean + eps)
+    mag = np.abs(ac).reshape(3, _GROUP, -1)
+    group_mean = mag.sum(axis=1) / _GROUP  # (3, blocks)
+    mag -= group_mean[:, None]
+    group_squares = np.einsum("gij,gij->gj", mag, mag)  # (3, blocks)
+    group_variation = np.sqrt(group_squares / (_GROUP - 1)) / (group_mean + 1e-8)
+    overall_mean = group_mean.sum(axis=0) / 3
+    squares = group_squares.sum(axis=0) + _GROUP * ((group_mean - overall_mean) ** 2).sum(axis=0)
+    variation = np.sqrt(squares / (n - 1)) / (overall_mean + 1e-7)
+    return shape, variation, group_variation.var(axis=0, ddof=1)
 
 
 def _dct_level(img: np.ndarray, convention: Convention) -> list[float]:
-    op, group_index = _dct_operator()
-    coeffs = op.T @ _blocks(img, convention).reshape(-1, 49).T  # (49, blocks)
-    ac = coeffs[1:]
-    shape = np.sort(_column_shape(ac, convention))
-    variation = np.sort(_column_variation(ac))
-    orientation = np.sort(np.stack([_column_variation(coeffs[ix], 1e-8) for ix in group_index]).var(axis=0, ddof=1))
+    coeffs = _dct_operator() @ _blocks(img, convention).reshape(-1, 49).T  # (49, blocks), group order
+    shape, variation, orientation = (np.sort(x) for x in _dct_statistics(coeffs[1:], convention))
     return [_mean_low(shape, convention), float(shape.mean()), _mean_high(variation, convention),
             float(variation.mean()), _mean_high(orientation, convention), float(orientation.mean())]
 
@@ -457,9 +458,10 @@ def _chunks(views: list[np.ndarray]):
         yield top * w, x
 
 
-def _gsm_divisor(views: list[np.ndarray], n_spatial: int) -> np.ndarray | None:
-    """z = sqrt(x' C^-1 x / N) per pixel, C the neighbourhoods' covariance with negative eigenvalues clipped
-    (trace kept), as ``norm_sender_normalized.m``; None when C is singular."""
+def _gsm_divisor(views: list[np.ndarray], n_spatial: int, keep: tuple[slice, slice]) -> np.ndarray | None:
+    """z = sqrt(x' C^-1 x / N) at the pixels ``keep`` (the guard band cut), C the neighbourhoods' covariance
+    over every pixel with negative eigenvalues clipped (trace kept), as ``norm_sender_normalized.m``; None when
+    C is singular."""
     from scipy.linalg import blas
 
     k = len(views)
@@ -477,14 +479,17 @@ def _gsm_divisor(views: list[np.ndarray], n_spatial: int) -> np.ndarray | None:
         inverse_t = np.linalg.inv(cov).T
     except np.linalg.LinAlgError:
         return None
-    # x' C^-1 x for every pixel: a matrix product per chunk, then the column sums of (C^-1 x) * x.
-    quad = np.empty(views[0].size)
+    # x' C^-1 x for every kept pixel (the guard band's are never read): a matrix product per chunk, then the
+    # column sums of (C^-1 x) * x.
+    kept = [view[keep] for view in views]
+    quad = np.empty(kept[0].size)
     ones = np.ones(k)
-    for at, x in _chunks(views):
+    for at, x in _chunks(kept):
         product = inverse_t @ x
         product *= x
         quad[at:at + x.shape[1]] = ones @ product
-    return np.sqrt(quad / n_spatial)
+    quad /= n_spatial
+    return np.sqrt(quad, out=quad).reshape(kept[0].shape)
 
 
 def _divisive_normalisation(bands: list[np.ndarray], convention: Convention, cache: dict[int, np.ndarray]
@@ -496,18 +501,22 @@ def _divisive_normalisation(bands: list[np.ndarray], convention: Convention, cac
     """
     out = []
     for idx, band in enumerate(bands):
-        z = _gsm_divisor(*_neighbourhoods(bands, idx, convention, cache))
+        gb = 16 // 2 ** (idx // _BANDS)
+        keep = (slice(gb, -gb), slice(gb, -gb))
+        z = _gsm_divisor(*_neighbourhoods(bands, idx, convention, cache), keep)
         if z is None:
             return None
         centre = band[1:-1, 1:-1]
-        centre = centre - centre.mean()
+        g = centre[keep] - centre.mean()
         # MATLAB takes o_c(ind)./z(ind) where z ~= 0 (its reshape then fails if any z was 0; pyiqa puts 0 there,
         # and so does srbench). pyiqa also adds 1e-12 to z: below 1e-12 relative, not followed.
-        with np.errstate(divide="ignore", invalid="ignore"):
-            g = np.where(z != 0, centre.ravel() / z, 0.0).reshape(centre.shape)
-        gb = 16 // 2 ** (idx // _BANDS)
-        g = g[gb:-gb, gb:-gb]
-        out.append(g - g.mean())
+        if z.all():
+            g /= z
+        else:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                g = np.where(z != 0, g / z, 0.0)
+        g -= g.mean()
+        out.append(g)
     return out
 
 
@@ -604,6 +613,36 @@ def _at_size(bands: list[np.ndarray], idx: int, shape: tuple[int, ...], cache: d
     return imresize_to(band, (shape[0], shape[1]))
 
 
+def _deviation_sums(x: np.ndarray) -> tuple[int, float, float, float]:
+    """The count, mean, sum of squared deviations and sum of absolute deviations of ``x``'s values."""
+    n = x.size
+    mean = float(x.sum()) / n
+    dev = (x - mean).ravel()
+    squares = float(dev @ dev)
+    return n, mean, squares, float(np.abs(dev, out=dev).sum())
+
+
+def _pooled(a: tuple[int, float, float, float], b: tuple[int, float, float, float]
+            ) -> tuple[int, float, float, float]:
+    """:func:`_deviation_sums` of two sets of values together, from each one's.
+
+    The squared deviations are exact (each set's plus its count times its mean's squared distance to the
+    pooled mean); the absolute ones move by at most the count times that distance: the normalised bands have
+    their mean removed, so that is a few ulps of their mean absolute value.
+    """
+    n = a[0] + b[0]
+    mean = (a[0] * a[1] + b[0] * b[1]) / n
+    squares = a[2] + b[2] + a[0] * (a[1] - mean) ** 2 + b[0] * (b[1] - mean) ** 2
+    return n, mean, squares, a[3] + b[3]
+
+
+def _shape_from_sums(n: int, mean: float, squares: float, absolute: float, convention: Convention) -> float:
+    """:func:`gen_gauss_shape` of a set of values from its :func:`_deviation_sums`."""
+    shapes, ratios = _shape_table(convention.float32_constants)
+    ratio = (squares / (n - 1)) / ((absolute / n) ** 2 + 1e-7)
+    return float(shapes[nearest_index(ratios, ratio)])
+
+
 def gsm_features(plane: np.ndarray, convention: Convention = MATLAB) -> np.ndarray:
     """The 45 global GSM features of a plane in 0..255 (NaN when the plane is too flat to normalise)."""
     highpass, scales = steerable_pyramid(plane)
@@ -613,9 +652,9 @@ def gsm_features(plane: np.ndarray, convention: Convention = MATLAB) -> np.ndarr
     normalised = _divisive_normalisation(bands, convention, doubled)
     if normalised is None:
         return np.full(N_GSM, np.nan)
-    feats = [float(gen_gauss_shape(sb.ravel(), convention)) for sb in normalised]
-    feats += [float(gen_gauss_shape(np.concatenate([normalised[i].ravel(), normalised[i + _BANDS].ravel()]),
-                                    convention)) for i in range(_BANDS)]
+    sums = [_deviation_sums(sb) for sb in normalised]
+    feats = [_shape_from_sums(*sb, convention) for sb in sums]
+    feats += [_shape_from_sums(*_pooled(sums[i], sums[i + _BANDS]), convention) for i in range(_BANDS)]
     at_size = [_at_size(bands, i, highpass.shape, doubled) for i in range(len(bands))]
     feats += _cs_means([*at_size, highpass], [(i, len(bands)) for i in range(len(bands))], convention)
     feats += _cs_means(normalised[:_BANDS], [(i, j) for i in range(_BANDS) for j in range(i + 1, _BANDS)],
