@@ -29,7 +29,7 @@ def _ssim(module, highpass, bands, normalised, cache) -> None:
     conv = module.MATLAB
     if hasattr(module, "_cs_means"):
         at = [module._at_size(bands, i, highpass.shape, cache) for i in range(len(bands))]
-        module._cs_means([*at, highpass], [(i, len(bands)) for i in range(len(bands))], conv)
+        module._cs_means([*at, highpass], [(len(bands), i) for i in range(len(bands))], conv)
         module._cs_means(normalised[:6], [(i, j) for i in range(6) for j in range(i + 1, 6)], conv)
         return
     hp = module._Moments.of(highpass)
