@@ -453,7 +453,8 @@ def _parent(bands: list[np.ndarray], idx: int, convention: Convention, cache: di
 def _neighbourhoods(bands: list[np.ndarray], idx: int, convention: Convention, cache: dict[int, np.ndarray]
                     ) -> tuple[list[np.ndarray], int]:
     """Band ``idx``'s neighbours as views over its inner pixels (the 3x3 window, the parent if it has one, the
-    other orientations), and the number of them that are spatial (the window and the parent)."""
+    other orientations), and the number of them that are spatial (the window and the parent). The reference
+    form of what :class:`_ScaleNeighbourhoods` gathers."""
     band = bands[idx]
     scale, orient = divmod(idx, _BANDS)
     h, w = band.shape
@@ -466,36 +467,73 @@ def _neighbourhoods(bands: list[np.ndarray], idx: int, convention: Convention, c
     return rows, 9 + (parent is not None)
 
 
-_CHUNK_PIXELS = 4096  # 16 neighbours x 4096 pixels of doubles: 0.5 MB, in the L2 cache with its products
+_CHUNK_PIXELS = 2048  # 16 neighbours x 2048 pixels of doubles: 0.25 MB, in the L2 cache with its products
 
 
-def _chunks(views: list[np.ndarray]):
-    """The neighbourhood matrix (one row per neighbour, one column per pixel, row-major pixels), a few image
-    rows at a time, copied into one reused buffer: the whole matrix (15-16 planes) never exists, and each
-    chunk is used while it is in cache."""
-    h, w = views[0].shape
-    step = max(1, _CHUNK_PIXELS // w)
-    buffer = np.empty((len(views), step * w))
-    for top in range(0, h, step):
-        bottom = min(h, top + step)
-        x = buffer[:, : (bottom - top) * w]
-        for row, view in zip(x, views, strict=True):
-            row.reshape(bottom - top, w)[...] = view[top:bottom]
-        yield top * w, x
+class _ScaleNeighbourhoods:
+    """The neighbourhood matrices of one scale's bands (one row per neighbour, one column per pixel), a few
+    image rows at a time, each chunk gathered by one call.
+
+    The scale's bands and their parents are copied once into one flat array; in it every neighbour of a pixel
+    (y, x) of band o sits at a fixed offset from y * w + x (band o's 3x3 window, its parent, the other bands'
+    centres), so a chunk of whole image rows is 15-16 contiguous runs of the flat array, taken by one
+    fancy index of a sliding-window view. The two columns of each row past the inner pixels (x = w-2, w-1)
+    are gathered too (their runs wrap into the next row) and zeroed.
+    """
+
+    def __init__(self, bands: list[np.ndarray], parents: list[np.ndarray | None]) -> None:
+        self.h, self.w = bands[0].shape
+        plane = self.h * self.w
+        present = {o: p for o, p in enumerate(parents) if p is not None}
+        planes = [*bands, *present.values()]
+        self.flat = np.empty(len(planes) * plane + 3 * self.w)
+        self.flat[len(planes) * plane:] = 0.0  # the tail: the last runs' wrap, read and zeroed
+        for k, image in enumerate(planes):
+            self.flat[k * plane:(k + 1) * plane].reshape(self.h, self.w)[...] = image
+        where = {o: (len(bands) + k) * plane for k, o in enumerate(present)}
+        self.parent_at = where
+        self.plane = plane
+
+    def offsets(self, orient: int) -> np.ndarray:
+        """Band ``orient``'s neighbours' offsets from its inner pixel's y * w + x, in :func:`_neighbourhoods`'
+        order."""
+        w, plane = self.w, self.plane
+        centre = w + 1
+        out = [orient * plane + dy * w + dx for dy in range(3) for dx in range(3)]
+        if orient in self.parent_at:
+            out.append(self.parent_at[orient] + centre)
+        out += [o * plane + centre for o in range(_BANDS) if o != orient]
+        return np.array(out)
+
+    def chunks(self, offsets: np.ndarray, first: int, last: int):
+        """(first row, chunk) over inner rows first..last-1: the chunk is (neighbours, rows * w), its last two
+        columns of each row zero."""
+        w = self.w
+        step = max(1, _CHUNK_PIXELS // w)
+        runs = np.lib.stride_tricks.sliding_window_view(self.flat, step * w)
+        for top in range(first, last, step):
+            rows = min(last, top + step) - top
+            if rows < step:
+                runs = np.lib.stride_tricks.sliding_window_view(self.flat, rows * w)
+            x = runs[offsets + top * w]  # a copy: fancy indexing (np.take would copy the whole view first)
+            x.reshape(offsets.size, rows, w)[:, :, w - 2:] = 0.0
+            yield top, x
 
 
-def _gsm_divisor(views: list[np.ndarray], n_spatial: int, keep: tuple[slice, slice]) -> np.ndarray | None:
-    """z = sqrt(x' C^-1 x / N) at the pixels ``keep`` (the guard band cut), C the neighbourhoods' covariance
-    over every pixel with negative eigenvalues clipped (trace kept), as ``norm_sender_normalized.m``; None when
-    C is singular."""
+def _gsm_divisor(scale: _ScaleNeighbourhoods, orient: int, n_spatial: int, gb: int) -> np.ndarray | None:
+    """z = sqrt(x' C^-1 x / N) at the inner pixels the guard band ``gb`` keeps, C the neighbourhoods'
+    covariance over every inner pixel with negative eigenvalues clipped (trace kept), as
+    ``norm_sender_normalized.m``; None when C is singular."""
     from scipy.linalg import blas
 
-    k = len(views)
+    offsets = scale.offsets(orient)
+    h, w = scale.h, scale.w
+    k = offsets.size
     cov = np.zeros((k, k), order="F")
-    for _, x in _chunks(views):
+    for _, x in scale.chunks(offsets, 0, h - 2):
         # x @ x.T goes to syrk, which is slower than gemm on 16-row chunks: gemm of x's (Fortran) transpose.
         cov = blas.dgemm(1.0, x.T, x.T, beta=1.0, c=cov, trans_a=1, overwrite_c=1)
-    cov = np.ascontiguousarray(cov) / views[0].size
+    cov = np.ascontiguousarray(cov) / ((h - 2) * (w - 2))
     lam, q = np.linalg.eigh(cov)
     pos = lam * (lam > 0)
     total = pos.sum()
@@ -505,17 +543,15 @@ def _gsm_divisor(views: list[np.ndarray], n_spatial: int, keep: tuple[slice, sli
         inverse_t = np.linalg.inv(cov).T
     except np.linalg.LinAlgError:
         return None
-    # x' C^-1 x for every kept pixel (the guard band's are never read): a matrix product per chunk, then the
-    # column sums of (C^-1 x) * x.
-    kept = [view[keep] for view in views]
-    quad = np.empty(kept[0].size)
-    ones = np.ones(k)
-    for at, x in _chunks(kept):
-        product = inverse_t @ x
-        product *= x
-        quad[at:at + x.shape[1]] = ones @ product
+    # x' C^-1 x on the rows the guard band keeps (whole rows; the columns cut afterwards): a matrix product
+    # per chunk, then the column sums of (C^-1 x) * x.
+    first, last = gb, h - 2 - gb
+    quad = np.empty((last - first) * w)
+    for top, x in scale.chunks(offsets, first, last):
+        at = (top - first) * w
+        np.einsum("ij,ij->j", inverse_t @ x, x, out=quad[at:at + x.shape[1]])
     quad /= n_spatial
-    return np.sqrt(quad, out=quad).reshape(kept[0].shape)
+    return np.sqrt(quad, out=quad).reshape(last - first, w)[:, gb:w - 2 - gb]
 
 
 def _divisive_normalisation(bands: list[np.ndarray], convention: Convention, cache: dict[int, np.ndarray]
@@ -526,23 +562,26 @@ def _divisive_normalisation(bands: list[np.ndarray], convention: Convention, cac
     release's ``pinv`` gives z = 0 everywhere there, and its reshape fails).
     """
     out = []
-    for idx, band in enumerate(bands):
-        gb = 16 // 2 ** (idx // _BANDS)
-        keep = (slice(gb, -gb), slice(gb, -gb))
-        z = _gsm_divisor(*_neighbourhoods(bands, idx, convention, cache), keep)
-        if z is None:
-            return None
-        centre = band[1:-1, 1:-1]
-        g = centre[keep] - centre.mean()
-        # MATLAB takes o_c(ind)./z(ind) where z ~= 0 (its reshape then fails if any z was 0; pyiqa puts 0 there,
-        # and so does srbench). pyiqa also adds 1e-12 to z: below 1e-12 relative, not followed.
-        if z.all():
-            g /= z
-        else:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                g = np.where(z != 0, g / z, 0.0)
-        g -= g.mean()
-        out.append(g)
+    for scale in range(len(bands) // _BANDS):
+        own = bands[scale * _BANDS:(scale + 1) * _BANDS]
+        parents = [_parent(bands, scale * _BANDS + o, convention, cache) for o in range(_BANDS)]
+        gathered = _ScaleNeighbourhoods(own, parents)
+        gb = 16 // 2 ** scale
+        for orient, band in enumerate(own):
+            z = _gsm_divisor(gathered, orient, 9 + (parents[orient] is not None), gb)
+            if z is None:
+                return None
+            centre = band[1:-1, 1:-1]
+            g = centre[gb:-gb, gb:-gb] - centre.mean()
+            # MATLAB takes o_c(ind)./z(ind) where z ~= 0 (its reshape then fails if any z was 0; pyiqa puts 0
+            # there, and so does srbench). pyiqa also adds 1e-12 to z: below 1e-12 relative, not followed.
+            if z.all():
+                g /= z
+            else:
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    g = np.where(z != 0, g / z, 0.0)
+            g -= g.mean()
+            out.append(g)
     return out
 
 
