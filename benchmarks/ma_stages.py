@@ -29,7 +29,7 @@ def _ssim(module, highpass, bands, normalised, cache) -> None:
     conv = module.MATLAB
     if hasattr(module, "_cs_means"):
         at = [module._at_size(bands, i, highpass.shape, cache) for i in range(len(bands))]
-        module._cs_means([*at, highpass], [(i, len(bands)) for i in range(len(bands))], conv)
+        module._cs_means([*at, highpass], [(len(bands), i) for i in range(len(bands))], conv)
         module._cs_means(normalised[:6], [(i, j) for i in range(6) for j in range(i + 1, 6)], conv)
         return
     hp = module._Moments.of(highpass)
@@ -61,10 +61,17 @@ def stages(module, plane: np.ndarray) -> dict[str, float]:
     lap("parents")
     normalised = module._divisive_normalisation(bands, conv, cache)
     lap("divisive normalisation")
-    for band in normalised:
-        module.gen_gauss_shape(band.ravel(), conv)
-    for i in range(6):
-        module.gen_gauss_shape(np.concatenate([normalised[i].ravel(), normalised[i + 6].ravel()]), conv)
+    if hasattr(module, "_deviation_sums"):
+        sums = [module._deviation_sums(band) for band in normalised]
+        for band_sums in sums:
+            module._shape_from_sums(*band_sums, conv)
+        for i in range(6):
+            module._shape_from_sums(*module._pooled(sums[i], sums[i + 6]), conv)
+    else:
+        for band in normalised:
+            module.gen_gauss_shape(band.ravel(), conv)
+        for i in range(6):
+            module.gen_gauss_shape(np.concatenate([normalised[i].ravel(), normalised[i + 6].ravel()]), conv)
     lap("shapes")
     _ssim(module, highpass, bands, normalised, cache)
     lap("ssim")

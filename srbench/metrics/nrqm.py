@@ -116,12 +116,6 @@ def gen_gauss_shape(x: np.ndarray, convention: Convention = MATLAB) -> np.ndarra
     return shapes[nearest_index(ratios, var / (mean_abs + 1e-7))]
 
 
-def _variation(x: np.ndarray, eps: float = 1e-7) -> np.ndarray:
-    """Coefficient of variation of |x| along the last axis (unbiased std over mean)."""
-    a = np.abs(x)
-    return a.std(axis=-1, ddof=1) / (a.mean(axis=-1) + eps)
-
-
 def gaussian_pyramid(plane: np.ndarray, levels: int = 3, convention: Convention = MATLAB) -> list[np.ndarray]:
     """``levels`` images: the plane, then 3x3 Gaussian (sigma 0.5) with zero borders and every second pixel."""
     kernel = _fspecial_gaussian(3, 0.5, convention)
@@ -134,8 +128,13 @@ def gaussian_pyramid(plane: np.ndarray, levels: int = 3, convention: Convention 
 
 # ------------------------------------------------------------------------------------- local frequency
 def _blocks(img: np.ndarray, convention: Convention) -> np.ndarray:
+    """:func:`_block_grid` as one array of blocks, shape (n_blocks, 7, 7)."""
+    return _block_grid(img, convention).reshape(-1, 7, 7)
+
+
+def _block_grid(img: np.ndarray, convention: Convention) -> np.ndarray:
     """The 7x7 DCT blocks of ``blkproc(im, [3 3], [2 2], fun)``: each 3x3 block with a 2-pixel border, in
-    zeros beyond the image, shape (n_blocks, 7, 7).
+    zeros beyond the image, as a view of shape (block rows, block columns, 7, 7).
 
     ::
 
@@ -150,8 +149,7 @@ def _blocks(img: np.ndarray, convention: Convention) -> np.ndarray:
         before = total // 2 if convention.centred_block_grid else 2
         pads.append((before, total - before))
     padded = np.pad(img, pads)
-    windows = np.lib.stride_tricks.sliding_window_view(padded, (7, 7))[::3, ::3]
-    return windows.reshape(-1, 7, 7)
+    return np.lib.stride_tricks.sliding_window_view(padded, (7, 7))[::3, ::3]  # (block rows, block columns, 7, 7)
 
 
 # Three orientation groups of a 7x7 DCT block (row, column ranges), as in the release.
@@ -182,53 +180,76 @@ def _mean_high(sorted_x: np.ndarray, convention: Convention) -> float:
 
 
 @functools.cache
-def _dct_operator() -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
-    """The 7x7 orthonormal 2-D DCT-II as one 49x49 matrix acting on flattened blocks (row-major), transposed
-    for ``blocks @ op``, and the flat indices of each orientation group in :data:`_ORIENTATIONS`' order.
+def _dct_operator() -> np.ndarray:
+    """The 7x7 orthonormal 2-D DCT-II as one 49x49 matrix acting on flattened blocks (row-major): row 0 gives
+    the DC coefficient, rows 1-16, 17-32 and 33-48 the three orientation groups of :data:`_ORIENTATIONS`
+    (which partition the 48 AC coefficients), each group's coefficients in row-major order.
 
     One matrix product for all blocks is 12x faster than ``dctn`` on 7x7 blocks (pocketfft's odd length), and
-    equal to it to 6e-16 of the largest coefficient.
+    equal to it to 6e-16 of the largest coefficient; with the rows in group order every statistic below is a
+    sum over a contiguous slice of rows.
     """
     d = fft.dct(np.eye(7), type=2, norm="ortho", axis=0)  # d @ v = dct(v)
-    op = np.ascontiguousarray(np.kron(d, d).T)
     flat = np.arange(49).reshape(7, 7)
-    groups = tuple(np.concatenate([flat[ix].ravel() for ix in group]) for group in _ORIENTATIONS)
+    order = np.concatenate([[0], *(np.concatenate([flat[ix].ravel() for ix in group]) for group in _ORIENTATIONS)])
+    assert np.array_equal(np.sort(order), np.arange(49)) and order.size == 1 + 3 * _GROUP
+    op = np.ascontiguousarray(np.kron(d, d)[order])
     op.flags.writeable = False
-    return op, groups
+    return op
 
 
-def _column_spread(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per column of ``x`` (samples down the rows): the mean, the deviations from it and the unbiased variance.
+_GROUP = 16  # coefficients per orientation group
 
-    The DCT statistics run on coefficient-major arrays (49 rows, one column per block): each reduction is then
-    a few dozen whole-row additions, not a 48-long reduction per block; equal to the row-wise form to 1e-15.
+
+def _dct_statistics(ac: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per block (one column of ``ac``, the 48 AC coefficients in group order): the ratio whose nearest table
+    entry gives the generalised-Gaussian shape of the coefficients (:func:`gen_gauss_shape`), the coefficient
+    of variation of their magnitudes, and the variance of that coefficient over the three orientation groups
+    (``gama_dct``, ``block_dct.m``).
+
+    Coefficient-major arrays (48 rows, one column per block): each reduction is a few dozen whole-row
+    additions, not a 48-long reduction per block. The magnitudes' squared deviations from their mean come from
+    each group's (each group's own plus 16 times its mean's squared distance to the overall mean: exact, and
+    no cancellation), so the two magnitude statistics share one pass of deviations. Equal to the row-wise
+    forms (``gen_gauss_shape``, the release's ``std(abs(x))/mean(abs(x))``) to rounding.
     """
-    mean = x.sum(axis=0) / x.shape[0]
-    dev = x - mean
-    return mean, dev, np.einsum("ij,ij->j", dev, dev) / (x.shape[0] - 1)
+    n = ac.shape[0]
+    mean = ac.sum(axis=0) / n
+    dev = ac - mean
+    var = np.einsum("ij,ij->j", dev, dev) / (n - 1)
+    mean_abs = (np.abs(dev, out=dev).sum(axis=0) / n) ** 2
+    ratio = var / (mean_abs + 1e-7)
+
+    mag = np.abs(ac).reshape(3, _GROUP, -1)
+    group_mean = mag.sum(axis=1) / _GROUP  # (3, blocks)
+    mag -= group_mean[:, None]
+    group_squares = np.einsum("gij,gij->gj", mag, mag)  # (3, blocks)
+    group_variation = np.sqrt(group_squares / (_GROUP - 1)) / (group_mean + 1e-8)
+    overall_mean = group_mean.sum(axis=0) / 3
+    squares = group_squares.sum(axis=0) + _GROUP * ((group_mean - overall_mean) ** 2).sum(axis=0)
+    variation = np.sqrt(squares / (n - 1)) / (overall_mean + 1e-7)
+    return ratio, variation, group_variation.var(axis=0, ddof=1)
 
 
-def _column_shape(x: np.ndarray, convention: Convention) -> np.ndarray:
-    """:func:`gen_gauss_shape` of each column of ``x``."""
-    _, dev, var = _column_spread(x)
-    mean_abs = (np.abs(dev).sum(axis=0) / x.shape[0]) ** 2
-    shapes, ratios = _shape_table(convention.float32_constants)
-    return shapes[nearest_index(ratios, var / (mean_abs + 1e-7))]
-
-
-def _column_variation(x: np.ndarray, eps: float = 1e-7) -> np.ndarray:
-    """:func:`_variation` of each column of ``x``."""
-    mean, _, var = _column_spread(np.abs(x))
-    return np.sqrt(var) / (mean + eps)
+_DCT_CHUNK = 2048  # blocks per step: their 49 coefficients in doubles, 0.8 MB, stay in L2 through the statistics
 
 
 def _dct_level(img: np.ndarray, convention: Convention) -> list[float]:
-    op, group_index = _dct_operator()
-    coeffs = op.T @ _blocks(img, convention).reshape(-1, 49).T  # (49, blocks)
-    ac = coeffs[1:]
-    shape = np.sort(_column_shape(ac, convention))
-    variation = np.sort(_column_variation(ac))
-    orientation = np.sort(np.stack([_column_variation(coeffs[ix], 1e-8) for ix in group_index]).var(axis=0, ddof=1))
+    """The six features of one pyramid level, a few block rows at a time: each chunk's blocks are transformed
+    and reduced while they are in cache (at 1024x768 the whole coefficient array is 44 MB)."""
+    op = _dct_operator()
+    grid = _block_grid(img, convention)
+    rows, cols = grid.shape[:2]
+    step = max(1, _DCT_CHUNK // cols)
+    stats = np.empty((3, rows * cols))
+    for top in range(0, rows, step):
+        bottom = min(rows, top + step)
+        coeffs = op @ grid[top:bottom].reshape(-1, 49).T  # (49, blocks), group order
+        for out, value in zip(stats, _dct_statistics(coeffs[1:]), strict=True):
+            out[top * cols:bottom * cols] = value
+    table, ratios = _shape_table(convention.float32_constants)
+    shape = np.sort(table[nearest_index(ratios, stats[0])])
+    variation, orientation = np.sort(stats[1]), np.sort(stats[2])
     return [_mean_low(shape, convention), float(shape.mean()), _mean_high(variation, convention),
             float(variation.mean()), _mean_high(orientation, convention), float(orientation.mean())]
 
@@ -353,11 +374,17 @@ def steerable_pyramid(img: np.ndarray, height: int = _SCALES, nbands: int = _BAN
     highpass_mask, masks = _pyramid_masks(h, w, height, nbands)
     dft = fft.fft2(img)
     half = dft[:, : w // 2 + 1]
-    highpass = fft.irfft2(half * highpass_mask, s=(h, w))
+
+    def real_inverse(mask: np.ndarray) -> np.ndarray:
+        # irfft2 as its two passes (complex along the columns, then real along the rows): 1.5x faster than
+        # scipy's irfft2 at these sizes, the same transforms.
+        return fft.irfft(fft.ifft(half * mask, axis=0, overwrite_x=True), n=w, axis=1, overwrite_x=True)
+
+    highpass = real_inverse(highpass_mask)
     scales = []
     for carried, (rows, cols), band_masks in masks:
         if carried is None:
-            scales.append([fft.irfft2(half * m, s=(h, w)) for m in band_masks])
+            scales.append([real_inverse(m) for m in band_masks])
         else:
             lodft = dft[rows[:, None], cols] * carried
             scales.append([fft.ifft2(lodft * m).real for m in band_masks])
@@ -426,7 +453,8 @@ def _parent(bands: list[np.ndarray], idx: int, convention: Convention, cache: di
 def _neighbourhoods(bands: list[np.ndarray], idx: int, convention: Convention, cache: dict[int, np.ndarray]
                     ) -> tuple[list[np.ndarray], int]:
     """Band ``idx``'s neighbours as views over its inner pixels (the 3x3 window, the parent if it has one, the
-    other orientations), and the number of them that are spatial (the window and the parent)."""
+    other orientations), and the number of them that are spatial (the window and the parent). The reference
+    form of what :class:`_ScaleNeighbourhoods` gathers."""
     band = bands[idx]
     scale, orient = divmod(idx, _BANDS)
     h, w = band.shape
@@ -439,35 +467,73 @@ def _neighbourhoods(bands: list[np.ndarray], idx: int, convention: Convention, c
     return rows, 9 + (parent is not None)
 
 
-_CHUNK_PIXELS = 4096  # 16 neighbours x 4096 pixels of doubles: 0.5 MB, in the L2 cache with its products
+_CHUNK_PIXELS = 2048  # 16 neighbours x 2048 pixels of doubles: 0.25 MB, in the L2 cache with its products
 
 
-def _chunks(views: list[np.ndarray]):
-    """The neighbourhood matrix (one row per neighbour, one column per pixel, row-major pixels), a few image
-    rows at a time, copied into one reused buffer: the whole matrix (15-16 planes) never exists, and each
-    chunk is used while it is in cache."""
-    h, w = views[0].shape
-    step = max(1, _CHUNK_PIXELS // w)
-    buffer = np.empty((len(views), step * w))
-    for top in range(0, h, step):
-        bottom = min(h, top + step)
-        x = buffer[:, : (bottom - top) * w]
-        for row, view in zip(x, views, strict=True):
-            row.reshape(bottom - top, w)[...] = view[top:bottom]
-        yield top * w, x
+class _ScaleNeighbourhoods:
+    """The neighbourhood matrices of one scale's bands (one row per neighbour, one column per pixel), a few
+    image rows at a time, each chunk gathered by one call.
+
+    The scale's bands and their parents are copied once into one flat array; in it every neighbour of a pixel
+    (y, x) of band o sits at a fixed offset from y * w + x (band o's 3x3 window, its parent, the other bands'
+    centres), so a chunk of whole image rows is 15-16 contiguous runs of the flat array, taken by one
+    fancy index of a sliding-window view. The two columns of each row past the inner pixels (x = w-2, w-1)
+    are gathered too (their runs wrap into the next row) and zeroed.
+    """
+
+    def __init__(self, bands: list[np.ndarray], parents: list[np.ndarray | None]) -> None:
+        self.h, self.w = bands[0].shape
+        plane = self.h * self.w
+        present = {o: p for o, p in enumerate(parents) if p is not None}
+        planes = [*bands, *present.values()]
+        self.flat = np.empty(len(planes) * plane + 3 * self.w)
+        self.flat[len(planes) * plane:] = 0.0  # the tail: the last runs' wrap, read and zeroed
+        for k, image in enumerate(planes):
+            self.flat[k * plane:(k + 1) * plane].reshape(self.h, self.w)[...] = image
+        where = {o: (len(bands) + k) * plane for k, o in enumerate(present)}
+        self.parent_at = where
+        self.plane = plane
+
+    def offsets(self, orient: int) -> np.ndarray:
+        """Band ``orient``'s neighbours' offsets from its inner pixel's y * w + x, in :func:`_neighbourhoods`'
+        order."""
+        w, plane = self.w, self.plane
+        centre = w + 1
+        out = [orient * plane + dy * w + dx for dy in range(3) for dx in range(3)]
+        if orient in self.parent_at:
+            out.append(self.parent_at[orient] + centre)
+        out += [o * plane + centre for o in range(_BANDS) if o != orient]
+        return np.array(out)
+
+    def chunks(self, offsets: np.ndarray, first: int, last: int):
+        """(first row, chunk) over inner rows first..last-1: the chunk is (neighbours, rows * w), its last two
+        columns of each row zero."""
+        w = self.w
+        step = max(1, _CHUNK_PIXELS // w)
+        runs = np.lib.stride_tricks.sliding_window_view(self.flat, step * w)
+        for top in range(first, last, step):
+            rows = min(last, top + step) - top
+            if rows < step:
+                runs = np.lib.stride_tricks.sliding_window_view(self.flat, rows * w)
+            x = runs[offsets + top * w]  # a copy: fancy indexing (np.take would copy the whole view first)
+            x.reshape(offsets.size, rows, w)[:, :, w - 2:] = 0.0
+            yield top, x
 
 
-def _gsm_divisor(views: list[np.ndarray], n_spatial: int) -> np.ndarray | None:
-    """z = sqrt(x' C^-1 x / N) per pixel, C the neighbourhoods' covariance with negative eigenvalues clipped
-    (trace kept), as ``norm_sender_normalized.m``; None when C is singular."""
+def _gsm_divisor(scale: _ScaleNeighbourhoods, orient: int, n_spatial: int, gb: int) -> np.ndarray | None:
+    """z = sqrt(x' C^-1 x / N) at the inner pixels the guard band ``gb`` keeps, C the neighbourhoods'
+    covariance over every inner pixel with negative eigenvalues clipped (trace kept), as
+    ``norm_sender_normalized.m``; None when C is singular."""
     from scipy.linalg import blas
 
-    k = len(views)
+    offsets = scale.offsets(orient)
+    h, w = scale.h, scale.w
+    k = offsets.size
     cov = np.zeros((k, k), order="F")
-    for _, x in _chunks(views):
+    for _, x in scale.chunks(offsets, 0, h - 2):
         # x @ x.T goes to syrk, which is slower than gemm on 16-row chunks: gemm of x's (Fortran) transpose.
         cov = blas.dgemm(1.0, x.T, x.T, beta=1.0, c=cov, trans_a=1, overwrite_c=1)
-    cov = np.ascontiguousarray(cov) / views[0].size
+    cov = np.ascontiguousarray(cov) / ((h - 2) * (w - 2))
     lam, q = np.linalg.eigh(cov)
     pos = lam * (lam > 0)
     total = pos.sum()
@@ -477,14 +543,15 @@ def _gsm_divisor(views: list[np.ndarray], n_spatial: int) -> np.ndarray | None:
         inverse_t = np.linalg.inv(cov).T
     except np.linalg.LinAlgError:
         return None
-    # x' C^-1 x for every pixel: a matrix product per chunk, then the column sums of (C^-1 x) * x.
-    quad = np.empty(views[0].size)
-    ones = np.ones(k)
-    for at, x in _chunks(views):
-        product = inverse_t @ x
-        product *= x
-        quad[at:at + x.shape[1]] = ones @ product
-    return np.sqrt(quad / n_spatial)
+    # x' C^-1 x on the rows the guard band keeps (whole rows; the columns cut afterwards): a matrix product
+    # per chunk, then the column sums of (C^-1 x) * x.
+    first, last = gb, h - 2 - gb
+    quad = np.empty((last - first) * w)
+    for top, x in scale.chunks(offsets, first, last):
+        at = (top - first) * w
+        np.einsum("ij,ij->j", inverse_t @ x, x, out=quad[at:at + x.shape[1]])
+    quad /= n_spatial
+    return np.sqrt(quad, out=quad).reshape(last - first, w)[:, gb:w - 2 - gb]
 
 
 def _divisive_normalisation(bands: list[np.ndarray], convention: Convention, cache: dict[int, np.ndarray]
@@ -495,19 +562,26 @@ def _divisive_normalisation(bands: list[np.ndarray], convention: Convention, cac
     release's ``pinv`` gives z = 0 everywhere there, and its reshape fails).
     """
     out = []
-    for idx, band in enumerate(bands):
-        z = _gsm_divisor(*_neighbourhoods(bands, idx, convention, cache))
-        if z is None:
-            return None
-        centre = band[1:-1, 1:-1]
-        centre = centre - centre.mean()
-        # MATLAB takes o_c(ind)./z(ind) where z ~= 0 (its reshape then fails if any z was 0; pyiqa puts 0 there,
-        # and so does srbench). pyiqa also adds 1e-12 to z: below 1e-12 relative, not followed.
-        with np.errstate(divide="ignore", invalid="ignore"):
-            g = np.where(z != 0, centre.ravel() / z, 0.0).reshape(centre.shape)
-        gb = 16 // 2 ** (idx // _BANDS)
-        g = g[gb:-gb, gb:-gb]
-        out.append(g - g.mean())
+    for scale in range(len(bands) // _BANDS):
+        own = bands[scale * _BANDS:(scale + 1) * _BANDS]
+        parents = [_parent(bands, scale * _BANDS + o, convention, cache) for o in range(_BANDS)]
+        gathered = _ScaleNeighbourhoods(own, parents)
+        gb = 16 // 2 ** scale
+        for orient, band in enumerate(own):
+            z = _gsm_divisor(gathered, orient, 9 + (parents[orient] is not None), gb)
+            if z is None:
+                return None
+            centre = band[1:-1, 1:-1]
+            g = centre[gb:-gb, gb:-gb] - centre.mean()
+            # MATLAB takes o_c(ind)./z(ind) where z ~= 0 (its reshape then fails if any z was 0; pyiqa puts 0
+            # there, and so does srbench). pyiqa also adds 1e-12 to z: below 1e-12 relative, not followed.
+            if z.all():
+                g /= z
+            else:
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    g = np.where(z != 0, g / z, 0.0)
+            g -= g.mean()
+            out.append(g)
     return out
 
 
@@ -528,14 +602,16 @@ def _filt(a: np.ndarray, scale: float = 1.0, delta: float = 0.0) -> np.ndarray:
                            borderType=cv2.BORDER_CONSTANT)[5:-5, 5:-5]
 
 
-@dataclass(frozen=True)
 class _Moments:
-    """An image with its local mean (doubled) and its local variance plus C2 / 2, filtered once and reused for
-    every pair it is in: a pair then costs one filter and five passes over the plane."""
+    """An image with its local mean and its local variance plus C2 / 2, filtered once and reused for every pair
+    it is in (a pair then costs one filter and five passes over the plane); twice the mean is made on first
+    use, for the pairs where the image comes first."""
 
-    img: np.ndarray
-    mean2: np.ndarray  # 2 mu
-    var: np.ndarray  # sigma^2 + C2 / 2
+    __slots__ = ("_mean2", "img", "mean", "var")
+
+    def __init__(self, img: np.ndarray, mean: np.ndarray, var: np.ndarray) -> None:
+        self.img, self.mean, self.var = img, mean, var
+        self._mean2: np.ndarray | None = None
 
     @classmethod
     def of(cls, img: np.ndarray) -> _Moments:
@@ -543,8 +619,13 @@ class _Moments:
         mean = _filt(img)
         var = _filt(img * img, delta=_C2 / 2)
         var -= mean * mean
-        mean *= 2
         return cls(img, mean, var)
+
+    @property
+    def mean2(self) -> np.ndarray:  # 2 mu
+        if self._mean2 is None:
+            self._mean2 = self.mean + self.mean
+        return self._mean2
 
 
 def _cs_sum(x: _Moments, y: _Moments, convention: Convention) -> float:
@@ -554,11 +635,10 @@ def _cs_sum(x: _Moments, y: _Moments, convention: Convention) -> float:
         pyiqa ssim_arch.py        cs_map = F.relu(cs_map)   # negative correlation clipped to 0 before the mean
 
     Here 2 sigma12 + C2 = filter(2 x y) + C2 - (2 mu_x) mu_y, and the denominator is the sum of the two
-    images' (sigma^2 + C2 / 2).
+    images' (sigma^2 + C2 / 2). Symmetric in x and y (bit for bit); x's doubled mean is kept for its next pair.
     """
     num = _filt(x.img * y.img, 2.0, _C2)
-    den = x.mean2 * y.mean2  # scratch: (2 mu_x)(2 mu_y), halved below
-    den *= 0.5
+    den = x.mean2 * y.mean  # scratch
     num -= den
     np.add(x.var, y.var, out=den)
     num /= den
@@ -572,7 +652,7 @@ def _ssim_cs(x: _Moments, y: _Moments, convention: Convention) -> float:
     return _cs_sum(x, y, convention) / ((x.img.shape[0] - 10) * (x.img.shape[1] - 10))
 
 
-_STRIP_ROWS = 48  # SSIM's maps a strip of rows at a time: a pair's dozen strips of doubles stay in L2
+_STRIP_ROWS = 64  # SSIM's maps a strip of rows at a time: a pair's dozen strips of doubles stay in L2
 
 
 def _cs_means(images: list[np.ndarray], pairs: list[tuple[int, int]], convention: Convention) -> list[float]:
@@ -604,6 +684,36 @@ def _at_size(bands: list[np.ndarray], idx: int, shape: tuple[int, ...], cache: d
     return imresize_to(band, (shape[0], shape[1]))
 
 
+def _deviation_sums(x: np.ndarray) -> tuple[int, float, float, float]:
+    """The count, mean, sum of squared deviations and sum of absolute deviations of ``x``'s values."""
+    n = x.size
+    mean = float(x.sum()) / n
+    dev = (x - mean).ravel()
+    squares = float(dev @ dev)
+    return n, mean, squares, float(np.abs(dev, out=dev).sum())
+
+
+def _pooled(a: tuple[int, float, float, float], b: tuple[int, float, float, float]
+            ) -> tuple[int, float, float, float]:
+    """:func:`_deviation_sums` of two sets of values together, from each one's.
+
+    The squared deviations are exact (each set's plus its count times its mean's squared distance to the
+    pooled mean); the absolute ones move by at most the count times that distance: the normalised bands have
+    their mean removed, so that is a few ulps of their mean absolute value.
+    """
+    n = a[0] + b[0]
+    mean = (a[0] * a[1] + b[0] * b[1]) / n
+    squares = a[2] + b[2] + a[0] * (a[1] - mean) ** 2 + b[0] * (b[1] - mean) ** 2
+    return n, mean, squares, a[3] + b[3]
+
+
+def _shape_from_sums(n: int, mean: float, squares: float, absolute: float, convention: Convention) -> float:
+    """:func:`gen_gauss_shape` of a set of values from its :func:`_deviation_sums`."""
+    shapes, ratios = _shape_table(convention.float32_constants)
+    ratio = (squares / (n - 1)) / ((absolute / n) ** 2 + 1e-7)
+    return float(shapes[nearest_index(ratios, ratio)])
+
+
 def gsm_features(plane: np.ndarray, convention: Convention = MATLAB) -> np.ndarray:
     """The 45 global GSM features of a plane in 0..255 (NaN when the plane is too flat to normalise)."""
     highpass, scales = steerable_pyramid(plane)
@@ -613,11 +723,11 @@ def gsm_features(plane: np.ndarray, convention: Convention = MATLAB) -> np.ndarr
     normalised = _divisive_normalisation(bands, convention, doubled)
     if normalised is None:
         return np.full(N_GSM, np.nan)
-    feats = [float(gen_gauss_shape(sb.ravel(), convention)) for sb in normalised]
-    feats += [float(gen_gauss_shape(np.concatenate([normalised[i].ravel(), normalised[i + _BANDS].ravel()]),
-                                    convention)) for i in range(_BANDS)]
+    sums = [_deviation_sums(sb) for sb in normalised]
+    feats = [_shape_from_sums(*sb, convention) for sb in sums]
+    feats += [_shape_from_sums(*_pooled(sums[i], sums[i + _BANDS]), convention) for i in range(_BANDS)]
     at_size = [_at_size(bands, i, highpass.shape, doubled) for i in range(len(bands))]
-    feats += _cs_means([*at_size, highpass], [(i, len(bands)) for i in range(len(bands))], convention)
+    feats += _cs_means([*at_size, highpass], [(len(bands), i) for i in range(len(bands))], convention)
     feats += _cs_means(normalised[:_BANDS], [(i, j) for i in range(_BANDS) for j in range(i + 1, _BANDS)],
                        convention)
     return np.array(feats)
