@@ -20,7 +20,7 @@ kernel's taps, so the residue ``v - mu`` is a function of v and of the summation
 one gray level gets the same sign (or exact 0), and different levels get different ones. No uniform rule (all 0,
 all +, all -) reproduces MATLAB's values; the conditioning therefore samples sign patterns *per gray level* (each
 level of each scale independently -, 0 or +; an all-zero neighbourhood is an exact 0 in any order), which
-brackets the LIVE release's printed values where the uniform rules did not (tests/test_niqe_conditioning.py).
+brackets the LIVE release's printed values where the uniform rules did not (tests/metrics/test_niqe_conditioning.py).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ a leading dimension of images that share a size, so an SR image need not come ba
 Layouts: an image is ``N x C x H x W`` (C = 3, or 1 for grayscale), uint8 or float holding 0..255 values; a
 plane (what ``PerImage.sr`` holds for plane "y") is ``N x H x W`` float64.
 
-How close to the reference (tests: ``tests/test_torch_forms.py``):
+How close to the reference (tests: ``tests/metrics/test_torch_forms.py``):
 
 - :func:`quantise_like_matlab`, :func:`quantise_unit`, the rounded Y plane (``pirm``), :func:`shave`: bitwise
   (elementwise IEEE operations in the reference's order and dtype).

@@ -136,7 +136,7 @@ def test_gaussian_pyramid_halves_with_the_release_offset():
 # Features of the Set5 'baby' crop computed by the implementation of commit 53014ee (before issue 24's speed-up),
 # MATLAB convention: dct (18), gsm (45), svd (75). Generated once with that commit's code, not with the code
 # under test (benchmarks/ma_old.py loads it from git).
-OLD_FEATURES = Path(__file__).parent / "data" / "nrqm_features_set5_baby_53014ee.npy"
+OLD_FEATURES = Path(__file__).resolve().parents[1] / "data" / "nrqm_features_set5_baby_53014ee.npy"
 
 
 def test_features_equal_those_of_the_implementation_before_the_speed_up(planes):

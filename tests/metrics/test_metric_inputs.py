@@ -189,7 +189,7 @@ def test_brisque_of_a_flat_image_is_noted_and_its_version_bumped(tmp_path):
     assert math.isnan(values["flat"]) and math.isfinite(values["busy"])
     assert any(w.startswith("flat: brisque undefined (NaN)") and "BRISQUE" in w for w in res.warnings)
     assert M.get_metric("brisque").version == "live-2"
-    assert "brisque `live-2`" in (Path(__file__).parent.parent / "CHANGELOG.md").read_text()
+    assert "brisque `live-2`" in (Path(__file__).resolve().parents[2] / "CHANGELOG.md").read_text()
 
 
 # -- item 14: FID's patch count -----------------------------------------------------------------------------
@@ -317,7 +317,7 @@ def test_two_ranks_one_lacking_the_dataset_say_so_without_a_gloo_traceback(tmp_p
         "sys.argv = ['srbench', 'evaluate', '--model', 'bicubic', '--dataset', folder, '--metrics', 'psnr_y',\n"
         "            '--workers', '1']\n"
         "main()\n")
-    root = str(Path(__file__).resolve().parent.parent)
+    root = str(Path(__file__).resolve().parents[2])
     env = {**os.environ, "OMP_NUM_THREADS": "1",
            "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",

@@ -87,7 +87,8 @@ def test_niqe_conditioning_flags_flat_images(shared_data):
     flat = M.niqe_conditioning(read_image(shared_data / "niqe/live_examples/image3.bmp"))
     assert flat.ill_conditioned
     assert flat.flat_fraction > 0.1
-    # MATLAB's printed value is one legitimate resolution of the flat-area signs (tests/test_niqe_conditioning.py).
+    # MATLAB's printed value is one legitimate resolution of the flat-area signs
+    # (tests/metrics/test_niqe_conditioning.py).
     assert flat.low <= LIVE_NIQE["image3"] <= flat.high
     assert flat.low <= flat.value <= flat.high
     sound = M.niqe_conditioning(read_image(shared_data / "niqe/live_examples/image1.bmp"))

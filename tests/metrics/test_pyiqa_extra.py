@@ -41,7 +41,7 @@ def fake_files(tmp_path_factory) -> dict[str, Path]:
 
 
 def write_fake_weights(folder: Path) -> dict[str, Path]:
-    """The files of :func:`fake_files` written to ``folder`` (tests/test_conformance.py uses them too)."""
+    """The files of :func:`fake_files` written to ``folder`` (tests/metrics/test_conformance.py uses them too)."""
     import torch
     import torchvision
     from pyiqa.archs import dists_arch, lpips_arch

@@ -1,9 +1,10 @@
 """Every metric passes the one conformance tester (srbench.conformance): each built-in metric, a metric registered
 from outside, and broken outside metrics that it must catch, one property each (issue 22).
 
-Weights that are not obtainable here are replaced as the metrics' own tests replace them: a randomly initialised
-AlexNet for lpips (tests/test_torch_forms.py), a seeded random feature net for fid (tests/test_fid.py), random
-VGG16/LPIPS/DISTS files for lpips_vgg and dists (tests/test_pyiqa_extra.py), the stand-in NRQM model
+Weights that are not obtainable here are replaced as the metrics' own tests replace them: a randomly
+initialised AlexNet for lpips (tests/metrics/test_torch_forms.py), a seeded random feature net for fid
+(tests/metrics/test_fid.py), random VGG16/LPIPS/DISTS files for lpips_vgg and dists
+(tests/metrics/test_pyiqa_extra.py), the stand-in NRQM model
 (srbench.metrics.nrqm_synthetic) for ma and pi. The sample is a 200x200 crop of Set5's baby.
 """
 
@@ -60,7 +61,7 @@ def random_alexnet(folder: str) -> Iterator[None]:
 
 
 def random_inception() -> contextlib.AbstractContextManager:
-    """FID with tests/test_fid.py's seeded random feature net in place of torch-fidelity's Inception."""
+    """FID with tests/metrics/test_fid.py's seeded random feature net in place of torch-fidelity's Inception."""
     from test_fid import RandomNet
 
     from srbench.metrics import fid

@@ -410,7 +410,7 @@ def test_missing_dists_files_name_what_is_missing(tmp_path, monkeypatch):
 def test_docs_list_the_loss_choices_the_code_accepts():
     from pathlib import Path
 
-    usage = (Path(__file__).resolve().parent.parent / "docs" / "usage.md").read_text(encoding="utf-8")
+    usage = (Path(__file__).resolve().parents[2] / "docs" / "usage.md").read_text(encoding="utf-8")
     usage = " ".join(usage.split())
     for choices in (L.ADVERSARIAL_KINDS, L.PERCEPTUAL_BACKBONES):
         assert ", ".join(f"`{k}`" for k in choices) in usage
