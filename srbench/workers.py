@@ -1,8 +1,8 @@
 """Per-image metrics in worker processes: ``evaluate --workers N``.
 
 NIQE, Ma and BRISQUE are CPU-bound Python/numpy code that threads do not scale (the GIL), so with
-``workers > 1`` ``evaluate`` computes them in a pool of ``N`` worker processes while the calling process reads
-images, makes the SR images (bicubic, folder, generator) and writes the store. The design:
+``workers > 1`` ``evaluate`` computes them in a pool of ``N`` worker processes; the calling process plans, orders
+the outcomes and writes the store (and, for a generator, makes the SR images where its device is). The design:
 
 What a worker does: with a bicubic or folder source, the whole image (:func:`produce`): it reads HR and LR, makes
 the SR image and computes the metrics, and the parent only plans (the folder's pairing included), orders the
