@@ -22,6 +22,9 @@ TARGET_RATIO = {"niqe": 1.0, "infer-rrdb23-128": 1.10, "ma-480x320": 1 / 40, "ma
                 "workers-pirm-bsd100": 1 / 1.7,  # --workers 2 vs 1 on 2 cores: >= 1.7x the images/s (issue 11)
                 # whole evaluate commands on BSD100, --workers 2 vs 1, process start included (issue 24)
                 "workers-cmd-sr": 1 / 1.7, "workers-cmd-pirm-rmse-niqe": 1 / 1.7, "workers-cmd-pirm-ma-pi": 1 / 1.7,
+                # the same --workers 2 run against --workers 1 confined to one core
+                "workers-cores-sr": 1 / 1.7, "workers-cores-pirm-rmse-niqe": 1 / 1.7,
+                "workers-cores-pirm-ma-pi": 1 / 1.7,
                 "niqe-conditioning-bsd100": 10.0}  # NIQE's sampled range at most 10x plain NIQE (issue 13)
 TARGET_SECONDS = {"bsd100-bicubic-sr": 20.0, "ablate-smoke-cached-rerun": 5.0}
 
@@ -44,6 +47,16 @@ def _pi_baselines(groups: dict[str, dict[str, float]]) -> None:
                 roles["baseline"] = sum(parts)
 
 
+def _one_core_pairs(groups: dict[str, dict[str, float]]) -> None:
+    """A ``workers-cores-<case>`` group holds only its baseline (``--workers 1`` on one core); its srbench side is
+    the ``--workers 2`` run of ``workers-cmd-<case>``, not a second run of it."""
+    for group, roles in groups.items():
+        if group.startswith("workers-cores-") and "srbench" not in roles:
+            ours = groups.get("workers-cmd-" + group[len("workers-cores-"):], {}).get("srbench")
+            if ours is not None:
+                roles["srbench"] = ours
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     session = getattr(config, "_benchmarksession", None)
     if session is None or not session.benchmarks:
@@ -55,6 +68,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         role = "baseline" if "baseline" in bench.name else "srbench"
         groups.setdefault(bench.group, {})[role] = bench.stats.median
     _pi_baselines(groups)
+    _one_core_pairs(groups)
     write = terminalreporter.write_line
     write("")
     write("srbench vs baseline (median seconds, same run):")

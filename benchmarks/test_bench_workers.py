@@ -71,7 +71,8 @@ def test_workers_2(benchmark, bsd, weights):
 # --------------------------------------------------------------------------------- whole commands (issue 24)
 # ``python -m srbench evaluate`` on all of BSD100, a fresh process and store each time (start-up included), as
 # benchmarks/workers_bsd100.py times them: groups ``workers-cmd-<case>``, ``srbench`` is ``--workers 2`` and
-# ``baseline`` ``--workers 1``, target ratio <= 1 / 1.7 (conftest).
+# ``baseline`` ``--workers 1``; groups ``workers-cores-<case>`` hold ``--workers 1`` confined to one core, the
+# baseline of the same ``--workers 2`` run (conftest pairs them). Target ratio <= 1 / 1.7 for both (conftest).
 def _script():
     import importlib.util
     from pathlib import Path
@@ -94,10 +95,20 @@ def whole(shared_data, tmp_path_factory):
 
 
 @pytest.mark.parametrize("case", ["sr", "pirm-rmse-niqe", "pirm-ma-pi"])
-@pytest.mark.parametrize("workers", [1, 2], ids=["baseline-workers-1", "workers-2"])
-def test_whole_command(benchmark, whole, case, workers):
+@pytest.mark.parametrize("variant", ["workers 1", "workers 2", "one core"],
+                         ids=["baseline-workers-1", "workers-2", "baseline-one-core"])
+def test_whole_command(benchmark, whole, case, variant):
     script, data, weights, scratch = whole
-    benchmark.group = f"workers-cmd-{case}"
+    workers, one_core = script.VARIANTS[variant]
+    benchmark.group = f"workers-{'cores' if one_core else 'cmd'}-{case}"
     rounds = 1 if case == "pirm-ma-pi" else 2
-    benchmark.pedantic(script._run, (case, workers, data, weights, scratch), rounds=rounds, iterations=1)
-    print(f"\n{case} --workers {workers}: {benchmark.stats.stats.median:.2f} s (whole command)")
+    runs = []
+
+    def run():
+        runs.append(script._run(case, workers, data, weights, scratch, one_core))
+
+    benchmark.pedantic(run, rounds=rounds, iterations=1)
+    share = sorted(r.parent_share for r in runs)[len(runs) // 2]
+    benchmark.extra_info["parent_share_of_wall"] = share
+    print(f"\n{case} {variant}: {benchmark.stats.stats.median:.2f} s (whole command), the parent's CPU "
+          f"{share:.0%} of the wall time")

@@ -1,23 +1,31 @@
 """Whole ``srbench evaluate`` commands on BSD100, bicubic x4, with ``--workers 1`` and ``--workers 2`` (issue 24).
 
-    python benchmarks/workers_bsd100.py [--rounds N] [--data-root DIR]
+    python benchmarks/workers_bsd100.py [--rounds N] [--data-root DIR] [--cases sr,...]
 
 Three cases: ``sr`` (PSNR-Y, SSIM-Y), ``pirm --metrics rmse,niqe``, and ``pirm --metrics rmse,niqe,ma,pi`` with a
 stand-in NRQM model (the real one's structure: 3 forests of 2000 trees) written to a temporary weights folder.
-Each command is a fresh process (start-up and imports included) writing into a fresh temporary store; the two
-worker counts alternate within each round (1, 2, then 2, 1, ...) so drifting load on a shared machine hits both.
-Prints each run's seconds, each case's median and the ratio ``workers 1 / workers 2``, and the load average.
+Each command is a fresh process (start-up and imports included) writing into a fresh temporary store. Three runs
+alternate within each round (their order turns from round to round, so drifting load on a shared machine hits
+all): ``--workers 1`` and ``--workers 2`` on every usable core, and ``--workers 1`` confined to one core (its CPU
+affinity), the command as a one-core machine runs it. ``--workers 1`` on two cores is not a one-core run: the
+next image is read and made in one thread while another computes the metrics of the last.
+
+For each run: wall seconds, the parent's CPU seconds (user + system) and its share of the wall time (the serial
+part: start-up, planning, ordering, the store, the table), and the workers' CPU seconds. Then per case the medians
+and the ratios ``workers 1 / workers 2`` and ``one core / workers 2``, and the load average.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,17 +50,49 @@ def _stand_in_nrqm(data_root: Path, folder: Path) -> None:
     write_model_around(folder / N.NRQM_FILENAME, planes, n_trees=2000)
 
 
-def _run(case: str, workers: int, data_root: Path, weights: Path, scratch: Path) -> float:
+# Runs the command in this interpreter and prints the process's own CPU time and its reaped children's (the
+# workers, which the pool joins before the process ends) as one line on stderr at exit.
+_MEASURED = """
+import atexit, json, resource, runpy, sys
+def _report():
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    print("RUSAGE " + json.dumps({"parent": own.ru_utime + own.ru_stime, "workers": kids.ru_utime + kids.ru_stime}),
+          file=sys.stderr, flush=True)
+atexit.register(_report)
+sys.argv = ["srbench", *sys.argv[1:]]
+runpy.run_module("srbench", run_name="__main__", alter_sys=True)
+"""
+
+
+@dataclass(frozen=True)
+class Run:
+    seconds: float  # wall, whole process
+    parent_cpu: float
+    workers_cpu: float
+
+    @property
+    def parent_share(self) -> float:
+        return self.parent_cpu / self.seconds
+
+
+def _run(case: str, workers: int, data_root: Path, weights: Path, scratch: Path, one_core: bool = False) -> Run:
     store = Path(tempfile.mkdtemp(dir=scratch)) / "store.sqlite"
-    command = [sys.executable, "-m", "srbench", "evaluate", "--model", "bicubic", "--dataset", "bsd100",
+    command = [sys.executable, "-c", _MEASURED, "evaluate", "--model", "bicubic", "--dataset", "bsd100",
                "--scale", "4", "--data-root", str(data_root), "--weights-dir", str(weights), "--store", str(store),
                "--workers", str(workers), *CASES[case]]
+    core = min(os.sched_getaffinity(0))
     start = time.perf_counter()
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True,
+                          preexec_fn=(lambda: os.sched_setaffinity(0, {core})) if one_core else None)
     seconds = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed:\n{done.stdout}\n{done.stderr}")
-    return seconds
+    line = [ln for ln in done.stderr.splitlines() if ln.startswith("RUSAGE ")][-1]
+    cpu = json.loads(line[len("RUSAGE "):])
+    return Run(seconds, cpu["parent"], cpu["workers"])
+
+
+VARIANTS = {"workers 1": (1, False), "workers 2": (2, False), "one core": (1, True)}  # (--workers, one core)
 
 
 def main() -> None:
@@ -70,15 +110,22 @@ def main() -> None:
             _stand_in_nrqm(args.data_root, weights)
         print(f"load average before: {os.getloadavg()[0]:.2f}, usable cores: {len(os.sched_getaffinity(0))}")
         for case in cases:
-            times: dict[int, list[float]] = {1: [], 2: []}
+            runs: dict[str, list[Run]] = {name: [] for name in VARIANTS}
             for r in range(args.rounds):
-                for workers in ((1, 2) if r % 2 == 0 else (2, 1)):
-                    seconds = _run(case, workers, args.data_root, weights, scratch)
-                    times[workers].append(seconds)
-                    print(f"{case:15s} --workers {workers}: {seconds:6.2f} s (load {os.getloadavg()[0]:.2f})",
-                          flush=True)
-            one, two = statistics.median(times[1]), statistics.median(times[2])
-            print(f"{case:15s} median --workers 1 {one:.2f} s, --workers 2 {two:.2f} s: {one / two:.2f}x", flush=True)
+                order = list(VARIANTS)[r % 3:] + list(VARIANTS)[:r % 3]
+                for name in order:
+                    workers, one_core = VARIANTS[name]
+                    run = _run(case, workers, args.data_root, weights, scratch, one_core)
+                    runs[name].append(run)
+                    print(f"{case:15s} {name:9s}: {run.seconds:6.2f} s, parent {run.parent_cpu:5.2f} s CPU "
+                          f"({run.parent_share:4.0%} of the wall time), workers {run.workers_cpu:6.2f} s CPU "
+                          f"(load {os.getloadavg()[0]:.2f})", flush=True)
+            median = {name: statistics.median(x.seconds for x in done) for name, done in runs.items()}
+            share = statistics.median(x.parent_share for x in runs["workers 2"])
+            one, two = median["workers 1"], median["workers 2"]
+            print(f"{case:15s} median: --workers 1 {one:.2f} s, --workers 2 {two:.2f} s "
+                  f"(parent {share:.0%} of it), one core {median['one core']:.2f} s; workers 1 / workers 2 "
+                  f"{one / two:.2f}x, one core / workers 2 {median['one core'] / two:.2f}x", flush=True)
         print(f"load average after: {os.getloadavg()[0]:.2f}")
 
 

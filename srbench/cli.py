@@ -50,6 +50,9 @@ class _Group(click.Group):
 @click.version_option(__version__, prog_name="srbench")
 def main() -> None:
     """srbench: super-resolution numbers you can put next to published ones."""
+    from srbench.workers import keep_freed_memory
+
+    keep_freed_memory()  # the command's process is srbench's own (see there)
 
 
 def _split_csv(value: str | None) -> list[str] | None:
@@ -67,19 +70,20 @@ def _progress(label: str, done: int, total: int) -> None:
 
 
 def _format_table(rows: list[dict], metric_names: list[str]) -> str:
-    import pandas as pd
-
     from srbench.metrics import get_metric
-    from srbench.report import format_value
+    from srbench.text import aligned_table, format_value
 
-    frame = pd.DataFrame(rows)
-    cols = ["model", "dataset", "n_images", "protocol", "scale", *metric_names]
-    frame = frame[[c for c in cols if c in frame.columns]]
-    for name in metric_names:
-        if name in frame.columns:
-            digits = get_metric(name).digits
-            frame[name] = [("n/a" if v is None or v != v else format_value(float(v), digits)) for v in frame[name]]
-    return frame.to_string(index=False)
+    shown = ("model", "dataset", "n_images", "protocol", "scale", *metric_names)
+    cols = [c for c in shown if any(c in r for r in rows)]
+    digits = {name: get_metric(name).digits for name in metric_names}
+
+    def cell(row: dict, col: str) -> str:
+        value = row.get(col)
+        if col not in digits:
+            return "" if value is None else str(value)
+        return "n/a" if value is None or value != value else format_value(float(value), digits[col])
+
+    return aligned_table(cols, [[cell(r, c) for c in cols] for r in rows])
 
 
 def _allow_unpinned(ctx: click.Context, param: click.Parameter, value: bool) -> None:

@@ -28,6 +28,7 @@ from srbench.metrics.niqe import BLOCK as NIQE_BLOCK
 from srbench.protocols import PROTOCOLS
 from srbench.stats import conditioning_range
 from srbench.store import DATASET_IMAGE
+from srbench.text import format_value
 
 
 def _dataset_level_row(stored: Mapping[tuple[str, str], float | None], metric, versions: dict[str, str]) -> dict | None:
@@ -396,15 +397,6 @@ def _bound_columns(name: str, groups: list[tuple[int | None, TableModel]], datas
     found = [(t.intervals or {}).get((model, dataset, metric)) for _, t in groups for model in t.models]
     return {f"{name}_{bound}": [getattr(i, bound) if i is not None else None for i in found]
             for bound in ("low", "high")}
-
-
-def format_value(value: float, digits: int, fmt: str = "text") -> str:
-    """A metric value for a table: fixed digits; infinity (PSNR of an SR identical to its HR) spelled out
-    as such in every format (``inf`` in text and CSV, ``∞`` in Markdown and HTML, ``$\\infty$`` in LaTeX)."""
-    if math.isinf(value):
-        sign = "-" if value < 0 else ""
-        return sign + {"markdown": "∞", "html": "∞", "latex": "$\\infty$"}.get(fmt, "inf")
-    return f"{value:.{digits}f}"
 
 
 def _tex(text: str) -> str:

@@ -143,7 +143,7 @@ def _init_worker() -> None:
         from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
         threadpool_limits(1)
-    _keep_freed_memory()
+    keep_freed_memory()
     try:
         import cv2
     except ImportError:
@@ -156,14 +156,16 @@ _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
 _WORKER_HEAP = 64 << 20
 
 
-def _keep_freed_memory() -> None:
-    """A worker keeps freed memory for the next image's arrays (glibc only) instead of mapping and unmapping it.
+def keep_freed_memory() -> None:
+    """This process keeps freed memory for the next image's arrays (glibc only) instead of mapping and unmapping it.
 
     By default glibc serves each array over its mmap threshold (128 KiB, raised only up to the largest freed so
-    far) with fresh pages from the kernel, zeroed and page-faulted in, and gives them back when freed: MATLAB
-    bicubic and SSIM make dozens of such temporaries per image, and on a BSD100 image that kernel time (sys) was
-    about as large as the arithmetic. Heap memory up to 64 MiB is kept instead. Only srbench's own worker
-    processes do this: it is their whole job; the calling process's allocator is left as its owner set it.
+    far, and in a thread's own arena not at all) with fresh pages from the kernel, zeroed and page-faulted in,
+    and gives them back when freed: MATLAB bicubic and SSIM make dozens of such temporaries per image, and on a
+    BSD100 image that kernel time (sys) was about as large as the arithmetic (``evaluate --workers 1`` on BSD100
+    ``sr``: 2.1 s of sys time in 4 s). Heap memory up to 64 MiB is kept instead. Only srbench's own processes do
+    this, its worker processes and the ``srbench`` command: a program that calls srbench as a library keeps its
+    allocator as its owner set it.
     """
     if not sys.platform.startswith("linux"):
         return
