@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy import fft, ndimage, special
+from scipy import fft, special
 
 from srbench import paths
 from srbench.errors import BadInputError
@@ -121,9 +121,21 @@ def gaussian_pyramid(plane: np.ndarray, levels: int = 3, convention: Convention 
     kernel = _fspecial_gaussian(3, 0.5, convention)
     pyr = [plane]
     for _ in range(levels - 1):
-        blurred = ndimage.correlate(pyr[-1], kernel, mode="constant", cval=0.0)
-        pyr.append(blurred[1::2, 1::2])
+        pyr.append(_blur_every_second(pyr[-1], kernel))
     return pyr
+
+
+def _blur_every_second(img: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """``ndimage.correlate(img, kernel, mode="constant")[1::2, 1::2]`` bit for bit, computed at the kept pixels
+    only (a quarter of the work): correlate's sum, the nine products added to 0 in the kernel's row-major
+    order, over strided views of the zero-padded image."""
+    rows, cols = img.shape[0] // 2, img.shape[1] // 2  # outputs at 1, 3, ...
+    padded = np.pad(img, 1)
+    acc = np.zeros((rows, cols))
+    for a in range(3):
+        for b in range(3):
+            acc += kernel[a, b] * padded[1 + a:1 + a + 2 * rows:2, 1 + b:1 + b + 2 * cols:2]
+    return acc
 
 
 # ------------------------------------------------------------------------------------- local frequency
@@ -248,7 +260,9 @@ def _dct_level(img: np.ndarray, convention: Convention) -> list[float]:
         for out, value in zip(stats, _dct_statistics(coeffs[1:]), strict=True):
             out[top * cols:bottom * cols] = value
     table, ratios = _shape_table(convention.float32_constants)
-    shape = np.sort(table[nearest_index(ratios, stats[0])])
+    # The look-up of sorted ratios is twice as fast (the bisection's steps stay in cache); the shapes are the
+    # same values, sorted after as before.
+    shape = np.sort(table[nearest_index(ratios, np.sort(stats[0]))])
     variation, orientation = np.sort(stats[1]), np.sort(stats[2])
     return [_mean_low(shape, convention), float(shape.mean()), _mean_high(variation, convention),
             float(variation.mean()), _mean_high(orientation, convention), float(orientation.mean())]
