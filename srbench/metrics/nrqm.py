@@ -29,6 +29,7 @@ from __future__ import annotations
 import functools
 import math
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -485,7 +486,7 @@ def _neighbourhoods(bands: list[np.ndarray], idx: int, convention: Convention, c
     return rows, 9 + (parent is not None)
 
 
-_CHUNK_PIXELS = 1536  # a scale's 72 gathered rows x 1536 pixels of doubles: 0.9 MB, in the L2 cache
+_CHUNK_PIXELS = 1536  # a scale's (up to) 72 gathered rows x 1536 pixels of doubles: 0.9 MB, in the L2 cache
 
 
 class _ScaleNeighbourhoods:
@@ -498,7 +499,7 @@ class _ScaleNeighbourhoods:
     of a sliding-window view. A band's neighbours are its own (the window less its centre, the parent) and
     the six centres (its own and the other orientations'), so the gather takes each band's own runs next to
     a copy of the six centres' runs, three copies in all: [own 0, centres, own 1, own 2, centres, own 3, own 4,
-    centres, own 5], where every band's neighbourhood is a contiguous slice of rows (72 runs instead of 6 x 15).
+    centres, own 5], where every band's neighbourhood is a contiguous slice of rows (at most 72 runs instead of 6 x 15).
     Its order is not :func:`_neighbourhoods'`; the covariance and the quadratic form do not depend on it. The
     two columns of each row past the inner pixels (x = w-2, w-1) are gathered too (their runs wrap into the
     next row) and zeroed.
@@ -533,7 +534,7 @@ class _ScaleNeighbourhoods:
         self.centres = slice(self.own[0].stop, self.own[0].stop + len(centres))  # the first copy
         self.offsets = np.array(runs)
 
-    def chunks(self, first: int, last: int):
+    def chunks(self, first: int, last: int) -> Iterator[tuple[int, np.ndarray]]:
         """(first row, chunk) over inner rows first..last-1: the chunk is (gathered runs, rows * w), its last
         two columns of each row zero."""
         w = self.w
@@ -556,7 +557,7 @@ def _gsm_divisors(scale: _ScaleNeighbourhoods, n_spatial: list[int], gb: int) ->
 
     h, w = scale.h, scale.w
     # The covariance's rows of each band's own neighbours (against its whole neighbourhood) and the six
-    # centres' covariance, shared by the scale's bands: 0.66 of the whole matrices' products. x @ x.T would go
+    # centres' covariance, shared by the scale's bands: about 0.6 of the whole matrices' products. x @ x.T goes
     # to syrk, which is slower than gemm on these short chunks: gemm of x's (Fortran) transposes.
     pairs = list(zip(scale.own, scale.slices, strict=True))
     own_rows = [np.zeros((o.stop - o.start, s.stop - s.start), order="F") for o, s in pairs]
@@ -696,7 +697,8 @@ def _ssim_cs(x: _Moments, y: _Moments, convention: Convention) -> float:
     return _cs_sum(x, y, convention) / ((x.img.shape[0] - 10) * (x.img.shape[1] - 10))
 
 
-_STRIP_ROWS = 128  # SSIM's maps a strip of rows at a time, in cache; 128 rows: 5% faster than 64 at both sizes (fewer margins)
+# SSIM's maps a strip of rows at a time, in cache; 128 rows: 5% faster than 64 at both sizes (fewer filter margins)
+_STRIP_ROWS = 128
 
 
 def _cs_means(images: list[np.ndarray], pairs: list[tuple[int, int]], convention: Convention) -> list[float]:
