@@ -1,7 +1,8 @@
 """Ma's features by stage, 53014ee against now, one thread, CPU time of the thread (docs/ma-profile.md).
 
 ``python benchmarks/ma_stages.py 480x320 4`` (size, repetitions) from the repository root: each stage of both
-implementations timed around the modules' own functions, interleaved, minimum over the repetitions.
+implementations timed around the modules' own functions, interleaved, minimum over the repetitions. A third
+argument names another baseline commit (``... 480x320 4 a036c84``: the second round's code).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ma_old import load_old_nrqm
+from ma_old import OLD_COMMIT, load_old_nrqm
 
 from srbench.images import read_image
 from srbench.matlab import rgb2y
@@ -82,7 +83,7 @@ def stages(module, plane: np.ndarray) -> dict[str, float]:
     return times
 
 
-def main(size: str = "480x320", repetitions: int = 4) -> None:
+def main(size: str = "480x320", repetitions: int = 4, baseline: str = OLD_COMMIT) -> None:
     import cv2
     import threadpoolctl
 
@@ -90,10 +91,10 @@ def main(size: str = "480x320", repetitions: int = 4) -> None:
     img = read_image(DATA / rel)
     plane = np.ascontiguousarray((rgb2y(img) if img.ndim == 3 else img.astype(np.float64))[crop])
     cv2.setNumThreads(1)
-    best: dict[str, dict[str, float]] = {"53014ee": {}, "now": {}}
+    best: dict[str, dict[str, float]] = {baseline: {}, "now": {}}
     with threadpoolctl.threadpool_limits(1):
         for _ in range(repetitions):
-            for tag, module in (("53014ee", load_old_nrqm()), ("now", nrqm)):
+            for tag, module in ((baseline, load_old_nrqm(baseline)), ("now", nrqm)):
                 for name, seconds in stages(module, plane).items():
                     best[tag][name] = min(best[tag].get(name, np.inf), seconds)
     for tag, times in best.items():
@@ -102,4 +103,5 @@ def main(size: str = "480x320", repetitions: int = 4) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "480x320", int(sys.argv[2]) if len(sys.argv) > 2 else 4)
+    main(sys.argv[1] if len(sys.argv) > 1 else "480x320", int(sys.argv[2]) if len(sys.argv) > 2 else 4,
+         sys.argv[3] if len(sys.argv) > 3 else OLD_COMMIT)

@@ -299,6 +299,17 @@ def test_doubling_equals_imresize_bit_for_bit(shape):
     assert np.array_equal(N.imresize_x2(band), imresize(band, 2))
 
 
+@pytest.mark.parametrize("shape", [(2, 3), (7, 9), (145, 97), (320, 481)])
+def test_pyramid_blur_equals_correlate_bit_for_bit(shape):
+    from scipy import ndimage
+
+    img = np.random.default_rng(sum(shape)).random(shape) * 255
+    for convention in (N.MATLAB, N.PYIQA):
+        kernel = N._fspecial_gaussian(3, 0.5, convention)
+        expected = ndimage.correlate(img, kernel, mode="constant", cval=0.0)[1::2, 1::2]
+        assert np.array_equal(N._blur_every_second(img, kernel), expected)
+
+
 def test_ssim_cs_is_averaged_unclipped_as_in_matlab():
     rng = np.random.default_rng(4)
     x = rng.normal(0, 30, (40, 40))
