@@ -144,11 +144,11 @@ def _init_worker() -> None:
 
         threadpool_limits(1)
     keep_freed_memory()
-    try:
-        import cv2
-    except ImportError:
-        return
-    cv2.setNumThreads(1)
+    # OpenCV (Ma's filters) reads its thread count when it first needs it; importing it here to set it would cost
+    # each worker 0.1 s that PSNR, SSIM and NIQE never use.
+    os.environ["OPENCV_FOR_THREADS_NUM"] = "1"
+    if "cv2" in sys.modules:  # loaded in the parent before the fork: its setting is made already
+        sys.modules["cv2"].setNumThreads(1)
 
 
 # glibc's mallopt parameters; thresholds a worker's per-image arrays (a few MB each) stay under.
@@ -305,6 +305,14 @@ def start_method() -> str:
     return "fork" if safe else "spawn"
 
 
+def _load_image_decoders() -> None:
+    """Pillow and its PNG, JPEG, BMP and GIF readers, loaded once before the fork instead of in every worker at
+    its first image (about 0.1 s each; the workers' first images wait for it)."""
+    from PIL import Image
+
+    Image.preinit()
+
+
 def _skip_main_in_workers() -> None:
     """Spawned workers do not run the parent's ``__main__`` again.
 
@@ -346,7 +354,9 @@ class _Pool:
                 self._executor = None
             if self._executor is None:
                 context: multiprocessing.context.BaseContext = _ForkContext()
-                if start_method() == "spawn":
+                if start_method() == "fork":
+                    _load_image_decoders()
+                else:
                     _skip_main_in_workers()
                     context = _SpawnContext()
                 self._executor = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker)

@@ -162,6 +162,14 @@ def test_an_error_in_a_worker_keeps_its_traceback():
     assert "Traceback" in str(err.value.__cause__) and "per_image" in str(err.value.__cause__)
 
 
+def test_opencv_runs_on_one_thread_in_a_worker():
+    """N workers on N cores: OpenCV (Ma's filters), imported in a worker only when a metric needs it, uses one
+    thread there as BLAS does (the machine's cores would otherwise be oversubscribed N-fold)."""
+    pytest.importorskip("cv2")
+    pool = W.POOL.get(2)
+    assert pool.submit(eval, "__import__('cv2').getNumThreads()").result() == 1
+
+
 def test_a_killed_worker_is_one_clear_error_and_the_next_run_recovers(tiny):
     one = _run("bicubic", tiny, 1, protocol="pirm", metrics=["rmse", "niqe"])
 
