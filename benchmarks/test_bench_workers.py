@@ -10,6 +10,7 @@ BSD100 (HR and the shipped x4 LR) keep a round to tens of seconds. Group ``worke
 from __future__ import annotations
 
 import shutil
+import sys
 
 import numpy as np
 import pytest
@@ -80,6 +81,7 @@ def _script():
     spec = importlib.util.spec_from_file_location("workers_bsd100", Path(__file__).with_name("workers_bsd100.py"))
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclass looks its module up there
     spec.loader.exec_module(module)
     return module
 
