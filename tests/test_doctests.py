@@ -14,6 +14,7 @@ import pytest
 EXAMPLES = {
     "srbench.api": ["evaluate", "results", "metric", "MetricFunction", "Results"],
     "srbench.jsonnum": ["json_number", "to_json", "dumps", "read_number"],
+    "srbench.text": ["aligned_table"],
     "srbench.conformance": [""],
     "srbench.metrics": ["ma", "lpips", "perceptual_index"],
     "srbench.metrics.registry": ["get_metric", "register"],
