@@ -40,7 +40,8 @@ def round_half_away(x: np.ndarray) -> np.ndarray:
 
 def to_uint8(x: np.ndarray) -> np.ndarray:
     """Saturating, half-away-from-zero conversion, as MATLAB's ``uint8(x)``."""
-    return np.clip(round_half_away(x), 0, 255).astype(np.uint8)
+    # floor(x + 0.5) is round_half_away(x) for x >= 0, and is <= 0 (saturated to 0 like it) for x < 0.
+    return np.clip(np.floor(np.add(x, 0.5)), 0, 255).astype(np.uint8)
 
 
 def _cubic(x: np.ndarray) -> np.ndarray:
@@ -91,15 +92,20 @@ def _resize_axis(img: np.ndarray, axis: int, scale: float, border: Border, as_ui
     if out_length is None:
         out_length = math.ceil(in_length * scale)
     weights, indices = resize_weights(in_length, out_length, scale, border)
-    src = np.moveaxis(img, axis, 0).astype(np.float64, copy=False)
-    out = np.zeros((out_length, *src.shape[1:]), dtype=np.float64)
-    extra = (slice(None),) + (None,) * (src.ndim - 1)
-    # Tap by tap, in MATLAB's order, so the double sums round the same way before quantisation.
+    src = img.astype(np.float64, copy=False)
+    shape = src.shape[:axis] + (out_length,) + src.shape[axis + 1:]
+    along_axis = [1] * src.ndim
+    along_axis[axis] = out_length
+    out = np.zeros(shape, dtype=np.float64)
+    # Tap by tap, in MATLAB's order, so the double sums round the same way before quantisation. np.take along
+    # the axis keeps every array C-ordered (gathering from a moved-axis view was 1.5x slower per image).
     for k in range(weights.shape[1]):
-        out += weights[:, k][extra] * src[indices[:, k]]
+        term = np.take(src, indices[:, k], axis=axis)
+        term *= weights[:, k].reshape(along_axis)
+        out += term
     if as_uint8:
-        out = to_uint8(out)
-    return np.moveaxis(out, 0, axis)
+        return to_uint8(out)
+    return out
 
 
 def imresize(img: np.ndarray, scale: float, *, border: Border = "symmetric") -> np.ndarray:
