@@ -93,7 +93,7 @@ def _resize_axis(img: np.ndarray, axis: int, scale: float, border: Border, as_ui
         out_length = math.ceil(in_length * scale)
     weights, indices = resize_weights(in_length, out_length, scale, border)
     src = img.astype(np.float64, copy=False)
-    shape = src.shape[:axis] + (out_length,) + src.shape[axis + 1:]
+    shape = (*src.shape[:axis], out_length, *src.shape[axis + 1:])
     along_axis = [1] * src.ndim
     along_axis[axis] = out_length
     out = np.zeros(shape, dtype=np.float64)
