@@ -50,9 +50,10 @@ class _Group(click.Group):
 @click.version_option(__version__, prog_name="srbench")
 def main() -> None:
     """srbench: super-resolution numbers you can put next to published ones."""
-    from srbench.workers import keep_freed_memory
+    from srbench.workers import keep_freed_memory, short_blas_spin
 
     keep_freed_memory()  # the command's process is srbench's own (see there)
+    short_blas_spin()  # before numpy loads OpenBLAS
 
 
 def _split_csv(value: str | None) -> list[str] | None:

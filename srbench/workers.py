@@ -181,6 +181,27 @@ def keep_freed_memory() -> None:
         mallopt(param, value)
 
 
+# OpenBLAS's threads spin for 2**THREAD_TIMEOUT cycles after each job before they sleep, and after their start
+# too: 2**28 by default, about 0.1 s per thread and per library (numpy's and scipy's each load one). See
+# short_blas_spin.
+_BLAS_SPIN_ENV = "OPENBLAS_THREAD_TIMEOUT"
+_BLAS_SPIN_EXPONENT = "20"
+
+
+def short_blas_spin() -> None:
+    """OpenBLAS's idle threads in this process and its children wait 2**20 cycles (under a millisecond) instead of
+    2**28 (about 0.1 s) before they sleep, unless the user set ``OPENBLAS_THREAD_TIMEOUT``.
+
+    The threads spin when the library loads, whether or not any BLAS call follows: numpy's and scipy's OpenBLAS
+    together burned about 0.3 s of CPU in every ``srbench`` command and about 0.1 s in each worker, on cores the
+    workers need (``evaluate --workers 2`` on Set5: parent 0.8 -> 0.5 s CPU, workers 0.4 -> 0.25 s, wall 0.7 ->
+    0.55 s). Back-to-back BLAS calls still find their threads awake. OpenBLAS reads the variable when it loads,
+    so this acts only if called before numpy is imported, and in processes started afterwards. Only srbench's own
+    command does this (like :func:`keep_freed_memory`).
+    """
+    os.environ.setdefault(_BLAS_SPIN_ENV, _BLAS_SPIN_EXPONENT)
+
+
 def one_blas_thread():
     """A context: numpy's and scipy's BLAS (OpenBLAS, MKL, BLIS) on one thread in this process, restored after.
 

@@ -233,3 +233,36 @@ def test_workers_read_and_make_the_images_the_parent_only_orders(tiny, tmp_path,
     assert reads == []  # a spawned worker does not see the patch: had the parent read a file, it would show
     _same(one, two)
     assert two.provenance["lr_source"] == one.provenance["lr_source"] == {"imresize": len(CROPS)}
+
+
+_WATCH_NUMPY_LOAD = """
+import os, sys
+from srbench.cli import main
+seen = []
+class WatchNumpy:  # records the variable at the moment numpy, and with it OpenBLAS, first loads
+    def find_spec(self, name, path=None, target=None):
+        if name == "numpy" and not seen:
+            seen.append(os.environ.get("OPENBLAS_THREAD_TIMEOUT", "unset"))
+sys.meta_path.insert(0, WatchNumpy())
+try:
+    main(["metrics"])
+except SystemExit:
+    pass
+print("when numpy loaded:", seen[0] if seen else "numpy never loaded")
+"""
+
+
+@pytest.mark.parametrize("user_value", [None, "25"])
+def test_the_command_shortens_openblas_spin_before_numpy_loads(user_value):
+    """The ``srbench`` command (W.short_blas_spin) sets OpenBLAS's idle spin before numpy loads it, the only time
+    OpenBLAS reads it, and keeps a value the user set."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+    if user_value is not None:
+        env["OPENBLAS_THREAD_TIMEOUT"] = user_value
+    done = subprocess.run([sys.executable, "-c", _WATCH_NUMPY_LOAD], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == f"when numpy loaded: {user_value or '20'}"
