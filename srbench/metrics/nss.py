@@ -148,15 +148,16 @@ def local_moments(plane: np.ndarray, *, padding: Padding) -> tuple[np.ndarray, n
 
 
 def mscn(plane: np.ndarray, *, padding: Padding, flat_sign: float | Callable[[np.ndarray], np.ndarray] | None = None,
-         skip_zero: bool = False) -> np.ndarray:
+         skip_zero: bool = False, moments: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """Mean-subtracted contrast-normalised coefficients ``(I - mu) ./ (sigma + 1)``.
 
     ``mu`` and ``mu2`` are correlations with :func:`gaussian_window` padded as ``padding``, and
     ``sigma = sqrt(|mu2 - mu.^2|)``. ``flat_sign`` (diagnostics only) replaces ``I - mu`` on
     ``flat_mask(plane, padding=padding, skip_zero=skip_zero)`` pixels by ``sign * TINY``: one sign for all, or a
-    function from those pixels' values to their signs.
+    function from those pixels' values to their signs. ``moments``: ``local_moments(plane, padding=padding)``
+    where the caller has them already.
     """
-    mu, sigma = local_moments(plane, padding=padding)
+    mu, sigma = local_moments(plane, padding=padding) if moments is None else moments
     centred = plane - mu
     if callable(flat_sign):
         flat = flat_mask(plane, padding=padding, skip_zero=skip_zero)
