@@ -13,8 +13,10 @@ a random forest, combined linearly:
   SSIM structure term between scales and between orientations;
 - spatial (75): singular values of the 5x5 blocks of each pyramid level.
 
-Every stage is whole-array numpy in float64: the shape look-up is a sorted search in the ratio table
-(monotonic in the shape), the forests are walked for all trees at once, one depth level per step.
+Every stage is float64: whole-array numpy, except the divisive normalisation's neighbourhood sums and the
+SSIM terms, which are compiled loops (:mod:`srbench.metrics.nrqm_kernels`, numba); the shape look-up is a
+sorted search in the ratio table (monotonic in the shape), the forests are walked for all trees at once, one
+depth level per step.
 
 pyiqa's port (``pyiqa.archs.nrqm_arch``) is the cross-check (it is within 0.01 of MATLAB on its
 calibration set); the tests hold srbench to it per feature group. Where pyiqa departs from MATLAB, srbench
@@ -29,7 +31,6 @@ from __future__ import annotations
 import functools
 import math
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -486,118 +487,70 @@ def _neighbourhoods(bands: list[np.ndarray], idx: int, convention: Convention, c
     return rows, 9 + (parent is not None)
 
 
-_CHUNK_PIXELS = 1536  # a scale's (up to) 72 gathered rows x 1536 pixels of doubles: 0.9 MB, in the L2 cache
-
-
 class _ScaleNeighbourhoods:
-    """The neighbourhood matrices of one scale's six bands (one row per neighbour, one column per pixel), a
-    few image rows at a time, all six bands' from one gather per chunk.
-
-    The scale's bands and their parents are copied once into one flat array; in it every neighbour of a pixel
-    (y, x) of band o sits at a fixed offset from y * w + x (band o's 3x3 window, its parent, the other bands'
-    centres), so a chunk of whole image rows is contiguous runs of the flat array, taken by one fancy index
-    of a sliding-window view. A band's neighbours are its own (the window less its centre, the parent) and
-    the six centres (its own and the other orientations'), so the gather takes each band's own runs next to
-    a copy of the six centres' runs, three copies in all: [own 0, centres, own 1, own 2, centres, own 3, own 4,
-    centres, own 5], where every band's neighbourhood is a contiguous slice of rows (at most 72 runs instead of 6 x 15).
-    Its order is not :func:`_neighbourhoods'`; the covariance and the quadratic form do not depend on it. The
-    two columns of each row past the inner pixels (x = w-2, w-1) are gathered too (their runs wrap into the
-    next row) and zeroed.
-    """
+    """One scale's six bands and their parents copied into one flat array, and each band's neighbours as offsets
+    into it: neighbour i of band k's inner pixel (y, x) (the pixel (y + 1, x + 1)) is
+    ``flat[offsets[k, i] + y * w + x]``, for i < counts[k]: the six orientations' centres (the same for every
+    band), then the 3x3 window less its centre and the parent where there is one. Their order is not
+    :func:`_neighbourhoods'`; the covariance and the quadratic form do not depend on it."""
 
     def __init__(self, bands: list[np.ndarray], parents: list[np.ndarray | None]) -> None:
+        from srbench.metrics import nrqm_kernels
+
         self.h, self.w = bands[0].shape
         plane = self.h * self.w
         present = {o: p for o, p in enumerate(parents) if p is not None}
         planes = [*bands, *present.values()]
-        self.flat = np.empty(len(planes) * plane + 3 * self.w)
-        self.flat[len(planes) * plane:] = 0.0  # the tail: the last runs' wrap, read and zeroed
+        self.flat = np.empty(len(planes) * plane)
         for k, image in enumerate(planes):
             self.flat[k * plane:(k + 1) * plane].reshape(self.h, self.w)[...] = image
         w, centre = self.w, self.w + 1
         centres = [o * plane + centre for o in range(len(bands))]
-        runs: list[int] = []
-        self.slices: list[slice] = []  # each band's neighbourhood in the gathered rows
-        self.own: list[slice] = []  # its own neighbours there
+        # Offset 0 past a band's count: in range for every pixel (the quadratic form gives it coefficient 0).
+        self.offsets = np.zeros((len(bands), nrqm_kernels.NEIGHBOURS), dtype=np.int64)
+        self.counts = np.empty(len(bands), dtype=np.int64)
         for o in range(len(bands)):
             own = [o * plane + dy * w + dx for dy in range(3) for dx in range(3) if (dy, dx) != (1, 1)]
             if o in present:
                 own.append((len(bands) + list(present).index(o)) * plane + centre)
-            if o % 2 == 0:  # own then a new copy of the centres; the next band takes that copy first
-                self.slices.append(slice(len(runs), len(runs) + len(own) + len(centres)))
-                self.own.append(slice(len(runs), len(runs) + len(own)))
-                runs += own + centres
-            else:
-                self.slices.append(slice(len(runs) - len(centres), len(runs) + len(own)))
-                self.own.append(slice(len(runs), len(runs) + len(own)))
-                runs += own
-        self.centres = slice(self.own[0].stop, self.own[0].stop + len(centres))  # the first copy
-        self.offsets = np.array(runs)
-
-    def chunks(self, first: int, last: int) -> Iterator[tuple[int, np.ndarray]]:
-        """(first row, chunk) over inner rows first..last-1: the chunk is (gathered runs, rows * w), its last
-        two columns of each row zero."""
-        w = self.w
-        step = max(1, _CHUNK_PIXELS // w)
-        runs = np.lib.stride_tricks.sliding_window_view(self.flat, step * w)
-        for top in range(first, last, step):
-            rows = min(last, top + step) - top
-            if rows < step:
-                runs = np.lib.stride_tricks.sliding_window_view(self.flat, rows * w)
-            x = runs[self.offsets + top * w]  # a copy: fancy indexing (np.take would copy the whole view first)
-            x.reshape(self.offsets.size, rows, w)[:, :, w - 2:] = 0.0
-            yield top, x
+            self.counts[o] = len(own) + len(centres)
+            self.offsets[o, :self.counts[o]] = centres + own
+        self.shared = len(centres)
 
 
 def _gsm_divisors(scale: _ScaleNeighbourhoods, n_spatial: list[int], gb: int) -> list[np.ndarray] | None:
     """Per band of the scale, z = sqrt(x' C^-1 x / n_spatial) at the inner pixels the guard band ``gb``
     keeps, C the band's neighbourhood covariance over every inner pixel with negative eigenvalues clipped
     (trace kept), as ``norm_sender_normalized.m``; None when a C is singular."""
-    from scipy.linalg import blas
+    from srbench.metrics import nrqm_kernels
 
     h, w = scale.h, scale.w
-    # The covariance's rows of each band's own neighbours (against its whole neighbourhood) and the six
-    # centres' covariance, shared by the scale's bands: about 0.6 of the whole matrices' products. x @ x.T goes
-    # to syrk, which is slower than gemm on these short chunks: gemm of x's (Fortran) transposes.
-    pairs = list(zip(scale.own, scale.slices, strict=True))
-    own_rows = [np.zeros((o.stop - o.start, s.stop - s.start), order="F") for o, s in pairs]
-    centres = np.zeros((scale.centres.stop - scale.centres.start,) * 2, order="F")
-    for _, x in scale.chunks(0, h - 2):
-        c = x[scale.centres].T
-        centres = blas.dgemm(1.0, c, c, beta=1.0, c=centres, trans_a=1, overwrite_c=1)
-        for k, (o, s) in enumerate(pairs):
-            own_rows[k] = blas.dgemm(1.0, x[o].T, x[s].T, beta=1.0, c=own_rows[k], trans_a=1, overwrite_c=1)
-    inverses = []
-    for (o, s), rows in zip(pairs, own_rows, strict=True):
-        at = o.start - s.start  # the own neighbours' place in the neighbourhood, the centres' the rest
-        cov = np.empty((s.stop - s.start,) * 2)
-        cov[at:at + rows.shape[0]] = rows
-        cov[:, at:at + rows.shape[0]] = rows.T
-        rest = np.r_[0:at, at + rows.shape[0]:cov.shape[0]]
-        cov[rest[:, None], rest] = centres
-        cov /= (h - 2) * (w - 2)
-        lam, q = np.linalg.eigh(cov)
+    bands, most = scale.offsets.shape
+    products = np.zeros((bands, most, most))  # the upper triangles of the neighbourhoods' sums of products
+    nrqm_kernels.neighbourhood_products(scale.flat, scale.offsets, scale.counts, scale.shared, h - 2, w - 2, w,
+                                        products)
+    products[1:, :scale.shared, :scale.shared] = products[0, :scale.shared, :scale.shared]
+    forms = np.zeros((bands, most, most))  # unused neighbours (past a band's count) keep coefficients 0
+    for k, n in enumerate(scale.counts):
+        lam, q = np.linalg.eigh(products[k, :n, :n] / ((h - 2) * (w - 2)), UPLO="U")  # reads the upper triangle
         pos = lam * (lam > 0)
         total = pos.sum()
         lam = pos * lam.sum() / (total + (total == 0))
         cov = (q * lam) @ q.T
         try:
-            inverses.append(np.linalg.inv(cov).T)
+            inverse = np.linalg.inv(cov)
         except np.linalg.LinAlgError:
             return None
-    # x' C^-1 x on the rows the guard band keeps (whole rows; the columns cut afterwards): a matrix product
-    # per chunk, then the column sums of (C^-1 x) * x.
-    first, last = gb, h - 2 - gb
-    quads = np.empty((len(inverses), (last - first) * w))
-    for top, x in scale.chunks(first, last):
-        at = (top - first) * w
-        for k, s in enumerate(scale.slices):
-            np.einsum("ij,ij->j", inverses[k] @ x[s], x[s], out=quads[k, at:at + x.shape[1]])
-    out = []
-    for quad, n in zip(quads, n_spatial, strict=True):
-        quad /= n
-        out.append(np.sqrt(quad, out=quad).reshape(last - first, w)[:, gb:w - 2 - gb])
-    return out
+        # x' A x counts each pair of neighbours once: the diagonal, and A + A' above it (the kernel reads the
+        # upper triangle).
+        np.add(inverse, inverse.T, out=forms[k, :n, :n])
+        np.fill_diagonal(forms[k, :n, :n], inverse.diagonal())
+    first, rows, cols = gb, h - 2 - 2 * gb, w - 2 - 2 * gb
+    out = np.empty((bands, rows, cols))
+    packed = np.ascontiguousarray(forms[:, *np.triu_indices(most)])  # the upper triangles, row by row
+    nrqm_kernels.quadratic_forms(scale.flat, scale.offsets, packed, first, rows, gb, cols, w,
+                                 np.asarray(n_spatial, dtype=np.float64), out)
+    return list(out)
 
 
 def _divisive_normalisation(bands: list[np.ndarray], convention: Convention, cache: dict[int, np.ndarray]
@@ -633,91 +586,31 @@ def _divisive_normalisation(bands: list[np.ndarray], convention: Convention, cac
 _C2 = (0.03 * 255) ** 2  # SSIM's contrast constant, range 255
 
 
-def _filt(a: np.ndarray, scale: float = 1.0, delta: float = 0.0) -> np.ndarray:
-    """SSIM's local mean: 11x11 Gaussian (sigma 1.5), 'valid' region only, times ``scale`` (a power of two:
-    exact) plus ``delta``.
-
-    OpenCV's separable filter: five times faster than two ``scipy.ndimage.correlate1d`` passes, equal to
-    them to 4e-16 (another summation order; MATLAB's ``filter2`` has its own too).
-    """
-    import cv2
-
-    g = gaussian_1d()  # the 1-D factor of SSIM's fspecial('gaussian', 11, 1.5)
-    return cv2.sepFilter2D(np.ascontiguousarray(a), cv2.CV_64F, g, g * scale, delta=delta,
-                           borderType=cv2.BORDER_CONSTANT)[5:-5, 5:-5]
-
-
-class _Moments:
-    """An image with its local mean and its local variance plus C2 / 2, filtered once and reused for every pair
-    it is in (a pair then costs one filter and five passes over the plane); twice the mean is made on first
-    use, for the pairs where the image comes first."""
-
-    __slots__ = ("_mean2", "img", "mean", "var")
-
-    def __init__(self, img: np.ndarray, mean: np.ndarray, var: np.ndarray) -> None:
-        self.img, self.mean, self.var = img, mean, var
-        self._mean2: np.ndarray | None = None
-
-    @classmethod
-    def of(cls, img: np.ndarray) -> _Moments:
-        img = np.ascontiguousarray(img)
-        mean = _filt(img)
-        var = _filt(img * img, delta=_C2 / 2)
-        var -= mean * mean
-        return cls(img, mean, var)
-
-    @property
-    def mean2(self) -> np.ndarray:  # 2 mu
-        if self._mean2 is None:
-            self._mean2 = self.mean + self.mean
-        return self._mean2
-
-
-def _cs_sum(x: _Moments, y: _Moments, convention: Convention) -> float:
-    """Sum of SSIM's contrast-structure map (range 255) over the valid region::
+def _cs_means(images: list[np.ndarray], pairs: list[tuple[int, int]], convention: Convention) -> list[float]:
+    """The mean of SSIM's contrast-structure map (range 255, the valid region) of each pair of same-size images::
 
         MATLAB ssim_index_new.m   cs_map = (2*sigma12 + C2)./(sigma1_sq + sigma2_sq + C2); mcs = mean2(cs_map);
         pyiqa ssim_arch.py        cs_map = F.relu(cs_map)   # negative correlation clipped to 0 before the mean
 
-    Here 2 sigma12 + C2 = filter(2 x y) + C2 - (2 mu_x) mu_y, and the denominator is the sum of the two
-    images' (sigma^2 + C2 / 2). Symmetric in x and y (bit for bit); x's doubled mean is kept for its next pair.
+    A run of pairs with the same first image filters its local moments once (compiled loops,
+    :mod:`srbench.metrics.nrqm_kernels`); each pair then makes the second image's and the cross term row by row.
     """
-    num = _filt(x.img * y.img, 2.0, _C2)
-    den = x.mean2 * y.mean  # scratch
-    num -= den
-    np.add(x.var, y.var, out=den)
-    num /= den
-    if convention.clamped_ssim_cs:
-        np.maximum(num, 0, out=num)
-    return float(num.sum())
+    from srbench.metrics import nrqm_kernels
 
-
-def _ssim_cs(x: _Moments, y: _Moments, convention: Convention) -> float:
-    """Mean of SSIM's contrast-structure map (see :func:`_cs_sum`)."""
-    return _cs_sum(x, y, convention) / ((x.img.shape[0] - 10) * (x.img.shape[1] - 10))
-
-
-# SSIM's maps a strip of rows at a time, in cache; 128 rows: 5% faster than 64 at both sizes (fewer filter margins)
-_STRIP_ROWS = 128
-
-
-def _cs_means(images: list[np.ndarray], pairs: list[tuple[int, int]], convention: Convention) -> list[float]:
-    """The mean contrast-structure term of each pair of same-size images, strip by strip: each strip reads
-    its 10 rows of filter margin again, and every map is made and used while it is in cache."""
+    taps = np.ascontiguousarray(gaussian_1d(), dtype=np.float64).ravel()  # SSIM's fspecial('gaussian', 11, 1.5)
     h, w = images[0].shape
-    sums = np.zeros(len(pairs))
-    for top in range(0, h - 10, _STRIP_ROWS):
-        bottom = min(h - 10, top + _STRIP_ROWS)  # valid rows top..bottom-1 read rows top..bottom+9
-        moments: dict[int, _Moments] = {}
-        for k, pair in enumerate(pairs):
-            for i in pair:
-                if i not in moments:
-                    moments[i] = _Moments.of(images[i][top:bottom + 10])
-            sums[k] += _cs_sum(moments[pair[0]], moments[pair[1]], convention)
-            for i in pair:  # a moment no later pair reads is dropped at once, so the strip's set stays small
-                if all(i not in later for later in pairs[k + 1:]):
-                    del moments[i]
-    return list(sums / ((h - 10) * (w - 10)))
+    means: list[float] = []
+    current = -1
+    for i, j in pairs:
+        if i != current:
+            ref = np.ascontiguousarray(images[i], dtype=np.float64)
+            mean, var = np.empty((h - 10, w - 10)), np.empty((h - 10, w - 10))
+            nrqm_kernels.local_moments(ref, taps, _C2 / 2, mean, var)
+            current = i
+        img = np.ascontiguousarray(images[j], dtype=np.float64)
+        total = nrqm_kernels.cs_sum(ref, mean, var, img, taps, _C2, convention.clamped_ssim_cs)
+        means.append(total / ((h - 10) * (w - 10)))
+    return means
 
 
 def _at_size(bands: list[np.ndarray], idx: int, shape: tuple[int, ...], cache: dict[int, np.ndarray]) -> np.ndarray:

@@ -313,10 +313,99 @@ def test_pyramid_blur_equals_correlate_bit_for_bit(shape):
 def test_ssim_cs_is_averaged_unclipped_as_in_matlab():
     rng = np.random.default_rng(4)
     x = rng.normal(0, 30, (40, 40))
-    a, b = N._Moments.of(x), N._Moments.of(-x)
-    assert N._ssim_cs(a, b, N.MATLAB) < -0.9
-    assert N._ssim_cs(a, b, N.PYIQA) == 0.0
-    assert N._ssim_cs(a, a, N.MATLAB) == pytest.approx(1.0)
+    assert N._cs_means([x, -x], [(0, 1)], N.MATLAB)[0] < -0.9
+    assert N._cs_means([x, -x], [(0, 1)], N.PYIQA) == [0.0]
+    assert N._cs_means([x, x], [(0, 1)], N.MATLAB)[0] == pytest.approx(1.0)
+
+
+def _reference_divisors(bands, convention, gb):
+    """Per band of scale 0: z = sqrt(x' C^-1 x / n) by the plain formula over :func:`N._neighbourhoods`' matrix
+    (norm_sender_normalized.m's steps: covariance over every inner pixel, negative eigenvalues clipped, trace
+    kept, then each pixel's quadratic form)."""
+    out = []
+    for idx in range(6):
+        rows, n = N._neighbourhoods(bands, idx, convention, {})
+        x = np.stack([r.ravel() for r in rows])
+        lam, q = np.linalg.eigh(x @ x.T / x.shape[1])
+        pos = np.maximum(lam, 0)
+        c = (q * (pos * lam.sum() / pos.sum())) @ q.T
+        z = np.sqrt(np.einsum("ij,ij->j", np.linalg.solve(c, x), x) / n).reshape(rows[0].shape)
+        out.append(z[gb:-gb, gb:-gb])
+    return out
+
+
+@pytest.mark.parametrize("shape", [(48, 61), (75, 64)])
+def test_compiled_divisive_normalisation_equals_the_neighbourhood_formula(shape):
+    # The compiled covariance sums and quadratic forms (nrqm_kernels) against the formula: 15 neighbours with a
+    # parent, 14 without (MATLAB's last fine band; every band of pyiqa's convention has one).
+    _, scales = N.steerable_pyramid(np.random.default_rng(sum(shape)).random(shape) * 255)
+    bands = [b for scale in scales for b in scale]
+    for convention in (N.MATLAB, N.PYIQA):
+        parents = [N._parent(bands, o, convention, {}) for o in range(6)]
+        assert [p is None for p in parents] == [False] * 5 + [convention is N.MATLAB]
+        mine = N._gsm_divisors(N._ScaleNeighbourhoods(bands[:6], parents), [9 + (p is not None) for p in parents], 4)
+        for z, ref in zip(mine, _reference_divisors(bands, convention, 4), strict=True):
+            assert z.shape == ref.shape
+            assert _rel(z, ref) < 1e-12
+
+
+def test_compiled_ssim_terms_equal_the_filtered_maps():
+    from scipy import ndimage
+
+    from srbench.metrics.fullref import gaussian_1d
+
+    rng = np.random.default_rng(8)
+    x = ndimage.gaussian_filter(rng.normal(0, 400, (37, 52)), 1.5)
+    images = [x, 0.5 * x + rng.normal(0, 20, x.shape), -x + rng.normal(0, 5, x.shape)]
+    g = gaussian_1d()
+    window = np.outer(g, g)
+
+    def filt(a):  # the valid region of the 11x11 window, MATLAB filter2(w, a, 'valid')
+        return ndimage.correlate(a, window, mode="constant")[5:-5, 5:-5]
+
+    pairs = [(0, 1), (0, 2), (1, 2), (2, 0)]
+    for convention in (N.MATLAB, N.PYIQA):
+        for (i, j), mine in zip(pairs, N._cs_means(images, pairs, convention), strict=True):
+            a, b = images[i], images[j]
+            ma, mb = filt(a), filt(b)
+            cs = (2 * (filt(a * b) - ma * mb) + N._C2) / (filt(a * a) - ma**2 + filt(b * b) - mb**2 + N._C2)
+            ref = np.maximum(cs, 0).mean() if convention.clamped_ssim_cs else cs.mean()
+            assert mine == pytest.approx(ref, rel=1e-12, abs=1e-14)
+    assert N._cs_means(images, [(0, 2)], N.MATLAB)[0] < 0 < N._cs_means(images, [(0, 1)], N.MATLAB)[0]
+
+
+def test_quadratic_form_kernel_is_the_text_its_generator_writes():
+    import importlib.util
+    import inspect
+
+    from srbench.metrics import nrqm_kernels
+
+    spec = importlib.util.spec_from_file_location("nrqm_form", Path(__file__).resolve().parents[2] / "benchmarks"
+                                                  / "nrqm_form.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert "\n".join(module.form_lines()) in inspect.getsource(nrqm_kernels.quadratic_forms.py_func)
+
+
+def test_compiled_code_is_cached_in_srbench_cache_unless_numba_is_told(tmp_path):
+    # One place decides where caches live (srbench.paths); numba's own variable still wins. A new process each:
+    # numba reads its settings when it is first imported.
+    import subprocess
+    import sys
+
+    script = ("import numpy as np; from srbench.metrics import nrqm; "
+              "print(np.isfinite(nrqm.gsm_features(np.random.default_rng(0).random((64, 72)) * 255)).all())")
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    for told in (False, True):
+        cache = tmp_path / f"srbench-{told}"
+        env["SRBENCH_CACHE"] = str(cache)
+        if told:
+            env["NUMBA_CACHE_DIR"] = str(tmp_path / "numba-own")
+        done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0 and done.stdout.strip() == "True", done.stderr
+        where = tmp_path / "numba-own" if told else cache / "numba"
+        assert any(where.rglob("*nrqm_kernels*.nbi")), sorted(tmp_path.rglob("*"))
+        assert not (cache / "numba").exists() if told else True
 
 
 def test_matlab_and_pyiqa_conventions_differ_only_where_they_should(planes):
