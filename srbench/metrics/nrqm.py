@@ -707,8 +707,8 @@ class Forest:
             out.flags.writeable = False
             return out
 
-        return cls(rows(l_dau, np.int64) - 1, rows(r_dau, np.int64) - 1, rows(upper, np.float64),
-                   rows(avnode, np.float64), rows(mbest, np.int64) - 1)
+        return cls(rows(l_dau, np.int32) - 1, rows(r_dau, np.int32) - 1, rows(upper, np.float64),
+                   rows(avnode, np.float64), rows(mbest, np.int32) - 1)
 
     def predict(self, features: np.ndarray) -> float:
         """Mean over trees of the prediction at the node each tree's walk ends in, all trees stepping together.
@@ -742,10 +742,39 @@ class NrqmModel:
         return float(np.array([1.0, *parts]) @ self.linear)
 
 
+# The parsed forests' cache: one .npy per array in <srbench cache>/nrqm/<sha256 of the .mat>-<format>/, mapped
+# read-only into memory. Bump the format when Forest's arrays change meaning or type.
+_PARSED_FORMAT = "forests-1"
+_FOREST_FIELDS = ("left", "right", "threshold", "prediction", "attribute")
+_FIELD_TYPES = (np.int32, np.int32, np.float64, np.float64, np.int32)
+
+
 @functools.cache
 def load_model(path: str, stamp: tuple[int, ...] = ()) -> NrqmModel:
     """Read ``NRQM_model.mat`` (``model.linear``, ``model.rf{1..3}``); a clear error for anything else. ``stamp``
-    (``srbench.weights.stamp``) keys the cache, so a file replaced in place is read again."""
+    (``srbench.weights.stamp``) keys the cache, so a file replaced in place is read again.
+
+    The file is about 70 MB of zlib streams of 600 MB of mostly empty node slots: reading it takes 1.4 s, in
+    every process that computes Ma (each evaluation worker). The forests it holds are kept once, by the file's
+    sha256, as arrays mapped from srbench's cache (:func:`_cached_forests`): later processes read them in
+    milliseconds, and workers share their pages.
+    """
+    from srbench.weights import sha256
+
+    try:
+        folder = paths.cache_dir() / "nrqm" / f"{sha256(path)}-{_PARSED_FORMAT}"
+    except OSError as exc:
+        raise BadInputError(f"{path}: not an NRQM model file ({type(exc).__name__}: {exc}); expected the "
+                            f"MATLAB struct 'model' of {NRQM_ORIGIN}") from None
+    cached = _cached_forests(folder)
+    if cached is not None:
+        return cached
+    model = _read_model_file(path)
+    _cache_forests(folder, model)
+    return model
+
+
+def _read_model_file(path: str) -> NrqmModel:
     from scipy.io import loadmat
     from scipy.io.matlab import MatReadError
 
@@ -765,6 +794,51 @@ def load_model(path: str, stamp: tuple[int, ...] = ()) -> NrqmModel:
     if linear.size != 4:
         raise BadInputError(f"{path}: model.linear has {linear.size} values, expected 4")
     return NrqmModel(linear, (forests[0], forests[1], forests[2]))
+
+
+def _cached_forests(folder: Path) -> NrqmModel | None:
+    """The model kept in ``folder`` by :func:`_cache_forests`, its arrays mapped read-only; None where there is
+    none or it is not whole (a damaged cache is read from the file again and replaced)."""
+    try:
+        linear = np.load(folder / "linear.npy")
+        forests = []
+        for i in range(3):
+            arrays = [np.load(folder / f"rf{i}-{name}.npy", mmap_mode="r") for name in _FOREST_FIELDS]
+            if any(a.dtype != t or a.shape != arrays[0].shape or a.ndim != 2 for a, t in zip(arrays, _FIELD_TYPES,
+                                                                                          strict=True)):
+                return None
+            forests.append(Forest(*arrays))
+    except (OSError, ValueError):
+        return None
+    if linear.shape != (4,) or linear.dtype != np.float64:
+        return None
+    return NrqmModel(linear, (forests[0], forests[1], forests[2]))
+
+
+def _cache_forests(folder: Path, model: NrqmModel) -> None:
+    """Keep ``model``'s arrays in ``folder``: written into a temporary folder beside it, then renamed, so a reader
+    sees all of them or none. A cache that cannot be written (read-only, full, another process first) is skipped:
+    the next process reads the file again."""
+    import shutil
+
+    def save(name: str, array: np.ndarray) -> None:
+        with open(temporary / name, "wb") as fh:
+            np.save(fh, array)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    temporary = folder.parent / f".{folder.name}.{os.getpid()}.part"
+    try:
+        temporary.mkdir(parents=True, exist_ok=True)
+        save("linear.npy", model.linear)
+        for i, forest in enumerate(model.forests):
+            for name in _FOREST_FIELDS:
+                save(f"rf{i}-{name}.npy", getattr(forest, name))
+        if folder.exists():  # damaged (it did not load): replaced
+            shutil.rmtree(folder, ignore_errors=True)
+        temporary.rename(folder)
+    except OSError:
+        shutil.rmtree(temporary, ignore_errors=True)
 
 
 MIN_SIDE = 45  # the GSM guard bands and SSIM's 11x11 window leave nothing of a smaller band

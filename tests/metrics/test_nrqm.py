@@ -432,6 +432,43 @@ def test_a_too_small_plane_is_one_clear_error_and_nan_in_evaluation(synthetic_mo
     N.check_size((84, 84))  # the smallest square with 75 spatial features
 
 
+def test_parsed_forests_are_kept_by_the_file_sha256_and_score_the_same(tmp_path):
+    import skimage.data
+
+    plane = skimage.data.camera()[:120, :120].astype(np.float64)
+    path = tmp_path / "w" / N.NRQM_FILENAME
+    path.parent.mkdir()
+    write_model_around(path, [plane], n_samples=60, n_trees=7, seed=1)
+    parsed = N._read_model_file(str(path))
+    features = (N.dct_features(plane), N.gsm_features(plane), N.svd_features(plane))
+
+    def same(model):
+        assert np.array_equal(model.linear, parsed.linear)
+        for mine, theirs in zip(model.forests, parsed.forests, strict=True):
+            for name in N._FOREST_FIELDS:
+                assert np.array_equal(getattr(mine, name), getattr(theirs, name))
+                assert getattr(mine, name).dtype == getattr(theirs, name).dtype
+        assert model.predict(*features) == parsed.predict(*features)
+
+    first = N.load_model(str(path), ("test", 1))  # read from the file, then kept
+    kept = sorted((paths.cache_dir() / "nrqm").iterdir())
+    assert len(kept) == 1 and kept[0].name.endswith(N._PARSED_FORMAT) and len(list(kept[0].iterdir())) == 16
+    same(first)
+    again = N.load_model(str(path), ("test", 2))  # mapped from the cache
+    assert isinstance(again.forests[0].left, np.memmap) and not again.forests[0].left.flags.writeable
+    same(again)
+    # A damaged cache is read from the file again, and replaced.
+    damaged = kept[0] / "rf1-threshold.npy"
+    damaged.write_bytes(damaged.read_bytes()[:100])
+    same(N.load_model(str(path), ("test", 3)))
+    assert isinstance(N.load_model(str(path), ("test", 4)).forests[1].threshold, np.memmap)
+    # Another file at the same path has another sha256: its own forests, never the first file's.
+    write_model_around(path, [plane], n_samples=60, n_trees=7, seed=2)
+    other = N.load_model(str(path), ("test", 5))
+    assert len(list((paths.cache_dir() / "nrqm").iterdir())) == 2
+    assert not np.array_equal(other.forests[0].threshold[:5], parsed.forests[0].threshold[:5])
+
+
 def test_a_file_that_is_not_the_model_names_the_file(tmp_path):
     bad = tmp_path / N.NRQM_FILENAME
     bad.write_bytes(b"MATLAB 5.0 MAT-file, but not really")
