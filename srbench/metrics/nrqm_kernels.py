@@ -41,6 +41,7 @@ _cache_in_srbench_cache()
 
 _FAST = {"reassoc", "contract"}
 _compiled = numba.njit(cache=True, fastmath=_FAST, nogil=True, error_model="numpy")
+_inlined = numba.njit(cache=True, fastmath=_FAST, nogil=True, error_model="numpy", inline="always")
 
 
 @_compiled
@@ -153,12 +154,33 @@ def quadratic_forms(flat, offsets, forms, first, rows, left, cols, w, n_spatial,
                 acc[x] = np.sqrt(q * scale)
 
 
-@numba.njit(cache=True, fastmath=_FAST, nogil=True, error_model="numpy", inline="always")
+@_inlined
 def _taps(v, c, g):  # pragma: no cover - compiled
     """sum_t g[t] v[c + t] for a symmetric 11-tap ``g``: each pair of equal taps is one multiply-add of a sum
     (the adds run beside the multiplies)."""
     return (g[5] * v[c + 5] + g[0] * (v[c] + v[c + 10]) + g[1] * (v[c + 1] + v[c + 9]) + g[2] * (v[c + 2] + v[c + 8])
             + g[3] * (v[c + 3] + v[c + 7]) + g[4] * (v[c + 4] + v[c + 6]))
+
+
+@_inlined
+def _column_moments(img, r, c, g):  # pragma: no cover - compiled
+    """The vertical pass at column c of output row r: sum_t g[t] img[r + t, c] and the same of its squares."""
+    a = img[r + 5, c]
+    s1 = g[5] * a
+    s2 = g[5] * (a * a)
+    for t in range(5):
+        a = img[r + t, c]
+        b = img[r + 10 - t, c]
+        s1 += g[t] * (a + b)
+        s2 += g[t] * (a * a + b * b)
+    return s1, s2
+
+
+@_inlined
+def _mean_and_variance(vm, vs, c, g, half_c2):  # pragma: no cover - compiled
+    """The horizontal pass at output column c: the local mean and the local variance plus C2 / 2."""
+    m = _taps(vm, c, g)
+    return m, _taps(vs, c, g) + half_c2 - m * m
 
 
 @_compiled
@@ -170,22 +192,11 @@ def local_moments(img, g, half_c2, mean, var):  # pragma: no cover - compiled
     vs = np.empty(w)
     for r in range(h - 10):
         for c in range(w):
-            a = img[r + 5, c]
-            s1 = g[5] * a
-            s2 = g[5] * (a * a)
-            for t in range(5):
-                a = img[r + t, c]
-                b = img[r + 10 - t, c]
-                s1 += g[t] * (a + b)
-                s2 += g[t] * (a * a + b * b)
-            vm[c] = s1
-            vs[c] = s2
+            vm[c], vs[c] = _column_moments(img, r, c, g)
         mr = mean[r]
         vr = var[r]
         for c in range(w - 10):
-            m = _taps(vm, c, g)
-            mr[c] = m
-            vr[c] = _taps(vs, c, g) + half_c2 - m * m
+            mr[c], vr[c] = _mean_and_variance(vm, vs, c, g, half_c2)
 
 
 @_compiled
@@ -201,24 +212,15 @@ def cs_sum(ref, ref_mean, ref_var, img, g, c2, clamp):  # pragma: no cover - com
     total = 0.0
     for r in range(h - 10):
         for c in range(w):
-            a = img[r + 5, c]
-            s1 = g[5] * a
-            s2 = g[5] * (a * a)
-            s3 = g[5] * (a * ref[r + 5, c])
+            vm[c], vs[c] = _column_moments(img, r, c, g)
+            s3 = g[5] * (img[r + 5, c] * ref[r + 5, c])
             for t in range(5):
-                a = img[r + t, c]
-                b = img[r + 10 - t, c]
-                s1 += g[t] * (a + b)
-                s2 += g[t] * (a * a + b * b)
-                s3 += g[t] * (a * ref[r + t, c] + b * ref[r + 10 - t, c])
-            vm[c] = s1
-            vs[c] = s2
+                s3 += g[t] * (img[r + t, c] * ref[r + t, c] + img[r + 10 - t, c] * ref[r + 10 - t, c])
             vp[c] = s3
         mr = ref_mean[r]
         vr = ref_var[r]
         for c in range(w - 10):
-            m = _taps(vm, c, g)
-            var = _taps(vs, c, g) + half_c2 - m * m
+            m, var = _mean_and_variance(vm, vs, c, g, half_c2)
             cs[c] = (2.0 * _taps(vp, c, g) + c2 - 2.0 * m * mr[c]) / (var + vr[c])
         row = 0.0
         if clamp:
