@@ -157,13 +157,18 @@ def _block_grid(img: np.ndarray, convention: Convention) -> np.ndarray:
 
     The two grids differ by one pixel where a side is 1 mod 3 (at any pyramid level).
     """
+    return np.lib.stride_tricks.sliding_window_view(_block_padded(img, convention), (7, 7))[::3, ::3]
+
+
+def _block_padded(img: np.ndarray, convention: Convention) -> np.ndarray:
+    """The image in the zeros of :func:`_block_grid`: its blocks are the 7x7 windows at rows and columns 0, 3,
+    6, ... (ceil(side / 3) of them on each side)."""
     pads = []
     for n in img.shape:
         total = (math.ceil(n / 3) - 1) * 3 + 7 - n
         before = total // 2 if convention.centred_block_grid else 2
         pads.append((before, total - before))
-    padded = np.pad(img, pads)
-    return np.lib.stride_tricks.sliding_window_view(padded, (7, 7))[::3, ::3]  # (block rows, block columns, 7, 7)
+    return np.pad(img, pads)
 
 
 # Three orientation groups of a 7x7 DCT block (row, column ranges), as in the release.
@@ -206,65 +211,40 @@ def _dct_operator() -> np.ndarray:
     d = fft.dct(np.eye(7), type=2, norm="ortho", axis=0)  # d @ v = dct(v)
     flat = np.arange(49).reshape(7, 7)
     order = np.concatenate([[0], *(np.concatenate([flat[ix].ravel() for ix in group]) for group in _ORIENTATIONS)])
-    assert np.array_equal(np.sort(order), np.arange(49)) and order.size == 1 + 3 * _GROUP
+    assert np.array_equal(np.sort(order), np.arange(49)) and order.size == 49
     op = np.ascontiguousarray(np.kron(d, d)[order])
     op.flags.writeable = False
     return op
 
 
-_GROUP = 16  # coefficients per orientation group
-
-
-def _dct_statistics(ac: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per block (one column of ``ac``, the 48 AC coefficients in group order): the ratio whose nearest table
-    entry gives the generalised-Gaussian shape of the coefficients (:func:`gen_gauss_shape`), the coefficient
-    of variation of their magnitudes, and the variance of that coefficient over the three orientation groups
-    (``gama_dct``, ``block_dct.m``).
-
-    Coefficient-major arrays (48 rows, one column per block): each reduction is a few dozen whole-row
-    additions, not a 48-long reduction per block. The magnitudes' squared deviations from their mean come from
-    each group's (each group's own plus 16 times its mean's squared distance to the overall mean: exact, and
-    no cancellation), so the two magnitude statistics share one pass of deviations. Equal to the row-wise
-    forms (``gen_gauss_shape``, the release's ``std(abs(x))/mean(abs(x))``) to rounding.
-    """
-    n = ac.shape[0]
-    mean = ac.sum(axis=0) / n
-    dev = ac - mean
-    var = np.einsum("ij,ij->j", dev, dev) / (n - 1)
-    mean_abs = (np.abs(dev, out=dev).sum(axis=0) / n) ** 2
-    ratio = var / (mean_abs + 1e-7)
-
-    mag = np.abs(ac).reshape(3, _GROUP, -1)
-    group_mean = mag.sum(axis=1) / _GROUP  # (3, blocks)
-    mag -= group_mean[:, None]
-    group_squares = np.einsum("gij,gij->gj", mag, mag)  # (3, blocks)
-    group_variation = np.sqrt(group_squares / (_GROUP - 1)) / (group_mean + 1e-8)
-    overall_mean = group_mean.sum(axis=0) / 3
-    squares = group_squares.sum(axis=0) + _GROUP * ((group_mean - overall_mean) ** 2).sum(axis=0)
-    variation = np.sqrt(squares / (n - 1)) / (overall_mean + 1e-7)
-    return ratio, variation, group_variation.var(axis=0, ddof=1)
-
-
-_DCT_CHUNK = 2048  # blocks per step: their 49 coefficients in doubles, 0.8 MB, stay in L2 through the statistics
+_DCT_CHUNK = 2048  # blocks per step (256 to 4096 all take the same time at 480x320 and 1024x768)
 
 
 def _dct_level(img: np.ndarray, convention: Convention) -> list[float]:
-    """The six features of one pyramid level, a few block rows at a time: each chunk's blocks are transformed
-    and reduced while they are in cache (at 1024x768 the whole coefficient array is 44 MB)."""
-    op = _dct_operator()
-    grid = _block_grid(img, convention)
-    rows, cols = grid.shape[:2]
+    """The six features of one pyramid level, a few block rows at a time: each chunk's blocks are gathered,
+    transformed (one matrix product, AC rows only) and reduced (:func:`nrqm_kernels.dct_block_statistics`)
+    while they are in cache (at 1024x768 the whole coefficient array would be 44 MB)."""
+    from srbench.metrics import nrqm_kernels
+
+    ac_operator = _dct_operator()[1:]
+    padded = _block_padded(img, convention)
+    rows, cols = math.ceil(img.shape[0] / 3), math.ceil(img.shape[1] / 3)
     step = max(1, _DCT_CHUNK // cols)
     stats = np.empty((3, rows * cols))
     for top in range(0, rows, step):
         bottom = min(rows, top + step)
-        coeffs = op @ grid[top:bottom].reshape(-1, 49).T  # (49, blocks), group order
-        for out, value in zip(stats, _dct_statistics(coeffs[1:]), strict=True):
-            out[top * cols:bottom * cols] = value
+        blocks = np.empty((49, (bottom - top) * cols))
+        nrqm_kernels.block_columns(padded, top, bottom, cols, blocks)
+        first, last = top * cols, bottom * cols
+        nrqm_kernels.dct_block_statistics(ac_operator @ blocks, stats[0, first:last], stats[1, first:last],
+                                          stats[2, first:last])
     table, ratios = _shape_table(convention.float32_constants)
-    # The look-up of sorted ratios is twice as fast (the bisection's steps stay in cache); the shapes are the
-    # same values, sorted after as before.
-    shape = np.sort(table[nearest_index(ratios, np.sort(stats[0]))])
+    # The look-up of sorted ratios is twice as fast (the bisection's steps stay in cache). The table's ratios
+    # fall as its shapes rise, so the nearest shapes of rising ratios fall: reversed, they are the sorted
+    # shapes, the same values in the same order as sorting them (checked, since a NaN ratio would break it).
+    shape = table[nearest_index(ratios, np.sort(stats[0]))][::-1]
+    if np.any(shape[1:] < shape[:-1]):
+        shape = np.sort(shape)
     variation, orientation = np.sort(stats[1]), np.sort(stats[2])
     return [_mean_low(shape, convention), float(shape.mean()), _mean_high(variation, convention),
             float(variation.mean()), _mean_high(orientation, convention), float(orientation.mean())]

@@ -374,6 +374,51 @@ def test_compiled_ssim_terms_equal_the_filtered_maps():
     assert N._cs_means(images, [(0, 2)], N.MATLAB)[0] < 0 < N._cs_means(images, [(0, 1)], N.MATLAB)[0]
 
 
+@pytest.mark.parametrize("shape", [(30, 34), (31, 20), (64, 97)])
+def test_compiled_dct_blocks_and_statistics_equal_the_release_per_block(shape):
+    # block_dct.m's gama_dct per block, written as the release writes it: dct2 of the 7x7 block, the 48 AC
+    # coefficients' shape ratio (gama_gen_gauss), std(abs)/mean(abs) of all of them and of each orientation
+    # group, and the variance of the three groups' values; against the gathered blocks and compiled statistics.
+    from scipy import fft
+
+    from srbench.metrics import nrqm_kernels
+
+    img = np.random.default_rng(sum(shape)).laplace(size=shape) * np.linspace(0.2, 2, shape[1])
+    for convention in (N.MATLAB, N.PYIQA):
+        blocks = N._blocks(img, convention)
+        gathered = np.empty((49, len(blocks)))
+        rows, cols = math.ceil(shape[0] / 3), math.ceil(shape[1] / 3)
+        nrqm_kernels.block_columns(N._block_padded(img, convention), 0, rows, cols, gathered)
+        assert np.array_equal(gathered, blocks.reshape(-1, 49).T)
+        ratio, variation, orientation = (np.empty(len(blocks)) for _ in range(3))
+        nrqm_kernels.dct_block_statistics(N._dct_operator()[1:] @ gathered, ratio, variation, orientation)
+        for b, block in enumerate(blocks):
+            coeffs = fft.dctn(block, norm="ortho")
+            ac = coeffs.ravel()[1:]
+            rho = ac.var(ddof=1) / (np.abs(ac - ac.mean()).mean() ** 2 + 1e-7)
+            mag = np.abs(ac)
+            groups = [np.abs(np.concatenate([coeffs[ix].ravel() for ix in group])) for group in N._ORIENTATIONS]
+            per_group = [g.std(ddof=1) / (g.mean() + 1e-8) for g in groups]
+            assert ratio[b] == pytest.approx(rho, rel=1e-11)
+            assert variation[b] == pytest.approx(mag.std(ddof=1) / (mag.mean() + 1e-7), rel=1e-11)
+            assert orientation[b] == pytest.approx(np.var(per_group, ddof=1), rel=1e-9, abs=1e-15)
+
+
+def test_dct_features_take_the_shapes_in_sorted_order():
+    # The level's shapes are read off sorted ratios and reversed (the table's ratios fall as its shapes rise):
+    # the same as sorting every block's shape, its lowest 10% and its mean included.
+    img = np.random.default_rng(12).laplace(size=(61, 77)) * np.linspace(0.2, 2, 77)
+    for convention in (N.MATLAB, N.PYIQA):
+        shapes = np.sort(N.gen_gauss_shape(_ac_coefficients(img, convention), convention))
+        assert N._dct_level(img, convention)[:2] == [N._mean_low(shapes, convention), float(shapes.mean())]
+
+
+def _ac_coefficients(img: np.ndarray, convention: N.Convention) -> np.ndarray:
+    from scipy import fft
+
+    return fft.dctn(N._blocks(img, convention), axes=(1, 2), norm="ortho").reshape(-1, 49)[:, 1:]
+
+
 def test_quadratic_form_kernel_is_the_text_its_generator_writes():
     import importlib.util
     import inspect
