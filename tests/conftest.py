@@ -3,14 +3,26 @@ from __future__ import annotations
 import copy
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("SRBENCH_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+
+def pytest_configure(config) -> None:
+    """Ma's compiled loops (numba) compile once per test run: every test's SRBENCH_CACHE is new, so each process
+    that computes Ma (spawned workers, torchrun ranks, subprocesses) would compile them again, about 5 s each.
+    A developer's own NUMBA_CACHE_DIR is kept; the test of where srbench puts the cache sets it itself."""
+    if "NUMBA_CACHE_DIR" not in os.environ:
+        folder = tempfile.mkdtemp(prefix="srbench-tests-numba-")
+        os.environ["NUMBA_CACHE_DIR"] = folder
+        config.add_cleanup(lambda: shutil.rmtree(folder, ignore_errors=True))
 
 
 @pytest.fixture(scope="session")
