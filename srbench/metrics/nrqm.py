@@ -13,10 +13,10 @@ a random forest, combined linearly:
   SSIM structure term between scales and between orientations;
 - spatial (75): singular values of the 5x5 blocks of each pyramid level.
 
-Every stage is float64: whole-array numpy, except the divisive normalisation's neighbourhood sums and the
-SSIM terms, which are compiled loops (:mod:`srbench.metrics.nrqm_kernels`, numba); the shape look-up is a
-sorted search in the ratio table (monotonic in the shape), the forests are walked for all trees at once, one
-depth level per step.
+Every stage is float64: whole-array numpy, except the divisive normalisation's neighbourhood sums, the SSIM
+terms and the block DCT's gather and statistics, which are compiled loops (:mod:`srbench.metrics.nrqm_kernels`,
+numba); the shape look-up is a sorted search in the ratio table (monotonic in the shape), the forests are
+walked for all trees at once, one depth level per step.
 
 pyiqa's port (``pyiqa.archs.nrqm_arch``) is the cross-check (it is within 0.01 of MATLAB on its
 calibration set); the tests hold srbench to it per feature group. Where pyiqa departs from MATLAB, srbench
@@ -142,13 +142,15 @@ def _blur_every_second(img: np.ndarray, kernel: np.ndarray) -> np.ndarray:
 
 # ------------------------------------------------------------------------------------- local frequency
 def _blocks(img: np.ndarray, convention: Convention) -> np.ndarray:
-    """:func:`_block_grid` as one array of blocks, shape (n_blocks, 7, 7)."""
-    return _block_grid(img, convention).reshape(-1, 7, 7)
+    """The 7x7 DCT blocks in block-row order, shape (n_blocks, 7, 7): the windows of :func:`_block_padded` at
+    rows and columns 0, 3, 6, ... (what :func:`nrqm_kernels.block_columns` gathers a chunk at a time)."""
+    return np.lib.stride_tricks.sliding_window_view(_block_padded(img, convention), (7, 7))[::3, ::3].reshape(-1, 7, 7)
 
 
-def _block_grid(img: np.ndarray, convention: Convention) -> np.ndarray:
-    """The 7x7 DCT blocks of ``blkproc(im, [3 3], [2 2], fun)``: each 3x3 block with a 2-pixel border, in
-    zeros beyond the image, as a view of shape (block rows, block columns, 7, 7).
+def _block_padded(img: np.ndarray, convention: Convention) -> np.ndarray:
+    """The image in the zeros of the 7x7 DCT blocks of ``blkproc(im, [3 3], [2 2], fun)`` (each 3x3 block with
+    a 2-pixel border, in zeros beyond the image): its blocks are the 7x7 windows at rows and columns 0, 3, 6, ...,
+    ceil(side / 3) of them on each side.
 
     ::
 
@@ -157,12 +159,6 @@ def _block_grid(img: np.ndarray, convention: Convention) -> np.ndarray:
 
     The two grids differ by one pixel where a side is 1 mod 3 (at any pyramid level).
     """
-    return np.lib.stride_tricks.sliding_window_view(_block_padded(img, convention), (7, 7))[::3, ::3]
-
-
-def _block_padded(img: np.ndarray, convention: Convention) -> np.ndarray:
-    """The image in the zeros of :func:`_block_grid`: its blocks are the 7x7 windows at rows and columns 0, 3,
-    6, ... (ceil(side / 3) of them on each side)."""
     pads = []
     for n in img.shape:
         total = (math.ceil(n / 3) - 1) * 3 + 7 - n

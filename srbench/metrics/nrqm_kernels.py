@@ -1,10 +1,11 @@
-"""The compiled loops of Ma's GSM features (numba), imported by :mod:`srbench.metrics.nrqm` when it first
-computes them (numba's import and the functions' cached machine code load then, not with srbench).
+"""The compiled loops of Ma's GSM and local frequency features (numba), imported by :mod:`srbench.metrics.nrqm`
+when it first computes them (numba's import and the functions' cached machine code load then, not with srbench).
 
 Two stages dominate Ma's score and are memory-bound sums over a plane that numpy could only make as
 whole-array passes or gathered matrices: the neighbourhood covariances and quadratic forms of the divisive
 normalisation (read here straight from the scale's flat copy of its bands), and SSIM's 11x11 local sums
-(one vertical and one horizontal pass per output row, every map used while it is in cache).
+(one vertical and one horizontal pass per output row, every map used while it is in cache). The block DCT's
+7x7 blocks are gathered and its per-block statistics reduced here too (the transform itself stays BLAS).
 
 The loops are written so that LLVM vectorises them: views of whole rows (a slice of a row proves its indices
 non-negative, so no wrap-around test), numpy's error model (a float division without Python's zero test),
@@ -263,8 +264,7 @@ def dct_block_statistics(ac, ratio, variation, orientation):  # pragma: no cover
         row = ac[k]
         for j in range(blocks):
             mean[j] += row[j]
-    for j in range(blocks):
-        mean[j] /= n
+    mean /= n
     squares = np.zeros(blocks)
     absolute = np.zeros(blocks)
     group_mean = np.zeros((3, blocks))
