@@ -1,13 +1,15 @@
 """Pairing SR files made elsewhere with the HR images of a dataset, by name, never by guess.
 
 An SR file belongs to an HR image when its stem, after stripping at most one of the suffixes below, equals
-one of the image's names (the dataset's item name, the HR file's stem, that stem without ``_HR``). Only
+one of the image's names (the dataset's item name, the HR file's stem, without its ``_HR`` tag if it has one). Only
 these suffixes are stripped: a prefix match would pair ``a`` with ``a_2.png`` when ``a.png`` is missing.
-A suffix that names a scale must name the evaluated scale (``baby_x2.png`` is no x4 result).
+A suffix, or a naming read off the folder (below), that names a scale must name the evaluated scale
+(``baby_x2.png`` is no x4 result).
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -48,10 +50,12 @@ def candidate_names(stem: str, scale: int) -> set[str]:
 
 
 def hr_names(item_name: str, hr_stem: str) -> set[str]:
-    names = {item_name, hr_stem}
+    """The names an image goes by: the dataset's item name and its HR file's stem, the stem without its ``_HR``
+    tag where it has one. The tagged stem itself is no SR file's name: ``img_001_SRF_4_HR.png`` beside a SelfExSR
+    release's outputs is the ground truth, and taking it for the SR image scored HR against itself."""
     if hr_stem.endswith("_HR") and len(hr_stem) > 3:
-        names.add(hr_stem[:-3])
-    return names
+        return {item_name, hr_stem[:-3]}
+    return {item_name, hr_stem}
 
 
 class SRIndex:
@@ -84,6 +88,8 @@ def describe_ambiguity(image: str, files: Sequence[Path]) -> str:
 # such pairs (a folder holding several methods' outputs) or none are never guessed between.
 
 _PATTERN_FIELDS = re.compile(r"\{([^{}]*)\}")
+_TOKEN_SEPARATORS = re.compile(r"[_\-.\s]+")
+_SCALE_TOKEN = re.compile(r"[xX](\d+)|(\d+)[xX]")
 
 
 @dataclass(frozen=True)
@@ -96,10 +102,18 @@ class Affix:
     def stem(self, name: str) -> str:
         return f"{self.prefix}{name}{self.suffix}"
 
+    def scales(self) -> set[int]:
+        """The scales the affix names (``x4``, ``X4``, ``4x``, ``SRF_4``, each a whole token between ``_``, ``-``,
+        ``.``, spaces or the affix's ends): ``{name}_x2_SR`` holds x2 results, whatever the evaluation asks."""
+        tokens = [t for t in _TOKEN_SEPARATORS.split(f"{self.prefix} {self.suffix}") if t]
+        named = {int(m.group(1) or m.group(2)) for t in tokens for m in [_SCALE_TOKEN.fullmatch(t)] if m}
+        named |= {int(b) for a, b in itertools.pairwise(tokens) if a.upper() == "SRF" and b.isdigit()}
+        return named
+
     def pattern(self, scale: int) -> str:
-        """As ``--sr-pattern`` writes it, the scale shown as ``{scale}`` where it follows an x."""
+        """As ``--sr-pattern`` writes it, the scale shown as ``{scale}`` where it follows an x or ``SRF_``."""
         def general(text: str) -> str:
-            return re.sub(rf"(?<=[xX]){scale}(?!\d)", "{scale}", text)
+            return re.sub(rf"(?:(?<=[xX])|(?<=SRF_)){scale}(?!\d)", "{scale}", text)
 
         return f"{general(self.prefix)}{{name}}{general(self.suffix)}"
 
@@ -147,25 +161,38 @@ def _candidates(stems: Iterable[str], names: set[str]) -> set[Affix]:
 
 
 def infer_affixes(by_stem: dict[str, list[Path]], images: Sequence[tuple[str, set[str]]]) -> list[Affix]:
-    """Every affix (other than none) that pairs each image with exactly one file, no file used twice."""
+    """Every pairing by one affix (other than none) of each image with exactly one file, no file used twice.
+
+    Affixes that pick the very same file for every image are one pairing, not a choice between two: an image
+    goes by several names (``img_001`` and ``img_001_SRF_4``), so ``img_001_SRF_4_MyNet.png`` reads as
+    ``{name}_SRF_4_MyNet`` and as ``{name}_MyNet``. The most specific of them (the longest affix) stands for it.
+    """
     all_names = {n for _, names in images for n in names}
-    working = []
+    by_pairing: dict[tuple[tuple[Path, ...], ...], Affix] = {}
     for affix in _candidates(by_stem, all_names):
         if not (affix.prefix or affix.suffix):
             continue
         paired = pair_by_affix(affix, by_stem, images)
         files = [p for found in paired.values() for p in found]
         if all(len(found) == 1 for found in paired.values()) and len(set(files)) == len(files):
-            working.append(affix)
-    return sorted(working, key=lambda a: (a.prefix, a.suffix))
+            key = tuple(tuple(found) for found in paired.values())
+            known = by_pairing.get(key)
+            if known is None or _specificity(affix) > _specificity(known):
+                by_pairing[key] = affix
+    return sorted(by_pairing.values(), key=lambda a: (a.prefix, a.suffix))
+
+
+def _specificity(affix: Affix) -> tuple[int, str, str]:
+    return len(affix.prefix) + len(affix.suffix), affix.prefix, affix.suffix
 
 
 def suggest_pattern(by_stem: dict[str, list[Path]], images: Sequence[tuple[str, set[str]]], scale: int) -> str | None:
-    """The affix pairing the most images (a hint for a folder where no affix pairs them all)."""
+    """The affix pairing the most images (a hint for a folder where no affix pairs them all), among those naming
+    no other scale than ``scale``."""
     all_names = {n for _, names in images for n in names}
     best: tuple[int, str] | None = None
     for affix in _candidates(by_stem, all_names):
-        if not (affix.prefix or affix.suffix):
+        if not (affix.prefix or affix.suffix) or affix.scales() - {scale}:
             continue
         n = sum(1 for found in pair_by_affix(affix, by_stem, images).values() if len(found) == 1)
         pattern = affix.pattern(scale)

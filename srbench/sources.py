@@ -7,6 +7,9 @@ image reader noted while reading the source's own files).
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import filecmp
 import functools
 import hashlib
 import os
@@ -60,9 +63,13 @@ class FolderPairing:
     pattern: str | None  # the affix as --sr-pattern writes it
     files: dict[str, list[Path]]  # image -> the files standing for it (one, or none: missing; several: ambiguous)
     ignored: int  # files of the folder standing for no image of the dataset
+    data_copies: int = 0  # files left out as byte-for-byte copies of the dataset's own HR or LR files
 
     def notes(self, folder: Path, dataset: str) -> list[str]:
         notes = []
+        if self.data_copies:
+            notes.append(f"{self.data_copies} file(s) in {folder} are byte-for-byte copies of {dataset}'s own HR or "
+                         f"LR files: not taken for SR results")
         if self.rule == "affix":
             notes.append(f"SR files in {folder} paired with {dataset}'s images by their shared naming "
                          f"'{self.pattern}' (--sr-pattern states it explicitly)")
@@ -71,7 +78,14 @@ class FolderPairing:
         return notes
 
     def describe(self) -> dict:
-        return {"rule": self.rule, "pattern": self.pattern, "ignored_files": self.ignored}
+        return {"rule": self.rule, "pattern": self.pattern, "ignored_files": self.ignored,
+                "data_copies": self.data_copies}
+
+
+# The version of the rules pairing a folder's files with a dataset's images (srbench.matching, FolderSource.pair):
+# 2 sets aside copies of the data's own files, never takes an ``_HR``-tagged stem for an image's name and refuses
+# a naming of another scale; under 1 some folders paired other files.
+PAIRING_RULES = 2
 
 
 class FolderSource:
@@ -108,8 +122,10 @@ class FolderSource:
         h = hashlib.sha256()
         for p in self.files:
             h.update(f"{p.relative_to(self.folder).as_posix()}:{content_sha256(p)}\n".encode())
-        # A given pattern can pick other files of the same folder (one method's outputs among several).
-        return f"folder:{h.hexdigest()}" + (f":pattern={self.sr_pattern}" if self.sr_pattern else "")
+        # A given pattern can pick other files of the same folder (one method's outputs among several), and so can
+        # another version of the pairing rules (PAIRING_RULES): values stored under one are never read for another.
+        return (f"folder:{h.hexdigest()}:pairing-{PAIRING_RULES}"
+                + (f":pattern={self.sr_pattern}" if self.sr_pattern else ""))
 
     def describe(self) -> dict:
         described = {"kind": "folder", "path": str(self.folder), "n_files": len(self.files)}
@@ -121,29 +137,62 @@ class FolderSource:
         """Decide which file stands for which image of ``dataset`` at ``scale`` (used by :meth:`match` from
         then on): the given pattern, else the names rule, else the one affix the folder's names share."""
         images = [(it.name, hr_names(it.name, it.hr_path.stem)) for it in dataset.items]
-        by_stem = files_by_stem(self.files)
+        # A byte-for-byte copy of the data's own HR or LR file beside another file named after the same image is
+        # the ground truth (or the input) kept next to a method's output, never the SR result; alone it may be
+        # the data evaluated as it is (NIQE or PI of the HR images, say), or an upper bound.
+        copies = self._data_copies(dataset)
+        others = [p for p in self.files if p not in copies]
+        set_aside: set[Path] = set()
+        for _, image_names in images if copies else ():
+            if any(n in p.stem for p in others for n in image_names):
+                set_aside |= {c for c in copies if any(n in c.stem for n in image_names)}
+        candidates = [p for p in self.files if p not in set_aside]
+        by_stem = files_by_stem(candidates)
         if self.sr_pattern is not None:
             pairing = self._pairing("pattern", parse_pattern(self.sr_pattern, scale), by_stem, images, scale)
         else:
-            pairing = self._by_names_or_affix(dataset, images, by_stem, scale)
+            pairing = self._by_names_or_affix(dataset, images, candidates, by_stem, scale)
+        pairing = dataclasses.replace(pairing, data_copies=len(self.files) - len(candidates))
         self._pairings[scale] = pairing
         return pairing
+
+    def _data_copies(self, dataset: D.Dataset) -> set[Path]:
+        """The folder's files equal byte for byte to one of ``dataset``'s HR or LR files (sizes compared first)."""
+        by_size: dict[int, list[Path]] = {}
+        for it in dataset.items:
+            for path in (it.hr_path, *it.lr_paths.values()):
+                with contextlib.suppress(OSError):
+                    by_size.setdefault(path.stat().st_size, []).append(path)
+        copies = set()
+        for path in self.files:
+            with contextlib.suppress(OSError):  # an unreadable file is reported when it is read as an image
+                if any(filecmp.cmp(path, data, shallow=False) for data in by_size.get(path.stat().st_size, ())):
+                    copies.add(path)
+        return copies
 
     def _pairing(self, rule: str, affix: Affix, by_stem: dict[str, list[Path]],
                  images: list[tuple[str, set[str]]], scale: int) -> FolderPairing:
         files = pair_by_affix(affix, by_stem, images)
         used = {p for found in files.values() for p in found}
-        return FolderPairing(rule, affix.pattern(scale), files, len(self.files) - len(used))
+        return FolderPairing(rule, affix.pattern(scale), files, sum(map(len, by_stem.values())) - len(used))
 
-    def _by_names_or_affix(self, dataset: D.Dataset, images: list[tuple[str, set[str]]],
+    def _by_names_or_affix(self, dataset: D.Dataset, images: list[tuple[str, set[str]]], candidates: list[Path],
                            by_stem: dict[str, list[Path]], scale: int) -> FolderPairing:
-        index = self._index(scale)
+        index = SRIndex(candidates, scale)
         files = {image: index.matches(names) for image, names in images}
         used = {p for found in files.values() for p in found}
-        by_names = FolderPairing("names", None, files, len(self.files) - len(used))
+        by_names = FolderPairing("names", None, files, len(candidates) - len(used))
         if all(len(found) == 1 for found in files.values()):
             return by_names
-        affixes = infer_affixes(by_stem, images)
+        found = infer_affixes(by_stem, images)
+        affixes = [a for a in found if not a.scales() - {scale}]
+        if not affixes and found:
+            other = sorted({s for a in found for s in a.scales()} - {scale})
+            raise BadInputError(
+                f"{self.folder}: the files pair with {dataset.name}'s images only as "
+                f"{', '.join(repr(a.pattern(scale)) for a in found)}, which name(s) x{', x'.join(map(str, other))}, "
+                f"not the evaluated x{scale}: pass --scale {other[0]} if they are x{other[0]} results (or "
+                f"--sr-pattern to pair them anyway)")
         if len(affixes) == 1:
             return self._pairing("affix", affixes[0], by_stem, images, scale)
         if len(affixes) > 1:
@@ -199,14 +248,20 @@ def read_folder_sr(path: Path, pair: D.Pair, scale: int) -> tuple[np.ndarray, tu
     """The SR file ``path`` fitted to ``pair``'s HR (cropped as it was where the SR is full size), and what the
     reader noted; a BadInputError naming both sizes when it does not fit. (A worker process runs it too.)"""
     decoded = decode_image(path)
-    sr = decoded.pixels
-    if sr.shape == pair.hr.shape:
-        return sr, decoded.notes
-    if pair.cropped_from is not None and sr.shape[:2] == pair.cropped_from:
+    sr, notes = decoded.pixels, decoded.notes
+    if pair.hr.ndim == 2 and sr.ndim == 3 and sr.shape[2] == 3 and (sr == sr[..., :1]).all():
+        # Gray images are compared on their one channel; PyTorch releases save a gray image's result (Set14's
+        # bridge) as RGB with three equal channels, which is that channel exactly.
+        sr = np.ascontiguousarray(sr[..., 0])
+        notes = (*notes, f"{path}: RGB with three equal channels, its HR is gray: compared on its one channel")
+    if sr.shape != pair.hr.shape and pair.cropped_from is not None and sr.shape[:2] == pair.cropped_from:
         # A full-size SR of an HR that is not a multiple of the scale: crop it the same way.
         sr = modcrop(sr, scale)
-        if sr.shape == pair.hr.shape:
-            return sr, decoded.notes
+    if sr.shape == pair.hr.shape:
+        if np.array_equal(sr, pair.hr):
+            notes = (*notes, f"{path}: equal to its HR image pixel for pixel (a copy of the ground truth, not an SR "
+                             f"result?)")
+        return sr, notes
     hr_desc = f"{pair.hr.shape[0]}x{pair.hr.shape[1]}"
     if pair.cropped_from is not None:
         hr_desc += f" (cropped from {pair.cropped_from[0]}x{pair.cropped_from[1]})"
@@ -275,4 +330,10 @@ def open_source(model: str, *, device: str = "auto", tile: int | None = None,
     ref = classify_generator(model)  # the one place a model string is classified
     if ref is not None:
         return GeneratorSource(ref, device=device, tile=tile)
+    if not Path(model).expanduser().exists():
+        from srbench.infer import GENERATORS
+
+        raise BadInputError(f"{model}: no such file or folder, and not 'bicubic', a variant ({', '.join(GENERATORS)}) "
+                            f"or a published checkpoint (srbench models list); --model takes one of those, a "
+                            f"checkpoint file or a folder of SR images")
     return FolderSource(model, sr_pattern)

@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from srbench.cli import main
+from srbench.datasets import load_pair, open_folder
 from srbench.errors import BadInputError
 from srbench.evaluation import evaluate_model
 from srbench.images import read_image, write_png
@@ -48,9 +49,9 @@ def test_released_naming_forms_evaluate_out_of_the_box(shared_data, tmp_path, bi
     assert {r["image"]: r["psnr_y"] for r in result.per_image} == bicubic_set5
     pairing = result.provenance["sr_pairing"]
     if stem in ("{name}_x{scale}_SR", "{name}_rlt"):  # suffixes srbench.matching strips: paired by name
-        assert pairing == {"rule": "names", "pattern": None, "ignored_files": 0}
+        assert pairing == {"rule": "names", "pattern": None, "ignored_files": 0, "data_copies": 0}
     else:
-        assert pairing == {"rule": "affix", "pattern": stem, "ignored_files": 0}
+        assert pairing == {"rule": "affix", "pattern": stem, "ignored_files": 0, "data_copies": 0}
         assert any(f"'{stem}'" in w for w in result.warnings)
 
 
@@ -145,3 +146,120 @@ def test_cli_sr_pattern_and_the_affix_line(shared_data, tmp_path, bicubic_set5):
     assert first["psnr_y"] == second["psnr_y"] == pytest.approx(np.mean(list(bicubic_set5.values())), abs=0)
     bad = runner.invoke(main, ["evaluate", "--model", "bicubic", "--dataset", data, "--sr-pattern", "{name}"])
     assert bad.exit_code != 0 and "not a folder" in bad.output and "Traceback" not in bad.output
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The data's own files beside a method's outputs; SelfExSR-style names; names of another scale; gray as RGB.
+
+def _selfexsr_release(shared_data: Path, folder: Path, method: str, *, with_data: bool) -> dict[str, np.ndarray]:
+    """SelfExSR Set5 bicubic outputs named as that release names a method's (``img_001_SRF_4_<method>.png``),
+    optionally beside copies of the set's own HR and LR files, as the release ships them."""
+    folder.mkdir(parents=True, exist_ok=True)
+    data = shared_data / "selfexsr/Set5/image_SRF_4"
+    made = {}
+    for lr_path in sorted(data.glob("*_LR.png")):
+        image = lr_path.name[: -len("_SRF_4_LR.png")]
+        made[image] = imresize(read_image(lr_path), 4)
+        write_png(folder / f"{image}_SRF_4_{method}.png", made[image])
+    if with_data:
+        for path in data.iterdir():
+            (folder / path.name).write_bytes(path.read_bytes())
+    return made
+
+
+@pytest.fixture(scope="module")
+def bicubic_selfexsr_set5(shared_data):
+    (result,) = evaluate_model("bicubic", [str(shared_data / "selfexsr/Set5")], metrics=["psnr_y"])
+    return {r["image"]: r["psnr_y"] for r in result.per_image}
+
+
+@pytest.mark.parametrize("with_data", [False, True])
+def test_selfexsr_named_outputs_pair_beside_the_release_own_hr_and_lr(shared_data, tmp_path, bicubic_selfexsr_set5,
+                                                                      with_data):
+    # Each image goes by img_001 and img_001_SRF_4, so two affixes pick the same files: one naming, not two.
+    # The HR files beside them were taken for the SR images by name (PSNR inf, exit 0) before.
+    _selfexsr_release(shared_data, tmp_path / "MyNet", "MyNet", with_data=with_data)
+    (result,) = evaluate_model(str(tmp_path / "MyNet"), [str(shared_data / "selfexsr/Set5")], metrics=["psnr_y"])
+    assert not result.skipped
+    assert {r["image"]: r["psnr_y"] for r in result.per_image} == bicubic_selfexsr_set5
+    assert all(np.isfinite(v) for v in bicubic_selfexsr_set5.values())
+    pairing = result.provenance["sr_pairing"]
+    n_data = 2 * len(bicubic_selfexsr_set5) if with_data else 0
+    assert pairing == {"rule": "affix", "pattern": "{name}_SRF_{scale}_MyNet", "ignored_files": 0,
+                       "data_copies": n_data}
+    assert any(f"{n_data} file(s)" in w and "copies of" in w for w in result.warnings) == with_data
+
+
+def test_a_ground_truth_copy_beside_released_outputs_is_set_aside(shared_data, tmp_path, bicubic_set5):
+    folder = tmp_path / "RCAN"
+    _released(shared_data, folder, "{name}_RCAN_x{scale}")
+    for name in SET5:  # the HR files kept next to the outputs: by name alone they are each image's SR file
+        (folder / f"{name}.png").write_bytes((shared_data / f"benchmark/Set5/HR/{name}.png").read_bytes())
+    (result,) = evaluate_model(str(folder), [str(shared_data / "benchmark/Set5")], metrics=["psnr_y"])
+    assert {r["image"]: r["psnr_y"] for r in result.per_image} == bicubic_set5
+    assert result.provenance["sr_pairing"]["data_copies"] == 5
+    assert result.provenance["sr_pairing"]["pattern"] == "{name}_RCAN_x{scale}"
+
+
+def test_a_folder_of_only_the_data_is_the_data_evaluated_and_says_so(shared_data, tmp_path):
+    # NIQE or PI of the HR images themselves is a row of PIRM's tables: the HR folder stays evaluable.
+    folder = tmp_path / "HR"
+    folder.mkdir()
+    for name in SET5:
+        (folder / f"{name}.png").write_bytes((shared_data / f"benchmark/Set5/HR/{name}.png").read_bytes())
+    (folder / "logo.png").write_bytes(write_png_bytes(np.zeros((8, 8, 3), np.uint8), tmp_path))
+    (result,) = evaluate_model(str(folder), [str(shared_data / "benchmark/Set5")], metrics=["psnr_y"])
+    assert [r["psnr_y"] for r in result.per_image] == [float("inf")] * 5
+    assert result.provenance["sr_pairing"]["data_copies"] == 0
+    assert sum("equal to its HR image pixel for pixel" in w for w in result.warnings) == 5
+
+
+def write_png_bytes(pixels: np.ndarray, tmp_path: Path) -> bytes:
+    path = tmp_path / "made.png"
+    write_png(path, pixels)
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("stem", ["{name}_x2_SR", "{name}_SRF_2_MyNet", "x2_{name}_EDSR", "{name}_2x"])
+def test_a_naming_of_another_scale_is_refused_not_evaluated_at_this_one(shared_data, tmp_path, stem):
+    # x2 outputs scored as x4 would lose 4 px of border instead of 2 and be stored as x4 results.
+    folder = tmp_path / "x2"
+    _released(shared_data, folder, stem.replace("{scale}", "2"), scale=2)
+    with pytest.raises(BadInputError, match=r"name\(s\) x2, not the evaluated x4: pass --scale 2"):
+        list(evaluate_model(str(folder), [str(shared_data / "benchmark/Set5")], metrics=["psnr_y"]))
+    (at_2,) = evaluate_model(str(folder), [str(shared_data / "benchmark/Set5")], scale=2, metrics=["psnr_y"])
+    (bicubic,) = evaluate_model("bicubic", [str(shared_data / "benchmark/Set5")], scale=2, metrics=["psnr_y"])
+    assert at_2.per_image == bicubic.per_image
+
+
+@pytest.mark.parametrize(("affix", "scales"), [
+    (Affix("", "_x2_SR"), {2}), (Affix("", "x4"), {4}), (Affix("", "_X3"), {3}), (Affix("", "_SRF_8_A+"), {8}),
+    (Affix("x2_", "_EDSR"), {2}), (Affix("", "_4x-GAN"), {4}), (Affix("", "_RCAN"), set()),
+    (Affix("", "_SRx4net"), set()), (Affix("", "_v2"), set()), (Affix("EDSR_", "_x4_out"), {4}),
+])
+def test_the_scales_an_affix_names(affix, scales):
+    assert affix.scales() == scales
+
+
+def test_a_gray_image_saved_as_equal_rgb_channels_is_its_gray_channel(shared_data, tmp_path):
+    # Set14's bridge is gray; PyTorch releases save its result as RGB with R = G = B.
+    data = shared_data / "benchmark/Set14"
+    dataset = open_folder(data)
+    pair = load_pair(dataset.item("bridge"), 4)
+    assert pair.hr.ndim == 2
+    sr = imresize(pair.lr, 4)
+    (tmp_path / "gray").mkdir()
+    (tmp_path / "rgb").mkdir()
+    write_png(tmp_path / "gray/bridge.png", sr)
+    write_png(tmp_path / "rgb/bridge.png", np.repeat(sr[..., None], 3, axis=2))
+    (gray,) = evaluate_model(str(tmp_path / "gray"), [str(data)], metrics=["psnr_y", "ssim_y"])
+    (rgb,) = evaluate_model(str(tmp_path / "rgb"), [str(data)], metrics=["psnr_y", "ssim_y"])
+    assert [r for r in rgb.per_image] == [r for r in gray.per_image] and len(gray.per_image) == 1
+    assert any("three equal channels" in w for w in rgb.warnings)
+    # Unequal channels stay refused: no gray form of them is exact.
+    tinted = np.repeat(sr[..., None], 3, axis=2)
+    tinted[0, 0, 1] ^= 1
+    write_png(tmp_path / "rgb/bridge.png", tinted)
+    (refused,) = evaluate_model(str(tmp_path / "rgb"), [str(data)], metrics=["psnr_y"])
+    assert [s["image"] for s in refused.skipped if s["image"] == "bridge"] == ["bridge"]
+    assert "3 channels, HR is" in next(s["error"] for s in refused.skipped if s["image"] == "bridge")
