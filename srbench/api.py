@@ -385,7 +385,9 @@ class Results:
         for r in rows:
             provenance.setdefault((r["model"], r["dataset"], r["protocol"], int(r["scale"])),
                                   {"model_key": r.get("model_key"), "dataset_sha256": r.get("dataset_key")})
-        tidy = tidy_from_store([dict(r) for r in rows])
+        # image_sets refused a name standing for different results in two suites: the rest are one result each.
+        tidy = tidy_from_store([dict(r) for r in rows]).drop(columns="suite")
+        tidy = tidy.loc[~tidy.astype(str).duplicated()].reset_index(drop=True)
         return cls(list(sets.values()), tidy=tidy, provenance=provenance, warnings=_conditioning_warnings(tidy))
 
     def __add__(self, other: Results) -> Results:

@@ -33,6 +33,11 @@ class _Group(click.Group):
 
         try:
             return super().invoke(ctx)
+        except KeyboardInterrupt:
+            # 128 + SIGINT, as a shell reports it: never 1, which `srbench check` (and scripts after it) read as
+            # drift. What was computed is stored already; a re-run resumes.
+            click.echo("interrupted", err=True)
+            ctx.exit(130)
         except SrbenchError as exc:
             click.echo(f"error: {exc}", err=True)
             ctx.exit(1)
@@ -360,6 +365,10 @@ def metrics_list() -> None:
     for proto in PROTOCOLS.values():
         click.echo(f"protocol {proto.name}: {proto.description}; metrics "
                    f"{', '.join(m.name for m in proto.metrics)} (default {', '.join(proto.default_metrics)})")
+    from srbench.paths import WEIGHTS_ENV, weights_dir
+
+    click.echo(f"weights: the files a metric needs go in {weights_dir()} (--weights-dir, or {WEIGHTS_ENV}); "
+               "srbench fetch weights downloads those it knows, explicitly (docs/data-and-weights.md)")
 
 
 @main.group()
@@ -416,6 +425,9 @@ def _parse_alphas(text: str) -> list[float]:
         raise click.BadParameter(f"not a comma-separated list of numbers: {text!r}") from None
     if not alphas or len(set(alphas)) != len(alphas):
         raise click.BadParameter("give each alpha once")
+    outside = [a for a in alphas if not 0.0 <= a <= 1.0]  # NaN included
+    if outside:
+        raise click.BadParameter(f"each alpha must be in [0, 1]; got {', '.join(map(str, outside))}")
     return alphas
 
 
@@ -432,7 +444,7 @@ def interp(psnr, gan, alpha_text, out) -> None:
     from srbench.images import ensure_writable_dir
 
     alphas = _parse_alphas(alpha_text)
-    ensure_writable_dir(out)
+    ensure_writable_dir(out)  # before the networks are loaded
     info = generator_info(load_generator(gan))  # validates the architecture once
     for alpha in alphas:
         state = interpolate(psnr, gan, alpha)
@@ -607,9 +619,13 @@ def results(store_path, suite) -> None:
     if tidy.empty:
         click.echo("no labelled results")
     else:
-        index = ["model", "dataset", *(["scale"] if tidy["scale"].nunique() > 1 else [])]
+        # A column a level takes only where the store holds several: one model name in two suites, one metric
+        # under two protocols (BRISQUE, LPIPS, the spectrum), two scales are different numbers, never one cell.
+        index = [*(["suite"] if tidy["suite"].nunique(dropna=False) > 1 else []), "model", "dataset",
+                 *(["protocol"] if tidy["protocol"].nunique() > 1 else []),
+                 *(["scale"] if tidy["scale"].nunique() > 1 else [])]
         wide = tidy.pivot_table(index=index, columns="metric", values="value", aggfunc="first")
-        click.echo(wide.to_string(float_format=lambda v: f"{v:.4f}"))
+        click.echo(wide.to_string(float_format=lambda v: f"{v:.4f}", na_rep="–"))
 
 
 @main.command()
@@ -669,6 +685,7 @@ def table(suite, metrics, datasets, fmt, store_path, ci, published, scale) -> No
     names = _split_csv(metrics)
     if names is None:
         raise click.BadParameter("name at least one metric", param_hint="--metrics")
+    shown = _known_datasets(_split_csv(datasets), tidy, _split_csv(published), suite)
     intervals, scale_intervals = None, None
     if ci:
         from srbench.stats import table_intervals
@@ -676,11 +693,38 @@ def table(suite, metrics, datasets, fmt, store_path, ci, published, scale) -> No
         stored = {r["scale"] for r in rows}
         if len(stored) > 1:  # each scale's rows ranked, and their intervals computed, on their own
             scale_intervals = {s: table_intervals([r for r in rows if r["scale"] == s], names,
-                                                  datasets=_split_csv(datasets)) for s in stored}
+                                                  datasets=shown) for s in stored}
         else:
-            intervals = table_intervals(rows, names, datasets=_split_csv(datasets))
-    click.echo(paper_table(tidy, names, fmt, datasets=_split_csv(datasets), intervals=intervals,
+            intervals = table_intervals(rows, names, datasets=shown)
+    click.echo(paper_table(tidy, names, fmt, datasets=shown, intervals=intervals,
                            published=_split_csv(published), scale_intervals=scale_intervals))
+
+
+def _known_datasets(requested: list[str] | None, tidy, published: list[str] | None, suite: str) -> list[str] | None:
+    """``--datasets`` as the store names them (``evaluate --dataset Set5`` stores set5: matched without case); a
+    name neither the suite's results nor the published rows asked for hold is an error naming those that exist,
+    never a column of dashes."""
+    if requested is None:
+        return None
+    known = list(dict.fromkeys(tidy["dataset"]))
+    if published:
+        from srbench import published_results as P
+
+        known += [d for d in dict.fromkeys(v.dataset for v in P.select(published)) if d not in known]
+    by_folded: dict[str, list[str]] = {}
+    for name in known:
+        by_folded.setdefault(name.casefold(), []).append(name)
+    out = []
+    for name in requested:
+        if name in known:
+            out.append(name)
+        elif len(by_folded.get(name.casefold(), ())) == 1:
+            out.append(by_folded[name.casefold()][0])
+        else:
+            raise click.BadParameter(f"no results for dataset {name!r} in suite {suite!r}"
+                                     f"{' or the published rows' if published else ''}; it has "
+                                     f"{', '.join(known) or 'none'}", param_hint="--datasets")
+    return out
 
 
 def _at_scale(rows: list[dict], scale: int | None, suite: str | None) -> list[dict]:
@@ -771,6 +815,13 @@ def published_show(collection, dataset) -> None:
 
     selected = P.select(collection)  # an unknown or empty name is one error listing the known ones
     names = list(dict.fromkeys(n.strip() for n in collection.split(",") if n.strip()))
+    if dataset is not None:
+        held = list(dict.fromkeys(v.dataset for v in selected))
+        matched = [d for d in held if d.casefold() == dataset.casefold()]
+        if not matched:
+            raise click.BadParameter(f"{collection} has no numbers on {dataset!r}; it has {', '.join(held)}",
+                                     param_hint="--dataset")
+        dataset = matched[0]
     rows = [v for v in selected if dataset is None or v.dataset == dataset]
     frame = pd.DataFrame([{**({"collection": v.collection} if len(names) > 1 else {}), "method": v.method,
                            "dataset": v.dataset, "metric": v.metric, "protocol": v.protocol, "value": P.shown_value(v),
@@ -820,7 +871,14 @@ def pirm_plane_cmd(suite, dataset, out, store_path, ci, published) -> None:
     if y_metric != "pi":
         click.echo("note: PI is unavailable (no Ma weights; srbench fetch weights nrqm): NIQE is on the y axis"
                    f"{'; published PI points are not drawn' if published else ''}", err=True)
-    for region, model in sorted(region_winners(points).items()):
+    drawn = set(points["model"])
+    left_off = [m for m in dict.fromkeys(tidy.loc[(tidy["dataset"] == dataset) & (tidy["protocol"] == "pirm"), "model"])
+                if m not in drawn]
+    if left_off:  # a model without an RMSE and a defined PI (NIQE) has no place on the plane; never silently
+        click.echo(f"note: not drawn (no RMSE, or its {y_metric.upper()} undefined on {dataset}): "
+                   f"{', '.join(left_off)}", err=True)
+    # PIRM ranks a region by PI; by NIQE alone it would be another ranking than the challenge's.
+    for region, model in sorted(region_winners(points).items()) if y_metric == "pi" else ():
         click.echo(f"best in {region}: {model}")
     click.echo(f"wrote {path}")
 
@@ -861,6 +919,10 @@ def compare(model_a, model_b, dataset, metric_names, protocol, scale, suite, sto
 
     with Store.open_existing(store_path) as store:
         rows = store.values(suite)
+        if not rows and suite is not None:
+            known = sorted({str(r["suite"]) for r in store.values()})
+            raise click.ClickException(f"no results labelled in suite {suite!r}; the store has "
+                                       f"{', '.join(known) or 'none'}")
     a = select_image_set(rows, model_a, dataset, protocol, scale)
     b = select_image_set(rows, model_b, dataset, protocol, scale if scale is not None else a.scale)
     wanted = [n.strip() for item in metric_names for n in item.split(",") if n.strip()]

@@ -91,15 +91,20 @@ class EvalResult:
 def check_weights(
     protocol: Protocol, names: Sequence[str], weights_dir: str | None, *, raise_missing: bool = False
 ) -> dict[str, str]:
-    """Metrics whose downloaded file is missing -> the message saying where to put it.
+    """Metrics whose downloaded file is missing, or present and not the file it should be (read here, once, by
+    the metric's ``load_weights``) -> the message saying where to put it or what is wrong with it.
 
-    With ``raise_missing`` the first missing file raises its :class:`WeightsUnavailableError` instead.
+    With ``raise_missing`` the first such file raises its :class:`WeightsUnavailableError` or
+    :class:`BadInputError` instead.
     """
     missing: dict[str, str] = {}
     for name in names:
+        metric = protocol.metric(name)
         try:
-            protocol.metric(name).weight_paths(weights_dir)
-        except WeightsUnavailableError as exc:
+            metric.weight_paths(weights_dir)
+            if metric.load_weights is not None:
+                metric.load_weights(weights_dir)
+        except (WeightsUnavailableError, BadInputError) as exc:  # absent, or present and not the file it should be
             if raise_missing:
                 raise
             missing[name] = str(exc)

@@ -49,13 +49,14 @@ def image_set_digest(names) -> str:
 
 
 def tidy_from_store(store_rows: list[dict]) -> pd.DataFrame:
-    """Aggregate stored per-image values into the tidy table."""
+    """Aggregate stored per-image values into the tidy table, with a ``suite`` column first: one model name may
+    stand for different results in different suites, whose images must never be averaged together."""
     groups: dict[tuple, dict[str, dict[tuple[str, str], float]]] = defaultdict(lambda: defaultdict(dict))
     for r in store_rows:
-        key = (r["model"], r["dataset"], r["protocol"], r["scale"])
+        key = (r.get("suite"), r["model"], r["dataset"], r["protocol"], r["scale"])
         groups[key][r["image"]][(r["metric"], r["metric_version"])] = r["value"]
     out = []
-    for (model, dataset, protocol, scale), images in groups.items():
+    for (suite, model, dataset, protocol, scale), images in groups.items():
         proto = PROTOCOLS[protocol]
         whole_set = images.pop(DATASET_IMAGE, {})  # dataset-level metrics' values, not an image
         for metric in proto.metrics:
@@ -63,8 +64,9 @@ def tidy_from_store(store_rows: list[dict]) -> pd.DataFrame:
             if metric.is_dataset_level:
                 found = _dataset_level_row(whole_set, metric, versions)
                 if found is not None:
-                    out.append({"model": model, "dataset": dataset, "protocol": protocol, "scale": scale,
-                                "metric": metric.name, **found, "higher_is_better": metric.higher_is_better,
+                    out.append({"suite": suite, "model": model, "dataset": dataset, "protocol": protocol,
+                                "scale": scale, "metric": metric.name, **found,
+                                "higher_is_better": metric.higher_is_better,
                                 "version": proto.versions([metric.name])[metric.name],
                                 "cond_low": math.nan, "cond_high": math.nan})
                 continue
@@ -78,12 +80,12 @@ def tidy_from_store(store_rows: list[dict]) -> pd.DataFrame:
             else:
                 if rows:
                     value = proto.aggregate(rows, [metric.name])[metric.name]
-                    out.append({"model": model, "dataset": dataset, "protocol": protocol, "scale": scale,
-                                "metric": metric.name, "value": value, "n_images": len(rows),
+                    out.append({"suite": suite, "model": model, "dataset": dataset, "protocol": protocol,
+                                "scale": scale, "metric": metric.name, "value": value, "n_images": len(rows),
                                 "higher_is_better": metric.higher_is_better,
                                 "version": proto.versions([metric.name])[metric.name],
                                 **conditioning_range(metric, rows), "image_set": image_set_digest(images)})
-    return pd.DataFrame(out, columns=TIDY_COLUMNS)
+    return pd.DataFrame(out, columns=["suite", *TIDY_COLUMNS])
 
 
 # cond_low/cond_high: the dataset value's range when the per-image conditioning ranges (NIQE's flat areas) are
@@ -191,6 +193,7 @@ def table_model(tidy: pd.DataFrame, metrics: Sequence[str], models: Sequence[str
     extra = P.select(published) if published else []
     metrics = _with_published_columns(metrics, extra)
     spec = {m: P.published_metrics().get(m) or get_metric(m) for m in metrics}  # unknown names fail here
+    tidy, elsewhere = _one_protocol_per_cell(tidy, spec)
     models = list(models or dict.fromkeys(tidy["model"]))
     datasets = list(datasets or dict.fromkeys(tidy["dataset"]))
     shown = [v for v in extra if v.dataset in datasets and v.metric in metrics]
@@ -213,6 +216,10 @@ def table_model(tidy: pd.DataFrame, metrics: Sequence[str], models: Sequence[str
         caption += " " + _unresolved_note(sorted({spec[m].label for _, _, m in unresolved}))
     if other_images:
         caption += " " + _other_images_note(tidy, sorted(other_images))
+    shown_elsewhere = sorted(c for c in elsewhere if c[0] in models and c[1] in datasets and c[2] in metrics)
+    if shown_elsewhere:
+        caption += " " + "; ".join(f"{spec[m].label} of {model} on {d} under the {protocol} protocol"
+                                   for model, d, m, protocol in shown_elsewhere) + " (the only one stored)."
     if intervals:
         caption += " " + _interval_note(intervals)
     if shown:
@@ -220,6 +227,26 @@ def table_model(tidy: pd.DataFrame, metrics: Sequence[str], models: Sequence[str
     columns = [(d, spec[m]) for d in datasets for m in metrics]
     return TableModel([*models, *published_rows], columns, values, ranks, caption, intervals,
                       frozenset(published_rows), frozenset(unresolved), frozenset(other_images))
+
+
+def _one_protocol_per_cell(tidy: pd.DataFrame, spec: Mapping[str, Any]) -> tuple[pd.DataFrame, list[tuple]]:
+    """One row per model, dataset and metric: a metric of several protocols (BRISQUE, LPIPS, the spectrum; each
+    protocol crops its own border, so the values differ) stored under more than one shows the value under its
+    first protocol, the one the caption names; -> (the rows, the (model, dataset, metric, protocol) shown under
+    another protocol, the only one stored)."""
+    if tidy.empty or "protocol" not in tidy.columns:
+        return tidy, []
+
+    def rank(metric: str, protocol: str) -> int:
+        order = tuple(getattr(spec.get(metric), "protocols", None) or ())
+        return order.index(protocol) if protocol in order else len(order)
+
+    ranked = tidy.assign(protocol_rank=[rank(m, p) for m, p in zip(tidy["metric"], tidy["protocol"], strict=True)])
+    key = ["model", "dataset", "metric", *(["scale"] if "scale" in tidy.columns else [])]
+    kept = ranked.sort_values("protocol_rank", kind="stable").drop_duplicates(key).sort_index()
+    elsewhere = [(r.model, r.dataset, r.metric, r.protocol) for r in kept.itertuples() if r.protocol_rank > 0
+                 and r.metric in spec and getattr(spec[r.metric], "protocols", None)]
+    return kept.drop(columns="protocol_rank"), elsewhere
 
 
 def _default_caption(metrics: Sequence[str], spec: Mapping[str, Any] | None = None) -> str:
@@ -375,13 +402,14 @@ def _render_table(groups: list[tuple[int | None, TableModel]], fmt: str) -> str:
             for model in t.models]
     scale_head = ["Scale"] if scaled else []
     if fmt == "markdown":
-        head = "| " + " | ".join(["Model", *scale_head, *(f"{d} {m.label} {m.arrow}" for d, m in table.columns)]) + " |"
+        head = "| " + " | ".join(["Model", *scale_head, *(f"{_md(d)} {m.label} {m.arrow}" for d, m in table.columns)])
+        head += " |"
         sep = "|---|" + "".join("---:|" for _ in scale_head) + "|".join("---:" for _ in table.columns) + "|"
-        body = ["| " + " | ".join([model, *([f"x{scale}"] if scaled else []), *cells]) + " |"
+        body = ["| " + " | ".join([_md(model), *([f"x{scale}"] if scaled else []), *cells]) + " |"
                 for model, scale, cells in rows]
         return "\n".join([head, sep, *body, "", f"*{table.caption}*", ""])
     latex_arrow = {"↑": "$\\uparrow$", "↓": "$\\downarrow$"}
-    lines = ["\\begin{table}[t]", "\\centering", f"\\caption{{{table.caption}}}",
+    lines = ["\\begin{table}[t]", "\\centering", f"\\caption{{{_tex(table.caption)}}}",
              "\\begin{tabular}{l" + "r" * (len(scale_head) + len(table.columns)) + "}", "\\toprule",
              " & ".join(["Model", *scale_head, *(f"{_tex(d)} {m.label} {latex_arrow[m.arrow]}" for d, m in
                                                  table.columns)]) + " \\\\", "\\midrule"]
@@ -399,8 +427,18 @@ def _bound_columns(name: str, groups: list[tuple[int | None, TableModel]], datas
             for bound in ("low", "high")}
 
 
+# Every character LaTeX reads as markup: model names and captions are text (``my_model&50%#``, "95% interval").
+_TEX_SPECIAL = {"\\": "\\textbackslash{}", "{": "\\{", "}": "\\}", "$": "\\$", "#": "\\#", "%": "\\%",
+                "&": "\\&", "_": "\\_", "^": "\\textasciicircum{}", "~": "\\textasciitilde{}"}
+
+
 def _tex(text: str) -> str:
-    return text.replace("_", "\\_").replace("%", "\\%").replace("&", "\\&")
+    return "".join(_TEX_SPECIAL.get(c, c) for c in text)
+
+
+def _md(text: str) -> str:
+    """A Markdown table cell's text: a ``|`` would end the cell."""
+    return text.replace("|", "\\|")
 
 
 def _caption(protocols: list[str]) -> str:

@@ -166,7 +166,10 @@ def select_image_set(store_rows: Sequence[Mapping], model: str, dataset: str, pr
         raise BadInputError(f"model {model!r} has no {protocol}-protocol results on {dataset!r}; it has: "
                             f"{_names(list({g[2] for g in mine}), 50)}")
     scales = sorted(g[3] for g in mine if g[2] == protocol)
-    if (scale is None and len(scales) > 1) or (scale is not None and scale not in scales):
+    if scale is not None and scale not in scales:
+        raise BadInputError(f"model {model!r} on {dataset!r} ({protocol}) has no x{scale} results; it is stored at "
+                            f"{', '.join(f'x{s}' for s in scales)}")
+    if scale is None and len(scales) > 1:
         raise BadInputError(f"model {model!r} on {dataset!r} ({protocol}) is stored at scale(s) "
                             f"{', '.join(f'x{s}' for s in scales)}; pass --scale to choose one")
     group = (model, dataset, protocol, scale if scale is not None else scales[0])

@@ -176,6 +176,25 @@ def test_interp_command_names_outputs_by_full_alpha(net, tmp_path):
     assert alpha_label(0.1 + 0.2) == "alpha0.30000000000000004"  # never rounded into a clash with 0.3
 
 
+@pytest.mark.parametrize("case", ["alpha 1.5", "alpha nan", "other architecture"])
+def test_interp_refuses_before_writing_anything(net, tmp_path, case):
+    # A refusal after the first checkpoints were written left a partial OUT that looked like a finished run;
+    # the alphas are checked before anything, the networks before the first checkpoint is written.
+    torch.save(net.state_dict(), tmp_path / "psnr.pth")
+    gan = net.state_dict()
+    if case == "other architecture":
+        gan = {k: v for k, v in gan.items() if "conv_hr" not in k}
+    torch.save(gan, tmp_path / "gan.pth")
+    alphas = {"alpha 1.5": "0,1.5", "alpha nan": "0,nan"}.get(case, "0,0.5")
+    res = CliRunner().invoke(main, ["interp", str(tmp_path / "psnr.pth"), str(tmp_path / "gan.pth"),
+                                    "--alpha", alphas, "--out", str(tmp_path / "out")])
+    assert res.exit_code != 0 and "Traceback" not in res.output
+    assert ("[0, 1]" in res.output) == case.startswith("alpha")
+    out = tmp_path / "out"
+    assert out.exists() == (case == "other architecture")  # --out is checked before the networks are loaded
+    assert not out.exists() or not any(out.iterdir())
+
+
 def test_models_inspect_and_list(net, tmp_path):
     torch.save({"params_ema": net.state_dict()}, tmp_path / "g.pth")
     res = CliRunner().invoke(main, ["models", "inspect", str(tmp_path / "g.pth")])

@@ -74,3 +74,21 @@ def test_datasets_verify_exit_code(shared_data):
     assert res.exit_code == 0 and "identical, 25 files" in res.stdout
     res = CliRunner().invoke(main, ["datasets", "verify", str(shared_data / "niqe/live_examples")])
     assert res.exit_code == 1 and "matches no known copy" in res.stdout
+
+
+def test_an_interrupted_command_exits_130_not_1(monkeypatch):
+    # `srbench check` exits 1 for drift: Ctrl-C in the middle of it must not read as drift in a CI script.
+    import srbench.metrics
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(srbench.metrics, "all_metrics", interrupted)
+    res = CliRunner().invoke(main, ["metrics"])
+    assert res.exit_code == 130 and "interrupted" in res.output and "Traceback" not in res.output
+
+
+def test_a_model_that_is_nothing_srbench_knows_is_named_with_what_it_could_be(tmp_path):
+    res = CliRunner().invoke(main, ["evaluate", "--model", str(tmp_path / "nonexist.pth"), "--dataset", "skimage"])
+    assert res.exit_code == 1 and "nonexist.pth: no such file or folder" in res.output
+    assert "rrdb23" in res.output and "checkpoint file or a folder of SR images" in res.output

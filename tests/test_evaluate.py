@@ -88,6 +88,19 @@ def test_pirm_without_nrqm_model_fails_or_reports_missing(shared_data, tmp_path)
     json.dumps(out, allow_nan=False)
 
 
+def test_a_corrupt_nrqm_model_is_one_error_before_any_image(shared_data, tmp_path):
+    # It was blamed on every image in turn, each skipped, and RMSE and NIQE lost with them.
+    ds = _tiny_set(shared_data, tmp_path / "tiny")
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    (weights / "NRQM_model.mat").write_bytes(b"garbage")
+    with pytest.raises(BadInputError, match=r"NRQM_model\.mat: not an NRQM model file"):
+        list(evaluate_model("bicubic", [str(ds)], protocol="pirm", weights_dir=str(weights)))
+    (res,) = evaluate_model("bicubic", [str(ds)], protocol="pirm", weights_dir=str(weights), skip_unavailable=True)
+    assert not res.skipped and res.summary["niqe"] > 0 and res.summary["rmse"] > 0
+    assert set(res.unavailable) == {"ma", "pi"} and "not an NRQM model file" in res.unavailable["ma"]
+
+
 def _fake_nrqm_model(path):
     """A structurally valid NRQM model (one split per forest): tests the plumbing, not Ma's numbers."""
     from scipy.io import savemat

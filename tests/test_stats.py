@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import sqlite3
 
 import numpy as np
 import pytest
@@ -342,7 +343,8 @@ def test_table_ci_shows_intervals_and_plain_table_is_unchanged(tmp_path):
         if fmt == "csv":
             assert "set14/rmse,set14/rmse_low,set14/rmse_high" in res.stdout
         else:
-            assert f"[{rmse.low:.2f}, {rmse.high:.2f}]" in res.stdout and "95% interval" in res.stdout
+            assert f"[{rmse.low:.2f}, {rmse.high:.2f}]" in res.stdout
+            assert ("95\\% interval" if fmt == "latex" else "95% interval") in res.stdout
     markdown = CliRunner().invoke(main, [*args, "--ci"]).stdout
     assert f"**{intervals[('esrgan', 'set14', 'pi')].value:.3f}** [" in markdown  # emphasis on the value only
     page = html_table(tidy_from_store(rows), ["rmse"], ["bicubic", "esrgan"], intervals=intervals)
@@ -371,6 +373,33 @@ def test_pirm_plane_draws_error_bars(tmp_path):
         pi = intervals[(model, "set14", "pi")]
         assert yerr[0][i] == pytest.approx(pi.value - pi.low) and yerr[1][i] == pytest.approx(pi.high - pi.value)
         assert xerr[0][i] > 0 and xerr[1][i] > 0
+
+
+def test_pirm_plane_names_the_models_it_cannot_draw_and_ranks_regions_by_pi_only(tmp_path):
+    from srbench.cli import main
+    from srbench.protocols import PROTOCOLS
+    from srbench.store import Store
+
+    store = _store(tmp_path / "s.sqlite")
+    pirm_v = PROTOCOLS["pirm"].output_versions(["rmse", "niqe", "ma", "pi"])
+    with Store(store) as s:  # a flat output: NIQE, Ma and PI undefined (stored NULL)
+        for i in range(12):
+            s.put("key-flat", "d14", "pirm", 4, f"img{i:02d}", {
+                "mse": 900.0, "rmse": 30.0, "niqe": None, "niqe_spread": None, "niqe_low": None, "niqe_high": None,
+                "niqe_med": None, "ma": None, "pi": None}, pirm_v, None)
+        s.label("demo", "flat", "key-flat", "set14", "d14")
+    args = ["pirm-plane", "--suite", "demo", "--dataset", "set14", "--store", str(store)]
+    res = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "plane.png")])
+    assert res.exit_code == 0, res.output
+    assert "not drawn (no RMSE, or its PI undefined on set14): flat" in res.stderr
+    assert "best in" in res.stdout
+    conn = sqlite3.connect(store)  # the same without Ma: NIQE on the y axis, and no region named won by NIQE
+    conn.execute("DELETE FROM metric_values WHERE metric IN ('ma', 'pi')")
+    conn.commit()
+    conn.close()
+    res = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "plane2.png")])
+    assert res.exit_code == 0, res.output
+    assert "NIQE is on the y axis" in res.stderr and "best in" not in res.stdout
 
 
 def test_select_image_set_names_what_is_known():

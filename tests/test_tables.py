@@ -113,3 +113,90 @@ def test_means_over_other_images_are_marked_and_not_ranked(tmp_path):
     page = html_table(tidy, ["psnr_y"], ["full", "partial", "worse", "renamed"])
     assert "<td>partial</td><td>29.50¶</td>" in page and "<td>full</td><td><b>30.00</b></td>" in page
     assert "¶ A mean over other images" in page
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Reading a store where one name or one metric stands for several results.
+
+def _cli(*args: str):
+    from click.testing import CliRunner
+
+    from srbench.cli import main
+
+    return CliRunner().invoke(main, list(args))
+
+
+def _two_protocols_two_suites(path):
+    """Suite a: model m on set5, spectrum under both protocols (each crops its own border: other values);
+    suite b: another model (key) under the same name m."""
+    from srbench.store import Store
+
+    spectrum = {"spectrum": "1", "spectrum_hf": "1"}
+    with Store(path) as store:
+        for image, (in_sr, in_pirm) in {"i1": (1.0, 2.0), "i2": (3.0, 4.0)}.items():
+            store.put("ka", "d", "sr", 4, image, {"psnr_y": 30.0, "spectrum": in_sr, "spectrum_hf": 0.0},
+                      {"psnr_y": "1", **spectrum}, None)
+            store.put("ka", "d", "pirm", 4, image, {"rmse": 10.0, "mse": 100.0, "spectrum": in_pirm,
+                                                    "spectrum_hf": 0.0}, {"rmse": "1", "mse": "1", **spectrum}, None)
+            store.put("kb", "d", "sr", 4, image, {"psnr_y": 20.0}, {"psnr_y": "1"}, None)
+        store.label("a", "m", "ka", "set5", "d")
+        store.label("b", "m", "kb", "set5", "d")
+
+
+def test_results_and_export_keep_suites_and_protocols_apart(tmp_path):
+    # One name in two suites was averaged image by image into one row; one metric under two protocols was one
+    # cell holding either value.
+    path = str(tmp_path / "s.sqlite")
+    _two_protocols_two_suites(path)
+    res = _cli("results", "--store", path)
+    assert res.exit_code == 0, res.output
+    lines = [ln.split() for ln in res.output.splitlines()[3:]]
+    assert lines == [["a", "m", "set5", "pirm", "–", "10.0000", "3.0000"],
+                     ["sr", "30.0000", "–", "2.0000"],
+                     ["b", "m", "set5", "sr", "20.0000", "–", "–"]]
+    res = _cli("export", "--store", path, "--out", str(tmp_path / "x.csv"))
+    assert res.exit_code == 0, res.output
+    frame = pd.read_csv(tmp_path / "x.csv")
+    got = {(r.suite, r.protocol, r.metric): r.value for r in frame.itertuples()}
+    assert got == {("a", "sr", "psnr_y"): 30.0, ("a", "sr", "spectrum"): 2.0, ("a", "pirm", "rmse"): 10.0,
+                   ("a", "pirm", "spectrum"): 3.0, ("b", "sr", "psnr_y"): 20.0}
+
+
+def test_a_table_shows_a_metric_of_two_protocols_under_its_first(tmp_path):
+    path = str(tmp_path / "s.sqlite")
+    _two_protocols_two_suites(path)
+    res = _cli("table", "--suite", "a", "--store", path, "--metrics", "psnr_y,spectrum", "--format", "csv")
+    assert res.exit_code == 0, res.output  # was: ValueError: cannot reindex on an axis with duplicate labels
+    assert res.output.splitlines()[1] == "m,30.0,2.0"  # the sr protocol's mean, sr being spectrum's first
+    from srbench.report import tidy_from_store
+    from srbench.store import Store
+
+    with Store.open_existing(path) as store:
+        tidy = tidy_from_store(store.values("a"))
+    only_pirm = tidy[~((tidy["protocol"] == "sr") & (tidy["metric"] == "spectrum"))]
+    table = table_model(only_pirm, ["spectrum"])
+    assert table.values[("m", "set5", "spectrum")] == 3.0
+    assert "Spectrum of m on set5 under the pirm protocol" in table.caption
+
+
+def test_table_datasets_are_matched_as_stored_and_unknown_ones_refused(tmp_path):
+    path = str(tmp_path / "s.sqlite")
+    _two_protocols_two_suites(path)
+    res = _cli("table", "--suite", "a", "--store", path, "--metrics", "psnr_y", "--datasets", "Set5")
+    assert res.exit_code == 0 and "| m | **30.00** |" in res.output  # evaluate --dataset Set5 stores set5
+    res = _cli("table", "--suite", "a", "--store", path, "--metrics", "psnr_y", "--datasets", "set5,nosuch")
+    assert res.exit_code == 2 and "no results for dataset 'nosuch' in suite 'a'; it has set5" in res.output
+    res = _cli("published", "show", "esrgan-paper", "--dataset", "nosuch")
+    assert res.exit_code == 2 and "has no numbers on 'nosuch'; it has set5" in res.output
+
+
+def test_names_are_text_in_latex_and_markdown():
+    tidy = pd.DataFrame([{"model": name, "dataset": "set5", "metric": "psnr_y", "value": v}
+                         for name, v in (("my_model&50%#", 30.0), ("a|b", 29.0), ("x^~\\{y}$", 28.0))])
+    latex = paper_table(tidy, ["psnr_y"], "latex")
+    assert "my\\_model\\&50\\%\\# & \\textbf{30.00}" in latex
+    assert "x\\textasciicircum{}\\textasciitilde{}\\textbackslash{}\\{y\\}\\$ & 28.00" in latex
+    caption = next(ln for ln in latex.splitlines() if ln.startswith("\\caption"))
+    assert "%" not in caption.replace("\\%", "")  # a bare % would comment out the rest of the caption
+    markdown = paper_table(tidy, ["psnr_y"], "markdown")
+    assert "| a\\|b | <u>29.00</u> |" in markdown

@@ -316,6 +316,12 @@ def _load_model(model_path: Path) -> tuple[SvrModel, FeatureRange]:
     return model, ranges
 
 
+def load_model(weights_dir: str | os.PathLike | None = None) -> tuple[SvrModel, FeatureRange]:
+    """The SVR model and feature ranges BRISQUE scores with (read once per process), or a BadInputError naming
+    the file that is not the release's."""
+    return _load_model(brisque_model_path(weights_dir))
+
+
 def _through_text(values: np.ndarray, fmt: str) -> np.ndarray:
     # What a C printf with ``fmt`` followed by strtod gives back (36 numbers: a loop is fine).
     return np.array([float(format(float(v), fmt)) for v in values])

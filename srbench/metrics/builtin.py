@@ -35,6 +35,20 @@ def _nrqm_path(weights_dir: str | None) -> Path:
     return nrqm_model_path(weights_dir)
 
 
+def _load_nrqm(weights_dir: str | None) -> object:
+    from srbench.metrics.nrqm import load_model
+    from srbench.weights import stamp
+
+    path = _nrqm_path(weights_dir)
+    return load_model(str(path), stamp(path))
+
+
+def _load_brisque(weights_dir: str | None) -> object:
+    from srbench.metrics.brisque import load_model
+
+    return load_model(weights_dir)
+
+
 def _alexnet_path(weights_dir: str | None) -> Path:
     from srbench.metrics.lpips_alex import alexnet_path
 
@@ -150,7 +164,7 @@ BUILTIN: tuple[Metric, ...] = (
            version="native-1",
            description="Ma et al. NRQM (CVIU 2017), native port of the MATLAB release (pyiqa's departures not "
                        "followed)",
-           compute=_ma, weights="NRQM_model.mat", find_weights=_nrqm_path,
+           compute=_ma, weights="NRQM_model.mat", find_weights=_nrqm_path, load_weights=_load_nrqm,
            undefined_when="Ma needs a plane of at least 45x45 pixels whose quarter-size level has 25 5x5 blocks "
                           "(e.g. 84x84 after the shave), and one that is not flat",
            protocols=("pirm",), tolerance=2e-3),
@@ -171,7 +185,7 @@ BUILTIN: tuple[Metric, ...] = (
     Metric(name="brisque", label="BRISQUE", digits=3, higher_is_better=False, needs_reference=False,
            version="live-2",
            description="BRISQUE as the LIVE MATLAB release (rgb2gray, MSCN 7x7, LIVE allmodel/allrange SVR)",
-           compute=_brisque, plane="rgb", extra_outputs=("brisque_spread",),
+           compute=_brisque, plane="rgb", extra_outputs=("brisque_spread",), load_weights=_load_brisque,
            ill_conditioned_spread=ILL_CONDITIONED_SPREAD,
            undefined_when="BRISQUE is undefined for a constant image, and one too small for its two scales",
            protocols=("sr", "pirm"), tolerance=2e-3),

@@ -118,6 +118,9 @@ class Metric:
     # Every weights file its values depend on, where there are several (default: the file ``find_weights`` finds).
     # Each is checked against its pin and hashed into the stored values' identity (srbench.weights).
     weight_files: Callable[[str | None], Sequence[Path]] | None = None
+    # Reads the weights as ``compute`` does (cached there), so that a file that is present but not what it should
+    # be (corrupt, another model) is one BadInputError naming it before the first image, not one per image.
+    load_weights: Callable[[str | None], object] | None = None
     tolerance: float = 2e-3  # absolute drift tolerance of ``srbench check``
     drift_check: bool = False  # part of ``srbench check``'s reference set
     aggregation: str = "mean over images"  # how ``aggregate`` combines images, in words (listings)
