@@ -299,7 +299,7 @@ def test_compare_refusals_are_one_line(tmp_path):
          "unknown model 'srgan'; known: bicubic, esrgan"),
         ([*base, "--dataset", "set5"], "has no results on dataset 'set5'; it has: set14"),
         ([*base, "--dataset", "set14", "--metric", "rmse"], "unknown metric 'rmse' for protocol 'sr'"),
-        ([*base, "--dataset", "set14", "--scale", "2"], "stored at scale(s) x4"),
+        ([*base, "--dataset", "set14", "--scale", "2"], "has no x2 results; it is stored at x4"),
         (["compare", "a", "b", "--dataset", "set14", "--store", str(tmp_path / "none.sqlite")], "no results store"),
     ]
     for args, message in cases:
