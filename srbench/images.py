@@ -12,6 +12,7 @@ import tempfile
 import threading
 import warnings
 import zlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -232,6 +233,39 @@ def _describe_mode(mode: str) -> str:
     return f"mode {mode} ({words})" if words else f"mode {mode}"
 
 
+def _unidentified(path: Path, fh, head: bytes) -> BadInputError:
+    """Why Pillow opened no image: a TIFF whose samples it has no mode for (float or 32-bit RGB) by those samples,
+    anything else as unreadable."""
+    layout = _tiff_layout(fh) if head[:4] in (b"II*\0", b"MM\0*") else None
+    if layout is not None:
+        return _refuse(path, f"TIFF image of {layout}", "other")
+    return BadInputError(f"{path}: not a readable image (corrupt, or not PNG, JPEG, BMP, TIFF, WebP, PPM/PGM or GIF); "
+                         "convert it to PNG")
+
+
+_TIFF_SAMPLE_FORMATS = {1: "unsigned integer", 2: "signed integer", 3: "float"}
+
+
+def _tiff_layout(fh) -> str | None:
+    """What a TIFF's first image stores, from its tags ("3 samples of 32-bit float"), or None where they cannot be
+    read: for naming the mode of a TIFF that Pillow cannot open at all."""
+    from PIL import TiffImagePlugin
+
+    try:
+        fh.seek(0)
+        ifd = TiffImagePlugin.ImageFileDirectory_v2(fh.read(8))
+        fh.seek(ifd.next)
+        ifd.load(fh)
+        bits, samples, sample_format = (ifd.get(tag, default) for tag, default in ((258, 1), (277, 1), (339, 1)))
+        bits = bits if isinstance(bits, tuple) else (bits,)
+        sample_format = sample_format[0] if isinstance(sample_format, tuple) else sample_format
+        kind = _TIFF_SAMPLE_FORMATS.get(sample_format, f"sample format {sample_format}")
+    except Exception:  # a damaged file: the reader's general message says so
+        return None
+    depths = "/".join(str(b) for b in dict.fromkeys(bits))
+    return f"{samples} sample(s) of {depths}-bit {kind}"
+
+
 def _refuse(path: Path, what: str, key: str) -> BadInputError:
     """The refusal for a MODES row: what the file is, then the row's reason and what to do."""
     effect = MODES[key].effect.removeprefix("refused, naming the mode; ").removeprefix("refused: ")
@@ -421,8 +455,7 @@ def _decode_raw(path: Path, fh, limit: int) -> _Raw:
             try:
                 im = Image.open(fh, formats=_FORMATS)
             except UnidentifiedImageError:
-                raise BadInputError(f"{path}: not a readable image (corrupt, or not PNG, JPEG, BMP, TIFF, WebP, "
-                                    "PPM/PGM or GIF); convert it to PNG") from None
+                raise _unidentified(path, fh, head) from None
             with im:
                 w, h = im.size
                 if w < 1 or h < 1:
@@ -652,11 +685,27 @@ def ensure_writable_dir(folder: str | os.PathLike) -> Path:
     return folder
 
 
-def image_files(folder: Path, *, recursive: bool = False) -> list[Path]:
+def image_files(folder: Path, *, recursive: bool = False, follow_links: bool = False) -> list[Path]:
     """The image files of a folder, sorted; broken or looping symbolic links included (see
-    :func:`is_image_candidate`): the reader reports them, a listing never drops them silently."""
-    found = folder.rglob("*") if recursive else folder.iterdir()
+    :func:`is_image_candidate`): the reader reports them, a listing never drops them silently. With
+    ``follow_links`` a recursive listing enters symbolic links to folders too (each real folder once, so a link
+    loop ends), as a results tree assembled from links (``results/Set5 -> ../runs/42/Set5``) needs."""
+    if recursive and follow_links:
+        found: Iterable[Path] = _walk_through_links(folder)
+    else:
+        found = folder.rglob("*") if recursive else folder.iterdir()
     return sorted(p for p in found if is_image_candidate(p))
+
+
+def _walk_through_links(folder: Path) -> Iterator[Path]:
+    seen: set[str] = set()
+    for root, dirs, files in os.walk(folder, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        yield from (Path(root) / name for name in files)
 
 
 def content_sha256(path: Path) -> str:

@@ -102,7 +102,7 @@ class FolderSource:
         self.folder = Path(folder).expanduser()
         if not self.folder.is_dir():
             raise BadInputError(f"{folder}: the model is neither 'bicubic' nor a folder of SR images")
-        self.files = image_files(self.folder, recursive=True)
+        self.files = image_files(self.folder, recursive=True, follow_links=True)
         if not self.files:
             raise BadInputError(f"{self.folder}: the SR folder holds no images")
         if sr_pattern is not None:

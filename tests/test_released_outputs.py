@@ -263,3 +263,14 @@ def test_a_gray_image_saved_as_equal_rgb_channels_is_its_gray_channel(shared_dat
     (refused,) = evaluate_model(str(tmp_path / "rgb"), [str(data)], metrics=["psnr_y"])
     assert [s["image"] for s in refused.skipped if s["image"] == "bridge"] == ["bridge"]
     assert "3 channels, HR is" in next(s["error"] for s in refused.skipped if s["image"] == "bridge")
+
+
+def test_linked_subfolders_of_an_sr_folder_are_entered_once(shared_data, tmp_path, bicubic_set5):
+    # A results tree assembled from links (results/Set5 -> ../runs/42/Set5) was "the SR folder holds no images".
+    _released(shared_data, tmp_path / "runs/42/Set5", "{name}_RCAN_x{scale}")
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results/Set5").symlink_to(tmp_path / "runs/42/Set5", target_is_directory=True)
+    (tmp_path / "runs/42/Set5/loop").symlink_to(tmp_path / "runs/42", target_is_directory=True)  # a loop ends
+    (result,) = evaluate_model(str(tmp_path / "results"), [str(shared_data / "benchmark/Set5")], metrics=["psnr_y"])
+    assert {r["image"]: r["psnr_y"] for r in result.per_image} == bicubic_set5
+    assert result.provenance["sr_pairing"]["ignored_files"] == 0
