@@ -237,7 +237,7 @@ def _unidentified(path: Path, fh, head: bytes) -> BadInputError:
     """Why Pillow opened no image: a TIFF whose samples it has no mode for (float or 32-bit RGB) by those samples,
     anything else as unreadable."""
     layout = _tiff_layout(fh) if head[:4] in (b"II*\0", b"MM\0*") else None
-    if layout is not None:
+    if layout is not None:  # samples Pillow has no mode for; any other unopenable TIFF is unreadable
         return _refuse(path, f"TIFF image of {layout}", "other")
     return BadInputError(f"{path}: not a readable image (corrupt, or not PNG, JPEG, BMP, TIFF, WebP, PPM/PGM or GIF); "
                          "convert it to PNG")
@@ -247,8 +247,9 @@ _TIFF_SAMPLE_FORMATS = {1: "unsigned integer", 2: "signed integer", 3: "float"}
 
 
 def _tiff_layout(fh) -> str | None:
-    """What a TIFF's first image stores, from its tags ("3 samples of 32-bit float"), or None where they cannot be
-    read: for naming the mode of a TIFF that Pillow cannot open at all."""
+    """What a TIFF's first image stores, from its tags ("3 sample(s) of 32-bit float"), for naming the samples of a
+    TIFF that Pillow cannot open at all; None where the tags cannot be read or the samples are 8- or 16-bit
+    unsigned, which Pillow reads (such a file failed for another reason: damage, an unknown compression)."""
     from PIL import TiffImagePlugin
 
     try:
@@ -261,6 +262,8 @@ def _tiff_layout(fh) -> str | None:
         sample_format = sample_format[0] if isinstance(sample_format, tuple) else sample_format
         kind = _TIFF_SAMPLE_FORMATS.get(sample_format, f"sample format {sample_format}")
     except Exception:  # a damaged file: the reader's general message says so
+        return None
+    if sample_format in (1, None) and max(bits) <= 16:  # 8- and 16-bit unsigned: not why Pillow refused it
         return None
     depths = "/".join(str(b) for b in dict.fromkeys(bits))
     return f"{samples} sample(s) of {depths}-bit {kind}"
@@ -705,6 +708,9 @@ def _walk_through_links(folder: Path) -> Iterator[Path]:
             dirs[:] = []
             continue
         seen.add(real)
+        # Real folders before links to them, each in name order: a file reached both ways is listed by its real
+        # path, the same on every file system (the paths are part of a folder source's identity).
+        dirs.sort(key=lambda name: (os.path.islink(os.path.join(root, name)), name))
         yield from (Path(root) / name for name in files)
 
 

@@ -89,7 +89,7 @@ def _scale_leaves(method: str, dataset: str, ds_folder: Path, scales: Sequence[i
             failures.append(Failure(str(leaf), f"scale folder {leaf.name!r} is not x<scale> (x2, x3, x4, x8)"))
         elif scales and int(found.group(1)) not in scales:
             continue
-        elif not image_files(leaf, recursive=True):
+        elif not image_files(leaf, recursive=True, follow_links=True):  # as FolderSource reads the leaf
             failures.append(Failure(str(leaf), "holds no images"))
         else:
             leaves.append(Leaf(method, dataset, int(found.group(1)), leaf))

@@ -90,6 +90,7 @@ def describe_ambiguity(image: str, files: Sequence[Path]) -> str:
 _PATTERN_FIELDS = re.compile(r"\{([^{}]*)\}")
 _TOKEN_SEPARATORS = re.compile(r"[_\-.\s]+")
 _SCALE_TOKEN = re.compile(r"[xX](\d+)|(\d+)[xX]")
+_DATA_TAGS = frozenset({"HR", "LR", "GT"})
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,21 @@ class Affix:
         named = {int(m.group(1) or m.group(2)) for t in tokens for m in [_SCALE_TOKEN.fullmatch(t)] if m}
         named |= {int(b) for a, b in itertools.pairwise(tokens) if a.upper() == "SRF" and b.isdigit()}
         return named
+
+    def is_bounded(self) -> bool:
+        """Whether the name meets the affix at a separator (``_``, ``-``, ``.``, space) or a scale token
+        (``babyx4``): ``{name}7`` would read image 5 into the file of image 57."""
+        after = self.suffix[:1]
+        before = self.prefix[-1:]
+        suffix_ok = not after or not after.isalnum() or bool(re.match(r"[xX]\d+(?!\d)", self.suffix))
+        return suffix_ok and (not before or not before.isalnum())
+
+    def names_data_files(self) -> bool:
+        """Whether the affix ends in a tag of the dataset's own files (``_HR``, ``_LR``, ``_GT``):
+        ``{name}_SRF_4_HR`` picks the HR images a SelfExSR release ships beside its methods' outputs, never an SR
+        result, whether or not they are the very files the dataset is read from."""
+        tokens = [t for t in _TOKEN_SEPARATORS.split(self.suffix) if t]
+        return bool(tokens) and tokens[-1].upper() in _DATA_TAGS
 
     def pattern(self, scale: int) -> str:
         """As ``--sr-pattern`` writes it, the scale shown as ``{scale}`` where it follows an x or ``SRF_``."""
@@ -170,7 +186,7 @@ def infer_affixes(by_stem: dict[str, list[Path]], images: Sequence[tuple[str, se
     all_names = {n for _, names in images for n in names}
     by_pairing: dict[tuple[tuple[Path, ...], ...], Affix] = {}
     for affix in _candidates(by_stem, all_names):
-        if not (affix.prefix or affix.suffix):
+        if not (affix.prefix or affix.suffix) or affix.names_data_files():
             continue
         paired = pair_by_affix(affix, by_stem, images)
         files = [p for found in paired.values() for p in found]
@@ -186,16 +202,24 @@ def _specificity(affix: Affix) -> tuple[int, str, str]:
     return len(affix.prefix) + len(affix.suffix), affix.prefix, affix.suffix
 
 
-def suggest_pattern(by_stem: dict[str, list[Path]], images: Sequence[tuple[str, set[str]]], scale: int) -> str | None:
-    """The affix pairing the most images (a hint for a folder where no affix pairs them all), among those naming
-    no other scale than ``scale``."""
+def best_affix(by_stem: dict[str, list[Path]], images: Sequence[tuple[str, set[str]]], scale: int, *,
+               bounded: bool = False) -> Affix | None:
+    """The affix pairing the most images with one file each, among those naming no other scale than ``scale``
+    and no tag of the dataset's own files, and with ``bounded`` meeting the name at a separator (ties: the larger
+    pattern, as text)."""
     all_names = {n for _, names in images for n in names}
-    best: tuple[int, str] | None = None
+    best: tuple[int, str, Affix] | None = None
     for affix in _candidates(by_stem, all_names):
-        if not (affix.prefix or affix.suffix) or affix.scales() - {scale}:
+        if (not (affix.prefix or affix.suffix) or affix.scales() - {scale} or affix.names_data_files()
+                or (bounded and not affix.is_bounded())):
             continue
         n = sum(1 for found in pair_by_affix(affix, by_stem, images).values() if len(found) == 1)
-        pattern = affix.pattern(scale)
-        if best is None or (n, pattern) > best:
-            best = (n, pattern)
-    return None if best is None else best[1]
+        if best is None or (n, affix.pattern(scale)) > best[:2]:
+            best = (n, affix.pattern(scale), affix)
+    return None if best is None else best[2]
+
+
+def suggest_pattern(by_stem: dict[str, list[Path]], images: Sequence[tuple[str, set[str]]], scale: int) -> str | None:
+    """The pattern of :func:`best_affix` (a hint for a folder where no affix pairs every image)."""
+    affix = best_affix(by_stem, images, scale)
+    return None if affix is None else affix.pattern(scale)

@@ -193,9 +193,9 @@ def table_model(tidy: pd.DataFrame, metrics: Sequence[str], models: Sequence[str
     extra = P.select(published) if published else []
     metrics = _with_published_columns(metrics, extra)
     spec = {m: P.published_metrics().get(m) or get_metric(m) for m in metrics}  # unknown names fail here
-    tidy, elsewhere = _one_protocol_per_cell(tidy, spec)
     models = list(models or dict.fromkeys(tidy["model"]))
     datasets = list(datasets or dict.fromkeys(tidy["dataset"]))
+    tidy, columns_under, elsewhere = _one_protocol_per_cell(tidy, spec, models)
     shown = [v for v in extra if v.dataset in datasets and v.metric in metrics]
     published_rows = list(dict.fromkeys(P.row_name(v) for v in shown))
     values, ranks = {}, {}
@@ -207,8 +207,10 @@ def table_model(tidy: pd.DataFrame, metrics: Sequence[str], models: Sequence[str
             values.update({(model, d, m): v for model, v in series.items() if v is not None and not pd.isna(v)})
             others = _on_other_images(column, [model for model in models if (model, d, m) in values])
             other_images.update((model, d, m) for model in others)
+            # A value under another protocol than the column's (each crops its own border) is not ranked with it.
+            apart = [model for model, d2, m2, _ in elsewhere if d2 == d and m2 == m and model in models]
             ranks.update({(model, d, m): r for model, r in
-                          _rank_marks(series.drop(others), spec[m].higher_is_better).items()})
+                          _rank_marks(series.drop([*others, *apart]), spec[m].higher_is_better).items()})
     values.update({(P.row_name(v), v.dataset, v.metric): v.value for v in shown})
     unresolved = _unresolved(tidy, models, datasets, metrics)
     caption = caption or _default_caption(metrics, spec)
@@ -216,10 +218,12 @@ def table_model(tidy: pd.DataFrame, metrics: Sequence[str], models: Sequence[str
         caption += " " + _unresolved_note(sorted({spec[m].label for _, _, m in unresolved}))
     if other_images:
         caption += " " + _other_images_note(tidy, sorted(other_images))
-    shown_elsewhere = sorted(c for c in elsewhere if c[0] in models and c[1] in datasets and c[2] in metrics)
-    if shown_elsewhere:
-        caption += " " + "; ".join(f"{spec[m].label} of {model} on {d} under the {protocol} protocol"
-                                   for model, d, m, protocol in shown_elsewhere) + " (the only one stored)."
+    notes = [f"{spec[m].label} on {d} under the {protocol} protocol" for d, m, protocol in columns_under
+             if d in datasets and m in metrics]
+    notes += [f"{spec[m].label} of {model} on {d} under the {protocol} protocol, the only one stored (not ranked with "
+              "its column)" for model, d, m, protocol in elsewhere if d in datasets and m in metrics]
+    if notes:
+        caption += " " + "; ".join(notes) + "."
     if intervals:
         caption += " " + _interval_note(intervals)
     if shown:
@@ -229,13 +233,15 @@ def table_model(tidy: pd.DataFrame, metrics: Sequence[str], models: Sequence[str
                       frozenset(published_rows), frozenset(unresolved), frozenset(other_images))
 
 
-def _one_protocol_per_cell(tidy: pd.DataFrame, spec: Mapping[str, Any]) -> tuple[pd.DataFrame, list[tuple]]:
-    """One row per model, dataset and metric: a metric of several protocols (BRISQUE, LPIPS, the spectrum; each
+def _one_protocol_per_cell(tidy: pd.DataFrame, spec: Mapping[str, Any], models: Sequence[str]
+                           ) -> tuple[pd.DataFrame, list[tuple], list[tuple]]:
+    """One row per model, dataset and metric. A metric of several protocols (BRISQUE, LPIPS, the spectrum; each
     protocol crops its own border, so the values differ) stored under more than one shows the value under its
-    first protocol, the one the caption names; -> (the rows, the (model, dataset, metric, protocol) shown under
-    another protocol, the only one stored)."""
+    first protocol, the one the caption names. A column's protocol is the first any of ``models`` has there.
+    -> (the rows; the (dataset, metric, protocol) columns under another protocol than the metric's first; the
+    (model, dataset, metric, protocol) cells under another protocol than their column's: shown, never ranked)."""
     if tidy.empty or "protocol" not in tidy.columns:
-        return tidy, []
+        return tidy, [], []
 
     def rank(metric: str, protocol: str) -> int:
         order = tuple(getattr(spec.get(metric), "protocols", None) or ())
@@ -244,9 +250,15 @@ def _one_protocol_per_cell(tidy: pd.DataFrame, spec: Mapping[str, Any]) -> tuple
     ranked = tidy.assign(protocol_rank=[rank(m, p) for m, p in zip(tidy["metric"], tidy["protocol"], strict=True)])
     key = ["model", "dataset", "metric", *(["scale"] if "scale" in tidy.columns else [])]
     kept = ranked.sort_values("protocol_rank", kind="stable").drop_duplicates(key).sort_index()
-    elsewhere = [(r.model, r.dataset, r.metric, r.protocol) for r in kept.itertuples() if r.protocol_rank > 0
-                 and r.metric in spec and getattr(spec[r.metric], "protocols", None)]
-    return kept.drop(columns="protocol_rank"), elsewhere
+    several = {m for m in spec if len(getattr(spec[m], "protocols", None) or ()) > 1}
+    columns_under, elsewhere = [], []
+    for (d, m), column in kept[kept["metric"].isin(several) & kept["model"].isin(models)].groupby(
+            ["dataset", "metric"], sort=False):
+        first = column.loc[column["protocol_rank"].idxmin()]
+        if first["protocol_rank"] > 0:
+            columns_under.append((d, m, first["protocol"]))
+        elsewhere += [(r.model, d, m, r.protocol) for r in column.itertuples() if r.protocol != first["protocol"]]
+    return kept.drop(columns="protocol_rank"), columns_under, elsewhere
 
 
 def _default_caption(metrics: Sequence[str], spec: Mapping[str, Any] | None = None) -> str:

@@ -25,6 +25,7 @@ from srbench.images import content_sha256, decode_image, describe_channels, imag
 from srbench.matching import (
     Affix,
     SRIndex,
+    best_affix,
     describe_ambiguity,
     files_by_stem,
     hr_names,
@@ -141,11 +142,7 @@ class FolderSource:
         # the ground truth (or the input) kept next to a method's output, never the SR result; alone it may be
         # the data evaluated as it is (NIQE or PI of the HR images, say), or an upper bound.
         copies = self._data_copies(dataset)
-        others = [p for p in self.files if p not in copies]
-        set_aside: set[Path] = set()
-        for _, image_names in images if copies else ():
-            if any(n in p.stem for p in others for n in image_names):
-                set_aside |= {c for c in copies if any(n in c.stem for n in image_names)}
+        set_aside = {c for c, image in copies.items() if image in self._named_otherwise(copies, images, scale)}
         candidates = [p for p in self.files if p not in set_aside]
         by_stem = files_by_stem(candidates)
         if self.sr_pattern is not None:
@@ -156,19 +153,37 @@ class FolderSource:
         self._pairings[scale] = pairing
         return pairing
 
-    def _data_copies(self, dataset: D.Dataset) -> set[Path]:
-        """The folder's files equal byte for byte to one of ``dataset``'s HR or LR files (sizes compared first)."""
-        by_size: dict[int, list[Path]] = {}
+    def _data_copies(self, dataset: D.Dataset) -> dict[Path, str]:
+        """The folder's files equal byte for byte to one of ``dataset``'s HR or LR files (sizes compared first)
+        -> the image whose file each copies."""
+        by_size: dict[int, list[tuple[Path, str]]] = {}
         for it in dataset.items:
             for path in (it.hr_path, *it.lr_paths.values()):
                 with contextlib.suppress(OSError):
-                    by_size.setdefault(path.stat().st_size, []).append(path)
-        copies = set()
+                    by_size.setdefault(path.stat().st_size, []).append((path, it.name))
+        copies = {}
         for path in self.files:
             with contextlib.suppress(OSError):  # an unreadable file is reported when it is read as an image
-                if any(filecmp.cmp(path, data, shallow=False) for data in by_size.get(path.stat().st_size, ())):
-                    copies.add(path)
+                image = next((name for data, name in by_size.get(path.stat().st_size, ())
+                              if filecmp.cmp(path, data, shallow=False)), None)
+                if image is not None:
+                    copies[path] = image
         return copies
+
+    def _named_otherwise(self, copies: dict[Path, str], images: list[tuple[str, set[str]]], scale: int) -> set[str]:
+        """The images another file than the copies stands for: by name, or by the naming most of the other
+        files share (complete or not: a method's outputs with one missing still claim their images), the name
+        met at a separator (image 5 is not in 57.png)."""
+        if not copies:
+            return set()
+        others = [p for p in self.files if p not in copies]
+        index = SRIndex(others, scale)
+        claimed = {image for image, names in images if index.matches(names)}
+        by_stem = files_by_stem(others)
+        affix = best_affix(by_stem, images, scale, bounded=True)
+        if affix is not None:
+            claimed |= {image for image, found in pair_by_affix(affix, by_stem, images).items() if found}
+        return claimed
 
     def _pairing(self, rule: str, affix: Affix, by_stem: dict[str, list[Path]],
                  images: list[tuple[str, set[str]]], scale: int) -> FolderPairing:

@@ -656,12 +656,20 @@ def table_intervals(store_rows: Sequence[Mapping], metrics: Sequence[str] | None
     from srbench.protocols import get_protocol
 
     out: dict[tuple[str, str, str], Interval] = {}
+    # A metric of both protocols stored under both: the interval of the value the table shows, the one under the
+    # metric's first protocol (report._one_protocol_per_cell), never the other protocol's.
+    shown_under: dict[tuple[str, str, str], int] = {}
     for (model, dataset, protocol, _), image_set in image_sets(store_rows).items():
         if (datasets is not None and dataset not in datasets) or (protocols is not None and protocol not in protocols):
             continue
         for spec in get_protocol(protocol).metrics:
             if spec.is_dataset_level or (metrics is not None and spec.name not in metrics) or not image_set.has(spec):
                 continue
-            out[(model, dataset, spec.name)] = bootstrap_ci(image_set, spec, n_resamples=n_resamples,
-                                                            confidence=confidence, seed=seed)
+            key = (model, dataset, spec.name)
+            order = tuple(spec.protocols or ())
+            rank = order.index(protocol) if protocol in order else len(order)
+            if key in shown_under and shown_under[key] <= rank:
+                continue
+            shown_under[key] = rank
+            out[key] = bootstrap_ci(image_set, spec, n_resamples=n_resamples, confidence=confidence, seed=seed)
     return out

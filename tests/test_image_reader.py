@@ -278,12 +278,12 @@ def test_other_modes_and_several_frames_are_refused_by_name(tmp_path):
         np.testing.assert_array_equal(decoded.pixels, np.asarray(im.convert("RGB")))
 
 
-def _rgb_tiff(path: Path, bits: int, sample_format: int) -> Path:
+def _rgb_tiff(path: Path, bits: int, sample_format: int, compression: int = 1) -> Path:
     """A 2x2 uncompressed RGB TIFF of ``bits``-bit samples of TIFF SampleFormat ``sample_format`` (3: float), written
     tag by tag: Pillow has no mode for float or 32-bit RGB, so it can neither write nor open one."""
     width = height = 2
     data = bytes(width * height * 3 * bits // 8)
-    entries = [(256, 3, 1, width), (257, 3, 1, height), (258, 3, 3, None), (259, 3, 1, 1), (262, 3, 1, 2),
+    entries = [(256, 3, 1, width), (257, 3, 1, height), (258, 3, 3, None), (259, 3, 1, compression), (262, 3, 1, 2),
                (273, 4, 1, None), (277, 3, 1, 3), (278, 3, 1, height), (279, 4, 1, len(data)), (339, 3, 3, None)]
     ifd_size = 2 + 12 * len(entries) + 4
     bits_at, format_at = 8 + ifd_size, 8 + ifd_size + 6
@@ -304,6 +304,9 @@ def test_a_tiff_pillow_cannot_open_is_refused_naming_its_samples(tmp_path, bits,
     # A float RGB TIFF (what some SR code writes) was "not a readable image (corrupt, ...)", unlike a float gray one.
     path = _rgb_tiff(tmp_path / "sr.tif", bits, sample_format)
     assert _refusal(path) == f"{path}: TIFF image of 3 sample(s) of {what}; convert it to 8-bit RGB or gray yourself"
+    # 8-bit samples Pillow reads, in a file it cannot open for another reason: not blamed on the samples.
+    other = _rgb_tiff(tmp_path / "other.tif", 8, 1, compression=12345)
+    assert _refusal(other).startswith(f"{other}: not a readable image")
 
 
 # -- EXIF orientation: pixels as stored, noted -----------------------------------------------------------------

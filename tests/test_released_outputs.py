@@ -274,3 +274,46 @@ def test_linked_subfolders_of_an_sr_folder_are_entered_once(shared_data, tmp_pat
     (result,) = evaluate_model(str(tmp_path / "results"), [str(shared_data / "benchmark/Set5")], metrics=["psnr_y"])
     assert {r["image"]: r["psnr_y"] for r in result.per_image} == bicubic_set5
     assert result.provenance["sr_pairing"]["ignored_files"] == 0
+
+
+def test_a_release_hr_of_another_crop_is_never_the_sr_naming(tmp_path):
+    # SelfExSR reads each image's HR from its smallest scale's folder: the x4 folder's HR (another crop) is no
+    # byte copy of it, and a folder holding it with outputs for some images only named '{name}_SRF_4_HR'.
+    rng = np.random.default_rng(3)
+    data, folder = tmp_path / "Set5", tmp_path / "release"
+    for sub in ("image_SRF_2", "image_SRF_4"):
+        (data / sub).mkdir(parents=True)
+    folder.mkdir()
+    for i in range(1, 6):
+        hr = rng.integers(0, 256, (48, 40, 3), dtype=np.uint8)
+        write_png(data / f"image_SRF_2/img_00{i}_SRF_2_HR.png", hr)
+        write_png(data / f"image_SRF_2/img_00{i}_SRF_2_LR.png", hr[::2, ::2])
+        write_png(data / f"image_SRF_4/img_00{i}_SRF_4_HR.png", hr[:44, :36])
+        write_png(data / f"image_SRF_4/img_00{i}_SRF_4_LR.png", hr[:44:4, :36:4])
+        for kind in ("HR", "LR"):
+            (folder / f"img_00{i}_SRF_4_{kind}.png").write_bytes((data / f"image_SRF_4/img_00{i}_SRF_4_{kind}.png")
+                                                                  .read_bytes())
+        if i <= 3:  # outputs for three images so far
+            write_png(folder / f"img_00{i}_SRF_4_MyNet.png", hr[:44, :36] // 2)
+    with pytest.raises(BadInputError, match=r"--sr-pattern '\{name\}_SRF_\{scale\}_MyNet'") as err:
+        list(evaluate_model(str(folder), [str(data)], metrics=["psnr_y"]))
+    assert "_HR'" not in str(err.value) and "_LR'" not in str(err.value)
+
+
+def test_short_image_names_are_not_found_inside_longer_ones(tmp_path):
+    # Images 1..12 of a plain folder, evaluated from copies of their own files, one re-saved (other bytes, same
+    # pixels): image 1 is not "in" 12.png, so no copy is set aside and every image is evaluated.
+    data, folder = tmp_path / "data", tmp_path / "sr"
+    data.mkdir()
+    folder.mkdir()
+    rng = np.random.default_rng(4)
+    for i in range(1, 13):
+        write_png(data / f"{i}.png", rng.integers(0, 256, (32, 32, 3), dtype=np.uint8))
+        (folder / f"{i}.png").write_bytes((data / f"{i}.png").read_bytes())
+    from PIL import Image
+
+    Image.open(data / "12.png").save(folder / "12.png", compress_level=0)
+    assert (folder / "12.png").read_bytes() != (data / "12.png").read_bytes()
+    (result,) = evaluate_model(str(folder), [str(data)], metrics=["psnr_y"])
+    assert not result.skipped and len(result.per_image) == 12
+    assert result.provenance["sr_pairing"]["data_copies"] == 0

@@ -173,10 +173,20 @@ def test_a_table_shows_a_metric_of_two_protocols_under_its_first(tmp_path):
 
     with Store.open_existing(path) as store:
         tidy = tidy_from_store(store.values("a"))
+    from srbench.stats import table_intervals
+
+    with Store.open_existing(path) as store:  # the interval beside a value is that value's protocol's
+        assert table_intervals(store.values("a"), ["spectrum"], n_resamples=50)[("m", "set5", "spectrum")].value == 2.0
     only_pirm = tidy[~((tidy["protocol"] == "sr") & (tidy["metric"] == "spectrum"))]
-    table = table_model(only_pirm, ["spectrum"])
-    assert table.values[("m", "set5", "spectrum")] == 3.0
-    assert "Spectrum of m on set5 under the pirm protocol" in table.caption
+    table = table_model(only_pirm, ["spectrum"])  # a column all under pirm: ranked, the caption says so
+    assert table.values[("m", "set5", "spectrum")] == 3.0 and table.ranks[("m", "set5", "spectrum")] == 1
+    assert "Spectrum on set5 under the pirm protocol." in table.caption
+    # A second model with only the pirm value beside m's sr one: shown, named, never ranked against it.
+    other = only_pirm[only_pirm["metric"] == "spectrum"].assign(model="n", value=0.5)
+    table = table_model(pd.concat([tidy, other]), ["spectrum"])
+    assert table.values[("m", "set5", "spectrum")] == 2.0 and table.values[("n", "set5", "spectrum")] == 0.5
+    assert ("n", "set5", "spectrum") not in table.ranks and table.ranks[("m", "set5", "spectrum")] == 1
+    assert "Spectrum of n on set5 under the pirm protocol, the only one stored (not ranked" in table.caption
 
 
 def test_table_datasets_are_matched_as_stored_and_unknown_ones_refused(tmp_path):
