@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import html
 import math
+import numbers
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -93,6 +95,7 @@ def evaluate(model: PathLike | Iterable[PathLike], datasets: PathLike | Iterable
     if not models or not names:
         raise BadInputError(f"srbench.evaluate: no {'model' if not models else 'dataset'} given (pass a name, a path "
                             "or a list of them)")
+    _refuse_one_name_twice(models, names)
     options = EvalOptions.build(protocol=protocol, metrics=_metric_names(metrics), scale=scale, data_root=data_root,
                                 weights_dir=weights_dir, device=device, workers=workers,
                                 skip_unavailable=skip_unavailable, sr_pattern=sr_pattern)
@@ -155,10 +158,39 @@ def evaluate_tree(tree: str | os.PathLike, *, protocol: str = "sr", metrics: str
     return results
 
 
+def _refuse_one_name_twice(models: Sequence[PathLike], datasets: Sequence[PathLike]) -> None:
+    """Results are keyed by model name: two folders of one name (``run1/x4`` and ``run2/x4``) would be averaged
+    together in tables and one would replace the other in a store, and a model or dataset given twice would be
+    counted twice."""
+    seen: dict[str, str] = {}
+    for m in models:
+        text = os.fspath(m)
+        path = Path(text).expanduser()
+        name = path.name if path.is_dir() else text  # a folder source is named after its folder
+        if name in seen:
+            same = seen[name] == text
+            raise BadInputError(f"srbench.evaluate: {text!r} {'is given twice' if same else f'and {seen[name]!r} '}"
+                                f"{'' if same else 'would both be named ' + repr(name)}; results are keyed by model "
+                                "name: evaluate them in separate calls (a store labels each under its own suite), "
+                                "or rename one folder")
+        seen[name] = text
+    given = [os.fspath(d) for d in datasets]
+    twice = sorted({d for d in given if given.count(d) > 1})
+    if twice:
+        raise BadInputError(f"srbench.evaluate: dataset(s) {', '.join(map(repr, twice))} given twice")
+
+
 def _refuse_nothing_evaluated(found: Sequence[EvalResult]) -> None:
-    """An error when no image at all was evaluated, a warning for each (model, dataset) with none."""
+    """An error when no image at all was evaluated, a warning for each (model, dataset) with none, and one for
+    each whose values are over some of its images only (the CLI exits 1 there unless --skip-bad)."""
     import warnings
 
+    partial = [r for r in found if r.per_image and r.skipped]
+    for r in partial:
+        warnings.warn(f"{r.model} on {r.dataset}: {len(r.skipped)} of {len(r.skipped) + len(r.per_image)} images "
+                      f"skipped as bad input (first: {r.skipped[0]['image']}: {r.skipped[0]['error']}); its values "
+                      f"are over the other {len(r.per_image)} and compare with no full-set number (Results.warnings)",
+                      stacklevel=3)
     empty = [r for r in found if not r.per_image]
     if not empty:
         return
@@ -264,6 +296,8 @@ def _value_range(f: MetricFunction, value_range: object) -> ValueRange | None:
     if value_range is None:
         return None
     try:
+        if isinstance(value_range, str | bytes):  # "01" would read as (0, 1)
+            raise TypeError
         low, high = (float(v) for v in value_range)  # type: ignore[attr-defined]
     except (TypeError, ValueError):
         low = high = math.nan
@@ -327,6 +361,10 @@ def metric(name: str, *, protocol: str | None = None, scale: int = 4,
     from srbench.protocols import get_protocol
 
     get_protocol(protocol).metric(name)  # a metric outside the protocol fails here, with the known ones
+    if isinstance(scale, bool) or not isinstance(scale, numbers.Integral) or scale < 1:
+        raise BadInputError(f"srbench.metric({name!r}): scale must be a positive whole number (the border "
+                            f"shaved), got {scale!r}")
+    scale = int(scale)
     f = MetricFunction(name, protocol, scale)
     return MetricFunction(name, protocol, scale, _value_range(f, value_range))
 
@@ -480,11 +518,31 @@ class Results:
         ``published``: collections of published numbers (srbench.published_results) as extra rows."""
         from srbench.report import paper_table
 
-        intervals = None
+        intervals, scale_intervals = None, None
         if ci:
-            intervals = {(k[0], k[1], k[4]): v for k, v in self._intervals(10000).items()}
+            by_scale = self._table_intervals(10000)
+            if len(by_scale) > 1:  # a table of several scales ranks, and brackets, each scale's rows on its own
+                scale_intervals = by_scale
+            else:
+                intervals = next(iter(by_scale.values()), {})
         return paper_table(self._tidy, self._metrics(metrics), fmt, datasets=datasets, intervals=intervals,
-                           published=published)
+                           published=published, scale_intervals=scale_intervals)
+
+    def _table_intervals(self, n_resamples: int) -> dict[int, dict[tuple[str, str, str], Any]]:
+        """scale -> (model, dataset, metric) -> the interval of the value a table shows: a metric stored under both
+        protocols is shown under its first (srbench.report), and bracketed by that protocol's interval."""
+        from srbench.metrics import get_metric
+
+        out: dict[int, dict[tuple[str, str, str], Any]] = {}
+        shown_under: dict[tuple, int] = {}
+        for (model, dataset, protocol, scale, name), interval in self._intervals(n_resamples).items():
+            order = tuple(get_metric(name).protocols or ())
+            rank = order.index(protocol) if protocol in order else len(order)
+            if shown_under.get((scale, model, dataset, name), len(order) + 1) <= rank:
+                continue
+            shown_under[(scale, model, dataset, name)] = rank
+            out.setdefault(scale, {})[(model, dataset, name)] = interval
+        return out
 
     def plane(self, dataset: str | None = None, *, published: Sequence[str] | None = None,
               ci: bool = False) -> Figure:

@@ -52,7 +52,7 @@ class EvalOptions:
             raise BadInputError(f"unknown device {device!r}: use {', '.join(DEVICES)}")
         resolve_workers(workers)  # refuses 0, negatives and non-integers; None stays "the usable cores"
         if isinstance(scale, bool) or not isinstance(scale, numbers.Integral) or scale < 1:
-            raise BadInputError(f"scale must be a positive integer, got {scale}")
+            raise BadInputError(f"scale must be a positive integer, got {scale!r}")
         proto = get_protocol(protocol)
         return cls(proto, tuple(proto.resolve_metrics(metrics)), int(scale), _path(data_root), _path(weights_dir),
                    device, workers, tile, skip_unavailable, torch_metrics, sr_pattern)

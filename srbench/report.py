@@ -459,7 +459,7 @@ def _caption(protocols: list[str]) -> str:
         parts.append("PSNR/SSIM under the sr protocol (Y of YCbCr, unrounded, border = scale)")
     if "pirm" in protocols:
         parts.append("RMSE/NIQE/Ma/PI under the pirm protocol (rounded Y, shave 4, RMSE = sqrt(mean MSE))")
-    return "; ".join(parts) + ". Best in bold, second underlined; -- = not available."
+    return "; ".join(parts) + ". Best in bold, second underlined; – = not available."
 
 
 SUITE_TABLE_METRICS = ("psnr_y", "ssim_y", "rmse", "niqe", "ma", "pi")

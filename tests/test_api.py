@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import json
 import math
+import re
 import subprocess
 import sys
 
@@ -176,3 +177,56 @@ def test_one_image_has_no_summary_interval_and_says_so(tmp_path):
     assert row["value"] == 30.5 and math.isnan(row["ci_low"]) and math.isnan(row["ci_high"])
     assert any("one image: ci_low/ci_high are NaN" in w for w in res.warnings) and "one image" in repr(res)
     assert "No brackets for m on set5: one image" in res.table(ci=True)
+
+
+def _bicubic_folder(folder, names=None):
+    """scikit-image's photos made x4 bicubic, saved as an SR folder (bicubic's own values, image by image)."""
+    from srbench.datasets import load_pair, resolve
+    from srbench.images import write_png
+    from srbench.matlab import imresize
+
+    folder.mkdir(parents=True)
+    for it in resolve("skimage").items:
+        if names is None or it.name in names:
+            write_png(folder / f"{it.name}.png", imresize(load_pair(it, 4).lr, 4))
+    return folder
+
+
+def test_two_models_of_one_name_or_an_input_given_twice_are_refused(tmp_path):
+    # Two folders named x4 (two runs) were summarised as two rows of one key, one of them lost in tables and stores.
+    a, b = _bicubic_folder(tmp_path / "run1/x4"), _bicubic_folder(tmp_path / "run2/x4")
+    with pytest.raises(BadInputError, match=r"would both be named 'x4'"):
+        srbench.evaluate([a, b], "skimage", metrics="psnr_y", workers=1)
+    with pytest.raises(BadInputError, match="'bicubic' is given twice"):
+        srbench.evaluate(["bicubic", "bicubic"], "skimage", metrics="psnr_y", workers=1)
+    with pytest.raises(BadInputError, match=r"dataset\(s\) 'skimage' given twice"):
+        srbench.evaluate("bicubic", ["skimage", "skimage"], metrics="psnr_y", workers=1)
+
+
+def test_a_mean_over_some_images_only_warns(tmp_path):
+    # The CLI exits 1 without --skip-bad; the API returned the mean over 4 of 5 images with no warning.
+    folder = _bicubic_folder(tmp_path / "sr")
+    (folder / "chelsea.png").write_bytes(b"not a png")
+    with pytest.warns(UserWarning, match=r"1 of 5 images skipped as bad input \(first: chelsea: .*over the other 4"):
+        res = srbench.evaluate(folder, "skimage", metrics="psnr_y", workers=1)
+    assert res.summary.iloc[0]["n_images"] == 4
+
+
+def test_table_ci_of_several_scales_brackets_each_scale(tmp_path):
+    x2 = srbench.evaluate("bicubic", "skimage", metrics="psnr_y", scale=2, workers=1)
+    x4 = srbench.evaluate("bicubic", "skimage", metrics="psnr_y", scale=4, workers=1)
+    table = (x2 + x4).table(ci=True)
+    rows = [line for line in table.splitlines() if line.startswith("| bicubic")]
+    assert len(rows) == 2 and all(re.search(r"\*\*\d+\.\d+\*\* \[\d+\.\d+, \d+\.\d+\]", r) for r in rows), table
+    assert "95% interval" in table
+
+
+@pytest.mark.parametrize("scale", [0, -2, 2.5, True, "4"])
+def test_metric_refuses_a_scale_that_is_no_positive_whole_number(scale):
+    with pytest.raises(BadInputError, match=r"scale must be a positive whole number.*got"):
+        srbench.metric("psnr_y", scale=scale)
+
+
+def test_metric_refuses_a_value_range_given_as_text():
+    with pytest.raises(BadInputError, match="value_range must be"):
+        srbench.metric("psnr_y", value_range="01")
