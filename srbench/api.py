@@ -532,13 +532,13 @@ class Results:
         """scale -> (model, dataset, metric) -> the interval of the value a table shows: a metric stored under both
         protocols is shown under its first (srbench.report), and bracketed by that protocol's interval."""
         from srbench.metrics import get_metric
+        from srbench.metrics.registry import protocol_rank
 
         out: dict[int, dict[tuple[str, str, str], Any]] = {}
         shown_under: dict[tuple, int] = {}
         for (model, dataset, protocol, scale, name), interval in self._intervals(n_resamples).items():
-            order = tuple(get_metric(name).protocols or ())
-            rank = order.index(protocol) if protocol in order else len(order)
-            if shown_under.get((scale, model, dataset, name), len(order) + 1) <= rank:
+            rank = protocol_rank(get_metric(name), protocol)
+            if (scale, model, dataset, name) in shown_under and shown_under[(scale, model, dataset, name)] <= rank:
                 continue
             shown_under[(scale, model, dataset, name)] = rank
             out.setdefault(scale, {})[(model, dataset, name)] = interval

@@ -93,6 +93,10 @@ _SCALE_TOKEN = re.compile(r"[xX](\d+)|(\d+)[xX]")
 _DATA_TAGS = frozenset({"HR", "LR", "GT"})
 
 
+def _tokens(text: str) -> list[str]:
+    return [t for t in _TOKEN_SEPARATORS.split(text) if t]
+
+
 @dataclass(frozen=True)
 class Affix:
     """What surrounds the image name in an SR file's stem: ``prefix + name + suffix``."""
@@ -106,7 +110,7 @@ class Affix:
     def scales(self) -> set[int]:
         """The scales the affix names (``x4``, ``X4``, ``4x``, ``SRF_4``, each a whole token between ``_``, ``-``,
         ``.``, spaces or the affix's ends): ``{name}_x2_SR`` holds x2 results, whatever the evaluation asks."""
-        tokens = [t for t in _TOKEN_SEPARATORS.split(f"{self.prefix} {self.suffix}") if t]
+        tokens = _tokens(f"{self.prefix} {self.suffix}")
         named = {int(m.group(1) or m.group(2)) for t in tokens for m in [_SCALE_TOKEN.fullmatch(t)] if m}
         named |= {int(b) for a, b in itertools.pairwise(tokens) if a.upper() == "SRF" and b.isdigit()}
         return named
@@ -123,7 +127,7 @@ class Affix:
         """Whether the affix ends in a tag of the dataset's own files (``_HR``, ``_LR``, ``_GT``):
         ``{name}_SRF_4_HR`` picks the HR images a SelfExSR release ships beside its methods' outputs, never an SR
         result, whether or not they are the very files the dataset is read from."""
-        tokens = [t for t in _TOKEN_SEPARATORS.split(self.suffix) if t]
+        tokens = _tokens(self.suffix)
         return bool(tokens) and tokens[-1].upper() in _DATA_TAGS
 
     def pattern(self, scale: int) -> str:

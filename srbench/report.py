@@ -243,11 +243,10 @@ def _one_protocol_per_cell(tidy: pd.DataFrame, spec: Mapping[str, Any], models: 
     if tidy.empty or "protocol" not in tidy.columns:
         return tidy, [], []
 
-    def rank(metric: str, protocol: str) -> int:
-        order = tuple(getattr(spec.get(metric), "protocols", None) or ())
-        return order.index(protocol) if protocol in order else len(order)
+    from srbench.metrics.registry import protocol_rank
 
-    ranked = tidy.assign(protocol_rank=[rank(m, p) for m, p in zip(tidy["metric"], tidy["protocol"], strict=True)])
+    ranked = tidy.assign(protocol_rank=[protocol_rank(spec.get(m), p)
+                                        for m, p in zip(tidy["metric"], tidy["protocol"], strict=True)])
     key = ["model", "dataset", "metric", *(["scale"] if "scale" in tidy.columns else [])]
     kept = ranked.sort_values("protocol_rank", kind="stable").drop_duplicates(key).sort_index()
     several = {m for m in spec if len(getattr(spec[m], "protocols", None) or ()) > 1}

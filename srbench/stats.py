@@ -653,6 +653,7 @@ def table_intervals(store_rows: Sequence[Mapping], metrics: Sequence[str] | None
                     seed: int = DEFAULT_SEED) -> dict[tuple[str, str, str], Interval]:
     """(model, dataset, metric) -> bootstrap interval of every per-image metric a table of ``store_rows`` shows
     (the cells of ``report.tidy_from_store`` of the same rows; dataset-level metrics have none)."""
+    from srbench.metrics.registry import protocol_rank
     from srbench.protocols import get_protocol
 
     out: dict[tuple[str, str, str], Interval] = {}
@@ -666,8 +667,7 @@ def table_intervals(store_rows: Sequence[Mapping], metrics: Sequence[str] | None
             if spec.is_dataset_level or (metrics is not None and spec.name not in metrics) or not image_set.has(spec):
                 continue
             key = (model, dataset, spec.name)
-            order = tuple(spec.protocols or ())
-            rank = order.index(protocol) if protocol in order else len(order)
+            rank = protocol_rank(spec, protocol)
             if key in shown_under and shown_under[key] <= rank:
                 continue
             shown_under[key] = rank

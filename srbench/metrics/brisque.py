@@ -352,7 +352,7 @@ def brisque(plane: np.ndarray, *, weights_dir: str | None = None) -> float:
     >>> round(brisque(plane), 4), round(brisque(noisy), 4), brisque(np.full((40, 40), 128.0))
     (10.3613, 69.113, nan)
     """
-    model, ranges = _load_model(brisque_model_path(weights_dir))
+    model, ranges = load_model(weights_dir)
     plane = prepare_plane(plane)
     if is_constant(plane):
         return math.nan
@@ -389,7 +389,7 @@ def brisque_conditioning(plane: np.ndarray, *, weights_dir: str | None = None) -
     order: MATLAB (whose own order mixes signs) can print a different number, and it need not lie inside
     [low, high] (pyiqa's I03: release 94.6421, srbench 94.6457, range 94.6438..94.6462).
     """
-    model, ranges = _load_model(brisque_model_path(weights_dir))
+    model, ranges = load_model(weights_dir)
     plane = prepare_plane(plane)
     if is_constant(plane):
         return BrisqueConditioning(math.nan, 1.0, math.nan, math.nan)

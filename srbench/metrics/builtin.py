@@ -36,11 +36,9 @@ def _nrqm_path(weights_dir: str | None) -> Path:
 
 
 def _load_nrqm(weights_dir: str | None) -> object:
-    from srbench.metrics.nrqm import load_model
-    from srbench.weights import stamp
+    from srbench.metrics.nrqm import model_in
 
-    path = _nrqm_path(weights_dir)
-    return load_model(str(path), stamp(path))
+    return model_in(weights_dir)
 
 
 def _load_brisque(weights_dir: str | None) -> object:

@@ -725,6 +725,15 @@ _FOREST_FIELDS = ("left", "right", "threshold", "prediction", "attribute")
 _FIELD_TYPES = (np.int32, np.int32, np.float64, np.float64, np.int32)
 
 
+def model_in(weights_dir: str | os.PathLike | None = None) -> NrqmModel:
+    """The model of the ``NRQM_model.mat`` srbench finds (:func:`nrqm_model_path`), read once per version of the
+    file; a WeightsUnavailableError where there is none, a BadInputError naming a file that is not the model."""
+    from srbench.weights import stamp
+
+    path = nrqm_model_path(weights_dir)
+    return load_model(str(path), stamp(path))
+
+
 @functools.cache
 def load_model(path: str, stamp: tuple[int, ...] = ()) -> NrqmModel:
     """Read ``NRQM_model.mat`` (``model.linear``, ``model.rf{1..3}``); a clear error for anything else. ``stamp``
@@ -860,10 +869,7 @@ def ma(img: np.ndarray, *, weights_dir: str | os.PathLike | None = None, convent
     plane = np.asarray(img, dtype=np.float64)
     if plane.ndim != 2:
         raise BadInputError(f"ma expects a 2-D plane (Y or gray) in 0..255, got shape {plane.shape}")
-    from srbench.weights import stamp
-
-    path = nrqm_model_path(weights_dir)
-    model = load_model(str(path), stamp(path))
+    model = model_in(weights_dir)
     check_size(plane.shape)
     gsm = gsm_features(plane, convention)
     if np.isnan(gsm).any():

@@ -339,6 +339,14 @@ def get_metric(name: str) -> Metric:
     raise BadInputError(f"unknown metric {name!r}; known: {', '.join(metrics)} (or pyiqa:<name>)")
 
 
+def protocol_rank(metric: object, protocol: str) -> int:
+    """Where ``protocol`` stands among ``metric``'s protocols (a descriptor, or anything with ``protocols``): 0 for
+    its first, the one a table shows a metric of several protocols under (its values differ between protocols:
+    each crops its own border), len(protocols) for one it does not name."""
+    order = tuple(getattr(metric, "protocols", None) or ())
+    return order.index(protocol) if protocol in order else len(order)
+
+
 def mean_of(rows: Sequence[Mapping[str, float]]) -> Callable[[str], float]:
     """``mean(key)`` over per-image rows, NaN when there are none (what ``Metric.aggregate`` receives)."""
 
