@@ -14,7 +14,6 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -162,17 +161,17 @@ def _refuse_one_name_twice(models: Sequence[PathLike], datasets: Sequence[PathLi
     """Results are keyed by model name: two folders of one name (``run1/x4`` and ``run2/x4``) would be averaged
     together in tables and one would replace the other in a store, and a model or dataset given twice would be
     counted twice."""
+    from srbench.sources import source_name
+
     seen: dict[str, str] = {}
     for m in models:
         text = os.fspath(m)
-        path = Path(text).expanduser()
-        name = path.name if path.is_dir() else text  # a folder source is named after its folder
+        name = source_name(text)
         if name in seen:
             same = seen[name] == text
             raise BadInputError(f"srbench.evaluate: {text!r} {'is given twice' if same else f'and {seen[name]!r} '}"
                                 f"{'' if same else 'would both be named ' + repr(name)}; results are keyed by model "
-                                "name: evaluate them in separate calls (a store labels each under its own suite), "
-                                "or rename one folder")
+                                "name: evaluate them in separate calls (a store labels each under its own suite)")
         seen[name] = text
     given = [os.fspath(d) for d in datasets]
     twice = sorted({d for d in given if given.count(d) > 1})
@@ -571,6 +570,13 @@ class Results:
         from srbench.metrics import get_metric
         from srbench.stats import paired_comparison
 
+        known = list(dict.fromkeys(s.model for s in self._sets))
+        unknown = [m for m in (model_a, model_b) if m not in known]
+        if unknown:
+            raise BadInputError(f"compare: unknown model {unknown[0]!r}; these results hold {', '.join(known)}")
+        if dataset is not None and dataset not in {s.dataset for s in self._sets}:
+            raise BadInputError(f"compare: no results on dataset {dataset!r}; these results hold "
+                                f"{', '.join(dict.fromkeys(s.dataset for s in self._sets))}")
         rows = []
         for a in self._sets:
             if a.model != model_a or (dataset and a.dataset != dataset) or (protocol and a.protocol != protocol):

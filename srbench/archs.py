@@ -367,10 +367,13 @@ def block_indices(state: Mapping[str, torch.Tensor]) -> set[int]:
 
 def _rrdbnet_config(state: Mapping[str, torch.Tensor]) -> dict:
     first = state["conv_first.weight"]
-    # x2 and x1 RRDBNets pixel-unshuffle an RGB input into 12 or 48 channels first.
-    num_in_ch, scale = {12: (3, 2), 48: (3, 1)}.get(first.shape[1], (first.shape[1], 4))
+    num_out_ch = state["conv_last.weight"].shape[0]
+    # x2 and x1 RRDBNets pixel-unshuffle their input into 4 or 16 times its channels first (12 or 48 for RGB);
+    # the output's channels tell which (a gray x2 network's 4 input channels are not a 4-channel x4 network).
+    num_in_ch, scale = {num_out_ch * 4: (num_out_ch, 2), num_out_ch * 16: (num_out_ch, 1)}.get(
+        first.shape[1], (first.shape[1], 4))
     return {
-        "num_in_ch": num_in_ch, "num_out_ch": state["conv_last.weight"].shape[0], "scale": scale,
+        "num_in_ch": num_in_ch, "num_out_ch": num_out_ch, "scale": scale,
         "num_feat": first.shape[0], "num_block": len(block_indices(state)),
         "num_grow_ch": state["body.0.rdb1.conv1.weight"].shape[0],
         **({"norm": "batch"} if "body.0.rdb1.norms.0.weight" in state else {}),

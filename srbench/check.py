@@ -43,7 +43,11 @@ SMALL_MODEL = "rrdb23-smoke"
 BASELINE_FORMAT = "srbench-drift-baseline"
 BASELINE_FORMAT_VERSION = 2  # 1: values and n_images only (still read: its fingerprints are unknown)
 # The packages whose versions are fingerprints of every value (others are in each result's provenance).
-FINGERPRINT_PACKAGES = ("srbench", "numpy", "scipy", "torch", "pyiqa")
+# Not pyiqa: the metrics it computes carry its version in their own ("pyiqa-0.1.16"), and no other value depends on
+# it, so the light install (no pyiqa) is no changed fingerprint of the values it computes alike.
+FINGERPRINT_PACKAGES = ("srbench", "numpy", "scipy", "torch")
+# Packages once fingerprinted, in baselines written then: not compared any more.
+_FORMER_PACKAGES = ("pyiqa",)
 MOVERS = 5  # images named per moved value
 EXIT_OK, EXIT_DRIFT, EXIT_NOT_RUN = 0, 1, 2
 REFERENCE_SET = "srbench's reference set"
@@ -564,6 +568,8 @@ def _changes(then: Mapping[str, str] | None, now: Mapping[str, str] | None) -> l
         return [] if then == now else ["fingerprints unknown (a baseline written before they were recorded)"]
     out = []
     for key in dict.fromkeys([*then, *now]):
+        if key in _FORMER_PACKAGES:
+            continue
         a, b = then.get(key), now.get(key)
         if a != b and not (key in _SETTINGS and a is None):
             words = _FINGERPRINT_WORDS.get(key, f"{key} version")

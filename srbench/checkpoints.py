@@ -325,21 +325,8 @@ def load_generator(
                 f"{want} blocks in the configuration, {blocks} in the file")
         with torch.device("meta"):
             expected = build_generator(arch_name, config).state_dict()
-    missing = sorted(set(expected) - set(loaded.state))
-    unexpected = sorted(set(loaded.state) - set(expected))
-    wrong_shape = sorted(
-        f"{k} {tuple(loaded.state[k].shape)} vs {tuple(expected[k].shape)}"
-        for k in set(expected) & set(loaded.state) if loaded.state[k].shape != expected[k].shape
-    )
-    if missing or unexpected or wrong_shape:
-        parts = []
-        if missing:
-            parts.append(f"missing {len(missing)}: {', '.join(missing[:6])}{' ...' if len(missing) > 6 else ''}")
-        if unexpected:
-            parts.append(f"unexpected {len(unexpected)}: {', '.join(map(_key, unexpected[:6]))}"
-                         f"{' ...' if len(unexpected) > 6 else ''}")
-        if wrong_shape:
-            parts.append(f"wrong shape: {', '.join(wrong_shape[:4])}")
+    parts = _mismatches(expected, loaded.state)
+    if parts:
         raise CheckpointError(
             f"{loaded.source} does not fit {variant or arch_name} {config} (layout guessed: {loaded.layout}); "
             + "; ".join(parts)
@@ -351,6 +338,7 @@ def load_generator(
     except (RuntimeError, TypeError, ValueError, NotImplementedError) as exc:  # dtypes torch cannot copy in
         raise CheckpointError(f"{loaded.source}: its tensors cannot be loaded into {variant or arch_name} "
                               f"({one_line(str(exc))})") from None
+    _refuse_non_finite(model, loaded.source)
     model.eval()
     # nn.Module types attribute assignment as Tensor | Module; a plain dict is stored in __dict__ as usual.
     model.srbench_info = {  # type: ignore[assignment]
@@ -359,6 +347,42 @@ def load_generator(
         "parameters": count_parameters(model),
     }
     return model
+
+
+def _mismatches(expected: Mapping[str, torch.Tensor], state: Mapping[str, torch.Tensor]) -> list[str]:
+    """What keeps ``state`` from loading strictly into a module of state dict ``expected``, one phrase each."""
+    # BatchNorm's step counter changes no output, and files saved before PyTorch 0.4.1 (or converted) lack it:
+    # load_state_dict fills it in, as strict loading in PyTorch itself does.
+    missing = sorted(k for k in set(expected) - set(state) if not k.endswith(".num_batches_tracked"))
+    unexpected = sorted(set(state) - set(expected))
+    shared = set(expected) & set(state)
+    wrong_shape = sorted(f"{k} {tuple(state[k].shape)} vs {tuple(expected[k].shape)}"
+                         for k in shared if state[k].shape != expected[k].shape)
+    # An integer tensor would be cast to float silently: weights that were quantised or are not weights at all.
+    wrong_dtype = sorted(f"{k} {state[k].dtype}" for k in shared
+                         if expected[k].is_floating_point() and not state[k].is_floating_point())
+    parts = []
+    if missing:
+        parts.append(f"missing {len(missing)}: {', '.join(missing[:6])}{' ...' if len(missing) > 6 else ''}")
+    if unexpected:
+        parts.append(f"unexpected {len(unexpected)}: {', '.join(map(_key, unexpected[:6]))}"
+                     f"{' ...' if len(unexpected) > 6 else ''}")
+    if wrong_shape:
+        parts.append(f"wrong shape: {', '.join(wrong_shape[:4])}")
+    if wrong_dtype:
+        parts.append(f"not floating point: {', '.join(wrong_dtype[:4])}")
+    return parts
+
+
+def _refuse_non_finite(model: nn.Module, source: str) -> None:
+    """A checkpoint of a diverged run (NaN or Inf weights) gives NaN images, which quantise to black pixels that
+    would be scored: refused at load, naming the tensors."""
+    bad = [(name, int((~torch.isfinite(t)).sum())) for name, t in model.state_dict().items()
+           if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    if bad:
+        listed = ", ".join(f"{name} ({count})" for name, count in bad[:4]) + (" ..." if len(bad) > 4 else "")
+        raise CheckpointError(f"{source}: non-finite weights (NaN or Inf) in {len(bad)} tensor(s): {listed}; a "
+                              "diverged or corrupt checkpoint gives no numbers")
 
 
 # ---------------------------------------------------------------------------------------------------------

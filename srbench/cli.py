@@ -214,6 +214,10 @@ def _check_model_arguments(models, tree, datasets, names) -> None:
     if names and len(names) != len(models):
         raise click.UsageError(f"{len(names)} --name for {len(models)} --model: give one per --model, in order (a "
                                "--tree's results are named by their method folders)")
+    if len(models) > 1:
+        from srbench.many import refuse_shared_names
+
+        refuse_shared_names(list(models), list(names) or [None] * len(models))  # before a store is opened
 
 
 def _refuse_skipped(results, skip_bad: bool) -> None:
@@ -423,7 +427,9 @@ def _parse_alphas(text: str) -> list[float]:
         alphas = [float(a) for a in text.split(",") if a.strip()]
     except ValueError:
         raise click.BadParameter(f"not a comma-separated list of numbers: {text!r}") from None
-    if not alphas or len(set(alphas)) != len(alphas):
+    if not alphas:
+        raise click.BadParameter("no alpha given: e.g. --alpha 0,0.5,1")
+    if len(set(alphas)) != len(alphas):
         raise click.BadParameter("give each alpha once")
     outside = [a for a in alphas if not 0.0 <= a <= 1.0]  # NaN included
     if outside:
@@ -466,18 +472,23 @@ def interp(psnr, gan, alpha_text, out) -> None:
 @click.option("--max-pixels", type=click.IntRange(min=1),
               help="Largest image (width x height) read; larger ones are skipped as bad input "
                    "[default: 134217728, a 16K frame fits].")
-def infer(model, inputs, out, tile, tile_pad, device, half, channels_last, max_pixels) -> None:
-    """Upscale images or folders INPUTS with MODEL (checkpoint or variant) into OUT as PNG."""
+@click.option("--weights-dir", type=click.Path(file_okay=False),
+              help="Where a published checkpoint was fetched (default: $SRBENCH_WEIGHTS, else "
+                   "~/.cache/srbench/weights).")
+@allow_unpinned_weights
+def infer(model, inputs, out, tile, tile_pad, device, half, channels_last, max_pixels, weights_dir) -> None:
+    """Upscale images or folders INPUTS with MODEL (checkpoint, variant or published checkpoint) into OUT as PNG."""
     from tqdm import tqdm
 
     from srbench.images import ensure_writable_dir, set_max_pixels
-    from srbench.infer import Runner, collect_inputs, infer_files, resolve_generator
+    from srbench.infer import Runner, collect_inputs, infer_files, refuse_overwriting_inputs, resolve_generator
 
     set_max_pixels(max_pixels)
     files = collect_inputs(list(inputs))
+    refuse_overwriting_inputs(files, out)
     ensure_writable_dir(out)  # before the network is loaded
-    runner = Runner.create(resolve_generator(model), device=device, half=half, tile=tile, tile_pad=tile_pad,
-                           channels_last=channels_last)
+    runner = Runner.create(resolve_generator(model, weights_dir=weights_dir), device=device, half=half, tile=tile,
+                           tile_pad=tile_pad, channels_last=channels_last)
     with tqdm(total=len(files), unit="img", disable=None, file=sys.stderr) as bar:
         written, notes, errors = infer_files(runner, files, out, progress=lambda _: bar.update(1))
     for note in notes:
@@ -496,7 +507,8 @@ def infer(model, inputs, out, tile, tile_pad, device, half, channels_last, max_p
 @click.option("--preset", default="paper", show_default=True, type=click.Choice(["smoke", "short", "paper"]))
 @click.option("--init", type=click.Path(exists=True, dir_okay=False),
               help="Generator checkpoint to start from (the gan stage defaults to OUT/psnr/g_final.safetensors).")
-@click.option("--data", help="Training images: a named set, a folder or 'skimage' (overrides data.train).")
+@click.option("--data", help="Training images: a named set or a folder of HR images (overrides data.train; the short "
+                             "and paper presets need one, smoke trains on skimage-train).")
 @click.option("--val", help="Held-out images for the validation L1 (default: the last training image).")
 @click.option("--data-root", type=click.Path(file_okay=False))
 @click.option("--out", type=click.Path(file_okay=False), help="Run folder (default: reports/runs/<name>).")
@@ -516,7 +528,7 @@ def train(variant, stage, preset, init, data, val, data_root, out, iters, sets, 
     from srbench.images import ensure_writable_dir
     from srbench.train import recorded_iters
     from srbench.train import train as run
-    from srbench.train.config import resolve_config
+    from srbench.train.config import check_training_set, resolve_config
 
     overrides: dict = {"data": {}}
     if data:
@@ -536,6 +548,7 @@ def train(variant, stage, preset, init, data, val, data_root, out, iters, sets, 
         if saved is not None and saved != config.stage(stage).iters:
             overrides[stage] = {"iters": saved}
             config = resolve_config(variant, preset, list(sets), overrides)
+    check_training_set(config)  # before the run folder is made
     ensure_writable_dir(out_dir)  # before the networks are built and the data loaded
     result = run(config, stage, out_dir, init=init, resume=resume, device=device)
     if result.final is not None:
@@ -584,16 +597,18 @@ def suites_list() -> None:
               help="Trainings side by side, each on its share of the cores (default: 2 on a CPU with 2 or more "
                    "cores, 1 on a GPU).")
 @click.option("--workers", type=click.IntRange(min=1), help="Metric workers of each evaluation (as evaluate's).")
+@click.option("--train-data", help="Every variant's training set: a named set or a folder of HR images (the short "
+                                   "and paper presets need one; the smoke preset trains on skimage-train).")
 @allow_unpinned_weights
 def ablate(suite_name, preset, datasets, checkpoints, store_path, out, data_root, weights_dir, device,
-           training_cache, jobs, workers) -> None:
+           training_cache, jobs, workers, train_data) -> None:
     """Train or load every variant of a suite, evaluate under both protocols, write the report."""
     from srbench.ablate import ablate as run
 
     report = run(suite_name, preset=preset, datasets=_split_csv(datasets), checkpoints=checkpoints,
                  store_path=store_path, out=out, data_root=data_root, weights_dir=weights_dir, device=device,
                  log=lambda msg: click.echo(msg, err=True), training_cache=training_cache, jobs=jobs,
-                 workers=workers)
+                 workers=workers, train_data=train_data)
     assert report.out_dir is not None  # ablate() always sets it
     table = report.out_dir / "table.md"
     if table.is_file():
@@ -654,8 +669,10 @@ def export(store_path, fmt, out, per_image) -> None:
         buf = io.BytesIO()  # then written atomically: a failing disk leaves no half-written parquet file
         try:
             frame.to_parquet(buf, index=False)
-        except ImportError as exc:
-            raise click.ClickException(f"parquet needs pyarrow: {exc}") from None
+        except ImportError:
+            raise click.ClickException(
+                "parquet needs pyarrow, which is not installed: pip install \"srbench[parquet]\" adds it (or use "
+                "--format csv)") from None
         atomic_write_bytes(out, buf.getvalue())
     click.echo(f"wrote {len(frame)} rows to {out}")
 

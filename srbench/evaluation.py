@@ -716,7 +716,8 @@ def evaluate_model(
     chosen = options
 
     def open_inputs() -> tuple[SRSource, list[D.Dataset]]:
-        source = (open_source(model, device=chosen.device, tile=chosen.tile, sr_pattern=chosen.sr_pattern)
+        source = (open_source(model, device=chosen.device, tile=chosen.tile, sr_pattern=chosen.sr_pattern,
+                              weights_dir=chosen.weights_dir)
                   if isinstance(model, str) else model)
         if name:
             source.name = name

@@ -61,6 +61,14 @@ class Runner:
             raise BadInputError(f"--tile must be positive, got {tile}")
         if tile_pad < 0:
             raise BadInputError(f"--tile-pad must be non-negative, got {tile_pad}")
+        # What a checkpoint's tensors say (load_generator's config; an architecture's default is RGB).
+        info = getattr(model, "srbench_info", None) or {}
+        config = info.get("config") or {}
+        channels = (config.get("num_in_ch", 3), config.get("num_out_ch", 3))
+        if channels != (3, 3):
+            raise BadInputError(f"{info.get('source', 'the generator')}: a network of {channels[0]} input and "
+                                f"{channels[1]} output channel(s); srbench upscales with RGB networks (3 and 3), "
+                                "gray images as three equal channels")
         model = model.eval().to(dev)
         channels_last = channels_last and dev.type == "cuda"
         if channels_last:
@@ -89,12 +97,23 @@ class Runner:
         h, w = x.shape[-2:]
         pad_h, pad_w = (-h) % m, (-w) % m
         if pad_h or pad_w:
-            x = torch.nn.functional.pad(x, (0, pad_w, 0, pad_h), mode="reflect")
+            # Reflection needs a pad shorter than the side (BasicSR's convention); a side of 1 or 2 pixels
+            # repeats its edge instead.
+            mode = "reflect" if pad_h < h and pad_w < w else "replicate"
+            x = torch.nn.functional.pad(x, (0, pad_w, 0, pad_h), mode=mode)
         if self.tile is None or (x.shape[-2] <= self.tile and x.shape[-1] <= self.tile):
             out = self._forward(x, host)
         else:
             out = self._tiled(x, host)
-        return out[..., : h * self.scale, : w * self.scale]
+        out = out[..., : h * self.scale, : w * self.scale]
+        bad = int((~torch.isfinite(out)).sum())
+        if bad:
+            # Clamping and quantising would turn NaN into black pixels and score them: no number from them.
+            raise BadInputError(
+                f"the network's output holds {bad} non-finite value(s) (NaN or Inf) of {out.numel()}: a diverged or "
+                f"corrupt checkpoint{', or float16 overflow (--half)' if self.half else ''}; nothing is computed "
+                "from it")
+        return out
 
     def _tiled(self, x: torch.Tensor, host: bool = True) -> torch.Tensor:
         m = self._multiple
@@ -156,7 +175,8 @@ class Runner:
 
 def _unit_input(rgb: np.ndarray) -> torch.Tensor:
     """uint8 HxWx3 -> 1 x 3 x H x W float32 in 0..1, the network's input."""
-    return torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).float().div_(255.0)[None]
+    # Writable too: a read-only image whose transpose is contiguous (1 x 1) would be shared, which torch warns of.
+    return torch.from_numpy(np.require(rgb.transpose(2, 0, 1), requirements=["C", "W"])).float().div_(255.0)[None]
 
 
 @dataclass(frozen=True)
@@ -173,14 +193,27 @@ class GeneratorRef:
 def classify_generator(text: str) -> GeneratorRef | None:
     """What ``text`` names, if it names a generator (None: it does not, e.g. a folder of SR images). The one place
     a model string is classified: :func:`resolve_generator`, srbench.sources.open_source and GeneratorSource all
-    go by its answer."""
-    if Path(text).expanduser().is_file():
+    go by its answer.
+
+    A bare name that is both a variant or published checkpoint and a file or folder here is refused: either
+    reading would score another source under the same name without a word. A path (``./name``) is a path.
+    """
+    from srbench.downloads import checkpoint_download
+
+    path = Path(text).expanduser()
+    published = checkpoint_download(text)
+    named = text in GENERATORS or published is not None
+    if named and (path.exists() or path.is_symlink()):
+        what = "variant" if text in GENERATORS else "published checkpoint"
+        instead = (f"its checkpoint file ({paths.models_dir() / f'{text}.safetensors'})" if text in GENERATORS
+                   else "its checkpoint file in the weights folder")
+        raise BadInputError(
+            f"{text!r} is a {what} and also a {'folder' if path.is_dir() else 'file'} here: pass "
+            f"{os.path.join('.', text)!r} for the {'folder' if path.is_dir() else 'file'}, or {instead} for the {what}")
+    if path.is_file():
         return GeneratorRef(text, "file")
     if text in GENERATORS:
         return GeneratorRef(text, "variant")
-    from srbench.downloads import checkpoint_download
-
-    published = checkpoint_download(text)
     return GeneratorRef(text, "published", published) if published is not None else None
 
 
@@ -195,10 +228,13 @@ def generator_ref(text: str | GeneratorRef) -> GeneratorRef:
     return ref
 
 
-def resolve_generator(ckpt_or_variant: str | GeneratorRef, scale: int | None = None) -> nn.Module:
+def resolve_generator(ckpt_or_variant: str | GeneratorRef, scale: int | None = None, *,
+                      weights_dir: str | os.PathLike | None = None) -> nn.Module:
     """A loaded generator from a checkpoint path, from ``<models dir>/<variant>.safetensors``, or a published
-    checkpoint by name (``esrgan-official``) once ``srbench fetch weights`` has put it in the weights folder."""
-    from srbench.checkpoints import load_generator
+    checkpoint by name (``esrgan-official``) once ``srbench fetch weights`` has put it in the weights folder
+    (``weights_dir``, else the default one), checked against its pin as metric weights are: numbers under a
+    published checkpoint's name are that checkpoint's, unless the user opts in (srbench.weights.allowed)."""
+    from srbench.checkpoints import generator_info, load_generator
 
     ref = generator_ref(ckpt_or_variant)
     if ref.kind == "file":
@@ -212,8 +248,13 @@ def resolve_generator(ckpt_or_variant: str | GeneratorRef, scale: int | None = N
             "a checkpoint file)"
         )
     from srbench.fetch import weights_file
+    from srbench.weights import check_file
 
-    return load_generator(weights_file(ref.text), ref.published.variant, scale=scale)
+    path = weights_file(ref.text, weights_dir=weights_dir)
+    checked = check_file(path)
+    module = load_generator(path, ref.published.variant, scale=scale)
+    generator_info(module)["pinned"] = checked.pinned
+    return module
 
 
 def collect_inputs(inputs: list[str]) -> list[Path]:
@@ -244,6 +285,16 @@ def collect_inputs(inputs: list[str]) -> list[Path]:
     return files
 
 
+def refuse_overwriting_inputs(files: list[Path], out_dir: str | os.PathLike) -> None:
+    """Outputs never replace inputs, nor land among them (a second run would upscale its own outputs):
+    ``out_dir`` may be no folder an input came from."""
+    out = Path(out_dir).expanduser().resolve()
+    for f in files:
+        if f.parent.resolve() == out:
+            raise BadInputError(f"--out {out_dir} is where {f} is: outputs would replace or mix with the inputs; "
+                                "choose another --out")
+
+
 def infer_files(runner: Runner, files: list[Path], out_dir: str | os.PathLike,
                 progress: Callable[[Path], None] | None = None) -> tuple[list[Path], list[str], list[str]]:
     """Upscale every file into ``out_dir`` as PNG; returns (written, notes, errors). Bad files are skipped.
@@ -253,6 +304,7 @@ def infer_files(runner: Runner, files: list[Path], out_dir: str | os.PathLike,
     """
     from srbench.images import decode_image, write_png
 
+    refuse_overwriting_inputs(files, out_dir)
     out = Path(out_dir)
     written, notes, errors = [], list(runner.notes), []
     for f in files:

@@ -156,10 +156,29 @@ def evaluate_many(models: Sequence[str], datasets: Sequence[str], options: EvalO
     twice = sorted({n for n in given if given.count(n) > 1})
     if twice:
         raise BadInputError(f"the name(s) {', '.join(twice)} are given to several models; each needs its own")
+    refuse_shared_names(models, names)
     found = ManyResults()
     for model, name in zip(models, names, strict=True):
         _evaluate_one(model, datasets, options, store, suite, name, progress, found, on_result)
     return found
+
+
+def refuse_shared_names(models: Sequence[str], names: Sequence[str | None]) -> None:
+    """Results are keyed by model name: two models that would go by one name (folders ``run1/x4`` and ``run2/x4``,
+    two checkpoints of one variant) would be averaged together in tables, one replacing the other in a store."""
+    from srbench.errors import BadInputError
+    from srbench.sources import source_name
+
+    seen: dict[str, str] = {}
+    for model, name in zip(models, names, strict=True):
+        try:
+            effective = name or source_name(model)
+        except SrbenchError:
+            continue  # opening it fails the same way, reported as that model's failure
+        if effective in seen:
+            raise BadInputError(f"--model {seen[effective]} and --model {model} would both be named {effective!r}: "
+                                "results are keyed by model name; give each a --name (one per --model, in order)")
+        seen[effective] = model
 
 
 def evaluate_tree(tree: str | os.PathLike, options: EvalOptions, *, scales: Sequence[int] | None = None,

@@ -224,6 +224,7 @@ def best_affix(by_stem: dict[str, list[Path]], images: Sequence[tuple[str, set[s
 
 
 def suggest_pattern(by_stem: dict[str, list[Path]], images: Sequence[tuple[str, set[str]]], scale: int) -> str | None:
-    """The pattern of :func:`best_affix` (a hint for a folder where no affix pairs every image)."""
-    affix = best_affix(by_stem, images, scale)
+    """The pattern of :func:`best_affix` (a hint for a folder where no affix pairs every image), meeting the name at
+    a separator: ``wo{name}_MyNet_x4`` pairs Set14's ``man`` with Set5's ``woman`` output, by accident."""
+    affix = best_affix(by_stem, images, scale, bounded=True)
     return None if affix is None else affix.pattern(scale)

@@ -536,8 +536,23 @@ def write_suite_report(report, visual=None) -> list[Path]:
         written.append(out / "training.json")
     planes = [p for p in written if p.suffix == ".png"]
     written.append(write_html(report, tidy, planes, visual))
+    _remove_former(out, written)
     atomic_write_text(stamp, digest + "\n")
     return written
+
+
+# The files a suite report is made of that a run may not write (no failures, no pirm numbers for a dataset).
+_REPORT_FILES = ("failures.txt", "training.json", "table.md", "table.tex", "pirm_plane_*.png")
+
+
+def _remove_former(out: Path, written: list[Path]) -> None:
+    """A report's own files that this run did not write are an earlier run's (last run's failures, the plane of a
+    dataset no longer evaluated): removed, so that the folder is this run's report only. Other files stay."""
+    keep = {p.name for p in written}
+    for pattern in _REPORT_FILES:
+        for path in out.glob(pattern):
+            if path.name not in keep and path.is_file():
+                path.unlink()
 
 
 def training_rows(report) -> list[dict]:
@@ -561,6 +576,10 @@ def preset_notice(report) -> str | None:
     (``report.iterations``, ``report.batches``)."""
     if report.preset != "smoke":
         return None
+    stages = getattr(report, "training", None) or []
+    given = [s for s in stages if s.source == "checkpoints"]
+    if stages and len(given) == len(stages):
+        return None  # no stage was trained here: the numbers are the --checkpoints files'
     from srbench.datasets import SKIMAGE_TRAIN
 
     def span(values: list[int]) -> str:
@@ -576,12 +595,15 @@ def preset_notice(report) -> str | None:
     else:
         trained += " on"
     suite = report.suite.name
+    except_given = (f" (except the {len(given)} stage(s) given with --checkpoints, which are those files)"
+                    if given else "")
     return (f"Smoke preset: small versions of the networks, {trained} {len(SKIMAGE_TRAIN)} images "
-            "scikit-image ships, with a randomly initialised VGG19 for the perceptual loss. "
+            f"scikit-image ships, with a randomly initialised VGG19 for the perceptual loss{except_given}. "
             "These numbers show that the harness works end to end; they are not the paper's results, and trained "
             "models losing to bicubic, or colour casts in the crops, are what such brief training gives. "
-            f"The real thing: srbench ablate --suite {suite} --data-root DIR (the paper preset on the suite's "
-            "datasets; it needs VGG19's ImageNet weights in the weights folder).")
+            f"The real thing: srbench ablate --suite {suite} --data-root DIR --train-data TRAIN (the paper preset "
+            "on the suite's datasets, trained on TRAIN, e.g. a folder of DIV2K's training HR images; it needs "
+            "VGG19's ImageNet weights in the weights folder).")
 
 
 def shared_training_note(training: list[dict]) -> str:

@@ -290,12 +290,12 @@ class GeneratorSource:
     """A generator network (checkpoint file or variant with a checkpoint in the models folder)."""
 
     def __init__(self, ckpt_or_variant: str | GeneratorRef, *, device: str = "auto", tile: int | None = None,
-                 tile_pad: int = 16) -> None:
+                 tile_pad: int = 16, weights_dir: str | os.PathLike | None = None) -> None:
         from srbench.checkpoints import generator_info
         from srbench.infer import Runner, generator_ref, resolve_generator
 
         ref = generator_ref(ckpt_or_variant)
-        module = resolve_generator(ref)
+        module = resolve_generator(ref, weights_dir=weights_dir)
         self.info = generator_info(module)
         self.runner = Runner.create(module, device=device, tile=tile, tile_pad=tile_pad)
         # A published checkpoint keeps its own name: "rrdb23" would not tell ESRGAN from its PSNR model.
@@ -307,7 +307,8 @@ class GeneratorSource:
                     f"{f':tile{r.tile}-{r.tile_pad}' if r.tile else ''}")
 
     def describe(self) -> dict:
-        info = {k: self.info[k] for k in ("arch", "config", "variant", "layout", "source", "sha256")}
+        info = {k: self.info[k] for k in ("arch", "config", "variant", "layout", "source", "sha256", "pinned")
+                if k in self.info}
         return {"kind": "generator", **info, "device": str(self.runner.device)}
 
     def predict(self, pair: D.Pair, item: D.Item, scale: int) -> np.ndarray:
@@ -329,10 +330,28 @@ class GeneratorSource:
 SRSource = BicubicSource | FolderSource | GeneratorSource
 
 
-def open_source(model: str, *, device: str = "auto", tile: int | None = None,
-                sr_pattern: str | None = None) -> SRSource:
-    """``bicubic``, a checkpoint file, variant or published checkpoint name, or a folder of SR images (named
-    after the dataset's images, or as ``sr_pattern`` says: see :class:`FolderSource`)."""
+def source_name(model: str) -> str:
+    """The name ``model``'s results go by, as :func:`open_source`'s source is named, found without loading a
+    network: results are keyed by it, so two models of one name must be told apart before either is evaluated."""
+    if model == "bicubic":
+        return "bicubic"
+    from srbench.infer import classify_generator
+
+    ref = classify_generator(model)
+    if ref is None:
+        return Path(model).expanduser().name  # a folder of SR images (FolderSource)
+    if ref.kind != "file":
+        return ref.text
+    from srbench.checkpoints import read_metadata
+
+    path = Path(ref.text).expanduser()
+    return (read_metadata(path) or {}).get("variant") or path.stem  # as load_generator names it (GeneratorSource)
+
+
+def open_source(model: str, *, device: str = "auto", tile: int | None = None, sr_pattern: str | None = None,
+                weights_dir: str | os.PathLike | None = None) -> SRSource:
+    """``bicubic``, a checkpoint file, variant or published checkpoint name (looked for in ``weights_dir``), or a
+    folder of SR images (named after the dataset's images, or as ``sr_pattern`` says: see :class:`FolderSource`)."""
 
     if sr_pattern is not None:
         if not Path(model).expanduser().is_dir():
@@ -344,7 +363,7 @@ def open_source(model: str, *, device: str = "auto", tile: int | None = None,
 
     ref = classify_generator(model)  # the one place a model string is classified
     if ref is not None:
-        return GeneratorSource(ref, device=device, tile=tile)
+        return GeneratorSource(ref, device=device, tile=tile, weights_dir=weights_dir)
     if not Path(model).expanduser().exists():
         from srbench.infer import GENERATORS
 

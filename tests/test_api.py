@@ -89,6 +89,10 @@ def test_compare_and_add(tmp_path):
     table = both.compare("bicubic", "worse")
     (row,) = table.itertuples()
     assert row.metric == "psnr_y" and row.difference > 0 and row.wins == 5 and row.losses == 0
+    with pytest.raises(BadInputError, match="unknown model 'nosuch'; these results hold bicubic, worse"):
+        both.compare("bicubic", "nosuch")
+    with pytest.raises(BadInputError, match="no results on dataset 'set5'; these results hold skimage"):
+        both.compare("bicubic", "worse", dataset="set5")
 
 
 def test_metric_by_name_is_the_value_evaluate_stores():

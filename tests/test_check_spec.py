@@ -196,3 +196,13 @@ def test_the_baseline_holds_for_another_checkout_of_the_same_repository(project,
     res = _check(elsewhere, "--json")
     assert res.exit_code == 0, res.output
     assert all(r["status"] == "ok" and not r["changed"] for r in json.loads(res.stdout)["rows"])
+
+
+def test_pyiqa_is_no_fingerprint_of_values_it_does_not_compute():
+    # The light install has no pyiqa: a baseline made with it must not flag every value computed without it.
+    then = {"metric": "1", "srbench": "0.1.0", "pyiqa": "0.1.16"}
+    assert C._changes(then, {"metric": "1", "srbench": "0.1.0"}) == []
+    assert "pyiqa" not in C.FINGERPRINT_PACKAGES
+    # where pyiqa computes the value its version is the metric's own, which is compared
+    assert C._changes({"metric": "pyiqa-0.1.16"}, {"metric": "pyiqa-0.1.17"}) == [
+        "metric implementation version pyiqa-0.1.16 -> pyiqa-0.1.17"]

@@ -60,6 +60,18 @@ def test_the_ci_files_cache_the_weights_and_store_and_upload_the_junit_file():
     assert gl["artifacts"]["when"] == "always"
 
 
+def test_the_ci_files_install_srbench_from_its_repository_not_pypis_namesake():
+    # PyPI's "srbench" is another project (a self-rewarding benchmark): `pip install srbench` installs its code.
+    github, gitlab = _workflows()
+    (job,) = github["jobs"].values()
+    (gl,) = gitlab.values()
+    installs = [s["run"] for s in job["steps"] if "pip install" in s.get("run", "")] + [
+        line for line in gl["script"] if "pip install" in line]
+    assert installs == ['pip install "$SRBENCH_PIP"'] * 2
+    for env in (job["env"], gl["variables"]):
+        assert env["SRBENCH_PIP"].startswith("srbench @ git+")
+
+
 @pytest.mark.parametrize("ci", ["github", "gitlab"])
 def test_the_documented_commands_run_against_a_small_spec(ci, tmp_path, shared_data):
     github, gitlab = _workflows()

@@ -97,6 +97,15 @@ def test_no_working_naming_is_an_error_showing_the_names_and_a_pattern(shared_da
     assert "baby_RCAN_x4.png" in message and "--sr-pattern '{name}_RCAN_x{scale}'" in message
 
 
+def test_outputs_of_another_dataset_get_no_pattern_that_pairs_by_accident(shared_data, tmp_path):
+    # Set5's outputs given for Set14: 'wo{name}_MyNet_x{scale}' pairs Set14's man with Set5's woman, and nothing else.
+    folder = tmp_path / "set5_outputs"
+    _released(shared_data, folder, "{name}_MyNet_x{scale}")
+    with pytest.raises(BadInputError) as err:
+        list(evaluate_model(str(folder), [str(shared_data / "benchmark/Set14")], metrics=["psnr_y"]))
+    assert "baby_MyNet_x4.png" in str(err.value) and "--sr-pattern" not in str(err.value)
+
+
 def test_an_explicit_pattern_skips_a_missing_image_with_its_reason(shared_data, tmp_path, bicubic_set5):
     folder = tmp_path / "partial"
     _released(shared_data, folder, "{name}_RCAN_x{scale}")

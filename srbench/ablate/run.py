@@ -16,6 +16,7 @@ from srbench.ablate.suites import SUITE_PROTOCOLS, load_suite, resolve_suite_con
 from srbench.ablate.visual import shown_models, visual_comparison
 from srbench.errors import BadInputError, SrbenchError
 from srbench.suite_settings import protocol_metrics
+from srbench.train.config import check_training_set
 from srbench.work_split import Ranks
 
 
@@ -23,21 +24,50 @@ def _has_data_root(data_root: str | None) -> bool:
     return data_root is not None or bool(os.environ.get(paths.DATA_ENV))
 
 
+def _refuse_unknown_sets(datasets: list[str], train_data: str | None) -> None:
+    """A mistyped dataset or training set found before the training, not after it (a known set that is not
+    downloaded is still that dataset's failure alone, reported with where to put it)."""
+    from srbench.datasets import available_names
+
+    known = available_names()
+    for option, names in (("--datasets", datasets), ("--train-data", [train_data] if train_data else [])):
+        for name in names:
+            if name.lower() not in known and not Path(name).expanduser().is_dir():
+                raise BadInputError(f"{option}: {name!r} is neither a known dataset ({', '.join(known)}) nor a folder")
+
+
 def _interpolate(plan: Plan, report: AblationReport) -> None:
     from srbench.checkpoints import alpha_label, generator_info, interpolate, load_generator, save_checkpoint
+    from srbench.weights import sha256
 
     name = plan.suite.interp_variant
     psnr, gan = report.models.get(f"{name}-psnr"), report.models.get(f"{name}-gan")
     if not (psnr and gan):
         return
     info = generator_info(load_generator(gan))
+    # An interpolation is reused only when made from these very weights: a retrained stage, or other
+    # --checkpoints, into the same --out would otherwise keep the former networks under the new names.
+    inputs = {"psnr_sha256": sha256(psnr), "gan_sha256": sha256(gan)}
     for alpha in plan.suite.alphas:
         path = plan.out_dir / "interp" / plan.preset / f"{name}-{alpha_label(alpha)}.safetensors"
-        if not path.is_file():
+        if not _made_from(path, inputs):
             save_checkpoint(interpolate(psnr, gan, alpha), path, arch=info["arch"], config=info["config"],
                             variant=info["variant"], stage="interp",
-                            extra={"alpha": alpha, "psnr": str(psnr), "gan": str(gan)})
+                            extra={"alpha": alpha, "psnr": str(psnr), "gan": str(gan), **inputs})
         report.models[f"{name}-interp-{alpha_label(alpha)}"] = path
+
+
+def _made_from(path: Path, inputs: dict[str, str]) -> bool:
+    """Whether the interpolated checkpoint at ``path`` exists and was made from the weights ``inputs`` names."""
+    from srbench.checkpoints import read_metadata
+
+    if not path.is_file():
+        return False
+    try:
+        extra = (read_metadata(path) or {}).get("extra") or {}
+    except SrbenchError:
+        return False  # an unreadable sidecar: made again
+    return all(extra.get(k) == v for k, v in inputs.items())
 
 
 def _evaluate_model(plan: Plan, report: AblationReport, store, model_name: str, source) -> None:
@@ -47,7 +77,7 @@ def _evaluate_model(plan: Plan, report: AblationReport, store, model_name: str, 
 
     metrics = protocol_metrics(plan.suite.settings.metrics, SUITE_PROTOCOLS)
     try:
-        opened = open_source(str(source), device=plan.evaluation.device)
+        opened = open_source(str(source), device=plan.evaluation.device, weights_dir=plan.evaluation.weights_dir)
     except fatal_errors():
         raise
     except SrbenchError as exc:
@@ -101,12 +131,14 @@ def ablate(
     training_cache: str | None = None,
     jobs: int | None = None,
     workers: int | None = None,
+    train_data: str | None = None,
 ) -> AblationReport:
     """Run a suite end to end; see the module docstring. Failures of one variant do not stop the others.
 
     ``training_cache``: the training cache folder (default: srbench.paths.training_cache_dir, beside the store);
     ``jobs``: trainings side by side (default: :func:`default_jobs`); ``workers``: metric workers of each
-    evaluation (default: srbench.evaluation's)."""
+    evaluation (default: srbench.evaluation's); ``train_data``: every variant's training set (a named set or
+    folder; the ``short`` and ``paper`` presets need one unless ``checkpoints`` gives every stage)."""
     from srbench.options import EvalOptions  # the metrics' registry, only when a suite runs
     from srbench.report import suite_report_is_current, write_suite_report
     from srbench.store import Store
@@ -114,8 +146,13 @@ def ablate(
     suite = load_suite(suite_name)
     no_data = not _has_data_root(data_root)
     preset = preset or ("smoke" if no_data else "paper")
-    configs = resolve_suite_configs(suite, preset)  # a bad variant fails now, not after the others trained
+    # A bad variant fails now, not after the others trained; named training sets are looked for where the data is.
+    configs = resolve_suite_configs(suite, preset, train_data=train_data, data_root=data_root)
+    if checkpoints is None:
+        for config in configs.values():
+            check_training_set(config)
     datasets = list(datasets or (["skimage"] if no_data else suite.datasets))
+    _refuse_unknown_sets(datasets, train_data)
     out_dir = Path(out).expanduser() if out else paths.reports_dir() / suite.name
     if jobs is not None and jobs < 1:
         raise BadInputError(f"--jobs {jobs}: allowed: 1 or more")

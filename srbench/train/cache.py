@@ -51,7 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from srbench.errors import OutputError, SrbenchError
-from srbench.train.config import STAGES, TrainConfig
+from srbench.train.config import GAN_ONLY, STAGES, TrainConfig
 
 CACHE_FORMAT = 1
 ENTRY_FILE = "entry.json"
@@ -63,7 +63,6 @@ KEPT = (FINAL, "g_final.json", FINAL_EMA, "g_ema_final.json", "log.csv", "config
 DATA_KEYS = ("train", "val", "holdout", "patch_size", "batch_size", "scale")
 # Keys of a stage's section that never change its weights.
 CADENCE_KEYS = ("checkpoint_every", "val_every", "log_every")
-GAN_ONLY = ("d_lr", "d_num_feat", "ema_decay", "discriminator")  # read by the gan stage alone
 # Stage keys added after the first training caches were written, at the values that train what those trained.
 _LEGACY_STAGE_DEFAULTS = {"discriminator": "vgg"}
 

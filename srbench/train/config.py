@@ -43,6 +43,8 @@ from srbench.paths import user_path
 from srbench.text import read_toml, shown
 
 STAGES = ("psnr", "gan")
+# Stage keys read by the gan stage alone (its discriminator and the generator's moving average).
+GAN_ONLY = ("d_lr", "d_num_feat", "ema_decay", "discriminator")
 PRESETS = ("smoke", "short", "paper")
 INT64_MAX = 2**63 - 1  # seeds and counters end up in JSON, SQLite and numpy: all 64-bit
 # Run and suite names become folder names: one path component, never a way out of the output folder.
@@ -494,6 +496,19 @@ def resolve_config(variant: str | dict, preset: str = "paper", sets: Sequence[st
     return config
 
 
+def check_training_set(config: TrainConfig) -> None:
+    """The ``short`` and ``paper`` presets train on a set the user names. ``data.train`` defaults to ``skimage``,
+    srbench's embedded *evaluation* set (5 photos): right for no run that claims to follow a paper, and a model
+    trained on the photos it is then scored on. The ``smoke`` preset trains on ``skimage-train``, other photos."""
+    from srbench.datasets import EMBEDDED
+
+    if config.preset != "smoke" and config.data.train == EMBEDDED:
+        raise BadInputError(
+            f"{config.name}: the {config.preset} preset would train on {EMBEDDED!r}, srbench's evaluation set (5 "
+            "photos): name a training set, e.g. a folder of DIV2K's 800 training HR images (ESRGAN trained on "
+            "DIV2K + Flickr2K + OST), with --data (srbench train), --train-data (srbench ablate) or [data] train")
+
+
 def _legacy_fft_weight(layered: dict[str, Any]) -> None:
     """``loss.fft_weight = w`` (srbench before the frequency choice) -> ``loss.frequency = "fft-l1"`` with
     ``loss.frequency_weight = w`` (``none`` and 0 for w = 0), in place: old configuration files keep working and
@@ -546,6 +561,13 @@ def _check_losses(loss: LossConfig) -> None:
 def _check_cross(config: TrainConfig) -> None:
     """What no single field's Rule can say: fields that constrain each other."""
     from srbench.archs import ARCHS, GENERATORS, validate_generator_config
+
+    defaults = StageConfig(iters=1, lr=1e-4, milestones=(1,))
+    for key in GAN_ONLY:
+        if getattr(config.psnr, key) != getattr(defaults, key):
+            # Recorded with the run but never read: the config would say something the weights do not.
+            raise BadInputError(f"psnr.{key}: the psnr stage trains no discriminator and keeps no moving average, "
+                                f"so it would be ignored; set gan.{key}")
 
     data = config.data
     variant = GENERATORS[config.generator]

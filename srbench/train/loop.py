@@ -23,7 +23,7 @@ import torch
 from srbench.checkpoints import save_checkpoint
 from srbench.errors import BadInputError, OutputError, SrbenchError
 from srbench.images import atomic_write_bytes, atomic_write_text, ensure_writable_dir
-from srbench.train.config import TrainConfig, upgrade_saved_config
+from srbench.train.config import TrainConfig, check_training_set, upgrade_saved_config
 from srbench.train.data import training_data, validation_l1
 from srbench.train.ddp import Dist, init_distributed, sync_buffers, write_rank_digests
 from srbench.train.lock import lock_run_folder
@@ -137,6 +137,7 @@ class Trainer:
                  device: str = "auto", progress: bool = True, alone: bool = False) -> None:
         """``alone``: train in this process only, even under ``torchrun`` (``srbench ablate`` gives each rank whole
         stages), on this node's GPU of the rank when training on CUDA."""
+        check_training_set(config)  # before a network is built or a folder written
         self.config = config
         self.stage = stage
         self.sc = config.stage(stage)
@@ -178,6 +179,7 @@ class Trainer:
 
     def state(self) -> dict:
         return {"iteration": self.iteration, "stage": self.stage, "config": json.dumps(self.config.to_dict()),
+                "init": self.model.init_source or "", "init_sha256": self.model.init_sha256,
                 **self.model.state_dict()}
 
     def load_state(self, path: Path) -> None:
@@ -195,6 +197,12 @@ class Trainer:
         except (KeyError, TypeError, ValueError):
             raise CheckpointError(f"{path}: not a training state written by srbench (no config or iteration)") from None
         self._check_resumable(path, saved, done)
+        # States written before the starting weights were kept say nothing about them (resumed as before).
+        if "init_sha256" in state and state["init_sha256"] != self.model.init_sha256:
+            then = f"{state.get('init') or 'no init'} (sha256 {state['init_sha256'][:12] or '-'})"
+            now = f"{self.model.init_source or 'no init'} (sha256 {self.model.init_sha256[:12] or '-'})"
+            raise CheckpointError(f"{path}: trained from {then}, not {now}: resume with the --init it started "
+                                  "from, or train afresh into another folder")
         self.model.load_state_dict(state)
         self.iteration = done
 

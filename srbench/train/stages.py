@@ -87,6 +87,7 @@ class PsnrStage:
         self.gen_config = {**variant.config, **config.generator_config, "scale": config.data.scale}
         self.g = build_generator(self.arch, self.gen_config).to(device)
         self.init_source: str | None = None
+        self.init_sha256 = ""  # the starting weights' file ("": none), kept with every training state
         if init is not None:
             self._load_init(init)
         self._build()
@@ -117,6 +118,7 @@ class PsnrStage:
             raise BadInputError(f"--init {init}: generator {theirs} differs from this run's {self.gen_config}")
         self.g.load_state_dict(loaded.state_dict())
         self.init_source = str(init)
+        self.init_sha256 = generator_info(loaded)["sha256"] or ""
 
     # -- what the trainer reads ------------------------------------------------------------------------------
     @property

@@ -120,3 +120,9 @@ def test_only_the_smoke_preset_carries_the_notice():
     assert ("trained for 400 PSNR-stage and 200-300 GAN-stage iterations on batches of 4 HR patches (32-64 px on "
             "a side) cut from 4 images scikit-image ships") in preset_notice(smoke)
     assert preset_notice(SimpleNamespace(preset="paper", suite=suite, iterations={})) is None
+    # checkpoints given with --checkpoints were trained by no one here: no smoke notice over their numbers
+    given = SimpleNamespace(source="checkpoints")
+    smoke.training = [given, given]
+    assert preset_notice(smoke) is None
+    smoke.training = [given, SimpleNamespace(source="trained")]
+    assert "except the 1 stage(s) given with --checkpoints" in preset_notice(smoke)

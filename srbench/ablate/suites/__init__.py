@@ -172,15 +172,21 @@ def load_suite(name_or_path: str) -> Suite:
     return parse_suite(read_toml(path, "suite file"), str(path))
 
 
-def resolve_suite_configs(suite: Suite, preset: str) -> dict:
+def resolve_suite_configs(suite: Suite, preset: str, *, train_data: str | None = None,
+                          data_root: str | None = None) -> dict:
     """Every variant's training configuration under ``preset`` (name -> TrainConfig), resolved as ``ablate``
-    resolves them, so that a bad one is found before the first variant trains; errors name the variant."""
+    resolves them, so that a bad one is found before the first variant trains; errors name the variant.
+    ``train_data`` (a named set or folder) and ``data_root`` (where named sets are), when given, replace every
+    variant's ``data.train`` and ``data.data_root``."""
     from srbench.train.config import resolve_config
 
+    data = {k: v for k, v in (("train", train_data), ("data_root", data_root)) if v is not None}
     configs = {}
     for variant in suite.entries:
         try:
             overrides = {**copy.deepcopy(suite.settings.presets.get(preset, {})), "name": variant.name}
+            if data:
+                overrides["data"] = {**overrides.get("data", {}), **data}
             configs[variant.name] = resolve_config(variant.training, preset, overrides=overrides)
         except BadInputError as exc:
             raise BadInputError(f"suite {suite.name}: variant {variant.name}: {exc}") from None

@@ -1,0 +1,132 @@
+"""What a training run and an ablation train on and from: no paper-scale run on srbench's evaluation photos, the
+data root and training set given to ablate reach every variant, keys a stage never reads are refused, a resume
+keeps the weights it started from, interpolations follow their inputs, and a rewritten report holds this run's
+files only."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from srbench.ablate import ablate, load_suite, resolve_suite_configs
+from srbench.ablate.run import _interpolate
+from srbench.archs import get_generator
+from srbench.checkpoints import load_generator, read_metadata, save_checkpoint
+from srbench.cli import main
+from srbench.errors import BadInputError
+from srbench.report import _remove_former
+from srbench.train import Trainer, train
+from srbench.train.config import check_training_set, resolve_config
+from srbench.weightfiles import CheckpointError
+
+
+def _cli(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+@pytest.mark.parametrize("preset", ["short", "paper"])
+def test_the_real_presets_never_train_on_the_evaluation_photos(preset, tmp_path):
+    config = resolve_config("esrgan", preset)
+    assert config.data.train == "skimage"  # the field's default, scikit-image's evaluation set
+    with pytest.raises(BadInputError, match=f"the {preset} preset would train on 'skimage', srbench's evaluation"):
+        check_training_set(config)
+    check_training_set(resolve_config("esrgan", preset, overrides={"data": {"train": str(tmp_path)}}))
+    check_training_set(resolve_config("esrgan", "smoke"))  # trains on skimage-train, other photos
+    res = _cli("train", "--variant", "srgan-nobn", "--stage", "psnr", "--preset", preset, "--iters", "1",
+               "--out", tmp_path / "run")
+    assert res.exit_code == 1 and "--data (srbench train)" in res.output and not (tmp_path / "run").exists()
+    with pytest.raises(BadInputError, match="--train-data"):  # refused before anything trains
+        ablate("esrgan", preset=preset, data_root=str(tmp_path), out=str(tmp_path / "report"),
+               store_path=str(tmp_path / "s.sqlite"), log=lambda _: None)
+    assert not (tmp_path / "report").exists()
+
+
+def test_ablate_gives_its_training_set_and_data_root_to_every_variant(tmp_path):
+    suite = load_suite("esrgan")
+    configs = resolve_suite_configs(suite, "paper", train_data="div2k-train-hr", data_root=str(tmp_path))
+    assert {(c.data.train, c.data.data_root) for c in configs.values()} == {("div2k-train-hr", str(tmp_path))}
+    untouched = resolve_suite_configs(suite, "smoke")
+    assert {(c.data.train, c.data.data_root) for c in untouched.values()} == {("skimage-train", None)}
+
+
+def test_keys_the_psnr_stage_never_reads_are_refused():
+    for key, value in (("discriminator", '"vgg8-critic"'), ("ema_decay", "0.5"), ("d_lr", "9"), ("d_num_feat", "8")):
+        with pytest.raises(BadInputError, match=f"psnr.{key}: the psnr stage trains no discriminator"):
+            resolve_config("srgan-nobn", "smoke", [f"psnr.{key}={value}"])
+        resolve_config("srgan-nobn", "smoke", [f"gan.{key}={value}"])
+
+
+def _tiny():
+    sets = ["data.batch_size=2", "psnr.iters=2", "gan.iters=4", "psnr.val_every=100", "gan.val_every=100",
+            "psnr.checkpoint_every=2", "gan.checkpoint_every=2"]
+    return resolve_config("rrdb23-smoke", "smoke", sets)
+
+
+def test_a_resume_from_other_starting_weights_is_refused(tmp_path):
+    cfg = _tiny()
+    for run in ("a", "b"):
+        torch.manual_seed(len(run))
+        train(resolve_config("rrdb23-smoke", "smoke", ["data.batch_size=2", "psnr.iters=2", "psnr.val_every=100",
+                                                       f"seed={ord(run)}"]), "psnr", tmp_path / run, progress=False)
+    start_a, start_b = (str(tmp_path / run / "psnr/g_final.safetensors") for run in ("a", "b"))
+
+    def stop_at_2(iteration, logs):
+        if iteration == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(Exception, match="interrupted at iteration 2"):
+        Trainer(cfg, "gan", tmp_path / "gan", init=start_a, progress=False).run(on_iteration=stop_at_2)
+    with pytest.raises(CheckpointError, match=r"trained from .*a/psnr/g_final.safetensors \(sha256 [0-9a-f]{12}\), "
+                                              r"not .*b/psnr/g_final.safetensors"):
+        Trainer(cfg, "gan", tmp_path / "gan", init=start_b, progress=False).run(resume=True)
+    done = Trainer(cfg, "gan", tmp_path / "gan", init=start_a, progress=False).run(resume=True)
+    assert done.iterations == 4
+    assert read_metadata(tmp_path / "gan/gan/g_final.safetensors")["extra"]["init"] == start_a
+
+
+def test_interpolations_are_made_again_when_their_inputs_change(tmp_path):
+    variant = get_generator("rrdb23-smoke")
+    nets = {}
+    for name, seed in (("psnr", 1), ("gan", 2)):
+        torch.manual_seed(seed)
+        nets[name] = variant.build()
+        save_checkpoint(nets[name], tmp_path / f"{name}.safetensors", arch=variant.arch, config=dict(variant.config),
+                        variant=variant.name, stage=name)
+    suite = SimpleNamespace(interp_variant="esrgan", alphas=(0.0,))
+    plan = SimpleNamespace(suite=suite, out_dir=tmp_path / "out", preset="smoke")
+
+    def alpha0(psnr, gan):
+        report = SimpleNamespace(models={"esrgan-psnr": psnr, "esrgan-gan": gan})
+        _interpolate(plan, report)
+        return load_generator(report.models["esrgan-interp-alpha0.0"]).state_dict()
+
+    first = alpha0(tmp_path / "psnr.safetensors", tmp_path / "gan.safetensors")
+    assert all(torch.equal(first[k], v) for k, v in nets["psnr"].state_dict().items())
+    swapped = alpha0(tmp_path / "gan.safetensors", tmp_path / "psnr.safetensors")  # other --checkpoints
+    assert all(torch.equal(swapped[k], v) for k, v in nets["gan"].state_dict().items())
+
+
+def test_a_rewritten_report_keeps_no_file_of_an_earlier_run(tmp_path):
+    for name in ("failures.txt", "pirm_plane_nosuch.png", "pirm_plane_set5.png", "table.md", "notes.txt"):
+        (tmp_path / name).write_text("x")
+    _remove_former(tmp_path, [tmp_path / "pirm_plane_set5.png", tmp_path / "table.md"])
+    # the earlier run's failures and the plane of a dataset no longer evaluated go; the user's own file stays
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "pirm_plane_set5.png", "table.md"]
+
+
+def test_a_mistyped_dataset_or_training_set_is_refused_before_any_training(tmp_path):
+    for option in ({"datasets": ["skimage", "set55"]}, {"train_data": "div2k-trian"}):
+        with pytest.raises(BadInputError, match=r"'(set55|div2k-trian)' is neither a known dataset .* nor a folder"):
+            ablate("esrgan", preset="smoke", out=str(tmp_path / "report"), store_path=str(tmp_path / "s.sqlite"),
+                   log=lambda _: None, **option)
+    assert not (tmp_path / "report").exists()
+
+
+def test_interp_without_an_alpha_says_so(tmp_path):
+    for name in ("psnr.pth", "gan.pth"):
+        (tmp_path / name).write_bytes(b"")
+    res = _cli("interp", tmp_path / "psnr.pth", tmp_path / "gan.pth", "--alpha", " , ", "--out", tmp_path / "o")
+    assert res.exit_code == 2 and "no alpha given" in res.output and not (tmp_path / "o").exists()
