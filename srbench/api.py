@@ -94,7 +94,7 @@ def evaluate(model: PathLike | Iterable[PathLike], datasets: PathLike | Iterable
     if not models or not names:
         raise BadInputError(f"srbench.evaluate: no {'model' if not models else 'dataset'} given (pass a name, a path "
                             "or a list of them)")
-    _refuse_one_name_twice(models, names)
+    _refuse_one_name_twice(models, names, sr_pattern)
     options = EvalOptions.build(protocol=protocol, metrics=_metric_names(metrics), scale=scale, data_root=data_root,
                                 weights_dir=weights_dir, device=device, workers=workers,
                                 skip_unavailable=skip_unavailable, sr_pattern=sr_pattern)
@@ -157,7 +157,8 @@ def evaluate_tree(tree: str | os.PathLike, *, protocol: str = "sr", metrics: str
     return results
 
 
-def _refuse_one_name_twice(models: Sequence[PathLike], datasets: Sequence[PathLike]) -> None:
+def _refuse_one_name_twice(models: Sequence[PathLike], datasets: Sequence[PathLike],
+                           sr_pattern: str | None = None) -> None:
     """Results are keyed by model name: two folders of one name (``run1/x4`` and ``run2/x4``) would be averaged
     together in tables and one would replace the other in a store, and a model or dataset given twice would be
     counted twice."""
@@ -166,7 +167,7 @@ def _refuse_one_name_twice(models: Sequence[PathLike], datasets: Sequence[PathLi
     seen: dict[str, str] = {}
     for m in models:
         text = os.fspath(m)
-        name = source_name(text)
+        name = source_name(text, sr_pattern)
         if name in seen:
             same = seen[name] == text
             raise BadInputError(f"srbench.evaluate: {text!r} {'is given twice' if same else f'and {seen[name]!r} '}"

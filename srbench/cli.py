@@ -160,7 +160,7 @@ def evaluate_command(models, tree, datasets, scale, protocol, metrics, as_json, 
     from srbench.options import EvalOptions
     from srbench.work_split import ranks
 
-    _check_model_arguments(models, tree, datasets, names)
+    _check_model_arguments(models, tree, datasets, names, sr_pattern)
     set_max_pixels(max_pixels)
     if tree or len(models) > 1:
         _evaluate_many(models, names, tree, datasets, scale, out, as_json, skip_bad, store_path, suite_name,
@@ -206,7 +206,7 @@ def evaluate_command(models, tree, datasets, scale, protocol, metrics, as_json, 
     _refuse_skipped(results, skip_bad)
 
 
-def _check_model_arguments(models, tree, datasets, names) -> None:
+def _check_model_arguments(models, tree, datasets, names, sr_pattern) -> None:
     if not models and not tree:
         raise click.UsageError("give --model (repeat for several) or --tree")
     if models and not datasets:
@@ -217,7 +217,8 @@ def _check_model_arguments(models, tree, datasets, names) -> None:
     if len(models) > 1:
         from srbench.many import refuse_shared_names
 
-        refuse_shared_names(list(models), list(names) or [None] * len(models))  # before a store is opened
+        # before a store is opened
+        refuse_shared_names(list(models), list(names) or [None] * len(models), sr_pattern)
 
 
 def _refuse_skipped(results, skip_bad: bool) -> None:
@@ -481,13 +482,22 @@ def infer(model, inputs, out, tile, tile_pad, device, half, channels_last, max_p
     from tqdm import tqdm
 
     from srbench.images import ensure_writable_dir, set_max_pixels
-    from srbench.infer import Runner, collect_inputs, infer_files, refuse_overwriting_inputs, resolve_generator
+    from srbench.infer import (
+        Runner,
+        collect_inputs,
+        generator_ref,
+        infer_files,
+        refuse_overwriting_inputs,
+        resolve_generator,
+    )
 
     set_max_pixels(max_pixels)
     files = collect_inputs(list(inputs))
     refuse_overwriting_inputs(files, out)
     ensure_writable_dir(out)  # before the network is loaded
-    runner = Runner.create(resolve_generator(model, weights_dir=weights_dir), device=device, half=half, tile=tile,
+    # A folder named like the variant (--out rrdb23-smoke) is no model here: infer takes no folder of SR images.
+    ref = generator_ref(model, folders=False)
+    runner = Runner.create(resolve_generator(ref, weights_dir=weights_dir), device=device, half=half, tile=tile,
                            tile_pad=tile_pad, channels_last=channels_last)
     with tqdm(total=len(files), unit="img", disable=None, file=sys.stderr) as bar:
         written, notes, errors = infer_files(runner, files, out, progress=lambda _: bar.update(1))

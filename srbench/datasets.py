@@ -85,6 +85,9 @@ class Dataset:
     layout: str  # "benchmark", "selfexsr", "folder" or "embedded"
     items: tuple[Item, ...]
     rejected: tuple[Rejected, ...] = ()
+    # (scale, folder, number of images) of each LR folder the layout has (benchmark: LR_bicubic/X<scale>).
+    lr_folders: tuple[tuple[int, str, int], ...] = ()
+    notes: tuple[str, ...] = ()  # what the layout left out, for the result's warnings
 
     def __len__(self) -> int:
         return len(self.items)
@@ -110,6 +113,19 @@ class Dataset:
         if not any(scale in it.lr_paths for it in self.items):
             return []
         return [it.name for it in self.items if scale not in it.lr_paths]
+
+    def check_lr_files(self, scale: int) -> None:
+        """An LR folder for ``scale`` holding images of which none is named after an HR image is the user's LR,
+        misnamed: evaluating with imresize's LR instead would give other numbers without a word."""
+        if any(scale in it.lr_paths for it in self.items):
+            return
+        for folder_scale, folder, count in self.lr_folders:
+            if folder_scale == scale and count:
+                example = self.items[0].hr_path.stem if self.items else "name"
+                raise BadInputError(
+                    f"{folder}: {count} LR image(s), none named after an HR image of {self.location} (looked for "
+                    f"{example}x{scale}, {example}_x{scale}, {example}_LR or {example}, any image format): rename "
+                    "them, or move the folder away to have the LR made with MATLAB's imresize")
 
     def load_pair(self, item: Item, scale: int) -> Pair:
         """HR cropped to a multiple of ``scale`` and its LR (the set's file, else MATLAB imresize)."""
@@ -165,24 +181,46 @@ def _without_clashes(items: list[Item]) -> tuple[tuple[Item, ...], tuple[Rejecte
     return tuple(kept), tuple(rejected)
 
 
+def _lr_scale_dirs(folder: Path) -> list[tuple[int, Path]]:
+    """(scale, folder) of ``LR_bicubic/X<scale>`` (``x<scale>`` too), X before x where both are there."""
+    lr_root = folder / "LR_bicubic"
+    if not lr_root.is_dir():
+        return []
+    found = [(int(m.group(1)), m.group(0)[0] == "x", sub) for sub in lr_root.iterdir()
+             if sub.is_dir() and (m := re.fullmatch(r"[Xx](\d+)", sub.name))]
+    return [(scale, sub) for scale, _, sub in sorted(found)]
+
+
+def _lr_file(hr: Path, scale: int, by_stem: dict[str, list[Path]]) -> Path | None:
+    """The LR file of ``hr`` among one scale folder's files: named ``{stem}x{scale}`` (the benchmark sets'),
+    ``{stem}_x{scale}``, ``{stem}_LR`` or ``{stem}``, in the HR's format or any other (one file: several in other
+    formats are no answer, and the image is counted without an LR file)."""
+    for stem in (f"{hr.stem}x{scale}", f"{hr.stem}_x{scale}", f"{hr.stem}_LR", hr.stem):
+        files = by_stem.get(stem, [])
+        same = [p for p in files if p.suffix == hr.suffix]
+        if same or len(files) == 1:
+            return (same or files)[0]
+    return None
+
+
 def _benchmark_layout(folder: Path, name: str) -> Dataset:
     hr_dir = folder / "HR"
+    scale_dirs = []
+    for scale, sub in _lr_scale_dirs(folder):
+        by_stem: dict[str, list[Path]] = {}
+        for p in _images_in(sub):
+            by_stem.setdefault(p.stem, []).append(p)
+        scale_dirs.append((scale, sub, by_stem))
     items = []
     for hr in _images_in(hr_dir):
-        lr_paths = {}
-        lr_root = folder / "LR_bicubic"
-        if lr_root.is_dir():
-            for sub in sorted(lr_root.iterdir()):
-                m = re.fullmatch(r"X(\d+)", sub.name)
-                if not (m and sub.is_dir()):
-                    continue
-                scale = int(m.group(1))
-                for candidate in (sub / f"{hr.stem}x{scale}{hr.suffix}", sub / f"{hr.stem}{hr.suffix}"):
-                    if candidate.is_file():
-                        lr_paths[scale] = candidate
-                        break
+        lr_paths: dict[int, Path] = {}
+        for scale, _, by_stem in scale_dirs:
+            found = _lr_file(hr, scale, by_stem)
+            if found is not None and scale not in lr_paths:
+                lr_paths[scale] = found
         items.append(Item(hr.stem, hr, lr_paths))
-    return Dataset(name, str(folder), "benchmark", *_without_clashes(items))
+    lr_folders = tuple((scale, str(sub), sum(map(len, by_stem.values()))) for scale, sub, by_stem in scale_dirs)
+    return Dataset(name, str(folder), "benchmark", *_without_clashes(items), lr_folders=lr_folders)
 
 
 def _selfexsr_layout(folder: Path, name: str, scale_dirs: dict[int, Path]) -> Dataset:
@@ -215,7 +253,12 @@ def _selfexsr_scale_dirs(folder: Path) -> dict[int, Path]:
 
 
 def _folder_layout(folder: Path, name: str) -> Dataset:
-    return Dataset(name, str(folder), "folder", *_without_clashes([Item(p.stem, p) for p in _images_in(folder)]))
+    own = _images_in(folder)
+    # One level only (a subfolder may hold the LR or another set), but never silently fewer images than are there.
+    below = len(image_files(folder, recursive=True)) - len(own)
+    notes = (f"{below} image(s) in subfolders of {folder} were not read: a dataset folder is its own images (give "
+             "a subfolder as --dataset to evaluate it)",) if below else ()
+    return Dataset(name, str(folder), "folder", *_without_clashes([Item(p.stem, p) for p in own]), notes=notes)
 
 
 # The layouts a folder is read in, tried in order: (is it this layout?, open it). A new layout is one entry.
@@ -229,7 +272,9 @@ LAYOUTS: tuple[tuple[Callable[[Path], bool], Callable[[Path, str], Dataset]], ..
 
 def open_folder(folder: str | os.PathLike, name: str | None = None) -> Dataset:
     """A dataset from a folder in the first of :data:`LAYOUTS` it fits."""
-    folder = Path(folder).expanduser()
+    # Absolute, so that '.' or '..' are named after the folder they are and the location says where it is (links
+    # kept: a linked folder goes by its link's name).
+    folder = Path(os.path.abspath(Path(folder).expanduser()))
     if not folder.is_dir():
         raise DatasetNotFoundError(f"{folder}: no such folder")
     opener = next(open_ for detect, open_ in LAYOUTS if detect(folder))
@@ -262,15 +307,24 @@ def resolve(name_or_folder: str, data_root: str | os.PathLike | None = None) -> 
     if key in (EMBEDDED, EMBEDDED_TRAIN):
         return embedded_skimage(key)
     if key in KNOWN_SETS:
+        # A folder of that name here (your own Set5) is not the data root's set: which one is meant is asked.
+        here = Path(name_or_folder) if Path(name_or_folder).is_dir() else None
         roots = paths.data_roots(data_root)
         for root in roots:
             for rel in KNOWN_SETS[key]:
                 if (root / rel).is_dir():
+                    if here is not None and not os.path.samefile(here, root / rel):
+                        raise BadInputError(
+                            f"{name_or_folder!r} is the dataset {key} ({root / rel}) and also a folder here: pass "
+                            f"{os.path.join('.', name_or_folder)!r} for the folder, or --dataset {key} from "
+                            "another working directory for the named set")
                     return open_folder(root / rel, key)
         looked = ", ".join(str(r / rel) for r in roots for rel in KNOWN_SETS[key])
         from srbench.downloads import DOWNLOADS
 
         fetch = (f"`srbench fetch datasets {key}` downloads it; or put it" if key in DOWNLOADS else "Put it")
+        if here is not None:
+            fetch = f"The folder {name_or_folder} here is read as itself when given as ./{name_or_folder}. " + fetch
         raise DatasetNotFoundError(
             f"dataset {key!r} not found (looked in: {looked}). {fetch} under a data root (--data-root or "
             f"{paths.DATA_ENV}, default {paths.default_data_root()}) as {KNOWN_SETS[key][0]}/HR/*.png with optional "

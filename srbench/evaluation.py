@@ -592,7 +592,7 @@ def _summarise(source: SRSource, dataset: D.Dataset, scale: int, plan: _Plan, ta
         warnings += pairing.notes(source.folder, dataset.name)
     if tally.cropped:
         warnings.append(f"{tally.cropped} HR image(s) cropped to a multiple of {scale} (modcrop) before pairing")
-    warnings += tally.read_notes
+    warnings += tally.read_notes + list(dataset.notes)
     lr_missing = dataset.lr_files_missing(scale)
     if lr_missing:
         warnings.append(
@@ -638,6 +638,7 @@ def evaluate_dataset(
     protocol, within 1e-12 relative: see :mod:`srbench.metrics.torch_forms`)."""
     scale = options.scale
     where = Dist.ranks()
+    dataset.check_lr_files(scale)
     # Which SR file stands for which image is decided once for the whole dataset, before any work.
     pairing = source.pair(dataset, scale) if isinstance(source, FolderSource) else None
     if not where.active:
@@ -724,7 +725,15 @@ def evaluate_model(
         if isinstance(source, GeneratorSource) and source.runner.scale != chosen.scale:
             raise BadInputError(f"{source.info['source']} is a x{source.runner.scale} model, evaluation asks "
                                 f"x{chosen.scale} (--scale)")
-        return source, [D.resolve(ds, chosen.data_root) for ds in datasets]
+        resolved = [D.resolve(ds, chosen.data_root) for ds in datasets]
+        seen: dict[str, str] = {}
+        for given, ds in zip(datasets, resolved, strict=True):
+            if ds.name in seen:
+                # Results, stores and --out files are keyed by dataset name: one would hide the other.
+                raise BadInputError(f"--dataset {seen[ds.name]} and --dataset {given} are both the dataset "
+                                    f"{ds.name!r}: give each once, and folders of one name from separate runs")
+            seen[ds.name] = given
+        return source, resolved
 
     source, resolved = on_every_rank(open_inputs)
     for ds in resolved:

@@ -190,20 +190,21 @@ class GeneratorRef:
     published: Any = None
 
 
-def classify_generator(text: str) -> GeneratorRef | None:
+def classify_generator(text: str, *, folders: bool = True) -> GeneratorRef | None:
     """What ``text`` names, if it names a generator (None: it does not, e.g. a folder of SR images). The one place
     a model string is classified: :func:`resolve_generator`, srbench.sources.open_source and GeneratorSource all
     go by its answer.
 
     A bare name that is both a variant or published checkpoint and a file or folder here is refused: either
     reading would score another source under the same name without a word. A path (``./name``) is a path.
+    ``folders=False`` where a folder cannot be the model (``srbench infer``): only a file of that name clashes.
     """
     from srbench.downloads import checkpoint_download
 
     path = Path(text).expanduser()
     published = checkpoint_download(text)
     named = text in GENERATORS or published is not None
-    if named and (path.exists() or path.is_symlink()):
+    if named and (path.is_file() or (folders and (path.exists() or path.is_symlink()))):
         what = "variant" if text in GENERATORS else "published checkpoint"
         instead = (f"its checkpoint file ({paths.models_dir() / f'{text}.safetensors'})" if text in GENERATORS
                    else "its checkpoint file in the weights folder")
@@ -217,11 +218,11 @@ def classify_generator(text: str) -> GeneratorRef | None:
     return GeneratorRef(text, "published", published) if published is not None else None
 
 
-def generator_ref(text: str | GeneratorRef) -> GeneratorRef:
+def generator_ref(text: str | GeneratorRef, *, folders: bool = True) -> GeneratorRef:
     """``text`` classified (:func:`classify_generator`), or one line saying it names no generator."""
     if isinstance(text, GeneratorRef):
         return text
-    ref = classify_generator(text)
+    ref = classify_generator(text, folders=folders)
     if ref is None:
         raise BadInputError(f"{text!r} is neither a checkpoint file, a variant ({', '.join(GENERATORS)}) nor a "
                             "published checkpoint (srbench models list)")

@@ -156,14 +156,14 @@ def evaluate_many(models: Sequence[str], datasets: Sequence[str], options: EvalO
     twice = sorted({n for n in given if given.count(n) > 1})
     if twice:
         raise BadInputError(f"the name(s) {', '.join(twice)} are given to several models; each needs its own")
-    refuse_shared_names(models, names)
+    refuse_shared_names(models, names, options.sr_pattern)
     found = ManyResults()
     for model, name in zip(models, names, strict=True):
         _evaluate_one(model, datasets, options, store, suite, name, progress, found, on_result)
     return found
 
 
-def refuse_shared_names(models: Sequence[str], names: Sequence[str | None]) -> None:
+def refuse_shared_names(models: Sequence[str], names: Sequence[str | None], sr_pattern: str | None = None) -> None:
     """Results are keyed by model name: two models that would go by one name (folders ``run1/x4`` and ``run2/x4``,
     two checkpoints of one variant) would be averaged together in tables, one replacing the other in a store."""
     from srbench.errors import BadInputError
@@ -172,7 +172,7 @@ def refuse_shared_names(models: Sequence[str], names: Sequence[str | None]) -> N
     seen: dict[str, str] = {}
     for model, name in zip(models, names, strict=True):
         try:
-            effective = name or source_name(model)
+            effective = name or source_name(model, sr_pattern)
         except SrbenchError:
             continue  # opening it fails the same way, reported as that model's failure
         if effective in seen:

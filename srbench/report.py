@@ -580,7 +580,7 @@ def preset_notice(report) -> str | None:
     given = [s for s in stages if s.source == "checkpoints"]
     if stages and len(given) == len(stages):
         return None  # no stage was trained here: the numbers are the --checkpoints files'
-    from srbench.datasets import SKIMAGE_TRAIN
+    from srbench.datasets import EMBEDDED_TRAIN, SKIMAGE_TRAIN
 
     def span(values: list[int]) -> str:
         return f"{min(values)}" if min(values) == max(values) else f"{min(values)}-{max(values)}"
@@ -597,8 +597,12 @@ def preset_notice(report) -> str | None:
     suite = report.suite.name
     except_given = (f" (except the {len(given)} stage(s) given with --checkpoints, which are those files)"
                     if given else "")
-    return (f"Smoke preset: small versions of the networks, {trained} {len(SKIMAGE_TRAIN)} images "
-            f"scikit-image ships, with a randomly initialised VGG19 for the perceptual loss{except_given}. "
+    sets = sorted(set((getattr(report, "training_sets", None) or {}).values()) - {EMBEDDED_TRAIN})
+    source = (f"{len(SKIMAGE_TRAIN)} images scikit-image ships" if not sets else  # --train-data under smoke
+              " and ".join(sets) + (f" (and {len(SKIMAGE_TRAIN)} images scikit-image ships)"
+                                    if EMBEDDED_TRAIN in (report.training_sets or {}).values() else ""))
+    return (f"Smoke preset: small versions of the networks, {trained} {source}, with a randomly initialised "
+            f"VGG19 for the perceptual loss{except_given}. "
             "These numbers show that the harness works end to end; they are not the paper's results, and trained "
             "models losing to bicubic, or colour casts in the crops, are what such brief training gives. "
             f"The real thing: srbench ablate --suite {suite} --data-root DIR --train-data TRAIN (the paper preset "

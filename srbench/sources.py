@@ -330,9 +330,12 @@ class GeneratorSource:
 SRSource = BicubicSource | FolderSource | GeneratorSource
 
 
-def source_name(model: str) -> str:
-    """The name ``model``'s results go by, as :func:`open_source`'s source is named, found without loading a
-    network: results are keyed by it, so two models of one name must be told apart before either is evaluated."""
+def source_name(model: str, sr_pattern: str | None = None) -> str:
+    """The name ``model``'s results go by, as :func:`open_source`'s source is named (with ``sr_pattern``: a folder),
+    found without loading a network: results are keyed by it, so two models of one name must be told apart before
+    either is evaluated."""
+    if sr_pattern is not None:
+        return Path(model).expanduser().name
     if model == "bicubic":
         return "bicubic"
     from srbench.infer import classify_generator

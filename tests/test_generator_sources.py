@@ -171,3 +171,35 @@ def test_export_parquet_without_pyarrow_names_the_extra(tmp_path, monkeypatch):
     res = _cli("export", "--store", tmp_path / "s.sqlite", "--format", "parquet", "--out", tmp_path / "r.parquet")
     assert res.exit_code == 1 and 'pip install "srbench[parquet]"' in res.output
     assert len(res.output.strip().splitlines()) == 1 and not (tmp_path / "r.parquet").exists()
+
+
+def test_infer_takes_a_variant_beside_a_folder_of_its_name(tmp_path, monkeypatch):
+    # infer takes no folder of SR images, so --out rrdb23-smoke (made by the first run) is no clash there
+    from srbench.archs import get_generator
+
+    models = tmp_path / "models"
+    models.mkdir()
+    variant = get_generator("rrdb23-smoke")
+    save_checkpoint(variant.build(), models / "rrdb23-smoke.safetensors", arch=variant.arch,
+                    config=dict(variant.config), variant=variant.name)
+    monkeypatch.setenv("SRBENCH_MODELS", str(models))
+    monkeypatch.chdir(tmp_path)
+    write_png(tmp_path / "in.png", np.zeros((6, 5, 3), np.uint8))
+    for _ in range(2):
+        res = _cli("infer", "rrdb23-smoke", "in.png", "--out", "rrdb23-smoke")
+        assert res.exit_code == 0, res.output
+    assert (tmp_path / "rrdb23-smoke" / "in.png").is_file()
+
+
+def test_a_folder_given_with_a_pattern_is_a_folder_whatever_its_name(tmp_path, monkeypatch):
+    import srbench
+    from srbench.datasets import resolve
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "rrdb23-smoke").mkdir()
+    for it in resolve("skimage").items:
+        write_png(tmp_path / "rrdb23-smoke" / f"SR_{it.name}.png", it.read_hr()[: it.read_hr().shape[0] // 4 * 4,
+                                                                                 : it.read_hr().shape[1] // 4 * 4])
+    res = srbench.evaluate("rrdb23-smoke", "skimage", metrics="psnr_y", sr_pattern="SR_{name}", workers=1)
+    assert list(res.summary["model"]) == ["rrdb23-smoke"] and list(res.summary["value"]) == [float("inf")]
+    assert source_name("rrdb23-smoke", "SR_{name}") == "rrdb23-smoke"

@@ -30,6 +30,7 @@ class AblationReport:
     training: list = field(default_factory=list)  # SharedStage: where each stage's checkpoint came from
     iterations: dict[str, tuple[int, int]] = field(default_factory=dict)  # entry -> (psnr, gan) iterations
     batches: dict[str, tuple[int, int]] = field(default_factory=dict)  # entry -> (HR patch size, batch size)
+    training_sets: dict[str, str] = field(default_factory=dict)  # entry -> its data.train
 
 
 def find_checkpoint(folder: Path | None, variant: str, stage: str) -> Path | None:

@@ -148,9 +148,6 @@ def ablate(
     preset = preset or ("smoke" if no_data else "paper")
     # A bad variant fails now, not after the others trained; named training sets are looked for where the data is.
     configs = resolve_suite_configs(suite, preset, train_data=train_data, data_root=data_root)
-    if checkpoints is None:
-        for config in configs.values():
-            check_training_set(config)
     datasets = list(datasets or (["skimage"] if no_data else suite.datasets))
     _refuse_unknown_sets(datasets, train_data)
     out_dir = Path(out).expanduser() if out else paths.reports_dir() / suite.name
@@ -170,7 +167,11 @@ def ablate(
     report = AblationReport(suite, preset, datasets, out_dir=out_dir,
                             iterations={name: (c.stage("psnr").iters, c.stage("gan").iters)
                                         for name, c in configs.items()},
-                            batches={name: (c.data.patch_size, c.data.batch_size) for name, c in configs.items()})
+                            batches={name: (c.data.patch_size, c.data.batch_size) for name, c in configs.items()},
+                            training_sets={name: c.data.train for name, c in configs.items()})
+    for name, config in configs.items():
+        if any(plan.existing(name, stage) is None for stage in ("psnr", "gan")):  # it trains a stage
+            check_training_set(config)
     plan.check_outputs()
     assert plan.cache_dir is not None
     _check_shared(plan.cache_dir, where)

@@ -502,7 +502,7 @@ def check_training_set(config: TrainConfig) -> None:
     trained on the photos it is then scored on. The ``smoke`` preset trains on ``skimage-train``, other photos."""
     from srbench.datasets import EMBEDDED
 
-    if config.preset != "smoke" and config.data.train == EMBEDDED:
+    if config.preset != "smoke" and config.data.train.lower() == EMBEDDED:  # dataset names are case-insensitive
         raise BadInputError(
             f"{config.name}: the {config.preset} preset would train on {EMBEDDED!r}, srbench's evaluation set (5 "
             "photos): name a training set, e.g. a folder of DIV2K's 800 training HR images (ESRGAN trained on "

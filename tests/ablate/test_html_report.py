@@ -126,3 +126,7 @@ def test_only_the_smoke_preset_carries_the_notice():
     assert preset_notice(smoke) is None
     smoke.training = [given, SimpleNamespace(source="trained")]
     assert "except the 1 stage(s) given with --checkpoints" in preset_notice(smoke)
+    smoke.training_sets = {"a": "skimage-train", "b": "skimage-train"}
+    assert "cut from 4 images scikit-image ships, with" in preset_notice(smoke)
+    smoke.training_sets = {"a": "/data/DIV2K_train_HR", "b": "/data/DIV2K_train_HR"}  # ablate --train-data
+    assert "cut from /data/DIV2K_train_HR, with" in preset_notice(smoke)
