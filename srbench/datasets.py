@@ -17,7 +17,7 @@ import hashlib
 import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -182,45 +182,56 @@ def _without_clashes(items: list[Item]) -> tuple[tuple[Item, ...], tuple[Rejecte
 
 
 def _lr_scale_dirs(folder: Path) -> list[tuple[int, Path]]:
-    """(scale, folder) of ``LR_bicubic/X<scale>`` (``x<scale>`` too), X before x where both are there."""
+    """(scale, folder) of ``LR_bicubic/X<scale>`` (``x<scale>`` too; both for one scale is refused: which one holds
+    the LR would be a guess)."""
     lr_root = folder / "LR_bicubic"
     if not lr_root.is_dir():
         return []
-    found = [(int(m.group(1)), m.group(0)[0] == "x", sub) for sub in lr_root.iterdir()
-             if sub.is_dir() and (m := re.fullmatch(r"[Xx](\d+)", sub.name))]
-    return [(scale, sub) for scale, _, sub in sorted(found)]
+    found: dict[int, list[Path]] = {}
+    for sub in sorted(lr_root.iterdir()):
+        if sub.is_dir() and (m := re.fullmatch(r"[Xx]([1-9]\d*)", sub.name)):
+            found.setdefault(int(m.group(1)), []).append(sub)
+    for scale, subs in found.items():
+        if len(subs) > 1:
+            raise BadInputError(f"{lr_root}: {' and '.join(s.name for s in subs)} are both x{scale} LR folders: "
+                                "keep one")
+    return sorted((scale, subs[0]) for scale, subs in found.items())
 
 
-def _lr_file(hr: Path, scale: int, by_stem: dict[str, list[Path]]) -> Path | None:
-    """The LR file of ``hr`` among one scale folder's files: named ``{stem}x{scale}`` (the benchmark sets'),
-    ``{stem}_x{scale}``, ``{stem}_LR`` or ``{stem}``, in the HR's format or any other (one file: several in other
-    formats are no answer, and the image is counted without an LR file)."""
-    for stem in (f"{hr.stem}x{scale}", f"{hr.stem}_x{scale}", f"{hr.stem}_LR", hr.stem):
-        files = by_stem.get(stem, [])
-        same = [p for p in files if p.suffix == hr.suffix]
-        if same or len(files) == 1:
-            return (same or files)[0]
-    return None
+# How an LR file may be named after its image (the benchmark sets' first), at scale s.
+_LR_NAMINGS = ("{stem}x{s}", "{stem}_x{s}", "{stem}_LR", "{stem}")
+
+
+def _lr_files(hrs: list[Path], scale: int, by_stem: dict[str, list[Path]]) -> dict[Path, Path]:
+    """HR -> its LR file among one scale folder's files, under the one naming (``_LR_NAMINGS``) that pairs the
+    most images: one naming per folder, so that no file is read as two images' LR (HR ``a`` and ``a_x4`` with
+    ``a_x4.png`` in the folder). A name with files in several formats, none the HR's, pairs nothing."""
+    best: dict[Path, Path] = {}
+    for naming in _LR_NAMINGS:
+        paired = {}
+        for hr in hrs:
+            files = by_stem.get(naming.format(stem=hr.stem, s=scale), [])
+            same = [p for p in files if p.suffix == hr.suffix]
+            if same or len(files) == 1:
+                paired[hr] = (same or files)[0]
+        if len(paired) > len(best):
+            best = paired
+    return best
 
 
 def _benchmark_layout(folder: Path, name: str) -> Dataset:
-    hr_dir = folder / "HR"
-    scale_dirs = []
+    hrs = _images_in(folder / "HR")
+    lr_paths: dict[Path, dict[int, Path]] = {hr: {} for hr in hrs}
+    lr_folders = []
     for scale, sub in _lr_scale_dirs(folder):
         by_stem: dict[str, list[Path]] = {}
         for p in _images_in(sub):
             by_stem.setdefault(p.stem, []).append(p)
-        scale_dirs.append((scale, sub, by_stem))
-    items = []
-    for hr in _images_in(hr_dir):
-        lr_paths: dict[int, Path] = {}
-        for scale, _, by_stem in scale_dirs:
-            found = _lr_file(hr, scale, by_stem)
-            if found is not None and scale not in lr_paths:
-                lr_paths[scale] = found
-        items.append(Item(hr.stem, hr, lr_paths))
-    lr_folders = tuple((scale, str(sub), sum(map(len, by_stem.values()))) for scale, sub, by_stem in scale_dirs)
-    return Dataset(name, str(folder), "benchmark", *_without_clashes(items), lr_folders=lr_folders)
+        for hr, lr in _lr_files(hrs, scale, by_stem).items():
+            lr_paths[hr][scale] = lr
+        lr_folders.append((scale, str(sub), sum(map(len, by_stem.values()))))
+    items = [Item(hr.stem, hr, lr_paths[hr]) for hr in hrs]
+    return Dataset(name, str(folder), "benchmark", *_without_clashes(items), lr_folders=tuple(lr_folders))
 
 
 def _selfexsr_layout(folder: Path, name: str, scale_dirs: dict[int, Path]) -> Dataset:
@@ -254,8 +265,9 @@ def _selfexsr_scale_dirs(folder: Path) -> dict[int, Path]:
 
 def _folder_layout(folder: Path, name: str) -> Dataset:
     own = _images_in(folder)
-    # One level only (a subfolder may hold the LR or another set), but never silently fewer images than are there.
-    below = len(image_files(folder, recursive=True)) - len(own)
+    # One level only (a subfolder may hold the LR or another set), but never silently fewer images than are there
+    # (counted one level down: a parent of many sets given by mistake is not walked whole).
+    below = sum(len(_images_in(sub)) for sub in folder.iterdir() if sub.is_dir())
     notes = (f"{below} image(s) in subfolders of {folder} were not read: a dataset folder is its own images (give "
              "a subfolder as --dataset to evaluate it)",) if below else ()
     return Dataset(name, str(folder), "folder", *_without_clashes([Item(p.stem, p) for p in own]), notes=notes)
@@ -307,18 +319,19 @@ def resolve(name_or_folder: str, data_root: str | os.PathLike | None = None) -> 
     if key in (EMBEDDED, EMBEDDED_TRAIN):
         return embedded_skimage(key)
     if key in KNOWN_SETS:
-        # A folder of that name here (your own Set5) is not the data root's set: which one is meant is asked.
+        # A folder of that name here (your own Set5, or SR outputs named after the set) is not what the name reads:
+        # said in the result's warnings, never taken instead.
         here = Path(name_or_folder) if Path(name_or_folder).is_dir() else None
         roots = paths.data_roots(data_root)
         for root in roots:
             for rel in KNOWN_SETS[key]:
                 if (root / rel).is_dir():
+                    found = open_folder(root / rel, key)
                     if here is not None and not os.path.samefile(here, root / rel):
-                        raise BadInputError(
-                            f"{name_or_folder!r} is the dataset {key} ({root / rel}) and also a folder here: pass "
-                            f"{os.path.join('.', name_or_folder)!r} for the folder, or --dataset {key} from "
-                            "another working directory for the named set")
-                    return open_folder(root / rel, key)
+                        note = (f"--dataset {name_or_folder} is the named set {key} in {root / rel}, not the folder "
+                                f"{os.path.join('.', name_or_folder)} here (pass that path to evaluate the folder)")
+                        found = replace(found, notes=(*found.notes, note))
+                    return found
         looked = ", ".join(str(r / rel) for r in roots for rel in KNOWN_SETS[key])
         from srbench.downloads import DOWNLOADS
 

@@ -688,6 +688,22 @@ def _same_on_every_rank(what: str, fingerprint: str, where: Dist.Ranks) -> None:
                             f"(sha256 {seen[0][:12]} on rank 0); give every node the same copy")
 
 
+def _refuse_one_dataset_twice(given: Sequence[str], resolved: Sequence[D.Dataset]) -> None:
+    """Results, stores and --out files are keyed by dataset name (``--out`` files on a case-insensitive disk
+    too): two datasets of one name, or one folder given twice (by name and by path), would hide one another or
+    count twice."""
+    seen: list[tuple[str, D.Dataset]] = []
+    for text, ds in zip(given, resolved, strict=True):
+        for other_text, other in seen:
+            same_folder = ds.layout != "embedded" and other.layout != "embedded" and os.path.samefile(
+                ds.location, other.location)
+            if ds.name.casefold() == other.name.casefold() or same_folder:
+                what = "the same folder" if same_folder else f"datasets named {other.name!r} and {ds.name!r}"
+                raise BadInputError(f"--dataset {other_text} and --dataset {text} are {what}: give each dataset "
+                                    "once, and two folders of one name in separate runs")
+        seen.append((text, ds))
+
+
 def evaluate_model(
     model: str | SRSource,
     datasets: Sequence[str],
@@ -726,13 +742,7 @@ def evaluate_model(
             raise BadInputError(f"{source.info['source']} is a x{source.runner.scale} model, evaluation asks "
                                 f"x{chosen.scale} (--scale)")
         resolved = [D.resolve(ds, chosen.data_root) for ds in datasets]
-        seen: dict[str, str] = {}
-        for given, ds in zip(datasets, resolved, strict=True):
-            if ds.name in seen:
-                # Results, stores and --out files are keyed by dataset name: one would hide the other.
-                raise BadInputError(f"--dataset {seen[ds.name]} and --dataset {given} are both the dataset "
-                                    f"{ds.name!r}: give each once, and folders of one name from separate runs")
-            seen[ds.name] = given
+        _refuse_one_dataset_twice(datasets, resolved)
         return source, resolved
 
     source, resolved = on_every_rank(open_inputs)

@@ -109,7 +109,7 @@ class FolderSource:
         if sr_pattern is not None:
             parse_pattern(sr_pattern, 4)  # refuse a malformed pattern before any work
         self.sr_pattern = sr_pattern
-        self.name = self.folder.name
+        self.name = _folder_name(self.folder)
         self._indexes: dict[int, SRIndex] = {}
         self._pairings: dict[int, FolderPairing] = {}
         self._notes: dict[str, tuple[str, ...]] = {}
@@ -330,19 +330,24 @@ class GeneratorSource:
 SRSource = BicubicSource | FolderSource | GeneratorSource
 
 
+def _folder_name(folder: Path) -> str:
+    """A folder's own name, '.' and '..' included (the folder they are; links kept)."""
+    return Path(os.path.abspath(folder)).name
+
+
 def source_name(model: str, sr_pattern: str | None = None) -> str:
     """The name ``model``'s results go by, as :func:`open_source`'s source is named (with ``sr_pattern``: a folder),
     found without loading a network: results are keyed by it, so two models of one name must be told apart before
     either is evaluated."""
     if sr_pattern is not None:
-        return Path(model).expanduser().name
+        return _folder_name(Path(model).expanduser())
     if model == "bicubic":
         return "bicubic"
     from srbench.infer import classify_generator
 
     ref = classify_generator(model)
     if ref is None:
-        return Path(model).expanduser().name  # a folder of SR images (FolderSource)
+        return _folder_name(Path(model).expanduser())  # a folder of SR images (FolderSource)
     if ref.kind != "file":
         return ref.text
     from srbench.checkpoints import read_metadata

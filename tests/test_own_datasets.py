@@ -80,21 +80,48 @@ def test_the_current_folder_is_named_after_itself(shared_data, tmp_path, monkeyp
     assert resolve("mine").location == str(folder)
 
 
-def test_a_folder_here_named_like_a_known_set_is_asked_about(shared_data, tmp_path, monkeypatch):
+def test_a_folder_here_named_like_a_known_set_is_named_in_the_warnings(shared_data, tmp_path, monkeypatch):
     shutil.copytree(shared_data / "benchmark/Set5", tmp_path / "Set5")
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(BadInputError, match=r"'Set5' is the dataset set5 \(.*\) and also a folder here: pass "
-                                            r"'\./Set5' for the folder"):
-        resolve("Set5", shared_data / "benchmark")
+    named = resolve("Set5", shared_data / "benchmark")
+    assert named.location == str(shared_data / "benchmark/Set5")
+    assert named.notes == (f"--dataset Set5 is the named set set5 in {shared_data / 'benchmark/Set5'}, not the "
+                           "folder ./Set5 here (pass that path to evaluate the folder)",)
     assert resolve("./Set5").location == str(tmp_path / "Set5")
-    assert resolve("Set5", tmp_path).location == str(tmp_path / "Set5")  # the data root's set is that folder
+    assert resolve("Set5", tmp_path).notes == ()  # the data root's set is that very folder
+    # SR outputs named after the set beside the command are evaluated as before, with the note
+    (result,) = evaluate_model(str(tmp_path / "Set5/HR"), ["Set5"], metrics=["psnr_y"],
+                               data_root=shared_data / "benchmark")
+    assert result.summary["psnr_y"] == float("inf") and named.notes[0] in result.warnings
+
+
+def test_one_lr_file_is_never_two_images_lr(tmp_path):
+    rng = np.random.default_rng(0)
+    for stem in ("a", "a_x4", "b", "b_LR"):
+        write_png(tmp_path / "HR" / f"{stem}.png", rng.integers(0, 256, (16, 16, 3), dtype=np.uint8))
+        write_png(tmp_path / "LR_bicubic" / "X4" / f"{stem}.png", rng.integers(0, 256, (4, 4, 3), dtype=np.uint8))
+    lrs = {it.name: it.lr_paths[4].name for it in resolve(str(tmp_path)).items}
+    assert lrs == {"a": "a.png", "a_x4": "a_x4.png", "b": "b.png", "b_LR": "b_LR.png"}  # one naming: the plain one
+
+
+def test_two_lr_folders_of_one_scale_are_refused(tmp_path):
+    write_png(tmp_path / "HR" / "a.png", np.zeros((16, 16, 3), np.uint8))
+    for folder in ("X4", "x4"):
+        write_png(tmp_path / "LR_bicubic" / folder / "ax4.png", np.zeros((4, 4, 3), np.uint8))
+    with pytest.raises(BadInputError, match=r"X4 and x4 are both x4 LR folders: keep one"):
+        resolve(str(tmp_path))
 
 
 def test_two_datasets_of_one_name_are_refused(shared_data, tmp_path):
     for run in ("a", "b"):
         shutil.copytree(shared_data / "benchmark/Set5/HR", tmp_path / run / "HR")
-    for given in ([str(tmp_path / "a/HR"), str(tmp_path / "b/HR")], ["skimage", "SKIMAGE"]):
-        with pytest.raises(BadInputError, match="are both the dataset"):
-            list(evaluate_model("bicubic", given, metrics=["psnr_y"]))
-        with pytest.raises(BadInputError, match="are both the dataset"):
-            srbench.evaluate("bicubic", given, metrics="psnr_y", workers=1)
+    shutil.copytree(shared_data / "benchmark/Set5/HR", tmp_path / "c/hr")
+    cases = {"datasets named 'HR' and 'HR'": [str(tmp_path / "a/HR"), str(tmp_path / "b/HR")],
+             "datasets named 'skimage' and 'skimage'": ["skimage", "SKIMAGE"],
+             "datasets named 'HR' and 'hr'": [str(tmp_path / "a/HR"), str(tmp_path / "c/hr")],  # one --out file
+             "the same folder": ["set5", str(shared_data / "benchmark/Set5")]}
+    for what, given in cases.items():
+        with pytest.raises(BadInputError, match=f"are {what}: give each dataset once"):
+            list(evaluate_model("bicubic", given, metrics=["psnr_y"], data_root=shared_data / "benchmark"))
+    with pytest.raises(BadInputError, match="are datasets named 'HR' and 'HR'"):
+        srbench.evaluate("bicubic", cases["datasets named 'HR' and 'HR'"], metrics="psnr_y", workers=1)
