@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -153,12 +153,28 @@ def _looks_like_path(text: str) -> bool:
     return "/" in text or "\\" in text or Path(text).suffix != ""
 
 
-def _relative(text: str, folder: Path) -> str:
-    """A path written in the spec, relative to the spec's folder; names (``bicubic``, ``set5``) stay names."""
-    if _looks_like_path(text) or (folder / text).exists():
-        path = Path(text).expanduser()
-        return str(path if path.is_absolute() else folder / path)
-    return text
+def _relative(text: str, folder: Path, names: Collection[str] = ()) -> str:
+    """A path written in the spec, relative to the spec's folder, whether or not it is there (never the working
+    directory's); ``names`` (``bicubic``, variants, ``set5``: lower case) stay names unless a path is written or
+    the spec's folder has that file."""
+    if text.lower() in names and not _looks_like_path(text) and not (folder / text).exists():
+        return text
+    path = Path(text).expanduser()
+    return str(path if path.is_absolute() else folder / path)
+
+
+def _model_names() -> set[str]:
+    from srbench.archs import GENERATORS
+    from srbench.downloads import DOWNLOADS
+
+    return {"bicubic", *(n.lower() for n in GENERATORS),
+            *(n.lower() for n, d in DOWNLOADS.items() if d.variant is not None)}
+
+
+def _dataset_names() -> set[str]:
+    from srbench.datasets import available_names
+
+    return set(available_names())
 
 
 def _strings(value: Any, where: str) -> tuple[str, ...]:
@@ -243,10 +259,26 @@ def parse_tolerances(items: Sequence[str]) -> dict[str, float]:
     return out
 
 
-def _load_entry(raw: dict, folder: Path, at: str) -> CheckEntry:
+def _check_names(protocols: Sequence[str], metrics: Sequence[str] | None, at: str) -> None:
+    """Known protocols, and metrics each of some of them; errors name the spec's file and key."""
     from srbench.metrics import get_metric
     from srbench.protocols import get_protocol
 
+    try:
+        for p in protocols:
+            get_protocol(p)
+    except BadInputError as exc:
+        raise BadInputError(f"{at}.protocols: {exc}") from None
+    for m in metrics or ():
+        try:
+            spec = get_metric(m)
+        except BadInputError as exc:
+            raise BadInputError(f"{at}.metrics: {exc}") from None
+        if not any(spec.in_protocol(p) for p in protocols):
+            raise BadInputError(f"{at}.metrics: {m!r} belongs to none of the protocols {', '.join(protocols)}")
+
+
+def _load_entry(raw: dict, folder: Path, at: str) -> CheckEntry:
     unknown = sorted(set(raw) - _ENTRY_KEYS)
     if unknown:
         raise BadInputError(f"{at}: unknown key {unknown[0]!r}; an entry has {', '.join(sorted(_ENTRY_KEYS))}")
@@ -255,12 +287,8 @@ def _load_entry(raw: dict, folder: Path, at: str) -> CheckEntry:
     if "datasets" not in raw:
         raise BadInputError(f"{at}: 'datasets' is required (names or folders)")
     protocols = _strings(raw.get("protocols", ["sr", "pirm"]), f"{at}.protocols")
-    for p in protocols:
-        get_protocol(p)
     metrics = _strings(raw["metrics"], f"{at}.metrics") if "metrics" in raw else None
-    for m in metrics or ():
-        if not any(get_metric(m).in_protocol(p) for p in protocols):
-            raise BadInputError(f"{at}.metrics: {m!r} belongs to none of the protocols {', '.join(protocols)}")
+    _check_names(protocols, metrics, at)
     optional = raw.get("optional", False)
     if not isinstance(optional, bool):
         raise BadInputError(f"{at}.optional: expected true or false, got {shown(optional)}")
@@ -268,8 +296,9 @@ def _load_entry(raw: dict, folder: Path, at: str) -> CheckEntry:
     if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
         raise BadInputError(f"{at}.scale: expected a positive integer, got {shown(scale)}")
     datasets = _strings(raw["datasets"], f"{at}.datasets")
-    return CheckEntry(model=_relative(raw["model"], folder), name=_optional_string(raw, "name", at, "a string")
-                      or raw["model"], datasets=tuple(_relative(d, folder) for d in datasets), dataset_labels=datasets,
+    return CheckEntry(model=_relative(raw["model"], folder, _model_names()),
+                      name=_optional_string(raw, "name", at, "a string") or raw["model"],
+                      datasets=tuple(_relative(d, folder, _dataset_names()) for d in datasets), dataset_labels=datasets,
                       protocols=protocols, metrics=metrics, optional=optional, scale=scale)
 
 
@@ -516,7 +545,9 @@ class CheckRow:
 
     @property
     def failed(self) -> bool:
-        return self.status in ("DRIFT", "missing")
+        # "new": a value the spec asks for that the baseline lacks is unchecked, never a pass (deleting baseline
+        # entries must not switch the check off).
+        return self.status in ("DRIFT", "missing", "new")
 
     @property
     def diff(self) -> float | None:
@@ -591,6 +622,10 @@ def _same(a: float | None, b: float | None, tolerance: float) -> bool:
     return abs(a - b) <= tolerance
 
 
+def _finite(value: float | None) -> bool:
+    return value is not None and math.isfinite(value)
+
+
 def _movers(then: Mapping[str, float | None] | None, now: Mapping[str, float | None] | None,
             tolerance: float) -> list[tuple[str, float | None, float | None]]:
     """The images whose value moved most (beyond the tolerance), and those added or removed."""
@@ -611,7 +646,9 @@ def compare(baseline: dict, entries: list[dict], tolerances: Mapping[str, float]
             not_run: Sequence[NotRun] = ()) -> list[CheckRow]:
     """Baseline against now, value by value (``not_run``: entries that could not be computed, and whether they
     were optional)."""
-    tol = {**default_tolerances(), **baseline.get("tolerances", {}), **(tolerances or {})}
+    # The baseline's "tolerances" are a record of when it was written, not a setting: a spec's tolerance removed
+    # since, or a --tolerance given for one run, must not go on loosening the check.
+    tol = {**default_tolerances(), **(tolerances or {})}
     now = {(e["model"], e["dataset"], e["protocol"], e["metric"]): e for e in entries}
     skipped = {(n.model, n.dataset): n for n in not_run}
     rows = []
@@ -634,15 +671,20 @@ def compare(baseline: dict, entries: list[dict], tolerances: Mapping[str, float]
         row.movers = _movers(e.get("per_image"), found.get("per_image"), tolerance)
         if e.get("n_images") is not None and e.get("n_images") != found.get("n_images"):
             row.changed.append(f"number of images {e['n_images']} -> {found['n_images']}")
-        if not _same(e["value"], found["value"], tolerance):
+        # An infinite or undefined mean (PSNR of an image equal to its HR, NIQE of a flat one) hides every other
+        # image: there the images themselves decide.
+        hidden = not _finite(e["value"]) and row.movers
+        if not _same(e["value"], found["value"], tolerance) or hidden:
             row.status = "DRIFT"
+            if hidden and _same(e["value"], found["value"], tolerance):
+                row.note = "the dataset value is not finite: images moved beyond the tolerance"
         elif row.changed:
             row.note = "value unchanged within tolerance"
         rows.append(row)
     for key, found in now.items():
         rows.append(CheckRow(*key, None, found["value"], tol.get(key[3], 0.0), status="new",
-                             note="not in the baseline: srbench check --update adds it", cached=found.get("cached",
-                                                                                                          False)))
+                             note="not in the baseline, so not checked: srbench check --update adds it",
+                             cached=found.get("cached", False)))
     return rows
 
 
@@ -819,8 +861,19 @@ def update_baseline(spec: CheckSpec, *, tolerances: Mapping[str, float] | None =
                            "out); nothing was written")
     # The spec by its file name: a baseline must read the same in every checkout.
     origin = spec.origin if spec.origin == REFERENCE_SET else Path(spec.origin).name
-    path = write_baseline(spec.baseline, computed.entries, {**spec.tolerances, **(tolerances or {})}, spec=origin)
+    # Optional entries that could not run here keep their committed values (a baseline never silently loses an
+    # entry); --tolerance is for one run and is not written.
+    kept = _entries_not_run(spec.baseline, computed.not_run)
+    path = write_baseline(spec.baseline, computed.entries + kept, spec.tolerances, spec=origin)
     return path, computed
+
+
+def _entries_not_run(baseline: Path, not_run: Sequence[NotRun]) -> list[dict]:
+    """The baseline's entries of the (model, dataset) pairs in ``not_run`` (none where it has no baseline yet)."""
+    pairs = {(n.model, n.dataset) for n in not_run}
+    if not pairs or not baseline.expanduser().is_file():
+        return []
+    return [e for e in load_baseline(baseline)["entries"] if (e["model"], e["dataset"]) in pairs]
 
 
 def _computed(spec: CheckSpec, store_path: str | None, log: Callable[[str], None] | None) -> Computed:

@@ -1076,7 +1076,8 @@ def check(spec_path, baseline, tolerances, update, data_root, store_path, junit_
             click.echo(f"not checked ({'optional' if n.optional else 'REQUIRED'}): {n}", err=True)
         click.echo(report.summary())
     if report.exit_code == C.EXIT_DRIFT:
-        click.echo(f"error: {sum(r.failed for r in report.rows)} value(s) moved beyond tolerance or went missing; "
+        click.echo(f"error: {sum(r.failed for r in report.rows)} value(s) moved beyond tolerance, went missing or "
+                   "are not in the baseline; "
                    "if the change is intended, run srbench check --update", err=True)
     sys.exit(report.exit_code)
 

@@ -36,6 +36,9 @@ KNOWN_SETS: dict[str, tuple[str, ...]] = {
     "pirm-val": ("PIRM_val", "pirm-val", "PIRM/val", "PIRM/Validation", "benchmark/PIRM_val"),
     "div2k-val": ("DIV2K_valid_HR", "DIV2K/valid", "DIV2K/DIV2K_valid_HR", "benchmark/DIV2K_valid"),
 }
+# How many images each named set has (what published numbers are means over).
+KNOWN_SIZES: dict[str, int] = {"set5": 5, "set14": 14, "bsd100": 100, "urban100": 100, "pirm-val": 100,
+                               "div2k-val": 100}
 EMBEDDED = "skimage"
 EMBEDDED_TRAIN = "skimage-train"
 # scikit-image ships these natural RGB photographs inside its wheel (no download).

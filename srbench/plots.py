@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -115,13 +115,17 @@ def point_labels(points: pd.DataFrame) -> list[tuple[float, float, str]]:
     return [(x, y, " = ".join(sorted(names, key=lambda n: n.startswith("α=")))) for (x, y), names in groups.items()]
 
 
-def published_points(collections: Sequence[str], dataset: str) -> pd.DataFrame:
+def published_points(collections: Sequence[str], dataset: str, scales: Collection[int] | None = None
+                     ) -> pd.DataFrame:
     """(model, rmse, y) of the published methods of ``collections`` (``srbench.published_results``) with both a
-    pirm-protocol RMSE and a PI on ``dataset``; the model is the published row's name (marked †)."""
+    pirm-protocol RMSE and a PI on ``dataset`` (at one of ``scales``, when given: the plane's results'); the model
+    is the published row's name (marked †)."""
     from srbench import published_results as P
 
     found: dict[str, dict[str, float]] = {}
     for v in P.select(collections):
+        if scales is not None and v.scale not in scales:
+            continue
         if v.dataset == dataset and v.protocol == "pirm" and v.metric in ("rmse", "pi"):
             found.setdefault(P.row_name(v), {})["rmse" if v.metric == "rmse" else "y"] = v.value
     rows = [{"model": m, **xy} for m, xy in found.items() if len(xy) == 2]
@@ -175,7 +179,8 @@ def draw_plane(tidy: pd.DataFrame, *, dataset: str, title: str | None = None, in
     FigureCanvasAgg(fig)
     ax = fig.subplots()
     xerr, yerr = error_bars(points, y_metric, dataset, intervals or {})  # zero without intervals
-    pub = published_points(published or [], dataset)
+    scales = set(tidy["scale"]) if "scale" in tidy and not tidy.empty else None
+    pub = published_points(published or [], dataset, scales)
     if y_metric != "pi":  # published PI values cannot sit on a NIQE axis
         pub = pub.iloc[0:0]
     lo_x = min(float((points["rmse"] - xerr[0]).min()) - 0.5, 10.5, *(pub["rmse"] - 0.5))  # bars stay inside

@@ -58,6 +58,7 @@ class PublishedValue:
     value: float
     source: str  # where in the collection's source: a table, a figure, a file
     note: str = ""
+    decimals: int | None = None  # as many as the source printed (None: not known)
 
     @property
     def comparable(self) -> bool:
@@ -119,8 +120,10 @@ def _check(row: dict, line: int) -> PublishedValue:
         if not metric.in_protocol(row["protocol"]):
             raise BadInputError(f"{where}: srbench's {row['metric']} is not computed under protocol "
                                 f"{row['protocol']!r}; a number from another protocol needs a metric of its own")
+    text = row["value"].strip()
+    decimals = len(text.split(".")[1]) if "." in text and "e" not in text.lower() else 0
     return PublishedValue(row["collection"], row["method"], row["dataset"], scale, row["protocol"], row["metric"],
-                          value, row["source"], row["note"])
+                          value, row["source"], row["note"], decimals)
 
 
 @functools.cache
@@ -146,12 +149,13 @@ def select(names: str | Sequence[str]) -> list[PublishedValue]:
 
 
 def shown_value(value: PublishedValue) -> str:
-    """The number with its metric's digits (one column may hold 0.00034 and 1000000: no common format)."""
+    """The number with its metric's digits, or the source's where it printed more (PI 7.3699 is not 7.370; one
+    column may hold 0.00034 and 1000000: no common format)."""
     from srbench.metrics import get_metric
 
     own = published_metrics().get(value.metric)
     digits = own.digits if own is not None else get_metric(value.metric).digits
-    return f"{value.value:.{digits}f}"
+    return f"{value.value:.{max(digits, value.decimals or 0)}f}"
 
 
 def row_name(value: PublishedValue) -> str:

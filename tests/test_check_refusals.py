@@ -283,9 +283,11 @@ def test_a_changed_metric_list_is_a_note(project):
     _finite(project)
     (project / "check.toml").write_text(BICUBIC.replace('metrics = ["psnr_y"]', 'metrics = ["psnr_y", "ssim_y"]'))
     res = _check(project, "--json")
-    assert res.exit_code == 0, res.output
-    row = next(r for r in _strict_json(res.stdout)["rows"] if r["model"] == "bicubic" and r["metric"] == "psnr_y")
+    assert res.exit_code == 1, res.output  # ssim_y is not in the baseline: unchecked, so no pass
+    rows = [r for r in _strict_json(res.stdout)["rows"] if r["model"] == "bicubic"]
+    row = next(r for r in rows if r["metric"] == "psnr_y")
     assert row["status"] == "ok" and row["changed"] == ["metric list psnr_y -> psnr_y,ssim_y"]
+    assert next(r for r in rows if r["metric"] == "ssim_y")["status"] == "new"
 
 
 def test_a_changed_protocol_is_named(project):
@@ -342,3 +344,68 @@ def test_the_summary_does_not_say_all_computed_when_nothing_was(tmp_path):
     report = C.CheckReport(rows, [C.NotRun("m", "d", "gone", optional=True)], tmp_path / "b.json")
     assert "computed" in report.summary() and "all computed" not in report.summary()
     assert "no value computed" in report.summary()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# A check that passes must have checked: review of the drift check for users
+
+
+def _rows(res) -> dict:
+    return {(r["model"], r["metric"]): r for r in _strict_json(res.stdout)["rows"]}
+
+
+def test_an_infinite_dataset_value_does_not_hide_an_image_that_moved(project):
+    assert _check(project, "--update").exit_code == 0  # "same": SR = HR, PSNR infinite on both images
+    write_png(project / "sr" / "img1.png", np.zeros((48, 48, 3), np.uint8))  # now finite: the mean is still inf
+    res = _check(project, "--json")
+    assert res.exit_code == 1, res.output
+    row = _rows(res)[("same", "psnr_y")]
+    assert row["baseline"] == row["value"] == "inf" and row["status"] == "DRIFT"
+    assert "the dataset value is not finite: images moved beyond the tolerance" in row["message"]
+
+
+def test_a_value_the_baseline_lacks_fails_and_tolerances_are_not_read_back(project):
+    _finite(project)
+    baseline = json.loads((project / "baselines/b.json").read_text())
+    baseline["tolerances"]["psnr_y"] = 100.0  # a record: a loosened tolerance written once must not loosen checks
+    entry = baseline["entries"][0]
+    entry["value"] += 0.5
+    (project / "baselines/b.json").write_text(json.dumps(baseline))
+    res = _check(project, "--json")
+    assert res.exit_code == 1 and _rows(res)[("bicubic", "psnr_y")]["status"] == "DRIFT"
+    assert _check(project, "--tolerance", "psnr_y=1").exit_code == 0  # for one run
+    assert _check(project, "--update", "--tolerance", "psnr_y=1").exit_code == 0
+    assert json.loads((project / "baselines/b.json").read_text())["tolerances"]["psnr_y"] == 0.002
+    baseline = json.loads((project / "baselines/b.json").read_text())
+    # edited by hand into another metric's value: psnr_y, which the spec asks for, would go unchecked
+    baseline["entries"] = [{**e, "metric": "ssim_y"} for e in baseline["entries"]]
+    (project / "baselines/b.json").write_text(json.dumps(baseline))
+    res = _check(project, "--json")
+    assert res.exit_code == 1 and _rows(res)[("bicubic", "psnr_y")]["status"] == "new"
+
+
+def test_update_keeps_the_values_of_optional_entries_that_could_not_run(project):
+    (project / "check.toml").write_text(SPEC.replace('model = "bicubic"', 'model = "bicubic"\noptional = true')
+                                        .replace('datasets = ["data/set"]\nprotocols = ["sr"]\nmetrics = ["psnr_y"]',
+                                                 'datasets = ["data/other"]\nprotocols = ["sr"]\nmetrics = ["psnr_y"]'))
+    (project / "data/other").mkdir()
+    write_png(project / "data/other/a.png", np.full((48, 48, 3), 90, np.uint8) + np.eye(48, dtype=np.uint8)[..., None])
+    assert _check(project, "--update").exit_code == 0
+    before = json.loads((project / "baselines/b.json").read_text())["entries"]
+    (project / "data/other").rename(project / "data/hidden")
+    assert _check(project, "--update").exit_code == 0
+    after = json.loads((project / "baselines/b.json").read_text())["entries"]
+    assert [e for e in after if e["model"] == "bicubic"] == [e for e in before if e["model"] == "bicubic"]
+
+
+def test_spec_paths_are_the_specs_whatever_the_working_directory(project, tmp_path, monkeypatch):
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "sr").mkdir(parents=True)  # a folder "sr" here must not be the spec's
+    monkeypatch.chdir(elsewhere)
+    (project / "sr").rename(project / "gone")
+    spec = C.load_spec(project / "check.toml")
+    assert spec.entries[0].model == str(project / "sr")
+    assert spec.entries[1].model == "bicubic"
+    (project / "check.toml").write_text(SPEC.replace('protocols = ["sr"]\nmetrics = ["psnr_y", "ssim_y"]',
+                                                     'protocols = ["SR"]\nmetrics = ["psnr_y", "ssim_y"]'))
+    assert "check.toml: entries[0].protocols: unknown protocol 'SR'" in _one_error(_check(project))

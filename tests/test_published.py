@@ -88,6 +88,27 @@ def test_table_adds_published_rows_marked_and_never_in_srbench_columns_when_comp
     assert "\\textit{28.42}" in latex
 
 
+def test_published_rows_stand_only_beside_results_of_their_scale_and_set_size():
+    from srbench.plots import published_points
+    from srbench.report import paper_table
+
+    at_x2 = _tidy([("mine", "set5", "sr", "psnr_y", 33.67)]).assign(scale=2)
+    text = paper_table(at_x2, ["psnr_y"], "markdown", published=["esrgan-paper"])
+    assert "[esrgan-paper]" not in text.split("*PSNR")[0]  # no x4 row beside x2 results
+    assert "Published x4 numbers left out: these results are at x2." in text
+    own_set14 = _tidy([("mine", "set14", "sr", "psnr_y", 28.43)])  # 5 images in a folder named set14
+    text = paper_table(own_set14, ["psnr_y"], "markdown", published=["esrgan-paper"])
+    assert "[esrgan-paper]" not in text.split("*PSNR")[0]
+    assert "Published numbers on set14 left out: its results here are over 5 images, the published set has 14." in text
+    assert len(published_points(["esrgan-paper"], "pirm-val", {2})) == 0
+    assert len(published_points(["esrgan-paper"], "pirm-val", {4})) == 4
+
+
+def test_published_values_are_shown_with_the_digits_their_source_printed():
+    (pi,) = [v for v in P.select(["spsr"]) if (v.method, v.dataset, v.metric) == ("Bicubic", "set5", "pi")]
+    assert P.shown_value(pi) == "7.3699"
+
+
 def test_plane_draws_published_points_hollow_and_labelled():
     import matplotlib.pyplot as plt
 
