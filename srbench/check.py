@@ -153,11 +153,12 @@ def _looks_like_path(text: str) -> bool:
     return "/" in text or "\\" in text or Path(text).suffix != ""
 
 
-def _relative(text: str, folder: Path, names: Collection[str] = ()) -> str:
+def _relative(text: str, folder: Path, names: Collection[str] = (), *, any_case: bool = False) -> str:
     """A path written in the spec, relative to the spec's folder, whether or not it is there (never the working
-    directory's); ``names`` (``bicubic``, variants, ``set5``: lower case) stay names unless a path is written or
-    the spec's folder has that file."""
-    if text.lower() in names and not _looks_like_path(text) and not (folder / text).exists():
+    directory's); ``names`` (``bicubic``, variants, ``set5``) stay names: a folder of that name is written as a
+    path (``./Set5``), as on the command line. Dataset names match in any case (``any_case``), as
+    srbench.datasets.resolve reads them; model names exactly, as srbench.sources.open_source does."""
+    if (text.lower() if any_case else text) in names and not _looks_like_path(text):
         return text
     path = Path(text).expanduser()
     return str(path if path.is_absolute() else folder / path)
@@ -167,8 +168,7 @@ def _model_names() -> set[str]:
     from srbench.archs import GENERATORS
     from srbench.downloads import DOWNLOADS
 
-    return {"bicubic", *(n.lower() for n in GENERATORS),
-            *(n.lower() for n, d in DOWNLOADS.items() if d.variant is not None)}
+    return {"bicubic", *GENERATORS, *(n for n, d in DOWNLOADS.items() if d.variant is not None)}
 
 
 def _dataset_names() -> set[str]:
@@ -298,7 +298,8 @@ def _load_entry(raw: dict, folder: Path, at: str) -> CheckEntry:
     datasets = _strings(raw["datasets"], f"{at}.datasets")
     return CheckEntry(model=_relative(raw["model"], folder, _model_names()),
                       name=_optional_string(raw, "name", at, "a string") or raw["model"],
-                      datasets=tuple(_relative(d, folder, _dataset_names()) for d in datasets), dataset_labels=datasets,
+                      datasets=tuple(_relative(d, folder, _dataset_names(), any_case=True) for d in datasets),
+                      dataset_labels=datasets,
                       protocols=protocols, metrics=metrics, optional=optional, scale=scale)
 
 
@@ -542,12 +543,14 @@ class CheckRow:
     movers: list[tuple[str, float | None, float | None]] = field(default_factory=list)  # (image, then, now)
     note: str = ""
     cached: bool = False
+    unchecked_fails: bool = True  # a "new" value fails (a user's spec); srbench's own reference set: a note
 
     @property
     def failed(self) -> bool:
-        # "new": a value the spec asks for that the baseline lacks is unchecked, never a pass (deleting baseline
-        # entries must not switch the check off).
-        return self.status in ("DRIFT", "missing", "new")
+        # "new": a value a user's spec asks for that the baseline lacks is unchecked, never a pass (deleting
+        # baseline entries must not switch the check off). srbench's own set gains a metric registered since (a
+        # plug-in), which its baseline, inside the installed package, cannot be updated for: noted, not failed.
+        return self.status in ("DRIFT", "missing") or (self.status == "new" and self.unchecked_fails)
 
     @property
     def diff(self) -> float | None:
@@ -643,9 +646,9 @@ def _movers(then: Mapping[str, float | None] | None, now: Mapping[str, float | N
 
 
 def compare(baseline: dict, entries: list[dict], tolerances: Mapping[str, float] | None = None,
-            not_run: Sequence[NotRun] = ()) -> list[CheckRow]:
+            not_run: Sequence[NotRun] = (), *, unchecked_fails: bool = True) -> list[CheckRow]:
     """Baseline against now, value by value (``not_run``: entries that could not be computed, and whether they
-    were optional)."""
+    were optional; ``unchecked_fails``: whether a value the baseline lacks fails, see :attr:`CheckRow.failed`)."""
     # The baseline's "tolerances" are a record of when it was written, not a setting: a spec's tolerance removed
     # since, or a --tolerance given for one run, must not go on loosening the check.
     tol = {**default_tolerances(), **(tolerances or {})}
@@ -684,7 +687,7 @@ def compare(baseline: dict, entries: list[dict], tolerances: Mapping[str, float]
     for key, found in now.items():
         rows.append(CheckRow(*key, None, found["value"], tol.get(key[3], 0.0), status="new",
                              note="not in the baseline, so not checked: srbench check --update adds it",
-                             cached=found.get("cached", False)))
+                             cached=found.get("cached", False), unchecked_fails=unchecked_fails))
     return rows
 
 
@@ -778,6 +781,9 @@ def junit_xml(report: CheckReport) -> str:
         elif r.status == "not-run":
             skipped += 1
             ET.SubElement(case, "skipped", message=r.note)
+        elif r.failed:  # a value the baseline lacks, under a user's spec
+            failures += 1
+            ET.SubElement(case, "failure", message=f"{r.metric} unchecked: {r.message()}", type=r.status)
         elif r.changed or r.status == "new":
             ET.SubElement(case, "system-out").text = r.message()
     for n in report.not_computed:
@@ -824,7 +830,8 @@ def run_check(spec: CheckSpec, *, tolerances: Mapping[str, float] | None = None,
     baseline. A missing or unreadable baseline is a BadInputError before anything is computed."""
     baseline = load_baseline(spec.baseline)
     computed = _computed(spec, store_path, log)
-    rows = compare(baseline, computed.entries, {**spec.tolerances, **(tolerances or {})}, computed.not_run)
+    rows = compare(baseline, computed.entries, {**spec.tolerances, **(tolerances or {})}, computed.not_run,
+                   unchecked_fails=spec.origin != REFERENCE_SET)
     return CheckReport(rows, computed.not_run, spec.baseline)
 
 
@@ -863,17 +870,27 @@ def update_baseline(spec: CheckSpec, *, tolerances: Mapping[str, float] | None =
     origin = spec.origin if spec.origin == REFERENCE_SET else Path(spec.origin).name
     # Optional entries that could not run here keep their committed values (a baseline never silently loses an
     # entry); --tolerance is for one run and is not written.
-    kept = _entries_not_run(spec.baseline, computed.not_run)
+    kept = _entries_not_run(spec, computed.not_run, log)
     path = write_baseline(spec.baseline, computed.entries + kept, spec.tolerances, spec=origin)
     return path, computed
 
 
-def _entries_not_run(baseline: Path, not_run: Sequence[NotRun]) -> list[dict]:
-    """The baseline's entries of the (model, dataset) pairs in ``not_run`` (none where it has no baseline yet)."""
+def _entries_not_run(spec: CheckSpec, not_run: Sequence[NotRun], log: Callable[[str], None] | None) -> list[dict]:
+    """The baseline's values of the (model, dataset) pairs in ``not_run`` that the spec still asks for (its
+    protocols and metrics now); none where there is no readable baseline yet (--update is how one is repaired)."""
     pairs = {(n.model, n.dataset) for n in not_run}
-    if not pairs or not baseline.expanduser().is_file():
+    if not pairs or not spec.baseline.expanduser().is_file():
         return []
-    return [e for e in load_baseline(baseline)["entries"] if (e["model"], e["dataset"]) in pairs]
+    try:
+        entries = load_baseline(spec.baseline)["entries"]
+    except SrbenchError as exc:
+        if log:
+            log(f"the values of entries not run here are not kept: {exc}")
+        return []
+    wanted = {(entry.label, label, protocol, metric) for entry in spec.entries
+              for _, label in entry.labelled_datasets() if (entry.label, label) in pairs
+              for protocol in entry.protocols for metric in entry.metrics_for(protocol)}
+    return [e for e in entries if (e["model"], e["dataset"], e["protocol"], e["metric"]) in wanted]
 
 
 def _computed(spec: CheckSpec, store_path: str | None, log: Callable[[str], None] | None) -> Computed:

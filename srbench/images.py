@@ -512,6 +512,22 @@ def _orientation_notes(path: Path, im) -> list[str]:
     return [f"{path}: EXIF orientation {orientation} ignored: pixels are used as stored, as MATLAB's imread does."]
 
 
+def _keep_stored_orientation(im) -> None:
+    """Pixels as stored, as MATLAB's imread reads them: Pillow turns a TIFF by its Orientation tag while loading
+    it, and reports the turned size from the start (a 180-degree turn scored an SR image at 11 dB instead of 28).
+    The tag is taken out before loading and the stored size put back (Pillow keeps it as ``_tile_size``); the
+    header check after decoding catches a Pillow that turns it some other way."""
+    exif = im.getexif()
+    if exif.get(0x0112, 1) == 1:
+        return
+    del exif[0x0112]
+    if 0x0112 in im.tag_v2:
+        del im.tag_v2[0x0112]
+    stored = getattr(im, "_tile_size", None)
+    if stored is not None:
+        im._size = tuple(stored)
+
+
 @dataclass
 class _Layout:
     """What the header says, updated by the decoder where decoding tells more (palette transparency)."""
@@ -570,11 +586,14 @@ def _decode_samples(path: Path, im, head: bytes, fh) -> _Raw:
         fh.seek(0)
     layout = _Layout(kind, depth, maxval, "palette" if key == "palette" else f"{kind} {depth}-bit")
     premultiplied = im.mode in ("La", "RGBa")
+    orientation = _orientation_notes(path, im)  # before loading: Pillow's TIFF loader applies the tag, then drops it
+    if im.format == "TIFF":
+        _keep_stored_orientation(im)
     im.load()
     samples = _read_samples(path, im, fh, MODES[key].handling, layout, notes)
     if samples.ndim not in (2, 3) or samples.shape[:2] != (im.size[1], im.size[0]):
         raise ValueError(f"decoded shape {samples.shape} does not match the header's {im.size[0]}x{im.size[1]}")
-    notes += _orientation_notes(path, im)
+    notes += orientation
     assert layout.maxval is not None  # _read_samples sets it for every handling
     return _Raw(samples, layout.maxval, layout.kind, layout.stored_as, premultiplied, notes)
 

@@ -115,16 +115,28 @@ def point_labels(points: pd.DataFrame) -> list[tuple[float, float, str]]:
     return [(x, y, " = ".join(sorted(names, key=lambda n: n.startswith("α=")))) for (x, y), names in groups.items()]
 
 
-def published_points(collections: Sequence[str], dataset: str, scales: Collection[int] | None = None
-                     ) -> pd.DataFrame:
+def comparable_with(tidy: pd.DataFrame, dataset: str) -> tuple[Collection[int] | None, bool]:
+    """(the scales of ``dataset``'s results, whether they are over as many images as the named set has): what
+    published numbers beside them must match, on the plane and in tables (a folder of one's own named
+    ``set14``, or a mean over some images only, is not Set14)."""
+    from srbench.datasets import KNOWN_SIZES
+
+    rows = tidy[tidy["dataset"] == dataset]
+    scales = set(rows["scale"]) if "scale" in rows and not rows.empty else None
+    counts = set(rows["n_images"].dropna().astype(int)) if "n_images" in rows else set()
+    return scales, not (dataset in KNOWN_SIZES and counts and counts != {KNOWN_SIZES[dataset]})
+
+
+def published_points(collections: Sequence[str], dataset: str, scales: Collection[int] | None = None,
+                     full_set: bool = True) -> pd.DataFrame:
     """(model, rmse, y) of the published methods of ``collections`` (``srbench.published_results``) with both a
-    pirm-protocol RMSE and a PI on ``dataset`` (at one of ``scales``, when given: the plane's results'); the model
-    is the published row's name (marked †)."""
+    pirm-protocol RMSE and a PI on ``dataset`` (at one of ``scales``, when given: the plane's results'; none when
+    the results are not over the ``full_set``); the model is the published row's name (marked †)."""
     from srbench import published_results as P
 
     found: dict[str, dict[str, float]] = {}
     for v in P.select(collections):
-        if scales is not None and v.scale not in scales:
+        if (scales is not None and v.scale not in scales) or not full_set:
             continue
         if v.dataset == dataset and v.protocol == "pirm" and v.metric in ("rmse", "pi"):
             found.setdefault(P.row_name(v), {})["rmse" if v.metric == "rmse" else "y"] = v.value
@@ -179,8 +191,7 @@ def draw_plane(tidy: pd.DataFrame, *, dataset: str, title: str | None = None, in
     FigureCanvasAgg(fig)
     ax = fig.subplots()
     xerr, yerr = error_bars(points, y_metric, dataset, intervals or {})  # zero without intervals
-    scales = set(tidy["scale"]) if "scale" in tidy and not tidy.empty else None
-    pub = published_points(published or [], dataset, scales)
+    pub = published_points(published or [], dataset, *comparable_with(tidy, dataset))
     if y_metric != "pi":  # published PI values cannot sit on a NIQE axis
         pub = pub.iloc[0:0]
     lo_x = min(float((points["rmse"] - xerr[0]).min()) - 0.5, 10.5, *(pub["rmse"] - 0.5))  # bars stay inside

@@ -196,7 +196,8 @@ def table_model(tidy: pd.DataFrame, metrics: Sequence[str], models: Sequence[str
     models = list(models or dict.fromkeys(tidy["model"]))
     datasets = list(datasets or dict.fromkeys(tidy["dataset"]))
     tidy, columns_under, elsewhere = _one_protocol_per_cell(tidy, spec, models)
-    shown, left_out = _comparable(tidy, [v for v in extra if v.dataset in datasets and v.metric in metrics])
+    shown, left_out = _comparable(tidy[tidy["model"].isin(models)],
+                                  [v for v in extra if v.dataset in datasets and v.metric in metrics])
     published_rows = list(dict.fromkeys(P.row_name(v) for v in shown))
     values, ranks = {}, {}
     other_images: set[tuple[str, str, str]] = set()
@@ -332,21 +333,22 @@ def _with_published_columns(metrics: Sequence[str], extra: list) -> list[str]:
 
 
 def _comparable(tidy: pd.DataFrame, values: list) -> tuple[list, list[str]]:
-    """The published values that can stand beside these results: of their scale, and of a dataset whose results
-    are over as many images as the named set has (a folder of one's own named ``set14`` is not Set14). The others
-    are left out, each reason said once for the caption."""
+    """The published values that can stand beside these results (the shown models'): of their scale, and of a
+    dataset whose results are over as many images as the named set has (a folder of one's own named ``set14`` is
+    not Set14). The others are left out, each reason said once for the caption."""
     from srbench.datasets import KNOWN_SIZES
+    from srbench.plots import comparable_with
 
-    scales = set(tidy["scale"]) if "scale" in tidy and not tidy.empty else set()
     kept, notes = [], {}
     for v in values:
-        counts = set(tidy.loc[tidy["dataset"] == v.dataset, "n_images"].dropna().astype(int))
-        if scales and v.scale not in scales:
-            notes[("scale", v.scale)] = (f"Published x{v.scale} numbers left out: these results are at "
-                                         f"x{', x'.join(map(str, sorted(scales)))}.")
-        elif v.dataset in KNOWN_SIZES and counts and counts != {KNOWN_SIZES[v.dataset]}:
+        scales, full_set = comparable_with(tidy, v.dataset)
+        if scales is not None and v.scale not in scales:
+            notes[("scale", v.scale)] = (f"Published x{v.scale} numbers on {v.dataset} left out: these results are "
+                                         f"at x{', x'.join(map(str, sorted(scales)))}.")
+        elif not full_set:
+            counts = sorted(set(tidy.loc[tidy["dataset"] == v.dataset, "n_images"].dropna().astype(int)))
             notes[("size", v.dataset)] = (f"Published numbers on {v.dataset} left out: its results here are over "
-                                          f"{', '.join(map(str, sorted(counts)))} images, the published set has "
+                                          f"{', '.join(map(str, counts))} images, the published set has "
                                           f"{KNOWN_SIZES[v.dataset]}.")
         else:
             kept.append(v)

@@ -271,7 +271,10 @@ def read_folder_sr(path: Path, pair: D.Pair, scale: int) -> tuple[np.ndarray, tu
         notes = (*notes, f"{path}: RGB with three equal channels, its HR is gray: compared on its one channel")
     if sr.shape != pair.hr.shape and pair.cropped_from is not None and sr.shape[:2] == pair.cropped_from:
         # A full-size SR of an HR that is not a multiple of the scale: crop it the same way.
+        full = sr.shape[:2]
         sr = modcrop(sr, scale)
+        notes = (*notes, f"{path}: {full[0]}x{full[1]}, the full HR size: cropped to {sr.shape[0]}x{sr.shape[1]} "
+                         "as its HR is (modcrop, from the top left)")
     if sr.shape == pair.hr.shape:
         if np.array_equal(sr, pair.hr):
             notes = (*notes, f"{path}: equal to its HR image pixel for pixel (a copy of the ground truth, not an SR "

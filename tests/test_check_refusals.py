@@ -409,3 +409,39 @@ def test_spec_paths_are_the_specs_whatever_the_working_directory(project, tmp_pa
     (project / "check.toml").write_text(SPEC.replace('protocols = ["sr"]\nmetrics = ["psnr_y", "ssim_y"]',
                                                      'protocols = ["SR"]\nmetrics = ["psnr_y", "ssim_y"]'))
     assert "check.toml: entries[0].protocols: unknown protocol 'SR'" in _one_error(_check(project))
+
+
+def test_an_unchecked_value_is_a_junit_failure_and_srbench_s_own_set_only_notes_it(project):
+    _finite(project)
+    baseline = json.loads((project / "baselines/b.json").read_text())
+    baseline["entries"] = [{**e, "metric": "ssim_y"} for e in baseline["entries"]]
+    (project / "baselines/b.json").write_text(json.dumps(baseline))
+    res = _check(project, "--junit", str(project / "j.xml"))
+    assert res.exit_code == 1
+    suite = ET.parse(project / "j.xml").getroot()
+    assert suite.get("failures") == "2"  # psnr_y unchecked, ssim_y missing
+    assert {f.get("type") for f in suite.iter("failure")} == {"new", "missing"}
+    own = C.compare({"entries": []}, [{"model": "m", "dataset": "d", "protocol": "sr", "metric": "psnr_y",
+                                       "value": 30.0}], unchecked_fails=False)
+    assert [(r.status, r.failed) for r in own] == [("new", False)]
+
+
+def test_update_repairs_a_corrupt_baseline_while_an_optional_entry_cannot_run(project):
+    (project / "check.toml").write_text(SPEC.replace('model = "bicubic"', 'model = "bicubic"\noptional = true')
+                                        .replace('datasets = ["data/set"]\nprotocols = ["sr"]\nmetrics = ["psnr_y"]',
+                                                 'datasets = ["data/gone"]\nprotocols = ["sr"]\nmetrics = ["psnr_y"]'))
+    (project / "baselines").mkdir()
+    (project / "baselines/b.json").write_text("{not json")
+    res = _check(project, "--update")
+    assert res.exit_code == 0, res.output
+    assert {e["model"] for e in json.loads((project / "baselines/b.json").read_text())["entries"]} == {"same"}
+
+
+def test_spec_names_are_exact_for_models_and_written_as_paths_for_folders(project):
+    folder = project
+    assert C._relative("RRDB23", folder, C._model_names()) == str(folder / "RRDB23")  # not the variant: a path
+    assert C._relative("rrdb23", folder, C._model_names()) == "rrdb23"
+    assert C._relative("esrgan-official", folder, C._model_names()) == "esrgan-official"
+    (folder / "Set5").mkdir()  # a folder beside the spec does not turn the name into it (as on the command line)
+    assert C._relative("Set5", folder, C._dataset_names(), any_case=True) == "Set5"
+    assert C._relative("./Set5", folder, C._dataset_names(), any_case=True) == str(folder / "Set5")

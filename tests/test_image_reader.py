@@ -330,6 +330,20 @@ def test_exif_orientation_is_ignored_with_a_note(tmp_path):
     assert decode_image(plain).notes == ()
 
 
+@pytest.mark.parametrize("orientation", [3, 6, 8])
+@pytest.mark.parametrize("compression", [None, "tiff_deflate"])
+def test_a_tiffs_orientation_tag_is_ignored_too(tmp_path, orientation, compression):
+    # Pillow turns a TIFF by its tag while loading it (and reports the turned size): a 180-degree turn scored a
+    # released SR image at 11 dB instead of 28, with no note
+    stored = np.arange(4 * 6 * 3, dtype=np.uint8).reshape(4, 6, 3)
+    path = tmp_path / f"o{orientation}.tif"
+    Image.fromarray(stored).save(path, tiffinfo={0x0112: orientation}, compression=compression)
+    decoded = decode_image(path)
+    np.testing.assert_array_equal(decoded.pixels, stored)
+    assert decoded.notes == (f"{path}: EXIF orientation {orientation} ignored: pixels are used as stored, as "
+                             "MATLAB's imread does.",)
+
+
 # -- size limit ------------------------------------------------------------------------------------------------
 
 

@@ -125,3 +125,13 @@ def test_two_datasets_of_one_name_are_refused(shared_data, tmp_path):
             list(evaluate_model("bicubic", given, metrics=["psnr_y"], data_root=shared_data / "benchmark"))
     with pytest.raises(BadInputError, match="are datasets named 'HR' and 'HR'"):
         srbench.evaluate("bicubic", cases["datasets named 'HR' and 'HR'"], metrics="psnr_y", workers=1)
+
+
+def test_a_full_size_sr_is_cropped_as_its_hr_with_a_note(shared_data, tmp_path):
+    # Set5 at x3: four HR images are not a multiple of 3; an SR saved at the full HR size is cropped like them
+    for name in SET5:
+        write_png(tmp_path / f"{name}.png", read_image(shared_data / f"benchmark/Set5/HR/{name}.png"))
+    (result,) = evaluate_model(str(tmp_path), [str(shared_data / "benchmark/Set5")], metrics=["psnr_y"], scale=3)
+    assert all(r["psnr_y"] == float("inf") for r in result.per_image)  # the HR itself, cropped the same way
+    cropped = [w for w in result.warnings if "the full HR size: cropped to" in w]
+    assert len(cropped) == 4 and any("baby.png: 512x512, the full HR size: cropped to 510x510" in w for w in cropped)

@@ -95,13 +95,19 @@ def test_published_rows_stand_only_beside_results_of_their_scale_and_set_size():
     at_x2 = _tidy([("mine", "set5", "sr", "psnr_y", 33.67)]).assign(scale=2)
     text = paper_table(at_x2, ["psnr_y"], "markdown", published=["esrgan-paper"])
     assert "[esrgan-paper]" not in text.split("*PSNR")[0]  # no x4 row beside x2 results
-    assert "Published x4 numbers left out: these results are at x2." in text
+    assert "Published x4 numbers on set5 left out: these results are at x2." in text
     own_set14 = _tidy([("mine", "set14", "sr", "psnr_y", 28.43)])  # 5 images in a folder named set14
     text = paper_table(own_set14, ["psnr_y"], "markdown", published=["esrgan-paper"])
     assert "[esrgan-paper]" not in text.split("*PSNR")[0]
     assert "Published numbers on set14 left out: its results here are over 5 images, the published set has 14." in text
     assert len(published_points(["esrgan-paper"], "pirm-val", {2})) == 0
     assert len(published_points(["esrgan-paper"], "pirm-val", {4})) == 4
+    assert len(published_points(["esrgan-paper"], "pirm-val", {4}, full_set=False)) == 0
+    # a partial run of another model, not shown, leaves the shown model's published neighbours alone
+    both = pd.concat([_tidy([("mine", "set14", "sr", "psnr_y", 26.0)]).assign(n_images=14),
+                      _tidy([("quick", "set14", "sr", "psnr_y", 25.0)]).assign(n_images=3)])
+    text = paper_table(both, ["psnr_y"], "markdown", models=["mine"], published=["esrgan-paper"])
+    assert "Bicubic [esrgan-paper]†" in text and "left out" not in text
 
 
 def test_published_values_are_shown_with_the_digits_their_source_printed():
@@ -116,6 +122,7 @@ def test_plane_draws_published_points_hollow_and_labelled():
 
     tidy = _tidy([("mine", "pirm-val", "pirm", "rmse", 14.0), ("mine", "pirm-val", "pirm", "pi", 2.6),
                   ("bicubic", "pirm-val", "pirm", "rmse", 11.3), ("bicubic", "pirm-val", "pirm", "pi", 6.9)])
+    tidy["n_images"] = 100  # PIRM's validation set, whole: comparable with the published points
     fig = draw_plane(tidy, dataset="pirm-val", published=["esrgan-paper"])
     try:
         ax = fig.axes[0]
