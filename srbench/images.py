@@ -115,7 +115,8 @@ MODES: dict[str, ModeRule] = {
                        "refused: which frame is the image is a guess; save the one you mean as a single image"),
     "MPO": ModeRule("JPEG with extra pictures (MPO, from cameras)", "first frame",
                     "the first, primary picture is used (what viewers and MATLAB's imread show); noted"),
-    "EXIF orientation": ModeRule("an EXIF orientation tag other than 1", "ignored",
+    "EXIF orientation": ModeRule("an EXIF orientation tag other than 1 (JPEG, PNG, WebP; a TIFF's Orientation tag "
+                                 "too)", "ignored",
                                  "ignored: pixels are used as stored, as MATLAB's imread does and as every published "
                                  "number was computed; noted"),
     "other": ModeRule("32-bit integer (I) or float (F), signed or 12-bit samples, LAB, HSV, stored YCbCr, RGBX, "

@@ -53,7 +53,7 @@ def test_a_model_string_is_classified_once(tmp_path, monkeypatch):
     assert I.classify_generator(str(tmp_path)) is None  # a folder (of SR images) names no generator
     seen: list[str] = []
     classify = I.classify_generator
-    monkeypatch.setattr(I, "classify_generator", lambda text: seen.append(text) or classify(text))
+    monkeypatch.setattr(I, "classify_generator", lambda text, **kw: seen.append(text) or classify(text, **kw))
     source = open_source(str(ckpt), device="cpu")
     assert isinstance(source, GeneratorSource) and source.name == "rrdb23-smoke"
     assert seen == [str(ckpt)]
