@@ -162,18 +162,15 @@ def _refuse_one_name_twice(models: Sequence[PathLike], datasets: Sequence[PathLi
     """Results are keyed by model name: two folders of one name (``run1/x4`` and ``run2/x4``) would be averaged
     together in tables and one would replace the other in a store, and a model or dataset given twice would be
     counted twice."""
-    from srbench.sources import source_name
+    from srbench.sources import first_shared_name
 
-    seen: dict[str, str] = {}
-    for m in models:
-        text = os.fspath(m)
-        name = source_name(text, sr_pattern)
-        if name in seen:
-            same = seen[name] == text
-            raise BadInputError(f"srbench.evaluate: {text!r} {'is given twice' if same else f'and {seen[name]!r} '}"
-                                f"{'' if same else 'would both be named ' + repr(name)}; results are keyed by model "
-                                "name: evaluate them in separate calls (a store labels each under its own suite)")
-        seen[name] = text
+    shared = first_shared_name([os.fspath(m) for m in models], sr_pattern=sr_pattern)
+    if shared is not None:
+        first, text, name = shared
+        same = first == text
+        raise BadInputError(f"srbench.evaluate: {text!r} {'is given twice' if same else f'and {first!r} '}"
+                            f"{'' if same else 'would both be named ' + repr(name)}; results are keyed by model "
+                            "name: evaluate them in separate calls (a store labels each under its own suite)")
     given = [os.fspath(d) for d in datasets]
     twice = sorted({d for d in given if given.count(d) > 1})
     if twice:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -153,28 +153,22 @@ def _looks_like_path(text: str) -> bool:
     return "/" in text or "\\" in text or Path(text).suffix != ""
 
 
-def _relative(text: str, folder: Path, names: Collection[str] = (), *, any_case: bool = False) -> str:
+def _relative(text: str, folder: Path, is_name: Callable[[str], bool] = lambda text: False) -> str:
     """A path written in the spec, relative to the spec's folder, whether or not it is there (never the working
-    directory's); ``names`` (``bicubic``, variants, ``set5``) stay names: a folder of that name is written as a
-    path (``./Set5``), as on the command line. Dataset names match in any case (``any_case``), as
-    srbench.datasets.resolve reads them; model names exactly, as srbench.sources.open_source does."""
-    if (text.lower() if any_case else text) in names and not _looks_like_path(text):
+    directory's); names (``bicubic``, variants, ``set5``: ``is_name``) stay names: a folder of that name is written
+    as a path (``./Set5``), as on the command line."""
+    if is_name(text) and not _looks_like_path(text):
         return text
     path = Path(text).expanduser()
     return str(path if path.is_absolute() else folder / path)
 
 
-def _model_names() -> set[str]:
+def _is_model_name(text: str) -> bool:
+    """Exactly as srbench.sources.open_source reads a model name (not a folder)."""
     from srbench.archs import GENERATORS
-    from srbench.downloads import DOWNLOADS
+    from srbench.downloads import checkpoint_download
 
-    return {"bicubic", *GENERATORS, *(n for n, d in DOWNLOADS.items() if d.variant is not None)}
-
-
-def _dataset_names() -> set[str]:
-    from srbench.datasets import available_names
-
-    return set(available_names())
+    return text == "bicubic" or text in GENERATORS or checkpoint_download(text) is not None
 
 
 def _strings(value: Any, where: str) -> tuple[str, ...]:
@@ -279,6 +273,8 @@ def _check_names(protocols: Sequence[str], metrics: Sequence[str] | None, at: st
 
 
 def _load_entry(raw: dict, folder: Path, at: str) -> CheckEntry:
+    from srbench.datasets import is_known_name
+
     unknown = sorted(set(raw) - _ENTRY_KEYS)
     if unknown:
         raise BadInputError(f"{at}: unknown key {unknown[0]!r}; an entry has {', '.join(sorted(_ENTRY_KEYS))}")
@@ -296,9 +292,9 @@ def _load_entry(raw: dict, folder: Path, at: str) -> CheckEntry:
     if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
         raise BadInputError(f"{at}.scale: expected a positive integer, got {shown(scale)}")
     datasets = _strings(raw["datasets"], f"{at}.datasets")
-    return CheckEntry(model=_relative(raw["model"], folder, _model_names()),
+    return CheckEntry(model=_relative(raw["model"], folder, _is_model_name),
                       name=_optional_string(raw, "name", at, "a string") or raw["model"],
-                      datasets=tuple(_relative(d, folder, _dataset_names(), any_case=True) for d in datasets),
+                      datasets=tuple(_relative(d, folder, is_known_name) for d in datasets),
                       dataset_labels=datasets,
                       protocols=protocols, metrics=metrics, optional=optional, scale=scale)
 

@@ -218,7 +218,7 @@ def _check_model_arguments(models, tree, datasets, names, sr_pattern) -> None:
         from srbench.many import refuse_shared_names
 
         # before a store is opened
-        refuse_shared_names(list(models), list(names) or [None] * len(models), sr_pattern)
+        refuse_shared_names(list(models), list(names) or None, sr_pattern)
 
 
 def _refuse_skipped(results, skip_bad: bool) -> None:

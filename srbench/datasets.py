@@ -125,10 +125,11 @@ class Dataset:
         for folder_scale, folder, count in self.lr_folders:
             if folder_scale == scale and count:
                 example = self.items[0].hr_path.stem if self.items else "name"
+                *others, last = (naming.format(stem=example, s=scale) for naming in _LR_NAMINGS)
                 raise BadInputError(
                     f"{folder}: {count} LR image(s), none named after an HR image of {self.location} (looked for "
-                    f"{example}x{scale}, {example}_x{scale}, {example}_LR or {example}, any image format): rename "
-                    "them, or move the folder away to have the LR made with MATLAB's imresize")
+                    f"{', '.join(others)} or {last}, any image format): rename them, or move the folder away to "
+                    "have the LR made with MATLAB's imresize")
 
     def load_pair(self, item: Item, scale: int) -> Pair:
         """HR cropped to a multiple of ``scale`` and its LR (the set's file, else MATLAB imresize)."""
@@ -314,6 +315,11 @@ def embedded_skimage(name: str = EMBEDDED) -> Dataset:
 
 def available_names() -> list[str]:
     return [*KNOWN_SETS, EMBEDDED, EMBEDDED_TRAIN]
+
+
+def is_known_name(text: str) -> bool:
+    """Whether ``text`` names a dataset (in any case, as :func:`resolve` reads it) rather than a folder."""
+    return text.lower() in available_names()
 
 
 def resolve(name_or_folder: str, data_root: str | os.PathLike | None = None) -> Dataset:

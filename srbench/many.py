@@ -163,22 +163,18 @@ def evaluate_many(models: Sequence[str], datasets: Sequence[str], options: EvalO
     return found
 
 
-def refuse_shared_names(models: Sequence[str], names: Sequence[str | None], sr_pattern: str | None = None) -> None:
+def refuse_shared_names(models: Sequence[str], names: Sequence[str | None] | None,
+                        sr_pattern: str | None = None) -> None:
     """Results are keyed by model name: two models that would go by one name (folders ``run1/x4`` and ``run2/x4``,
     two checkpoints of one variant) would be averaged together in tables, one replacing the other in a store."""
     from srbench.errors import BadInputError
-    from srbench.sources import source_name
+    from srbench.sources import first_shared_name
 
-    seen: dict[str, str] = {}
-    for model, name in zip(models, names, strict=True):
-        try:
-            effective = name or source_name(model, sr_pattern)
-        except SrbenchError:
-            continue  # opening it fails the same way, reported as that model's failure
-        if effective in seen:
-            raise BadInputError(f"--model {seen[effective]} and --model {model} would both be named {effective!r}: "
-                                "results are keyed by model name; give each a --name (one per --model, in order)")
-        seen[effective] = model
+    shared = first_shared_name(models, names, sr_pattern)
+    if shared is not None:
+        first, second, name = shared
+        raise BadInputError(f"--model {first} and --model {second} would both be named {name!r}: results are keyed "
+                            "by model name; give each a --name (one per --model, in order)")
 
 
 def evaluate_tree(tree: str | os.PathLike, options: EvalOptions, *, scales: Sequence[int] | None = None,

@@ -13,6 +13,7 @@ import filecmp
 import functools
 import hashlib
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from srbench import datasets as D
-from srbench.errors import BadInputError
+from srbench.errors import BadInputError, SrbenchError
 from srbench.images import content_sha256, decode_image, describe_channels, image_files
 from srbench.matching import (
     Affix,
@@ -357,6 +358,24 @@ def source_name(model: str, sr_pattern: str | None = None) -> str:
 
     path = Path(ref.text).expanduser()
     return (read_metadata(path) or {}).get("variant") or path.stem  # as load_generator names it (GeneratorSource)
+
+
+def first_shared_name(models: Sequence[str], names: Sequence[str | None] | None = None,
+                      sr_pattern: str | None = None) -> tuple[str, str, str] | None:
+    """(earlier model, later model, the name) of the first two of ``models`` that would go by one name (``names``:
+    one per model, None for the source's own), or None. Results are keyed by model name: two folders ``run1/x4``
+    and ``run2/x4``, or two checkpoints of one variant, would be averaged together in tables and one would replace
+    the other in a store. A model whose name cannot be found here fails the same way when it is opened."""
+    seen: dict[str, str] = {}
+    for model, name in zip(models, names or [None] * len(models), strict=True):
+        try:
+            effective = name or source_name(model, sr_pattern)
+        except SrbenchError:
+            continue
+        if effective in seen:
+            return seen[effective], model, effective
+        seen[effective] = model
+    return None
 
 
 def open_source(model: str, *, device: str = "auto", tile: int | None = None, sr_pattern: str | None = None,

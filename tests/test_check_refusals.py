@@ -16,6 +16,7 @@ from click.testing import CliRunner
 
 from srbench import check as C
 from srbench.cli import main
+from srbench.datasets import is_known_name
 from srbench.errors import BadInputError
 from srbench.images import write_png
 
@@ -439,9 +440,9 @@ def test_update_repairs_a_corrupt_baseline_while_an_optional_entry_cannot_run(pr
 
 def test_spec_names_are_exact_for_models_and_written_as_paths_for_folders(project):
     folder = project
-    assert C._relative("RRDB23", folder, C._model_names()) == str(folder / "RRDB23")  # not the variant: a path
-    assert C._relative("rrdb23", folder, C._model_names()) == "rrdb23"
-    assert C._relative("esrgan-official", folder, C._model_names()) == "esrgan-official"
+    assert C._relative("RRDB23", folder, C._is_model_name) == str(folder / "RRDB23")  # not the variant: a path
+    assert C._relative("rrdb23", folder, C._is_model_name) == "rrdb23"
+    assert C._relative("esrgan-official", folder, C._is_model_name) == "esrgan-official"
     (folder / "Set5").mkdir()  # a folder beside the spec does not turn the name into it (as on the command line)
-    assert C._relative("Set5", folder, C._dataset_names(), any_case=True) == "Set5"
-    assert C._relative("./Set5", folder, C._dataset_names(), any_case=True) == str(folder / "Set5")
+    assert C._relative("Set5", folder, is_known_name) == "Set5"
+    assert C._relative("./Set5", folder, is_known_name) == str(folder / "Set5")

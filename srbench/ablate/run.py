@@ -27,13 +27,13 @@ def _has_data_root(data_root: str | None) -> bool:
 def _refuse_unknown_sets(datasets: list[str], train_data: str | None) -> None:
     """A mistyped dataset or training set found before the training, not after it (a known set that is not
     downloaded is still that dataset's failure alone, reported with where to put it)."""
-    from srbench.datasets import available_names
+    from srbench.datasets import available_names, is_known_name
 
-    known = available_names()
     for option, names in (("--datasets", datasets), ("--train-data", [train_data] if train_data else [])):
         for name in names:
-            if name.lower() not in known and not Path(name).expanduser().is_dir():
-                raise BadInputError(f"{option}: {name!r} is neither a known dataset ({', '.join(known)}) nor a folder")
+            if not is_known_name(name) and not Path(name).expanduser().is_dir():
+                raise BadInputError(f"{option}: {name!r} is neither a known dataset ({', '.join(available_names())}) "
+                                    "nor a folder")
 
 
 def _interpolate(plan: Plan, report: AblationReport) -> None:
