@@ -16,19 +16,23 @@ with a record of its files' sha256 (``.srbench-fetched.json``), then checked lik
 A file or set already in place is verified before it is called there: against its hash (or the fetch record),
 else against the known copies' manifests, else by reading it (a weights file no project publishes a hash of).
 A failed fetch leaves nothing it did not find: no folder it created, no archive it downloaded; only a cut
-download's ``.part``, which the next run resumes from, and the message says so. Offline, a fetch fails in one line
+download's ``.part``, which the next run resumes from, or a hash-checked archive the disk refused to unpack, and the
+message says so. A data root that cannot be written to is refused before anything is downloaded. Offline, a fetch fails in one line
 saying that nothing was installed, what to download and where to put it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import hashlib
 import http.client
 import json
 import os
 import shutil
+import sys
+import tarfile
 import tempfile
 import urllib.error
 import urllib.request
@@ -48,6 +52,18 @@ RECORD = ".srbench-fetched.json"  # in a fetched set's folder: its files' sha256
 
 class FetchError(SrbenchError):
     """A download failed (offline, refused, cut, or not the file it should be)."""
+
+
+class _WriteError(FetchError):
+    """The local disk refused a write (full, read-only, no permission): the download itself was not at fault."""
+
+
+# errno values that blame the local disk, not the network or the archive
+_LOCAL_WRITE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, getattr(errno, "EDQUOT", errno.ENOSPC)}
+
+
+def _local_write_error(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in _LOCAL_WRITE_ERRNOS
 
 
 def _hash_ok(digest: str, expected: str | None) -> bool:
@@ -111,6 +127,8 @@ def _leaving_no_trace(folder: Path) -> Iterator[None]:
         for made in created:
             try:
                 made.rmdir()
+            except FileNotFoundError:  # the block failed before making this one; its parents may still be there
+                continue
             except OSError:
                 break
         raise
@@ -137,6 +155,8 @@ def download_file(download: Download, dest: Path, *, progress: Callable[[int, in
             length = response.headers.get("Content-Length")
             total = have + int(length) if length is not None else None
             _stream(response, part, have, digest, progress, total)
+    except _WriteError:
+        raise
     except urllib.error.HTTPError as exc:
         if exc.code == 416 and have:  # the part is already whole
             return _finish(download, part, dest, _Digests.of(part), expected, check)
@@ -175,16 +195,24 @@ def _stream(response, part: Path, have: int, digest: _Digests, progress: Callabl
         with open(part, "rb") as f:
             for block in iter(lambda: f.read(CHUNK), b""):
                 digest.update(block)
-    with open(part, "ab" if have else "wb") as out:
-        done = have
-        for block in iter(lambda: response.read(CHUNK), b""):
-            out.write(block)
-            digest.update(block)
-            done += len(block)
-            if progress:
-                progress(done, total)
-        out.flush()
-        os.fsync(out.fileno())
+    try:
+        with open(part, "ab" if have else "wb") as out:
+            done = have
+            for block in iter(lambda: response.read(CHUNK), b""):
+                out.write(block)
+                digest.update(block)
+                done += len(block)
+                if progress:
+                    progress(done, total)
+            out.flush()
+            os.fsync(out.fileno())
+    except OSError as exc:
+        if not _local_write_error(exc):
+            raise
+        raise _WriteError(f"{part}: cannot write the download ({exc.strerror or exc}); nothing was installed"
+                          + (f"; the {_drop_empty(part)} bytes already there are kept: free space (or fix the "
+                             "folder's permissions) and run the same command again to resume from them"
+                             if part.is_file() else "")) from None
 
 
 def _mismatch(download: Download, digests: _Digests, expected: str | None) -> str | None:
@@ -232,7 +260,8 @@ def _remember(download: Download, root: Path, sha256: str, expected: str | None,
     ``root``'s ledger, and every later download must match it."""
     if download.sha256 is None and expected is None:
         _record(root, download, sha256)
-        log(f"{download.name}: no published hash; recorded sha256 {sha256} in {root / LEDGER}")
+        published = f"md5 {download.md5} checked; " if download.md5 else "no published hash; "
+        log(f"{download.name}: {published}recorded sha256 {sha256} in {root / LEDGER}")
 
 
 def _structure(download: Download, path: Path) -> str:
@@ -320,10 +349,13 @@ def fetch_dataset(name: str, *, data_root: str | os.PathLike | None = None, log:
               f"for {name}")
     with _leaving_no_trace(downloads), _leaving_no_trace(target.parent):
         try:
+            _writable_or_refused(root)  # before the download: an archive fetched to be thrown away costs minutes
             sha256 = _archive(download, archive, expected, progress, manual)
             _unpack(archive, download.folder, root, sha256)
-        except BaseException:
-            if fresh:  # downloaded by this run and not installed: not left behind
+        except BaseException as exc:
+            # downloaded by this run and not installed: not left behind, unless the data root refused it (the
+            # archive passed its hashes: the next run, with space, unpacks it without downloading it again)
+            if fresh and not isinstance(exc, _WriteError):
                 archive.unlink(missing_ok=True)
             raise
     _remember(download, downloads, sha256, expected, log)
@@ -422,6 +454,16 @@ def _data_root(explicit: str | os.PathLike | None) -> Path:
     return paths.data_roots(explicit)[0]
 
 
+def _writable_or_refused(root: Path) -> None:
+    """``root`` is made and written to, or a FetchError names it."""
+    from srbench.images import ensure_writable_dir
+
+    try:
+        ensure_writable_dir(root)
+    except SrbenchError as exc:
+        raise FetchError(f"{exc}; nothing was downloaded or installed") from None
+
+
 def _unpack(archive: Path, folder: str, root: Path, sha256: str) -> None:
     """The archive's ``folder`` (a path such as ``benchmark/Set5``, wherever it sits inside) moved to ``root/folder``
     by one rename, with the record of its files."""
@@ -434,8 +476,17 @@ def _unpack(archive: Path, folder: str, root: Path, sha256: str) -> None:
                     _check_members(archive, z.namelist())
                     z.extractall(tmp)
             else:
-                shutil.unpack_archive(str(archive), tmp, filter="data")
-        except (OSError, ValueError, shutil.ReadError, zipfile.BadZipFile) as exc:
+                _untar(archive, Path(tmp))
+        except _UNSAFE_MEMBER as exc:
+            raise FetchError(f"{archive}: {exc}: refused; nothing was installed") from None
+        except OSError as exc:
+            if _local_write_error(exc):
+                raise _WriteError(f"{root}: cannot unpack {archive} there ({exc.strerror or exc}); nothing was "
+                                  f"installed; the archive, whose hashes were checked, is kept: free space (or fix "
+                                  "the folder's permissions) and run the same command again") from None
+            raise FetchError(f"{archive}: cannot unpack ({exc}); nothing was installed: delete it and fetch "
+                             "again") from None
+        except (ValueError, shutil.ReadError, zipfile.BadZipFile, tarfile.TarError) as exc:
             raise FetchError(f"{archive}: cannot unpack ({exc}); nothing was installed: delete it and fetch "
                              "again") from None
         found = sorted((p for p in Path(tmp).rglob(want[-1]) if p.is_dir() and p.parts[-len(want):] == want),
@@ -450,6 +501,31 @@ def _unpack(archive: Path, folder: str, root: Path, sha256: str) -> None:
                                                   indent=1, sort_keys=True) + "\n")
         _make_folder((root / folder).parent)
         os.replace(found[0], root / folder)
+
+
+class _UnsafeMember(Exception):
+    """A tar member that would be written outside the folder or is not a plain file, folder or inner link."""
+
+
+# tarfile's 'data' filter (Python 3.11.4+) raises FilterError subclasses; older 3.11 releases have no filter
+_UNSAFE_MEMBER: tuple[type[BaseException], ...] = (_UnsafeMember,) + (
+    (tarfile.FilterError,) if hasattr(tarfile, "FilterError") else ())
+
+
+def _untar(archive: Path, into: Path) -> None:
+    with tarfile.open(archive) as tar:
+        if hasattr(tarfile, "data_filter"):
+            tar.extractall(into, filter="data")
+            return
+        # Python 3.11.0-3.11.3: the 'data' filter's rules, as far as benchmark archives need them: plain files and
+        # folders only, every one inside the folder
+        for member in tar.getmembers():
+            if not (member.isfile() or member.isdir()):
+                raise _UnsafeMember(f"member {member.name!r} is a link or special file (this Python, "
+                                    f"{sys.version.split()[0]}, has no tarfile data filter to check it)")
+            if member.name.startswith(("/", "\\")) or ".." in Path(member.name).parts:
+                raise _UnsafeMember(f"member {member.name!r} would be written outside the folder")
+        tar.extractall(into)
 
 
 def _check_members(archive: Path, names: list[str]) -> None:

@@ -134,7 +134,7 @@ def add_copy(folder: str | Path, name: str, copy_id: str, source: str, manifest_
 class FileFinding:
     file: str  # relative to the verified folder ("" for a missing file)
     known: str  # the known copy's relative path ("" for an extra file)
-    status: str  # identical, re-encoded, derived, different, missing, extra
+    status: str  # identical, re-encoded, derived, renamed, duplicate, different, missing, extra, unreadable
     detail: str = ""
 
 
@@ -241,8 +241,9 @@ def verify_folder(folder: str | Path, manifest_dir: Path | None = None) -> Verif
         return VerifyReport(str(folder), None, None, None, [FileFinding(rel, "", "unknown") for rel in pending])
     (ds_name, copy_id), _ = votes.most_common(1)[0]
     copy = next(c for c in manifests[ds_name]["copies"] if c["id"] == copy_id)
-    findings = [_finding(folder, rel, [c for c in candidates if c[1] == ds_name and c[2] == copy_id],
-                         unreadable.get(rel), copy["files"]) for rel, candidates in pending.items()]
+    findings = _one_file_per_known([
+        _finding(folder, rel, [c for c in candidates if c[1] == ds_name and c[2] == copy_id],
+                 unreadable.get(rel), copy["files"]) for rel, candidates in pending.items()])
     seen_known = {f.known for f in findings}
     findings += [FileFinding("", k, "missing") for k in copy["files"] if k not in seen_known]
     return VerifyReport(str(folder), ds_name, copy_id, copy["source"], findings)
@@ -252,13 +253,36 @@ def _finding(folder: Path, rel: str, mine: list[Candidate], unreadable: str | No
              known_files: dict[str, dict]) -> FileFinding:
     """What one file of the folder is, against the copy the folder was found to be."""
     if mine:
-        status, _, _, known, detail = mine[0]
+        # Images are paired by name, so a known image under another name (two swapped, one renamed) gives other
+        # numbers however identical its bytes: the name must be the known file's (its format may differ).
+        named = [c for c in mine if Path(c[3]).stem == Path(rel).stem]
+        status, _, _, known, detail = (named or mine)[0]
+        if not named:  # the line shows the known name it holds; the detail keeps how its bytes differ, if they do
+            status = "renamed"
         return FileFinding(rel, known, status, detail)
     if unreadable is not None:
         return FileFinding(rel, rel if rel in known_files else "", "unreadable", unreadable)
     if (same := _same_name(rel, known_files)) is not None:
         return FileFinding(rel, same, "different", _size_note(folder / rel, known_files[same]))
     return FileFinding(rel, "", "extra", "not in this copy")
+
+
+def _one_file_per_known(findings: list[FileFinding]) -> list[FileFinding]:
+    """A known file found twice (``baby.png`` and a copy ``baby (1).png``) counts once: the file of its name, else
+    the first; the others are duplicates (one image scored twice)."""
+    claims: dict[str, list[FileFinding]] = {}
+    for f in findings:
+        if f.known and f.status not in ("different", "unreadable"):
+            claims.setdefault(f.known, []).append(f)
+    out = []
+    for f in findings:
+        holders = claims.get(f.known, [])
+        keeper = next((h for h in holders if h.status != "renamed"), holders[0] if holders else None)
+        if keeper is None or f is keeper:
+            out.append(f)
+        else:
+            out.append(FileFinding(f.file, "", "duplicate", f"a second copy of {f.known} (as {keeper.file})"))
+    return out
 
 
 def _same_name(rel: str, known_files: dict[str, dict]) -> str | None:

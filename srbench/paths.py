@@ -72,9 +72,8 @@ def data_roots(explicit: str | os.PathLike | None = None) -> list[Path]:
     if explicit is not None:
         return [Path(explicit).expanduser()]
     env = os.environ.get(DATA_ENV)
-    if env:
-        return [Path(p).expanduser() for p in env.split(os.pathsep) if p]
-    return [default_data_root()]
+    roots = [Path(p).expanduser() for p in (env or "").split(os.pathsep) if p]
+    return roots or [default_data_root()]  # a variable of separators only names no folder: as if unset
 
 
 def weights_dir(explicit: str | os.PathLike | None = None) -> Path:

@@ -144,3 +144,23 @@ def test_verify_explains_grayscale_crops_and_edits(shared_data, tmp_path):
     assert by_file["zebra.png"].status == "different"
     assert by_file["HR/ppt3.png"].status == "missing"
     assert report.counts["identical"] == 9
+
+
+def test_verify_pairs_by_name_so_swapped_renamed_and_doubled_images_differ(shared_data, tmp_path):
+    # Evaluation pairs images by name: identical bytes under another name give other numbers.
+    root = tmp_path / "Set5"
+    shutil.copytree(shared_data / "benchmark/Set5", root)
+    hr = root / "HR"
+    (hr / "bird.png").rename(hr / "tmp.png")
+    (hr / "butterfly.png").rename(hr / "bird.png")
+    (hr / "tmp.png").rename(hr / "butterfly.png")
+    (hr / "woman.png").rename(hr / "zzz.png")
+    shutil.copy(hr / "baby.png", hr / "baby (1).png")
+    report = verify_folder(root)
+    assert (report.dataset, report.copy) == ("set5", "benchmark") and not report.identical
+    by_file = {f.file: f for f in report.findings}
+    assert (by_file["HR/bird.png"].status, by_file["HR/bird.png"].known) == ("renamed", "HR/butterfly.png")
+    assert (by_file["HR/butterfly.png"].status, by_file["HR/butterfly.png"].known) == ("renamed", "HR/bird.png")
+    assert (by_file["HR/zzz.png"].status, by_file["HR/zzz.png"].known) == ("renamed", "HR/woman.png")
+    assert by_file["HR/baby (1).png"].status == "duplicate" and by_file["HR/baby.png"].status == "identical"
+    assert report.counts == {"identical": 22, "renamed": 3, "duplicate": 1}
