@@ -87,7 +87,10 @@ def _format_table(rows: list[dict], metric_names: list[str]) -> str:
         value = row.get(col)
         if col not in digits:
             return "" if value is None else str(value)
-        return "n/a" if value is None or value != value else format_value(float(value), digits[col])
+        if col in (row.get("unavailable") or {}):
+            return "n/a"  # not computed (its weights missing under --skip-unavailable: a line says why)
+        # undefined (NaN, which to_dict writes as JSON's null) is '–', the one rule of docs/results.md
+        return "–" if value is None or value != value else format_value(float(value), digits[col])
 
     return aligned_table(cols, [[cell(r, c) for c in cols] for r in rows])
 
@@ -649,7 +652,8 @@ def results(store_path, suite) -> None:
         index = [*(["suite"] if tidy["suite"].nunique(dropna=False) > 1 else []), "model", "dataset",
                  *(["protocol"] if tidy["protocol"].nunique() > 1 else []),
                  *(["scale"] if tidy["scale"].nunique() > 1 else [])]
-        wide = tidy.pivot_table(index=index, columns="metric", values="value", aggfunc="first")
+        # not pivot_table: it drops a metric (and a row) whose values are all undefined, which must show as '–'
+        wide = tidy.groupby([*index, "metric"], dropna=False, sort=True)["value"].first().unstack("metric")
         click.echo(wide.to_string(float_format=lambda v: f"{v:.4f}", na_rep="–"))
 
 

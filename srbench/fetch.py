@@ -17,8 +17,8 @@ A file or set already in place is verified before it is called there: against it
 else against the known copies' manifests, else by reading it (a weights file no project publishes a hash of).
 A failed fetch leaves nothing it did not find: no folder it created, no archive it downloaded; only a cut
 download's ``.part``, which the next run resumes from, or a hash-checked archive the disk refused to unpack, and the
-message says so. A data root that cannot be written to is refused before anything is downloaded. Offline, a fetch fails in one line
-saying that nothing was installed, what to download and where to put it.
+message says so. A data root that cannot be written to is refused before anything is downloaded. Offline, a fetch
+fails in one line saying that nothing was installed, what to download and where to put it.
 """
 
 from __future__ import annotations

@@ -101,8 +101,10 @@ def tidy_from_results(results: Sequence) -> pd.DataFrame:
         proto = PROTOCOLS[r.protocol]
         for name in r.metrics:
             value = r.summary.get(name)
-            if value is None or (isinstance(value, float) and math.isnan(value)):
+            if value is None:
                 continue
+            # an undefined value (NaN: NIQE of an image under two 96x96 blocks) stays a row, as the store's tidy
+            # table keeps it: dropping it hid the metric and, in Results.per_image, its defined per-image values
             metric = proto.metric(name)
             out.append({"model": r.model, "dataset": r.dataset, "protocol": r.protocol, "scale": r.scale,
                         "metric": name, "value": value, "n_images": r.n_images,

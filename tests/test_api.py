@@ -234,3 +234,51 @@ def test_metric_refuses_a_scale_that_is_no_positive_whole_number(scale):
 def test_metric_refuses_a_value_range_given_as_text():
     with pytest.raises(BadInputError, match="value_range must be"):
         srbench.metric("psnr_y", value_range="01")
+
+
+def _two_image_set(tmp_path, shared_data, small: int) -> tuple:
+    """HR ``big`` (300x300) and ``small`` (``small`` px) crops of baby, and their SR: HR plus mild noise."""
+    from PIL import Image
+
+    hr = np.asarray(Image.open(shared_data / "benchmark/Set5/HR/baby.png"))
+    rng = np.random.default_rng(1)
+    (tmp_path / "d/HR").mkdir(parents=True)
+    (tmp_path / "m").mkdir()
+    for name, side in (("big", 300), ("small", small)):
+        crop = hr[:side, :side]
+        Image.fromarray(crop).save(tmp_path / f"d/HR/{name}.png")
+        noisy = np.clip(crop.astype(int) + rng.integers(-3, 4, crop.shape), 0, 255).astype(np.uint8)
+        Image.fromarray(noisy).save(tmp_path / f"m/{name}.png")
+    return tmp_path / "m", tmp_path / "d"
+
+
+def test_an_undefined_dataset_value_is_a_nan_row_and_keeps_the_defined_images(tmp_path, shared_data):
+    # small: 112x112 after the shave, under two 96x96 NIQE blocks: its NIQE, and so the dataset's, is undefined.
+    model, data = _two_image_set(tmp_path, shared_data, 120)
+    res = srbench.evaluate(str(model), str(data), protocol="pirm", metrics="rmse,niqe", workers=1)
+    niqe = res.summary[res.summary["metric"] == "niqe"]
+    assert len(niqe) == 1 and math.isnan(niqe["value"].item())
+    per = res.per_image[res.per_image["metric"] == "niqe"].set_index("image")["value"]
+    assert math.isnan(per["small"]) and 3.0 < per["big"] < 5.0
+    assert per["big"] == srbench.metric("niqe")(np.asarray(__import__("PIL.Image").Image.open(model / "big.png")))
+    store = tmp_path / "s.sqlite"
+    out = CliRunner().invoke(main, ["evaluate", "--model", str(model), "--dataset", str(data), "--protocol", "pirm",
+                                    "--metrics", "rmse,niqe", "--workers", "1", "--store", str(store)])
+    assert out.exit_code == 0, out.output
+    assert re.search(r"\s–\s*$", out.stdout.splitlines()[-1])  # the one rule: undefined is '–' in tables
+    listing = CliRunner().invoke(main, ["results", "--store", str(store)])
+    assert listing.exit_code == 0 and "niqe" in listing.output.splitlines()[1]  # a column of '–', not dropped
+    stored = srbench.results(store, suite="evaluate")
+    assert math.isnan(stored.summary[stored.summary["metric"] == "niqe"]["value"].item())
+
+
+def test_ssim_of_an_image_under_its_window_is_undefined_and_its_psnr_kept(tmp_path, shared_data):
+    # small: 16x16, 8x8 after the x4 shave: under SSIM's 11x11 window; its PSNR-Y is defined all the same.
+    model, data = _two_image_set(tmp_path, shared_data, 16)
+    both = srbench.evaluate(str(model), str(data), workers=1)
+    psnr_only = srbench.evaluate(str(model), str(data), metrics="psnr_y", workers=1)
+    per = both.per_image.set_index(["image", "metric"])["value"]
+    assert math.isnan(per["small", "ssim_y"]) and 0.9 < per["big", "ssim_y"] < 1.0
+    assert per["small", "psnr_y"] == psnr_only.per_image.set_index("image")["value"]["small"]
+    assert both.summary.set_index("metric")["n_images"]["psnr_y"] == 2
+    assert math.isnan(both.summary.set_index("metric")["value"]["ssim_y"])

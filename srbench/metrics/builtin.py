@@ -11,7 +11,7 @@ from pathlib import Path
 
 from srbench.errors import BadInputError
 from srbench.metrics.fid import FID
-from srbench.metrics.fullref import mse, psnr, ssim
+from srbench.metrics.fullref import SSIM_WINDOW, mse, psnr, ssim
 from srbench.metrics.lpips_alex import MIN_SIDE as LPIPS_MIN_SIDE
 from srbench.metrics.niqe import BLOCK, ILL_CONDITIONED_SPREAD, niqe_conditioning
 from srbench.metrics.pyiqa_extra import DISTS, LPIPS_VGG
@@ -109,9 +109,19 @@ def _psnr_torch(x: TorchBatch) -> list[float]:
     return torch_forms.psnr(x.sr, x.hr_plane())
 
 
+def _ssim(x: PerImage) -> float:
+    sr = x.sr_plane()
+    if min(sr.shape[:2]) < SSIM_WINDOW:
+        # as NIQE: the image stays (its PSNR with it), NaN marks SSIM undefined (MATLAB's ssim_index gives -Inf)
+        return math.nan
+    return ssim(sr, x.hr_plane())
+
+
 def _ssim_torch(x: TorchBatch) -> list[float]:
     from srbench.metrics import torch_forms
 
+    if min(x.sr.shape[-2:]) < SSIM_WINDOW:
+        return [math.nan] * len(x.sr)
     return torch_forms.ssim(x.sr, x.hr_plane()).tolist()
 
 
@@ -137,7 +147,8 @@ BUILTIN: tuple[Metric, ...] = (
            protocols=("sr",), tolerance=2e-3, drift_check=True, identical=math.inf),
     Metric(name="ssim_y", label="SSIM-Y", digits=4, higher_is_better=True, needs_reference=True,
            version="wang2004-1", description="SSIM of the Y plane, 11x11 Gaussian sigma 1.5, valid, no downsampling",
-           compute=lambda x: ssim(x.sr_plane(), x.hr_plane()), torch_compute=_ssim_torch,
+           compute=_ssim, torch_compute=_ssim_torch,
+           undefined_when=f"SSIM needs an image of at least {SSIM_WINDOW}x{SSIM_WINDOW} pixels after the shave",
            protocols=("sr",), tolerance=2e-5, drift_check=True, identical=1.0),
     Metric(name="rmse", label="RMSE", digits=2, higher_is_better=False, needs_reference=True,
            version="1", description="root mean squared error of the Y plane, float64",
