@@ -110,7 +110,9 @@ def check_weights(
             missing[name] = str(exc)
     for name in names:
         if any(r in missing for r in protocol.metric(name).requires) and name not in missing:
-            missing[name] = f"needs {', '.join(r for r in protocol.metric(name).requires if r in missing)}"
+            # the requirement's own reason too: "needs ma" alone sends a reader looking for why ma is missing
+            missing[name] = "; ".join(f"needs {r}: {missing[r]}" for r in protocol.metric(name).requires
+                                      if r in missing)
     return missing
 
 

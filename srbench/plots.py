@@ -206,7 +206,8 @@ def draw_plane(tidy: pd.DataFrame, *, dataset: str, title: str | None = None, in
     if not noisy.empty:
         ax.vlines(noisy["rmse"], noisy["low"], noisy["high"], colors="#9467bd", linewidth=5, alpha=0.35, zorder=1,
                   gid="conditioning", label="NIQE's conditioning range (flat areas):\nan order inside it is noise")
-    winners = region_winners(points)
+    # PIRM ranks a region by PI; by NIQE alone it would be another ranking than the challenge's (as the CLI says)
+    winners = region_winners(points) if y_metric == "pi" else {}
     for region, model in winners.items():
         p = points[points["model"] == model].iloc[0]
         ax.scatter([p["rmse"]], [p["y"]], marker="*", s=220, color="#d62728", zorder=4,

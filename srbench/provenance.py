@@ -35,14 +35,22 @@ def needs_modcrop(path: Path, scale: int) -> bool:
 
 @functools.cache
 def git_commit() -> str | None:
+    """The checkout's commit srbench runs from, with ``-dirty`` (git describe's mark) when the package's code
+    differs from it: a commit alone would claim numbers for code that was never committed."""
     import subprocess
 
+    package = Path(__file__).resolve().parent
     try:
-        out = subprocess.run(["git", "-C", str(Path(__file__).resolve().parent.parent), "rev-parse", "HEAD"],
+        out = subprocess.run(["git", "-C", str(package.parent), "rev-parse", "HEAD"],
                              capture_output=True, text=True, timeout=5)
+        if out.returncode != 0 or not out.stdout.strip():
+            return None
+        changed = subprocess.run(["git", "-C", str(package.parent), "status", "--porcelain", "--", str(package)],
+                                 capture_output=True, text=True, timeout=5)
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
+    dirty = changed.returncode != 0 or bool(changed.stdout.strip())
+    return out.stdout.strip() + ("-dirty" if dirty else "")
 
 
 def run_fields(model, dataset: D.Dataset, dataset_key: str, protocol: str, scale: int,

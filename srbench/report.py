@@ -499,6 +499,15 @@ def _suite_metrics(tidy: pd.DataFrame) -> list[str]:
     return [m for m in SUITE_TABLE_METRICS if m in present or m == "pi"]
 
 
+def absent_notes(report, tidy: pd.DataFrame, metrics: Sequence[str]) -> list[str]:
+    """Why a column of a suite's main table has no value at all (PI without Ma's weights): a '–' column with no
+    reason beside it reads as a failure of the run."""
+    from srbench.suite_settings import missing_reasons
+
+    absent = tuple(m for m in metrics if m not in set(tidy["metric"]))
+    return [f"Not available: {_metric_label(m)}: {why}" for m, why in missing_reasons(absent, report.results).items()]
+
+
 def _suite_report_digest(report, tidy: pd.DataFrame, training: list[dict]) -> str:
     """What the report on disk shows: srbench's version, the numbers, models, failures, datasets and trainings."""
     import hashlib
@@ -507,7 +516,8 @@ def _suite_report_digest(report, tidy: pd.DataFrame, training: list[dict]) -> st
 
     return hashlib.sha256(json.dumps(
         [__version__, tidy.to_csv(index=False), {k: str(v) for k, v in report.models.items()},
-         report.failures, report.datasets, training, preset_notice(report), study_metrics_table(report, tidy)],
+         report.failures, report.datasets, training, preset_notice(report), study_metrics_table(report, tidy),
+         absent_notes(report, tidy, _suite_metrics(tidy))],
         sort_keys=True).encode()).hexdigest()
 
 
@@ -515,12 +525,19 @@ def suite_report_is_current(report) -> bool:
     """Whether the report in ``report.out_dir`` already shows these numbers, models and failures: then
     :func:`write_suite_report` writes nothing, and its visual comparison need not be made (a cached re-run stays
     fast)."""
-    out = report.out_dir
-    stamp = out / ".report.sha256"
-    if not (stamp.is_file() and (out / "index.html").is_file()):
-        return False
     digest = _suite_report_digest(report, tidy_from_results(report.results), training_rows(report))
-    return stamp.read_text().strip() == digest
+    return _stamped(report.out_dir, digest)
+
+
+def _stamped(out: Path, digest: str) -> bool:
+    """Whether ``out`` holds the report of ``digest`` whole: its stamp names the digest, then the files written
+    with it, and every one of them is still there (a deleted results.csv is written again)."""
+    stamp = out / ".report.sha256"
+    try:
+        lines = stamp.read_text().splitlines()
+    except OSError:
+        return False
+    return bool(lines) and lines[0] == digest and all((out / name).is_file() for name in lines[1:] or ["index.html"])
 
 
 def write_suite_report(report, visual=None) -> list[Path]:
@@ -533,8 +550,7 @@ def write_suite_report(report, visual=None) -> list[Path]:
     study = study_metrics_table(report, tidy)
     # Same numbers, models and failures as the report on disk: nothing to redo (a cached re-run stays fast).
     digest = _suite_report_digest(report, tidy, training)
-    stamp = out / ".report.sha256"
-    if stamp.is_file() and stamp.read_text().strip() == digest and (out / "index.html").is_file():
+    if _stamped(out, digest):
         return sorted(p for p in out.iterdir() if p.is_file() and not p.name.startswith("."))
     written = []
     atomic_write_text(out / "results.csv", tidy.to_csv(index=False))
@@ -542,10 +558,15 @@ def write_suite_report(report, visual=None) -> list[Path]:
     metrics = _suite_metrics(tidy)
     if not tidy.empty:
         for fmt, suffix in (("markdown", "md"), ("latex", "tex")):
-            text = paper_table(tidy, metrics, fmt, models=list(report.models))
+            absent = absent_notes(report, tidy, metrics)
+            caption = " ".join([_default_caption(metrics), *absent]) if absent and fmt == "latex" else None
+            text = paper_table(tidy, metrics, fmt, models=list(report.models), caption=caption)
             if fmt == "markdown":
                 notice = preset_notice(report)
-                text = (f"> {notice}\n\n" if notice else "") + study + text + shared_training_note(training)
+                text = ((f"> {notice}\n\n" if notice else "") + study + text + "".join(f"- {n}\n" for n in absent)
+                        + shared_training_note(training))
+            else:  # the suite's own metrics first, as in table.md
+                text = study_metrics_table(report, tidy, "latex") + text
             atomic_write_text(out / f"table.{suffix}", text)
             written.append(out / f"table.{suffix}")
         from srbench.plots import pirm_plane
@@ -565,7 +586,7 @@ def write_suite_report(report, visual=None) -> list[Path]:
     planes = [p for p in written if p.suffix == ".png"]
     written.append(write_html(report, tidy, planes, visual))
     _remove_former(out, written)
-    atomic_write_text(stamp, digest + "\n")
+    atomic_write_text(out / ".report.sha256", "\n".join([digest, *(p.name for p in written)]) + "\n")
     return written
 
 
@@ -629,13 +650,19 @@ def preset_notice(report) -> str | None:
     source = (f"{len(SKIMAGE_TRAIN)} images scikit-image ships" if not sets else  # --train-data under smoke
               " and ".join(sets) + (f" (and {len(SKIMAGE_TRAIN)} images scikit-image ships)"
                                     if EMBEDDED_TRAIN in (report.training_sets or {}).values() else ""))
-    return (f"Smoke preset: small versions of the networks, {trained} {source}, with a randomly initialised "
-            f"VGG19 for the perceptual loss{except_given}. "
+    # The networks the suite's perceptual losses stand on (VGG19 for ESRGAN's; AlexNet, VGG16 in the loss study)
+    nets = list(dict.fromkeys(n for entry in (getattr(report, "networks", None) or {}).values() for n in entry))
+    if not getattr(report, "networks", None):
+        nets = ["VGG19"]
+    listed = " and ".join([", ".join(nets[:-1]), nets[-1]] if len(nets) > 2 else nets)
+    random_nets = (f", with {'a ' if len(nets) == 1 else ''}randomly initialised {listed} for the perceptual "
+                   f"loss{'es' if len(nets) > 1 else ''}" if nets else "")
+    needs = f"; it needs {listed}'s ImageNet weights in the weights folder" if nets else ""
+    return (f"Smoke preset: small versions of the networks, {trained} {source}{random_nets}{except_given}. "
             "These numbers show that the harness works end to end; they are not the paper's results, and trained "
             "models losing to bicubic, or colour casts in the crops, are what such brief training gives. "
             f"The real thing: srbench ablate --suite {suite} --data-root DIR --train-data TRAIN (the paper preset "
-            "on the suite's datasets, trained on TRAIN, e.g. a folder of DIV2K's training HR images; it needs "
-            "VGG19's ImageNet weights in the weights folder).")
+            f"on the suite's datasets, trained on TRAIN, e.g. a folder of DIV2K's training HR images{needs}).")
 
 
 def shared_training_note(training: list[dict]) -> str:
@@ -668,7 +695,7 @@ def _training_html(training: list[dict]) -> str:
 
 
 def study_metrics_table(report, tidy: pd.DataFrame, fmt: str = "markdown") -> str:
-    """The suite's ``[report] metrics`` as its first table (Markdown or HTML), in the suite's order, then what is
+    """The suite's ``[report] metrics`` as its first table (Markdown, HTML or LaTeX), in the suite's order, then what is
     missing and why (an unregistered metric, a missing weights file), then the per-dataset spectrum-discrepancy
     table where the suite asks for it. Empty for a suite without report metrics or without results."""
     from srbench.metrics import all_metrics
@@ -690,6 +717,12 @@ def study_metrics_table(report, tidy: pd.DataFrame, fmt: str = "markdown") -> st
         spectrum = spectrum_table(tidy, models, report.datasets, "html") if settings.spectrum_table else ""
         caption_html = f'<p class="note">{html.escape(caption)}</p>'
         return f"<h2>The suite's metrics</h2>\n{table}\n{caption_html}\n{text}\n{spectrum}"
+    if fmt == "latex":  # the notes go into the caption: a table.tex is pasted into a paper whole
+        full = " ".join([caption, *(n for n in notes if n)])
+        table = paper_table(tidy, registered, "latex", models=models, caption=full) if registered else ""
+        spectrum = (spectrum_table(tidy, models, report.datasets, "latex") if settings.spectrum_table else "")
+        return "\n".join(part for part in (f"% {report.suite.name}: the suite's metrics", table, spectrum)
+                         if part) + "\n"
     table = paper_table(tidy, registered, "markdown", models=models, caption=caption) if registered else ""
     lines = [f"## {report.suite.name}: the suite's metrics", "", table, *(f"- {n}" for n in notes if n), ""]
     if settings.spectrum_table:
@@ -738,6 +771,14 @@ def spectrum_table(tidy: pd.DataFrame, models: Sequence[str], datasets: Sequence
                                          [m, *(cells[(m, d)] for d in shown_datasets)]) + "</tr>" for m in models)
         return (f"<h3>Spectrum discrepancy per dataset (lower is better)</h3><table class=\"results\"><thead><tr>"
                 f"{head}</tr></thead><tbody>{body}</tbody></table>")
+    if fmt == "latex":
+        tex = ["\\begin{table}[t]", "\\centering",
+               "\\caption{Spectrum discrepancy per dataset (lower is better).}",
+               "\\begin{tabular}{l" + "r" * len(shown_datasets) + "}", "\\toprule",
+               " & ".join(["Model", *(_tex(d) for d in shown_datasets)]) + " \\\\", "\\midrule"]
+        tex += [" & ".join([_tex(m), *(_tex(cells[(m, d)]) if cells[(m, d)] == SPECTRUM_NOT_COMPUTED
+                                       else cells[(m, d)] for d in shown_datasets)]) + " \\\\" for m in models]
+        return "\n".join([*tex, "\\bottomrule", "\\end{tabular}", "\\end{table}", ""])
     lines = ["| Model | " + " | ".join(shown_datasets) + " |", "|---|" + "|".join("---:" for _ in shown_datasets) + "|"]
     lines += ["| " + m + " | " + " | ".join(cells[(m, d)] for d in shown_datasets) + " |" for m in models]
     return "\n".join(lines) + "\n"
@@ -849,7 +890,8 @@ def write_html(report, tidy: pd.DataFrame, planes: list[Path], visual=None) -> P
 
     metrics = _suite_metrics(tidy)
     table = html_table(tidy, metrics, list(report.models)) if metrics else "<p>No results.</p>"
-    table = study_metrics_table(report, tidy, "html") + table
+    table = study_metrics_table(report, tidy, "html") + table + "".join(
+        f'<p class="note">{html.escape(n)}</p>' for n in absent_notes(report, tidy, metrics))
     plane_html = "\n".join(f'<img alt="{html.escape(p.name)}" style="max-width:100%" src="{_png_data_uri(_load(p))}">'
                            for p in planes)
     crops, n_crops, nr_label = render_visual(visual)

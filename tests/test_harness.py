@@ -132,6 +132,15 @@ def test_pirm_plane_draws_and_finds_region_winners(tmp_path):
     assert y == "niqe"  # PI unavailable: NIQE is drawn instead, and said so
     assert region_winners(points) == {"R1": "esrgan-interp-alpha0.0", "R2": "b", "R3": "c"}
     path = pirm_plane(tidy, tmp_path / "plane.png", dataset="d")
+    from srbench.plots import draw_plane
+
+    # PIRM ranks a region by PI: on a NIQE axis no "best in region" is drawn (another ranking than the challenge's);
+    # with PI, the stars are PI's winners
+    labels = [h.get_label() for h in draw_plane(tidy, dataset="d").axes[0].get_legend_handles_labels()[0]]
+    assert "best in region" not in labels
+    with_pi = tidy.assign(metric=tidy["metric"].replace("niqe", "pi"))
+    stars = [c for c in draw_plane(with_pi, dataset="d").axes[0].collections if c.get_label() == "best in region"]
+    assert len(stars) == 1
     from PIL import Image
 
     with Image.open(path) as im:

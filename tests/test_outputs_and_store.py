@@ -606,3 +606,31 @@ def test_lock_is_free_again_soon_after_a_killed_trainer(tmp_path):
 
     with lock_run_folder(out):
         pass
+
+
+def test_the_recorded_commit_says_when_the_packages_code_differs_from_it(tmp_path, monkeypatch):
+    from srbench import provenance
+
+    checkout = tmp_path / "checkout"
+    (checkout / "srbench").mkdir(parents=True)
+    (checkout / "srbench" / "provenance.py").write_text("# the package\n")
+    (checkout / "README.md").write_text("readme\n")
+    git = ["git", "-C", str(checkout), "-c", "user.email=t@t", "-c", "user.name=t"]
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "c"]):
+        subprocess.run([*git, *args], check=True, capture_output=True)
+    head = subprocess.run([*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
+    monkeypatch.setattr(provenance, "__file__", str(checkout / "srbench" / "provenance.py"))
+
+    def commit() -> str | None:
+        provenance.git_commit.cache_clear()  # asked once per process otherwise
+        return provenance.git_commit()
+
+    try:
+        assert commit() == head
+        (checkout / "README.md").write_text("edited\n")  # outside the package: the numbers' code is the commit's
+        assert commit() == head
+        (checkout / "srbench" / "provenance.py").write_text("# edited\n")
+        assert commit() == head + "-dirty"
+    finally:
+        monkeypatch.undo()
+        provenance.git_commit.cache_clear()

@@ -31,6 +31,7 @@ class AblationReport:
     iterations: dict[str, tuple[int, int]] = field(default_factory=dict)  # entry -> (psnr, gan) iterations
     batches: dict[str, tuple[int, int]] = field(default_factory=dict)  # entry -> (HR patch size, batch size)
     training_sets: dict[str, str] = field(default_factory=dict)  # entry -> its data.train
+    networks: dict[str, tuple[str, ...]] = field(default_factory=dict)  # entry -> its losses' ImageNet networks
 
 
 def find_checkpoint(folder: Path | None, variant: str, stage: str) -> Path | None:

@@ -168,7 +168,8 @@ def ablate(
                             iterations={name: (c.stage("psnr").iters, c.stage("gan").iters)
                                         for name, c in configs.items()},
                             batches={name: (c.data.patch_size, c.data.batch_size) for name, c in configs.items()},
-                            training_sets={name: c.data.train for name, c in configs.items()})
+                            training_sets={name: c.data.train for name, c in configs.items()},
+                            networks={name: c.loss.pretrained_networks() for name, c in configs.items()})
     for name, config in configs.items():
         if any(plan.existing(name, stage) is None for stage in ("psnr", "gan")):  # it trains a stage
             check_training_set(config)

@@ -139,7 +139,10 @@ class _Trainings:
         if self.where.active:
             self._run_ranked()
             return
-        if self.plan.jobs > 1 and len(self.queue) > 1:
+        # Side by side even for one job now: a psnr stage shared by every entry (the loss suites) unlocks several
+        # gan stages, and the threads of each training were fixed at cores // jobs for the fingerprint, so one at a
+        # time would leave cores idle; meanwhile the models already there are evaluated.
+        if self.plan.jobs > 1 and self.queue:
             self._run_side_by_side()
             return
         while self.queue:

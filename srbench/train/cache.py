@@ -259,6 +259,7 @@ class TrainingCache:
         started = time.perf_counter()
         trainer = Trainer(config, stage, run_dir, init=None if init is None else str(init), device=device,
                           progress=progress, alone=alone)
+        trainer.resume_how = "run the same command again to continue"
         result = trainer.run(resume=resume)
         seconds = round(time.perf_counter() - started, 3)
         for path in stage_dir.iterdir():  # resume states and periodic checkpoints: not part of an entry
@@ -345,6 +346,11 @@ def place(cached: CachedStage, dest: str | os.PathLike, *, config: TrainConfig, 
 
 
 def _link_or_copy(source: Path, target: Path) -> None:
+    with contextlib.suppress(OSError):
+        # Already the cache's file (a re-run): rename() of a link onto the same inode does nothing and would leave
+        # the temporary link behind, one per re-run
+        if os.path.samefile(source, target):
+            return
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     with contextlib.suppress(FileNotFoundError):
         tmp.unlink()

@@ -230,6 +230,14 @@ class LossConfig:
     frequency: str = _f("none", choices=_frequency_losses)
     frequency_weight: float = _f(0.0, **WEIGHT)
 
+    def pretrained_networks(self) -> tuple[str, ...]:
+        """The ImageNet networks the gan stage's losses stand on (what ``vgg_weights`` names), for a reader."""
+        named = {"vgg": "VGG19", "lpips": "AlexNet (LPIPS)", "dists": "VGG16 (DISTS)"}
+        out = [named[self.perceptual_backbone]] if self.perceptual_weight > 0 else []
+        if self.lpips_weight > 0 and named["lpips"] not in out:
+            out.append(named["lpips"])
+        return tuple(out)
+
 
 @dataclass(frozen=True)
 class DataConfig:

@@ -133,6 +133,10 @@ class Trainer:
     """One stage of one configuration in ``out_dir/<stage>``; the networks and optimisers are ``self.model``
     (a :class:`PsnrStage` or :class:`GanStage`), the loop, files and resume are here."""
 
+    # How a user continues an interrupted run: ``srbench train`` takes --resume; the training cache (ablate)
+    # resumes by itself, and has no such option
+    resume_how = "continue with --resume"
+
     def __init__(self, config: TrainConfig, stage: str, out_dir: str | os.PathLike, *, init: str | None = None,
                  device: str = "auto", progress: bool = True, alone: bool = False) -> None:
         """``alone``: train in this process only, even under ``torchrun`` (``srbench ablate`` gives each rank whole
@@ -324,12 +328,12 @@ class Trainer:
     def _interrupted(self, presses: int) -> None:
         if presses > 1:
             raise TrainingInterrupted(
-                f"stopped during iteration {self.iteration + 1} without saving; --resume continues from the "
-                f"last checkpoint in {self.dir}"
+                f"stopped during iteration {self.iteration + 1} without saving; {self.resume_how} from the last "
+                f"checkpoint in {self.dir}"
             ) from None
         self.save()
         raise TrainingInterrupted(
-            f"interrupted at iteration {self.iteration}; saved {self.state_path}, continue with --resume"
+            f"interrupted at iteration {self.iteration}; saved {self.state_path}, {self.resume_how}"
         ) from None
 
     def _finish(self, result: TrainResult) -> TrainResult:

@@ -81,6 +81,32 @@ def test_rerun_reads_everything_from_the_store(setup):
     assert not any(line.startswith("training") for line in res.stderr.splitlines())
 
 
+def test_a_rerun_writes_again_the_report_files_deleted_since(setup):
+    root, args, _ = setup
+    report = root / "report"
+    def rows(name: str) -> list[str]:  # captions aside: they name this test's weights folder, another each test
+        return [line for line in (report / name).read_text().splitlines() if not line.startswith("\\caption")]
+
+    before = {name: rows(name) for name in ("results.csv", "table.tex")}
+    for name in ("results.csv", "table.tex", "pirm_plane_skimage.png"):
+        (report / name).unlink()
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 1  # the broken variant, as before
+    assert {name: rows(name) for name in before} == before
+    assert (report / "pirm_plane_skimage.png").is_file()
+
+
+def test_a_column_without_any_value_says_why_in_every_table(setup):
+    # no Ma weights here: PI is a column of '–', and each table says why beside it
+    root, _, _ = setup
+    why = "Not available: PI: "
+    assert any(line.startswith(f"- {why}") and "NRQM_model.mat" in line
+               for line in (root / "report/table.md").read_text().splitlines())
+    tex = (root / "report/table.tex").read_text()
+    assert next(line for line in tex.splitlines() if line.startswith("\\caption{") and why in line)
+    assert why in (root / "report/index.html").read_text()
+
+
 def test_table_results_export_and_plane_from_the_store(setup, tmp_path):
     root, _, _ = setup
     store = ["--store", str(root / "s.sqlite")]

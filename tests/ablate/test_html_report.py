@@ -130,3 +130,23 @@ def test_only_the_smoke_preset_carries_the_notice():
     assert "cut from 4 images scikit-image ships, with" in preset_notice(smoke)
     smoke.training_sets = {"a": "/data/DIV2K_train_HR", "b": "/data/DIV2K_train_HR"}  # ablate --train-data
     assert "cut from /data/DIV2K_train_HR, with" in preset_notice(smoke)
+
+
+def test_the_smoke_notice_names_the_networks_the_suites_losses_stand_on():
+    from types import SimpleNamespace
+
+    from srbench.ablate.suites import load_suite, resolve_suite_configs
+    from srbench.report import preset_notice
+
+    def notice(suite_name: str) -> str:
+        suite = load_suite(suite_name)
+        networks = {name: c.loss.pretrained_networks()
+                    for name, c in resolve_suite_configs(suite, "smoke").items()}
+        return preset_notice(SimpleNamespace(preset="smoke", suite=suite, iterations={}, networks=networks))
+
+    assert "with a randomly initialised VGG19 for the perceptual loss" in notice("esrgan")
+    assert "it needs VGG19's ImageNet weights" in notice("esrgan")
+    # the loss study trains LPIPS (AlexNet) and DISTS (VGG16) entries beside VGG19 ones
+    said = notice("loss-perceptual")
+    assert "randomly initialised VGG19, AlexNet (LPIPS) and VGG16 (DISTS) for the perceptual losses" in said
+    assert "it needs VGG19, AlexNet (LPIPS) and VGG16 (DISTS)'s ImageNet weights" in said

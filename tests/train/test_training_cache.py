@@ -170,3 +170,17 @@ def test_side_by_side_trainings_share_stages_like_a_sequential_run(tmp_path, cou
     assert (runs / "a/gan/g_final.safetensors").read_bytes() == (runs / "b/gan/g_final.safetensors").read_bytes()
     again = ablate(str(tmp_path / "shared.toml"), out=str(tmp_path / "again"), **common)
     assert not again.failures and json.loads((tmp_path / "again" / "training.json").read_text()) == rows
+
+
+def test_placing_a_cache_file_again_leaves_no_temporary_link(tmp_path):
+    # rename() of a hard link onto the same inode does nothing: each re-run left a .<name>.<pid>.tmp behind
+    source = tmp_path / "entry" / "g_final.safetensors"
+    source.parent.mkdir()
+    source.write_bytes(b"weights")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "g_final.safetensors").write_bytes(b"older weights")
+    for _ in range(3):
+        C._link_or_copy(source, run / "g_final.safetensors")
+    assert [p.name for p in run.iterdir()] == ["g_final.safetensors"]
+    assert (run / "g_final.safetensors").read_bytes() == b"weights"
