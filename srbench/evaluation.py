@@ -220,9 +220,10 @@ def _measure(proto: Protocol, sr, hr, scale: int, need: list[str], dataset_names
 
 
 def _in_order(proto: Protocol, order: list[str], values: dict[str, float]) -> dict[str, float]:
-    """``values`` with its keys in the order ``Protocol.per_image`` gives them (``order``'s metrics' outputs)."""
-    owner = {k: i for i, n in enumerate(order) for k in proto.metric(n).outputs}
-    return dict(sorted(values.items(), key=lambda kv: owner.get(kv[0], len(order))))  # stable: a metric's own order
+    """``values`` with its keys in ``order``'s metrics' order, each metric's in its declared outputs' order (the
+    headline value first): one order whether computed here, in a worker or read from a store."""
+    owner = {k: (i, j) for i, n in enumerate(order) for j, k in enumerate(proto.metric(n).outputs)}
+    return dict(sorted(values.items(), key=lambda kv: owner.get(kv[0], (len(order), 0))))
 
 
 @dataclass
@@ -232,7 +233,7 @@ class _InFlight:
     index: int  # its place in the dataset
     item: D.Item
     have: dict  # values the store already held
-    pair_info: tuple[list[str], str, bool]  # (read notes, LR source, cropped) of the pair read
+    pair_info: tuple[list[str], str | None, bool]  # (read notes, LR source, cropped) of the pair read
     future: Future  # -> (values, prepared), or the worker's values alone when ``order`` is set and no thread ran
     remote: Future | None = None  # the worker's part, when there is one
     order: list[str] | None = None  # the image's metrics, with worker processes
@@ -326,7 +327,9 @@ class _ImageLoop:
         """torchrun: rounds of ``world x (2 workers + 2)`` images; in each, this rank's share is computed, then rank
         0 applies every rank's outcomes in dataset order."""
         indexed = list(enumerate(self.dataset.items))
-        size = self.where.world * (2 * self.workers + 2)
+        # Rank 0's worker count for every rank: nodes of other core counts resolve other defaults, and rounds of
+        # other sizes would pair one rank's gather with another's next round (the launch hung)
+        size = self.where.world * (2 * Dist.broadcast_from_main(self.workers, self.where) + 2)
         for start in range(0, len(indexed), size):
             mine: list[_Outcome] = []
             self._images(thread, self.where.share(indexed[start:start + size]), mine.append, None, label, total)
@@ -362,12 +365,17 @@ class _ImageLoop:
 
     def _abandon(self, pending: deque[_InFlight | _Outcome], exc: BaseException) -> None:
         """After a failure: nothing queued runs; on Ctrl-C (or a broken pool) the workers are stopped."""
+        terminate = self.processes is not None and isinstance(exc, KeyboardInterrupt | SystemExit | BrokenExecutor)
         for left in pending:
             if isinstance(left, _InFlight):
-                left.future.cancel()
-                if left.remote is not None:
+                # A worker's future is left to the killed pool, which fails it: cancelled, and then failed by the
+                # pool's manager thread, it printed an InvalidStateError traceback over the 'interrupted' line
+                if not (terminate and left.future is left.remote):
+                    left.future.cancel()
+                if left.remote is not None and not terminate:
                     left.remote.cancel()
-        if self.processes is not None and isinstance(exc, KeyboardInterrupt | SystemExit | BrokenExecutor):
+        if terminate:
+            assert self.processes is not None
             W.POOL.discard(self.processes, terminate=True)  # a running NIQE must not go on after Ctrl-C
 
     def _submit(self, thread: ThreadPoolExecutor, index: int, item: D.Item) -> _InFlight | _Outcome:
@@ -378,7 +386,8 @@ class _ImageLoop:
         if self.processes is not None and self._whole_in_worker(need):
             whole = self.processes.submit(W.produce, self.plan.proto.name, item, self._sr_recipe(item), self.scale,
                                           need, self.metric_options, self.env, get_max_pixels())
-            return _InFlight(index, item, have, ([], "", False), whole, whole, need, produced=True)
+            # no pair read here (None, as for a bad file): the worker's read comes back with its values
+            return _InFlight(index, item, have, ([], None, False), whole, whole, need, produced=True)
         try:
             pair = self.dataset.load_pair(item, self.scale)
             done, early, sr = self._on_device(pair, item, need)
@@ -481,8 +490,11 @@ class _ImageLoop:
     def _apply(self, outcome: _Outcome) -> None:
         """One image's outcome into the tally, the store and the dataset-level accumulators (in dataset order)."""
         item, have = outcome.item, outcome.have
+        order = self.plan.proto.resolve_metrics(self.plan.image_metrics) if self.plan.image_metrics else []
         if outcome.from_cache:
-            self.tally.values[item.name] = have
+            # the protocol's order, as a computed image's values come: a store gives its own (a resumed run's
+            # per-image CSV had other columns than an uninterrupted one's)
+            self.tally.values[item.name] = _in_order(self.plan.proto, order, have)
             self.tally.from_cache += 1
             # Provenance stays the same whether values were computed now or read from the store.
             self.tally.lr_sources["file" if self.scale in item.lr_paths else "imresize"] += 1
@@ -496,15 +508,16 @@ class _ImageLoop:
         if outcome.error is not None:
             self.tally.skipped.append({"image": item.name, "file": str(item.hr_path), "error": outcome.error})
             return
-        if self.store is not None and outcome.new:
+        new = _in_order(self.plan.proto, order, outcome.new)
+        if self.store is not None and new:
             self.store.put(self.source.key, self.plan.dataset_key, self.plan.proto.name, self.scale, item.name,
-                           outcome.new, self.plan.versions, self.run_id)
+                           new, self.plan.versions, self.run_id)
         for name, item_input in outcome.prepared.items():
             accumulator = self.plan.proto.metric(name).accumulator
             assert accumulator is not None
             accumulator.add(self.states[name], item_input)
         self.dataset_images += bool(outcome.prepared)
-        self.tally.values[item.name] = {**have, **outcome.new}
+        self.tally.values[item.name] = _in_order(self.plan.proto, order, {**have, **new})
 
     def _start_run(self) -> None:
         if self.store is not None and self.run_id is None:

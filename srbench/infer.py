@@ -156,6 +156,9 @@ class Runner:
         y = self.upscale_tensor(_unit_input(rgb))[0]
         # Quantise as when saving a PNG (clamp, x255, round half up), in place to keep peak memory low.
         out = y.clamp_(0.0, 1.0).mul_(255.0).add_(0.5).floor_().to(torch.uint8).permute(1, 2, 0).numpy()
+        # HxWxC in memory order, as an image read from a file is: a permuted view made a metric's float sums (the
+        # Y plane's matrix product) differ in the last bit from a worker's copy of it (--workers 1 vs 2)
+        out = np.ascontiguousarray(out)
         if gray:
             out = rgb2gray(out)
         if alpha is not None:

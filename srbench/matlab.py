@@ -159,10 +159,10 @@ def rgb2ycbcr(img: np.ndarray) -> np.ndarray:
     _check_rgb(img, "rgb2ycbcr")
     if img.dtype == np.uint8:
         matrix = YCBCR_MATRIX / 255.0
-        x = img.astype(np.float64)
+        x = img.astype(np.float64, order="C")
         out = x[..., 0:1] * matrix[:, 0] + x[..., 1:2] * matrix[:, 1] + x[..., 2:3] * matrix[:, 2]
         return to_uint8(out + YCBCR_OFFSET)
-    x = img.astype(np.float64) / 255.0
+    x = img.astype(np.float64, order="C") / 255.0  # C order: a matrix product's sums follow the layout
     return x @ YCBCR_MATRIX.T + YCBCR_OFFSET
 
 
@@ -174,7 +174,7 @@ def rgb2y(img: np.ndarray) -> np.ndarray:
         coeffs = YCBCR_MATRIX[0] / 255.0
         x = img.astype(np.float64)
         return to_uint8(x[..., 0] * coeffs[0] + x[..., 1] * coeffs[1] + x[..., 2] * coeffs[2] + 16.0)
-    x = img.astype(np.float64) / 255.0
+    x = img.astype(np.float64, order="C") / 255.0  # C order: a matrix product's sums follow the layout
     return x @ YCBCR_MATRIX[0] + 16.0
 
 

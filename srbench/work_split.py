@@ -79,6 +79,11 @@ def leave_launch(code: int) -> NoReturn:
 
     if dist.is_initialized():
         dist.destroy_process_group()
+    # The metric workers first: their executor is stopped by threading's shutdown hook, which os._exit skips, and
+    # multiprocessing's exit handler would otherwise wait for them forever (torchrun with --workers >= 2 hung)
+    workers = sys.modules.get("srbench.workers")
+    if workers is not None:
+        workers.POOL.shutdown()
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):

@@ -133,9 +133,12 @@ def _environment() -> dict[str, str | None]:
     return {k: os.environ.get(k) for k in sorted(keys)}
 
 
-def _init_worker() -> None:
-    """One thread per worker for BLAS/OpenMP/OpenCV; SIGINT is the parent's business."""
+def _init_worker(parent: int | None = None) -> None:
+    """One thread per worker for BLAS/OpenMP/OpenCV; SIGINT is the parent's business; with ``parent`` (the pool's
+    process), the worker ends with it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if parent is not None:
+        _die_with_parent(parent)
     if "numpy" not in sys.modules:  # the usual case: the libraries read these when they load
         for key in _THREAD_ENV:
             os.environ[key] = "1"
@@ -149,6 +152,20 @@ def _init_worker() -> None:
     os.environ["OPENCV_FOR_THREADS_NUM"] = "1"
     if "cv2" in sys.modules:  # loaded in the parent before the fork: its setting is made already
         sys.modules["cv2"].setNumThreads(1)
+
+
+def _die_with_parent(parent: int) -> None:
+    """Leave when the parent is gone: a parent killed by SIGTERM, SIGKILL or the OOM killer runs no clean-up, and
+    its idle workers were left running for ever, reparented to init. A watcher thread, not Linux's parent-death
+    signal, which follows the thread that started the worker (any thread that submits may start one)."""
+    import time
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="srbench-parent-watch", daemon=True).start()
 
 
 # glibc's mallopt parameters; thresholds a worker's per-image arrays (a few MB each) stay under.
@@ -380,7 +397,8 @@ class _Pool:
                 else:
                     _skip_main_in_workers()
                     context = _SpawnContext()
-                self._executor = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker)
+                self._executor = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
+                                                     initargs=(os.getpid(),))
                 self._size = workers
             return self._executor
 
@@ -393,7 +411,9 @@ class _Pool:
                 for process in list((getattr(executor, "_processes", None) or {}).values()):
                     if process.is_alive():
                         process.terminate()
-            executor.shutdown(wait=False, cancel_futures=True)
+            # Killed workers fail every pending future (BrokenProcessPool); cancelling them too raced with that
+            # in the pool's manager thread (CPython 3.11: InvalidStateError on a cancelled future)
+            executor.shutdown(wait=False, cancel_futures=not terminate)
             if self._executor is executor:
                 self._executor = None
 

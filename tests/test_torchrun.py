@@ -40,11 +40,12 @@ def weights(folder, tmp_path_factory):
     return out
 
 
-def _evaluate(folder, weights, tmp, ranks: int) -> subprocess.CompletedProcess:
+def _evaluate(folder, weights, tmp, ranks: int, workers: int = 1) -> subprocess.CompletedProcess:
     launcher = [] if ranks == 1 else ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(ranks)]
     cmd = [sys.executable, *launcher, "-m", "srbench", "evaluate", "--model", "bicubic", "--dataset", str(folder),
            "--protocol", "pirm", "--metrics", "rmse,niqe,ma,pi,brisque", "--weights-dir", str(weights),
-           "--store", str(tmp / "store.db"), "--out", str(tmp / "out"), "--workers", "1", "--skip-bad", "--json"]
+           "--store", str(tmp / "store.db"), "--out", str(tmp / "out"), "--workers", str(workers), "--skip-bad",
+           "--json"]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
@@ -75,6 +76,18 @@ def test_two_ranks_equal_one_process_bit_for_bit(folder, weights, tmp_path):
     # a second sharded run finds every value in rank 0's store and computes nothing
     (again,) = json.loads(_evaluate(folder, weights, two, 2).stdout)
     assert again["provenance"]["cached_images"] == 5 and again["pi"] == b["pi"]
+
+
+@pytest.mark.slow
+def test_ranks_with_metric_workers_leave_when_done(folder, weights, tmp_path):
+    # Each rank's metric workers were never told to stop: the launch printed its results, then hung for ever
+    # (the default wherever the cores are at least twice the ranks).
+    single = _evaluate(folder, weights, tmp_path / "one", 1)
+    sharded = _evaluate(folder, weights, tmp_path / "two", 2, workers=2)
+    (a,), (b,) = json.loads(single.stdout), json.loads(sharded.stdout)
+    assert a["pi"] == b["pi"] and a["n_images"] == b["n_images"] == 5
+    (csv_one,), (csv_two,) = sorted((tmp_path / "one/out").glob("*.csv")), sorted((tmp_path / "two/out").glob("*.csv"))
+    assert csv_one.read_bytes() == csv_two.read_bytes()
 
 
 def _ablate(tmp, out: str, ranks: int) -> subprocess.CompletedProcess:

@@ -239,10 +239,29 @@ class _Trainings:
                         collect(0)  # a model was evaluated: start the next training at once if one finished
                     else:
                         collect(None)
-            except BaseException:
-                for future in running:
-                    future.cancel()
+            except BaseException as exc:
+                _stop_trainings(pool, running, interrupted=isinstance(exc, KeyboardInterrupt))
                 raise
+
+
+_SAVE_GRACE_S = 120.0  # how long an interrupted ablate waits for its trainings to save their state
+
+
+def _stop_trainings(pool, running: dict, *, interrupted: bool) -> None:
+    """Nothing new starts. After another stage's fatal error the running trainings finish (the pool's exit waits;
+    cached for a re-run). After a Ctrl-C they got it too and save their state at their step's end: let them, then
+    stop whatever is left (an idle worker the interrupted pool never told to leave hung the exit)."""
+    from concurrent.futures import wait
+
+    for future in running:
+        future.cancel()
+    if not interrupted:
+        return
+    with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C: stop waiting
+        wait(running, timeout=_SAVE_GRACE_S)
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        if process.is_alive():
+            process.terminate()
 
 
 def _generator_size(config) -> int:

@@ -41,6 +41,13 @@ def init_distributed() -> Dist:
     return Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
 
 
+def any_rank(flag: int, device: torch.device) -> int:
+    """The largest of every rank's ``flag`` (one collective: every rank must call it at the same point)."""
+    value = torch.tensor([flag], dtype=torch.int64, device=device)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return int(value.item())
+
+
 def unwrap(module: nn.Module) -> nn.Module:
     return module.module if isinstance(module, nn.parallel.DistributedDataParallel) else module
 

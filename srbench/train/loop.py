@@ -25,7 +25,7 @@ from srbench.errors import BadInputError, OutputError, SrbenchError
 from srbench.images import atomic_write_bytes, atomic_write_text, ensure_writable_dir
 from srbench.train.config import TrainConfig, check_training_set, upgrade_saved_config
 from srbench.train.data import training_data, validation_l1
-from srbench.train.ddp import Dist, init_distributed, sync_buffers, write_rank_digests
+from srbench.train.ddp import Dist, any_rank, init_distributed, sync_buffers, write_rank_digests
 from srbench.train.lock import lock_run_folder
 from srbench.train.logs import RunLog
 from srbench.train.stages import STAGES, NonFiniteLoss, TrainingDiverged
@@ -184,7 +184,7 @@ class Trainer:
     def state(self) -> dict:
         return {"iteration": self.iteration, "stage": self.stage, "config": json.dumps(self.config.to_dict()),
                 "init": self.model.init_source or "", "init_sha256": self.model.init_sha256,
-                **self.model.state_dict()}
+                "world_size": self.dist.world, **self.model.state_dict()}
 
     def load_state(self, path: Path) -> None:
         try:
@@ -207,6 +207,15 @@ class Trainer:
             now = f"{self.model.init_source or 'no init'} (sha256 {self.model.init_sha256[:12] or '-'})"
             raise CheckpointError(f"{path}: trained from {then}, not {now}: resume with the --init it started "
                                   "from, or train afresh into another folder")
+        # Each rank draws its own batch_size images per step: another number of ranks is another training (its
+        # samples and its batch), which no uninterrupted run gives. States written before this was kept: as before.
+        if "world_size" in state and int(state["world_size"]) != self.dist.world:
+            ranks, batch = int(state["world_size"]), self.config.data.batch_size
+            raise CheckpointError(
+                f"{path}: trained on {ranks} rank(s) ({ranks * batch} images per step), resumed on {self.dist.world} "
+                f"({self.dist.world * batch}): the result would be neither run's; resume with {ranks} rank(s) "
+                f"({'torchrun --nproc_per_node ' + str(ranks) if ranks > 1 else 'without torchrun'}), or train "
+                "afresh into another folder")
         self.model.load_state_dict(state)
         self.iteration = done
 
@@ -238,7 +247,9 @@ class Trainer:
         model = self.model
         meta: dict[str, Any] = {
             "arch": model.arch, "config": model.gen_config, "variant": self.config.generator, "stage": self.stage,
-            "iteration": self.iteration, "extra": {"train_config": self.config.to_dict(), "init": model.init_source},
+            "iteration": self.iteration, "extra": {"train_config": self.config.to_dict(), "init": model.init_source,
+                                                   # batch_size is per rank: the images per step are world x it
+                                                   "world_size": self.dist.world},
         }
         suffix = "final" if final else f"iter{self.iteration:07d}"
         names = [(f"g_{suffix}", model.generator)]
@@ -280,7 +291,14 @@ class Trainer:
                     self._record(logs, session)
                     if self.iteration % sc.checkpoint_every == 0 and self.iteration < sc.iters:
                         self.save()
-                    sigint.raise_if_pressed()
+                    if self.dist.world > 1:
+                        # Every rank stops at the same step, and rank 0 saves: a Ctrl-C reaching one rank only
+                        # (or the ranks on either side of a step's end) left rank 0 in the next step's gradient
+                        # exchange, killed by torchrun, and nothing saved.
+                        if any_rank(sigint.pressed, self.device):
+                            raise KeyboardInterrupt
+                    else:
+                        sigint.raise_if_pressed()
             except KeyboardInterrupt:
                 self._interrupted(sigint.pressed)
         return self._finish(session.result)
@@ -332,8 +350,9 @@ class Trainer:
                 f"checkpoint in {self.dir}"
             ) from None
         self.save()
+        saved = "saved" if self.dist.is_main else "rank 0 saved"
         raise TrainingInterrupted(
-            f"interrupted at iteration {self.iteration}; saved {self.state_path}, {self.resume_how}"
+            f"interrupted at iteration {self.iteration}; {saved} {self.state_path}, {self.resume_how}"
         ) from None
 
     def _finish(self, result: TrainResult) -> TrainResult:

@@ -14,6 +14,7 @@ from srbench.errors import BadInputError
 from srbench.train import Trainer, TrainingDiverged, TrainingInterrupted, train
 from srbench.train import losses as L
 from srbench.train.config import resolve_config
+from srbench.weightfiles import CheckpointError
 
 
 def test_config_layers_and_rejects_unknown_keys(tmp_path):
@@ -136,7 +137,13 @@ def test_two_process_ddp_ends_with_identical_weights(tmp_path, ddp_train):
     for port, stage, iters in ((29533, "psnr", 4), (29534, "gan", 3)):
         digests = ddp_train(stage, iters, common, tmp_path, port)
         assert digests[0] == digests[1], stage
-        assert json.loads((tmp_path / stage / "g_final.json").read_text())["iteration"] == iters
+        meta = json.loads((tmp_path / stage / "g_final.json").read_text())
+        assert meta["iteration"] == iters and meta["extra"]["world_size"] == 2  # batch_size is per rank
+    # Each rank drew its own batch: resumed by one process, the run would be neither a 1- nor a 2-rank run's.
+    one = resolve_config("srgan", "smoke", ["data.batch_size=2", "psnr.iters=6"])
+    with pytest.raises(CheckpointError, match=r"trained on 2 rank\(s\) \(4 images per step\), resumed on 1 "
+                                              r"\(2\).*torchrun --nproc_per_node 2"):
+        Trainer(one, "psnr", tmp_path, device="cpu", progress=False).run(resume=True)
 
 
 @pytest.mark.slow
