@@ -35,7 +35,7 @@ from srbench.errors import BadInputError, SrbenchError, WeightsUnavailableError
 from srbench.images import atomic_write_text, get_max_pixels
 from srbench.jsonnum import dumps as json_dumps
 from srbench.jsonnum import json_number
-from srbench.metrics.registry import PerImage, get_metric
+from srbench.metrics.registry import PerImage
 from srbench.options import EvalOptions
 from srbench.protocols import Protocol
 from srbench.sources import BicubicSource, FolderPairing, FolderSource, GeneratorSource, SRSource, open_source
@@ -563,8 +563,12 @@ def _image_warnings(rows: list[dict], computable: Sequence[str], proto: Protocol
     for r in rows:
         undefined = [k for k in computable if isinstance(r.get(k), float) and math.isnan(r[k])]
         if undefined:
+            # each metric's own reason (SSIM's window is not NIQE's blocks); the no-reference ones also on flat images
+            why = [w for w in dict.fromkeys(proto.metric(k).undefined_when for k in undefined) if w]
+            if set(undefined) & {"niqe", "ma", "pi", "brisque"}:
+                why.append("a flat output has no NIQE, Ma or BRISQUE")
             warnings.append(f"{r['image']}: {', '.join(undefined)} undefined (NaN) for this image "
-                            f"({get_metric('niqe').undefined_when}; a flat output has no NIQE, Ma or BRISQUE)")
+                            f"({'; '.join(why)})")
     return warnings
 
 

@@ -11,6 +11,7 @@ so ``srbench datasets verify`` can say not only *that* a file differs but *how*.
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -255,7 +256,7 @@ def _finding(folder: Path, rel: str, mine: list[Candidate], unreadable: str | No
     if mine:
         # Images are paired by name, so a known image under another name (two swapped, one renamed) gives other
         # numbers however identical its bytes: the name must be the known file's (its format may differ).
-        named = [c for c in mine if Path(c[3]).stem == Path(rel).stem]
+        named = [c for c in mine if _image_key(c[3]) == _image_key(rel)]
         status, _, _, known, detail = (named or mine)[0]
         if not named:  # the line shows the known name it holds; the detail keeps how its bytes differ, if they do
             status = "renamed"
@@ -265,6 +266,22 @@ def _finding(folder: Path, rel: str, mine: list[Candidate], unreadable: str | No
     if (same := _same_name(rel, known_files)) is not None:
         return FileFinding(rel, same, "different", _size_note(folder / rel, known_files[same]))
     return FileFinding(rel, "", "extra", "not in this copy")
+
+
+_NAME_TAG = re.compile(r"(?:_?[xX](\d+)|_LR|_HR)$")
+_SCALE_FOLDER = re.compile(r"^[xX](\d+)$")
+
+
+def _image_key(rel: str) -> tuple[str, int | None]:
+    """The image a file stands for as the dataset reader pairs them: its stem without an LR or HR tag (``babyx4``,
+    ``baby_x4``, ``baby_LR``, ``img_001_SRF_4_HR``), and its scale (from that tag, else from an ``X4`` folder)."""
+    path = Path(rel)
+    found = _NAME_TAG.search(path.stem)
+    name = path.stem[: found.start()] if found and found.start() else path.stem
+    scale = int(found.group(1)) if found and found.start() and found.group(1) else None
+    if scale is None:
+        scale = next((int(m.group(1)) for part in path.parts[:-1] if (m := _SCALE_FOLDER.match(part))), None)
+    return name, scale
 
 
 def _one_file_per_known(findings: list[FileFinding]) -> list[FileFinding]:

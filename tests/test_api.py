@@ -282,3 +282,5 @@ def test_ssim_of_an_image_under_its_window_is_undefined_and_its_psnr_kept(tmp_pa
     assert per["small", "psnr_y"] == psnr_only.per_image.set_index("image")["value"]["small"]
     assert both.summary.set_index("metric")["n_images"]["psnr_y"] == 2
     assert math.isnan(both.summary.set_index("metric")["value"]["ssim_y"])
+    (note,) = [w for w in both.warnings if "undefined (NaN)" in w]
+    assert "SSIM needs an image of at least 11x11 pixels" in note and "NIQE" not in note  # its own reason

@@ -164,3 +164,21 @@ def test_verify_pairs_by_name_so_swapped_renamed_and_doubled_images_differ(share
     assert (by_file["HR/zzz.png"].status, by_file["HR/zzz.png"].known) == ("renamed", "HR/woman.png")
     assert by_file["HR/baby (1).png"].status == "duplicate" and by_file["HR/baby.png"].status == "identical"
     assert report.counts == {"identical": 22, "renamed": 3, "duplicate": 1}
+
+
+@pytest.mark.parametrize("naming", ["{stem}_x{s}", "{stem}"])
+def test_verify_reads_lr_names_as_the_dataset_reader_pairs_them(shared_data, tmp_path, naming):
+    # baby_x4.png, or baby.png in X4/, is babyx4.png's image to the reader: the same file, not a renamed one
+    root = tmp_path / "Set5"
+    shutil.copytree(shared_data / "benchmark/Set5/HR", root / "HR")
+    for lr in sorted((shared_data / "benchmark/Set5/LR_bicubic").glob("X*/*.png")):
+        s = int(lr.parent.name[1:])
+        stem = lr.stem.removesuffix(f"x{s}")
+        (root / f"LR_bicubic/X{s}").mkdir(parents=True, exist_ok=True)
+        shutil.copy(lr, root / f"LR_bicubic/X{s}" / (naming.format(stem=stem, s=s) + ".png"))
+    report = verify_folder(root)
+    assert report.identical, report.describe()
+    # and an LR of another scale under a scale's name is not (x2's pixels named as x3's)
+    x3 = root / "LR_bicubic/X3" / (naming.format(stem="baby", s=3) + ".png")
+    shutil.copy(root / "LR_bicubic/X2" / (naming.format(stem="baby", s=2) + ".png"), x3)
+    assert not verify_folder(root).identical

@@ -245,6 +245,7 @@ class _Trainings:
 
 
 _SAVE_GRACE_S = 120.0  # how long an interrupted ablate waits for its trainings to save their state
+_LEAVE_GRACE_S = 10.0  # then for its idle training processes to leave
 
 
 def _stop_trainings(pool, running: dict, *, interrupted: bool) -> None:
@@ -257,9 +258,16 @@ def _stop_trainings(pool, running: dict, *, interrupted: bool) -> None:
         future.cancel()
     if not interrupted:
         return
+    import time
+
+    processes = list((getattr(pool, "_processes", None) or {}).values())
     with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C: stop waiting
         wait(running, timeout=_SAVE_GRACE_S)
-    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        pool.shutdown(wait=False, cancel_futures=True)  # the idle workers told to leave, as a normal exit does
+        deadline = time.monotonic() + _LEAVE_GRACE_S
+        for process in processes:
+            process.join(max(0.0, deadline - time.monotonic()))
+    for process in processes:  # only what did not leave (terminated, a worker leaks its queue's semaphores)
         if process.is_alive():
             process.terminate()
 
