@@ -39,8 +39,10 @@ class _Group(click.Group):
             click.echo("interrupted", err=True)
             ctx.exit(130)
         except SrbenchError as exc:
+            from srbench.errors import StoppedByUser
+
             click.echo(f"error: {exc}", err=True)
-            ctx.exit(1)
+            ctx.exit(130 if isinstance(exc, StoppedByUser) else 1)  # a Ctrl-C that saved first is still one
         except OSError as exc:
             # A last line of defence: a file operation srbench does not wrap yet is still one line, not a
             # traceback. A closed stdout pipe (srbench ... | head) stays click's own business.

@@ -9,6 +9,10 @@ class SrbenchError(Exception):
     """Base of all errors srbench reports to users (the CLI prints the message without a traceback)."""
 
 
+class StoppedByUser(SrbenchError):
+    """Work stopped by a Ctrl-C, with what was kept (a training's saved state): exit status 130, as an interrupt."""
+
+
 class BadInputError(SrbenchError, ValueError):
     """An input file or argument is unusable: corrupt, wrong size, wrong kind of image, unknown name."""
 

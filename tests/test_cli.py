@@ -88,6 +88,20 @@ def test_an_interrupted_command_exits_130_not_1(monkeypatch):
     assert res.exit_code == 130 and "interrupted" in res.output and "Traceback" not in res.output
 
 
+def test_a_training_stopped_by_ctrl_c_exits_130_with_what_it_saved(monkeypatch, tmp_path):
+    # the trainer saves its state first and says so: an interrupt all the same, not an error's 1
+    from srbench.train import Trainer, TrainingInterrupted
+
+    def stopped(self, resume=False, on_iteration=None):
+        raise TrainingInterrupted(f"interrupted at iteration 3; saved {tmp_path}/psnr/state.pt, continue with --resume")
+
+    monkeypatch.setattr(Trainer, "run", stopped)
+    res = CliRunner().invoke(main, ["train", "--variant", "esrgan", "--stage", "psnr", "--preset", "smoke",
+                                    "--out", str(tmp_path), "--device", "cpu"])
+    assert res.exit_code == 130, res.output
+    assert "error: interrupted at iteration 3; saved" in res.output and "Traceback" not in res.output
+
+
 def test_a_model_that_is_nothing_srbench_knows_is_named_with_what_it_could_be(tmp_path):
     res = CliRunner().invoke(main, ["evaluate", "--model", str(tmp_path / "nonexist.pth"), "--dataset", "skimage"])
     assert res.exit_code == 1 and "nonexist.pth: no such file or folder" in res.output

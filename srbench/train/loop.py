@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from srbench.checkpoints import save_checkpoint
-from srbench.errors import BadInputError, OutputError, SrbenchError
+from srbench.errors import BadInputError, OutputError, StoppedByUser
 from srbench.images import atomic_write_bytes, atomic_write_text, ensure_writable_dir
 from srbench.train.config import TrainConfig, check_training_set, upgrade_saved_config
 from srbench.train.data import training_data, validation_l1
@@ -32,7 +32,7 @@ from srbench.train.stages import STAGES, NonFiniteLoss, TrainingDiverged
 from srbench.weightfiles import CheckpointError
 
 
-class TrainingInterrupted(SrbenchError):
+class TrainingInterrupted(StoppedByUser):
     """Ctrl-C during training; a checkpoint was written first."""
 
 
