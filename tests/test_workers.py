@@ -323,3 +323,49 @@ def test_workers_leave_when_their_parent_is_killed(tmp_path):
     while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not any(alive(pid) for pid in workers)
+
+
+_TRAINING_POOL = '''
+import multiprocessing, os, signal, time
+from concurrent.futures import ProcessPoolExecutor
+from srbench import workers as W
+
+def task():
+    with W.training_task():
+        return "ran"
+
+def interrupted_task():
+    with W.training_task():
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(5)
+        return "not interrupted"
+
+def outcome(future):
+    try:
+        return future.result()
+    except KeyboardInterrupt:
+        return "KeyboardInterrupt"
+
+if __name__ == "__main__":
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=W.init_training_worker) as pool:
+        pid = pool.submit(os.getpid).result()
+        print(outcome(pool.submit(task)), outcome(pool.submit(interrupted_task)), flush=True)
+        os.kill(pid, signal.SIGINT)  # as the terminal's Ctrl-C reaches an idle training process
+        time.sleep(1)
+        print(outcome(pool.submit(task)), pool.submit(os.getpid).result() == pid, flush=True)
+'''
+
+
+def test_a_ctrl_c_reaching_an_idle_training_process_is_no_traceback(tmp_path):
+    # Ctrl-C reaches every process of the job; a side-by-side ablate's training process that was starting (importing
+    # torch) or idle died with a KeyboardInterrupt traceback: it is remembered, and a task taken after it stops at once
+    import subprocess
+    import sys
+
+    script = tmp_path / "pool.py"
+    script.write_text(_TRAINING_POOL)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["ran", "KeyboardInterrupt", "KeyboardInterrupt", "True"]
+    assert "Traceback" not in done.stderr

@@ -208,6 +208,7 @@ class _Trainings:
         from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
         from srbench.train.cache import train_in_worker
+        from srbench.workers import init_training_worker
 
         threads = self.threads or 1
         running: dict = {}
@@ -227,7 +228,8 @@ class _Trainings:
                               f"in {cached.record.get('seconds')} s")
                 self.finish(job, cached)
 
-        with ProcessPoolExecutor(self.plan.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        with ProcessPoolExecutor(self.plan.jobs, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=init_training_worker) as pool:
             try:
                 while self.queue or running:
                     while self.queue and len(running) < self.plan.jobs:

@@ -374,6 +374,10 @@ def train_in_worker(root: str, config: TrainConfig, stage: str, key: StageKey, i
 
     import torch
 
-    torch.set_num_threads(threads)
-    return TrainingCache(root).get_or_train(config, stage, key, init=init, device=device, progress=False,
-                                            log=lambda msg: print(msg, file=sys.stderr, flush=True), announce=False)
+    from srbench.workers import training_task
+
+    with training_task():
+        torch.set_num_threads(threads)
+        return TrainingCache(root).get_or_train(config, stage, key, init=init, device=device, progress=False,
+                                                log=lambda msg: print(msg, file=sys.stderr, flush=True),
+                                                announce=False)
