@@ -286,8 +286,23 @@ def read_folder_sr(path: Path, pair: D.Pair, scale: int) -> tuple[np.ndarray, tu
         hr_desc += f" (cropped from {pair.cropped_from[0]}x{pair.cropped_from[1]})"
     raise BadInputError(
         f"{path}: SR is {sr.shape[0]}x{sr.shape[1]} {describe_channels(sr)}, "
-        f"HR is {hr_desc} {describe_channels(pair.hr)}"
+        f"HR is {hr_desc} {describe_channels(pair.hr)}{_size_hint(sr.shape[:2], pair, scale)}"
     )
+
+
+def _size_hint(size: tuple[int, ...], pair: D.Pair, scale: int) -> str:
+    """What an SR size that does not fit says: another scale's crop of the HR (an x3 model's outputs evaluated at
+    x4 are a few pixels off, nothing more), or the size of an LR image (the input, not a result)."""
+    full = pair.cropped_from or pair.hr.shape[:2]
+    if size == pair.hr.shape[:2]:  # the channels differ, not the size
+        return ""
+    for other in (2, 3, 4, 8):
+        if other != scale and size == (full[0] // other * other, full[1] // other * other):
+            return f": the HR's size cropped to a multiple of {other}, as x{other} results are (--scale {other}?)"
+    for other in (scale, *(s for s in (2, 3, 4, 8) if s != scale)):
+        if size == (full[0] // other, full[1] // other):
+            return f": the size of its x{other} LR image (an input, not an SR result?)"
+    return ""
 
 
 class GeneratorSource:

@@ -177,6 +177,24 @@ def test_sr_of_the_wrong_size_is_named(shared_data, tmp_path):
     assert "bird.png: SR is 120x200" in bad["error"] and "HR is 200x200" in bad["error"]
 
 
+def test_an_sr_size_of_another_scale_or_of_an_lr_image_says_so(shared_data, tmp_path):
+    # An x3 model's outputs evaluated at x4 are a few pixels off (the HR cropped to a multiple of 3): the sizes
+    # alone left the user to work out why; an LR file given as the SR image likewise
+    ds = _tiny_set(shared_data, tmp_path / "tiny", size=202)  # 202x202: cropped to 200x200 at x4, 201x201 at x3
+    sr_dir = tmp_path / "sr"
+    write_png(sr_dir / "bird.png", np.zeros((201, 201, 3), np.uint8))
+    write_png(sr_dir / "butterfly.png", np.zeros((50, 50, 3), np.uint8))
+    (res,) = evaluate_model(str(sr_dir), [str(ds)], scale=4)
+    errors = {s["image"]: s["error"] for s in res.skipped}
+    assert "SR is 201x201" in errors["bird"] and "HR is 200x200 (cropped from 202x202)" in errors["bird"]
+    assert errors["bird"].endswith("the HR's size cropped to a multiple of 3, as x3 results are (--scale 3?)")
+    assert errors["butterfly"].endswith("the size of its x4 LR image (an input, not an SR result?)")
+    write_png(sr_dir / "bird.png", np.zeros((200, 200), np.uint8))  # the size fits: no hint about sizes
+    (res,) = evaluate_model(str(sr_dir), [str(ds)], scale=4)
+    errors = {s["image"]: s["error"] for s in res.skipped}
+    assert errors["bird"].endswith("SR is 200x200 grayscale, HR is 200x200 (cropped from 202x202) 3 channels")
+
+
 def test_unknown_metric_and_protocol_fail_before_work(shared_data):
     with pytest.raises(BadInputError, match="unknown metric 'psnr_rgb'"):
         list(evaluate_model("bicubic", ["skimage"], metrics=["psnr_rgb"]))
