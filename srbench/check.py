@@ -42,10 +42,6 @@ CHECK_DATASETS = ("skimage", "set5")
 SMALL_MODEL = "rrdb23-smoke"
 BASELINE_FORMAT = "srbench-drift-baseline"
 BASELINE_FORMAT_VERSION = 2  # 1: values and n_images only (still read: its fingerprints are unknown)
-# The packages whose versions are fingerprints of every value (others are in each result's provenance).
-# Not pyiqa: the metrics it computes carry its version in their own ("pyiqa-0.1.16"), and no other value depends on
-# it, so the light install (no pyiqa) is no changed fingerprint of the values it computes alike.
-FINGERPRINT_PACKAGES = ("srbench", "numpy", "scipy", "torch")
 # Packages once fingerprinted, in baselines written then: not compared any more.
 _FORMER_PACKAGES = ("pyiqa",)
 MOVERS = 5  # images named per moved value
@@ -336,25 +332,27 @@ class Computed:
     not_run: list[NotRun]
 
 
-def _environment() -> dict[str, str]:
-    from srbench.provenance import versions
-
-    found = versions()
-    return {pkg: found[pkg] for pkg in FINGERPRINT_PACKAGES if pkg in found}
-
-
 def run_spec(spec: CheckSpec, *, store=None, log: Callable[[str], None] | None = None) -> Computed:
     """Every entry of ``spec`` now. With a results ``store``, values already computed for the same model,
-    dataset, protocol and metric versions are read from it, not computed again."""
+    dataset, protocol and metric versions under the same srbench, numpy, scipy and torch are read from it, not
+    computed again: a value made under other versions is what a drift check compares, never what it reuses."""
     from srbench.datasets import resolve
+    from srbench.errors import OutputError, StoreError
     from srbench.options import EvalOptions
+    from srbench.provenance import environment
     from srbench.sources import open_source
+    from srbench.workers import WorkerCrashedError
 
+    # Errors of the machine, not of an entry: the check could not run, whether or not the entry was optional
+    # (optional says its weights or data may be absent, not that a read-only store or a killed worker is fine).
+    fatal = (StoreError, OutputError, WorkerCrashedError)
     out = Computed([], [])
-    env = _environment()
+    env = environment()
     for entry in spec.entries:
         try:
             source = open_source(entry.model, device=spec.device)
+        except fatal:
+            raise
         except SrbenchError as exc:
             out.not_run += [NotRun(entry.label, label, str(exc), entry.optional)
                             for _, label in entry.labelled_datasets()]
@@ -362,8 +360,11 @@ def run_spec(spec: CheckSpec, *, store=None, log: Callable[[str], None] | None =
         for dataset, label in entry.labelled_datasets():
             try:
                 resolve(dataset, spec.data_root)
-                options = EvalOptions.build(scale=entry.scale, data_root=spec.data_root, device=spec.device)
+                options = EvalOptions.build(scale=entry.scale, data_root=spec.data_root, device=spec.device,
+                                            same_environment=True)
                 rows = _evaluate_entry(source, entry, dataset, label, options, store, env)
+            except fatal:
+                raise
             except SrbenchError as exc:
                 out.not_run.append(NotRun(entry.label, label, str(exc), entry.optional))
                 continue

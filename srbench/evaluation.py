@@ -130,6 +130,7 @@ class _Plan:
     cached: dict[str, dict]  # image -> stored per-image values
     dataset_cached: dict[str, float] = field(default_factory=dict)  # stored dataset-level outputs
     weights: dict[str, list[Wt.WeightsFile]] = field(default_factory=dict)  # metric -> its checked weights files
+    replace: bool = False  # values computed again because the stored ones were made in another environment
 
     def _level(self, dataset: bool) -> list[str]:
         return [n for n in self.computable if self.proto.metric(n).is_dataset_level == dataset]
@@ -160,9 +161,11 @@ def _plan(source: SRSource, dataset: D.Dataset, options: EvalOptions, store: Sto
     weights = Wt.check_metrics(proto, computable, options.weights_dir)  # before any work: another file is refused
     versions = proto.output_versions(computable, Wt.tags(weights))
     dataset_key = dataset.fingerprint()
-    cached = store.cached(source.key, dataset_key, proto.name, options.scale, versions) if store else {}
+    made_in = P.environment() if options.same_environment else None
+    cached = store.cached(source.key, dataset_key, proto.name, options.scale, versions, made_in) if store else {}
     dataset_cached = cached.pop(DATASET_IMAGE, {})
-    return _Plan(proto, names, missing, computable, versions, dataset_key, cached, dataset_cached, weights)
+    return _Plan(proto, names, missing, computable, versions, dataset_key, cached, dataset_cached, weights,
+                 replace=options.same_environment)
 
 
 @dataclass
@@ -315,6 +318,10 @@ class _ImageLoop:
                     self._images(thread, list(enumerate(self.dataset.items)), self._apply, progress, label, total)
             if self.where.is_main:
                 self._finish_dataset_metrics()
+                if self.tally.from_cache or self.plan.dataset_cached:
+                    # Every evaluation is a run, one served from the store too: the weights it reused are then
+                    # the newest used, and shown (Store.values) rather than those of a run in between.
+                    self._start_run()
         finally:  # the run is closed even when something unexpected stops it
             thread.shutdown(wait=True, cancel_futures=True)
             if self.store is not None and self.run_id is not None:  # run_id is set only with a store
@@ -511,7 +518,7 @@ class _ImageLoop:
         new = _in_order(self.plan.proto, order, outcome.new)
         if self.store is not None and new:
             self.store.put(self.source.key, self.plan.dataset_key, self.plan.proto.name, self.scale, item.name,
-                           new, self.plan.versions, self.run_id)
+                           new, self.plan.versions, self.run_id, replace=self.plan.replace)
         for name, item_input in outcome.prepared.items():
             accumulator = self.plan.proto.metric(name).accumulator
             assert accumulator is not None
@@ -524,6 +531,7 @@ class _ImageLoop:
             fields = P.run_fields(self.source, self.dataset, self.plan.dataset_key, self.plan.proto.name, self.scale,
                                   self.suite)
             fields["config"]["weights"] = Wt.provenance(self.plan.weights)
+            fields["config"]["versions"] = self.plan.versions  # what it computed or reused (Store.values)
             self.run_id = self.store.start_run(**fields)
 
     @staticmethod
@@ -546,7 +554,7 @@ class _ImageLoop:
         if values and self.store is not None and self.dataset_images:
             self._start_run()
             self.store.put(self.source.key, self.plan.dataset_key, self.plan.proto.name, self.scale, DATASET_IMAGE,
-                           values, self.plan.versions, self.run_id)
+                           values, self.plan.versions, self.run_id, replace=self.plan.replace)
 
 
 def _image_warnings(rows: list[dict], computable: Sequence[str], proto: Protocol) -> list[str]:
@@ -741,9 +749,9 @@ def evaluate_model(
     callers evaluating one model many times (``ablate``, ``check``) pass to open it once. Without ``options``, the
     keyword ``settings`` build them (:meth:`EvalOptions.build`: ``protocol``, ``metrics``, ``scale``,
     ``data_root``, ``weights_dir``, ``device``, ``workers``, ``tile``, ``skip_unavailable``, ``torch_metrics``,
-    ``sr_pattern``). With a ``store`` and a ``suite``, each result is also labelled there as model ``name``
-    (default: the source's own name) of that suite, so ``srbench results``, ``table`` and ``pirm-plane`` show it.
-    Results do not depend on ``options.workers``, bit for bit.
+    ``sr_pattern``, ``same_environment``). With a ``store`` and a ``suite``, each result is also labelled there as
+    model ``name`` (default: the source's own name) of that suite, so ``srbench results``, ``table`` and
+    ``pirm-plane`` show it. Results do not depend on ``options.workers``, bit for bit.
     """
     if options is None:
         options = EvalOptions.build(**settings)

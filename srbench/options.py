@@ -37,13 +37,16 @@ class EvalOptions:
     skip_unavailable: bool = False  # report a metric whose weights are missing as unavailable instead of failing
     torch_metrics: bool | None = None  # see srbench.evaluation.evaluate_dataset
     sr_pattern: str | None = None  # how an SR folder's files are named (srbench.sources.FolderSource)
+    # Reuse a stored value only when it was made under the installed srbench, numpy, scipy and torch (srbench
+    # check: those versions are what it compares); one made under others is computed again and replaced.
+    same_environment: bool = False
 
     @classmethod
     def build(cls, *, protocol: str = "sr", metrics: Sequence[str] | None = None, scale: int = 4,
               data_root: str | os.PathLike | None = None, weights_dir: str | os.PathLike | None = None,
               device: str = "auto", workers: int | None = None, tile: int | None = None,
               skip_unavailable: bool = False, torch_metrics: bool | None = None,
-              sr_pattern: str | None = None) -> EvalOptions:
+              sr_pattern: str | None = None, same_environment: bool = False) -> EvalOptions:
         """The options, each value checked: an unknown protocol, metric or device, a scale under 1 or a bad
         ``workers`` is one BadInputError naming it."""
         from srbench.workers import resolve_workers
@@ -55,7 +58,7 @@ class EvalOptions:
             raise BadInputError(f"scale must be a positive integer, got {scale!r}")
         proto = get_protocol(protocol)
         return cls(proto, tuple(proto.resolve_metrics(metrics)), int(scale), _path(data_root), _path(weights_dir),
-                   device, workers, tile, skip_unavailable, torch_metrics, sr_pattern)
+                   device, workers, tile, skip_unavailable, torch_metrics, sr_pattern, bool(same_environment))
 
     def under(self, protocol: str, metrics: Sequence[str] | None = None) -> EvalOptions:
         """These options under another protocol, with its ``metrics`` (default: its own set) resolved."""

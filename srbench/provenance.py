@@ -21,6 +21,19 @@ def versions() -> dict[str, str]:
     return out
 
 
+# The packages whose versions can move any computed value (others are in each result's provenance): srbench check
+# compares them, and a stored value made under other versions is reused only where the caller accepts it
+# (srbench.options.EvalOptions.same_environment). Not pyiqa: the metrics it computes carry its version in their
+# own ("pyiqa-0.1.16"), and no other value depends on it, so the light install (no pyiqa) is no changed fingerprint.
+FINGERPRINT_PACKAGES = ("srbench", "numpy", "scipy", "torch")
+
+
+def environment() -> dict[str, str]:
+    """The installed versions of :data:`FINGERPRINT_PACKAGES` (those present)."""
+    found = versions()
+    return {pkg: found[pkg] for pkg in FINGERPRINT_PACKAGES if pkg in found}
+
+
 def needs_modcrop(path: Path, scale: int) -> bool:
     """Whether an HR file's size is not a multiple of the scale, read from its header only."""
     from PIL import Image
@@ -61,7 +74,8 @@ def run_fields(model, dataset: D.Dataset, dataset_key: str, protocol: str, scale
     return {
         "suite": suite, "model": model.name, "model_key": model.key, "dataset": dataset.name,
         "dataset_key": dataset_key, "protocol": protocol, "scale": scale,
-        "config": {"model": model.describe(), "train_config": meta.get("extra", {}).get("train_config")},
+        "config": {"model": model.describe(), "train_config": meta.get("extra", {}).get("train_config"),
+                   "environment": {pkg: found[pkg] for pkg in FINGERPRINT_PACKAGES if pkg in found}},
         "checkpoint_sha256": info.get("sha256"), "srbench_version": found["srbench"],
         "torch_version": found.get("torch"), "git_commit": git_commit(),
         "device": str(getattr(getattr(model, "runner", None), "device", "cpu")),

@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import math
 import os
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -85,6 +86,13 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+# The columns of each table in every store srbench ever wrote.
+_COLUMNS = {
+    "runs": {"id", "suite", "model", "model_key", "dataset", "dataset_key", "protocol", "scale", "config"},
+    "metric_values": {"model_key", "dataset_key", "protocol", "scale", "image", "metric", "metric_version", "value",
+                      "run_id"},
+    "labels": {"model_key", "suite", "model", "dataset", "dataset_key"},
+}
 SQLITE_MAGIC = b"SQLite format 3\x00"
 TABLES = ("runs", "metric_values", "labels")
 CREATE_HINT = "srbench ablate or srbench evaluate --store create one"
@@ -141,20 +149,26 @@ def network_filesystem(path: str | os.PathLike, table: str = "/proc/mounts") -> 
     return None
 
 
-def _newest_weights(rows: list[dict]) -> list[dict]:
+def _newest_weights(rows: list[dict], used: Callable[[], dict[tuple, int]]) -> list[dict]:
     """``rows`` with each metric version split into implementation and weights (``srbench.weights.TAG``), keeping
     per (model, dataset, protocol, scale, metric, implementation) only the values made with the weights of the
-    newest run among them: values of a replaced weights file stay stored (a run with it again reuses them) but are
-    not mixed with, or shown instead of, the newer file's."""
+    newest run that computed or reused them (``used()``: stored version's key -> its newest run): values of a
+    replaced weights file stay stored (a run with it again reuses them, and then shows them again) but are not
+    mixed with, or shown instead of, the other file's."""
     from srbench.weights import split_version
 
+    tagged = {r["metric_version"] for r in rows if split_version(r["metric_version"])[1]}
+    last = used() if tagged else {}
     newest: dict[tuple, tuple[int, str]] = {}
     for r in rows:
-        r["metric_version"], r["weights"] = split_version(r["metric_version"])
+        stored = r["metric_version"]
+        r["metric_version"], r["weights"] = split_version(stored)
         run = r.pop("run_id")
+        recency = max(-1 if run is None else run,
+                      last.get((r["model_key"], r["dataset_key"], r["protocol"], r["scale"], r["metric"], stored), -1))
         key = (r["model_key"], r["dataset_key"], r["protocol"], r["scale"], r["metric"], r["metric_version"])
-        if key not in newest or (-1 if run is None else run) > newest[key][0]:
-            newest[key] = (-1 if run is None else run, r["weights"])
+        if key not in newest or recency > newest[key][0]:
+            newest[key] = (recency, r["weights"])
     return [r for r in rows if newest[(r["model_key"], r["dataset_key"], r["protocol"], r["scale"], r["metric"],
                                        r["metric_version"])][1] == r["weights"]]
 
@@ -242,6 +256,10 @@ class Store:
             if tables - {"sqlite_sequence"} and not ours:
                 raise StoreError(f"results store {self.path} is an SQLite database of something else (tables: "
                                  f"{', '.join(sorted(tables))}), not an srbench results store")
+            foreign = [t for t in sorted(ours) if not self._has_our_columns(t)]
+            if foreign:  # MLflow's tracking database has a table 'runs', for one: nothing may be written to it
+                raise StoreError(f"results store {self.path} is an SQLite database of something else (its table(s) "
+                                 f"{', '.join(foreign)} lack srbench's columns), not an srbench results store")
             if not create and ours != set(TABLES):
                 raise StoreError(f"results store {self.path} is not a complete srbench results store (missing "
                                  f"table(s): {', '.join(t for t in TABLES if t not in ours)})")
@@ -254,6 +272,12 @@ class Store:
                     self._retry(self._add_label_scale)
         except sqlite3.Error as exc:
             raise self._error(exc) from None
+
+    def _has_our_columns(self, table: str) -> bool:
+        """Whether ``table`` has the columns srbench's stores have always had (labels gained ``scale`` later)."""
+        columns = {c[1] for c in self._retry(lambda: self._open_conn.execute(
+            f"PRAGMA table_info({table})").fetchall())}
+        return _COLUMNS[table] <= columns
 
     def _labels_have_scale(self) -> bool:
         columns = self._retry(lambda: self._open_conn.execute("PRAGMA table_info(labels)").fetchall())
@@ -350,30 +374,50 @@ class Store:
 
     # -- values ------------------------------------------------------------------------------------------
     @_translate_errors
-    def cached(self, model_key: str, dataset_key: str, protocol: str, scale: int,
-               versions: dict[str, str]) -> dict[str, dict[str, float | None]]:
+    def cached(self, model_key: str, dataset_key: str, protocol: str, scale: int, versions: dict[str, str],
+               made_in: Mapping[str, str] | None = None) -> dict[str, dict[str, float | None]]:
         """image -> {metric: value} for the given metric versions (dataset-level values under
-        :data:`DATASET_IMAGE`)."""
+        :data:`DATASET_IMAGE`); with ``made_in`` (:func:`srbench.provenance.environment`), only the values whose
+        run recorded that environment."""
         out: dict[str, dict[str, float | None]] = {}
         rows = self._retry(lambda: self._open_conn.execute(
-            "SELECT image, metric, metric_version, value FROM metric_values "
+            "SELECT image, metric, metric_version, value, run_id FROM metric_values "
             "WHERE model_key = ? AND dataset_key = ? AND protocol = ? AND scale = ?",
             (model_key, dataset_key, protocol, scale)).fetchall())
-        for image, metric, version, value in rows:
-            if versions.get(metric) == version:
+        runs = None if made_in is None else self._runs_made_in({r[4] for r in rows}, made_in)
+        for image, metric, version, value, run in rows:
+            if versions.get(metric) == version and (runs is None or run in runs):
                 # SQLite stores NaN (an undefined metric, e.g. NIQE of a flat image) as NULL.
                 out.setdefault(image, {})[metric] = math.nan if value is None else value
         return out
 
+    def _runs_made_in(self, run_ids: set[int | None], made_in: Mapping[str, str]) -> set[int]:
+        """Those of ``run_ids`` whose run recorded the environment ``made_in`` (runs recorded before runs kept
+        their environment have none: not reused)."""
+        ids = sorted(r for r in run_ids if r is not None)
+        found: set[int] = set()
+        for start in range(0, len(ids), 500):  # under SQLite's limit of bound parameters
+            part = ids[start:start + 500]
+            for run_id, config in self._retry(lambda part=part: self._open_conn.execute(
+                    f"SELECT id, config FROM runs WHERE id IN ({', '.join('?' for _ in part)})", part).fetchall()):
+                with contextlib.suppress(ValueError, TypeError, AttributeError):
+                    if json.loads(config).get("environment") == dict(made_in):
+                        found.add(run_id)
+        return found
+
     @_translate_errors
     def put(self, model_key: str, dataset_key: str, protocol: str, scale: int, image: str,
-            values: dict[str, float], versions: dict[str, str], run_id: int | None) -> None:
+            values: dict[str, float], versions: dict[str, str], run_id: int | None, *,
+            replace: bool = False) -> None:
+        """Store ``values``; a value already stored under the same key is kept, or with ``replace`` (a value
+        computed again because the stored one was made in another environment) replaced."""
         rows = [(model_key, dataset_key, protocol, scale, image, m, versions[m], v, run_id)
                 for m, v in values.items()]
         with self._transaction() as conn:
             conn.executemany(
-                "INSERT OR IGNORE INTO metric_values (model_key, dataset_key, protocol, scale, image, metric, "
-                "metric_version, value, run_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                f"INSERT OR {'REPLACE' if replace else 'IGNORE'} INTO metric_values (model_key, dataset_key, "
+                "protocol, scale, image, metric, metric_version, value, run_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows)
 
     @_translate_errors
     def label(self, suite: str, model: str, model_key: str, dataset: str, dataset_key: str,
@@ -414,7 +458,24 @@ class Store:
             args = (suite,)
         cur = self._retry(lambda: self._open_conn.execute(query, args))
         names = [d[0] for d in cur.description]
-        return _newest_weights([dict(zip(names, row, strict=True)) for row in cur.fetchall()])
+        return _newest_weights([dict(zip(names, row, strict=True)) for row in cur.fetchall()], self._versions_used)
+
+    def _versions_used(self) -> dict[tuple, int]:
+        """(model key, dataset key, protocol, scale, metric, stored version) -> the newest run that computed or
+        reused values of that version (runs recorded before runs kept their versions name none: the values'
+        own runs count for them)."""
+        used: dict[tuple, int] = {}
+        rows = self._retry(lambda: self._open_conn.execute(
+            "SELECT id, model_key, dataset_key, protocol, scale, config FROM runs").fetchall())
+        for run_id, model_key, dataset_key, protocol, scale, config in rows:
+            try:
+                versions = json.loads(config).get("versions") or {}
+            except (ValueError, TypeError, AttributeError):
+                continue
+            for metric, version in versions.items():
+                key = (model_key, dataset_key, protocol, scale, metric, version)
+                used[key] = max(used.get(key, -1), run_id)
+        return used
 
     @_translate_errors
     def all_values(self) -> list[dict]:

@@ -21,6 +21,7 @@ from srbench import check as C
 from srbench.cli import main
 from srbench.images import read_image, write_png
 from srbench.matlab import imresize, modcrop
+from srbench.provenance import FINGERPRINT_PACKAGES
 
 SPEC = """
 baseline = "baselines/mine.json"
@@ -150,7 +151,24 @@ def test_a_metric_version_bump_is_named(project, monkeypatch):
     assert all(not r["cached"] for r in rows if r["metric"] == "ssim_y")  # a new version is recomputed
 
 
-def test_an_entry_that_cannot_run_is_exit_2_unless_optional(project):
+def test_a_stored_value_is_not_reused_under_another_torch(project, monkeypatch):
+    # The store is cached between CI runs and torch is not pinned: values read back after an upgrade were reported
+    # 'unchanged within tolerance' under the new torch without being computed again
+    from srbench import provenance
+
+    assert _check(project, "--update").exit_code == 0
+    real = provenance.versions
+    monkeypatch.setattr(provenance, "versions", lambda: {**real(), "torch": "9.9.9"})
+    upgraded = _check(project, "--json")
+    assert upgraded.exit_code == 0, upgraded.output  # the same code computes the same numbers
+    rows = json.loads(upgraded.stdout)["rows"]
+    assert len(rows) == 15 and not any(r["cached"] for r in rows)
+    assert all(any(c.startswith("torch version") for c in r["changed"]) for r in rows)
+    again = json.loads(_check(project, "--json").stdout)["rows"]  # computed under 9.9.9 now: reused under it
+    assert all(r["cached"] for r in again)
+
+
+def test_an_entry_that_cannot_run_is_exit_2_unless_optional(project, monkeypatch):
     assert _check(project, "--update").exit_code == 0
     (project / "models" / "small.safetensors").unlink()
     gone = _check(project)
@@ -162,6 +180,20 @@ def test_an_entry_that_cannot_run_is_exit_2_unless_optional(project):
     assert optional.exit_code == 0, optional.output
     rows = json.loads(optional.stdout)["rows"]
     assert {r["status"] for r in rows if r["model"] == "small"} == {"not-run"}
+    # optional is for weights or data that may be absent: a store that cannot be written (read-only, full, locked
+    # by another job) made the entry 'not run' and the check pass
+    from srbench.errors import StoreError
+    from srbench.store import Store
+
+    def refuse(self, *args, **kwargs):
+        raise StoreError(f"results store {self.path}: attempt to write a readonly database")
+
+    shutil.copy(C.small_model_checkpoint(project), project / "models" / "small.safetensors")
+    (project / "store.sqlite").unlink()
+    monkeypatch.setattr(Store, "put", refuse)
+    unwritable = _check(project)
+    assert unwritable.exit_code == 2 and "not checked (optional)" not in unwritable.output
+    assert "error: results store" in unwritable.output and "readonly database" in unwritable.output
 
 
 @pytest.mark.parametrize(("edit", "words"), [
@@ -202,7 +234,7 @@ def test_pyiqa_is_no_fingerprint_of_values_it_does_not_compute():
     # The light install has no pyiqa: a baseline made with it must not flag every value computed without it.
     then = {"metric": "1", "srbench": "0.1.0", "pyiqa": "0.1.16"}
     assert C._changes(then, {"metric": "1", "srbench": "0.1.0"}) == []
-    assert "pyiqa" not in C.FINGERPRINT_PACKAGES
+    assert "pyiqa" not in FINGERPRINT_PACKAGES
     # where pyiqa computes the value its version is the metric's own, which is compared
     assert C._changes({"metric": "pyiqa-0.1.16"}, {"metric": "pyiqa-0.1.17"}) == [
         "metric implementation version pyiqa-0.1.16 -> pyiqa-0.1.17"]

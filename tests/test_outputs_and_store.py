@@ -274,6 +274,13 @@ def _bad_stores(tmp_path: Path) -> dict[str, tuple[Path, str]]:
         conn.execute("CREATE TABLE photos (name TEXT)")
     conn.close()
     out["another program's database"] = (other, "is an SQLite database of something else (tables: photos)")
+    tracking = tmp_path / "mlflow.db"  # a table of srbench's name: it got srbench's tables and WAL journaling added
+    with sqlite3.connect(tracking) as conn:
+        conn.execute("CREATE TABLE runs (run_uuid TEXT PRIMARY KEY, name TEXT, status TEXT)")
+        conn.execute("CREATE TABLE metrics (key TEXT, value REAL, run_uuid TEXT)")
+    conn.close()
+    out["a database with a table 'runs'"] = (tracking, "is an SQLite database of something else (its table(s) runs "
+                                                       "lack srbench's columns)")
     return out
 
 

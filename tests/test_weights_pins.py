@@ -179,6 +179,12 @@ def test_a_replaced_weights_file_is_recomputed_not_answered_from_the_store(tiny,
         again = _ma(tiny, weights, store=s)
     assert again.provenance["cached_images"] == len(CROPS) and again.summary["ma"] == first.summary["ma"]
     assert {v for _, v, _ in _stored(store)} >= {f"native-1@{sha_a}", f"native-1@{sha_b}"}
+    # ... and tables show them again: the run that reused them is the newest (they showed model B's, A -> B -> A)
+    with Store(store) as s:
+        rows = s.values("s")
+    assert {r["weights"] for r in rows if r["metric"] == "ma"} == {f"@{sha_a}"}
+    assert tidy_from_store(rows).set_index("metric").loc["ma", "value"] == pytest.approx(first.summary["ma"],
+                                                                                          abs=1e-12)
 
 
 def test_values_stored_before_weights_were_in_the_key_are_recomputed(tiny, models, weights, tmp_path):
