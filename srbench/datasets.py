@@ -267,6 +267,18 @@ def _selfexsr_scale_dirs(folder: Path) -> dict[int, Path]:
     return {int(m.group(1)): p for p in folder.iterdir() if p.is_dir() and (m := _SELFEXSR_DIR.fullmatch(p.name))}
 
 
+def _is_selfexsr_scale_dir(folder: Path) -> bool:
+    return bool(_SELFEXSR_DIR.fullmatch(folder.name)) and any(_SELFEXSR_HR.fullmatch(p.stem)
+                                                               for p in _images_in(folder))
+
+
+def _one_selfexsr_scale_dir(folder: Path, name: str) -> Dataset:
+    """``Set5/image_SRF_4`` given as the dataset: that scale's HR and LR files, the set named after its parent."""
+    match = _SELFEXSR_DIR.fullmatch(folder.name)
+    assert match is not None
+    return _selfexsr_layout(folder, folder.parent.name if name == folder.name else name, {int(match[1]): folder})
+
+
 def _folder_layout(folder: Path, name: str) -> Dataset:
     own = _images_in(folder)
     # One level only (a subfolder may hold the LR or another set), but never silently fewer images than are there
@@ -282,6 +294,8 @@ LAYOUTS: tuple[tuple[Callable[[Path], bool], Callable[[Path, str], Dataset]], ..
     (lambda folder: (folder / "HR").is_dir(), _benchmark_layout),
     (lambda folder: bool(_selfexsr_scale_dirs(folder)),
      lambda folder, name: _selfexsr_layout(folder, name, _selfexsr_scale_dirs(folder))),
+    # One scale folder of that layout given itself: its _LR files were read as HR images, scored as ground truth.
+    (lambda folder: _is_selfexsr_scale_dir(folder), _one_selfexsr_scale_dir),
     (lambda folder: True, _folder_layout),
 )
 

@@ -49,13 +49,23 @@ def candidate_names(stem: str, scale: int) -> set[str]:
     return names
 
 
-def hr_names(item_name: str, hr_stem: str) -> set[str]:
-    """The names an image goes by: the dataset's item name and its HR file's stem, the stem without its ``_HR``
-    tag where it has one. The tagged stem itself is no SR file's name: ``img_001_SRF_4_HR.png`` beside a SelfExSR
-    release's outputs is the ground truth, and taking it for the SR image scored HR against itself."""
-    if hr_stem.endswith("_HR") and len(hr_stem) > 3:
-        return {item_name, hr_stem[:-3]}
-    return {item_name, hr_stem}
+def hr_names(item_name: str, hr_stem: str, scale: int) -> set[str]:
+    """The names an image goes by at ``scale``: the dataset's item name and its HR file's stem, the stem without its
+    ``_HR`` tag where it has one. The tagged stem itself is no SR file's name: ``img_001_SRF_4_HR.png`` beside a
+    SelfExSR release's outputs is the ground truth, and taking it for the SR image scored HR against itself. A stem
+    naming another scale is no name at ``scale``: ``img_001_SRF_4_SR.png`` is an x4 result, not an x2 one."""
+    stem = hr_stem[:-3] if hr_stem.endswith("_HR") and len(hr_stem) > 3 else hr_stem
+    named = scales_named(stem)
+    return {item_name} if named and scale not in named else {item_name, stem}
+
+
+def scales_named(text: str) -> set[int]:
+    """The scales ``text`` names (``x4``, ``X4``, ``4x``, ``SRF_4``, each a whole token between ``_``, ``-``,
+    ``.``, spaces or the text's ends)."""
+    tokens = _tokens(text)
+    named = {int(m.group(1) or m.group(2)) for t in tokens for m in [_SCALE_TOKEN.fullmatch(t)] if m}
+    named |= {int(b) for a, b in itertools.pairwise(tokens) if a.upper() == "SRF" and b.isdigit()}
+    return named
 
 
 class SRIndex:
@@ -110,10 +120,7 @@ class Affix:
     def scales(self) -> set[int]:
         """The scales the affix names (``x4``, ``X4``, ``4x``, ``SRF_4``, each a whole token between ``_``, ``-``,
         ``.``, spaces or the affix's ends): ``{name}_x2_SR`` holds x2 results, whatever the evaluation asks."""
-        tokens = _tokens(f"{self.prefix} {self.suffix}")
-        named = {int(m.group(1) or m.group(2)) for t in tokens for m in [_SCALE_TOKEN.fullmatch(t)] if m}
-        named |= {int(b) for a, b in itertools.pairwise(tokens) if a.upper() == "SRF" and b.isdigit()}
-        return named
+        return scales_named(f"{self.prefix} {self.suffix}")
 
     def is_bounded(self) -> bool:
         """Whether the name meets the affix at a separator (``_``, ``-``, ``.``, space) or a scale token

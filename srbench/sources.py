@@ -33,6 +33,7 @@ from srbench.matching import (
     infer_affixes,
     pair_by_affix,
     parse_pattern,
+    scales_named,
     suggest_pattern,
 )
 from srbench.matlab import imresize, modcrop
@@ -66,28 +67,36 @@ class FolderPairing:
     files: dict[str, list[Path]]  # image -> the files standing for it (one, or none: missing; several: ambiguous)
     ignored: int  # files of the folder standing for no image of the dataset
     data_copies: int = 0  # files left out as byte-for-byte copies of the dataset's own HR or LR files
+    other_scales: int = 0  # files left out as in folders named for another scale
 
     def notes(self, folder: Path, dataset: str) -> list[str]:
         notes = []
         if self.data_copies:
             notes.append(f"{self.data_copies} file(s) in {folder} are byte-for-byte copies of {dataset}'s own HR or "
                          f"LR files: not taken for SR results")
+        if self.other_scales:
+            notes.append(f"{self.other_scales} file(s) in {folder} are in folders named for another scale: not taken "
+                         f"for SR results at this one")
         if self.rule == "affix":
             notes.append(f"SR files in {folder} paired with {dataset}'s images by their shared naming "
                          f"'{self.pattern}' (--sr-pattern states it explicitly)")
-        if self.ignored and self.rule != "names":
+        if self.ignored:
             notes.append(f"{self.ignored} other file(s) in {folder} stand for no image of {dataset}: ignored")
         return notes
 
     def describe(self) -> dict:
-        return {"rule": self.rule, "pattern": self.pattern, "ignored_files": self.ignored,
-                "data_copies": self.data_copies}
+        described = {"rule": self.rule, "pattern": self.pattern, "ignored_files": self.ignored,
+                     "data_copies": self.data_copies}
+        if self.other_scales:
+            described["other_scales"] = self.other_scales
+        return described
 
 
 # The version of the rules pairing a folder's files with a dataset's images (srbench.matching, FolderSource.pair):
 # 2 sets aside copies of the data's own files, never takes an ``_HR``-tagged stem for an image's name and refuses
-# a naming of another scale; under 1 some folders paired other files.
-PAIRING_RULES = 2
+# a naming of another scale; 3 sets aside files in folders named for another scale and never takes an HR stem
+# naming another scale for an image's name; under 1 and 2 some folders paired other files.
+PAIRING_RULES = 3
 
 
 class FolderSource:
@@ -138,21 +147,38 @@ class FolderSource:
     def pair(self, dataset: D.Dataset, scale: int) -> FolderPairing:
         """Decide which file stands for which image of ``dataset`` at ``scale`` (used by :meth:`match` from
         then on): the given pattern, else the names rule, else the one affix the folder's names share."""
-        images = [(it.name, hr_names(it.name, it.hr_path.stem)) for it in dataset.items]
+        images = [(it.name, hr_names(it.name, it.hr_path.stem, scale)) for it in dataset.items]
         # A byte-for-byte copy of the data's own HR or LR file beside another file named after the same image is
         # the ground truth (or the input) kept next to a method's output, never the SR result; alone it may be
         # the data evaluated as it is (NIQE or PI of the HR images, say), or an upper bound.
         copies = self._data_copies(dataset)
         set_aside = {c for c, image in copies.items() if image in self._named_otherwise(copies, images, scale)}
-        candidates = [p for p in self.files if p not in set_aside]
+        other_scales = self._of_other_scales(scale) - set_aside
+        candidates = [p for p in self.files if p not in set_aside and p not in other_scales]
         by_stem = files_by_stem(candidates)
         if self.sr_pattern is not None:
             pairing = self._pairing("pattern", parse_pattern(self.sr_pattern, scale), by_stem, images, scale)
         else:
             pairing = self._by_names_or_affix(dataset, images, candidates, by_stem, scale)
-        pairing = dataclasses.replace(pairing, data_copies=len(self.files) - len(candidates))
+        pairing = dataclasses.replace(pairing, data_copies=len(set_aside), other_scales=len(other_scales))
         self._pairings[scale] = pairing
         return pairing
+
+    def _of_other_scales(self, scale: int) -> set[Path]:
+        """The files in folders named for other scales than ``scale`` only (``X2/baby.png``, ``RCAN_x2/``; the SR
+        folder's own name counts): x2 results in ``X2/`` were scored as x4 ones. All of them: refused, naming the
+        scale, unless --sr-pattern states the pairing."""
+        def named(path: Path) -> set[int]:
+            parts = (self.folder.resolve().name, *path.relative_to(self.folder).parent.parts)
+            return set().union(*(scales_named(part) for part in parts))
+
+        other = {p for p in self.files if (s := named(p)) and scale not in s}
+        if other and len(other) == len(self.files) and self.sr_pattern is None:
+            scales = sorted(set().union(*(named(p) for p in other)))
+            raise BadInputError(f"{self.folder}: its images are in folders named for x{', x'.join(map(str, scales))},"
+                                f" not the evaluated x{scale}: pass --scale {scales[0]} if they are x{scales[0]} "
+                                f"results (or --sr-pattern to pair them anyway)")
+        return other if len(other) < len(self.files) else set()
 
     def _data_copies(self, dataset: D.Dataset) -> dict[Path, str]:
         """The folder's files equal byte for byte to one of ``dataset``'s HR or LR files (sizes compared first)
@@ -199,6 +225,16 @@ class FolderSource:
         used = {p for found in files.values() for p in found}
         by_names = FolderPairing("names", None, files, len(candidates) - len(used))
         if all(len(found) == 1 for found in files.values()):
+            # Other files pairing every image too are another method's outputs (ESRGAN's beside SRGAN's): which
+            # one is meant is never guessed, as between two affixes.
+            rest = files_by_stem(p for p in candidates if p not in used) if by_names.ignored >= len(images) else {}
+            others = [a for a in infer_affixes(rest, images) if not a.scales() - {scale}] if rest else []
+            if others:
+                example = next(iter(files.values()))[0].name
+                raise BadInputError(
+                    f"{self.folder}: the files pair with {dataset.name}'s images under several namings: by name "
+                    f"(e.g. {example}) and {', '.join(repr(a.pattern(scale)) for a in others)}; pass the one to "
+                    f"evaluate as --sr-pattern (srbench never guesses)")
             return by_names
         found = infer_affixes(by_stem, images)
         affixes = [a for a in found if not a.scales() - {scale}]
@@ -241,7 +277,7 @@ class FolderSource:
         if pairing is not None and item.name in pairing.files:
             found = pairing.files[item.name]
         else:
-            found = self._index(scale).matches(hr_names(item.name, item.hr_path.stem))
+            found = self._index(scale).matches(hr_names(item.name, item.hr_path.stem, scale))
         if len(found) == 1:
             return found[0]
         if found:
@@ -251,7 +287,7 @@ class FolderSource:
             raise BadInputError(f"{item.name}: no SR file {expected}.* in {self.folder} (named as "
                                 f"'{pairing.pattern}')")
         raise BadInputError(f"{item.name}: no SR image for it in {self.folder} (names tried: "
-                            f"{', '.join(sorted(hr_names(item.name, item.hr_path.stem)))}, with the suffixes "
+                            f"{', '.join(sorted(hr_names(item.name, item.hr_path.stem, scale)))}, with the suffixes "
                             f"of srbench.matching.SR_SUFFIXES)")
 
     def predict(self, pair: D.Pair, item: D.Item, scale: int) -> np.ndarray:

@@ -232,13 +232,64 @@ def write_png_bytes(pixels: np.ndarray, tmp_path: Path) -> bytes:
 @pytest.mark.parametrize("stem", ["{name}_x2_SR", "{name}_SRF_2_MyNet", "x2_{name}_EDSR", "{name}_2x"])
 def test_a_naming_of_another_scale_is_refused_not_evaluated_at_this_one(shared_data, tmp_path, stem):
     # x2 outputs scored as x4 would lose 4 px of border instead of 2 and be stored as x4 results.
-    folder = tmp_path / "x2"
+    folder = tmp_path / "released"
     _released(shared_data, folder, stem.replace("{scale}", "2"), scale=2)
     with pytest.raises(BadInputError, match=r"name\(s\) x2, not the evaluated x4: pass --scale 2"):
         list(evaluate_model(str(folder), [str(shared_data / "benchmark/Set5")], metrics=["psnr_y"]))
     (at_2,) = evaluate_model(str(folder), [str(shared_data / "benchmark/Set5")], scale=2, metrics=["psnr_y"])
     (bicubic,) = evaluate_model("bicubic", [str(shared_data / "benchmark/Set5")], scale=2, metrics=["psnr_y"])
     assert at_2.per_image == bicubic.per_image
+
+
+@pytest.mark.parametrize(("files", "given"), [("C2/X2", "C2/X2"), ("C2/X2", "C2"), ("RCAN_x2", "RCAN_x2")])
+def test_results_in_a_folder_named_for_another_scale_are_refused(shared_data, tmp_path, files, given):
+    # x2 results in X2/ (EDSR's layout), or in a folder named RCAN_x2, were scored as x4 results (33.67 dB, exit 0)
+    _released(shared_data, tmp_path / files, "{name}", scale=2)
+    given = str(tmp_path / given)
+    with pytest.raises(BadInputError, match=r"in folders named for x2, not the evaluated x4: pass --scale 2"):
+        list(evaluate_model(given, [str(shared_data / "benchmark/Set5")], metrics=["psnr_y"]))
+    (at_2,) = evaluate_model(given, [str(shared_data / "benchmark/Set5")], scale=2, metrics=["psnr_y"])
+    (bicubic,) = evaluate_model("bicubic", [str(shared_data / "benchmark/Set5")], scale=2, metrics=["psnr_y"])
+    assert at_2.per_image == bicubic.per_image
+
+
+def test_each_scale_folder_of_one_method_is_read_at_its_scale(shared_data, tmp_path, bicubic_set5):
+    # X2/baby.png beside X4/baby.png: two files of one name, 'several SR files match' for every image before
+    _released(shared_data, tmp_path / "EDSR" / "X2", "{name}", scale=2)
+    _released(shared_data, tmp_path / "EDSR" / "X4", "{name}", scale=4)
+    (at_4,) = evaluate_model(str(tmp_path / "EDSR"), [str(shared_data / "benchmark/Set5")], metrics=["psnr_y"])
+    assert {r["image"]: r["psnr_y"] for r in at_4.per_image} == bicubic_set5
+    assert at_4.provenance["sr_pairing"]["other_scales"] == 5
+    assert any("5 file(s)" in w and "named for another scale" in w for w in at_4.warnings)
+
+
+def test_selfexsr_named_results_of_another_scale_are_refused(shared_data, tmp_path):
+    # img_001_SRF_4_SR.png was paired by the HR's own stem (img_001_SRF_4) at --scale 2 and scored as x2
+    _selfexsr_release(shared_data, tmp_path / "B", "SR", with_data=False)
+    with pytest.raises(BadInputError, match=r"'\{name\}_SRF_4_SR', which name\(s\) x4, not the evaluated x2"):
+        list(evaluate_model(str(tmp_path / "B"), [str(shared_data / "selfexsr/Set5")], scale=2,
+                            metrics=["psnr_y"]))
+
+
+def test_a_selfexsr_scale_folder_given_as_the_dataset_is_read_in_its_layout(shared_data, bicubic_selfexsr_set5):
+    # Set5/image_SRF_4 itself: its five _LR files were read as five more HR images (10 images, 25.57 dB)
+    (result,) = evaluate_model("bicubic", [str(shared_data / "selfexsr/Set5/image_SRF_4")], metrics=["psnr_y"])
+    assert result.dataset == "Set5" and result.n_images == 5
+    assert {r["image"]: r["psnr_y"] for r in result.per_image} == bicubic_selfexsr_set5
+
+
+def test_one_methods_outputs_named_by_a_known_suffix_beside_others_are_not_chosen(shared_data, tmp_path):
+    # baby_ESRGAN.png is paired by name (_ESRGAN is a known suffix): beside baby_SRGAN.png and baby_bicubic.png
+    # it was evaluated as the folder's results without a word
+    for method in ("ESRGAN", "SRGAN", "bicubic"):
+        _released(shared_data, tmp_path / "methods", f"{{name}}_{method}")
+    with pytest.raises(BadInputError, match=r"under several namings: by name \(e.g. baby_ESRGAN.png\) and "
+                                            r"'\{name\}_SRGAN', '\{name\}_bicubic'; pass the one to evaluate as "
+                                            r"--sr-pattern"):
+        list(evaluate_model(str(tmp_path / "methods"), [str(shared_data / "benchmark/Set5")], metrics=["psnr_y"]))
+    (chosen,) = evaluate_model(str(tmp_path / "methods"), [str(shared_data / "benchmark/Set5")], metrics=["psnr_y"],
+                               sr_pattern="{name}_ESRGAN")
+    assert chosen.n_images == 5 and not chosen.skipped
 
 
 @pytest.mark.parametrize(("affix", "scales"), [
