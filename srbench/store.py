@@ -243,6 +243,8 @@ class Store:
     def _connect(self, create: bool) -> None:
         # mode=rw never creates the file, even if it vanished since the check above.
         uri = f"{self.path.resolve().as_uri()}?mode={'rwc' if create else 'rw'}"
+        if not create and not os.access(self.path.resolve().parent, os.W_OK):
+            uri = self._read_only_uri()
         try:
             self._conn = sqlite3.connect(uri, uri=True, timeout=60.0, isolation_level=None)
             self._conn.execute("PRAGMA busy_timeout = 60000")
@@ -272,6 +274,17 @@ class Store:
                     self._retry(self._add_label_scale)
         except sqlite3.Error as exc:
             raise self._error(exc) from None
+
+    def _read_only_uri(self) -> str:
+        """A store in a folder this process cannot write to, opened to read: SQLite's write-ahead log needs its
+        -shm file beside the store, so it is read as an immutable file, which it is to this process ('attempt to
+        write a readonly database' before); unless a -wal file holds commits not yet in it, which that would miss."""
+        wal = self.path.resolve().with_name(self.path.resolve().name + "-wal")
+        if wal.is_file() and wal.stat().st_size > 0:
+            raise StoreError(f"results store {self.path} is in a folder this process cannot write to, and its "
+                             f"write-ahead log {wal.name} holds results not yet in it: read it where it can be "
+                             f"written (copy the store with its -wal file)")
+        return f"{self.path.resolve().as_uri()}?mode=ro&immutable=1"
 
     def _has_our_columns(self, table: str) -> bool:
         """Whether ``table`` has the columns srbench's stores have always had (labels gained ``scale`` later)."""

@@ -299,6 +299,36 @@ def test_bad_store_files_are_one_store_error_naming_the_file(tmp_path):
             _one_error_line(res, str(path), message)
 
 
+def test_a_store_in_a_folder_that_cannot_be_written_is_read(tmp_path):
+    # WAL needs its -shm file beside the store: 'results' on a store in a read-only folder said 'attempt to write a
+    # readonly database'
+    import shutil
+
+    path = _filled_store(tmp_path / "ro" / "s.sqlite")
+    folder = path.parent
+    as_user: list[str] = []
+    if IS_ROOT:  # root writes into any folder: drop that power for the reader
+        if shutil.which("setpriv") is None:
+            pytest.skip("running as root without setpriv: a read-only folder cannot be made")
+        as_user = ["setpriv", "--bounding-set=-dac_override,-dac_read_search,-fowner", "--"]
+    read = [*as_user, sys.executable, "-c",
+            f"from srbench.store import Store; print(len(Store.open_existing({str(path)!r}).values('mini')))"]
+    folder.chmod(0o555)
+    try:
+        done = subprocess.run(read, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.split() == ["600"]  # 300 images x rmse, niqe
+        assert sorted(p.name for p in folder.iterdir()) == ["s.sqlite"]  # nothing created beside it
+        # a write-ahead log holding commits not in the store yet would be missed: refused, saying so
+        folder.chmod(0o755)
+        (folder / "s.sqlite-wal").write_bytes(b"\0" * 64)
+        folder.chmod(0o555)
+        done = subprocess.run(read, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 1 and "write-ahead log s.sqlite-wal holds results not yet in it" in done.stderr
+    finally:
+        folder.chmod(0o755)
+
+
 def test_a_store_that_cannot_be_created_is_named(tmp_path):
     blocker = tmp_path / "reports"
     blocker.write_text("")
