@@ -640,14 +640,15 @@ def ablate(suite_name, preset, datasets, checkpoints, store_path, out, data_root
 @click.option("--suite", help="Only this suite's labelled models.")
 def results(store_path, suite) -> None:
     """List what the results store holds."""
-    from srbench.report import tidy_from_store
+    from srbench.report import tidy_from_store, why_nothing_current
     from srbench.store import Store
 
     with Store.open_existing(store_path) as store:
-        tidy = tidy_from_store(store.values(suite))
+        labelled = store.values(suite)
+        tidy = tidy_from_store(labelled)
         click.echo(f"{store.path}: {len(store.runs())} runs, {len(store.all_values())} per-image values")
     if tidy.empty:
-        click.echo("no labelled results")
+        click.echo(f"no labelled results{why_nothing_current(labelled)}")
     else:
         # A column a level takes only where the store holds several: one model name in two suites, one metric
         # under two protocols (BRISQUE, LPIPS, the spectrum), two scales are different numbers, never one cell.
@@ -707,14 +708,15 @@ def export(store_path, fmt, out, per_image) -> None:
               help="Only the results at this scale (default: every stored scale; several get a Scale column).")
 def table(suite, metrics, datasets, fmt, store_path, ci, published, scale) -> None:
     """A paper-style table of a suite from the results store."""
-    from srbench.report import paper_table, tidy_from_store
+    from srbench.report import paper_table, tidy_from_store, why_nothing_current
     from srbench.store import Store
 
     with Store.open_existing(store_path) as store:
         rows = _at_scale(store.values(suite), scale, suite)
     tidy = tidy_from_store(rows)
     if tidy.empty:
-        raise click.ClickException(f"no results for suite {suite!r} in the store: run srbench ablate first")
+        raise click.ClickException(f"no results for suite {suite!r} in the store: run srbench ablate first"
+                                   f"{why_nothing_current(rows)}")
     names = _split_csv(metrics)
     if names is None:
         raise click.BadParameter("name at least one metric", param_hint="--metrics")
@@ -881,7 +883,7 @@ def pirm_plane_cmd(suite, dataset, out, store_path, ci, published) -> None:
 
     from srbench.images import ensure_writable_dir
     from srbench.plots import pirm_plane, plane_points, region_winners
-    from srbench.report import tidy_from_store
+    from srbench.report import tidy_from_store, why_nothing_current
     from srbench.store import Store
 
     with Store.open_existing(store_path) as store:
@@ -890,7 +892,8 @@ def pirm_plane_cmd(suite, dataset, out, store_path, ci, published) -> None:
     ensure_writable_dir(Path(out).expanduser().parent)
     if tidy.empty:
         raise click.ClickException(f"no results for suite {suite!r} in the store: run srbench ablate first, or "
-                                   "srbench evaluate --protocol pirm --store (suite evaluate)")
+                                   f"srbench evaluate --protocol pirm --store (suite evaluate)"
+                                   f"{why_nothing_current(rows)}")
     try:
         points, y_metric = plane_points(tidy, dataset)
     except SrbenchError as exc:

@@ -88,6 +88,22 @@ def tidy_from_store(store_rows: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(out, columns=["suite", *TIDY_COLUMNS])
 
 
+def why_nothing_current(store_rows: list[dict]) -> str:
+    """Why :func:`tidy_from_store` made nothing of labelled values (``""`` where there are none): every one of
+    them is of a metric version this srbench does not compute, which 'no results' hid."""
+    current: dict[tuple[str, str], str] = {}
+    for name, proto in PROTOCOLS.items():
+        every = [m.name for m in proto.metrics]
+        current.update({(name, out): v for out, v in proto.output_versions(every).items()})
+    stale = sorted({f"{r['metric']} {r['metric_version']}" for r in store_rows
+                    if current.get((r["protocol"], r["metric"])) != r["metric_version"]})
+    if not store_rows or not stale:
+        return ""
+    return (f" ({len(store_rows)} labelled value(s) are of metric versions this srbench does not compute: "
+            f"{', '.join(stale[:4])}{', ...' if len(stale) > 4 else ''}; evaluate again to compute them under the "
+            f"current ones)")
+
+
 # cond_low/cond_high: the dataset value's range when the per-image conditioning ranges (NIQE's flat areas) are
 # taken at their ends; NaN for metrics without one. image_set: see image_set_digest (None for dataset-level metrics).
 TIDY_COLUMNS = ["model", "dataset", "protocol", "scale", "metric", "value", "n_images", "higher_is_better",

@@ -329,6 +329,21 @@ def test_a_store_in_a_folder_that_cannot_be_written_is_read(tmp_path):
         folder.chmod(0o755)
 
 
+def test_labelled_values_of_old_metric_versions_are_named_not_no_results(tmp_path, shared_data):
+    # A store whose values all predate a metric's current version said 'no labelled results' (results) and
+    # 'run srbench ablate first' (table): they are there, under versions this srbench does not read
+    path = tmp_path / "s.sqlite"
+    with Store(path) as store:
+        for image in ("a", "b"):
+            store.put("k", "d", "sr", 4, image, {"psnr_y": 30.0, "ssim_y": 0.9}, {"psnr_y": "0", "ssim_y": "0"}, None)
+        store.label("evaluate", "m", "k", "set", "d", 4)
+    words = "4 labelled value(s) are of metric versions this srbench does not compute: psnr_y 0, ssim_y 0"
+    listed = _cli("results", "--store", path)
+    assert listed.exit_code == 0 and f"no labelled results ({words}" in listed.output
+    table = _cli("table", "--store", path, "--suite", "evaluate")
+    assert table.exit_code == 1 and words in table.output
+
+
 def test_a_store_that_cannot_be_created_is_named(tmp_path):
     blocker = tmp_path / "reports"
     blocker.write_text("")
