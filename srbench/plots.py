@@ -216,7 +216,7 @@ def draw_plane(tidy: pd.DataFrame, *, dataset: str, title: str | None = None, in
     ax.set_xlabel(f"{x_spec.label} (pirm protocol, {x_spec.direction} is better)")
     ax.set_ylabel(y_label)
     what = "PI" if y_metric == "pi" else "NIQE (PI unavailable)"
-    ax.set_title(title or f"Perception-distortion plane, {dataset}: RMSE vs {what}")
+    ax.set_title(title or f"Perception-distortion plane, {dataset}: RMSE vs {what}", parse_math=False)
     if y_metric != "pi":
         ax.plot([], [], " ", label="y axis: NIQE, PI unavailable (no Ma weights:\nsrbench fetch weights nrqm)")
     # Beside the axes, never over the data.
@@ -265,7 +265,9 @@ def _place_labels(ax, points: pd.DataFrame) -> list:
     texts: list = []
     for expand, force in _LABEL_PUSHES:
         before = set(ax.get_children())
-        texts = [ax.text(px, py, label, fontsize=7, gid="label", zorder=5) for px, py, label in point_labels(points)]
+        # parse_math off: a model name is text ('cost $5 vs $6' was typeset as math, '$\\foo$' a traceback)
+        texts = [ax.text(px, py, label, fontsize=7, gid="label", zorder=5, parse_math=False)
+                 for px, py, label in point_labels(points)]
         adjust_text(texts, x=x, y=y, ax=ax, expand=expand, force_text=force,
                     arrowprops={"arrowstyle": "-", "color": "#888888", "lw": 0.5})
         if not overlapping_labels(texts):

@@ -185,6 +185,24 @@ def test_plane_labels_never_overlap_and_the_legend_is_beside_the_data(seed):
         plt.close(fig)
 
 
+def test_model_names_on_the_plane_are_drawn_as_written(tmp_path):
+    # matplotlib reads $...$ as math: 'cost $5 vs $6' was drawn 'cost 5vs6', and '$\\foo$' a traceback, no file
+    import matplotlib.pyplot as plt
+
+    from srbench.plots import draw_plane, pirm_plane
+
+    tidy = _plane_tidy([("cost $5 vs $6", 10.0, 7.0), ("x4 $\\foo$ run", 12.0, 6.0)]).assign(dataset="my $set")
+    fig = draw_plane(tidy, dataset="my $set")
+    try:
+        ax = fig.axes[0]
+        fig.canvas.draw()
+        assert sorted(t.get_text() for t in ax.texts if t.get_gid() == "label") == ["cost $5 vs $6", "x4 $\\foo$ run"]
+        assert all(not t._parse_math for t in ax.texts if t.get_gid() == "label")
+    finally:
+        plt.close(fig)
+    assert pirm_plane(tidy, tmp_path / "plane.png", dataset="my $set").is_file()
+
+
 @pytest.mark.slow
 def test_drift_check_catches_an_injected_metric_change(tmp_path):
     import dataclasses
