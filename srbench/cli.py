@@ -635,6 +635,15 @@ def ablate(suite_name, preset, datasets, checkpoints, store_path, out, data_root
         sys.exit(1)
 
 
+def _metric_digits(name: str) -> int:
+    from srbench.metrics import get_metric
+
+    try:
+        return get_metric(name).digits
+    except SrbenchError:
+        return 4
+
+
 @main.command()
 @click.option("--store", "store_path", type=click.Path(dir_okay=False))
 @click.option("--suite", help="Only this suite's labelled models.")
@@ -657,7 +666,10 @@ def results(store_path, suite) -> None:
                  *(["scale"] if tidy["scale"].nunique() > 1 else [])]
         # not pivot_table: it drops a metric (and a row) whose values are all undefined, which must show as '–'
         wide = tidy.groupby([*index, "metric"], dropna=False, sort=True)["value"].first().unstack("metric")
-        click.echo(wide.to_string(float_format=lambda v: f"{v:.4f}", na_rep="–"))
+        # four decimals, or the metric's own digits where it has more (the spectrum's values are 1e-4..1e-2)
+        digits = {m: max(4, _metric_digits(m)) for m in wide.columns}
+        click.echo(wide.to_string(formatters={m: (lambda v, d=d: f"{v:.{d}f}") for m, d in digits.items()},
+                                  na_rep="–"))
 
 
 @main.command()

@@ -25,6 +25,7 @@ from srbench.images import atomic_write_text
 from srbench.jsonnum import dumps as json_dumps
 from srbench.metrics import get_metric
 from srbench.metrics.niqe import BLOCK as NIQE_BLOCK
+from srbench.metrics.registry import register_stored
 from srbench.protocols import PROTOCOLS
 from srbench.stats import conditioning_range
 from srbench.store import DATASET_IMAGE
@@ -51,6 +52,7 @@ def image_set_digest(names) -> str:
 def tidy_from_store(store_rows: list[dict]) -> pd.DataFrame:
     """Aggregate stored per-image values into the tidy table, with a ``suite`` column first: one model name may
     stand for different results in different suites, whose images must never be averaged together."""
+    register_stored(r["metric"] for r in store_rows)
     groups: dict[tuple, dict[str, dict[tuple[str, str], float]]] = defaultdict(lambda: defaultdict(dict))
     for r in store_rows:
         key = (r.get("suite"), r["model"], r["dataset"], r["protocol"], r["scale"])
@@ -91,6 +93,7 @@ def tidy_from_store(store_rows: list[dict]) -> pd.DataFrame:
 def why_nothing_current(store_rows: list[dict]) -> str:
     """Why :func:`tidy_from_store` made nothing of labelled values (``""`` where there are none): every one of
     them is of a metric version this srbench does not compute, which 'no results' hid."""
+    register_stored(r["metric"] for r in store_rows)
     current: dict[tuple[str, str], str] = {}
     for name, proto in PROTOCOLS.items():
         every = [m.name for m in proto.metrics]
@@ -163,12 +166,15 @@ class TableModel:
     # Cells whose value is over other images than the rest of the column's (images skipped with --skip-bad):
     # marked ¶, explained under the table and left out of the ranking, as srbench compare refuses such a pair.
     other_images: frozenset[tuple[str, str, str]] = frozenset()
+    # Cells shown with other digits than their metric's: published numbers, with as many as their source printed
+    # where it printed more (SPSR's PI 7.3699 was shown 7.370).
+    digits: Mapping[tuple[str, str, str], int] | None = None
 
     def cell(self, model: str, dataset: str, metric, fmt: str) -> str:
         key = (model, dataset, metric.name)
         if key not in self.values:
             return "--" if fmt == "latex" else "–"
-        text = format_value(self.values[key], metric.digits, fmt)
+        text = format_value(self.values[key], (self.digits or {}).get(key, metric.digits), fmt)
         if fmt == "html":
             text = html.escape(text)
         if model in self.published:
@@ -231,6 +237,7 @@ def table_model(tidy: pd.DataFrame, metrics: Sequence[str], models: Sequence[str
             ranks.update({(model, d, m): r for model, r in
                           _rank_marks(series.drop([*others, *apart]), spec[m].higher_is_better).items()})
     values.update({(P.row_name(v), v.dataset, v.metric): v.value for v in shown})
+    digits = {(P.row_name(v), v.dataset, v.metric): max(spec[v.metric].digits, v.decimals or 0) for v in shown}
     unresolved = _unresolved(tidy, models, datasets, metrics)
     caption = caption or _default_caption(metrics, spec)
     if unresolved:
@@ -251,7 +258,7 @@ def table_model(tidy: pd.DataFrame, metrics: Sequence[str], models: Sequence[str
         caption += " " + " ".join(left_out)
     columns = [(d, spec[m]) for d in datasets for m in metrics]
     return TableModel([*models, *published_rows], columns, values, ranks, caption, intervals,
-                      frozenset(published_rows), frozenset(unresolved), frozenset(other_images))
+                      frozenset(published_rows), frozenset(unresolved), frozenset(other_images), digits)
 
 
 def _one_protocol_per_cell(tidy: pd.DataFrame, spec: Mapping[str, Any], models: Sequence[str]
@@ -466,7 +473,7 @@ def _render_table(groups: list[tuple[int | None, TableModel]], fmt: str) -> str:
     latex_arrow = {"↑": "$\\uparrow$", "↓": "$\\downarrow$"}
     lines = ["\\begin{table}[t]", "\\centering", f"\\caption{{{_tex(table.caption)}}}",
              "\\begin{tabular}{l" + "r" * (len(scale_head) + len(table.columns)) + "}", "\\toprule",
-             " & ".join(["Model", *scale_head, *(f"{_tex(d)} {m.label} {latex_arrow[m.arrow]}" for d, m in
+             " & ".join(["Model", *scale_head, *(f"{_tex(d)} {_tex(m.label)} {latex_arrow[m.arrow]}" for d, m in
                                                  table.columns)]) + " \\\\", "\\midrule"]
     lines += [" & ".join([_tex(model), *([f"$\\times${scale}"] if scaled else []), *cells]) + " \\\\"
               for model, scale, cells in rows]

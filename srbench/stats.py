@@ -51,6 +51,7 @@ import numpy as np
 
 from srbench.errors import BadInputError
 from srbench.metrics import Metric, get_metric
+from srbench.metrics.registry import register_stored
 
 DEFAULT_SEED = 0
 DEFAULT_RESAMPLES = 10_000
@@ -127,6 +128,7 @@ def image_sets(store_rows: Sequence[Mapping]) -> dict[tuple[str, str, str, int],
     groups: dict[tuple, dict[str, dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
     keys: dict[tuple, set] = defaultdict(set)
     versions: dict[str, dict[str, str]] = {}
+    register_stored(r["metric"] for r in store_rows)
     for r in store_rows:
         if r["image"] == DATASET_IMAGE:
             continue

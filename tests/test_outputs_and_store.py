@@ -344,6 +344,32 @@ def test_labelled_values_of_old_metric_versions_are_named_not_no_results(tmp_pat
     assert table.exit_code == 1 and words in table.output
 
 
+def test_pyiqa_values_and_small_metrics_are_shown_as_stored(tmp_path, monkeypatch):
+    # pyiqa's metrics are registered on first use: a process that only reads the store (results, table, export,
+    # compare) left their stored values out ('–', 'has no pyiqa:ms_ssim'); the spectrum's 0.00756 was shown 0.0076
+    pytest.importorskip("pyiqa")
+    from srbench.metrics import get_metric
+    from srbench.metrics import registry as R
+
+    version = get_metric("pyiqa:ms_ssim").version
+    path = tmp_path / "s.sqlite"
+    with Store(path) as store:
+        for model, base in (("a_1", 0.95), ("b", 0.96)):
+            for i, image in enumerate(("x", "y")):
+                store.put(model, "d", "sr", 4, image, {"pyiqa:ms_ssim": base + i / 1000, "spectrum_discrepancy":
+                          0.00756 + 2 * i / 10**5}, {"pyiqa:ms_ssim": version, "spectrum_discrepancy":
+                          get_metric("spectrum_discrepancy").version}, None)
+            store.label("evaluate", model, model, "set", "d", 4)
+    monkeypatch.delitem(R._ensure_loaded(), "pyiqa:ms_ssim")  # as in a fresh process
+    listed = _cli("results", "--store", path)
+    assert listed.exit_code == 0, listed.output
+    assert listed.output.split("\n")[-3].split() == ["a_1", "set", "0.9505", "0.00757"]
+    latex = _cli("table", "--store", path, "--suite", "evaluate", "--metrics", "pyiqa:ms_ssim", "--format", "latex")
+    assert latex.exit_code == 0, latex.output
+    assert "set MS\\_SSIM $\\uparrow$" in latex.output  # a bare _ in a LaTeX header does not compile
+    assert "a\\_1 & \\underline{0.9505}" in latex.output and "b & \\textbf{0.9605}" in latex.output
+
+
 def test_a_store_that_cannot_be_created_is_named(tmp_path):
     blocker = tmp_path / "reports"
     blocker.write_text("")

@@ -80,12 +80,13 @@ def test_table_adds_published_rows_marked_and_never_in_srbench_columns_when_comp
     # published rows are never ranked: the best srbench value is bold although RRDB's published one is higher
     assert row["mine"][0] == "**32.90**" and row["RRDB (ESRGAN's PSNR-oriented model, DF2K) [esrgan-paper]†"][0] == \
         "*32.73*"
-    assert row["SPSR [spsr]†"][-1] == "*3.274*"  # SPSR's PI is the pirm protocol's: srbench's PI column
+    # SPSR's PI is the pirm protocol's: srbench's PI column, with the digits SPSR printed (3.2743: not 3.274)
+    assert row["SPSR [spsr]†"][-1] == "*3.2743*" and row["mine"][-1] == "**3.500**"
     caption = next(line for line in lines if line.startswith("*PSNR"))
     assert "† Published numbers, not computed here" in caption and "[esrgan-paper] Wang et al." in caption
     assert "(Table 2)" in caption and "‡ Published only" in caption
-    latex = paper_table(tidy, ["psnr_y"], "latex", published=["esrgan-paper"])
-    assert "\\textit{28.42}" in latex
+    latex = paper_table(tidy, ["psnr_y", "pi"], "latex", published=["esrgan-paper", "spsr"])
+    assert "\\textit{28.42}" in latex and "\\textit{3.2743}" in latex
 
 
 def test_published_rows_stand_only_beside_results_of_their_scale_and_set_size():

@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import math
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
@@ -337,6 +337,16 @@ def get_metric(name: str) -> Metric:
 
         return register(pyiqa_metric(name.removeprefix("pyiqa:")), replace=True)
     raise BadInputError(f"unknown metric {name!r}; known: {', '.join(metrics)} (or pyiqa:<name>)")
+
+
+def register_stored(names: Iterable[str]) -> None:
+    """Build the descriptors of metric names read back from a store that are built on first use (``pyiqa:<name>``),
+    so that readers of the store (results, tables, compare) see their values in a process that never computed
+    them; one that cannot be built (pyiqa not installed) stays unknown, its values unread."""
+    for name in set(names):
+        if name.startswith("pyiqa:") and name not in _ensure_loaded():
+            with contextlib.suppress(SrbenchError):
+                get_metric(name)
 
 
 def protocol_rank(metric: object, protocol: str) -> int:
