@@ -234,8 +234,10 @@ def table_model(tidy: pd.DataFrame, metrics: Sequence[str], models: Sequence[str
             other_images.update((model, d, m) for model in others)
             # A value under another protocol than the column's (each crops its own border) is not ranked with it.
             apart = [model for model, d2, m2, _ in elsewhere if d2 == d and m2 == m and model in models]
+            # Ranked as printed: 28.4249 and 28.4201 are both 28.42, one mark (bold and underline told them apart)
             ranks.update({(model, d, m): r for model, r in
-                          _rank_marks(series.drop([*others, *apart]), spec[m].higher_is_better).items()})
+                          _rank_marks(series.drop([*others, *apart]).round(spec[m].digits),
+                                      spec[m].higher_is_better).items()})
     values.update({(P.row_name(v), v.dataset, v.metric): v.value for v in shown})
     digits = {(P.row_name(v), v.dataset, v.metric): max(spec[v.metric].digits, v.decimals or 0) for v in shown}
     unresolved = _unresolved(tidy, models, datasets, metrics)

@@ -25,6 +25,14 @@ def test_best_and_second_follow_each_metrics_direction():
     assert ("b", "set5", "niqe") not in table.values  # NaN is not available, never a number
 
 
+def test_values_printed_equal_share_their_mark():
+    # 28.4249 and 28.4201 both print 28.42: one was bold and the other underlined, a difference the table hides
+    tidy = pd.DataFrame([{"model": m, "dataset": "set5", "metric": "psnr_y", "value": v}
+                         for m, v in (("a", 28.4249), ("b", 28.4201), ("c", 28.4149), ("d", 27.0))])
+    table = table_model(tidy, ["psnr_y"])
+    assert [table.ranks.get((m, "set5", "psnr_y")) for m in "abcd"] == [1, 1, 2, None]
+
+
 def test_markdown_latex_and_html_show_the_same_cells():
     tidy = _tidy()
     markdown = paper_table(tidy, ["psnr_y", "niqe"], "markdown", models=MODELS)
