@@ -753,20 +753,20 @@ def _known_datasets(requested: list[str] | None, tidy, published: list[str] | No
     never a column of dashes."""
     if requested is None:
         return None
-    known = list(dict.fromkeys(tidy["dataset"]))
+    stored = list(dict.fromkeys(tidy["dataset"]))
+    known = list(stored)
     if published:
         from srbench import published_results as P
 
         known += [d for d in dict.fromkeys(v.dataset for v in P.select(published)) if d not in known]
-    by_folded: dict[str, list[str]] = {}
-    for name in known:
-        by_folded.setdefault(name.casefold(), []).append(name)
     out = []
     for name in requested:
-        if name in known:
-            out.append(name)
-        elif len(by_folded.get(name.casefold(), ())) == 1:
-            out.append(by_folded[name.casefold()][0])
+        # the suite's own results first: published set5 beside a stored Set5 (a folder) blanked its column
+        for names in (stored, known):
+            exact = [n for n in names if n == name] or [n for n in names if n.casefold() == name.casefold()]
+            if len(exact) == 1:
+                out.append(exact[0])
+                break
         else:
             raise click.BadParameter(f"no results for dataset {name!r} in suite {suite!r}"
                                      f"{' or the published rows' if published else ''}; it has "

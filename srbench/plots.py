@@ -124,7 +124,8 @@ def comparable_with(tidy: pd.DataFrame, dataset: str) -> tuple[Collection[int] |
     rows = tidy[tidy["dataset"] == dataset]
     scales = set(rows["scale"]) if "scale" in rows and not rows.empty else None
     counts = set(rows["n_images"].dropna().astype(int)) if "n_images" in rows else set()
-    return scales, not (dataset in KNOWN_SIZES and counts and counts != {KNOWN_SIZES[dataset]})
+    known = KNOWN_SIZES.get(dataset.casefold())
+    return scales, not (known is not None and counts and counts != {known})
 
 
 def published_points(collections: Sequence[str], dataset: str, scales: Collection[int] | None = None,

@@ -220,8 +220,11 @@ def table_model(tidy: pd.DataFrame, metrics: Sequence[str], models: Sequence[str
     models = list(models or dict.fromkeys(tidy["model"]))
     datasets = list(datasets or dict.fromkeys(tidy["dataset"]))
     tidy, columns_under, elsewhere = _one_protocol_per_cell(tidy, spec, models)
+    # A published set stands beside the column of its name as stored, whatever its case (a folder named Set5)
+    column_of = {d.casefold(): d for d in datasets}
     shown, left_out = _comparable(tidy[tidy["model"].isin(models)],
-                                  [v for v in extra if v.dataset in datasets and v.metric in metrics])
+                                  [dataclasses.replace(v, dataset=column_of[v.dataset.casefold()]) for v in extra
+                                   if v.dataset.casefold() in column_of and v.metric in metrics])
     published_rows = list(dict.fromkeys(P.row_name(v) for v in shown))
     values, ranks = {}, {}
     other_images: set[tuple[str, str, str]] = set()
@@ -376,7 +379,7 @@ def _comparable(tidy: pd.DataFrame, values: list) -> tuple[list, list[str]]:
             counts = sorted(set(tidy.loc[tidy["dataset"] == v.dataset, "n_images"].dropna().astype(int)))
             notes[("size", v.dataset)] = (f"Published numbers on {v.dataset} left out: its results here are over "
                                           f"{', '.join(map(str, counts))} images, the published set has "
-                                          f"{KNOWN_SIZES[v.dataset]}.")
+                                          f"{KNOWN_SIZES[v.dataset.casefold()]}.")
         else:
             kept.append(v)
     return kept, list(notes.values())

@@ -111,6 +111,19 @@ def test_published_rows_stand_only_beside_results_of_their_scale_and_set_size():
     assert "Bicubic [esrgan-paper]†" in text and "left out" not in text
 
 
+def test_published_rows_stand_beside_the_column_of_their_set_in_any_case():
+    # a folder named Set5 is stored as Set5: published set5 rows were never beside it, and table --datasets set5
+    # --published blanked the stored value ('–') for the published name's empty column
+    from srbench.report import paper_table
+
+    own = _tidy([("mine", "Set5", "sr", "psnr_y", 28.43)])
+    text = paper_table(own, ["psnr_y"], "markdown", published=["esrgan-paper"])
+    assert "| mine | **28.43** |" in text and "| Bicubic [esrgan-paper]† | *28.42* |" in text
+    three = paper_table(own.assign(n_images=3), ["psnr_y"], "markdown", published=["esrgan-paper"])
+    assert "[esrgan-paper]†" not in three.split("*PSNR")[0]
+    assert "its results here are over 3 images, the published set has 5" in three
+
+
 def test_published_values_are_shown_with_the_digits_their_source_printed():
     (pi,) = [v for v in P.select(["spsr"]) if (v.method, v.dataset, v.metric) == ("Bicubic", "set5", "pi")]
     assert P.shown_value(pi) == "7.3699"
