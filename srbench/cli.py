@@ -543,7 +543,7 @@ def train(variant, stage, preset, init, data, val, data_root, out, iters, sets, 
     from srbench.images import ensure_writable_dir
     from srbench.train import recorded_iters
     from srbench.train import train as run
-    from srbench.train.config import check_training_set, resolve_config
+    from srbench.train.config import check_training_set, load_recipe, resolve_config
 
     overrides: dict = {"data": {}}
     if data:
@@ -558,7 +558,10 @@ def train(variant, stage, preset, init, data, val, data_root, out, iters, sets, 
         overrides["seed"] = seed
     config = resolve_config(variant, preset, list(sets), overrides)
     out_dir = Path(out) if out else paths.reports_dir() / "runs" / config.name
-    if resume and not iters and not any(s.strip().startswith(f"{stage}.iters") for s in sets):
+    _, written = load_recipe(variant)
+    stage_in_file = written.get(stage)
+    iters_in_file = isinstance(stage_in_file, dict) and "iters" in stage_in_file  # as --set, honoured, not replaced
+    if resume and not iters and not iters_in_file and not any(s.strip().startswith(f"{stage}.iters") for s in sets):
         saved = recorded_iters(out_dir, stage)
         if saved is not None and saved != config.stage(stage).iters:
             overrides[stage] = {"iters": saved}

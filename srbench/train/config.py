@@ -45,6 +45,8 @@ from srbench.text import read_toml, shown
 STAGES = ("psnr", "gan")
 # Stage keys read by the gan stage alone (its discriminator and the generator's moving average).
 GAN_ONLY = ("d_lr", "d_num_feat", "ema_decay", "discriminator")
+# The adversarial losses whose discriminator step adds a gradient penalty (weight loss.gp_weight).
+GRADIENT_PENALTY_LOSSES = ("wgan-gp", "ragp")
 PRESETS = ("smoke", "short", "paper")
 INT64_MAX = 2**63 - 1  # seeds and counters end up in JSON, SQLite and numpy: all 64-bit
 # Run and suite names become folder names: one path component, never a way out of the output folder.
@@ -467,7 +469,6 @@ def resolve_config(variant: str | dict, preset: str = "paper", sets: Sequence[st
                    overrides: dict[str, Any] | None = None) -> TrainConfig:
     """The full configuration of a training run (see the module docstring for the layering), every field
     checked against its Rule and the fields against each other; errors are one-line BadInputErrors."""
-    from srbench.archs import GENERATORS
 
     if preset not in PRESETS:
         raise BadInputError(f"unknown preset {shown(preset)}; known: {', '.join(PRESETS)}")
@@ -477,7 +478,21 @@ def resolve_config(variant: str | dict, preset: str = "paper", sets: Sequence[st
     _deep_update(layered, data)
     for assignment in sets:
         _deep_update(layered, _parse_set(assignment))
+    if overrides:
+        # Every value as written (the file, --set) is checked before the command line's options replace it: a file's
+        # iters = -5 or train = 42 trained without a word under --iters or --data.
+        _checked_fields(copy.deepcopy(layered), name, variant, preset)
     _deep_update(layered, overrides or {})
+    config = _checked_fields(layered, name, variant, preset)
+    _check_cross(config)
+    _check_losses(config.loss)
+    return config
+
+
+def _checked_fields(layered: dict[str, Any], name: str, variant: str | dict, preset: str) -> TrainConfig:
+    """The configuration the layered values make (modified in place), each field checked against its Rule."""
+    from srbench.archs import GENERATORS
+
     if layered.get("preset", preset) != preset:
         # The preset chose every number below; recording another one would misreport the run.
         raise BadInputError(f"preset = {shown(layered['preset'])} in the configuration contradicts the preset in use "
@@ -499,8 +514,6 @@ def resolve_config(variant: str | dict, preset: str = "paper", sets: Sequence[st
     _legacy_fft_weight(rest)
     config = _merge(base, rest, "")
     check_fields(config)
-    _check_cross(config)
-    _check_losses(config.loss)
     return config
 
 
@@ -561,6 +574,12 @@ def _check_losses(loss: LossConfig) -> None:
         others = ", ".join(repr(k) for k in _frequency_losses() if k != "none")
         raise BadInputError(f"loss.frequency_weight: {_num(loss.frequency_weight)} weighs no term "
                             f"(loss.frequency = 'none'); choose loss.frequency: {others}")
+    # Recorded with the run (and in the training cache's fingerprint) but never read: the configuration would say
+    # something the weights do not.
+    defaults = LossConfig()
+    if loss.adversarial not in GRADIENT_PENALTY_LOSSES and loss.gp_weight != defaults.gp_weight:
+        raise BadInputError(f"loss.gp_weight: only the gradient-penalty losses ({', '.join(GRADIENT_PENALTY_LOSSES)}) "
+                            f"read it; with loss.adversarial = {shown(loss.adversarial)} it would be ignored")
     if loss.perceptual_backbone == "lpips" and loss.lpips_weight > 0:
         raise BadInputError("loss.lpips_weight adds LPIPS beside the perceptual term, which is LPIPS already "
                             "(loss.perceptual_backbone = 'lpips'): set loss.perceptual_weight instead")
@@ -590,6 +609,9 @@ def _check_cross(config: TrainConfig) -> None:
                             f"allowed: {', '.join(map(str, scales))}")
     if data.val is None and data.holdout < 1:
         raise BadInputError("data.holdout must be at least 1 when no data.val set is given")
+    if data.val is not None and data.holdout != DataConfig().holdout:
+        raise BadInputError(f"data.holdout: no training image is held out when data.val names the validation set "
+                            f"({shown(data.val)}), so it would be ignored")
     if data.patch_size % 32 or data.patch_size % data.scale:
         raise BadInputError(
             f"data.patch_size {data.patch_size} must be a multiple of 32 (the discriminator) and of the scale")

@@ -7,6 +7,8 @@ the weights an uninterrupted run gives (bitwise on CPU).
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import os
 import signal
@@ -181,10 +183,18 @@ class Trainer:
     def state_path(self) -> Path:
         return self.dir / "state.pt"
 
+    @functools.cached_property
+    def data_sha256(self) -> dict[str, str | None]:
+        """Content fingerprints of the training and validation sets (what the training cache keys them by)."""
+        from srbench.train.cache import data_fingerprints
+
+        return data_fingerprints(self.config)
+
     def state(self) -> dict:
         return {"iteration": self.iteration, "stage": self.stage, "config": json.dumps(self.config.to_dict()),
                 "init": self.model.init_source or "", "init_sha256": self.model.init_sha256,
-                "world_size": self.dist.world, **self.model.state_dict()}
+                "data_sha256": json.dumps(self.data_sha256), "world_size": self.dist.world,
+                **self.model.state_dict()}
 
     def load_state(self, path: Path) -> None:
         try:
@@ -207,6 +217,15 @@ class Trainer:
             now = f"{self.model.init_source or 'no init'} (sha256 {self.model.init_sha256[:12] or '-'})"
             raise CheckpointError(f"{path}: trained from {then}, not {now}: resume with the --init it started "
                                   "from, or train afresh into another folder")
+        # The same folder name or set name with other images in it trained on for the rest of the run, recorded as one
+        # set. States written before this was kept say nothing about it (resumed as before).
+        if "data_sha256" in state and json.loads(state["data_sha256"]) != self.data_sha256:
+            was, is_now = json.loads(state["data_sha256"]), self.data_sha256
+            which = [k for k in ("train", "val") if was.get(k) != is_now.get(k)]
+            shown = "; ".join(f"data.{k} {getattr(self.config.data, k)!r}: content {str(was.get(k))[:12]} there, "
+                              f"{str(is_now.get(k))[:12]} now" for k in which)
+            raise CheckpointError(f"{path}: trained on other images ({shown}): resume with the images it was "
+                                  "trained on, or train afresh into another folder")
         # Each rank draws its own batch_size images per step: another number of ranks is another training (its
         # samples and its batch), which no uninterrupted run gives. States written before this was kept: as before.
         if "world_size" in state and int(state["world_size"]) != self.dist.world:
@@ -248,6 +267,8 @@ class Trainer:
         meta: dict[str, Any] = {
             "arch": model.arch, "config": model.gen_config, "variant": self.config.generator, "stage": self.stage,
             "iteration": self.iteration, "extra": {"train_config": self.config.to_dict(), "init": model.init_source,
+                                                   "init_sha256": model.init_sha256 or None,
+                                                   "data_sha256": self.data_sha256,
                                                    # batch_size is per rank: the images per step are world x it
                                                    "world_size": self.dist.world},
         }
@@ -303,8 +324,27 @@ class Trainer:
                 self._interrupted(sigint.pressed)
         return self._finish(session.result)
 
+    def _refuse_replacing_a_start(self) -> None:
+        """A psnr stage run again into its folder (extended) replaces g_final.safetensors, which the run's gan stage
+        may have started from: that stage could then not be resumed, and its record named weights that were gone."""
+        final = self.dir / "g_final.safetensors"
+        gan = self.run_dir / "gan"
+        if self.stage != "psnr" or not final.is_file() or not gan.is_dir():
+            return
+        for sidecar in sorted(gan.glob("g_*.json")):
+            init = None
+            with contextlib.suppress(OSError, ValueError, AttributeError, TypeError):  # not a sidecar: not a start
+                init = json.loads(sidecar.read_text()).get("extra", {}).get("init")
+            if isinstance(init, str) and init and Path(init).expanduser().resolve() == final.resolve():
+                raise BadInputError(
+                    f"{final} is where the gan stage in {gan} started from ({sidecar.name} names it): training "
+                    f"the psnr stage further would replace those weights. Copy {self.dir} into another run folder "
+                    f"and extend it there (--out), or move {gan} away first")
+
     def _start(self, resume: bool) -> _Session:
         """Resume or refuse to overwrite, record the configuration, load the data, validate iteration 0."""
+        if self.dist.is_main:
+            self._refuse_replacing_a_start()
         if resume:
             if not self.state_path.is_file():
                 raise BadInputError(f"--resume: no training state at {self.state_path}")

@@ -199,7 +199,9 @@ def generator_loss(kind: str, real: torch.Tensor, fake: torch.Tensor) -> torch.T
 
 
 def uses_gradient_penalty(kind: str) -> bool:
-    return kind in ("wgan-gp", "ragp")
+    from srbench.train.config import GRADIENT_PENALTY_LOSSES
+
+    return kind in GRADIENT_PENALTY_LOSSES
 
 
 def gradient_penalty(discriminator: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor,

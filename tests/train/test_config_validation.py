@@ -136,6 +136,30 @@ def test_loss_keys_that_constrain_each_other():
             == backbone
 
 
+@pytest.mark.parametrize(("sets", "message"), [
+    (["loss.gp_weight=1000"], "loss.gp_weight: only the gradient-penalty losses (wgan-gp, ragp) read it; with "
+                              "loss.adversarial = 'ragan' it would be ignored"),
+    (["data.val='skimage'", "data.holdout=3"], "data.holdout: no training image is held out when data.val names"),
+])
+def test_values_the_run_would_never_read_are_refused(sets, message):
+    # recorded with the run and in the training cache's fingerprint (an identical stage trained again), never read
+    assert message in _refused(sets)
+    assert resolve_config("esrgan", "smoke", ["loss.adversarial='ragp'", "loss.gp_weight=1000"]).loss.gp_weight == 1000
+
+
+def test_a_files_value_is_checked_where_an_option_replaces_it(tmp_path):
+    # --iters and --data replaced the file's iters = -5 and train = 42: trained, exit 0, the file never reported
+    toml = tmp_path / "bad.toml"
+    toml.write_text('name = "bad"\ngenerator = "rrdb23"\n[psnr]\niters = -5\n')
+    with pytest.raises(BadInputError, match=r"psnr\.iters: -5 is out of range"):
+        resolve_config(str(toml), "smoke", overrides={"psnr": {"iters": 2}})
+    with pytest.raises(BadInputError, match=r"psnr\.iters: -5 is out of range"):  # a --set value likewise
+        resolve_config("esrgan", "smoke", ["psnr.iters=-5"], overrides={"psnr": {"iters": 2}})
+    toml.write_text('name = "bad"\ngenerator = "rrdb23"\n[data]\ntrain = 42\n')
+    with pytest.raises(BadInputError, match=r"data\.train: expected a string, got 42"):
+        resolve_config(str(toml), "smoke", overrides={"data": {"train": "skimage-train"}})
+
+
 def test_former_fft_weight_reads_as_the_fft_l1_frequency_term(tmp_path):
     toml = tmp_path / "old.toml"
     toml.write_text('generator = "rrdb23"\n[loss]\nfft_weight = 0.25\n')

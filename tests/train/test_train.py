@@ -140,6 +140,7 @@ def test_two_process_ddp_ends_with_identical_weights(tmp_path, ddp_train):
         meta = json.loads((tmp_path / stage / "g_final.json").read_text())
         assert meta["iteration"] == iters and meta["extra"]["world_size"] == 2  # batch_size is per rank
     # Each rank drew its own batch: resumed by one process, the run would be neither a 1- nor a 2-rank run's.
+    (tmp_path / "gan").rename(tmp_path / "gan-elsewhere")  # the psnr stage is not extended under its gan stage
     one = resolve_config("srgan", "smoke", ["data.batch_size=2", "psnr.iters=6"])
     with pytest.raises(CheckpointError, match=r"trained on 2 rank\(s\) \(4 images per step\), resumed on 1 "
                                               r"\(2\).*torchrun --nproc_per_node 2"):

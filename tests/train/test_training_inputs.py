@@ -87,6 +87,59 @@ def test_a_resume_from_other_starting_weights_is_refused(tmp_path):
     assert read_metadata(tmp_path / "gan/gan/g_final.safetensors")["extra"]["init"] == start_a
 
 
+def test_a_resume_on_other_images_is_refused(tmp_path, shared_data):
+    # the same folder with other images in it: iterations 3-4 trained on them, recorded as one set
+    import shutil
+
+    data = tmp_path / "imgs"
+    data.mkdir()
+    for i in (1, 2, 3, 4):
+        shutil.copy(shared_data / f"train/T91/t{i}.png", data)
+    cfg = resolve_config("rrdb23-smoke", "smoke", ["data.batch_size=2", "psnr.iters=2", "psnr.val_every=100",
+                                                   f"data.train='{data}'", "data.patch_size=32"])
+    train(cfg, "psnr", tmp_path / "run", progress=False)
+    recorded = read_metadata(tmp_path / "run/psnr/g_final.safetensors")["extra"]
+    assert recorded["data_sha256"]["train"] and recorded["data_sha256"]["val"] is None  # held out of train
+    longer = resolve_config("rrdb23-smoke", "smoke", ["data.batch_size=2", "psnr.iters=4", "psnr.val_every=100",
+                                                      f"data.train='{data}'", "data.patch_size=32"])
+    (data / "t4.png").unlink()
+    shutil.copy(shared_data / "train/T91/t50.png", data)
+    with pytest.raises(CheckpointError, match=rf"trained on other images \(data.train '{data}': content "
+                                              r"[0-9a-f]{12} there, [0-9a-f]{12} now\)"):
+        Trainer(longer, "psnr", tmp_path / "run", progress=False).run(resume=True)
+    (data / "t50.png").unlink()
+    shutil.copy(shared_data / "train/T91/t4.png", data)
+    assert Trainer(longer, "psnr", tmp_path / "run", progress=False).run(resume=True).iterations == 4
+
+
+def test_extending_the_psnr_stage_a_gan_stage_started_from_is_refused(tmp_path):
+    # psnr --resume --iters 6 replaced psnr/g_final.safetensors: the gan stage could not be resumed, and its
+    # record named weights that were gone
+    cfg = _tiny()
+    train(cfg, "psnr", tmp_path, progress=False)
+    train(cfg, "gan", tmp_path, progress=False)
+    before = (tmp_path / "psnr/g_final.safetensors").read_bytes()
+    longer = resolve_config("rrdb23-smoke", "smoke", ["data.batch_size=2", "psnr.iters=3", "psnr.val_every=100"])
+    with pytest.raises(BadInputError, match=r"psnr/g_final.safetensors is where the gan stage in .*gan started from "
+                                            r"\(g_\w+.json names it\): training the psnr stage further would replace"):
+        Trainer(longer, "psnr", tmp_path, progress=False).run(resume=True)
+    assert (tmp_path / "psnr/g_final.safetensors").read_bytes() == before
+    assert read_metadata(tmp_path / "gan/g_final.safetensors")["extra"]["init_sha256"] == \
+        __import__("hashlib").sha256(before).hexdigest()  # the record names the weights, not only their path
+
+
+def test_a_resume_honours_the_iters_its_file_sets(tmp_path):
+    # the file's edited iters = 4 was replaced by the recorded 2 ('t/psnr: 2 iterations', exit 0); --set was honoured
+    toml = tmp_path / "it.toml"
+    text = 'name = "t"\ngenerator = "rrdb23"\n[data]\nbatch_size = 2\n[psnr]\niters = {}\nval_every = 100\n'
+    toml.write_text(text.format(2))
+    args = ["train", "--variant", toml, "--stage", "psnr", "--preset", "smoke", "--out", tmp_path / "run"]
+    assert _cli(*args).exit_code == 0
+    toml.write_text(text.format(4))
+    res = _cli(*args, "--resume")
+    assert res.exit_code == 0 and "t/psnr: 4 iterations" in res.output, res.output
+
+
 def test_interpolations_are_made_again_when_their_inputs_change(tmp_path):
     variant = get_generator("rrdb23-smoke")
     nets = {}
