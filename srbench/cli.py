@@ -452,17 +452,38 @@ def interp(psnr, gan, alpha_text, out) -> None:
     """Network interpolation: (1 - alpha) PSNR + alpha GAN, one checkpoint per alpha in OUT."""
     from pathlib import Path
 
-    from srbench.checkpoints import alpha_label, generator_info, interpolate, load_generator, save_checkpoint
-    from srbench.images import ensure_writable_dir
+    from srbench.checkpoints import (
+        alpha_label,
+        generator_info,
+        interpolate,
+        load_generator,
+        read_metadata,
+        save_checkpoint,
+    )
+    from srbench.errors import BadInputError
+    from srbench.images import ensure_writable_dir, file_sha256
 
     alphas = _parse_alphas(alpha_text)
     ensure_writable_dir(out)  # before the networks are loaded
     info = generator_info(load_generator(gan))  # validates the architecture once
-    for alpha in alphas:
+    start = generator_info(load_generator(psnr))
+    if (start["arch"], start["config"]) != (info["arch"], info["config"]):
+        # equal tensor shapes do not make one network: an x2 and an x4 RRDBNet (12 input channels) blended as x4
+        raise BadInputError(f"cannot interpolate {psnr} ({start['arch']} {start['config']}) with {gan} "
+                            f"({info['arch']} {info['config']}): they are not one architecture and configuration")
+    inputs = {"psnr": str(Path(psnr).resolve()), "gan": str(Path(gan).resolve()),
+              "psnr_sha256": file_sha256(psnr), "gan_sha256": file_sha256(gan)}
+    targets = [Path(out) / f"{alpha_label(alpha)}.safetensors" for alpha in alphas]
+    for target in targets:  # a file of other inputs is another result: never replaced (the same inputs: the same file)
+        before = (read_metadata(target) or {}).get("extra", {}) if target.exists() else None
+        if before is not None and (before.get("psnr_sha256"), before.get("gan_sha256")) != (
+                inputs["psnr_sha256"], inputs["gan_sha256"]):
+            raise BadInputError(f"{target} already holds an interpolation of other checkpoints "
+                                f"({before.get('psnr')}, {before.get('gan')}): choose another --out or remove it")
+    for alpha, target in zip(alphas, targets, strict=True):
         state = interpolate(psnr, gan, alpha)
-        path = save_checkpoint(state, Path(out) / f"{alpha_label(alpha)}.safetensors", arch=info["arch"],
-                               config=info["config"], variant=info["variant"], stage="interp",
-                               extra={"alpha": alpha, "psnr": str(psnr), "gan": str(gan)})
+        path = save_checkpoint(state, target, arch=info["arch"], config=info["config"], variant=info["variant"],
+                               stage="interp", extra={"alpha": alpha, **inputs})
         click.echo(str(path))
 
 

@@ -195,6 +195,43 @@ def test_interp_refuses_before_writing_anything(net, tmp_path, case):
     assert not out.exists() or not any(out.iterdir())
 
 
+def test_interp_refuses_two_networks_of_equal_shapes_but_other_configurations(tmp_path):
+    # an x2 RRDBNet and an x4 one with 12 input channels have the same tensors' shapes: blended, saved as x4
+    from srbench.archs import build_generator
+    from srbench.checkpoints import save_checkpoint
+
+    x2 = {"num_block": 1, "num_feat": 8, "num_grow_ch": 4, "scale": 2}
+    x4 = {"num_block": 1, "num_feat": 8, "num_grow_ch": 4, "scale": 4, "num_in_ch": 12}
+    save_checkpoint(build_generator("rrdbnet", x2), tmp_path / "x2.safetensors", arch="rrdbnet", config=x2)
+    save_checkpoint(build_generator("rrdbnet", x4), tmp_path / "x4.safetensors", arch="rrdbnet", config=x4)
+    res = CliRunner().invoke(main, ["interp", str(tmp_path / "x2.safetensors"), str(tmp_path / "x4.safetensors"),
+                                    "--alpha", "0.5", "--out", str(tmp_path / "out")])
+    assert res.exit_code == 1 and "they are not one architecture and configuration" in res.output
+    assert not any((tmp_path / "out").iterdir())
+
+
+def test_interp_never_replaces_an_interpolation_of_other_checkpoints(net, tmp_path):
+    # the same --out with another psnr checkpoint replaced alpha0.5 without a word, beside the first pair's alpha0
+    torch.save(net.state_dict(), tmp_path / "psnr.pth")
+    torch.manual_seed(7)
+    torch.save(RRDBNet(**CONFIG).state_dict(), tmp_path / "gan.pth")
+    torch.save(RRDBNet(**CONFIG).state_dict(), tmp_path / "other.pth")
+
+    def interp(psnr: str, alphas: str):
+        return CliRunner().invoke(main, ["interp", str(tmp_path / psnr), str(tmp_path / "gan.pth"), "--alpha", alphas,
+                                         "--out", str(tmp_path / "out")])
+
+    assert interp("psnr.pth", "0,0.5").exit_code == 0
+    made = (tmp_path / "out/alpha0.5.safetensors").read_bytes()
+    extra = load_state(tmp_path / "out/alpha0.5.safetensors").metadata["extra"]
+    assert len(extra["psnr_sha256"]) == 64 and len(extra["gan_sha256"]) == 64  # what it was made of, by content
+    assert interp("psnr.pth", "0.5").exit_code == 0  # the same inputs again: the same file
+    assert (tmp_path / "out/alpha0.5.safetensors").read_bytes() == made
+    refused = interp("other.pth", "0.5")
+    assert refused.exit_code == 1 and "already holds an interpolation of other checkpoints" in refused.output
+    assert (tmp_path / "out/alpha0.5.safetensors").read_bytes() == made
+
+
 def test_models_inspect_and_list(net, tmp_path):
     torch.save({"params_ema": net.state_dict()}, tmp_path / "g.pth")
     res = CliRunner().invoke(main, ["models", "inspect", str(tmp_path / "g.pth")])
