@@ -727,7 +727,8 @@ def _refuse_one_dataset_twice(given: Sequence[str], resolved: Sequence[D.Dataset
             if ds.name.casefold() == other.name.casefold() or same_folder:
                 what = "the same folder" if same_folder else f"datasets named {other.name!r} and {ds.name!r}"
                 raise BadInputError(f"--dataset {other_text} and --dataset {text} are {what}: give each dataset "
-                                    "once, and two folders of one name in separate runs")
+                                    "once, and two folders of one name in separate runs (with --store, under "
+                                    "other --name values: a store labels a set by its name)")
         seen.append((text, ds))
 
 
@@ -776,6 +777,13 @@ def evaluate_model(
     for ds in resolved:
         result = evaluate_dataset(source, ds, options, progress=progress, store=store, suite=suite)
         if store is not None and suite is not None and result.per_image:
+            before = store.labelled_dataset(suite, result.model, result.dataset, result.scale)
+            if before is not None and before != result.provenance["dataset_sha256"]:
+                # two folders of one name evaluated in separate runs: the label names the newer one only
+                result.warnings.append(
+                    f"the store's label {result.model!r} of suite {suite!r} on {result.dataset} (x{result.scale}) "
+                    f"named results on other images of a set of this name; it names these now (the others stay "
+                    f"stored: another --name keeps both in the tables)")
             store.label(suite, result.model, result.provenance["model_key"], result.dataset,
                         result.provenance["dataset_sha256"], result.scale)
         yield result

@@ -446,6 +446,18 @@ class Store:
             conn.execute("INSERT INTO labels (model_key, suite, model, dataset, dataset_key, scale) "
                          "VALUES (?, ?, ?, ?, ?, ?)", (model_key, suite, model, dataset, dataset_key, scale))
 
+    @_translate_errors
+    def labelled_dataset(self, suite: str, model: str, dataset: str, scale: int | None = None) -> str | None:
+        """The dataset key the label of ``model`` in ``suite`` on ``dataset`` names at ``scale`` (or at every
+        scale), None where there is none."""
+        query = "SELECT dataset_key FROM labels WHERE suite = ? AND model = ? AND dataset = ?"
+        args: tuple = (suite, model, dataset)
+        if self._labels_have_scale():
+            query += " AND (scale = ? OR scale = 0) ORDER BY scale DESC"
+            args += (scale or 0,)
+        row = self._retry(lambda: self._open_conn.execute(query, args).fetchone())
+        return None if row is None else row[0]
+
     # -- reading -----------------------------------------------------------------------------------------
     @_translate_errors
     def runs(self) -> list[dict]:

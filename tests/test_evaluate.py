@@ -195,6 +195,23 @@ def test_an_sr_size_of_another_scale_or_of_an_lr_image_says_so(shared_data, tmp_
     assert errors["bird"].endswith("SR is 200x200 grayscale, HR is 200x200 (cropped from 202x202) 3 channels")
 
 
+def test_a_label_moved_to_another_folder_of_the_same_name_says_so(shared_data, tmp_path):
+    # a/imgs then b/imgs in separate runs under one --name: the second's label replaced the first's silently
+    from srbench.store import Store
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = _tiny_set(shared_data, tmp_path / "a" / "imgs")
+    second = _tiny_set(shared_data, tmp_path / "b" / "imgs", 160)
+    with Store(tmp_path / "s.sqlite") as store:
+        (one,) = evaluate_model("bicubic", [str(first)], store=store, suite="evaluate", name="bic")
+        (again,) = evaluate_model("bicubic", [str(first)], store=store, suite="evaluate", name="bic")
+        (two,) = evaluate_model("bicubic", [str(second)], store=store, suite="evaluate", name="bic")
+    assert not any("label" in w for w in one.warnings + again.warnings)
+    (moved,) = [w for w in two.warnings if "label" in w]
+    assert moved.startswith("the store's label 'bic' of suite 'evaluate' on imgs (x4) named results on other images")
+
+
 def test_unknown_metric_and_protocol_fail_before_work(shared_data):
     with pytest.raises(BadInputError, match="unknown metric 'psnr_rgb'"):
         list(evaluate_model("bicubic", ["skimage"], metrics=["psnr_rgb"]))
