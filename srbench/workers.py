@@ -55,14 +55,13 @@ naming the image.
 
 from __future__ import annotations
 
-import contextlib
 import multiprocessing.context
 import numbers
 import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -167,35 +166,6 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
     threading.Thread(target=watch, name="srbench-parent-watch", daemon=True).start()
-
-
-_sigint_outside_task = False
-
-
-def init_training_worker() -> None:
-    """A training process of ``srbench ablate --jobs N``. The terminal sends Ctrl-C to every process of the job,
-    and one that came while this process was starting (unpickling its task imports torch: seconds) or idle between
-    tasks printed a KeyboardInterrupt traceback from outside any handler. Outside a task (:func:`training_task`)
-    a Ctrl-C is only remembered."""
-    signal.signal(signal.SIGINT, _remember_sigint)
-
-
-def _remember_sigint(signum: int, frame: object) -> None:
-    global _sigint_outside_task
-    _sigint_outside_task = True
-
-
-@contextlib.contextmanager
-def training_task() -> Iterator[None]:
-    """Within the block Ctrl-C has its usual effect (the training defers it to its step's end and saves). After a
-    Ctrl-C outside a task, the parent is stopping: a task taken from the queue after it stops before it begins."""
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        if _sigint_outside_task:
-            raise KeyboardInterrupt
-        yield
-    finally:
-        signal.signal(signal.SIGINT, _remember_sigint)
 
 
 # glibc's mallopt parameters; thresholds a worker's per-image arrays (a few MB each) stay under.

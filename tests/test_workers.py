@@ -328,7 +328,7 @@ def test_workers_leave_when_their_parent_is_killed(tmp_path):
 _TRAINING_POOL = '''
 import multiprocessing, os, signal, time
 from concurrent.futures import ProcessPoolExecutor
-from srbench import workers as W
+from srbench.train import interrupts as W
 
 def task():
     with W.training_task():

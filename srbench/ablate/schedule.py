@@ -56,7 +56,8 @@ class _Trainings:
 
     def add(self, name: str, stage: str) -> None:
         """Stage ``stage`` of entry ``name``: given, cached (placed now), or queued (joining an equal job)."""
-        from srbench.train.cache import data_fingerprints, stage_key
+        from srbench.train.cache import stage_key
+        from srbench.train.config import data_fingerprints
 
         given = self.plan.existing(name, stage)
         if given is not None:
@@ -208,7 +209,7 @@ class _Trainings:
         from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
         from srbench.train.cache import train_in_worker
-        from srbench.workers import init_training_worker
+        from srbench.train.interrupts import init_training_worker
 
         threads = self.threads or 1
         running: dict = {}

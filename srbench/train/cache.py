@@ -71,21 +71,6 @@ def canonical_json(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
 
 
-def data_fingerprints(config: TrainConfig, memo: dict | None = None) -> dict[str, str | None]:
-    """Content fingerprints of the training set and the named validation set (None when held out of training)."""
-    from srbench.datasets import resolve
-
-    memo = {} if memo is None else memo
-
-    def of(name: str) -> str:
-        key = (name, config.data.data_root)
-        if key not in memo:
-            memo[key] = resolve(name, config.data.data_root).fingerprint()
-        return memo[key]
-
-    return {"train": of(config.data.train), "val": of(config.data.val) if config.data.val is not None else None}
-
-
 def fingerprint_inputs(config: TrainConfig, stage: str, *, data: dict[str, str | None], init_sha256: str | None,
                        device: str, threads: int | None = None) -> dict:
     """What determines the weights of ``stage`` of ``config`` (see the module docstring), as JSON-ready values."""
@@ -374,7 +359,7 @@ def train_in_worker(root: str, config: TrainConfig, stage: str, key: StageKey, i
 
     import torch
 
-    from srbench.workers import training_task
+    from srbench.train.interrupts import training_task
 
     with training_task():
         torch.set_num_threads(threads)

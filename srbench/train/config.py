@@ -45,8 +45,6 @@ from srbench.text import read_toml, shown
 STAGES = ("psnr", "gan")
 # Stage keys read by the gan stage alone (its discriminator and the generator's moving average).
 GAN_ONLY = ("d_lr", "d_num_feat", "ema_decay", "discriminator")
-# The adversarial losses whose discriminator step adds a gradient penalty (weight loss.gp_weight).
-GRADIENT_PENALTY_LOSSES = ("wgan-gp", "ragp")
 PRESETS = ("smoke", "short", "paper")
 INT64_MAX = 2**63 - 1  # seeds and counters end up in JSON, SQLite and numpy: all 64-bit
 # Run and suite names become folder names: one path component, never a way out of the output folder.
@@ -172,6 +170,12 @@ def _frequency_losses() -> tuple:
     from srbench.train.losses import FREQUENCY_LOSSES
 
     return FREQUENCY_LOSSES
+
+
+def _gradient_penalty_losses() -> tuple:
+    from srbench.train.losses import GRADIENT_PENALTY_LOSSES
+
+    return GRADIENT_PENALTY_LOSSES
 
 
 def _discriminators() -> tuple:
@@ -577,8 +581,9 @@ def _check_losses(loss: LossConfig) -> None:
     # Recorded with the run (and in the training cache's fingerprint) but never read: the configuration would say
     # something the weights do not.
     defaults = LossConfig()
-    if loss.adversarial not in GRADIENT_PENALTY_LOSSES and loss.gp_weight != defaults.gp_weight:
-        raise BadInputError(f"loss.gp_weight: only the gradient-penalty losses ({', '.join(GRADIENT_PENALTY_LOSSES)}) "
+    penalised = _gradient_penalty_losses()
+    if loss.adversarial not in penalised and loss.gp_weight != defaults.gp_weight:
+        raise BadInputError(f"loss.gp_weight: only the gradient-penalty losses ({', '.join(penalised)}) "
                             f"read it; with loss.adversarial = {shown(loss.adversarial)} it would be ignored")
     if loss.perceptual_backbone == "lpips" and loss.lpips_weight > 0:
         raise BadInputError("loss.lpips_weight adds LPIPS beside the perceptual term, which is LPIPS already "
@@ -624,3 +629,18 @@ def _check_cross(config: TrainConfig) -> None:
         raise BadInputError(f"data.val_crop: {data.val_crop} gives a {data.val_crop // data.scale}-pixel LR crop, "
                             f"which {variant.arch} at x{data.scale} cannot pixel-unshuffle; allowed: a multiple "
                             f"of {unshuffle * data.scale}")
+
+
+def data_fingerprints(config: TrainConfig, memo: dict | None = None) -> dict[str, str | None]:
+    """Content fingerprints of the training set and the named validation set (None when held out of training)."""
+    from srbench.datasets import resolve
+
+    memo = {} if memo is None else memo
+
+    def of(name: str) -> str:
+        key = (name, config.data.data_root)
+        if key not in memo:
+            memo[key] = resolve(name, config.data.data_root).fingerprint()
+        return memo[key]
+
+    return {"train": of(config.data.train), "val": of(config.data.val) if config.data.val is not None else None}

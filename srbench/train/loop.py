@@ -25,7 +25,7 @@ import torch
 from srbench.checkpoints import save_checkpoint
 from srbench.errors import BadInputError, OutputError, StoppedByUser
 from srbench.images import atomic_write_bytes, atomic_write_text, ensure_writable_dir
-from srbench.train.config import TrainConfig, check_training_set, upgrade_saved_config
+from srbench.train.config import TrainConfig, check_training_set, data_fingerprints, upgrade_saved_config
 from srbench.train.data import training_data, validation_l1
 from srbench.train.ddp import Dist, any_rank, init_distributed, sync_buffers, write_rank_digests
 from srbench.train.lock import lock_run_folder
@@ -186,8 +186,6 @@ class Trainer:
     @functools.cached_property
     def data_sha256(self) -> dict[str, str | None]:
         """Content fingerprints of the training and validation sets (what the training cache keys them by)."""
-        from srbench.train.cache import data_fingerprints
-
         return data_fingerprints(self.config)
 
     def state(self) -> dict:

@@ -91,6 +91,8 @@ log = logging.getLogger(__name__)
 
 # The contract's order (error messages list them so).
 ADVERSARIAL_KINDS = ("standard", "ragan", "rahinge", "rals", "rcgan", "rchinge", "rcls", "ragp", "wgan-gp")
+# The adversarial losses whose discriminator step adds a gradient penalty (weight loss.gp_weight).
+GRADIENT_PENALTY_LOSSES = ("wgan-gp", "ragp")
 PERCEPTUAL_BACKBONES = ("vgg", "lpips", "dists")
 PERCEPTUAL_CRITERIA = ("l1", "l2")  # the vgg backbone's feature distance
 FREQUENCY_LOSSES = ("none", "fft", "fft-l1", "spectral")
@@ -199,8 +201,6 @@ def generator_loss(kind: str, real: torch.Tensor, fake: torch.Tensor) -> torch.T
 
 
 def uses_gradient_penalty(kind: str) -> bool:
-    from srbench.train.config import GRADIENT_PENALTY_LOSSES
-
     return kind in GRADIENT_PENALTY_LOSSES
 
 

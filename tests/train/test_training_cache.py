@@ -9,7 +9,7 @@ import json
 import pytest
 
 from srbench.train import cache as C
-from srbench.train.config import resolve_config
+from srbench.train.config import data_fingerprints, resolve_config
 
 DATA = {"train": "t" * 64, "val": None}
 
@@ -141,11 +141,11 @@ def test_the_cached_stage_is_what_a_plain_training_gives(tmp_path, tiny_stages):
     config = resolve_config({"variant": "srgan-nobn", **tiny_stages}, "smoke")
     plain = Trainer(config, "psnr", tmp_path / "plain", device="cpu", progress=False).run().final
     cache = C.TrainingCache(tmp_path / "cache")
-    key = C.stage_key(config, "psnr", data=C.data_fingerprints(config), init=None, device="cpu")
+    key = C.stage_key(config, "psnr", data=data_fingerprints(config), init=None, device="cpu")
     cached = cache.get_or_train(config, "psnr", key, init=None, device="cpu", progress=False, log=lambda m: None)
     assert cached.trained and cached.final.read_bytes() == plain.read_bytes()
     renamed = dataclasses.replace(config, name="renamed")
-    again = cache.get_or_train(renamed, "psnr", C.stage_key(renamed, "psnr", data=C.data_fingerprints(renamed),
+    again = cache.get_or_train(renamed, "psnr", C.stage_key(renamed, "psnr", data=data_fingerprints(renamed),
                                                             init=None, device="cpu"),
                                init=None, device="cpu", progress=False, log=lambda m: None)
     assert not again.trained and again.folder == cached.folder
