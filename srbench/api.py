@@ -34,13 +34,16 @@ PER_IMAGE_COLUMNS = ["model", "dataset", "protocol", "scale", "image", "metric",
 CI_RESAMPLES = 2000  # of the summary's ci_low/ci_high (seed 0); srbench.stats for more
 
 
-def _as_list(value: str | os.PathLike | Iterable[str | os.PathLike]) -> list[str]:
+def _as_list(value: str | os.PathLike | Iterable[str | os.PathLike], what: str = "a name") -> list[str]:
     """A name or path, a list of them, or the CLI's comma form ("set5,set14"; a path with a comma stays whole)."""
     if isinstance(value, os.PathLike) or (isinstance(value, str) and ("," not in value or os.path.exists(value))):
         return [os.fspath(value)]
     if isinstance(value, str):
         return [v.strip() for v in value.split(",") if v.strip()]
-    return [os.fspath(v) for v in value]
+    try:
+        return [os.fspath(v) for v in value]
+    except TypeError:
+        raise BadInputError(f"{what} is a str or path, or a list of them; got {value!r}") from None
 
 
 def _metric_names(metrics: str | Sequence[str] | None) -> list[str] | None:
@@ -48,7 +51,13 @@ def _metric_names(metrics: str | Sequence[str] | None) -> list[str] | None:
     (A str is not iterated: that would name the metrics "p", "s", ...)"""
     if metrics is None:
         return None
-    names = [n.strip() for n in metrics.split(",")] if isinstance(metrics, str) else list(metrics)
+    try:
+        names = [n.strip() for n in metrics.split(",")] if isinstance(metrics, str) else list(metrics)
+    except TypeError:
+        names = [metrics]  # type: ignore[list-item]
+    bad = [n for n in names if not isinstance(n, str)]
+    if bad:
+        raise BadInputError(f"metrics: a metric is named by a str (srbench metrics lists them), got {bad[0]!r}")
     names = [n for n in names if n]
     return names or None
 
@@ -90,7 +99,7 @@ def evaluate(model: PathLike | Iterable[PathLike], datasets: PathLike | Iterable
     from srbench.store import Store
     from srbench.weights import allowing
 
-    models, names = _as_list(model), _as_list(datasets)
+    models, names = _as_list(model, "srbench.evaluate: model"), _as_list(datasets, "srbench.evaluate: datasets")
     if not models or not names:
         raise BadInputError(f"srbench.evaluate: no {'model' if not models else 'dataset'} given (pass a name, a path "
                             "or a list of them)")
@@ -137,7 +146,7 @@ def evaluate_tree(tree: str | os.PathLike, *, protocol: str = "sr", metrics: str
     options = EvalOptions.build(protocol=protocol, metrics=_metric_names(metrics), data_root=data_root,
                                 weights_dir=weights_dir, workers=workers, skip_unavailable=skip_unavailable,
                                 sr_pattern=sr_pattern)
-    wanted = [scales] if isinstance(scales, int) else list(scales or [])
+    wanted = _scales(scales)
     opened = Store(os.fspath(store)) if store is not None else None
     with allowing(allow_unpinned_weights):
         try:
@@ -155,6 +164,24 @@ def evaluate_tree(tree: str | os.PathLike, *, protocol: str = "sr", metrics: str
     results = Results.from_evaluations(found.results)
     results.warnings = [*failed, *results.warnings]
     return results
+
+
+def _scales(scales: object) -> list[int]:
+    """``evaluate_tree``'s scales: a whole number, a list of them or the CLI's comma form ("2,4"; "4" was read
+    as list("4") and matched no leaf)."""
+    if scales is None:
+        return []
+    items: Any = scales.split(",") if isinstance(scales, str) else [scales] if isinstance(scales, numbers.Integral) \
+        else scales
+    try:
+        out = [int(v) if isinstance(v, str) and v.strip().isdigit() else v for v in items]
+    except TypeError:
+        out = [scales]
+    bad = [v for v in out if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1]
+    if bad:
+        raise BadInputError(f"srbench.evaluate_tree: scales are positive whole numbers (4, [2, 4] or '2,4'), got "
+                            f"{scales!r}")
+    return [int(v) for v in out]
 
 
 def _refuse_one_name_twice(models: Sequence[PathLike], datasets: Sequence[PathLike],
@@ -248,6 +275,11 @@ class MetricFunction:
         Traceback (most recent call last):
         srbench.errors.BadInputError: srbench.metric('psnr_y', protocol='sr'): sr is float64, which needs ...
 
+    Given an HR image, the pair is compared as an evaluation compares it: the HR cropped to a multiple of
+    ``scale`` from the top left (MATLAB's ``modcrop``; Set14's comic, 361x250, is scored on 360x248), an SR of the
+    HR's full size cropped the same way, and an RGB SR of three equal channels beside a gray HR taken as its one
+    channel; any other size is refused, naming both.
+
     A metric undefined for an image (NIQE below two 96x96 blocks after the border, BRISQUE of a constant
     image, ...) is NaN, as in evaluations.
     """
@@ -256,6 +288,13 @@ class MetricFunction:
     protocol: str
     scale: int = 4
     value_range: ValueRange | None = None
+
+    def __post_init__(self) -> None:
+        # Built directly (the class is public) as well as by metric(): a scale of -1 shaved no border and
+        # cropped nothing, a number the protocol never gives.
+        if isinstance(self.scale, bool) or not isinstance(self.scale, numbers.Integral) or self.scale < 1:
+            raise BadInputError(f"srbench.metric({self.name!r}): scale must be a positive whole number (the "
+                                f"border shaved), got {self.scale!r}")
 
     def __call__(self, sr: np.ndarray, hr: np.ndarray | None = None, *,
                  value_range: ValueRange | None = None) -> float:
@@ -274,7 +313,10 @@ class MetricFunction:
             raise BadInputError(f"{self.name} compares an SR image with its HR image: call it as f(sr, hr)")
         span = _value_range(self, self.value_range if value_range is None else value_range)
         sr = _as_image(self, "sr", sr, span)
-        hr = sr if hr is None else _as_image(self, "hr", hr, span)
+        if hr is None:
+            hr = sr
+        else:
+            sr, hr = _fitted(self, sr, _as_image(self, "hr", hr, span))
         names = proto.resolve_metrics([self.name])
         from srbench.weights import check_metrics
 
@@ -287,6 +329,22 @@ class MetricFunction:
 
     def __repr__(self) -> str:
         return f"srbench.metric({self.name!r}, protocol={self.protocol!r})"
+
+
+def _fitted(f: MetricFunction, sr: np.ndarray, hr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The pair as an evaluation compares it: HR cropped to a multiple of the scale (MATLAB's modcrop), an SR of
+    the HR's full size cropped the same way, a gray HR's RGB SR of three equal channels taken as its one channel."""
+    from srbench.matlab import modcrop
+    from srbench.sources import fit_sr
+
+    if min(hr.shape[:2]) < f.scale:
+        raise BadInputError(f"{f!r}: HR is {hr.shape[0]}x{hr.shape[1]}, smaller than the scale x{f.scale}")
+    cropped = modcrop(hr, f.scale)
+    try:
+        sr, _ = fit_sr(sr, cropped, hr.shape[:2] if cropped.shape != hr.shape else None, f.scale)
+    except BadInputError as exc:
+        raise BadInputError(f"{f!r}: {exc}") from None
+    return sr, cropped
 
 
 def _value_range(f: MetricFunction, value_range: object) -> ValueRange | None:
@@ -314,7 +372,9 @@ def _as_image(f: MetricFunction, which: str, img: object, value_range: ValueRang
         raise BadInputError(f"{f!r}: {which} has shape {arr.shape}; images are HxW (gray) or HxWx3 (RGB), "
                             "not empty")
     if arr.dtype == np.uint8:
-        return arr
+        # C order: a transposed tensor's view (CHW -> HWC) gave some metrics other last bits than the same pixels
+        # read from a file
+        return np.ascontiguousarray(arr)
     if value_range is None:
         raise BadInputError(f"{f!r}: {which} is {arr.dtype}, which needs value_range=(low, high), the span of "
                             "its values (e.g. (0, 1) for floats in [0, 1]); only uint8 is read without one, as "
@@ -358,11 +418,8 @@ def metric(name: str, *, protocol: str | None = None, scale: int = 4,
     from srbench.protocols import get_protocol
 
     get_protocol(protocol).metric(name)  # a metric outside the protocol fails here, with the known ones
-    if isinstance(scale, bool) or not isinstance(scale, numbers.Integral) or scale < 1:
-        raise BadInputError(f"srbench.metric({name!r}): scale must be a positive whole number (the border "
-                            f"shaved), got {scale!r}")
-    scale = int(scale)
     f = MetricFunction(name, protocol, scale)
+    f = MetricFunction(name, protocol, int(scale))
     return MetricFunction(name, protocol, scale, _value_range(f, value_range))
 
 
@@ -507,13 +564,20 @@ class Results:
     def _metrics(self, metrics: str | Sequence[str] | None) -> list[str]:
         return _metric_names(metrics) or list(dict.fromkeys(self._tidy["metric"]))
 
-    def table(self, metrics: Sequence[str] | None = None, *, fmt: str = "markdown",
-              datasets: Sequence[str] | None = None, ci: bool = False,
-              published: Sequence[str] | None = None) -> str:
+    def table(self, metrics: str | Sequence[str] | None = None, *, fmt: str = "markdown",
+              datasets: str | Sequence[str] | None = None, ci: bool = False,
+              published: str | Sequence[str] | None = None) -> str:
         """The paper table ``srbench table`` prints (markdown, latex or csv): best bold, second underlined, § on
         NIQE/PI values within another's conditioning range; ``ci``: bootstrap intervals beside the values;
-        ``published``: collections of published numbers (srbench.published_results) as extra rows."""
-        from srbench.report import paper_table
+        ``published``: collections of published numbers (srbench.published_results) as extra rows. ``datasets``
+        (a list or "set5,set14", matched without case) picks and orders the columns; a dataset these results
+        do not hold is a BadInputError naming those they do."""
+        from srbench.report import known_datasets, paper_table
+
+        if isinstance(published, str):
+            published = _as_list(published, "published")
+        datasets = known_datasets(None if datasets is None else _as_list(datasets, "datasets"), self._tidy,
+                                  published, "these results")
 
         intervals, scale_intervals = None, None
         if ci:
@@ -547,6 +611,8 @@ class Results:
         ``dataset`` (default: the one dataset with pirm-protocol results), as a matplotlib Figure."""
         from srbench.plots import draw_plane
 
+        if isinstance(published, str):
+            published = _as_list(published, "published")
         pirm = self._tidy[self._tidy["protocol"] == "pirm"]
         if dataset is None:
             found = list(dict.fromkeys(pirm["dataset"]))
@@ -554,6 +620,10 @@ class Results:
                 raise BadInputError(f"name the dataset of the plane: pirm-protocol results are on "
                                     f"{', '.join(found) or 'no dataset'} (evaluate with protocol='pirm')")
             dataset = found[0]
+        else:
+            from srbench.report import known_dataset
+
+            dataset = known_dataset(dataset, pirm, published, "these results' pirm-protocol values")
         intervals = None
         if ci:
             intervals = {(k[0], k[1], k[4]): v for k, v in self._intervals(10000).items()
@@ -572,9 +642,13 @@ class Results:
         unknown = [m for m in (model_a, model_b) if m not in known]
         if unknown:
             raise BadInputError(f"compare: unknown model {unknown[0]!r}; these results hold {', '.join(known)}")
-        if dataset is not None and dataset not in {s.dataset for s in self._sets}:
-            raise BadInputError(f"compare: no results on dataset {dataset!r}; these results hold "
-                                f"{', '.join(dict.fromkeys(s.dataset for s in self._sets))}")
+        if dataset is not None:
+            from srbench.report import known_dataset
+
+            try:
+                dataset = known_dataset(dataset, self._tidy, None, "these results")
+            except BadInputError as exc:
+                raise BadInputError(f"compare: {exc}") from None
         rows = []
         for a in self._sets:
             if a.model != model_a or (dataset and a.dataset != dataset) or (protocol and a.protocol != protocol):

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from srbench.errors import SrbenchError
+from srbench.errors import BadInputError, SrbenchError
 from srbench.jsonnum import dumps as json_dumps
 from srbench.version import __version__
 
@@ -772,30 +772,12 @@ def table(suite, metrics, datasets, fmt, store_path, ci, published, scale) -> No
 
 
 def _known_datasets(requested: list[str] | None, tidy, published: list[str] | None, suite: str) -> list[str] | None:
-    """``--datasets`` as the store names them (``evaluate --dataset Set5`` stores set5: matched without case); a
-    name neither the suite's results nor the published rows asked for hold is an error naming those that exist,
-    never a column of dashes."""
-    if requested is None:
-        return None
-    stored = list(dict.fromkeys(tidy["dataset"]))
-    known = list(stored)
-    if published:
-        from srbench import published_results as P
+    from srbench.report import known_datasets
 
-        known += [d for d in dict.fromkeys(v.dataset for v in P.select(published)) if d not in known]
-    out = []
-    for name in requested:
-        # the suite's own results first: published set5 beside a stored Set5 (a folder) blanked its column
-        for names in (stored, known):
-            exact = [n for n in names if n == name] or [n for n in names if n.casefold() == name.casefold()]
-            if len(exact) == 1:
-                out.append(exact[0])
-                break
-        else:
-            raise click.BadParameter(f"no results for dataset {name!r} in suite {suite!r}"
-                                     f"{' or the published rows' if published else ''}; it has "
-                                     f"{', '.join(known) or 'none'}", param_hint="--datasets")
-    return out
+    try:
+        return known_datasets(requested, tidy, published, f"suite {suite!r}")
+    except BadInputError as exc:
+        raise click.BadParameter(str(exc), param_hint="--datasets") from None
 
 
 def _at_scale(rows: list[dict], scale: int | None, suite: str | None) -> list[dict]:

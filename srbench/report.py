@@ -415,6 +415,39 @@ def _interval_note(intervals: Mapping[tuple[str, str, str], Any]) -> str:
     return note
 
 
+def known_datasets(requested: Sequence[str] | None, tidy: pd.DataFrame, published: Sequence[str] | None,
+                   where: str) -> list[str] | None:
+    """Requested dataset names as the results name them (``evaluate --dataset Set5`` stores set5: matched without
+    case); a name that neither the results (``where``) nor the published rows asked for hold is a BadInputError
+    naming those that exist, never a column of dashes."""
+    if requested is None:
+        return None
+    stored = list(dict.fromkeys(tidy["dataset"]))
+    known = list(stored)
+    if published:
+        from srbench import published_results as P
+
+        known += [d for d in dict.fromkeys(v.dataset for v in P.select(published)) if d not in known]
+    out = []
+    for name in requested:
+        # the results' own sets first: published set5 beside a stored Set5 (a folder) blanked its column
+        for names in (stored, known):
+            exact = [n for n in names if n == name] or [n for n in names if n.casefold() == name.casefold()]
+            if len(exact) == 1:
+                out.append(exact[0])
+                break
+        else:
+            raise BadInputError(f"no results for dataset {name!r} in {where}"
+                                f"{' or the published rows' if published else ''}; it has "
+                                f"{', '.join(known) or 'none'}")
+    return out
+
+
+def known_dataset(name: str, tidy: pd.DataFrame, published: Sequence[str] | None, where: str) -> str:
+    """One name as :func:`known_datasets` finds it."""
+    return known_datasets([name], tidy, published, where)[0]  # type: ignore[index]
+
+
 def paper_table(tidy: pd.DataFrame, metrics: Sequence[str], fmt: str = "markdown", models: Sequence[str] | None = None,
                 datasets: Sequence[str] | None = None, caption: str | None = None,
                 intervals: Mapping[tuple[str, str, str], Any] | None = None,
@@ -428,7 +461,7 @@ def paper_table(tidy: pd.DataFrame, metrics: Sequence[str], fmt: str = "markdown
     Results of several scales (one method at x2 and x4) get a Scale column: a row per model and scale, ranked
     within its scale only, the intervals of each scale from ``scale_intervals`` (scale -> its intervals)."""
     if fmt not in ("markdown", "latex", "csv"):
-        raise ValueError(f"unknown table format {fmt!r}: use markdown, latex or csv")
+        raise BadInputError(f"unknown table format {fmt!r}: use markdown, latex or csv")
     scales = sorted({int(s) for s in tidy["scale"].dropna()}) if "scale" in tidy.columns else []
     groups: list[tuple[int | None, TableModel]]
     if len(scales) > 1:

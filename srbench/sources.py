@@ -300,37 +300,46 @@ def read_folder_sr(path: Path, pair: D.Pair, scale: int) -> tuple[np.ndarray, tu
     """The SR file ``path`` fitted to ``pair``'s HR (cropped as it was where the SR is full size), and what the
     reader noted; a BadInputError naming both sizes when it does not fit. (A worker process runs it too.)"""
     decoded = decode_image(path)
-    sr, notes = decoded.pixels, decoded.notes
-    if pair.hr.ndim == 2 and sr.ndim == 3 and sr.shape[2] == 3 and (sr == sr[..., :1]).all():
+    try:
+        sr, notes = fit_sr(decoded.pixels, pair.hr, pair.cropped_from, scale)
+    except BadInputError as exc:
+        raise BadInputError(f"{path}: {exc}") from None
+    if sr.shape == pair.hr.shape and np.array_equal(sr, pair.hr):
+        notes = (*notes, "equal to its HR image pixel for pixel (a copy of the ground truth, not an SR result?)")
+    return sr, (*decoded.notes, *(f"{path}: {note}" for note in notes))
+
+
+def fit_sr(sr: np.ndarray, hr: np.ndarray, cropped_from: tuple[int, int] | None,
+           scale: int) -> tuple[np.ndarray, tuple[str, ...]]:
+    """``sr`` as it is compared with ``hr`` (an HR image cropped to a multiple of ``scale``, from
+    ``cropped_from`` when that cropped it), and what was done to it; a BadInputError naming both sizes when it
+    does not fit. The folder sources and ``srbench.metric`` share it, so both give one value for one image."""
+    notes: tuple[str, ...] = ()
+    if hr.ndim == 2 and sr.ndim == 3 and sr.shape[2] == 3 and (sr == sr[..., :1]).all():
         # Gray images are compared on their one channel; PyTorch releases save a gray image's result (Set14's
         # bridge) as RGB with three equal channels, which is that channel exactly.
         sr = np.ascontiguousarray(sr[..., 0])
-        notes = (*notes, f"{path}: RGB with three equal channels, its HR is gray: compared on its one channel")
-    if sr.shape != pair.hr.shape and pair.cropped_from is not None and sr.shape[:2] == pair.cropped_from:
+        notes = (*notes, "RGB with three equal channels, its HR is gray: compared on its one channel")
+    if sr.shape != hr.shape and cropped_from is not None and sr.shape[:2] == cropped_from:
         # A full-size SR of an HR that is not a multiple of the scale: crop it the same way.
         full = sr.shape[:2]
         sr = modcrop(sr, scale)
-        notes = (*notes, f"{path}: {full[0]}x{full[1]}, the full HR size: cropped to {sr.shape[0]}x{sr.shape[1]} "
+        notes = (*notes, f"{full[0]}x{full[1]}, the full HR size: cropped to {sr.shape[0]}x{sr.shape[1]} "
                          "as its HR is (modcrop, from the top left)")
-    if sr.shape == pair.hr.shape:
-        if np.array_equal(sr, pair.hr):
-            notes = (*notes, f"{path}: equal to its HR image pixel for pixel (a copy of the ground truth, not an SR "
-                             f"result?)")
+    if sr.shape == hr.shape:
         return sr, notes
-    hr_desc = f"{pair.hr.shape[0]}x{pair.hr.shape[1]}"
-    if pair.cropped_from is not None:
-        hr_desc += f" (cropped from {pair.cropped_from[0]}x{pair.cropped_from[1]})"
-    raise BadInputError(
-        f"{path}: SR is {sr.shape[0]}x{sr.shape[1]} {describe_channels(sr)}, "
-        f"HR is {hr_desc} {describe_channels(pair.hr)}{_size_hint(sr.shape[:2], pair, scale)}"
-    )
+    hr_desc = f"{hr.shape[0]}x{hr.shape[1]}"
+    if cropped_from is not None:
+        hr_desc += f" (cropped from {cropped_from[0]}x{cropped_from[1]})"
+    raise BadInputError(f"SR is {sr.shape[0]}x{sr.shape[1]} {describe_channels(sr)}, "
+                        f"HR is {hr_desc} {describe_channels(hr)}{_size_hint(sr.shape[:2], hr, cropped_from, scale)}")
 
 
-def _size_hint(size: tuple[int, ...], pair: D.Pair, scale: int) -> str:
+def _size_hint(size: tuple[int, ...], hr: np.ndarray, cropped_from: tuple[int, int] | None, scale: int) -> str:
     """What an SR size that does not fit says: another scale's crop of the HR (an x3 model's outputs evaluated at
     x4 are a few pixels off, nothing more), or the size of an LR image (the input, not a result)."""
-    full = pair.cropped_from or pair.hr.shape[:2]
-    if size == pair.hr.shape[:2]:  # the channels differ, not the size
+    full = cropped_from or hr.shape[:2]
+    if size == hr.shape[:2]:  # the channels differ, not the size
         return ""
     for other in (2, 3, 4, 8):
         if other != scale and size == (full[0] // other * other, full[1] // other * other):

@@ -91,8 +91,9 @@ def test_compare_and_add(tmp_path):
     assert row.metric == "psnr_y" and row.difference > 0 and row.wins == 5 and row.losses == 0
     with pytest.raises(BadInputError, match="unknown model 'nosuch'; these results hold bicubic, worse"):
         both.compare("bicubic", "nosuch")
-    with pytest.raises(BadInputError, match="no results on dataset 'set5'; these results hold skimage"):
+    with pytest.raises(BadInputError, match="no results for dataset 'set5' in these results; it has skimage"):
         both.compare("bicubic", "worse", dataset="set5")
+    assert both.compare("bicubic", "worse", dataset="SKImage").equals(table)  # a set's name without its case
 
 
 def test_metric_by_name_is_the_value_evaluate_stores():
@@ -284,3 +285,70 @@ def test_ssim_of_an_image_under_its_window_is_undefined_and_its_psnr_kept(tmp_pa
     assert math.isnan(both.summary.set_index("metric")["value"]["ssim_y"])
     (note,) = [w for w in both.warnings if "undefined (NaN)" in w]
     assert "SSIM needs an image of at least 11x11 pixels" in note and "NIQE" not in note  # its own reason
+
+
+def test_metric_compares_a_pair_as_an_evaluation_does(tmp_path, shared_data):
+    # Set14's comic is 361x250 (rows x columns): an evaluation crops HR (and a full-size SR) to 360x248 first;
+    # bridge is gray, and a PyTorch release saves its result as RGB with three equal channels. srbench.metric on
+    # the same arrays gave 20.628 dB for comic where the evaluation gave 20.644, and refused bridge.
+    from PIL import Image
+
+    (tmp_path / "d/HR").mkdir(parents=True)
+    (tmp_path / "m").mkdir()
+    rng = np.random.default_rng(3)
+    arrays = {}
+    for name in ("comic", "bridge"):
+        hr = np.asarray(Image.open(shared_data / f"benchmark/Set14/HR/{name}.png"))
+        Image.fromarray(hr).save(tmp_path / f"d/HR/{name}.png")
+        sr = np.clip(hr.astype(int) + rng.integers(-9, 10, hr.shape), 0, 255).astype(np.uint8)
+        if sr.ndim == 2:
+            sr = np.dstack([sr] * 3)
+        Image.fromarray(sr).save(tmp_path / f"m/{name}.png")
+        arrays[name] = sr, hr
+    assert arrays["comic"][1].shape[:2] == (361, 250) and arrays["bridge"][1].ndim == 2
+    res = srbench.evaluate(str(tmp_path / "m"), str(tmp_path / "d"), metrics="psnr_y,ssim_y", workers=1)
+    per = res.per_image.set_index(["image", "metric"])["value"]
+    for name, (sr, hr) in arrays.items():
+        for metric in ("psnr_y", "ssim_y"):
+            assert srbench.metric(metric)(sr, hr) == per[(name, metric)], (name, metric)
+    sr, hr = arrays["comic"]
+    assert srbench.metric("psnr_y")(sr[:360, :248], hr) == per[("comic", "psnr_y")]  # an SR cropped already
+    with pytest.raises(BadInputError, match=r"SR is 361x248 .*HR is 360x248 \(cropped from 361x250\)"):
+        srbench.metric("psnr_y")(sr[:, :248], hr)
+
+
+def test_metric_values_do_not_depend_on_the_arrays_memory_layout(shared_data):
+    # A torch tensor made an array (CHW, transposed to HWC) is a view in another order: the spectrum's grey
+    # conversion gave other last bits than the same pixels read from a file.
+    from PIL import Image
+
+    hr = np.asarray(Image.open(shared_data / "benchmark/Set5/HR/butterfly.png"))
+    rng = np.random.default_rng(0)
+    sr = np.clip(hr.astype(int) + rng.integers(-20, 21, hr.shape), 0, 255).astype(np.uint8)
+    view = np.ascontiguousarray(sr.transpose(2, 0, 1)).transpose(1, 2, 0)
+    assert not view.flags.c_contiguous and np.array_equal(view, sr)
+    for name in ("spectrum_discrepancy", "psnr_y"):
+        f = srbench.metric(name)
+        assert f(view, hr) == f(sr, hr) == f(np.asfortranarray(sr), hr), name
+
+
+@pytest.mark.parametrize("call", [
+    lambda: srbench.metric(None), lambda: srbench.metric(3), lambda: srbench.metric(["psnr_y"]),
+    lambda: srbench.evaluate(None, "skimage"), lambda: srbench.evaluate("bicubic", "skimage", metrics=("psnr_y", 3)),
+    lambda: srbench.MetricFunction("psnr_y", "sr", -1),
+], ids=["none", "int", "list", "no-model", "metric-3", "scale-1"])
+def test_bad_names_and_scales_are_one_srbench_error(call):
+    with pytest.raises(BadInputError, match=r"is named by a str|is a str or path|positive whole number"):
+        call()
+
+
+def test_table_datasets_as_the_cli_takes_them(tmp_path):
+    res = srbench.evaluate("bicubic", "skimage", metrics="psnr_y", workers=1)
+    value = f"{res.summary['value'].item():.2f}"
+    for datasets in ("skimage", "SKImage", ["SKIMAGE"]):
+        (row,) = [line for line in res.table(datasets=datasets).splitlines() if line.startswith("| bicubic")]
+        assert row == f"| bicubic | **{value}** |", datasets  # once a column of dashes each
+    with pytest.raises(BadInputError, match="no results for dataset 'set14' in these results; it has skimage"):
+        res.table(datasets="set14")
+    with pytest.raises(BadInputError, match="unknown table format 'xml'"):
+        res.table(fmt="xml")

@@ -9,11 +9,13 @@ import sqlite3
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 
 import srbench
 from srbench.cli import main
+from srbench.errors import BadInputError
 from srbench.images import read_image, write_png
 from srbench.matlab import imresize
 from srbench.store import Store
@@ -111,6 +113,11 @@ def test_the_python_api_gives_the_clis_values(shared_data, tree, tmp_path):
     assert len(stored[stored["model"] == "RCAN"].drop_duplicates(["scale"])) == 2
     only2 = srbench.evaluate_tree(tree, metrics="psnr_y", data_root=shared_data, scales=2, workers=1)
     assert set(only2.summary["scale"]) == {2}
+    # The CLI's comma form, as metrics= takes it ("2" was list("2") once: no leaf, "no leaf was evaluated")
+    as_text = srbench.evaluate_tree(tree, metrics="psnr_y", data_root=shared_data, scales="2", workers=1)
+    pd.testing.assert_frame_equal(as_text.summary, only2.summary)
+    with pytest.raises(BadInputError, match="scales are positive whole numbers"):
+        srbench.evaluate_tree(tree, metrics="psnr_y", data_root=shared_data, scales="x2", workers=1)
 
 
 def test_bad_folders_are_one_line_each_and_the_rest_is_stored(shared_data, tmp_path):

@@ -329,6 +329,8 @@ def get_metric(name: str) -> Metric:
     >>> m.label, m.direction, m.needs_reference, m.version, m.identical
     ('PSNR-Y', 'higher', True, '1', inf)
     """
+    if not isinstance(name, str):  # None or a list: an AttributeError or "unhashable type" from deep inside
+        raise BadInputError(f"a metric is named by a str (srbench metrics lists them), got {name!r}")
     metrics = _ensure_loaded()
     if name in metrics:
         return metrics[name]
