@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -373,3 +373,31 @@ def resolve(name_or_folder: str, data_root: str | os.PathLike | None = None) -> 
     raise DatasetNotFoundError(
         f"{name_or_folder!r} is neither a known dataset ({', '.join(available_names())}) nor a folder"
     )
+
+
+def image_set_digest(names: Iterable[str]) -> str:
+    """What a value is over: a digest of the sorted image names (equal digests: the same images; a count alone
+    would not say that)."""
+    return hashlib.sha256("\n".join(sorted(names)).encode()).hexdigest()[:16]
+
+
+def recorded_image_sets(name: str) -> list[str]:
+    """The :func:`image_set_digest` of each copy of the named set the manifests record, its items named as a
+    folder of that copy names them (``HR/baby.png``: baby; ``image_SRF_4/img_001_SRF_4_HR.png``: img_001); none
+    for a set without a manifest."""
+    from srbench.manifests import load_manifests
+
+    manifest = load_manifests().get(name.casefold())
+    found = []
+    for copy in (manifest or {}).get("copies", []):
+        names = set()
+        for rel in copy.get("files", {}):
+            parts = rel.split("/")
+            stem = parts[-1].rsplit(".", 1)[0]
+            if len(parts) == 1 or (len(parts) == 2 and parts[0].casefold() == "hr"):
+                names.add(stem)
+            elif len(parts) == 2 and _SELFEXSR_DIR.match(parts[0]) and (m := _SELFEXSR_HR.match(stem)):
+                names.add(m.group("name"))
+        if names:
+            found.append(image_set_digest(names))
+    return found

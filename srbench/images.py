@@ -546,6 +546,7 @@ def _read_samples(path: Path, im, fh, handling: str, layout: _Layout, notes: lis
         if layout.kind == "RGBA":
             layout.stored_as = "palette with transparency"
         layout.maxval = 255
+        notes.append(f"{path}: palette image expanded to {layout.kind} through its 8-bit palette (nothing is lost).")
         return np.asarray(im.convert(layout.kind))
     if handling == "to 0/255":
         notes.append(f"{path}: 1-bit image read as 8-bit gray (0 and 1 become 0 and 255).")

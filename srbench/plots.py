@@ -128,6 +128,17 @@ def comparable_with(tidy: pd.DataFrame, dataset: str) -> tuple[Collection[int] |
     return scales, not (known is not None and counts and counts != {known})
 
 
+def unrecorded_images(tidy: pd.DataFrame, dataset: str) -> bool:
+    """Whether ``dataset``'s results are over images named as no copy of the named set the manifests record names
+    them (a folder of one's own called ``set5`` holding other images): published numbers beside them say so."""
+    from srbench.datasets import recorded_image_sets
+
+    rows = tidy[tidy["dataset"] == dataset]
+    digests = set(rows["image_set"].dropna()) if "image_set" in rows else set()
+    recorded = recorded_image_sets(dataset) if digests else []
+    return bool(recorded) and not digests <= set(recorded)
+
+
 def published_points(collections: Sequence[str], dataset: str, scales: Collection[int] | None = None,
                      full_set: bool = True) -> pd.DataFrame:
     """(model, rmse, y) of the published methods of ``collections`` (``srbench.published_results``) with both a
@@ -220,13 +231,16 @@ def draw_plane(tidy: pd.DataFrame, *, dataset: str, title: str | None = None, in
     ax.set_title(title or f"Perception-distortion plane, {dataset}: RMSE vs {what}", parse_math=False)
     if y_metric != "pi":
         ax.plot([], [], " ", label="y axis: NIQE, PI unavailable (no Ma weights:\nsrbench fetch weights nrqm)")
-    # Beside the axes, never over the data.
-    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize=8)
     if not pub.empty:
         ax.scatter(pub["rmse"], pub["y"], facecolors="none", edgecolors="#333333", linewidths=1.2, s=55, zorder=3,
                    label="published (†, not computed here)")
+        if unrecorded_images(tidy, dataset):
+            ax.plot([], [], " ", label=f"{dataset} here: images named as no recorded\ncopy of it (not the "
+                                       "published set?)")
     elif published and y_metric != "pi":
         ax.plot([], [], " ", label="published points not shown: their y is PI")
+    # Beside the axes, never over the data (drawn last: an entry added after it was left out of it).
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize=8)
     everything = pd.concat([points, pub], ignore_index=True) if not pub.empty else points
     y_low = min([float(everything["y"].min()), *noisy["low"]])
     y_high = max([float(everything["y"].max()), *noisy["high"]])

@@ -13,13 +13,14 @@ import html
 import json
 import math
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from srbench.datasets import image_set_digest, recorded_image_sets
 from srbench.errors import BadInputError
 from srbench.images import atomic_write_text
 from srbench.jsonnum import dumps as json_dumps
@@ -39,14 +40,6 @@ def _dataset_level_row(stored: Mapping[tuple[str, str], float | None], metric, v
     value = stored[(metric.name, versions[metric.name])]
     n_images = stored[(metric.n_images_output, versions[metric.n_images_output])]
     return {"value": math.nan if value is None else value, "n_images": int(n_images or 0)}
-
-
-def image_set_digest(names) -> str:
-    """The ``image_set`` of a tidy row: a digest of the sorted image names its value is over (equal digests:
-    the same images; a count alone would not say that)."""
-    import hashlib
-
-    return hashlib.sha256("\n".join(sorted(names)).encode()).hexdigest()[:16]
 
 
 def tidy_from_store(store_rows: list[dict]) -> pd.DataFrame:
@@ -229,11 +222,12 @@ def table_model(tidy: pd.DataFrame, metrics: Sequence[str], models: Sequence[str
     values, ranks = {}, {}
     other_images: set[tuple[str, str, str]] = set()
     for d in datasets:
+        recorded = set(recorded_image_sets(d))
         for m in metrics:
             column = tidy[(tidy["dataset"] == d) & (tidy["metric"] == m)].set_index("model")
             series = column["value"].reindex(models)
             values.update({(model, d, m): v for model, v in series.items() if v is not None and not pd.isna(v)})
-            others = _on_other_images(column, [model for model in models if (model, d, m) in values])
+            others = _on_other_images(column, [model for model in models if (model, d, m) in values], recorded)
             other_images.update((model, d, m) for model in others)
             # A value under another protocol than the column's (each crops its own border) is not ranked with it.
             apart = [model for model, d2, m2, _ in elsewhere if d2 == d and m2 == m and model in models]
@@ -305,15 +299,18 @@ def _image_set_of(row: pd.Series) -> Any:
     return found if isinstance(found, str) else ("n", row.get("n_images"))
 
 
-def _on_other_images(column: pd.DataFrame, shown: Sequence[str]) -> list[str]:
-    """The models of one column whose value is over other images than the column's reference set: the set most
-    shown values share, of those the largest, of those the first model's."""
+def _on_other_images(column: pd.DataFrame, shown: Sequence[str], recorded: Collection[str] = ()) -> list[str]:
+    """The models of one column whose value is over other images than the column's reference set: a recorded
+    copy's images of the set the column names (a folder of one's own called set5 beside the real Set5 was the
+    reference when it came first), then the set most shown values share, of those the largest, of those the first
+    model's."""
     if len(shown) < 2 or column.index.has_duplicates:
         return []
     sets = {model: _image_set_of(column.loc[model]) for model in shown}
     counts = {model: column.loc[model].get("n_images") for model in shown}
     usage = {s: list(sets.values()).count(s) for s in sets.values()}
-    reference = max(shown, key=lambda model: (usage[sets[model]], counts[model] or 0, -shown.index(model)))
+    reference = max(shown, key=lambda model: (sets[model] in recorded, usage[sets[model]], counts[model] or 0,
+                                              -shown.index(model)))
     return [model for model in shown if sets[model] != sets[reference]]
 
 
@@ -367,11 +364,14 @@ def _comparable(tidy: pd.DataFrame, values: list) -> tuple[list, list[str]]:
     dataset whose results are over as many images as the named set has (a folder of one's own named ``set14`` is
     not Set14). The others are left out, each reason said once for the caption."""
     from srbench.datasets import KNOWN_SIZES
-    from srbench.plots import comparable_with
+    from srbench.plots import comparable_with, unrecorded_images
 
     kept, notes = [], {}
+    unrecorded: dict[str, bool] = {}
     for v in values:
         scales, full_set = comparable_with(tidy, v.dataset)
+        if v.dataset not in unrecorded:
+            unrecorded[v.dataset] = unrecorded_images(tidy, v.dataset)
         if scales is not None and v.scale not in scales:
             notes[("scale", v.scale)] = (f"Published x{v.scale} numbers on {v.dataset} left out: these results are "
                                          f"at x{', x'.join(map(str, sorted(scales)))}.")
@@ -382,6 +382,11 @@ def _comparable(tidy: pd.DataFrame, values: list) -> tuple[list, list[str]]:
                                           f"{KNOWN_SIZES[v.dataset.casefold()]}.")
         else:
             kept.append(v)
+            if unrecorded[v.dataset]:
+                notes[("names", v.dataset)] = (
+                    f"{v.dataset} here is over images named as no recorded copy of it names them (a folder of one's "
+                    f"own called {v.dataset}?): its published rows assume the same images. `srbench datasets verify "
+                    f"FOLDER` checks a copy; `srbench datasets manifest` records one.")
     return kept, list(notes.values())
 
 

@@ -138,6 +138,9 @@ def test_pirm_plane_draws_and_finds_region_winners(tmp_path):
     # with PI, the stars are PI's winners
     labels = [h.get_label() for h in draw_plane(tidy, dataset="d").axes[0].get_legend_handles_labels()[0]]
     assert "best in region" not in labels
+    # the legend drawn holds every labelled entry (one added after it, as the published points were, was missing)
+    legend = draw_plane(tidy, dataset="d").axes[0].get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == labels
     with_pi = tidy.assign(metric=tidy["metric"].replace("niqe", "pi"))
     stars = [c for c in draw_plane(with_pi, dataset="d").axes[0].collections if c.get_label() == "best in region"]
     assert len(stars) == 1

@@ -128,7 +128,10 @@ def test_2_bit_gray_png_is_scaled_exactly(tmp_path):
 def test_palette_is_expanded_and_its_transparency_is_alpha(tmp_path):
     pal = Image.fromarray(RGB).convert("P")
     path = _save(tmp_path / "pal.png", pal)
-    np.testing.assert_array_equal(decode_image(path).pixels, np.asarray(pal.convert("RGB")))
+    decoded = decode_image(path)
+    np.testing.assert_array_equal(decoded.pixels, np.asarray(pal.convert("RGB")))
+    # docs/inputs.md: every conversion the reader makes is noted (the palette's was not)
+    assert decoded.notes == (f"{path}: palette image expanded to RGB through its 8-bit palette (nothing is lost).",)
     index = int(np.asarray(pal)[0, 0])
     clear = tmp_path / "clear.png"
     pal.save(clear, transparency=index)

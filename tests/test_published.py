@@ -223,3 +223,49 @@ def test_published_show_names_are_one_line_or_shown(argument):
 def test_an_empty_published_selection_is_refused():
     with pytest.raises(BadInputError, match="no published collection named"):
         P.select([" "])
+
+
+def test_a_folder_of_other_images_named_as_a_known_set_is_said_and_never_the_reference(tmp_path, shared_data):
+    # Five of Set14's images in a folder called set5 are stored as set5, five images as Set5 has: the ESRGAN
+    # paper's Set5 rows stood beside them without a word, and beside the real Set5 as well the folder's value was
+    # the column's reference while the real Set5's was marked not comparable.
+    import shutil
+
+    from click.testing import CliRunner
+
+    from srbench.cli import main
+
+    fake = tmp_path / "own/set5"
+    fake.mkdir(parents=True)
+    for name in ("baboon", "barbara", "coastguard", "comic", "face"):
+        shutil.copy(shared_data / f"benchmark/Set14/HR/{name}.png", fake)
+    store = str(tmp_path / "s.sqlite")
+    run = CliRunner().invoke
+    out = run(main, ["evaluate", "--model", "bicubic", "--dataset", str(fake), "--store", store, "--workers", "1"])
+    assert out.exit_code == 0, out.output
+    table = run(main, ["table", "--store", store, "--suite", "evaluate", "--published", "esrgan-paper",
+                       "--metrics", "psnr_y"])
+    assert table.exit_code == 0, table.output
+    assert "set5 here is over images named as no recorded copy of it names them" in table.output
+    real = tmp_path / "real"
+    real.mkdir()
+    for hr in sorted((shared_data / "benchmark/Set5/HR").glob("*.png")):
+        shutil.copy(hr, real)  # an SR folder: the HR itself, 100 dB
+    out = run(main, ["evaluate", "--model", str(real), "--dataset", "set5", "--data-root", str(shared_data),
+                     "--store", store, "--workers", "1"])
+    assert out.exit_code == 0, out.output
+    rows = {line.split("|")[1].strip(): line for line in run(main, [
+        "table", "--store", store, "--suite", "evaluate", "--metrics", "psnr_y"]).output.splitlines()
+        if line.startswith("| ") and not line.startswith("| Model")}
+    assert "¶" in rows["bicubic"] and "¶" not in rows["real"], rows
+    alone = str(tmp_path / "alone.sqlite")
+    assert run(main, ["evaluate", "--model", str(real), "--dataset", "set5", "--data-root", str(shared_data),
+                      "--store", alone, "--workers", "1"]).exit_code == 0
+    table = run(main, ["table", "--store", alone, "--suite", "evaluate", "--published", "esrgan-paper",
+                       "--metrics", "psnr_y"]).output
+    assert "[esrgan-paper]" in table and "no recorded copy" not in table
+    # the recorded copies of Set5 are recognised by their names: no note beside the real set alone
+    from srbench.datasets import image_set_digest, recorded_image_sets
+
+    assert image_set_digest(["baby", "bird", "butterfly", "head", "woman"]) in recorded_image_sets("Set5")
+    assert image_set_digest([f"img_00{i}" for i in range(1, 6)]) in recorded_image_sets("set5")
