@@ -193,6 +193,10 @@ def _suite(**extra) -> dict:
     ({"report": {"order": 1}}, r"report: unknown key\(s\) 'order'; known: metrics, spectrum_table"),
     ({"presets": {"fast": {}}}, r"presets: unknown preset\(s\) 'fast'; known: smoke, short, paper"),
     ({"source": 3}, r"source = 3; allowed: a string"),
+    # which name repeats, and where (once only "variant names repeat")
+    ({"variants": [{"name": "a", "training": "esrgan"}, {"name": "b", "training": "srgan"},
+                   {"name": "a", "training": "srgan"}]},
+     r"suite\.toml: variant names repeat: 'a' \(entries 1, 3\); each \[\[variants\]\] entry needs its own name"),
 ])
 def test_bad_suite_settings_are_one_line_errors(extra, message):
     with pytest.raises(BadInputError, match=message) as info:

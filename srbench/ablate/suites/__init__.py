@@ -102,8 +102,11 @@ def _parse_variants(data: dict, origin: str) -> tuple[SuiteEntry, ...]:
                                 "path or a table (whose 'variant' is a name)")
         variants.append(SuiteEntry(vname, _text(v, "label", where, vname), training))
     names = [v.name for v in variants]
-    if len(set(names)) != len(names):
-        raise BadInputError(f"{origin}: variant names repeat")
+    repeated = [n for n in dict.fromkeys(names) if names.count(n) > 1]
+    if repeated:
+        where = ", ".join(f"{n!r} (entries {', '.join(str(i + 1) for i, m in enumerate(names) if m == n)})"
+                          for n in repeated)
+        raise BadInputError(f"{origin}: variant names repeat: {where}; each [[variants]] entry needs its own name")
     return tuple(variants)
 
 
