@@ -334,14 +334,12 @@ class MetricFunction:
 def _fitted(f: MetricFunction, sr: np.ndarray, hr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The pair as an evaluation compares it: HR cropped to a multiple of the scale (MATLAB's modcrop), an SR of
     the HR's full size cropped the same way, a gray HR's RGB SR of three equal channels taken as its one channel."""
-    from srbench.matlab import modcrop
+    from srbench.datasets import crop_hr
     from srbench.sources import fit_sr
 
-    if min(hr.shape[:2]) < f.scale:
-        raise BadInputError(f"{f!r}: HR is {hr.shape[0]}x{hr.shape[1]}, smaller than the scale x{f.scale}")
-    cropped = modcrop(hr, f.scale)
+    cropped, cropped_from = crop_hr(hr, f.scale, repr(f))
     try:
-        sr, _ = fit_sr(sr, cropped, hr.shape[:2] if cropped.shape != hr.shape else None, f.scale)
+        sr, _ = fit_sr(sr, cropped, cropped_from, f.scale)
     except BadInputError as exc:
         raise BadInputError(f"{f!r}: {exc}") from None
     return sr, cropped

@@ -136,16 +136,23 @@ class Dataset:
         return load_pair(item, scale)
 
 
+def crop_hr(hr: np.ndarray, scale: int, where: object) -> tuple[np.ndarray, tuple[int, int] | None]:
+    """HR cropped to a multiple of ``scale`` from the top left (MATLAB's modcrop), and its size before when that
+    cropped it; an HR smaller than the scale is a BadInputError naming ``where``."""
+    h, w = hr.shape[:2]
+    if h < scale or w < scale:
+        raise BadInputError(f"{where}: HR is {h}x{w}, smaller than the scale x{scale}")
+    cropped = modcrop(hr, scale)
+    return cropped, (h, w) if cropped.shape != hr.shape else None
+
+
 def load_pair(item: Item, scale: int) -> Pair:
     """:meth:`Dataset.load_pair` of ``item`` (it reads only the item's files: a worker process runs it too)."""
     decoded = decode_image(item.hr_path)
     hr_full, notes = decoded.pixels, decoded.notes
     where = item.hr_path
     h, w = hr_full.shape[:2]
-    if h < scale or w < scale:
-        raise BadInputError(f"{where}: HR is {h}x{w}, smaller than the scale x{scale}")
-    hr = modcrop(hr_full, scale)
-    cropped = (h, w) if hr.shape != hr_full.shape else None
+    hr, cropped = crop_hr(hr_full, scale, where)
     lr_path = item.lr_paths.get(scale)
     if lr_path is None:
         return Pair(item.name, hr, imresize(hr, 1.0 / scale), "imresize", cropped, notes)
