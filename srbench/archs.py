@@ -310,7 +310,7 @@ class VGGFeatures(nn.Module):
         last = max(VGG19_LAYERS.index(name) for name in layers)
         state = None
         if weights is not None:
-            path = self._weights_path(weights, weights_dir)
+            path = self.weights_path(weights, weights_dir)
             with torch.device("meta"):  # the expected shapes, without initialising 20M weights for a refusal
                 expected = vgg19(weights=None).features.state_dict()
             state = vgg_features_state(path, expected)
@@ -332,7 +332,9 @@ class VGGFeatures(nn.Module):
         self.eval()
 
     @staticmethod
-    def _weights_path(weights: str | os.PathLike, weights_dir: str | os.PathLike | None) -> Path:
+    def weights_path(weights: str | os.PathLike, weights_dir: str | os.PathLike | None = None) -> Path:
+        """The VGG19 file ``weights`` names (``"imagenet"``: torchvision's, from the weights folders), or an error
+        naming what is missing and where it goes."""
         if weights == "imagenet":
             return paths.require_weight(
                 VGG19_FILENAME, "VGG19 perceptual features (ImageNet)",

@@ -17,6 +17,10 @@ A stage's **fingerprint** is the sha256 of a canonical JSON (sorted keys, no spa
   the other stage's section (the gan stage sees the psnr stage only through its init checkpoint);
 - ``data``: the content fingerprints of the training (and named validation) set, as
   :meth:`srbench.datasets.Dataset.fingerprint` computes them (sha256 over every image file's bytes);
+- ``pretrained`` (gan, only when such a file is read): the sha256 of each ImageNet or learned file the losses read,
+  by role (:func:`srbench.train.stages.pretrained_sha256`): a path, or the weights folder's ``imagenet`` file,
+  names whatever file is there, and another VGG19 trains other weights (``loss.vgg_weights``, a name of that
+  file, is then left out: ``imagenet`` and a path to the same bytes train the same stage);
 - ``init``: the sha256 of the checkpoint the stage starts from (for a gan stage, its psnr stage's output; safetensors
   headers are canonical, so equal weights hash equally), or null;
 - ``device``: ``cpu`` or ``cuda`` (CUDA trains under bfloat16 autocast: other weights), and on a CPU ``threads``,
@@ -72,7 +76,7 @@ def canonical_json(obj: Any) -> str:
 
 
 def fingerprint_inputs(config: TrainConfig, stage: str, *, data: dict[str, str | None], init_sha256: str | None,
-                       device: str, threads: int | None = None) -> dict:
+                       device: str, threads: int | None = None, pretrained: dict[str, str] | None = None) -> dict:
     """What determines the weights of ``stage`` of ``config`` (see the module docstring), as JSON-ready values."""
     import torch
 
@@ -80,7 +84,20 @@ def fingerprint_inputs(config: TrainConfig, stage: str, *, data: dict[str, str |
 
     if stage not in STAGES:
         raise SrbenchError(f"unknown stage {stage!r}")
-    full = json.loads(json.dumps(config.to_dict()))  # tuples as lists, as JSON has them
+    resolved = config_inputs(json.loads(json.dumps(config.to_dict())), stage, pretrained)  # tuples as lists
+    # Left out when empty: stages on random backbones (smoke runs) keep the fingerprints they had.
+    files = {"pretrained": dict(pretrained)} if pretrained else {}
+    return {
+        **files, "format": CACHE_FORMAT, "stage": stage, "config": resolved, "data": data, "init": init_sha256,
+        "device": "cuda" if device.startswith("cuda") else device,
+        "threads": threads if not device.startswith("cuda") else None, "srbench": __version__,
+        "torch": torch.__version__.split("+")[0],
+    }
+
+
+def config_inputs(full: dict, stage: str, pretrained: dict[str, str] | None = None) -> dict:
+    """The part of a resolved configuration (``TrainConfig.to_dict()`` as JSON reads it back) that determines the
+    weights of ``stage``: two configurations equal here train the same weights from the same data and init."""
     section = {k: v for k, v in full[stage].items()
                if k not in CADENCE_KEYS and _LEGACY_STAGE_DEFAULTS.get(k, object()) != v}
     if stage == "psnr":
@@ -88,16 +105,10 @@ def fingerprint_inputs(config: TrainConfig, stage: str, *, data: dict[str, str |
         loss = {"pixel": full["loss"]["pixel"]}
     else:
         loss = loss_inputs(full["loss"])
-    resolved = {
-        "generator": full["generator"], "generator_config": full["generator_config"], "seed": full["seed"],
-        "data": {k: full["data"][k] for k in DATA_KEYS}, stage: section, "loss": loss,
-    }
-    return {
-        "format": CACHE_FORMAT, "stage": stage, "config": resolved, "data": data, "init": init_sha256,
-        "device": "cuda" if device.startswith("cuda") else device,
-        "threads": threads if not device.startswith("cuda") else None, "srbench": __version__,
-        "torch": torch.__version__.split("+")[0],
-    }
+        if pretrained and "perceptual" in pretrained:  # the file by content, however loss.vgg_weights names it
+            loss.pop("vgg_weights", None)
+    return {"generator": full["generator"], "generator_config": full["generator_config"], "seed": full["seed"],
+            "data": {k: full["data"][k] for k in DATA_KEYS}, stage: section, "loss": loss}
 
 
 # Loss keys added after the first training caches were written, at the values that train what those trained.
@@ -133,9 +144,12 @@ class StageKey:
 def stage_key(config: TrainConfig, stage: str, *, data: dict[str, str | None], init: str | os.PathLike | None,
               device: str, threads: int | None = None) -> StageKey:
     from srbench.images import file_sha256
+    from srbench.train.stages import pretrained_sha256
 
     init_sha = file_sha256(init) if init is not None else None
-    inputs = fingerprint_inputs(config, stage, data=data, init_sha256=init_sha, device=device, threads=threads)
+    pretrained = pretrained_sha256(config.loss, config.preset) if stage == "gan" else None
+    inputs = fingerprint_inputs(config, stage, data=data, init_sha256=init_sha, device=device, threads=threads,
+                                pretrained=pretrained)
     return StageKey(fingerprint(inputs), inputs)
 
 
@@ -208,9 +222,9 @@ class TrainingCache:
         finally:
             os.close(fd)  # releases the flock
 
-    def resumable(self, fp: str, config: TrainConfig, stage: str) -> bool:
-        """Whether training ``fp`` with ``config`` resumes an interrupted run (bitwise what a whole run gives)."""
-        return _resumable(self.root / ".partial" / fp / stage, config, stage)
+    def resumable(self, key: StageKey, stage: str) -> bool:
+        """Whether training ``key`` resumes an interrupted run (bitwise what a whole run gives)."""
+        return _resumable(self.root / ".partial" / key.fingerprint / stage, key, stage)
 
     def get_or_train(self, config: TrainConfig, stage: str, key: StageKey, *, init: str | os.PathLike | None,
                      device: str = "auto", progress: bool = True, log: Callable[[str], None] = print,
@@ -235,9 +249,9 @@ class TrainingCache:
         fp = key.fingerprint
         run_dir = self.root / ".partial" / fp
         stage_dir = run_dir / stage
-        resume = _resumable(stage_dir, config, stage)
+        resume = _resumable(stage_dir, key, stage)
         if not resume and stage_dir.exists():
-            _remove(stage_dir)  # another configuration with this fingerprint started it: start afresh
+            _remove(stage_dir)  # unreadable, or written by another srbench: start afresh
         if log is not None:
             log(f"training {config.name} / {stage} ({config.preset}{', resuming' if resume else ''}; "
                 f"cache {fp[:12]})")
@@ -245,6 +259,8 @@ class TrainingCache:
         trainer = Trainer(config, stage, run_dir, init=None if init is None else str(init), device=device,
                           progress=progress, alone=alone)
         trainer.resume_how = "run the same command again to continue"
+        # The run may have been started under another name, cadence or gan-only setting: same weights, so resumed.
+        trainer.trains_the_same = lambda saved: _trains_the_same(saved, key, stage)
         result = trainer.run(resume=resume)
         seconds = round(time.perf_counter() - started, 3)
         for path in stage_dir.iterdir():  # resume states and periodic checkpoints: not part of an entry
@@ -268,17 +284,26 @@ class TrainingCache:
         return CachedStage(fp, target, record, trained=True)
 
 
-def _resumable(stage_dir: Path, config: TrainConfig, stage: str) -> bool:
-    """A partial run of this very configuration (names included: the trainer refuses any other) to resume."""
+def _resumable(stage_dir: Path, key: StageKey, stage: str) -> bool:
+    """A partial run of a configuration that trains what ``key`` trains (its name, cadence or settings the stage
+    never reads may differ: they change no weight) to resume."""
     if not (stage_dir / "state.pt").is_file():
         return False
     try:
         saved = json.loads((stage_dir / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
+    return isinstance(saved, dict) and _trains_the_same(saved, key, stage)
+
+
+def _trains_the_same(saved: dict, key: StageKey, stage: str) -> bool:
     from srbench.train.config import upgrade_saved_config
 
-    return upgrade_saved_config(saved) == json.loads(json.dumps({"stage": stage, **config.to_dict()}))
+    try:
+        saved = {k: v for k, v in upgrade_saved_config(saved).items() if k != "stage"}
+        return config_inputs(saved, stage, key.inputs.get("pretrained")) == key.inputs["config"]
+    except (KeyError, TypeError, AttributeError):  # written by another srbench: not resumed
+        return False
 
 
 def _remove(path: Path) -> None:

@@ -138,6 +138,10 @@ class Trainer:
     # How a user continues an interrupted run: ``srbench train`` takes --resume; the training cache (ablate)
     # resumes by itself, and has no such option
     resume_how = "continue with --resume"
+    # Whether a saved configuration (as TrainConfig.to_dict() reads back) trains bitwise what this one trains,
+    # though written otherwise: the training cache's test (its name, cadence, keys the stage never reads). None:
+    # only the same configuration resumes (bar this stage's iters).
+    trains_the_same: Callable[[dict], bool] | None = None
 
     def __init__(self, config: TrainConfig, stage: str, out_dir: str | os.PathLike, *, init: str | None = None,
                  device: str = "auto", progress: bool = True, alone: bool = False) -> None:
@@ -188,10 +192,18 @@ class Trainer:
         """Content fingerprints of the training and validation sets (what the training cache keys them by)."""
         return data_fingerprints(self.config)
 
+    @functools.cached_property
+    def pretrained_sha256(self) -> dict[str, str]:
+        """The pretrained files the stage's losses read, by role (what the training cache keys them by)."""
+        from srbench.train.stages import pretrained_sha256
+
+        return pretrained_sha256(self.config.loss, self.config.preset) if self.stage == "gan" else {}
+
     def state(self) -> dict:
         return {"iteration": self.iteration, "stage": self.stage, "config": json.dumps(self.config.to_dict()),
                 "init": self.model.init_source or "", "init_sha256": self.model.init_sha256,
                 "data_sha256": json.dumps(self.data_sha256), "world_size": self.dist.world,
+                "pretrained_sha256": json.dumps(self.pretrained_sha256),
                 **self.model.state_dict()}
 
     def load_state(self, path: Path) -> None:
@@ -224,6 +236,16 @@ class Trainer:
                               f"{str(is_now.get(k))[:12]} now" for k in which)
             raise CheckpointError(f"{path}: trained on other images ({shown}): resume with the images it was "
                                   "trained on, or train afresh into another folder")
+        # loss.vgg_weights names a path (or the weights folder's file): another network there is another loss for
+        # the rest of the run. States written before this was kept say nothing about it (resumed as before).
+        if "pretrained_sha256" in state and json.loads(state["pretrained_sha256"]) != self.pretrained_sha256:
+            files_then, files_now = json.loads(state["pretrained_sha256"]), self.pretrained_sha256
+            differing = sorted(r for r in set(files_then) | set(files_now) if files_then.get(r) != files_now.get(r))
+            shown = "; ".join(f"{role}: sha256 {str(files_then.get(role))[:12]} there, "
+                              f"{str(files_now.get(role))[:12]} now" for role in differing)
+            raise CheckpointError(f"{path}: trained with other pretrained loss networks ({shown}; loss.vgg_weights "
+                                  f"{self.config.loss.vgg_weights!r}): resume with the files it was trained with, or "
+                                  "train afresh into another folder")
         # Each rank draws its own batch_size images per step: another number of ranks is another training (its
         # samples and its batch), which no uninterrupted run gives. States written before this was kept: as before.
         if "world_size" in state and int(state["world_size"]) != self.dist.world:
@@ -242,6 +264,8 @@ class Trainer:
         ours = json.loads(json.dumps(self.config.to_dict()))
         extendable = f"{self.stage}.iters"
         differing = [k for k in _config_diff(saved, ours) if k != extendable]
+        if differing and self.trains_the_same is not None and self.trains_the_same(saved):
+            differing = []
         if differing:
             shown = "; ".join(f"{k}: {_dotted(saved, k)!r} there, {_dotted(ours, k)!r} now" for k in differing[:6])
             more = f" and {len(differing) - 6} more" if len(differing) > 6 else ""
@@ -267,6 +291,7 @@ class Trainer:
             "iteration": self.iteration, "extra": {"train_config": self.config.to_dict(), "init": model.init_source,
                                                    "init_sha256": model.init_sha256 or None,
                                                    "data_sha256": self.data_sha256,
+                                                   "pretrained_sha256": self.pretrained_sha256,
                                                    # batch_size is per rank: the images per step are world x it
                                                    "world_size": self.dist.world},
         }

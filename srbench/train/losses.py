@@ -300,19 +300,26 @@ class LPIPSLoss(nn.Module):
     def __init__(self, weights_dir: str | os.PathLike | None = None,
                  weights: str | os.PathLike | None = "imagenet") -> None:
         super().__init__()
-        from srbench.metrics.lpips_alex import alexnet_path, lpips_network
+        from srbench.metrics.lpips_alex import lpips_network
 
         if weights is None:
             log.warning("LPIPSLoss: random AlexNet (weights=None); the perceptual loss is not LPIPS's")
             self.net = _random_lpips()
         else:
-            path = alexnet_path(weights_dir) if weights == "imagenet" else _weights_file(weights, "AlexNet")
+            path = alexnet_file(weights, weights_dir)
             # A copy: the metric's cached network must not move to the training device or change.
             self.net = copy.deepcopy(lpips_network(str(path)))
         self.net.requires_grad_(False)
 
     def forward(self, sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
         return self.net(sr * 2 - 1, hr * 2 - 1).mean()
+
+
+def alexnet_file(weights: str | os.PathLike, weights_dir: str | os.PathLike | None = None) -> Path:
+    """The AlexNet file ``weights`` names for LPIPS (``"imagenet"``: the metric's, from the weights folders)."""
+    from srbench.metrics.lpips_alex import alexnet_path
+
+    return alexnet_path(weights_dir) if weights == "imagenet" else _weights_file(weights, "AlexNet")
 
 
 def _random_lpips() -> nn.Module:
@@ -396,18 +403,25 @@ class L2Pool(nn.Module):
         return (out + 1e-12).sqrt()
 
 
+def vgg16_file(weights: str | os.PathLike, weights_dir: str | os.PathLike | None = None) -> Path:
+    """The VGG16 file ``weights`` names for DISTS (``"imagenet"``: torchvision's, from the weights folders)."""
+    from srbench import paths
+
+    if weights == "imagenet":
+        return paths.require_weight(VGG16_FILENAME, "DISTS (VGG16 backbone, ImageNet)", VGG16_ORIGIN,
+                                    [paths.torch_hub_dir() / "checkpoints"], weights_dir)
+    return _weights_file(weights, "VGG16")
+
+
 def _vgg16_features(weights: str | os.PathLike | None, weights_dir: str | os.PathLike | None) -> nn.Sequential:
     from torchvision.models import vgg16
 
-    from srbench import paths
     from srbench.archs import vgg_features_state
 
     if weights is None:
         log.warning("DISTSLoss: random VGG16 (weights=None); the perceptual loss is not DISTS's")
         return vgg16(weights=None).features
-    path = (paths.require_weight(VGG16_FILENAME, "DISTS (VGG16 backbone, ImageNet)", VGG16_ORIGIN,
-                                 [paths.torch_hub_dir() / "checkpoints"], weights_dir)
-            if weights == "imagenet" else _weights_file(weights, "VGG16"))
+    path = vgg16_file(weights, weights_dir)
     with torch.device("meta"):  # the expected shapes, without initialising 138M weights for a refusal
         expected = vgg16(weights=None).features.state_dict()
     state = vgg_features_state(path, expected, "VGG16")

@@ -11,9 +11,10 @@ discriminator, perceptual networks, EMA), so a given seed builds bitwise the sam
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TypeVar, cast
 
 import torch
@@ -188,17 +189,49 @@ def _perceptual(loss: LossConfig, preset: str = "paper") -> nn.Module:
     an error that names it; with ``loss.vgg_weights = "random"`` no ImageNet file is read (logged), and under the
     smoke preset DISTS's learned alpha/beta, when absent, are uniform (logged), as its backbone is random."""
     weights = None if loss.vgg_weights == "random" else loss.vgg_weights
-    try:
+    with _preset_noted(preset):
         if loss.perceptual_backbone == "lpips":
             return L.LPIPSLoss(weights=weights)
         if loss.perceptual_backbone == "dists":
             return _dists(weights, preset)
         return L.PerceptualLoss({loss.perceptual_layer: 1.0}, weights=weights, criterion=loss.perceptual_criterion)
+
+
+@contextlib.contextmanager
+def _preset_noted(preset: str) -> Iterator[None]:
+    try:
+        yield
     except WeightsUnavailableError as exc:
         if preset != "smoke":
             exc.args = (f"{exc} (the {preset} preset trains with it: only the smoke preset trains the perceptual "
                         "term without the ImageNet files, on random backbones)",)
         raise
+
+
+def pretrained_sha256(loss: LossConfig, preset: str = "paper") -> dict[str, str]:
+    """The sha256 of every pretrained file the gan stage's losses read and that moves its weights, by role
+    (``perceptual``, ``dists_alpha_beta``, ``lpips``): what the training cache and a resumed run key them by,
+    since one path (or the weights folder's ``imagenet`` file) can hold another network. Empty when no such file
+    is read (random backbones). A missing file is the error training would give."""
+    from srbench.archs import VGGFeatures
+    from srbench.weights import sha256
+
+    weights = None if loss.vgg_weights == "random" else loss.vgg_weights
+    files = {}
+    with _preset_noted(preset):
+        if loss.perceptual_weight > 0:
+            if loss.perceptual_backbone == "dists":
+                try:
+                    files["dists_alpha_beta"] = L.dists_weights_path()
+                except WeightsUnavailableError:
+                    if weights is not None or preset != "smoke":  # else uniform alpha/beta (_dists)
+                        raise
+            if weights is not None:
+                files["perceptual"] = {"lpips": L.alexnet_file, "dists": L.vgg16_file}.get(
+                    loss.perceptual_backbone, VGGFeatures.weights_path)(weights)
+        if loss.lpips_weight > 0:
+            files["lpips"] = L.alexnet_file("imagenet")
+    return {role: sha256(path) for role, path in files.items()}
 
 
 def _dists(weights: str | None, preset: str) -> nn.Module:
@@ -223,6 +256,13 @@ class GanStage(PsnrStage):
     def _build(self) -> None:
         loss = self.config.loss
         d = DISCRIMINATORS[self.sc.discriminator](num_feat=self.sc.d_num_feat, input_size=self.config.data.patch_size)
+        batch, patch = self.config.data.batch_size, self.config.data.patch_size
+        # Its last BatchNorm normalises each channel over batch x (patch / 32)^2 values, in training mode: one value
+        # is torch's mid-step ValueError, after the networks and the data were set up.
+        if self.sc.discriminator == "vgg" and batch * (patch // 32) ** 2 < 2:
+            raise BadInputError(f"data.batch_size {batch} with data.patch_size {patch}: the vgg discriminator's "
+                                "last BatchNorm would normalise one value per channel (a 1x1 map of one image); use "
+                                "data.batch_size 2 or more, or data.patch_size 64 or more")
         self.d: nn.Module = d.to(self.device)
         self.percep = _perceptual(loss, self.config.preset).to(self.device)
         self.lpips = L.LPIPSLoss().to(self.device) if loss.lpips_weight > 0 else None

@@ -91,15 +91,27 @@ def counted(monkeypatch):
     return calls
 
 
-def test_equal_stages_train_once_and_the_report_says_who_shares_them(tmp_path, counted, shared_suite):
+def test_equal_stages_train_once_and_the_report_says_who_shares_them(tmp_path, counted, shared_suite, monkeypatch):
     from srbench.ablate import ablate
+    from srbench.ablate import run as R
 
+    shown: list[list[str]] = []
+    original = R.visual_comparison
+
+    def visual_comparison(sources, *args, **kwargs):
+        shown.append(list(sources))
+        return original(sources, *args, **kwargs)
+
+    monkeypatch.setattr(R, "visual_comparison", visual_comparison)
     (tmp_path / "shared.toml").write_text(shared_suite)
     common = {"store_path": str(tmp_path / "s.sqlite"), "device": "cpu", "jobs": 1, "log": lambda msg: None}
     report = ablate(str(tmp_path / "shared.toml"), out=str(tmp_path / "one"), **common)
     assert not report.failures
     # a and b are equal: one psnr, one gan; c (another seed) trains both; d (another gan lr) shares a's psnr.
     assert sorted(counted) == [("a", "gan"), ("a", "psnr"), ("c", "gan"), ("c", "psnr"), ("d", "gan")]
+    # d's gan stage is trained before c's (it waits on a's psnr stage, c on its own); the crops are in suite order
+    assert counted.index(("d", "gan")) < counted.index(("c", "gan"))
+    assert shown == [["a-gan", "b-gan", "c-gan", "d-gan"]]  # in suite order, whatever order they were evaluated in
     rows = json.loads((tmp_path / "one" / "training.json").read_text())
     entries = {(row["stage"], tuple(row["entries"])) for row in rows}
     assert entries == {("psnr", ("a", "b", "d")), ("gan", ("a", "b")), ("psnr", ("c",)), ("gan", ("c",)),
@@ -151,15 +163,59 @@ def test_the_cached_stage_is_what_a_plain_training_gives(tmp_path, tiny_stages):
     assert not again.trained and again.folder == cached.folder
 
 
+def test_an_interrupted_stage_resumes_under_another_name_or_settings_it_never_reads(tmp_path, tiny_stages,
+                                                                                      monkeypatch):
+    """The partial run of a fingerprint is resumed by any configuration with that fingerprint: a renamed entry, or
+    one whose gan-only or cadence settings differ, once made the cache throw the interrupted psnr stage away."""
+    from srbench.errors import SrbenchError
+    from srbench.train import Trainer
+
+    config = resolve_config({"variant": "srgan-nobn", **tiny_stages}, "smoke")
+    plain = Trainer(config, "psnr", tmp_path / "plain", device="cpu", progress=False).run().final
+    cache = C.TrainingCache(tmp_path / "cache")
+    key = C.stage_key(config, "psnr", data=data_fingerprints(config), init=None, device="cpu")
+    steps: list[int] = []
+    original = Trainer.step
+
+    def step(self, lr, hr):
+        logs = original(self, lr, hr)
+        steps.append(self.iteration)
+        if steps == [1]:
+            raise KeyboardInterrupt  # as a Ctrl-C at the end of the first step
+        return logs
+
+    monkeypatch.setattr(Trainer, "step", step)
+    with pytest.raises(SrbenchError, match="interrupted at iteration 1"):
+        cache.get_or_train(config, "psnr", key, init=None, device="cpu", progress=False, log=lambda m: None)
+    other = resolve_config({"variant": "srgan-nobn", "name": "renamed", "psnr": {**tiny_stages["psnr"],
+                                                                                "val_every": 1},
+                            "gan": {**tiny_stages["gan"], "lr": 1e-5}, "loss": {"perceptual_weight": 0.5}}, "smoke")
+    other_key = C.stage_key(other, "psnr", data=data_fingerprints(other), init=None, device="cpu")
+    assert other_key.fingerprint == key.fingerprint and cache.resumable(other_key, "psnr")
+    lines: list[str] = []
+    done = cache.get_or_train(other, "psnr", other_key, init=None, device="cpu", progress=False, log=lines.append)
+    assert steps == [1, 2] and "resuming" in lines[0]  # iteration 2 alone, after the first run's state
+    assert done.final.read_bytes() == plain.read_bytes()
+    # Another seed is another fingerprint: its own partial folder, never this one's.
+    assert not cache.resumable(C.stage_key(dataclasses.replace(config, seed=9), "psnr", data=data_fingerprints(config),
+                                           init=None, device="cpu"), "psnr")
+
+
 @pytest.mark.slow
-def test_side_by_side_trainings_share_stages_like_a_sequential_run(tmp_path, counted, shared_suite):
+def test_side_by_side_trainings_share_stages_like_a_sequential_run(tmp_path, counted, shared_suite, monkeypatch):
     """jobs=2 trains in worker processes (one thread each, part of the fingerprint): the same sharing, and a
     re-run with the same jobs into another --out trains nothing."""
     from srbench.ablate import ablate
+    from srbench.ablate import run as R
 
+    shown: list[list[str]] = []
+    original = R.visual_comparison
+    monkeypatch.setattr(R, "visual_comparison", lambda sources, *a, **k: shown.append(list(sources))
+                        or original(sources, *a, **k))
     (tmp_path / "shared.toml").write_text(shared_suite)
     common = {"device": "cpu", "log": lambda msg: None, "store_path": str(tmp_path / "s.sqlite"), "jobs": 2}
     two = ablate(str(tmp_path / "shared.toml"), out=str(tmp_path / "two"), **common)
+    assert shown == [["a-gan", "b-gan", "c-gan", "d-gan"]]  # the crops in suite order, as trainings ended or not
     assert not two.failures and counted == []  # trained in the workers, not here
     rows = json.loads((tmp_path / "two" / "training.json").read_text())
     assert [row["entries"] for row in rows if row["stage"] == "psnr"] == [["a", "b", "d"], ["c"]]

@@ -183,3 +183,88 @@ def test_interp_without_an_alpha_says_so(tmp_path):
         (tmp_path / name).write_bytes(b"")
     res = _cli("interp", tmp_path / "psnr.pth", tmp_path / "gan.pth", "--alpha", " , ", "--out", tmp_path / "o")
     assert res.exit_code == 2 and "no alpha given" in res.output and not (tmp_path / "o").exists()
+
+
+def _vgg19_file(path, seed):
+    """A VGG19 features state dict of random values in half precision (40 MB): a stand-in for another network."""
+    from torchvision.models import vgg19
+
+    with torch.device("meta"):
+        shapes = {k: v.shape for k, v in vgg19(weights=None).features.state_dict().items()}
+    generator = torch.Generator().manual_seed(seed)
+    torch.save({f"features.{k}": (torch.randn(s, generator=generator) * 0.05).half() for k, s in shapes.items()},
+               path)
+    return path
+
+
+def test_the_perceptual_network_s_file_keys_the_gan_stage_by_content(tmp_path, monkeypatch):
+    # A swapped VGG19 file at the same path (or in the weights folder, for "imagenet") reused the stage trained with
+    # the other network: 21.40 dB for a stage that trains to 22.50 dB.
+    from srbench import paths
+    from srbench.archs import VGG19_FILENAME
+    from srbench.images import file_sha256
+    from srbench.train.cache import stage_key
+
+    data = {"train": "t" * 64, "val": None}
+    monkeypatch.setenv(paths.WEIGHTS_ENV, str(tmp_path))
+    own = tmp_path / "mine.pth"
+    keys = {}
+    for size in (1, 2):  # two files of other sizes: an in-place rewrite within one mtime tick keeps no stale hash
+        torch.save({"features.0.weight": torch.zeros(size)}, own)
+        (tmp_path / VGG19_FILENAME).write_bytes(own.read_bytes())
+        for vgg in ("imagenet", str(own)):
+            cfg = resolve_config("rrdb23-smoke", "smoke", [f"loss.vgg_weights='{vgg}'"])
+            key = stage_key(cfg, "gan", data=data, init=None, device="cpu")
+            assert key.inputs["pretrained"] == {"perceptual": file_sha256(own)}
+            keys[size, vgg] = key.fingerprint
+            assert stage_key(cfg, "psnr", data=data, init=None, device="cpu").inputs.get("pretrained") is None
+    assert len(set(keys.values())) == 2  # one per content, whichever way the file is named
+    # Random backbones read no file: smoke stages keep the fingerprints they had.
+    smoke = stage_key(resolve_config("rrdb23-smoke", "smoke"), "gan", data=data, init=None, device="cpu")
+    assert "pretrained" not in smoke.inputs
+    # LPIPS beside the perceptual term reads the weights folder's AlexNet file.
+    from srbench.metrics.lpips_alex import ALEXNET_FILENAME
+
+    (tmp_path / ALEXNET_FILENAME).write_bytes(b"alexnet")
+    both = stage_key(resolve_config("rrdb23-smoke", "smoke", ["loss.lpips_weight=0.1"]), "gan", data=data, init=None,
+                     device="cpu")
+    assert both.inputs["pretrained"] == {"lpips": file_sha256(tmp_path / ALEXNET_FILENAME)}
+
+
+def test_a_resume_with_another_perceptual_network_is_refused(tmp_path):
+    vgg = _vgg19_file(tmp_path / "vgg19.pth", 1)
+    cfg = resolve_config("rrdb23-smoke", "smoke", ["data.batch_size=2", "gan.iters=2", "gan.val_every=100",
+                                                   "data.patch_size=32", f"loss.vgg_weights='{vgg}'",
+                                                   "psnr.iters=1", "psnr.val_every=100"])
+    train(cfg, "psnr", tmp_path / "run", progress=False)
+
+    def stop_at_1(iteration, logs):
+        if iteration == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(Exception, match="interrupted at iteration 1"):
+        Trainer(cfg, "gan", tmp_path / "run", progress=False).run(on_iteration=stop_at_1)
+    first = vgg.read_bytes()
+    _vgg19_file(vgg, 2)
+    with pytest.raises(CheckpointError, match=r"trained with other pretrained loss networks \(perceptual: "
+                                              r"sha256 [0-9a-f]{12} there, [0-9a-f]{12} now; "
+                                              r"loss.vgg_weights '.*vgg19.pth'\)"):
+        Trainer(cfg, "gan", tmp_path / "run", progress=False).run(resume=True)
+    vgg.write_bytes(first)
+    assert Trainer(cfg, "gan", tmp_path / "run", progress=False).run(resume=True).iterations == 2
+
+
+def test_a_gan_stage_whose_discriminator_would_normalise_one_value_is_refused_before_training(tmp_path):
+    # batch 1 at 32x32 patches: torch's "Expected more than 1 value per channel when training" at the first step
+    cfg = resolve_config("rrdb23-smoke", "smoke", ["data.batch_size=1", "data.patch_size=32", "psnr.iters=1",
+                                                   "psnr.val_every=100", "gan.iters=1", "gan.val_every=100"])
+    train(cfg, "psnr", tmp_path, progress=False)  # the generator alone has no such limit
+    with pytest.raises(BadInputError, match=r"^data.batch_size 1 with data.patch_size 32: the vgg discriminator's "
+                                            r"last BatchNorm would normalise one value per channel"):
+        train(cfg, "gan", tmp_path, progress=False)
+    critic = resolve_config({"variant": "rrdb23-smoke", "gan": {"discriminator": "vgg8-critic", "iters": 1,
+                                                               "val_every": 100}, "data": {"batch_size": 1,
+                                                                                           "patch_size": 32}},
+                            "smoke")
+    assert train(critic, "gan", tmp_path / "critic", init=str(tmp_path / "psnr/g_final.safetensors"),
+                 progress=False).iterations == 1  # no BatchNorm in the critic
