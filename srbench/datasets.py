@@ -388,13 +388,16 @@ def image_set_digest(names: Iterable[str]) -> str:
     return hashlib.sha256("\n".join(sorted(names)).encode()).hexdigest()[:16]
 
 
-def recorded_image_sets(name: str) -> list[str]:
+def recorded_image_sets(name: str, manifests: dict[str, dict] | None = None) -> list[str]:
     """The :func:`image_set_digest` of each copy of the named set the manifests record, its items named as a
     folder of that copy names them (``HR/baby.png``: baby; ``image_SRF_4/img_001_SRF_4_HR.png``: img_001); none
-    for a set without a manifest."""
-    from srbench.manifests import load_manifests
+    for a set without a manifest. ``manifests``: :func:`srbench.manifests.load_manifests`, read once by a caller
+    that asks for several sets."""
+    if manifests is None:
+        from srbench.manifests import load_manifests
 
-    manifest = load_manifests().get(name.casefold())
+        manifests = load_manifests()
+    manifest = manifests.get(name.casefold())
     found = []
     for copy in (manifest or {}).get("copies", []):
         names = set()

@@ -24,6 +24,7 @@ from srbench.datasets import image_set_digest, recorded_image_sets
 from srbench.errors import BadInputError
 from srbench.images import atomic_write_text
 from srbench.jsonnum import dumps as json_dumps
+from srbench.manifests import load_manifests
 from srbench.metrics import get_metric
 from srbench.metrics.niqe import BLOCK as NIQE_BLOCK
 from srbench.metrics.registry import register_stored
@@ -221,8 +222,9 @@ def table_model(tidy: pd.DataFrame, metrics: Sequence[str], models: Sequence[str
     published_rows = list(dict.fromkeys(P.row_name(v) for v in shown))
     values, ranks = {}, {}
     other_images: set[tuple[str, str, str]] = set()
+    manifests = load_manifests()
     for d in datasets:
-        recorded = set(recorded_image_sets(d))
+        recorded = set(recorded_image_sets(d, manifests))
         for m in metrics:
             column = tidy[(tidy["dataset"] == d) & (tidy["metric"] == m)].set_index("model")
             series = column["value"].reindex(models)

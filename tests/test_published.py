@@ -147,6 +147,9 @@ def test_plane_draws_published_points_hollow_and_labelled():
         assert len(points.get_offsets()) == 4 and points.get_facecolor().size == 0  # four points, not filled
         assert (15.99, 2.688) in {tuple(map(float, xy)) for xy in points.get_offsets()}
         assert overlapping_labels([t for t in ax.texts if t.get_gid() == "label"]) == []
+        # the legend names the published points too (it was drawn before they were added: their entry was missing)
+        legend = [t.get_text() for t in ax.get_legend().get_texts()]
+        assert points.get_label() in legend and legend == [h.get_label() for h in ax.get_legend_handles_labels()[0]]
     finally:
         plt.close(fig)
 

@@ -24,12 +24,13 @@ def _has_data_root(data_root: str | None) -> bool:
     return data_root is not None or bool(os.environ.get(paths.DATA_ENV))
 
 
-def _refuse_unknown_sets(datasets: list[str], train_data: str | None) -> None:
+def _refuse_unknown_sets(datasets: list[str], train_data: str | None, datasets_from: str = "--datasets") -> None:
     """A mistyped dataset or training set found before the training, not after it (a known set that is not
-    downloaded is still that dataset's failure alone, reported with where to put it)."""
+    downloaded is still that dataset's failure alone, reported with where to put it). ``datasets_from``: where the
+    dataset names were written (the option, or the suite file's ``datasets``)."""
     from srbench.datasets import available_names, is_known_name
 
-    for option, names in (("--datasets", datasets), ("--train-data", [train_data] if train_data else [])):
+    for option, names in ((datasets_from, datasets), ("--train-data", [train_data] if train_data else [])):
         for name in names:
             if not is_known_name(name) and not Path(name).expanduser().is_dir():
                 raise BadInputError(f"{option}: {name!r} is neither a known dataset ({', '.join(available_names())}) "
@@ -148,8 +149,9 @@ def ablate(
     preset = preset or ("smoke" if no_data else "paper")
     # A bad variant fails now, not after the others trained; named training sets are looked for where the data is.
     configs = resolve_suite_configs(suite, preset, train_data=train_data, data_root=data_root)
+    from_suite = not datasets and not no_data
     datasets = list(datasets or (["skimage"] if no_data else suite.datasets))
-    _refuse_unknown_sets(datasets, train_data)
+    _refuse_unknown_sets(datasets, train_data, f"{suite.where}: datasets" if from_suite else "--datasets")
     out_dir = Path(out).expanduser() if out else paths.reports_dir() / suite.name
     if jobs is not None and jobs < 1:
         raise BadInputError(f"--jobs {jobs}: allowed: 1 or more")
@@ -195,8 +197,10 @@ def ablate(
     if where.is_main:
         # The crops are made only when the report is (re)written: a cached re-run whose numbers did not change
         # leaves it as it is.
+        # In the report's (suite) order: plan.opened is in the order the models were evaluated, as trainings ended.
+        shown = {name: plan.opened[name] for name in report.models if name in plan.opened}
         visual = None if suite_report_is_current(report) else visual_comparison(
-            plan.opened, datasets[0], evaluation.data_root, weights_dir=evaluation.weights_dir)
+            shown, datasets[0], evaluation.data_root, weights_dir=evaluation.weights_dir)
         write_suite_report(report, visual)
     return report
 

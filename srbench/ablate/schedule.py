@@ -130,7 +130,7 @@ class _Trainings:
 
     def announce(self, job: _Job) -> None:
         shared = f", shared by {', '.join(job.entries)}" if len(job.entries) > 1 else ""
-        resume = ", resuming" if self.cache.resumable(job.key.fingerprint, job.config, job.stage) else ""
+        resume = ", resuming" if self.cache.resumable(job.key, job.stage) else ""
         self.plan.log(f"training {job.entries[0]} / {job.stage} ({self.plan.preset}{resume}; cache "
                       f"{job.key.fingerprint[:12]}{shared})")
 

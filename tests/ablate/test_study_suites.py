@@ -207,8 +207,49 @@ def test_bad_suite_settings_are_one_line_errors(extra, message):
 def test_a_bad_preset_table_names_the_entry_and_key():
     suite = parse_suite(_suite(presets={"smoke": {"data": {"patch_size": 48}}}), "suite.toml")
     assert resolve_suite_configs(suite, "paper")["a"].data.patch_size == 128  # other presets untouched
-    with pytest.raises(BadInputError, match=r"variant a: data\.patch_size 48 must be a multiple of 32"):
+    # the key is the suite's [presets.smoke], not variant a's (a's own training table has no such key)
+    with pytest.raises(BadInputError, match=r"^suite\.toml: \[presets\.smoke\] \(given to every variant; here to "
+                                            r"a\): data\.patch_size 48 must be a multiple of 32"):
         resolve_suite_configs(suite, "smoke")
+    own = parse_suite({"name": "t", "variants": [{"name": "a", "training": {"variant": "esrgan",
+                                                                             "data": {"patch_size": 48}}}]},
+                      "suite.toml")
+    with pytest.raises(BadInputError, match=r"^suite\.toml: variant a: data\.patch_size 48 must be a multiple of 32"):
+        resolve_suite_configs(own, "smoke")
+
+
+def test_a_suite_file_s_training_files_are_read_beside_it(tmp_path, monkeypatch):
+    # `training = "recipes/mine.toml"` was read from the working folder: the suite ran only from its own folder.
+    from srbench.ablate import load_suite
+
+    folder = tmp_path / "study"
+    (folder / "recipes").mkdir(parents=True)
+    (folder / "recipes" / "mine.toml").write_text('generator = "rrdb23"\nseed = 7\n')
+    (folder / "s.toml").write_text('name = "s"\n[[variants]]\nname = "a"\ntraining = "recipes/mine.toml"\n'
+                                   '[[variants]]\nname = "b"\ntraining = {variant = "recipes/mine.toml", seed = 8}\n'
+                                   '[[variants]]\nname = "c"\ntraining = "esrgan"\n')
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    configs = resolve_suite_configs(load_suite(str(folder / "s.toml")), "smoke")
+    assert (configs["a"].seed, configs["b"].seed, configs["c"].seed) == (7, 8, resolve_suite_configs(
+        parse_suite(_suite(), "x.toml"), "smoke")["a"].seed)
+    # A path that was written relative to the working folder: said, not silently read from elsewhere.
+    (elsewhere / "recipes").mkdir()
+    (elsewhere / "recipes" / "other.toml").write_text('generator = "rrdb23"\n')
+    (folder / "t.toml").write_text('name = "t"\n[[variants]]\nname = "a"\ntraining = "recipes/other.toml"\n')
+    with pytest.raises(BadInputError, match=r"variants\[0\]: training = 'recipes/other\.toml': a path in a suite "
+                                            r"file is relative to the suite's folder, and .*study/recipes/other\.toml "
+                                            r"does not exist \(.*elsewhere/recipes/other\.toml, relative to the "
+                                            r"working folder, does\)"):
+        load_suite(str(folder / "t.toml"))
+    # A suite's dataset that is no known set nor a folder names the suite file, not an option never given.
+    from srbench.ablate import ablate
+
+    (folder / "u.toml").write_text('name = "u"\ndatasets = ["set55"]\n[[variants]]\nname = "a"\ntraining = "esrgan"\n')
+    with pytest.raises(BadInputError, match=r"^.*study/u\.toml: datasets: 'set55' is neither a known dataset"):
+        ablate(str(folder / "u.toml"), preset="smoke", data_root=str(tmp_path), out=str(tmp_path / "out"),
+               store_path=str(tmp_path / "s.sqlite"), log=lambda _: None)
 
 
 def test_each_report_metric_is_computed_under_one_protocol_beside_the_defaults():

@@ -441,7 +441,7 @@ def test_suite_variant_configs_are_checked_before_training():
     suite = parse_suite({"variants": [{"name": "ok", "training": "esrgan"},
                                       {"name": "bad", "training": {"variant": "esrgan", "psnr": {"gamma": -1}}}]},
                         "s.toml")
-    with pytest.raises(BadInputError, match=r"^suite s: variant bad: psnr\.gamma: -1\.0 is out of range"):
+    with pytest.raises(BadInputError, match=r"^s\.toml: variant bad: psnr\.gamma: -1\.0 is out of range"):
         resolve_suite_configs(suite, "smoke")
 
 

@@ -49,6 +49,11 @@ class Suite:
     source: str = ""  # where the suite's recipe comes from (a paper, a thesis)
     training_data: str = ""  # what the source trained on (smoke runs train on scikit-image's images instead)
     settings: SuiteSettings = field(default_factory=SuiteSettings)  # [report] and [presets] (srbench.suite_settings)
+    origin: str = ""  # what errors name: the suite file's path, or "suite 'name'" for a shipped one
+
+    @property
+    def where(self) -> str:
+        return self.origin or f"suite {self.name}"
 
 
 def _presets() -> tuple[str, ...]:
@@ -84,7 +89,23 @@ def _text(table: dict, key: str, where: str, default: str | None = None, *, name
     return value
 
 
-def _parse_variants(data: dict, origin: str) -> tuple[SuiteEntry, ...]:
+def _beside(training: str, base: Path | None, where: str) -> str:
+    """A training TOML path of a suite file, relative to the file's folder (as a path in a file is read), not to
+    wherever the command runs; names and absolute paths as they are."""
+    from srbench.paths import user_path
+
+    path = user_path(training, f"{where}: training")
+    if base is None or path.is_absolute() or not (training.endswith(".toml") or (base / path).is_file()):
+        return training
+    beside = base / path
+    if not beside.is_file() and path.is_file():  # read from the working folder before srbench said otherwise
+        raise BadInputError(f"{where}: training = {shown(training)}: a path in a suite file is relative to the "
+                            f"suite's folder, and {beside} does not exist ({path.resolve()}, relative to the working "
+                            "folder, does): write it relative to the suite file, or absolute")
+    return str(beside)
+
+
+def _parse_variants(data: dict, origin: str, base: Path | None = None) -> tuple[SuiteEntry, ...]:
     tables = data.get("variants", [])
     if not isinstance(tables, list) or not all(isinstance(v, dict) for v in tables):
         raise BadInputError(f"{origin}: variants = {shown(tables)}: expected an array of tables ([[variants]] entries)")
@@ -100,6 +121,10 @@ def _parse_variants(data: dict, origin: str) -> tuple[SuiteEntry, ...]:
                                                      and not isinstance(training.get("variant", ""), str)):
             raise BadInputError(f"{where}: training = {shown(training)}: expected a training variant name, a .toml "
                                 "path or a table (whose 'variant' is a name)")
+        if isinstance(training, str):
+            training = _beside(training, base, where)
+        elif "variant" in training:
+            training = {**training, "variant": _beside(training["variant"], base, where)}
         variants.append(SuiteEntry(vname, _text(v, "label", where, vname), training))
     names = [v.name for v in variants]
     repeated = [n for n in dict.fromkeys(names) if names.count(n) > 1]
@@ -128,9 +153,10 @@ def _parse_interpolation(data: dict, origin: str, names: list[str]) -> tuple[str
     return interp.get("variant"), tuple(alphas)
 
 
-def parse_suite(data: dict, origin: str) -> Suite:
+def parse_suite(data: dict, origin: str, base: str | Path | None = None) -> Suite:
     """A suite from its TOML table; every key's type is checked, errors are one line naming ``origin`` and the
-    key."""
+    key. ``base``: the suite file's folder, which relative training TOML paths are read from (None: the working
+    folder)."""
     if not isinstance(data, dict):
         raise BadInputError(f"{origin}: a suite is a TOML table, got {type(data).__name__}")
     _reject_unknown(data, SUITE_KEYS, origin)
@@ -141,13 +167,14 @@ def parse_suite(data: dict, origin: str) -> Suite:
     unknown_baselines = [b for b in baselines if b != "bicubic"]
     if unknown_baselines:
         raise BadInputError(f"{origin}: unknown baseline(s) {unknown_baselines}; known: bicubic")
-    variants = _parse_variants(data, origin)
+    variants = _parse_variants(data, origin, None if base is None else Path(base))
     interp_variant, alphas = _parse_interpolation(data, origin, [v.name for v in variants])
     return Suite(
         name=_text(data, "name", origin, Path(origin).stem, name=True),
         description=_text(data, "description", origin, ""), datasets=datasets, baselines=baselines,
         entries=variants, interp_variant=interp_variant, alphas=alphas, source=_text(data, "source", origin, ""),
         training_data=_text(data, "training_data", origin, ""), settings=parse_settings(data, origin, _presets()),
+        origin=origin,
     )
 
 
@@ -172,7 +199,7 @@ def load_suite(name_or_path: str) -> Suite:
         is_file = False
     if not is_file:
         raise BadInputError(f"unknown suite {shown(name_or_path)}; shipped: {', '.join(shipped)} (or a .toml path)")
-    return parse_suite(read_toml(path, "suite file"), str(path))
+    return parse_suite(read_toml(path, "suite file"), str(path), path.parent)
 
 
 def resolve_suite_configs(suite: Suite, preset: str, *, train_data: str | None = None,
@@ -184,13 +211,25 @@ def resolve_suite_configs(suite: Suite, preset: str, *, train_data: str | None =
     from srbench.train.config import resolve_config
 
     data = {k: v for k, v in (("train", train_data), ("data_root", data_root)) if v is not None}
+    shared = suite.settings.presets.get(preset, {})
     configs = {}
+
+    def overrides(name: str, with_preset: bool) -> dict:
+        out = {**(copy.deepcopy(shared) if with_preset else {}), "name": name}
+        if data:
+            out["data"] = {**out.get("data", {}), **data}
+        return out
+
     for variant in suite.entries:
         try:
-            overrides = {**copy.deepcopy(suite.settings.presets.get(preset, {})), "name": variant.name}
-            if data:
-                overrides["data"] = {**overrides.get("data", {}), **data}
-            configs[variant.name] = resolve_config(variant.training, preset, overrides=overrides)
+            configs[variant.name] = resolve_config(variant.training, preset, overrides=overrides(variant.name, True))
         except BadInputError as exc:
-            raise BadInputError(f"suite {suite.name}: variant {variant.name}: {exc}") from None
+            where = f"variant {variant.name}"
+            if shared:  # the suite's [presets.<preset>] table, given to every variant, may be what is wrong
+                try:
+                    resolve_config(variant.training, preset, overrides=overrides(variant.name, False))
+                    where = f"[presets.{preset}] (given to every variant; here to {variant.name})"
+                except BadInputError:
+                    pass
+            raise BadInputError(f"{suite.where}: {where}: {exc}") from None
     return configs
