@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import logging
 import os
 import signal
 import threading
@@ -32,6 +33,8 @@ from srbench.train.lock import lock_run_folder
 from srbench.train.logs import RunLog
 from srbench.train.stages import STAGES, NonFiniteLoss, TrainingDiverged
 from srbench.weightfiles import CheckpointError
+
+log = logging.getLogger(__name__)
 
 
 class TrainingInterrupted(StoppedByUser):
@@ -98,6 +101,12 @@ def _config_diff(a: object, b: object, prefix: str = "") -> list[str]:
                 out += _config_diff(a[key], b[key], dotted)
         return out
     return [] if a == b else [prefix]
+
+
+def _versions() -> dict[str, str]:
+    from srbench.version import __version__
+
+    return {"srbench": __version__, "torch": torch.__version__}
 
 
 class _Absent:
@@ -199,11 +208,18 @@ class Trainer:
 
         return pretrained_sha256(self.config.loss, self.config.preset) if self.stage == "gan" else {}
 
+    @functools.cached_property
+    def trained_under(self) -> list[dict[str, str]]:
+        """The srbench and torch versions the run was trained under, in order (one entry unless it was resumed
+        under others: then it is not bitwise what an uninterrupted run under either gives)."""
+        return [_versions()]
+
     def state(self) -> dict:
         return {"iteration": self.iteration, "stage": self.stage, "config": json.dumps(self.config.to_dict()),
                 "init": self.model.init_source or "", "init_sha256": self.model.init_sha256,
                 "data_sha256": json.dumps(self.data_sha256), "world_size": self.dist.world,
                 "pretrained_sha256": json.dumps(self.pretrained_sha256),
+                "trained_under": json.dumps(self.trained_under),
                 **self.model.state_dict()}
 
     def load_state(self, path: Path) -> None:
@@ -221,6 +237,24 @@ class Trainer:
         except (KeyError, TypeError, ValueError):
             raise CheckpointError(f"{path}: not a training state written by srbench (no config or iteration)") from None
         self._check_resumable(path, saved, done)
+        self._check_inputs(path, state)
+        # Other kernels (torch) or code (srbench) for the rest of the run: allowed (an upgrade mid-run is no reason to
+        # start over), but said, and recorded with the weights. States written before this was kept: as before.
+        if "trained_under" in state:
+            then = json.loads(state["trained_under"])
+            if then[-1] != _versions():
+                now = _versions()
+                log.warning("resuming %s under srbench %s, torch %s; it was trained under srbench %s, torch %s until "
+                            "iteration %d: the weights will not be bitwise what one uninterrupted run gives (recorded "
+                            "as trained_under)", path, now["srbench"], now["torch"], then[-1]["srbench"],
+                            then[-1]["torch"], done)
+                then.append(now)
+            self.trained_under = then
+        self.model.load_state_dict(state)
+        self.iteration = done
+
+    def _check_inputs(self, path: Path, state: dict) -> None:
+        """What the run was trained from and on, as the state records it, against this run's."""
         # States written before the starting weights were kept say nothing about them (resumed as before).
         if "init_sha256" in state and state["init_sha256"] != self.model.init_sha256:
             then = f"{state.get('init') or 'no init'} (sha256 {state['init_sha256'][:12] or '-'})"
@@ -255,8 +289,6 @@ class Trainer:
                 f"({self.dist.world * batch}): the result would be neither run's; resume with {ranks} rank(s) "
                 f"({'torchrun --nproc_per_node ' + str(ranks) if ranks > 1 else 'without torchrun'}), or train "
                 "afresh into another folder")
-        self.model.load_state_dict(state)
-        self.iteration = done
 
     def _check_resumable(self, path: Path, saved: dict, done: int) -> None:
         # Only this stage's length may change: a larger --iters extends a run (the schedule and the samples
@@ -292,6 +324,7 @@ class Trainer:
                                                    "init_sha256": model.init_sha256 or None,
                                                    "data_sha256": self.data_sha256,
                                                    "pretrained_sha256": self.pretrained_sha256,
+                                                   "trained_under": self.trained_under,
                                                    # batch_size is per rank: the images per step are world x it
                                                    "world_size": self.dist.world},
         }

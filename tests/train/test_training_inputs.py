@@ -268,3 +268,27 @@ def test_a_gan_stage_whose_discriminator_would_normalise_one_value_is_refused_be
                             "smoke")
     assert train(critic, "gan", tmp_path / "critic", init=str(tmp_path / "psnr/g_final.safetensors"),
                  progress=False).iterations == 1  # no BatchNorm in the critic
+
+
+def test_a_resume_under_other_versions_is_said_and_recorded(tmp_path, monkeypatch, caplog):
+    import srbench.train.loop as loop
+
+    cfg = resolve_config("rrdb23-smoke", "smoke", ["data.batch_size=2", "psnr.iters=2", "psnr.val_every=100",
+                                                   "data.patch_size=32"])
+
+    def stop_at_1(iteration, logs):
+        if iteration == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(Exception, match="interrupted at iteration 1"):
+        Trainer(cfg, "psnr", tmp_path, progress=False).run(on_iteration=stop_at_1)
+    before = loop._versions()
+    after = {**before, "torch": before["torch"] + ".later"}
+    monkeypatch.setattr(loop, "_versions", lambda: dict(after))
+    with caplog.at_level("WARNING", logger="srbench.train.loop"):
+        assert Trainer(cfg, "psnr", tmp_path, progress=False).run(resume=True).iterations == 2
+    (warning,) = [r.getMessage() for r in caplog.records if "resuming" in r.getMessage()]
+    assert f"torch {after['torch']}; it was trained under srbench {before['srbench']}, torch {before['torch']} " \
+           "until iteration 1: the weights will not be bitwise" in warning
+    recorded = read_metadata(tmp_path / "psnr/g_final.safetensors")["extra"]["trained_under"]
+    assert recorded == [before, after]
