@@ -16,7 +16,7 @@ from srbench.ablate.suites import SUITE_PROTOCOLS, load_suite, resolve_suite_con
 from srbench.ablate.visual import shown_models, visual_comparison
 from srbench.errors import BadInputError, SrbenchError
 from srbench.suite_settings import protocol_metrics
-from srbench.train.config import check_training_set
+from srbench.train.config import check_gan_batch, check_training_set
 from srbench.work_split import Ranks
 
 
@@ -29,12 +29,20 @@ def _refuse_unknown_sets(datasets: list[str], train_data: str | None, datasets_f
     downloaded is still that dataset's failure alone, reported with where to put it). ``datasets_from``: where the
     dataset names were written (the option, or the suite file's ``datasets``)."""
     from srbench.datasets import available_names, is_known_name
+    from srbench.paths import user_path
 
     for option, names in ((datasets_from, datasets), ("--train-data", [train_data] if train_data else [])):
         for name in names:
-            if not is_known_name(name) and not Path(name).expanduser().is_dir():
+            if not is_known_name(name) and not _is_dir(user_path(name, option)):
                 raise BadInputError(f"{option}: {name!r} is neither a known dataset ({', '.join(available_names())}) "
                                     "nor a folder")
+
+
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except (OSError, ValueError):  # a name too long for the file system, or with a NUL in it
+        return False
 
 
 def _interpolate(plan: Plan, report: AblationReport) -> None:
@@ -175,6 +183,11 @@ def ablate(
     for name, config in configs.items():
         if any(plan.existing(name, stage) is None for stage in ("psnr", "gan")):  # it trains a stage
             check_training_set(config)
+        if plan.existing(name, "gan") is None:
+            try:
+                check_gan_batch(config)
+            except BadInputError as exc:  # found before any stage trains, not after the psnr stage
+                raise BadInputError(f"{suite.where}: variant {name}: {exc}") from None
     plan.check_outputs()
     assert plan.cache_dir is not None
     _check_shared(plan.cache_dir, where)

@@ -534,6 +534,17 @@ def check_training_set(config: TrainConfig) -> None:
             "DIV2K + Flickr2K + OST), with --data (srbench train), --train-data (srbench ablate) or [data] train")
 
 
+def check_gan_batch(config: TrainConfig) -> None:
+    """The vgg discriminator's last BatchNorm normalises each channel over batch x (patch / 32)^2 values in training
+    mode: one value is torch's ValueError at the first gan step, after the networks and the data were set up (and,
+    in an ablation, after the psnr stage trained)."""
+    batch, patch = config.data.batch_size, config.data.patch_size
+    if config.gan.discriminator == "vgg" and batch * (patch // 32) ** 2 < 2:
+        raise BadInputError(f"data.batch_size {batch} with data.patch_size {patch}: the vgg discriminator's last "
+                            "BatchNorm would normalise one value per channel (a 1x1 map of one image); use "
+                            "data.batch_size 2 or more, or data.patch_size 64 or more")
+
+
 def _legacy_fft_weight(layered: dict[str, Any]) -> None:
     """``loss.fft_weight = w`` (srbench before the frequency choice) -> ``loss.frequency = "fft-l1"`` with
     ``loss.frequency_weight = w`` (``none`` and 0 for w = 0), in place: old configuration files keep working and

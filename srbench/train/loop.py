@@ -273,13 +273,15 @@ class Trainer:
         # loss.vgg_weights names a path (or the weights folder's file): another network there is another loss for
         # the rest of the run. States written before this was kept say nothing about it (resumed as before).
         if "pretrained_sha256" in state and json.loads(state["pretrained_sha256"]) != self.pretrained_sha256:
+            from srbench.train.stages import pretrained_files
+
             files_then, files_now = json.loads(state["pretrained_sha256"]), self.pretrained_sha256
             differing = sorted(r for r in set(files_then) | set(files_now) if files_then.get(r) != files_now.get(r))
-            shown = "; ".join(f"{role}: sha256 {str(files_then.get(role))[:12]} there, "
-                              f"{str(files_now.get(role))[:12]} now" for role in differing)
-            raise CheckpointError(f"{path}: trained with other pretrained loss networks ({shown}; loss.vgg_weights "
-                                  f"{self.config.loss.vgg_weights!r}): resume with the files it was trained with, or "
-                                  "train afresh into another folder")
+            where = {role: str(path) for role, path in pretrained_files(self.config.loss, self.config.preset).items()}
+            shown = "; ".join(f"{role} {where.get(role, '(none now)')}: sha256 {str(files_then.get(role))[:12]} "
+                              f"there, {str(files_now.get(role))[:12]} now" for role in differing)
+            raise CheckpointError(f"{path}: trained with other pretrained loss networks ({shown}): resume with the "
+                                  "files it was trained with, or train afresh into another folder")
         # Each rank draws its own batch_size images per step: another number of ranks is another training (its
         # samples and its batch), which no uninterrupted run gives. States written before this was kept: as before.
         if "world_size" in state and int(state["world_size"]) != self.dist.world:

@@ -15,6 +15,7 @@ import contextlib
 import functools
 import math
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TypeVar, cast
 
 import torch
@@ -24,7 +25,7 @@ from srbench.archs import DISCRIMINATORS, GENERATORS, build_generator
 from srbench.checkpoints import generator_info, load_generator
 from srbench.errors import BadInputError, SrbenchError, WeightsUnavailableError
 from srbench.train import losses as L
-from srbench.train.config import LossConfig, StageConfig, TrainConfig
+from srbench.train.config import LossConfig, StageConfig, TrainConfig, check_gan_batch
 from srbench.train.ddp import Dist, unwrap, wrap
 from srbench.weightfiles import CheckpointError
 
@@ -208,13 +209,10 @@ def _preset_noted(preset: str) -> Iterator[None]:
         raise
 
 
-def pretrained_sha256(loss: LossConfig, preset: str = "paper") -> dict[str, str]:
-    """The sha256 of every pretrained file the gan stage's losses read and that moves its weights, by role
-    (``perceptual``, ``dists_alpha_beta``, ``lpips``): what the training cache and a resumed run key them by,
-    since one path (or the weights folder's ``imagenet`` file) can hold another network. Empty when no such file
-    is read (random backbones). A missing file is the error training would give."""
+def pretrained_files(loss: LossConfig, preset: str = "paper") -> dict[str, Path]:
+    """Every pretrained file the gan stage's losses read and that moves its weights, by role (``perceptual``,
+    ``dists_alpha_beta``, ``lpips``); none for random backbones. A missing file is the error training would give."""
     from srbench.archs import VGGFeatures
-    from srbench.weights import sha256
 
     weights = None if loss.vgg_weights == "random" else loss.vgg_weights
     files = {}
@@ -231,7 +229,22 @@ def pretrained_sha256(loss: LossConfig, preset: str = "paper") -> dict[str, str]
                     loss.perceptual_backbone, VGGFeatures.weights_path)(weights)
         if loss.lpips_weight > 0:
             files["lpips"] = L.alexnet_file("imagenet")
-    return {role: sha256(path) for role, path in files.items()}
+    return files
+
+
+def pretrained_sha256(loss: LossConfig, preset: str = "paper") -> dict[str, str]:
+    """The sha256 of each of :func:`pretrained_files`, by role: what the training cache and a resumed run key them
+    by, since one path (or the weights folder's ``imagenet`` file) can hold another network. An unreadable file is
+    a :class:`CheckpointError` naming it, as loading it would be."""
+    from srbench.weights import sha256
+
+    out = {}
+    for role, path in pretrained_files(loss, preset).items():
+        try:
+            out[role] = sha256(path)
+        except OSError as exc:
+            raise CheckpointError(f"{path}: cannot read checkpoint ({exc.strerror or exc})") from None
+    return out
 
 
 def _dists(weights: str | None, preset: str) -> nn.Module:
@@ -256,13 +269,7 @@ class GanStage(PsnrStage):
     def _build(self) -> None:
         loss = self.config.loss
         d = DISCRIMINATORS[self.sc.discriminator](num_feat=self.sc.d_num_feat, input_size=self.config.data.patch_size)
-        batch, patch = self.config.data.batch_size, self.config.data.patch_size
-        # Its last BatchNorm normalises each channel over batch x (patch / 32)^2 values, in training mode: one value
-        # is torch's mid-step ValueError, after the networks and the data were set up.
-        if self.sc.discriminator == "vgg" and batch * (patch // 32) ** 2 < 2:
-            raise BadInputError(f"data.batch_size {batch} with data.patch_size {patch}: the vgg discriminator's "
-                                "last BatchNorm would normalise one value per channel (a 1x1 map of one image); use "
-                                "data.batch_size 2 or more, or data.patch_size 64 or more")
+        check_gan_batch(self.config)
         self.d: nn.Module = d.to(self.device)
         self.percep = _perceptual(loss, self.config.preset).to(self.device)
         self.lpips = L.LPIPSLoss().to(self.device) if loss.lpips_weight > 0 else None

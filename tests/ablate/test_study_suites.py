@@ -377,3 +377,43 @@ def test_a_study_loss_trains_under_two_process_ddp(tmp_path, ddp_train):
         assert digests[0] == digests[1], stage
     header = (tmp_path / "gan/log.csv").read_text().splitlines()[0].split(",")
     assert {"l_percep", "l_spectral", "l_g_adv", "l_d"} <= set(header)
+
+
+def test_suite_training_names_and_paths_read_as_written(tmp_path, monkeypatch):
+    from srbench.ablate import ablate
+
+    folder = tmp_path / "study"
+    folder.mkdir()
+    monkeypatch.chdir(tmp_path)
+
+    def suite(training: str, extra: str = "") -> str:
+        (folder / "s.toml").write_text(f'name = "s"\n{extra}[[variants]]\nname = "a"\ntraining = {training}\n')
+        return str(folder / "s.toml")
+
+    # a file beside the suite that carries a recipe's name does not replace the recipe
+    (folder / "esrgan").write_text("#!/bin/sh\n")
+    assert resolve_suite_configs(load_suite(suite('"esrgan"')), "smoke")["a"].generator == "rrdb23-smoke"
+    # a relative path without .toml is read beside the suite too, and one only the working folder has is said
+    (tmp_path / "recipes").mkdir()
+    (tmp_path / "recipes" / "other").write_text('generator = "rrdb23"\n')
+    with pytest.raises(BadInputError, match=r"variants\[0\]: training = 'recipes/other': a path in a suite file is "
+                                            r"relative to the suite's folder"):
+        load_suite(suite('"recipes/other"'))
+    with pytest.raises(BadInputError, match=r"variants\[0\]: training\.variant = 'recipes/other': a path"):
+        load_suite(suite('{ variant = "recipes/other", seed = 3 }'))
+    # a name too long for the file system: the recipe loader's one line, naming suite and variant
+    with pytest.raises(BadInputError, match=r"^.*s\.toml: variant a: unknown variant 'y+"):
+        resolve_suite_configs(load_suite(suite('"' + "y" * 300 + '"')), "smoke")
+    # the variant's own error, not the preset table's blamed on it, when both are wrong
+    both = suite('{ variant = "esrgan", loss = { perceptual_backbone = "lpips", lpips_weight = 0.1 } }',
+                 "[presets.smoke]\ndata = { batch_size = 0 }\n")
+    with pytest.raises(BadInputError, match=r"^.*s\.toml: variant a: loss\.lpips_weight adds LPIPS"):
+        resolve_suite_configs(load_suite(both), "smoke")
+    # a gan stage that cannot train is refused before the psnr stage trains; a ~user dataset name is one line
+    common = {"preset": "smoke", "out": str(tmp_path / "out"), "store_path": str(tmp_path / "s.sqlite"),
+              "log": lambda _: None, "training_cache": str(tmp_path / "cache")}
+    with pytest.raises(BadInputError, match=r"^.*s\.toml: variant a: data\.batch_size 1 with data\.patch_size 32"):
+        ablate(suite('{ variant = "rrdb23-smoke", data = { batch_size = 1, patch_size = 32 } }'), **common)
+    assert not (tmp_path / "cache").exists()
+    with pytest.raises(BadInputError, match=r"^--datasets: cannot expand '~nosuchuser/x': no such user"):
+        ablate(suite('"esrgan"'), datasets=["~nosuchuser/x"], **common)

@@ -246,9 +246,8 @@ def test_a_resume_with_another_perceptual_network_is_refused(tmp_path):
         Trainer(cfg, "gan", tmp_path / "run", progress=False).run(on_iteration=stop_at_1)
     first = vgg.read_bytes()
     _vgg19_file(vgg, 2)
-    with pytest.raises(CheckpointError, match=r"trained with other pretrained loss networks \(perceptual: "
-                                              r"sha256 [0-9a-f]{12} there, [0-9a-f]{12} now; "
-                                              r"loss.vgg_weights '.*vgg19.pth'\)"):
+    with pytest.raises(CheckpointError, match=r"trained with other pretrained loss networks \(perceptual "
+                                              r".*/vgg19\.pth: sha256 [0-9a-f]{12} there, [0-9a-f]{12} now\)"):
         Trainer(cfg, "gan", tmp_path / "run", progress=False).run(resume=True)
     vgg.write_bytes(first)
     assert Trainer(cfg, "gan", tmp_path / "run", progress=False).run(resume=True).iterations == 2
@@ -292,3 +291,16 @@ def test_a_resume_under_other_versions_is_said_and_recorded(tmp_path, monkeypatc
            "until iteration 1: the weights will not be bitwise" in warning
     recorded = read_metadata(tmp_path / "psnr/g_final.safetensors")["extra"]["trained_under"]
     assert recorded == [before, after]
+
+
+def test_an_unreadable_pretrained_file_is_that_stage_s_error_naming_it(tmp_path, monkeypatch):
+    # The raw OSError of hashing it stopped a whole ablation; loading it is a CheckpointError (one variant fails).
+    from srbench import paths
+    from srbench.metrics.lpips_alex import ALEXNET_FILENAME
+    from srbench.train.cache import stage_key
+
+    monkeypatch.setenv(paths.WEIGHTS_ENV, str(tmp_path))
+    (tmp_path / ALEXNET_FILENAME).symlink_to("/proc/self/mem")  # a file whose reading fails (EIO)
+    cfg = resolve_config("rrdb23-smoke", "smoke", ["loss.lpips_weight=0.1"])
+    with pytest.raises(CheckpointError, match=rf"^{tmp_path / ALEXNET_FILENAME}: cannot read checkpoint \("):
+        stage_key(cfg, "gan", data={"train": "t" * 64, "val": None}, init=None, device="cpu")

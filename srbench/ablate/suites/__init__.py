@@ -7,6 +7,7 @@ suite is one new TOML file in this folder; :func:`parse_suite` checks every key.
 from __future__ import annotations
 
 import copy
+import os
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
@@ -89,19 +90,34 @@ def _text(table: dict, key: str, where: str, default: str | None = None, *, name
     return value
 
 
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):  # a name too long for the file system, or with a NUL in it
+        return False
+
+
 def _beside(training: str, base: Path | None, where: str) -> str:
-    """A training TOML path of a suite file, relative to the file's folder (as a path in a file is read), not to
-    wherever the command runs; names and absolute paths as they are."""
+    """A training path of a suite file (``where``: its key), relative to the file's folder (as a path in a file is
+    read), not to wherever the command runs; recipe and generator names, and absolute paths, as they are."""
     from srbench.paths import user_path
 
-    path = user_path(training, f"{where}: training")
-    if base is None or path.is_absolute() or not (training.endswith(".toml") or (base / path).is_file()):
+    path = user_path(training, where)
+    if base is None or path.is_absolute():
         return training
+    if not (training.endswith(".toml") or "/" in training or os.sep in training):
+        if not _is_file(base / path):
+            return training  # a name (or an unknown one, which the recipe loader names)
+        from srbench.archs import GENERATORS
+        from srbench.train.config import RECIPES
+
+        if training in RECIPES or training in GENERATORS:
+            return training  # a file that happens to carry a recipe's name does not replace the recipe
     beside = base / path
-    if not beside.is_file() and path.is_file():  # read from the working folder before srbench said otherwise
-        raise BadInputError(f"{where}: training = {shown(training)}: a path in a suite file is relative to the "
-                            f"suite's folder, and {beside} does not exist ({path.resolve()}, relative to the working "
-                            "folder, does): write it relative to the suite file, or absolute")
+    if not _is_file(beside) and _is_file(path):  # read from the working folder before srbench said otherwise
+        raise BadInputError(f"{where} = {shown(training)}: a path in a suite file is relative to the suite's "
+                            f"folder, and {beside} does not exist ({path.resolve()}, relative to the working folder, "
+                            "does): write it relative to the suite file, or absolute")
     return str(beside)
 
 
@@ -122,9 +138,9 @@ def _parse_variants(data: dict, origin: str, base: Path | None = None) -> tuple[
             raise BadInputError(f"{where}: training = {shown(training)}: expected a training variant name, a .toml "
                                 "path or a table (whose 'variant' is a name)")
         if isinstance(training, str):
-            training = _beside(training, base, where)
+            training = _beside(training, base, f"{where}: training")
         elif "variant" in training:
-            training = {**training, "variant": _beside(training["variant"], base, where)}
+            training = {**training, "variant": _beside(training["variant"], base, f"{where}: training.variant")}
         variants.append(SuiteEntry(vname, _text(v, "label", where, vname), training))
     names = [v.name for v in variants]
     repeated = [n for n in dict.fromkeys(names) if names.count(n) > 1]
@@ -224,12 +240,12 @@ def resolve_suite_configs(suite: Suite, preset: str, *, train_data: str | None =
         try:
             configs[variant.name] = resolve_config(variant.training, preset, overrides=overrides(variant.name, True))
         except BadInputError as exc:
-            where = f"variant {variant.name}"
+            where, problem = f"variant {variant.name}", exc
             if shared:  # the suite's [presets.<preset>] table, given to every variant, may be what is wrong
                 try:
                     resolve_config(variant.training, preset, overrides=overrides(variant.name, False))
                     where = f"[presets.{preset}] (given to every variant; here to {variant.name})"
-                except BadInputError:
-                    pass
-            raise BadInputError(f"{suite.where}: {where}: {exc}") from None
+                except BadInputError as own:
+                    problem = own  # the variant's own error (the table may have another: said once this is fixed)
+            raise BadInputError(f"{suite.where}: {where}: {problem}") from None
     return configs
