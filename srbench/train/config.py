@@ -596,12 +596,6 @@ def _check_losses(loss: LossConfig) -> None:
     if loss.adversarial not in penalised and loss.gp_weight != defaults.gp_weight:
         raise BadInputError(f"loss.gp_weight: only the gradient-penalty losses ({', '.join(penalised)}) "
                             f"read it; with loss.adversarial = {shown(loss.adversarial)} it would be ignored")
-    if loss.perceptual_backbone != "vgg":
-        for key in ("perceptual_layer", "perceptual_criterion"):
-            if getattr(loss, key) != getattr(defaults, key):
-                raise BadInputError(f"loss.{key}: only the VGG19 perceptual term reads it; with "
-                                    f"loss.perceptual_backbone = {shown(loss.perceptual_backbone)} (its own layers "
-                                    "and distance) it would be ignored")
     if loss.perceptual_backbone == "lpips" and loss.lpips_weight > 0:
         raise BadInputError("loss.lpips_weight adds LPIPS beside the perceptual term, which is LPIPS already "
                             "(loss.perceptual_backbone = 'lpips'): set loss.perceptual_weight instead")

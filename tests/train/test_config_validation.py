@@ -118,18 +118,6 @@ BAD_SETS = [
 ]
 
 
-def test_vgg_only_perceptual_keys_beside_another_backbone_are_refused():
-    # LPIPS and DISTS have their own layers and distance: the key would be recorded with the run and never read
-    for backbone in ("lpips", "dists"):
-        for key, value in (("perceptual_layer", "relu5_4"), ("perceptual_criterion", "l2")):
-            msg = _refused([f"loss.perceptual_backbone={backbone}", f"loss.{key}={value}"])
-            assert msg == (f"loss.{key}: only the VGG19 perceptual term reads it; with loss.perceptual_backbone = "
-                           f"'{backbone}' (its own layers and distance) it would be ignored")
-        assert resolve_config("esrgan", "smoke", [f"loss.perceptual_backbone={backbone}"]).loss.perceptual_layer \
-            == "conv5_4"  # the defaults stand, unread
-    assert resolve_config("esrgan", "smoke", ["loss.perceptual_layer=relu5_4", "loss.perceptual_criterion=l2"])
-
-
 @pytest.mark.parametrize(("assignment", "message"), BAD_SETS, ids=[a for a, _ in BAD_SETS])
 def test_bad_values_are_one_line_errors_naming_key_value_and_range(assignment, message):
     assert re.search(message, _refused([assignment])), _refused([assignment])
