@@ -900,7 +900,7 @@ def pirm_plane_cmd(suite, dataset, out, store_path, ci, published) -> None:
     from pathlib import Path
 
     from srbench.images import ensure_writable_dir
-    from srbench.plots import pirm_plane, plane_points, region_winners
+    from srbench.plots import pirm_plane, plane_others, plane_points, region_winners
     from srbench.report import tidy_from_store, why_nothing_current
     from srbench.store import Store
 
@@ -913,6 +913,11 @@ def pirm_plane_cmd(suite, dataset, out, store_path, ci, published) -> None:
                                    f"srbench evaluate --protocol pirm --store (suite evaluate)"
                                    f"{why_nothing_current(rows)}")
     try:
+        alike = {d for d in tidy["dataset"] if d.casefold() == dataset.casefold()}
+        if alike and dataset not in alike:  # matched without case, as tables match it
+            from srbench.report import known_dataset
+
+            dataset = known_dataset(dataset, tidy, None, "the store")
         points, y_metric = plane_points(tidy, dataset)
     except SrbenchError as exc:
         raise click.ClickException(f"suite {suite!r}: {exc}") from None
@@ -931,8 +936,12 @@ def pirm_plane_cmd(suite, dataset, out, store_path, ci, published) -> None:
     if left_off:  # a model without an RMSE and a defined PI (NIQE) has no place on the plane; never silently
         click.echo(f"note: not drawn (no RMSE, or its {y_metric.upper()} undefined on {dataset}): "
                    f"{', '.join(left_off)}", err=True)
+    others = plane_others(tidy, dataset, points, y_metric)
+    if others:  # as the tables mark and leave unranked a mean over other images
+        click.echo(f"note: over other images than the rest ({', '.join(others)}): marked ¶, never a region's best",
+                   err=True)
     # PIRM ranks a region by PI; by NIQE alone it would be another ranking than the challenge's.
-    for region, model in sorted(region_winners(points).items()) if y_metric == "pi" else ():
+    for region, model in sorted(region_winners(points, others).items()) if y_metric == "pi" else ():
         click.echo(f"best in {region}: {model}")
     click.echo(f"wrote {path}")
 

@@ -6,6 +6,7 @@ import math
 import re
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -55,12 +56,13 @@ def _no_pirm_results(tidy: pd.DataFrame, dataset: str) -> str:
             f"srbench evaluate --protocol pirm --dataset {dataset} --store, or srbench ablate")
 
 
-def region_winners(points: pd.DataFrame) -> dict[str, str]:
-    """PIRM region -> the model with the lowest y inside it."""
+def region_winners(points: pd.DataFrame, others: Collection[str] = ()) -> dict[str, str]:
+    """PIRM region -> the model with the lowest y inside it, among the models not in ``others`` (means over other
+    images: :func:`plane_others`)."""
     from srbench.protocols import pirm_region
 
     winners: dict[str, tuple[float, str]] = {}
-    for _, p in points.iterrows():
+    for _, p in points[~points["model"].isin(list(others))].iterrows():
         region = pirm_region(p["rmse"])
         if region and (region not in winners or p["y"] < winners[region][0]):
             winners[region] = (p["y"], p["model"])
@@ -104,13 +106,14 @@ def conditioning_ranges(tidy: pd.DataFrame, points: pd.DataFrame, y_metric: str,
     return pd.DataFrame(out, columns=columns)
 
 
-def point_labels(points: pd.DataFrame) -> list[tuple[float, float, str]]:
+def point_labels(points: pd.DataFrame, marked: Collection[str] = ()) -> list[tuple[float, float, str]]:
     """One label per distinct point, in the points' order: models at the same (RMSE, y) share it ("a = b"), an
-    interpolated model is named by its weight (α=0.2)."""
+    interpolated model is named by its weight (α=0.2), a model of ``marked`` (other images) followed by ¶."""
     groups: dict[tuple[float, float], list[str]] = {}
     for model, x, y in zip(points["model"], points["rmse"], points["y"], strict=True):
         alpha = _alpha_of(model)
-        groups.setdefault((float(x), float(y)), []).append(model if alpha is None else f"α={alpha:g}")
+        name = (model if alpha is None else f"α={alpha:g}") + ("¶" if model in marked else "")
+        groups.setdefault((float(x), float(y)), []).append(name)
     # Trained models first, then interpolation weights ("esrgan-psnr = α=0").
     return [(x, y, " = ".join(sorted(names, key=lambda n: n.startswith("α=")))) for (x, y), names in groups.items()]
 
@@ -137,6 +140,54 @@ def unrecorded_images(tidy: pd.DataFrame, dataset: str) -> bool:
     digests = set(rows["image_set"].dropna()) if "image_set" in rows else set()
     recorded = recorded_image_sets(dataset) if digests else []
     return bool(recorded) and not digests <= set(recorded)
+
+
+def _image_set_of(row: pd.Series) -> Any:
+    """What a cell's value is over: its image_set digest, else (older tidy tables, dataset-level metrics) its count."""
+    found = row.get("image_set")
+    return found if isinstance(found, str) else ("n", row.get("n_images"))
+
+
+def _content_of(row: pd.Series) -> str | None:
+    """The dataset's content fingerprint a cell's value was computed on (None where not known)."""
+    found = row.get("dataset_key")
+    return found if isinstance(found, str) else None
+
+
+def on_other_images(column: pd.DataFrame, shown: Sequence[str], recorded: Collection[str] = ()) -> list[str]:
+    """The models of one column (tidy rows of one dataset and metric, indexed by model) whose value is over other
+    images than the column's reference set: a recorded copy's images of the set the column names (a folder of
+    one's own called set5 beside the real Set5 was the reference when it came first), then the set most shown
+    values share, of those the largest, of those the first model's. The tables mark them and rank them not; the
+    plane marks them and names no region's best among them."""
+    if len(shown) < 2 or column.index.has_duplicates:
+        return []
+    names = {model: _image_set_of(column.loc[model]) for model in shown}
+    # The same image names over other files (the set's files changed between evaluations, or two folders share a
+    # name) are other images too; a value whose content is not known is compared by its names alone.
+    contents = {model: _content_of(column.loc[model]) for model in shown}
+    sets = {model: (names[model], contents[model]) for model in shown}
+    counts = {model: column.loc[model].get("n_images") for model in shown}
+    usage = {s: list(sets.values()).count(s) for s in sets.values()}
+    reference = max(shown, key=lambda model: (names[model] in recorded, usage[sets[model]], counts[model] or 0,
+                                              -shown.index(model)))
+    ref_names, ref_content = sets[reference]
+    return [model for model in shown if names[model] != ref_names
+            or (None not in (contents[model], ref_content) and contents[model] != ref_content)]
+
+
+def plane_others(tidy: pd.DataFrame, dataset: str, points: pd.DataFrame, y_metric: str) -> list[str]:
+    """The plane's models whose RMSE or y is a mean over other images than the rest's (see
+    :func:`on_other_images`): marked ¶, never a region's best."""
+    from srbench.datasets import recorded_image_sets
+
+    models = list(points["model"])
+    rows = tidy[(tidy["dataset"] == dataset) & (tidy["protocol"] == "pirm") & tidy["model"].isin(models)]
+    recorded = set(recorded_image_sets(dataset))
+    found: set[str] = set()
+    for metric in ("rmse", y_metric):
+        found.update(on_other_images(rows[rows["metric"] == metric].set_index("model"), models, recorded))
+    return [m for m in models if m in found]
 
 
 def published_points(collections: Sequence[str], dataset: str, scales: Collection[int] | None = None,
@@ -219,7 +270,8 @@ def draw_plane(tidy: pd.DataFrame, *, dataset: str, title: str | None = None, in
         ax.vlines(noisy["rmse"], noisy["low"], noisy["high"], colors="#9467bd", linewidth=5, alpha=0.35, zorder=1,
                   gid="conditioning", label="NIQE's conditioning range (flat areas):\nan order inside it is noise")
     # PIRM ranks a region by PI; by NIQE alone it would be another ranking than the challenge's (as the CLI says)
-    winners = region_winners(points) if y_metric == "pi" else {}
+    others = plane_others(tidy, dataset, points, y_metric)
+    winners = region_winners(points, others) if y_metric == "pi" else {}
     for region, model in winners.items():
         p = points[points["model"] == model].iloc[0]
         ax.scatter([p["rmse"]], [p["y"]], marker="*", s=220, color="#d62728", zorder=4,
@@ -229,6 +281,23 @@ def draw_plane(tidy: pd.DataFrame, *, dataset: str, title: str | None = None, in
     ax.set_ylabel(y_label)
     what = "PI" if y_metric == "pi" else "NIQE (PI unavailable)"
     ax.set_title(title or f"Perception-distortion plane, {dataset}: RMSE vs {what}", parse_math=False)
+    _draw_notes(ax, tidy, dataset, y_metric, pub, bool(published), bool(others))
+    # Beside the axes, never over the data (drawn last: an entry added after it was left out of it).
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize=8)
+    everything = pd.concat([points, pub], ignore_index=True) if not pub.empty else points
+    # bars stay inside, as on the x axis
+    y_low = min([float(everything["y"].min()), float((points["y"] - yerr[0]).min()), *noisy["low"]])
+    y_high = max([float(everything["y"].max()), float((points["y"] + yerr[1]).max()), *noisy["high"]])
+    y_span = (y_high - y_low) or 1.0
+    ax.set_ylim(y_low - 0.08 * y_span, y_high + 0.15 * y_span)
+    fig.tight_layout()
+    _place_labels(ax, everything, marked=others)
+    return fig
+
+
+def _draw_notes(ax, tidy: pd.DataFrame, dataset: str, y_metric: str, pub: pd.DataFrame, published: bool,
+                others: bool) -> None:
+    """The published points, and the legend's notes on what the plane shows."""
     if y_metric != "pi":
         ax.plot([], [], " ", label="y axis: NIQE, PI unavailable (no Ma weights:\nsrbench fetch weights nrqm)")
     if not pub.empty:
@@ -239,16 +308,8 @@ def draw_plane(tidy: pd.DataFrame, *, dataset: str, title: str | None = None, in
                                        "published set?)")
     elif published and y_metric != "pi":
         ax.plot([], [], " ", label="published points not shown: their y is PI")
-    # Beside the axes, never over the data (drawn last: an entry added after it was left out of it).
-    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize=8)
-    everything = pd.concat([points, pub], ignore_index=True) if not pub.empty else points
-    y_low = min([float(everything["y"].min()), *noisy["low"]])
-    y_high = max([float(everything["y"].max()), *noisy["high"]])
-    y_span = (y_high - y_low) or 1.0
-    ax.set_ylim(y_low - 0.08 * y_span, y_high + 0.15 * y_span)
-    fig.tight_layout()
-    _place_labels(ax, everything)
-    return fig
+    if others:
+        ax.plot([], [], " ", label="¶ a mean over other images than the rest\n(not comparable; never a region's best)")
 
 
 def _draw_models(ax, points: pd.DataFrame, intervals: Mapping | None, xerr: list, yerr: list) -> None:
@@ -271,9 +332,9 @@ def _draw_models(ax, points: pd.DataFrame, intervals: Mapping | None, xerr: list
 _LABEL_PUSHES = (((1.2, 1.6), (0.3, 0.6)), ((1.3, 1.9), (0.5, 1.0)), ((1.5, 2.4), (0.8, 1.5)))
 
 
-def _place_labels(ax, points: pd.DataFrame) -> list:
-    """One text per distinct point (:func:`point_labels`), moved by adjustText (with a leader line) until none
-    overlaps another; returns the texts (gid "label")."""
+def _place_labels(ax, points: pd.DataFrame, marked: Collection[str] = ()) -> list:
+    """One text per distinct point (:func:`point_labels`; a model of ``marked`` followed by ¶), moved by adjustText
+    (with a leader line) until none overlaps another; returns the texts (gid "label")."""
     from adjustText import adjust_text  # type: ignore[import-untyped]
 
     x, y = points["rmse"].to_numpy(float), points["y"].to_numpy(float)
@@ -282,7 +343,7 @@ def _place_labels(ax, points: pd.DataFrame) -> list:
         before = set(ax.get_children())
         # parse_math off: a model name is text ('cost $5 vs $6' was typeset as math, '$\\foo$' a traceback)
         texts = [ax.text(px, py, label, fontsize=7, gid="label", zorder=5, parse_math=False)
-                 for px, py, label in point_labels(points)]
+                 for px, py, label in point_labels(points, marked)]
         adjust_text(texts, x=x, y=y, ax=ax, expand=expand, force_text=force,
                     arrowprops={"arrowstyle": "-", "color": "#888888", "lw": 0.5})
         if not overlapping_labels(texts):

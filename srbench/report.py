@@ -13,7 +13,7 @@ import html
 import json
 import math
 from collections import defaultdict
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ from srbench.manifests import load_manifests
 from srbench.metrics import get_metric
 from srbench.metrics.niqe import BLOCK as NIQE_BLOCK
 from srbench.metrics.registry import register_stored
+from srbench.plots import on_other_images
 from srbench.protocols import PROTOCOLS
 from srbench.stats import conditioning_range
 from srbench.store import DATASET_IMAGE
@@ -48,11 +49,15 @@ def tidy_from_store(store_rows: list[dict]) -> pd.DataFrame:
     stand for different results in different suites, whose images must never be averaged together."""
     register_stored(r["metric"] for r in store_rows)
     groups: dict[tuple, dict[str, dict[tuple[str, str], float]]] = defaultdict(lambda: defaultdict(dict))
+    contents: dict[tuple, set] = defaultdict(set)
     for r in store_rows:
         key = (r.get("suite"), r["model"], r["dataset"], r["protocol"], r["scale"])
         groups[key][r["image"]][(r["metric"], r["metric_version"])] = r["value"]
+        contents[key].add(r.get("dataset_key"))
     out = []
     for (suite, model, dataset, protocol, scale), images in groups.items():
+        keys = contents[(suite, model, dataset, protocol, scale)]
+        dataset_key = next(iter(keys)) if len(keys) == 1 else None
         proto = PROTOCOLS[protocol]
         whole_set = images.pop(DATASET_IMAGE, {})  # dataset-level metrics' values, not an image
         for metric in proto.metrics:
@@ -64,7 +69,7 @@ def tidy_from_store(store_rows: list[dict]) -> pd.DataFrame:
                                 "scale": scale, "metric": metric.name, **found,
                                 "higher_is_better": metric.higher_is_better,
                                 "version": proto.versions([metric.name])[metric.name],
-                                "cond_low": math.nan, "cond_high": math.nan})
+                                "cond_low": math.nan, "cond_high": math.nan, "dataset_key": dataset_key})
                 continue
             rows = []
             for values in images.values():
@@ -80,7 +85,8 @@ def tidy_from_store(store_rows: list[dict]) -> pd.DataFrame:
                                 "scale": scale, "metric": metric.name, "value": value, "n_images": len(rows),
                                 "higher_is_better": metric.higher_is_better,
                                 "version": proto.versions([metric.name])[metric.name],
-                                **conditioning_range(metric, rows), "image_set": image_set_digest(images)})
+                                **conditioning_range(metric, rows), "image_set": image_set_digest(images),
+                                "dataset_key": dataset_key})
     return pd.DataFrame(out, columns=["suite", *TIDY_COLUMNS])
 
 
@@ -103,8 +109,10 @@ def why_nothing_current(store_rows: list[dict]) -> str:
 
 # cond_low/cond_high: the dataset value's range when the per-image conditioning ranges (NIQE's flat areas) are
 # taken at their ends; NaN for metrics without one. image_set: see image_set_digest (None for dataset-level metrics).
+# dataset_key: the content fingerprint of the dataset the values were computed on (srbench.datasets.Dataset.fingerprint;
+# None where not known): one set name over other files is other images.
 TIDY_COLUMNS = ["model", "dataset", "protocol", "scale", "metric", "value", "n_images", "higher_is_better",
-                "version", "cond_low", "cond_high", "image_set"]
+                "version", "cond_low", "cond_high", "image_set", "dataset_key"]
 
 
 def tidy_from_results(results: Sequence) -> pd.DataFrame:
@@ -125,7 +133,8 @@ def tidy_from_results(results: Sequence) -> pd.DataFrame:
                         **(conditioning_range(metric, r.per_image) if not metric.is_dataset_level
                            else {"cond_low": math.nan, "cond_high": math.nan}),
                         "image_set": None if metric.is_dataset_level else image_set_digest(
-                            row["image"] for row in r.per_image)})
+                            row["image"] for row in r.per_image),
+                        "dataset_key": r.provenance.get("dataset_sha256")})
     return pd.DataFrame(out, columns=TIDY_COLUMNS)
 
 
@@ -214,22 +223,23 @@ def table_model(tidy: pd.DataFrame, metrics: Sequence[str], models: Sequence[str
     models = list(models or dict.fromkeys(tidy["model"]))
     datasets = list(datasets or dict.fromkeys(tidy["dataset"]))
     tidy, columns_under, elsewhere = _one_protocol_per_cell(tidy, spec, models)
-    # A published set stands beside the column of its name as stored, whatever its case (a folder named Set5)
-    column_of = {d.casefold(): d for d in datasets}
+    # A published set stands beside the column of its name as stored, whatever its case (a folder named Set5); of
+    # two columns whose names differ in case only, beside the one over a recorded copy's images.
+    manifests = load_manifests()
+    column_of = _published_columns(tidy, datasets, manifests)
     shown, left_out = _comparable(tidy[tidy["model"].isin(models)],
                                   [dataclasses.replace(v, dataset=column_of[v.dataset.casefold()]) for v in extra
                                    if v.dataset.casefold() in column_of and v.metric in metrics])
     published_rows = list(dict.fromkeys(P.row_name(v) for v in shown))
     values, ranks = {}, {}
     other_images: set[tuple[str, str, str]] = set()
-    manifests = load_manifests()
     for d in datasets:
         recorded = set(recorded_image_sets(d, manifests))
         for m in metrics:
             column = tidy[(tidy["dataset"] == d) & (tidy["metric"] == m)].set_index("model")
             series = column["value"].reindex(models)
             values.update({(model, d, m): v for model, v in series.items() if v is not None and not pd.isna(v)})
-            others = _on_other_images(column, [model for model in models if (model, d, m) in values], recorded)
+            others = on_other_images(column, [model for model in models if (model, d, m) in values], recorded)
             other_images.update((model, d, m) for model in others)
             # A value under another protocol than the column's (each crops its own border) is not ranked with it.
             apart = [model for model, d2, m2, _ in elsewhere if d2 == d and m2 == m and model in models]
@@ -295,27 +305,6 @@ def _default_caption(metrics: Sequence[str], spec: Mapping[str, Any] | None = No
     return _caption(sorted({p for m in metrics for p in (getattr(spec[m], "protocols", None) or ())[:1]}))
 
 
-def _image_set_of(row: pd.Series) -> Any:
-    """What a cell's value is over: its image_set digest, else (older tidy tables, dataset-level metrics) its count."""
-    found = row.get("image_set")
-    return found if isinstance(found, str) else ("n", row.get("n_images"))
-
-
-def _on_other_images(column: pd.DataFrame, shown: Sequence[str], recorded: Collection[str] = ()) -> list[str]:
-    """The models of one column whose value is over other images than the column's reference set: a recorded
-    copy's images of the set the column names (a folder of one's own called set5 beside the real Set5 was the
-    reference when it came first), then the set most shown values share, of those the largest, of those the first
-    model's."""
-    if len(shown) < 2 or column.index.has_duplicates:
-        return []
-    sets = {model: _image_set_of(column.loc[model]) for model in shown}
-    counts = {model: column.loc[model].get("n_images") for model in shown}
-    usage = {s: list(sets.values()).count(s) for s in sets.values()}
-    reference = max(shown, key=lambda model: (sets[model] in recorded, usage[sets[model]], counts[model] or 0,
-                                              -shown.index(model)))
-    return [model for model in shown if sets[model] != sets[reference]]
-
-
 def _other_images_note(tidy: pd.DataFrame, cells: Sequence[tuple[str, str, str]]) -> str:
     counts = tidy.set_index(["model", "dataset", "metric"])["n_images"] if "n_images" in tidy.columns else {}
     named = ", ".join(dict.fromkeys(f"{model} on {d} ({counts.get((model, d, m), '?')} images)"
@@ -368,15 +357,19 @@ def _comparable(tidy: pd.DataFrame, values: list) -> tuple[list, list[str]]:
     from srbench.datasets import KNOWN_SIZES
     from srbench.plots import comparable_with, unrecorded_images
 
-    kept, notes = [], {}
+    kept: list = []
+    notes: dict[tuple, str] = {}
     unrecorded: dict[str, bool] = {}
+    other_scale: dict[tuple[int, tuple[int, ...]], list[str]] = {}  # (published scale, results' scales) -> sets
     for v in values:
         scales, full_set = comparable_with(tidy, v.dataset)
         if v.dataset not in unrecorded:
             unrecorded[v.dataset] = unrecorded_images(tidy, v.dataset)
         if scales is not None and v.scale not in scales:
-            notes[("scale", v.scale)] = (f"Published x{v.scale} numbers on {v.dataset} left out: these results are "
-                                         f"at x{', x'.join(map(str, sorted(scales)))}.")
+            where = other_scale.setdefault((v.scale, tuple(sorted(scales))), [])
+            if v.dataset not in where:
+                where.append(v.dataset)
+            notes[("scale", v.scale, tuple(sorted(scales)))] = ""  # worded below, once every set is known
         elif not full_set:
             counts = sorted(set(tidy.loc[tidy["dataset"] == v.dataset, "n_images"].dropna().astype(int)))
             notes[("size", v.dataset)] = (f"Published numbers on {v.dataset} left out: its results here are over "
@@ -389,6 +382,9 @@ def _comparable(tidy: pd.DataFrame, values: list) -> tuple[list, list[str]]:
                     f"{v.dataset} here is over images named as no recorded copy of it names them (a folder of one's "
                     f"own called {v.dataset}?): its published rows assume the same images. `srbench datasets verify "
                     f"FOLDER` checks a copy; `srbench datasets manifest` records one.")
+    for (scale, theirs), sets in other_scale.items():
+        notes[("scale", scale, theirs)] = (f"Published x{scale} numbers on {', '.join(sets)} left out: these results "
+                                           f"are at x{', x'.join(map(str, theirs))}.")
     return kept, list(notes.values())
 
 
@@ -422,6 +418,23 @@ def _interval_note(intervals: Mapping[tuple[str, str, str], Any]) -> str:
     return note
 
 
+def _published_columns(tidy: pd.DataFrame, datasets: Sequence[str], manifests: dict[str, dict]) -> dict[str, str]:
+    """Set name without case -> the column its published rows stand beside: of two columns whose names differ in
+    case only, the one over a recorded copy's images, else the first."""
+    column_of: dict[str, str] = {}
+    for d in datasets:
+        if d.casefold() not in column_of or (_over_recorded(tidy, d, manifests)
+                                             and not _over_recorded(tidy, column_of[d.casefold()], manifests)):
+            column_of[d.casefold()] = d
+    return column_of
+
+
+def _over_recorded(tidy: pd.DataFrame, dataset: str, manifests: dict[str, dict]) -> bool:
+    """Whether ``dataset``'s results are over the images a recorded copy of the set of its name holds."""
+    digests = set(tidy.loc[tidy["dataset"] == dataset, "image_set"].dropna()) if "image_set" in tidy else set()
+    return bool(digests) and digests <= set(recorded_image_sets(dataset, manifests))
+
+
 def known_datasets(requested: Sequence[str] | None, tidy: pd.DataFrame, published: Sequence[str] | None,
                    where: str) -> list[str] | None:
     """Requested dataset names as the results name them (``evaluate --dataset Set5`` stores set5: matched without
@@ -443,6 +456,9 @@ def known_datasets(requested: Sequence[str] | None, tidy: pd.DataFrame, publishe
             if len(exact) == 1:
                 out.append(exact[0])
                 break
+            if len(exact) > 1:
+                raise BadInputError(f"dataset {name!r} in {where} is ambiguous: it names {' and '.join(exact)}, "
+                                    "which differ only in case; name one exactly")
         else:
             raise BadInputError(f"no results for dataset {name!r} in {where}"
                                 f"{' or the published rows' if published else ''}; it has "
@@ -554,7 +570,8 @@ def _caption(protocols: list[str]) -> str:
         parts.append("PSNR/SSIM under the sr protocol (Y of YCbCr, unrounded, border = scale)")
     if "pirm" in protocols:
         parts.append("RMSE/NIQE/Ma/PI under the pirm protocol (rounded Y, shave 4, RMSE = sqrt(mean MSE))")
-    return "; ".join(parts) + ". Best in bold, second underlined; – = not available."
+    said = "; ".join(parts) + ". " if parts else ""  # a pyiqa metric belongs to no protocol of srbench's
+    return said + "Best in bold, second underlined; – = not available."
 
 
 SUITE_TABLE_METRICS = ("psnr_y", "ssim_y", "rmse", "niqe", "ma", "pi")

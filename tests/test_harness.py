@@ -150,6 +150,44 @@ def test_pirm_plane_draws_and_finds_region_winners(tmp_path):
         assert im.size[0] > 600 and im.size[1] > 400
 
 
+def test_the_plane_marks_means_over_other_images_and_names_no_region_best_among_them():
+    """A review: a model evaluated on 4 of 5 images (--skip-bad) was the table's unranked 5.908¶ but the plane's
+    "best in R2"; the same image names over other files (a set edited between evaluations) likewise."""
+    from srbench.plots import draw_plane, plane_others, plane_points, region_winners
+
+    rows = []
+    for model, rmse, pi, names, content in (("a", 12.0, 4.0, "s5", "k"), ("b", 12.3, 3.5, "s5", "k"),
+                                            ("partial", 12.5, 3.0, "s4", "k"), ("edited", 12.4, 2.5, "s5", "k2"),
+                                            ("c", 15.0, 2.0, "s5", "k")):
+        for metric, value in (("rmse", rmse), ("pi", pi)):
+            rows.append({"model": model, "dataset": "d", "protocol": "pirm", "scale": 4, "metric": metric,
+                         "value": value, "n_images": 4 if model == "partial" else 5, "higher_is_better": False,
+                         "version": "1", "image_set": names, "dataset_key": content})
+    tidy = pd.DataFrame(rows)
+    points, y = plane_points(tidy, "d")
+    others = plane_others(tidy, "d", points, y)
+    assert sorted(others) == ["edited", "partial"]
+    assert region_winners(points, others) == {"R2": "b", "R3": "c"}
+    assert region_winners(points)["R2"] == "edited"  # what was drawn as the region's best
+    ax = draw_plane(tidy, dataset="d").axes[0]
+    labels = {t.get_text() for t in ax.texts if t.get_gid() == "label"}
+    assert {"partial¶", "edited¶", "a", "b"} <= labels
+    assert any(t.get_text().startswith("¶ a mean over other images") for t in ax.get_legend().get_texts())
+
+
+def test_the_plane_s_y_axis_holds_its_error_bars():
+    """A review: --ci's NIQE interval [7.562, 9.328] of a point at 8.4 was cut at the axis' 8.65."""
+    from types import SimpleNamespace
+
+    from srbench.plots import draw_plane
+
+    tidy = _plane_tidy([("a", 12.0, 8.4), ("b", 13.0, 8.0)])
+    intervals = {("a", "d", "niqe"): SimpleNamespace(low=7.562, high=9.328, confidence=0.95),
+                 ("a", "d", "rmse"): SimpleNamespace(low=11.8, high=12.2, confidence=0.95)}
+    low, high = draw_plane(tidy, dataset="d", intervals=intervals).axes[0].get_ylim()
+    assert low < 7.562 and high > 9.328
+
+
 def _plane_tidy(points) -> pd.DataFrame:
     return pd.DataFrame([{"model": model, "dataset": "d", "protocol": "pirm", "scale": 4, "metric": metric,
                           "value": value, "n_images": 1, "higher_is_better": False, "version": "1"}

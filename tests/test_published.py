@@ -272,3 +272,29 @@ def test_a_folder_of_other_images_named_as_a_known_set_is_said_and_never_the_ref
 
     assert image_set_digest(["baby", "bird", "butterfly", "head", "woman"]) in recorded_image_sets("Set5")
     assert image_set_digest([f"img_00{i}" for i in range(1, 6)]) in recorded_image_sets("set5")
+
+
+@pytest.mark.parametrize("order", [("Set5", "set5"), ("set5", "Set5")])
+def test_published_rows_stand_beside_the_recorded_copy_of_two_columns_differing_in_case(order):
+    """A review: a folder Set5 of five Set14 images beside the real set5 got the ESRGAN paper's Set5 rows when its
+    column came last (whichever came last took them)."""
+    from srbench.datasets import image_set_digest
+    from srbench.report import paper_table
+
+    real = image_set_digest(["baby", "bird", "butterfly", "head", "woman"])
+    fake = image_set_digest(["baboon", "barbara", "comic", "face", "flowers"])
+    tidy = _tidy([("bicubic" if d == "set5" else "mine", d, "sr", "psnr_y", 28.43 if d == "set5" else 25.28)
+                  for d in order]).assign(image_set=lambda t: [real if d == "set5" else fake for d in t["dataset"]])
+    lines = paper_table(tidy, ["psnr_y"], "markdown", published=["esrgan-paper"]).splitlines()
+    columns = [c.strip() for c in lines[0].split("|")[1:-1]]
+    (bicubic,) = [line for line in lines if line.startswith("| Bicubic [esrgan-paper]")]
+    cells = dict(zip(columns, (c.strip() for c in bicubic.split("|")[1:-1]), strict=True))
+    assert cells["set5 PSNR-Y ↑"] == "*28.42*" and cells["Set5 PSNR-Y ↑"] == "–"
+
+
+def test_the_caption_names_every_set_whose_published_numbers_are_left_out():
+    from srbench.report import paper_table
+
+    tidy = _tidy([("mine", d, "sr", "psnr_y", 30.0) for d in ("set5", "set14")]).assign(scale=2)
+    text = paper_table(tidy, ["psnr_y"], "markdown", published=["esrgan-paper"])
+    assert "Published x4 numbers on set5, set14 left out: these results are at x2." in text

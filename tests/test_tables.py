@@ -123,6 +123,48 @@ def test_means_over_other_images_are_marked_and_not_ranked(tmp_path):
     assert "¶ A mean over other images" in page
 
 
+def test_one_set_name_over_other_files_is_other_images_in_tables_and_compare(tmp_path, shared_data):
+    """A review: Set5's baby.png edited between two evaluations under one name: the table ranked both means in one
+    column, and compare paired baby against two different HR images."""
+    import shutil
+
+    import numpy as np
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from srbench.cli import main
+
+    data = tmp_path / "data"
+    shutil.copytree(shared_data / "benchmark" / "Set5", data / "Set5")
+    store = str(tmp_path / "s.sqlite")
+
+    def evaluate(name: str):
+        res = CliRunner().invoke(main, ["evaluate", "--model", "bicubic", "--name", name, "--dataset", "set5",
+                                        "--data-root", str(data), "--store", store, "--workers", "1"])
+        assert res.exit_code == 0, res.output
+
+    evaluate("before")
+    evaluate("same")
+    baby = data / "Set5" / "HR" / "baby.png"
+    pixels = np.array(Image.open(baby))
+    pixels[100:140, 100:140] = 255 - pixels[100:140, 100:140]
+    baby.chmod(0o644)
+    Image.fromarray(pixels).save(baby)
+    evaluate("after")
+    table = CliRunner().invoke(main, ["table", "--suite", "evaluate", "--store", store, "--metrics", "psnr_y"])
+    assert table.exit_code == 0, table.output
+    rows = {line.split("|")[1].strip(): line.split("|")[2].strip() for line in table.stdout.splitlines()
+            if line.startswith("| ") and "|" in line[2:]}
+    assert rows["after"].endswith("¶") and not rows["before"].endswith("¶") and not rows["same"].endswith("¶")
+    assert "after on set5 (5 images)" in table.stdout
+    compare = CliRunner().invoke(main, ["compare", "before", "after", "--dataset", "set5", "--store", store])
+    assert compare.exit_code != 0
+    assert "cannot pair before and after: their set5 images are other files under one name (dataset content " \
+           in compare.output
+    assert CliRunner().invoke(main, ["compare", "before", "same", "--dataset", "set5", "--store", store]).exit_code \
+        == 0
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Reading a store where one name or one metric stands for several results.
 
@@ -218,3 +260,41 @@ def test_names_are_text_in_latex_and_markdown():
     assert "%" not in caption.replace("\\%", "")  # a bare % would comment out the rest of the caption
     markdown = paper_table(tidy, ["psnr_y"], "markdown")
     assert "| a\\|b | <u>29.00</u> |" in markdown
+
+
+def test_compare_and_the_plane_match_dataset_names_as_tables_do(tmp_path):
+    """A review: `table --datasets Set5` matched set5, `compare --dataset Set5` and `pirm-plane --dataset SET5`
+    did not; two stored names differing in case only are ambiguous, said so."""
+    from srbench.protocols import PROTOCOLS
+    from srbench.store import Store
+
+    versions = PROTOCOLS["pirm"].output_versions(["rmse", "niqe"])
+    path = tmp_path / "s.sqlite"
+    with Store(path) as store:
+        for model, base in (("a", 10.0), ("b", 12.0)):
+            for i, image in enumerate(("i1", "i2", "i3")):
+                values = {"rmse": base + i, "mse": (base + i) ** 2, "niqe": 5.0 + i}
+                store.put(f"k-{model}", "d5", "pirm", 4, image, {k: values.get(k, 0.0) for k in versions},
+                          versions, None)
+            store.label("evaluate", model, f"k-{model}", "set5", "d5")
+    compare = _cli("compare", "a", "b", "--dataset", "Set5", "--protocol", "pirm", "--metric", "rmse",
+                   "--store", str(path))
+    assert compare.exit_code == 0, compare.output
+    assert "a vs b on set5" in compare.output
+    plane = _cli("pirm-plane", "--suite", "evaluate", "--dataset", "SET5", "--store", str(path), "--out",
+                 str(tmp_path / "p.png"))
+    assert plane.exit_code == 0, plane.output
+    with Store(path) as store:
+        store.label("evaluate", "a", "k-a", "Set5", "d5")
+    table = _cli("table", "--suite", "evaluate", "--store", str(path), "--metrics", "rmse", "--datasets", "SET5")
+    assert table.exit_code != 0
+    assert "dataset 'SET5' in " in table.output and "is ambiguous: it names " in table.output
+
+
+def test_a_caption_of_metrics_under_no_protocol_starts_with_a_sentence():
+    from srbench.report import paper_table
+
+    tidy = pd.DataFrame([{"model": "m", "dataset": "set5", "protocol": "sr", "scale": 4, "metric": "psnr_y",
+                          "value": 30.0, "n_images": 5, "higher_is_better": True, "version": "1"}])
+    assert paper_table(tidy, ["pyiqa:musiq"], "markdown").splitlines()[-1] == \
+        "*Best in bold, second underlined; – = not available.*"
