@@ -3,6 +3,7 @@ commands so that ``srbench --help`` is instant."""
 
 from __future__ import annotations
 
+import contextlib
 import sys
 
 import click
@@ -165,7 +166,7 @@ def evaluate_command(models, tree, datasets, scale, protocol, metrics, as_json, 
     from srbench.options import EvalOptions
     from srbench.work_split import ranks
 
-    _check_model_arguments(models, tree, datasets, names, sr_pattern)
+    _check_model_arguments(models, tree, datasets, names, sr_pattern, scale)
     set_max_pixels(max_pixels)
     if tree or len(models) > 1:
         _evaluate_many(models, names, tree, datasets, scale, out, as_json, skip_bad, store_path, suite_name,
@@ -211,7 +212,7 @@ def evaluate_command(models, tree, datasets, scale, protocol, metrics, as_json, 
     _refuse_skipped(results, skip_bad)
 
 
-def _check_model_arguments(models, tree, datasets, names, sr_pattern) -> None:
+def _check_model_arguments(models, tree, datasets, names, sr_pattern, scale) -> None:
     if not models and not tree:
         raise click.UsageError("give --model (repeat for several) or --tree")
     if models and not datasets:
@@ -224,6 +225,16 @@ def _check_model_arguments(models, tree, datasets, names, sr_pattern) -> None:
 
         # before a store is opened
         refuse_shared_names(list(models), list(names) or None, sr_pattern)
+    if tree:  # two leaves of one result, or a leaf named as a --model on its set at its scale: before a store opens
+        from srbench.many import refuse_shared_leaves, tree_leaves
+        from srbench.sources import source_name
+
+        leaves, _ = tree_leaves(tree, [scale] if scale is not None else None)
+        named = []
+        for model, name in zip(models, list(names) or [None] * len(models), strict=True):
+            with contextlib.suppress(SrbenchError):  # a model that cannot be opened fails alone, as before
+                named.append((model, name or source_name(model, sr_pattern), list(datasets), scale or 4))
+        refuse_shared_leaves(leaves, named)
 
 
 def _refuse_skipped(results, skip_bad: bool) -> None:

@@ -777,13 +777,16 @@ def evaluate_model(
     for ds in resolved:
         result = evaluate_dataset(source, ds, options, progress=progress, store=store, suite=suite)
         if store is not None and suite is not None and result.per_image:
-            before = store.labelled_dataset(suite, result.model, result.dataset, result.scale)
-            if before is not None and before != result.provenance["dataset_sha256"]:
+            before = store.labelled(suite, result.model, result.dataset, result.scale)
+            label = f"the store's label {result.model!r} of suite {suite!r} on {result.dataset} (x{result.scale})"
+            keep = "it names these now (the others stay stored: another --name keeps both in the tables)"
+            if before is not None and before[1] != result.provenance["dataset_sha256"]:
                 # two folders of one name evaluated in separate runs: the label names the newer one only
-                result.warnings.append(
-                    f"the store's label {result.model!r} of suite {suite!r} on {result.dataset} (x{result.scale}) "
-                    f"named results on other images of a set of this name; it names these now (the others stay "
-                    f"stored: another --name keeps both in the tables)")
+                result.warnings.append(f"{label} named results on other images of a set of this name; {keep}")
+            elif before is not None and before[0] != result.provenance["model_key"]:
+                # another folder (x4/ of two methods), checkpoint or version of the outputs under one name
+                result.warnings.append(f"{label} named another model's results (other files, or another "
+                                       f"checkpoint, under this name); {keep}")
             store.label(suite, result.model, result.provenance["model_key"], result.dataset,
                         result.provenance["dataset_sha256"], result.scale)
         yield result

@@ -177,6 +177,28 @@ def refuse_shared_names(models: Sequence[str], names: Sequence[str | None] | Non
                             "by model name; give each a --name (one per --model, in order)")
 
 
+def refuse_shared_leaves(leaves: Sequence[Leaf], models: Sequence[tuple[str, str, Sequence[str], int]] = ()) -> None:
+    """Results are keyed by method, dataset and scale: two leaves of one method, set and scale (``Set5/`` and
+    ``set5/``, ``B100/`` and ``BSD100/``), or a leaf and a ``--model`` of its name on its set at its scale
+    (``models``: (model, its name, its datasets, the scale)), would be one result, the later replacing the earlier
+    in a store and in --out. Refused before anything is evaluated."""
+    from srbench.errors import BadInputError
+
+    seen: dict[tuple[str, str, int], str] = {}
+    for model, name, datasets, scale in models:
+        for dataset in datasets:
+            known = dataset_of_folder(Path(dataset).name) or dataset.casefold()
+            seen.setdefault((name, known, scale), f"--model {model}")
+    for leaf in leaves:
+        key = (leaf.method, leaf.dataset, leaf.scale)
+        if key in seen:
+            raise BadInputError(f"{seen[key]} and {leaf.path} would both be {leaf.method}'s {leaf.dataset} "
+                                f"x{leaf.scale} results (results are keyed by method, dataset and scale: one would "
+                                "replace the other in a store): keep one, or put the other under another method "
+                                "folder or --name")
+        seen[key] = str(leaf.path)
+
+
 def evaluate_tree(tree: str | os.PathLike, options: EvalOptions, *, scales: Sequence[int] | None = None,
                   store: Store | None = None, suite: str | None = None, progress: Progress | None = None,
                   on_result: Callable[[EvalResult], None] | None = None) -> ManyResults:
@@ -186,6 +208,7 @@ def evaluate_tree(tree: str | os.PathLike, options: EvalOptions, *, scales: Sequ
     set, names them in every leaf). ``options.scale`` is replaced by each leaf's. Folders that are no leaf, and
     leaves that fail, are :class:`Failure` s; the other leaves are still evaluated."""
     leaves, failures = tree_leaves(tree, scales)
+    refuse_shared_leaves(leaves)
     found = ManyResults(failures=list(failures))
     for leaf in leaves:
         _evaluate_one(str(leaf.path), [leaf.dataset], dataclasses.replace(options, scale=leaf.scale), store, suite,

@@ -132,7 +132,9 @@ class FolderSource:
     def key(self) -> str:
         h = hashlib.sha256()
         for p in self.files:
-            h.update(f"{p.relative_to(self.folder).as_posix()}:{content_sha256(p)}\n".encode())
+            # surrogateescape: a file name that is not UTF-8 (Latin-1 from a zip archive) is still its bytes
+            line = f"{p.relative_to(self.folder).as_posix()}:{content_sha256(p)}\n"
+            h.update(line.encode("utf-8", "surrogateescape"))
         # A given pattern can pick other files of the same folder (one method's outputs among several), and so can
         # another version of the pairing rules (PAIRING_RULES): values stored under one are never read for another.
         return (f"folder:{h.hexdigest()}:pairing-{PAIRING_RULES}"
@@ -245,6 +247,16 @@ class FolderSource:
                 f"{', '.join(repr(a.pattern(scale)) for a in found)}, which name(s) x{', x'.join(map(str, other))}, "
                 f"not the evaluated x{scale}: pass --scale {other[0]} if they are x{other[0]} results (or "
                 f"--sr-pattern to pair them anyway)")
+        # Files named after the images themselves, one for each, beside an affix's (baby.png and baby_rlt.png:
+        # two methods, or a result and a re-saved HR): another complete naming, never guessed between.
+        bare = {image: sorted({p for n in names for p in by_stem.get(n, ())}) for image, names in images}
+        if affixes and all(len(found) == 1 for found in bare.values()) \
+                and len({found[0] for found in bare.values()}) == len(bare):
+            example = next(iter(bare.values()))[0].name
+            raise BadInputError(
+                f"{self.folder}: the files pair with {dataset.name}'s images under several namings: by name (e.g. "
+                f"{example}) and {', '.join(repr(a.pattern(scale)) for a in affixes)}; pass the one to evaluate as "
+                f"--sr-pattern, '{{name}}' for the files named after the images (srbench never guesses)")
         if len(affixes) == 1:
             return self._pairing("affix", affixes[0], by_stem, images, scale)
         if len(affixes) > 1:

@@ -450,13 +450,20 @@ class Store:
     def labelled_dataset(self, suite: str, model: str, dataset: str, scale: int | None = None) -> str | None:
         """The dataset key the label of ``model`` in ``suite`` on ``dataset`` names at ``scale`` (or at every
         scale), None where there is none."""
-        query = "SELECT dataset_key FROM labels WHERE suite = ? AND model = ? AND dataset = ?"
+        found = self.labelled(suite, model, dataset, scale)
+        return None if found is None else found[1]
+
+    @_translate_errors
+    def labelled(self, suite: str, model: str, dataset: str, scale: int | None = None) -> tuple[str, str] | None:
+        """(model key, dataset key) the label of ``model`` in ``suite`` on ``dataset`` names at ``scale`` (or at
+        every scale), None where there is none."""
+        query = "SELECT model_key, dataset_key FROM labels WHERE suite = ? AND model = ? AND dataset = ?"
         args: tuple = (suite, model, dataset)
         if self._labels_have_scale():
             query += " AND (scale = ? OR scale = 0) ORDER BY scale DESC"
             args += (scale or 0,)
         row = self._retry(lambda: self._open_conn.execute(query, args).fetchone())
-        return None if row is None else row[0]
+        return None if row is None else (row[0], row[1])
 
     # -- reading -----------------------------------------------------------------------------------------
     @_translate_errors

@@ -5,6 +5,7 @@ their identity, for ``srbench table`` (a Scale column, --scale) and ``pirm-plane
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 from pathlib import Path
 
@@ -216,3 +217,52 @@ def test_a_store_whose_labels_have_no_scale_is_read_then_upgraded(tmp_path):
         assert sorted((r["scale"], r["value"]) for r in store.values("t")) == [(4, 28.0)]
         store.label("t", "m", "k", "set5", "d", 2)
         assert sorted((r["scale"], r["value"]) for r in store.values("t")) == [(2, 30.0), (4, 28.0)]
+
+
+def test_two_leaves_or_a_leaf_and_a_model_of_one_result_are_refused_before_evaluating(shared_data, tree, tmp_path):
+    # A review: RCAN/Set5/x4 beside RCAN/set5/x4 (or B100/ beside BSD100/) gave two rows "RCAN set5 x4", the store
+    # keeping the later; a --model named RCAN on set5 at x4 beside the tree's leaf the same
+    _leaf(shared_data, tree / "RCAN/set5/x4", "{name}_RCAN_x{scale}", 4, shift=2)
+    store = tmp_path / "s.sqlite"
+    common = ["--data-root", str(shared_data), "--metrics", METRICS, "--store", str(store), "--workers", "1"]
+    res = _invoke(["evaluate", "--tree", str(tree), *common])
+    assert res.exit_code == 1
+    assert "RCAN/Set5/x4 and " in res.output and "RCAN/set5/x4 would both be RCAN's set5 x4 results" in res.output
+    assert not store.exists()  # nothing evaluated, no store made
+    (tree / "RCAN/set5/x4").rename(tmp_path / "x4")
+    res = _invoke(["evaluate", "--tree", str(tree), "--model", str(tmp_path / "x4"), "--name", "RCAN", "--dataset",
+                   "set5", *common])
+    assert res.exit_code == 1 and f"--model {tmp_path / 'x4'} and " in res.output
+    assert "RCAN/Set5/x4 would both be RCAN's set5 x4 results" in res.output
+    assert not store.exists()
+    from srbench.many import refuse_shared_leaves, tree_leaves
+
+    with pytest.raises(BadInputError, match=r"would both be RCAN's set5 x4 results"):
+        refuse_shared_leaves(tree_leaves(tree)[0], [("m", "RCAN", ["Set5"], 4)])
+
+
+def test_a_file_name_that_is_not_utf8_is_read_as_its_bytes(shared_data, tmp_path):
+    # A review: a stray image named in Latin-1 (from a zip archive) made evaluate a UnicodeEncodeError traceback
+    import os
+    import shutil
+
+    _leaf(shared_data, tmp_path / "plain", "{name}", 4)
+    folder = _leaf(shared_data, tmp_path / "odd", "{name}", 4)
+    shutil.copy(folder / "baby.png", os.fsencode(folder) + b"/baby_copie_\xe9.png")
+    row = _single(shared_data, folder, 4)
+    assert row["n_images"] == 5 and math.isclose(row["psnr_y"], _single(shared_data, tmp_path / "plain", 4)["psnr_y"])
+
+
+def test_a_label_moved_to_another_model_in_a_later_command_is_said(shared_data, tmp_path):
+    # A review: A/x4 then B/x4 into one store: the second replaced the label x4 without a word
+    store = str(tmp_path / "s.sqlite")
+    for folder, shift in (("A", 0), ("B", 2)):
+        _leaf(shared_data, tmp_path / folder / "x4", "{name}", 4, shift=shift)
+    outputs = [_invoke(["evaluate", "--model", str(tmp_path / f / "x4"), "--dataset", "set5", "--data-root",
+                        str(shared_data), "--metrics", METRICS, "--store", store, "--workers", "1"])
+               for f in ("A", "B", "B")]
+    assert all(r.exit_code == 0 for r in outputs), [r.output for r in outputs]
+    assert "named another model's results" not in outputs[0].output
+    assert "the store's label 'x4' of suite 'evaluate' on set5 (x4) named another model's results (other files, " \
+           "or another checkpoint, under this name); it names these now" in outputs[1].output
+    assert "named another model's results" not in outputs[2].output  # the same model again: nothing moved

@@ -292,6 +292,21 @@ def test_one_methods_outputs_named_by_a_known_suffix_beside_others_are_not_chose
     assert chosen.n_images == 5 and not chosen.skipped
 
 
+@pytest.mark.parametrize("other", ["{name}_rlt", "{name}_ESRGAN", "Bicubic/{name}x4"])
+def test_files_named_after_the_images_beside_a_known_affix_are_another_naming_not_ignored(shared_data, tmp_path,
+                                                                                         other):
+    # A review: baby.png ... woman.png beside baby_rlt.png ...: the _rlt files were scored (28.43 dB) and the bare
+    # names reported as "stand for no image of set5: ignored"
+    _released(shared_data, tmp_path / "two", "SR/{name}")
+    _released(shared_data, tmp_path / "two", other)
+    with pytest.raises(BadInputError, match=r"under several namings: by name \(e.g. baby.png\) and '.*'; pass the "
+                                            r"one to evaluate as --sr-pattern, '\{name\}' for the files named after"):
+        list(evaluate_model(str(tmp_path / "two"), [str(shared_data / "benchmark/Set5")], metrics=["psnr_y"]))
+    (chosen,) = evaluate_model(str(tmp_path / "two"), [str(shared_data / "benchmark/Set5")], metrics=["psnr_y"],
+                               sr_pattern="{name}")
+    assert chosen.n_images == 5 and not chosen.skipped
+
+
 @pytest.mark.parametrize(("affix", "scales"), [
     (Affix("", "_x2_SR"), {2}), (Affix("", "x4"), {4}), (Affix("", "_X3"), {3}), (Affix("", "_SRF_8_A+"), {8}),
     (Affix("x2_", "_EDSR"), {2}), (Affix("", "_4x-GAN"), {4}), (Affix("", "_RCAN"), set()),
