@@ -480,6 +480,19 @@ def generator_defaults(arch: str) -> dict:
     return {name: p.default for name, p in params.items() if p.default is not inspect.Parameter.empty}
 
 
+def same_generator(arch: str, a: dict, b: dict) -> bool:
+    """Whether two configurations of ``arch`` build one network: each completed by the constructor's defaults, and
+    ``norm = "none"`` (TOML has no null) read as None. A sidecar-less file's configuration, inferred from its
+    tensors, names every argument; a trained run's names those it set."""
+    def complete(config: dict) -> dict:
+        out = {**generator_defaults(arch), **config}
+        if out.get("norm") == "none":
+            out["norm"] = None
+        return out
+
+    return complete(a) == complete(b)
+
+
 def validate_generator_config(arch: str, config: object, where: str = "generator_config") -> dict:
     """``config`` checked key by key against ``arch``'s constructor; one-line BadInputError naming
     ``where.key``, the value and what is allowed."""

@@ -38,6 +38,7 @@ from srbench.archs import (
     count_parameters,
     generator_defaults,
     get_generator,
+    same_generator,
     validate_generator_config,
 )
 from srbench.errors import BadInputError
@@ -270,7 +271,8 @@ def _resolve_arch(arch: str | None, loaded: LoadedCheckpoint, scale: int | None)
         variant = get_generator(arch)
         return variant.arch, dict(variant.config), variant.name
     if loaded.metadata is not None and arch in (None, loaded.metadata.get("arch")):
-        return loaded.metadata["arch"], dict(loaded.metadata["config"]), loaded.metadata.get("variant")
+        meta_arch, meta_config = loaded.metadata["arch"], dict(loaded.metadata["config"])
+        return meta_arch, meta_config, variant_of(loaded.metadata.get("variant"), meta_arch, meta_config)
     try:
         inferred_arch, config = infer_config(loaded.state)
     except CheckpointError as exc:
@@ -282,6 +284,22 @@ def _resolve_arch(arch: str | None, loaded: LoadedCheckpoint, scale: int | None)
     if scale is not None:
         config["scale"] = scale
     return inferred_arch, config, None
+
+
+def variant_of(name: str | None, arch: str, config: dict) -> str | None:
+    """``name``, when the generator variant of that name is this network (its architecture and configuration),
+    else None: a run of ``rrdb23-smoke`` with another ``num_block``, or a hand-edited sidecar, is no such variant
+    and is not evaluated, stored or shown under its name. A name srbench has no variant of is kept as written."""
+    if not name:
+        return None
+    variant = GENERATORS.get(name)
+    if variant is None:
+        return name  # a label of the tool that wrote the file: nothing here to check it against
+    if variant.arch != arch:
+        return None
+    # a variant used at several scales names none: the file's own scale stands
+    own_scale = {"scale": config["scale"]} if "scale" in config else {}
+    return name if same_generator(arch, {**own_scale, **variant.config}, config) else None
 
 
 def _sizes_agree(arch: str, config: dict, state: dict[str, torch.Tensor]) -> bool:

@@ -463,6 +463,7 @@ def interp(psnr, gan, alpha_text, out) -> None:
     """Network interpolation: (1 - alpha) PSNR + alpha GAN, one checkpoint per alpha in OUT."""
     from pathlib import Path
 
+    from srbench.archs import same_generator
     from srbench.checkpoints import (
         alpha_label,
         generator_info,
@@ -473,12 +474,14 @@ def interp(psnr, gan, alpha_text, out) -> None:
     )
     from srbench.errors import BadInputError
     from srbench.images import ensure_writable_dir, file_sha256
+    from srbench.paths import user_path
 
     alphas = _parse_alphas(alpha_text)
+    out = user_path(out, "--out")  # --out=~/x reaches here unexpanded by the shell
     ensure_writable_dir(out)  # before the networks are loaded
     info = generator_info(load_generator(gan))  # validates the architecture once
     start = generator_info(load_generator(psnr))
-    if (start["arch"], start["config"]) != (info["arch"], info["config"]):
+    if start["arch"] != info["arch"] or not same_generator(info["arch"], start["config"], info["config"]):
         # equal tensor shapes do not make one network: an x2 and an x4 RRDBNet (12 input channels) blended as x4
         raise BadInputError(f"cannot interpolate {psnr} ({start['arch']} {start['config']}) with {gan} "
                             f"({info['arch']} {info['config']}): they are not one architecture and configuration")
@@ -569,7 +572,6 @@ def infer(model, inputs, out, tile, tile_pad, device, half, channels_last, max_p
 @click.option("--seed", type=int)
 def train(variant, stage, preset, init, data, val, data_root, out, iters, sets, resume, device, seed) -> None:
     """Train one stage of a variant (run under torchrun for several GPUs or nodes)."""
-    from pathlib import Path
 
     from srbench import paths
     from srbench.images import ensure_writable_dir
@@ -589,7 +591,7 @@ def train(variant, stage, preset, init, data, val, data_root, out, iters, sets, 
     if seed is not None:
         overrides["seed"] = seed
     config = resolve_config(variant, preset, list(sets), overrides)
-    out_dir = Path(out) if out else paths.reports_dir() / "runs" / config.name
+    out_dir = paths.user_path(out, "--out") if out else paths.reports_dir() / "runs" / config.name
     _, written = load_recipe(variant)
     stage_in_file = written.get(stage)
     iters_in_file = isinstance(stage_in_file, dict) and "iters" in stage_in_file  # as --set, honoured, not replaced

@@ -426,10 +426,13 @@ def source_name(model: str, sr_pattern: str | None = None) -> str:
         return _folder_name(Path(model).expanduser())  # a folder of SR images (FolderSource)
     if ref.kind != "file":
         return ref.text
-    from srbench.checkpoints import read_metadata
+    from srbench.checkpoints import read_metadata, variant_of
 
     path = Path(ref.text).expanduser()
-    return (read_metadata(path) or {}).get("variant") or path.stem  # as load_generator names it (GeneratorSource)
+    meta = read_metadata(path) or {}
+    config = meta.get("config")
+    named = variant_of(meta.get("variant"), str(meta.get("arch")), config) if isinstance(config, dict) else None
+    return named or path.stem  # as load_generator names it (GeneratorSource)
 
 
 def first_shared_name(models: Sequence[str], names: Sequence[str | None] | None = None,

@@ -162,7 +162,7 @@ def test_interpolation_endpoints_and_midpoint(net, tmp_path):
         interpolate(a, {**b, "conv_first.weight": torch.zeros(16, 3, 1, 1)}, 0.3)
 
 
-def test_interp_command_names_outputs_by_full_alpha(net, tmp_path):
+def test_interp_command_names_outputs_by_full_alpha(net, tmp_path, monkeypatch):
     torch.save(net.state_dict(), tmp_path / "psnr.pth")
     torch.manual_seed(7)
     torch.save({"params_ema": RRDBNet(**CONFIG).state_dict()}, tmp_path / "gan.pth")
@@ -174,6 +174,30 @@ def test_interp_command_names_outputs_by_full_alpha(net, tmp_path):
     mid = load_state(tmp_path / "out/alpha0.85.safetensors")
     assert mid.metadata["extra"]["alpha"] == 0.85 and mid.metadata["stage"] == "interp"
     assert alpha_label(0.1 + 0.2) == "alpha0.30000000000000004"  # never rounded into a clash with 0.3
+    # --out=~/x arrives unexpanded (the shell expands no ~ after '='): it was a folder named '~' in the working one
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    res = CliRunner().invoke(main, ["interp", str(tmp_path / "psnr.pth"), str(tmp_path / "gan.pth"), "--alpha",
+                                    "0.5", "--out=~/io"])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "home/io/alpha0.5.safetensors").is_file()
+
+
+def test_interp_and_init_take_one_network_however_its_configuration_is_written(net, tmp_path):
+    # A review: a copy without its sidecar (configuration inferred from the tensors, every argument named) and the
+    # trained file (its run's arguments only) were "not one architecture and configuration"; so were norm "none"
+    # (TOML's spelling) and None
+    from srbench.archs import same_generator
+
+    save_checkpoint(net, tmp_path / "psnr.safetensors", arch="rrdbnet", config=dict(CONFIG))
+    (tmp_path / "bare").mkdir()
+    (tmp_path / "bare/gan.safetensors").write_bytes((tmp_path / "psnr.safetensors").read_bytes())
+    res = CliRunner().invoke(main, ["interp", str(tmp_path / "psnr.safetensors"),
+                                    str(tmp_path / "bare/gan.safetensors"), "--alpha", "0.5", "--out",
+                                    str(tmp_path / "out")])
+    assert res.exit_code == 0, res.output
+    assert same_generator("srresnet", {"norm": "none"}, {"norm": None})
+    assert same_generator("rrdbnet", {"num_block": 23}, {})  # the default
+    assert not same_generator("rrdbnet", {"num_block": 3}, {})
 
 
 @pytest.mark.parametrize("case", ["alpha 1.5", "alpha nan", "other architecture"])

@@ -22,7 +22,7 @@ class CsvLog:
             with open(path, newline="") as fh:
                 reader = csv.DictReader(fh)
                 self.fields = list(reader.fieldnames) if reader.fieldnames is not None else None
-                rows = [r for r in reader if int(r["iteration"]) <= resumed_at]
+                rows = [r for r in reader if _iteration(r) <= resumed_at]
             if self.fields:
                 self._rewrite(rows)
 
@@ -49,6 +49,15 @@ class CsvLog:
                 csv.DictWriter(fh, fieldnames=self.fields, restval="", extrasaction="ignore").writerow(row)
         except OSError as exc:
             raise OutputError.from_os_error(self.path, exc) from None
+
+
+def _iteration(row: dict) -> float:
+    """A row's iteration; a row that names none (a line cut by a crash, an edit) is dropped with the rows past the
+    resumed iteration: the log follows the weights, and a damaged line must not block the resume."""
+    try:
+        return int(row.get("iteration") or "")
+    except ValueError:
+        return float("inf")
 
 
 def _tensorboard(path: Path):

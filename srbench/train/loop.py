@@ -23,8 +23,8 @@ from typing import Any
 
 import torch
 
-from srbench.checkpoints import save_checkpoint
-from srbench.errors import BadInputError, OutputError, StoppedByUser
+from srbench.checkpoints import save_checkpoint, variant_of
+from srbench.errors import BadInputError, OutputError, SrbenchError, StoppedByUser
 from srbench.images import atomic_write_bytes, atomic_write_text, ensure_writable_dir
 from srbench.train.config import TrainConfig, check_training_set, data_fingerprints, upgrade_saved_config
 from srbench.train.data import training_data, validation_l1
@@ -227,6 +227,16 @@ class Trainer:
             state = torch.load(path, map_location=self.device, weights_only=True)
         except Exception as exc:
             raise CheckpointError(f"{path}: cannot resume from it ({type(exc).__name__}: {str(exc)[:160]})") from None
+        try:
+            self._load_state(path, state)
+        except SrbenchError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:  # JSON fields edited or cut
+            raise CheckpointError(f"{path}: not a whole training state of this run ({type(exc).__name__}: "
+                                  f"{str(exc)[:160]}); train afresh into another folder, or resume from an intact "
+                                  "copy") from None
+
+    def _load_state(self, path: Path, state: object) -> None:
         if not isinstance(state, dict):
             raise CheckpointError(f"{path}: not a training state (a {type(state).__name__})")
         if state.get("stage") != self.stage:
@@ -250,7 +260,14 @@ class Trainer:
                             then[-1]["torch"], done)
                 then.append(now)
             self.trained_under = then
-        self.model.load_state_dict(state)
+        try:
+            self.model.load_state_dict(state)
+        except SrbenchError:
+            raise
+        except (KeyError, RuntimeError, ValueError, TypeError) as exc:  # a key gone, a tensor of another shape
+            raise CheckpointError(f"{path}: not a whole training state of this run ({type(exc).__name__}: "
+                                  f"{str(exc).splitlines()[0][:160] if str(exc) else 'no detail'}); train afresh "
+                                  "into another folder, or resume from an intact copy") from None
         self.iteration = done
 
     def _check_inputs(self, path: Path, state: dict) -> None:
@@ -321,7 +338,8 @@ class Trainer:
         _atomic_torch_save(self.state(), self.state_path)
         model = self.model
         meta: dict[str, Any] = {
-            "arch": model.arch, "config": model.gen_config, "variant": self.config.generator, "stage": self.stage,
+            "arch": model.arch, "config": model.gen_config,
+            "variant": variant_of(self.config.generator, model.arch, model.gen_config), "stage": self.stage,
             "iteration": self.iteration, "extra": {"train_config": self.config.to_dict(), "init": model.init_source,
                                                    "init_sha256": model.init_sha256 or None,
                                                    "data_sha256": self.data_sha256,
@@ -389,11 +407,18 @@ class Trainer:
         gan = self.run_dir / "gan"
         if self.stage != "psnr" or not final.is_file() or not gan.is_dir():
             return
+        from srbench.weights import sha256
+
+        ours = sha256(final)
         for sidecar in sorted(gan.glob("g_*.json")):
-            init = None
+            init = init_sha = None
             with contextlib.suppress(OSError, ValueError, AttributeError, TypeError):  # not a sidecar: not a start
-                init = json.loads(sidecar.read_text()).get("extra", {}).get("init")
-            if isinstance(init, str) and init and Path(init).expanduser().resolve() == final.resolve():
+                extra = json.loads(sidecar.read_text()).get("extra", {})
+                init, init_sha = extra.get("init"), extra.get("init_sha256")
+            # By content (a run moved, copied or named by a relative --out from elsewhere has other paths), and by
+            # path for sidecars written before the starting weights' sha256 was kept.
+            if init_sha == ours or (isinstance(init, str) and init
+                                    and Path(init).expanduser().resolve() == final.resolve()):
                 raise BadInputError(
                     f"{final} is where the gan stage in {gan} started from ({sidecar.name} names it): training "
                     f"the psnr stage further would replace those weights. Copy {self.dir} into another run folder "
@@ -472,10 +497,17 @@ def recorded_iters(out_dir: str | os.PathLike, stage: str) -> int | None:
     A resume without a new length keeps this one: now that a larger ``--iters`` extends a run, falling back to
     the preset's length would silently train an interrupted ``--iters 1000`` run to a million iterations.
     """
+    folder = Path(out_dir).expanduser() / stage
     try:
-        saved = json.loads((Path(out_dir) / stage / "config.json").read_text(encoding="utf-8"))[stage]["iters"]
+        saved = json.loads((folder / "config.json").read_text(encoding="utf-8"))[stage]["iters"]
     except (OSError, ValueError, KeyError, TypeError):
-        return None  # the training state's own check decides
+        saved = None
+    if saved is None:  # config.json gone: the state records the configuration too
+        try:
+            state = torch.load(folder / "state.pt", map_location="cpu", weights_only=True)
+            saved = json.loads(state["config"])[stage]["iters"]
+        except Exception:  # unreadable or not srbench's: the training state's own check decides
+            return None
     return saved if isinstance(saved, int) and not isinstance(saved, bool) else None
 
 

@@ -21,7 +21,7 @@ from typing import TypeVar, cast
 import torch
 from torch import nn
 
-from srbench.archs import DISCRIMINATORS, GENERATORS, build_generator
+from srbench.archs import DISCRIMINATORS, GENERATORS, build_generator, same_generator
 from srbench.checkpoints import generator_info, load_generator
 from srbench.errors import BadInputError, SrbenchError, WeightsUnavailableError
 from srbench.train import losses as L
@@ -116,7 +116,7 @@ class PsnrStage:
         except CheckpointError as exc:
             raise BadInputError(f"--init: {exc}") from None
         theirs = generator_info(loaded)["config"]
-        if {k: theirs.get(k) for k in self.gen_config} != self.gen_config:
+        if not same_generator(self.arch, theirs, self.gen_config):
             raise BadInputError(f"--init {init}: generator {theirs} differs from this run's {self.gen_config}")
         self.g.load_state_dict(loaded.state_dict())
         self.init_source = str(init)

@@ -59,8 +59,8 @@ def test_keys_the_psnr_stage_never_reads_are_refused():
         resolve_config("srgan-nobn", "smoke", [f"gan.{key}={value}"])
 
 
-def _tiny():
-    sets = ["data.batch_size=2", "psnr.iters=2", "gan.iters=4", "psnr.val_every=100", "gan.val_every=100",
+def _tiny(psnr_iters: int = 2):
+    sets = ["data.batch_size=2", f"psnr.iters={psnr_iters}", "gan.iters=4", "psnr.val_every=100", "gan.val_every=100",
             "psnr.checkpoint_every=2", "gan.checkpoint_every=2"]
     return resolve_config("rrdb23-smoke", "smoke", sets)
 
@@ -126,6 +126,15 @@ def test_extending_the_psnr_stage_a_gan_stage_started_from_is_refused(tmp_path):
     assert (tmp_path / "psnr/g_final.safetensors").read_bytes() == before
     assert read_metadata(tmp_path / "gan/g_final.safetensors")["extra"]["init_sha256"] == \
         __import__("hashlib").sha256(before).hexdigest()  # the record names the weights, not only their path
+    # A copy of the run (or a relative --out from another folder): its sidecars name the first run's path, and the
+    # extension was accepted, replacing the weights the copy's gan stage started from
+    import shutil
+
+    shutil.copytree(tmp_path / "psnr", tmp_path / "copy/psnr")
+    shutil.copytree(tmp_path / "gan", tmp_path / "copy/gan")
+    with pytest.raises(BadInputError, match=r"is where the gan stage in .*copy/gan started from"):
+        Trainer(longer, "psnr", tmp_path / "copy", progress=False).run(resume=True)
+    assert (tmp_path / "copy/psnr/g_final.safetensors").read_bytes() == before
 
 
 def test_a_resume_honours_the_iters_its_file_sets(tmp_path):
@@ -304,3 +313,64 @@ def test_an_unreadable_pretrained_file_is_that_stage_s_error_naming_it(tmp_path,
     cfg = resolve_config("rrdb23-smoke", "smoke", ["loss.lpips_weight=0.1"])
     with pytest.raises(CheckpointError, match=rf"^{tmp_path / ALEXNET_FILENAME}: cannot read checkpoint \("):
         stage_key(cfg, "gan", data={"train": "t" * 64, "val": None}, init=None, device="cpu")
+
+
+def test_a_resume_keeps_the_run_s_length_when_its_config_json_is_gone_or_its_out_unexpanded(tmp_path, monkeypatch):
+    # A review: --out=~/run (the shell leaves ~ as it is) or a run folder without psnr/config.json resumed to the
+    # preset's 200 iterations and replaced the finished run's g_final
+    monkeypatch.setenv("HOME", str(tmp_path))
+    args = ["train", "--variant", "rrdb23-smoke", "--stage", "psnr", "--preset", "smoke", "--set", "data.batch_size=2",
+            "--set", "data.patch_size=32", "--set", "psnr.val_every=100"]
+    assert _cli(*args, "--iters", "2", "--out=~/run").exit_code == 0
+    assert (tmp_path / "run/psnr/g_final.safetensors").is_file()
+    (tmp_path / "run/psnr/config.json").unlink()
+    res = _cli(*args, "--out=~/run", "--resume")
+    assert res.exit_code == 0 and "psnr: 2 iterations" in res.output, res.output
+
+
+def test_a_damaged_state_or_log_is_one_line_not_a_traceback(tmp_path):
+    cfg = _tiny()
+    train(cfg, "psnr", tmp_path, progress=False)
+    longer = _tiny(3)
+    # a cut log line is dropped like the rows past the resumed iteration: the resume goes on
+    log = tmp_path / "psnr/log.csv"
+    log.write_text(log.read_text() + "xx,1\n")
+    assert Trainer(longer, "psnr", tmp_path, progress=False).run(resume=True).iterations == 3
+    state_path = tmp_path / "psnr/state.pt"
+    good = state_path.read_bytes()
+    for damage in ("drop g", "wrong shape", "bad json"):
+        state = torch.load(state_path, weights_only=True)
+        if damage == "drop g":
+            del state["g"]
+        elif damage == "wrong shape":
+            state["g"][next(iter(state["g"]))] = torch.zeros(1)
+        else:
+            state["trained_under"] = "{not json"
+        torch.save(state, state_path)
+        even_longer = _tiny(4)
+        with pytest.raises(CheckpointError, match=r"state\.pt: not a whole training state of this run \("):
+            Trainer(even_longer, "psnr", tmp_path, progress=False).run(resume=True)
+        state_path.write_bytes(good)
+
+
+def test_a_run_of_another_configuration_is_not_labelled_as_its_variant(tmp_path):
+    # A review: esrgan --set generator_config.num_block=1 recorded and showed variant rrdb23-smoke, and evaluate
+    # stored it under that name; a sidecar edited to name a variant is not believed either
+    import json
+
+    from srbench.checkpoints import generator_info, load_generator
+    from srbench.sources import source_name
+
+    cfg = resolve_config("esrgan", "smoke", ["data.batch_size=2", "psnr.iters=1", "psnr.val_every=100",
+                                             "generator_config.num_block=1"])
+    train(cfg, "psnr", tmp_path / "nb1", progress=False)
+    final = tmp_path / "nb1/psnr/g_final.safetensors"
+    assert read_metadata(final)["variant"] is None
+    assert generator_info(load_generator(final))["variant"] is None and source_name(str(final)) == "g_final"
+    sidecar = final.with_suffix(".json")
+    meta = json.loads(sidecar.read_text())
+    sidecar.write_text(json.dumps({**meta, "variant": "rrdb23"}))
+    assert generator_info(load_generator(final))["variant"] is None and source_name(str(final)) == "g_final"
+    plain = resolve_config("esrgan", "smoke", ["data.batch_size=2", "psnr.iters=1", "psnr.val_every=100"])
+    train(plain, "psnr", tmp_path / "plain", progress=False)
+    assert source_name(str(tmp_path / "plain/psnr/g_final.safetensors")) == "rrdb23-smoke"
