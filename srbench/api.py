@@ -455,7 +455,7 @@ class Results:
         for r in evaluations:
             key = (r.model, r.dataset, r.protocol, r.scale)
             values = {row["image"]: {k: v for k, v in row.items() if k != "image"} for row in r.per_image}
-            sets.append(ImageSet(*key, values=values, dataset_key=r.provenance.get("dataset_sha256")))
+            sets.append(ImageSet(*key, values=values))
             provenance[key] = {"model_key": r.provenance.get("model_key"),
                                "dataset_sha256": r.provenance.get("dataset_sha256")}
             warnings += [f"{r.model} on {r.dataset}: {w}" for w in r.warnings]

@@ -783,13 +783,20 @@ def evaluate_model(
             if before is not None and before[1] != result.provenance["dataset_sha256"]:
                 # two folders of one name evaluated in separate runs: the label names the newer one only
                 result.warnings.append(f"{label} named results on other images of a set of this name; {keep}")
-            elif before is not None and before[0] != result.provenance["model_key"]:
+            elif before is not None and _weights_or_files(before[0]) != _weights_or_files(
+                    result.provenance["model_key"]):
                 # another folder (x4/ of two methods), checkpoint or version of the outputs under one name
                 result.warnings.append(f"{label} named another model's results (other files, or another "
                                        f"checkpoint, under this name); {keep}")
             store.label(suite, result.model, result.provenance["model_key"], result.dataset,
                         result.provenance["dataset_sha256"], result.scale)
         yield result
+
+
+def _weights_or_files(model_key: str) -> str:
+    """The part of a source's key that names its weights or files (``generator:<sha256>``, ``folder:<hash>``),
+    without the device, tiling or pairing pattern, which change the values but not which model it is."""
+    return ":".join(model_key.split(":")[:2])
 
 
 def write_outputs(result: EvalResult, out_dir: str | os.PathLike) -> list[Path]:

@@ -187,15 +187,17 @@ def refuse_shared_leaves(leaves: Sequence[Leaf], models: Sequence[tuple[str, str
     seen: dict[tuple[str, str, int], str] = {}
     for model, name, datasets, scale in models:
         for dataset in datasets:
-            known = dataset_of_folder(Path(dataset).name) or dataset.casefold()
-            seen.setdefault((name, known, scale), f"--model {model}")
+            # as the result will be named: a named set by its name, a folder by its own name (own/Set5: Set5)
+            stored = dataset.lower() if D.is_known_name(dataset) else Path(dataset).expanduser().name
+            seen.setdefault((name, stored, scale), f"--model {model}")
     for leaf in leaves:
         key = (leaf.method, leaf.dataset, leaf.scale)
         if key in seen:
+            fix = ("give that --model another --name" if seen[key].startswith("--model ")
+                   else "keep one, or move the other under another method folder")
             raise BadInputError(f"{seen[key]} and {leaf.path} would both be {leaf.method}'s {leaf.dataset} "
                                 f"x{leaf.scale} results (results are keyed by method, dataset and scale: one would "
-                                "replace the other in a store): keep one, or put the other under another method "
-                                "folder or --name")
+                                f"replace the other in a store): {fix}")
         seen[key] = str(leaf.path)
 
 

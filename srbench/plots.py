@@ -148,12 +148,6 @@ def _image_set_of(row: pd.Series) -> Any:
     return found if isinstance(found, str) else ("n", row.get("n_images"))
 
 
-def _content_of(row: pd.Series) -> str | None:
-    """The dataset's content fingerprint a cell's value was computed on (None where not known)."""
-    found = row.get("dataset_key")
-    return found if isinstance(found, str) else None
-
-
 def on_other_images(column: pd.DataFrame, shown: Sequence[str], recorded: Collection[str] = ()) -> list[str]:
     """The models of one column (tidy rows of one dataset and metric, indexed by model) whose value is over other
     images than the column's reference set: a recorded copy's images of the set the column names (a folder of
@@ -162,18 +156,12 @@ def on_other_images(column: pd.DataFrame, shown: Sequence[str], recorded: Collec
     plane marks them and names no region's best among them."""
     if len(shown) < 2 or column.index.has_duplicates:
         return []
-    names = {model: _image_set_of(column.loc[model]) for model in shown}
-    # The same image names over other files (the set's files changed between evaluations, or two folders share a
-    # name) are other images too; a value whose content is not known is compared by its names alone.
-    contents = {model: _content_of(column.loc[model]) for model in shown}
-    sets = {model: (names[model], contents[model]) for model in shown}
+    sets = {model: _image_set_of(column.loc[model]) for model in shown}
     counts = {model: column.loc[model].get("n_images") for model in shown}
     usage = {s: list(sets.values()).count(s) for s in sets.values()}
-    reference = max(shown, key=lambda model: (names[model] in recorded, usage[sets[model]], counts[model] or 0,
+    reference = max(shown, key=lambda model: (sets[model] in recorded, usage[sets[model]], counts[model] or 0,
                                               -shown.index(model)))
-    ref_names, ref_content = sets[reference]
-    return [model for model in shown if names[model] != ref_names
-            or (None not in (contents[model], ref_content) and contents[model] != ref_content)]
+    return [model for model in shown if sets[model] != sets[reference]]
 
 
 def plane_others(tidy: pd.DataFrame, dataset: str, points: pd.DataFrame, y_metric: str) -> list[str]:

@@ -49,15 +49,11 @@ def tidy_from_store(store_rows: list[dict]) -> pd.DataFrame:
     stand for different results in different suites, whose images must never be averaged together."""
     register_stored(r["metric"] for r in store_rows)
     groups: dict[tuple, dict[str, dict[tuple[str, str], float]]] = defaultdict(lambda: defaultdict(dict))
-    contents: dict[tuple, set] = defaultdict(set)
     for r in store_rows:
         key = (r.get("suite"), r["model"], r["dataset"], r["protocol"], r["scale"])
         groups[key][r["image"]][(r["metric"], r["metric_version"])] = r["value"]
-        contents[key].add(r.get("dataset_key"))
     out = []
     for (suite, model, dataset, protocol, scale), images in groups.items():
-        keys = contents[(suite, model, dataset, protocol, scale)]
-        dataset_key = next(iter(keys)) if len(keys) == 1 else None
         proto = PROTOCOLS[protocol]
         whole_set = images.pop(DATASET_IMAGE, {})  # dataset-level metrics' values, not an image
         for metric in proto.metrics:
@@ -69,7 +65,7 @@ def tidy_from_store(store_rows: list[dict]) -> pd.DataFrame:
                                 "scale": scale, "metric": metric.name, **found,
                                 "higher_is_better": metric.higher_is_better,
                                 "version": proto.versions([metric.name])[metric.name],
-                                "cond_low": math.nan, "cond_high": math.nan, "dataset_key": dataset_key})
+                                "cond_low": math.nan, "cond_high": math.nan})
                 continue
             rows = []
             for values in images.values():
@@ -85,8 +81,7 @@ def tidy_from_store(store_rows: list[dict]) -> pd.DataFrame:
                                 "scale": scale, "metric": metric.name, "value": value, "n_images": len(rows),
                                 "higher_is_better": metric.higher_is_better,
                                 "version": proto.versions([metric.name])[metric.name],
-                                **conditioning_range(metric, rows), "image_set": image_set_digest(images),
-                                "dataset_key": dataset_key})
+                                **conditioning_range(metric, rows), "image_set": image_set_digest(images)})
     return pd.DataFrame(out, columns=["suite", *TIDY_COLUMNS])
 
 
@@ -109,10 +104,8 @@ def why_nothing_current(store_rows: list[dict]) -> str:
 
 # cond_low/cond_high: the dataset value's range when the per-image conditioning ranges (NIQE's flat areas) are
 # taken at their ends; NaN for metrics without one. image_set: see image_set_digest (None for dataset-level metrics).
-# dataset_key: the content fingerprint of the dataset the values were computed on (srbench.datasets.Dataset.fingerprint;
-# None where not known): one set name over other files is other images.
 TIDY_COLUMNS = ["model", "dataset", "protocol", "scale", "metric", "value", "n_images", "higher_is_better",
-                "version", "cond_low", "cond_high", "image_set", "dataset_key"]
+                "version", "cond_low", "cond_high", "image_set"]
 
 
 def tidy_from_results(results: Sequence) -> pd.DataFrame:
@@ -133,8 +126,7 @@ def tidy_from_results(results: Sequence) -> pd.DataFrame:
                         **(conditioning_range(metric, r.per_image) if not metric.is_dataset_level
                            else {"cond_low": math.nan, "cond_high": math.nan}),
                         "image_set": None if metric.is_dataset_level else image_set_digest(
-                            row["image"] for row in r.per_image),
-                        "dataset_key": r.provenance.get("dataset_sha256")})
+                            row["image"] for row in r.per_image)})
     return pd.DataFrame(out, columns=TIDY_COLUMNS)
 
 

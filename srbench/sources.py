@@ -113,6 +113,12 @@ class FolderSource:
         self.folder = Path(folder).expanduser()
         if not self.folder.is_dir():
             raise BadInputError(f"{folder}: the model is neither 'bicubic' nor a folder of SR images")
+        try:
+            str(self.folder.resolve()).encode("utf-8")
+        except UnicodeEncodeError:  # the store, reports and JSON keep the folder's path and name as text
+            shown = os.fsencode(self.folder).decode("utf-8", "replace")
+            raise BadInputError(f"{shown}: the folder's path is not UTF-8 text (a name in another system's "
+                                "encoding, e.g. from a zip archive): rename it to evaluate it") from None
         self.files = image_files(self.folder, recursive=True, follow_links=True)
         if not self.files:
             raise BadInputError(f"{self.folder}: the SR folder holds no images")
@@ -251,7 +257,8 @@ class FolderSource:
         # two methods, or a result and a re-saved HR): another complete naming, never guessed between.
         bare = {image: sorted({p for n in names for p in by_stem.get(n, ())}) for image, names in images}
         if affixes and all(len(found) == 1 for found in bare.values()) \
-                and len({found[0] for found in bare.values()}) == len(bare):
+                and len({found[0] for found in bare.values()}) == len(bare) \
+                and not _ground_truth(dataset, {image: found[0] for image, found in bare.items()}):
             example = next(iter(bare.values()))[0].name
             raise BadInputError(
                 f"{self.folder}: the files pair with {dataset.name}'s images under several namings: by name (e.g. "
@@ -433,6 +440,19 @@ def source_name(model: str, sr_pattern: str | None = None) -> str:
     config = meta.get("config")
     named = variant_of(meta.get("variant"), str(meta.get("arch")), config) if isinstance(config, dict) else None
     return named or path.stem  # as load_generator names it (GeneratorSource)
+
+
+def _ground_truth(dataset: D.Dataset, files: dict[str, Path]) -> bool:
+    """Whether each of ``files`` (image name -> file) holds its image's HR pixels: the ground truth re-saved beside
+    a method's outputs (another PNG encoder: other bytes, so not set aside as a copy), not a second method."""
+    for item in dataset.items:
+        path = files.get(item.name)
+        try:
+            if path is None or not np.array_equal(decode_image(path).pixels, decode_image(item.hr_path).pixels):
+                return False
+        except SrbenchError:
+            return False
+    return True
 
 
 def first_shared_name(models: Sequence[str], names: Sequence[str | None] | None = None,

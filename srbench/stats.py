@@ -79,9 +79,6 @@ class ImageSet:
     protocol: str
     scale: int
     values: Mapping[str, Mapping[str, float]]
-    # The content fingerprint of the dataset the values were computed on (None: not known); two sets of the same
-    # image names over other files are not paired.
-    dataset_key: str | None = None
 
     @property
     def images(self) -> list[str]:
@@ -149,8 +146,7 @@ def image_sets(store_rows: Sequence[Mapping]) -> dict[tuple[str, str, str, int],
             raise BadInputError(f"model {model!r} on {dataset!r} ({protocol}, x{scale}) names different results in "
                                 "different suites; pass --suite to choose one")
     return {g: ImageSet(model=g[0], dataset=g[1], protocol=g[2], scale=g[3],
-                        values={k: dict(v) for k, v in images.items()}, dataset_key=next(iter(keys[g]))[1])
-            for g, images in groups.items()}
+                        values={k: dict(v) for k, v in images.items()}) for g, images in groups.items()}
 
 
 def select_image_set(store_rows: Sequence[Mapping], model: str, dataset: str, protocol: str,
@@ -494,11 +490,6 @@ def _paired_rows(rows_a: PerImageRows | ImageSet, rows_b: PerImageRows | ImageSe
         for what, i in (("dataset", 1), ("protocol", 2), ("scale", 3)):
             if a[i] != b[i]:
                 raise BadInputError(f"cannot pair {a[0]} and {b[0]}: different {what} ({a[i]} vs {b[i]})")
-        if None not in (rows_a.dataset_key, rows_b.dataset_key) and rows_a.dataset_key != rows_b.dataset_key:
-            raise BadInputError(
-                f"cannot pair {a[0]} and {b[0]}: their {a[1]} images are other files under one name (dataset "
-                f"content {str(rows_a.dataset_key)[:12]} vs {str(rows_b.dataset_key)[:12]}: the set's files changed "
-                "between their evaluations, or two folders share the name); evaluate both on the same copy")
     names_a, list_a = _as_rows(rows_a, metric)
     names_b, list_b = _as_rows(rows_b, metric)
     if names_a is None or names_b is None:

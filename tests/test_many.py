@@ -239,6 +239,8 @@ def test_two_leaves_or_a_leaf_and_a_model_of_one_result_are_refused_before_evalu
 
     with pytest.raises(BadInputError, match=r"would both be RCAN's set5 x4 results"):
         refuse_shared_leaves(tree_leaves(tree)[0], [("m", "RCAN", ["Set5"], 4)])
+    # a folder of one's own called Set5 is stored as Set5, not as the named set: no clash
+    refuse_shared_leaves(tree_leaves(tree)[0], [("m", "RCAN", [str(tmp_path / "own/Set5")], 4)])
 
 
 def test_a_file_name_that_is_not_utf8_is_read_as_its_bytes(shared_data, tmp_path):
@@ -266,3 +268,15 @@ def test_a_label_moved_to_another_model_in_a_later_command_is_said(shared_data, 
     assert "the store's label 'x4' of suite 'evaluate' on set5 (x4) named another model's results (other files, " \
            "or another checkpoint, under this name); it names these now" in outputs[1].output
     assert "named another model's results" not in outputs[2].output  # the same model again: nothing moved
+
+
+def test_a_folder_whose_path_is_not_utf8_is_one_line(shared_data, tmp_path):
+    # its name went into the store as text: a UnicodeEncodeError traceback
+    import os
+
+    folder = os.fsdecode(os.fsencode(tmp_path) + b"/r\xe9sultats")
+    _leaf(shared_data, Path(folder), "{name}", 4)
+    res = _invoke(["evaluate", "--model", folder, "--dataset", "set5", "--data-root", str(shared_data),
+                   "--metrics", METRICS, "--store", str(tmp_path / "s.sqlite"), "--workers", "1"])
+    assert res.exit_code == 1
+    assert "r\ufffdsultats: the folder's path is not UTF-8 text" in res.output

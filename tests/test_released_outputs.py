@@ -307,6 +307,21 @@ def test_files_named_after_the_images_beside_a_known_affix_are_another_naming_no
     assert chosen.n_images == 5 and not chosen.skipped
 
 
+def test_the_ground_truth_re_saved_beside_the_outputs_is_no_second_naming(shared_data, tmp_path):
+    # baby.png holding baby's HR pixels (re-saved: other bytes than the data's file) beside baby_x4.png outputs is
+    # the ground truth kept with the results, as a byte-for-byte copy is: the outputs are paired, nothing refused
+    from PIL import Image
+
+    _released(shared_data, tmp_path / "gt", "{name}_x{scale}")
+    for name in SET5:
+        with Image.open(shared_data / f"benchmark/Set5/HR/{name}.png") as hr:
+            hr.save(tmp_path / "gt" / f"{name}.png", compress_level=1)
+    (result,) = evaluate_model(str(tmp_path / "gt"), [str(shared_data / "benchmark/Set5")], metrics=["psnr_y"])
+    (alone,) = evaluate_model(str(tmp_path / "gt"), [str(shared_data / "benchmark/Set5")], metrics=["psnr_y"],
+                              sr_pattern="{name}_x{scale}")
+    assert result.n_images == 5 and result.summary["psnr_y"] == alone.summary["psnr_y"] < 40  # not HR vs HR
+
+
 @pytest.mark.parametrize(("affix", "scales"), [
     (Affix("", "_x2_SR"), {2}), (Affix("", "x4"), {4}), (Affix("", "_X3"), {3}), (Affix("", "_SRF_8_A+"), {8}),
     (Affix("x2_", "_EDSR"), {2}), (Affix("", "_4x-GAN"), {4}), (Affix("", "_RCAN"), set()),

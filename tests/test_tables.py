@@ -123,48 +123,6 @@ def test_means_over_other_images_are_marked_and_not_ranked(tmp_path):
     assert "¶ A mean over other images" in page
 
 
-def test_one_set_name_over_other_files_is_other_images_in_tables_and_compare(tmp_path, shared_data):
-    """A review: Set5's baby.png edited between two evaluations under one name: the table ranked both means in one
-    column, and compare paired baby against two different HR images."""
-    import shutil
-
-    import numpy as np
-    from click.testing import CliRunner
-    from PIL import Image
-
-    from srbench.cli import main
-
-    data = tmp_path / "data"
-    shutil.copytree(shared_data / "benchmark" / "Set5", data / "Set5")
-    store = str(tmp_path / "s.sqlite")
-
-    def evaluate(name: str):
-        res = CliRunner().invoke(main, ["evaluate", "--model", "bicubic", "--name", name, "--dataset", "set5",
-                                        "--data-root", str(data), "--store", store, "--workers", "1"])
-        assert res.exit_code == 0, res.output
-
-    evaluate("before")
-    evaluate("same")
-    baby = data / "Set5" / "HR" / "baby.png"
-    pixels = np.array(Image.open(baby))
-    pixels[100:140, 100:140] = 255 - pixels[100:140, 100:140]
-    baby.chmod(0o644)
-    Image.fromarray(pixels).save(baby)
-    evaluate("after")
-    table = CliRunner().invoke(main, ["table", "--suite", "evaluate", "--store", store, "--metrics", "psnr_y"])
-    assert table.exit_code == 0, table.output
-    rows = {line.split("|")[1].strip(): line.split("|")[2].strip() for line in table.stdout.splitlines()
-            if line.startswith("| ") and "|" in line[2:]}
-    assert rows["after"].endswith("¶") and not rows["before"].endswith("¶") and not rows["same"].endswith("¶")
-    assert "after on set5 (5 images)" in table.stdout
-    compare = CliRunner().invoke(main, ["compare", "before", "after", "--dataset", "set5", "--store", store])
-    assert compare.exit_code != 0
-    assert "cannot pair before and after: their set5 images are other files under one name (dataset content " \
-           in compare.output
-    assert CliRunner().invoke(main, ["compare", "before", "same", "--dataset", "set5", "--store", store]).exit_code \
-        == 0
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # Reading a store where one name or one metric stands for several results.
 
