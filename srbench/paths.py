@@ -173,6 +173,23 @@ def require_weight(
     raise WeightsUnavailableError(what, filename, str(searched[0]), [str(p) for p in searched], origin)
 
 
+def is_file(path: Path) -> bool:
+    """``path.is_file()``, False for a name no file can have (too long for the file system, or with a NUL in it)
+    instead of an OSError or ValueError: a typed name then gets the caller's one-line error."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def is_dir(path: Path) -> bool:
+    """``path.is_dir()``, False for a name no folder can have (see :func:`is_file`)."""
+    try:
+        return path.is_dir()
+    except (OSError, ValueError):
+        return False
+
+
 def user_path(text: str | os.PathLike, what: str) -> Path:
     """``Path(text).expanduser()``, with an unknown ``~user`` as a one-line error instead of a RuntimeError."""
     try:

@@ -29,20 +29,13 @@ def _refuse_unknown_sets(datasets: list[str], train_data: str | None, datasets_f
     downloaded is still that dataset's failure alone, reported with where to put it). ``datasets_from``: where the
     dataset names were written (the option, or the suite file's ``datasets``)."""
     from srbench.datasets import available_names, is_known_name
-    from srbench.paths import user_path
+    from srbench.paths import is_dir, user_path
 
     for option, names in ((datasets_from, datasets), ("--train-data", [train_data] if train_data else [])):
         for name in names:
-            if not is_known_name(name) and not _is_dir(user_path(name, option)):
+            if not is_known_name(name) and not is_dir(user_path(name, option)):
                 raise BadInputError(f"{option}: {name!r} is neither a known dataset ({', '.join(available_names())}) "
                                     "nor a folder")
-
-
-def _is_dir(path: Path) -> bool:
-    try:
-        return path.is_dir()
-    except (OSError, ValueError):  # a name too long for the file system, or with a NUL in it
-        return False
 
 
 def _interpolate(plan: Plan, report: AblationReport) -> None:

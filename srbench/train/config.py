@@ -35,11 +35,10 @@ import types
 import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from srbench.errors import BadInputError
-from srbench.paths import user_path
+from srbench.paths import is_file, user_path
 from srbench.text import read_toml, shown
 
 STAGES = ("psnr", "gan")
@@ -196,7 +195,7 @@ def _check_vgg_weights(value: str, path: str) -> None:
     allowed = ("'imagenet', 'random' or the path of a VGG19 state-dict file (AlexNet's with perceptual_backbone "
                "'lpips', VGG16's with 'dists')")
     file = user_path(value, path)
-    if not _is_file(file):
+    if not is_file(file):
         raise BadInputError(f"{path}: {shown(value)} is not allowed: no such file; allowed: {allowed}")
     from srbench.weightfiles import CheckpointError, check_weights_file
 
@@ -204,13 +203,6 @@ def _check_vgg_weights(value: str, path: str) -> None:
         check_weights_file(file)
     except CheckpointError as exc:
         raise BadInputError(f"{path}: {exc}") from None
-
-
-def _is_file(path: Path) -> bool:
-    try:
-        return path.is_file()
-    except (OSError, ValueError):  # a name too long for the file system, or with a NUL in it
-        return False
 
 
 @dataclass(frozen=True)
@@ -456,8 +448,8 @@ def load_recipe(variant: str | dict) -> tuple[str, dict[str, Any]]:
     if not isinstance(variant, str):
         raise BadInputError(f"variant: expected a name, a .toml path or a table, got {shown(variant)}")
     path = user_path(variant, "variant")
-    if variant.endswith(".toml") or _is_file(path):
-        if not _is_file(path):
+    if variant.endswith(".toml") or is_file(path):
+        if not is_file(path):
             raise BadInputError(f"{path}: no such config file")
         data = read_toml(path)
         return data.get("name", path.stem), data

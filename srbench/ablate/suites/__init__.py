@@ -90,23 +90,16 @@ def _text(table: dict, key: str, where: str, default: str | None = None, *, name
     return value
 
 
-def _is_file(path: Path) -> bool:
-    try:
-        return path.is_file()
-    except (OSError, ValueError):  # a name too long for the file system, or with a NUL in it
-        return False
-
-
 def _beside(training: str, base: Path | None, where: str) -> str:
     """A training path of a suite file (``where``: its key), relative to the file's folder (as a path in a file is
     read), not to wherever the command runs; recipe and generator names, and absolute paths, as they are."""
-    from srbench.paths import user_path
+    from srbench.paths import is_file, user_path
 
     path = user_path(training, where)
     if base is None or path.is_absolute():
         return training
     if not (training.endswith(".toml") or "/" in training or os.sep in training):
-        if not _is_file(base / path):
+        if not is_file(base / path):
             return training  # a name (or an unknown one, which the recipe loader names)
         from srbench.archs import GENERATORS
         from srbench.train.config import RECIPES
@@ -114,7 +107,7 @@ def _beside(training: str, base: Path | None, where: str) -> str:
         if training in RECIPES or training in GENERATORS:
             return training  # a file that happens to carry a recipe's name does not replace the recipe
     beside = base / path
-    if not _is_file(beside) and _is_file(path):  # read from the working folder before srbench said otherwise
+    if not is_file(beside) and is_file(path):  # read from the working folder before srbench said otherwise
         raise BadInputError(f"{where} = {shown(training)}: a path in a suite file is relative to the suite's "
                             f"folder, and {beside} does not exist ({path.resolve()}, relative to the working folder, "
                             "does): write it relative to the suite file, or absolute")
@@ -196,7 +189,7 @@ def parse_suite(data: dict, origin: str, base: str | Path | None = None) -> Suit
 
 def load_suite(name_or_path: str) -> Suite:
     """A shipped suite by name (``srbench suites list``) or a suite TOML file."""
-    from srbench.paths import user_path
+    from srbench.paths import is_file, user_path
     from srbench.text import read_toml
 
     shipped = shipped_suites()
@@ -209,11 +202,7 @@ def load_suite(name_or_path: str) -> Suite:
             raise BadInputError(f"{origin}: invalid TOML ({exc})") from None
         return parse_suite(data, origin)
     path = user_path(name_or_path, "--suite")
-    try:
-        is_file = path.is_file()
-    except (OSError, ValueError):  # a name too long for the file system, or with a NUL in it
-        is_file = False
-    if not is_file:
+    if not is_file(path):
         raise BadInputError(f"unknown suite {shown(name_or_path)}; shipped: {', '.join(shipped)} (or a .toml path)")
     return parse_suite(read_toml(path, "suite file"), str(path), path.parent)
 
